@@ -1,0 +1,19 @@
+// The `lunafleet` command. Each command group lives in its own module under commands/ and registers itself here.
+import { Command } from "commander";
+import { registerConfigCommands } from "./commands/config.ts";
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("lunafleet")
+    .description("Operate fleets of Thales Luna 7 network HSMs: jobs, login guard, digital twin, evidence")
+    .showHelpAfterError()
+    .exitOverride((err) => {
+      // commander's own usage errors: exit 2 like other usage errors; help/version: exit 0.
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    });
+  registerConfigCommands(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);
