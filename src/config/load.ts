@@ -61,7 +61,11 @@ export function parseFleet(text: string): ParseFleetResult {
   return { ok: false, issues: result.error.issues.map((issue) => toConfigIssue(issue, doc, lineCounter)) };
 }
 
-function toConfigIssue(issue: z.core.$ZodIssue, doc: ReturnType<typeof parseDocument>, lc: LineCounter): ConfigIssue {
+function toConfigIssue(
+  issue: z.core.$ZodIssue,
+  doc: ReturnType<typeof parseDocument>,
+  lc: LineCounter,
+): ConfigIssue {
   const path = issue.path as PropertyKey[];
   let message = issue.message;
   if (issue.code === "unrecognized_keys") message = `unknown key(s): ${issue.keys.join(", ")}`;

@@ -9,7 +9,10 @@ export class UnknownTargetError extends Error {
 
 export function getDevice(fleet: Fleet, name: string): Device {
   const dev = fleet.devices.find((d) => d.name === name);
-  if (!dev) throw new UnknownTargetError(`unknown device '${name}' (fleet has: ${fleet.devices.map((d) => d.name).join(", ")})`);
+  if (!dev)
+    throw new UnknownTargetError(
+      `unknown device '${name}' (fleet has: ${fleet.devices.map((d) => d.name).join(", ")})`,
+    );
   return dev;
 }
 
@@ -41,13 +44,25 @@ export type DeviceRole = "appliance" | "hsmSo" | "auditor";
 export type PartitionRole = "partitionSo" | "co" | "cu";
 
 /** Resolve one of a device's credentials; `undefined` when the fleet file declares none for that role. */
-export function deviceSecret(fleet: Fleet, device: Device, role: DeviceRole | "privateKey"): Secret | undefined {
+export function deviceSecret(
+  fleet: Fleet,
+  device: Device,
+  role: DeviceRole | "privateKey",
+): Secret | undefined {
   const ref = device.credentials[role];
   if (!ref) return undefined;
-  return resolveSecret(ref, { literalAllowed: fleet.twin, what: `devices.${device.name}.credentials.${role}` });
+  return resolveSecret(ref, {
+    literalAllowed: fleet.twin,
+    what: `devices.${device.name}.credentials.${role}`,
+  });
 }
 
-export function partitionSecret(fleet: Fleet, device: Device, partition: Partition, role: PartitionRole): Secret | undefined {
+export function partitionSecret(
+  fleet: Fleet,
+  device: Device,
+  partition: Partition,
+  role: PartitionRole,
+): Secret | undefined {
   const ref = partition.credentials[role];
   if (!ref) return undefined;
   return resolveSecret(ref, {
@@ -56,10 +71,17 @@ export function partitionSecret(fleet: Fleet, device: Device, partition: Partiti
   });
 }
 
-export function clientHostSecret(fleet: Fleet, host: ClientHost, kind: "ssh" | "privateKey"): Secret | undefined {
+export function clientHostSecret(
+  fleet: Fleet,
+  host: ClientHost,
+  kind: "ssh" | "privateKey",
+): Secret | undefined {
   const ref = host.credentials[kind];
   if (!ref) return undefined;
-  return resolveSecret(ref, { literalAllowed: fleet.twin, what: `clientHosts.${host.name}.credentials.${kind}` });
+  return resolveSecret(ref, {
+    literalAllowed: fleet.twin,
+    what: `clientHosts.${host.name}.credentials.${kind}`,
+  });
 }
 
 /** The name lunash prints in its prompt: the configured hostname, else the device name. */

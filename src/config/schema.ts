@@ -195,7 +195,9 @@ export const haGroupSchema = z
   .object({
     label: name,
     clientHost: name,
-    members: z.array(z.object({ device: name, partition: name }).strict()).min(2, "an HA group needs two members"),
+    members: z
+      .array(z.object({ device: name, partition: name }).strict())
+      .min(2, "an HA group needs two members"),
     /** The cloning domain every member must share. */
     cloningDomain: z.string().min(1).optional(),
     retry: z
@@ -219,7 +221,11 @@ export const maintenanceWindowSchema = z
         ctx.addIssue({ code: "custom", message: `invalid cron expression: ${(err as Error).message}` });
       }
     }),
-    durationMinutes: z.number().int().min(1).max(24 * 60),
+    durationMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 60),
     timezone: z.string().default("UTC"),
     runbooks: z
       .array(
@@ -299,7 +305,11 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
   const endpoints = new Map<string, number>();
   fleet.devices.forEach((dev, i) => {
     if (devicesByName.has(dev.name))
-      ctx.addIssue({ code: "custom", path: ["devices", i, "name"], message: `duplicate device name '${dev.name}'` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["devices", i, "name"],
+        message: `duplicate device name '${dev.name}'`,
+      });
     devicesByName.set(dev.name, dev);
     const endpoint = `${dev.host}:${dev.port}`;
     const other = endpoints.get(endpoint);
@@ -322,7 +332,11 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
     });
     if (!fleet.twin) {
       if (dev.sim)
-        ctx.addIssue({ code: "custom", path: ["devices", i, "sim"], message: "sim: is allowed only in a twin fleet" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["devices", i, "sim"],
+          message: "sim: is allowed only in a twin fleet",
+        });
       if (!dev.hostKey)
         ctx.addIssue({
           code: "custom",
@@ -341,7 +355,11 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
     for (const s of [dev.serial, ...dev.partitions.map((p) => p.serial)]) {
       const owner = serials.get(s);
       if (owner && owner !== dev.name)
-        ctx.addIssue({ code: "custom", path: ["devices"], message: `serial ${s} appears on '${owner}' and '${dev.name}'` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["devices"],
+          message: `serial ${s} appears on '${owner}' and '${dev.name}'`,
+        });
       serials.set(s, dev.name);
     }
   }
@@ -349,12 +367,24 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
   const hostsByName = new Map<string, ClientHost>();
   fleet.clientHosts.forEach((ch, i) => {
     if (hostsByName.has(ch.name) || devicesByName.has(ch.name))
-      ctx.addIssue({ code: "custom", path: ["clientHosts", i, "name"], message: `duplicate name '${ch.name}'` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["clientHosts", i, "name"],
+        message: `duplicate name '${ch.name}'`,
+      });
     hostsByName.set(ch.name, ch);
     if (!fleet.twin && ch.sim)
-      ctx.addIssue({ code: "custom", path: ["clientHosts", i, "sim"], message: "sim: is allowed only in a twin fleet" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["clientHosts", i, "sim"],
+        message: "sim: is allowed only in a twin fleet",
+      });
     if (!fleet.twin && !ch.local && !ch.hostKey)
-      ctx.addIssue({ code: "custom", path: ["clientHosts", i, "hostKey"], message: "a real client host needs its pinned host key" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["clientHosts", i, "hostKey"],
+        message: "a real client host needs its pinned host key",
+      });
     checkLiterals(fleet.twin, ctx, ["clientHosts", i, "credentials"], ch.credentials);
     ch.assignments.forEach((a, j) => {
       const dev = devicesByName.get(a.device);
@@ -379,15 +409,27 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
   const groupLabels = new Set<string>();
   fleet.haGroups.forEach((g, i) => {
     if (groupLabels.has(g.label))
-      ctx.addIssue({ code: "custom", path: ["haGroups", i, "label"], message: `duplicate HA group '${g.label}'` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["haGroups", i, "label"],
+        message: `duplicate HA group '${g.label}'`,
+      });
     groupLabels.add(g.label);
     if (!hostsByName.has(g.clientHost))
-      ctx.addIssue({ code: "custom", path: ["haGroups", i, "clientHost"], message: `unknown client host '${g.clientHost}'` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["haGroups", i, "clientHost"],
+        message: `unknown client host '${g.clientHost}'`,
+      });
     const seen = new Set<string>();
     g.members.forEach((m, j) => {
       const dev = devicesByName.get(m.device);
       if (!dev) {
-        ctx.addIssue({ code: "custom", path: ["haGroups", i, "members", j, "device"], message: `unknown device '${m.device}'` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["haGroups", i, "members", j, "device"],
+          message: `unknown device '${m.device}'`,
+        });
         return;
       }
       if (!dev.partitions.some((p) => p.label === m.partition))
@@ -398,7 +440,11 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
         });
       const key = `${m.device}/${m.partition}`;
       if (seen.has(key))
-        ctx.addIssue({ code: "custom", path: ["haGroups", i, "members", j], message: `member ${key} listed twice` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["haGroups", i, "members", j],
+          message: `member ${key} listed twice`,
+        });
       seen.add(key);
     });
   });
@@ -406,7 +452,11 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
   const windowNames = new Set<string>();
   fleet.maintenanceWindows.forEach((w, i) => {
     if (windowNames.has(w.name))
-      ctx.addIssue({ code: "custom", path: ["maintenanceWindows", i, "name"], message: `duplicate window '${w.name}'` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["maintenanceWindows", i, "name"],
+        message: `duplicate window '${w.name}'`,
+      });
     windowNames.add(w.name);
   });
 
@@ -418,7 +468,12 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
     });
 }
 
-function checkLiterals(twin: boolean, ctx: Ctx, path: (string | number)[], creds: Record<string, unknown>): void {
+function checkLiterals(
+  twin: boolean,
+  ctx: Ctx,
+  path: (string | number)[],
+  creds: Record<string, unknown>,
+): void {
   if (twin) return;
   for (const [key, ref] of Object.entries(creds)) {
     if (typeof ref === "string" && secretRefKind(ref) === "literal")
