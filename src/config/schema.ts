@@ -345,9 +345,9 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
         });
     }
     checkLiterals(fleet.twin, ctx, ["devices", i, "credentials"], dev.credentials);
-    dev.partitions.forEach((par, j) =>
-      checkLiterals(fleet.twin, ctx, ["devices", i, "partitions", j, "credentials"], par.credentials),
-    );
+    dev.partitions.forEach((par, j) => {
+      checkLiterals(fleet.twin, ctx, ["devices", i, "partitions", j, "credentials"], par.credentials);
+    });
   });
 
   const serials = new Map<string, string>();
