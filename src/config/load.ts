@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { isNode, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
-import { type Fleet, fleetSchema } from "./schema.ts";
+import { type Fleet, safeParseFleet } from "./schema.ts";
 
 export interface ConfigIssue {
   /** YAML path in dotted/bracket form, e.g. `devices[2].credentials.hsmSo`; `(root)` for the document. */
@@ -56,7 +56,7 @@ export function parseFleet(text: string): ParseFleetResult {
     };
   }
   const data: unknown = doc.toJS();
-  const result = fleetSchema.safeParse(data);
+  const result = safeParseFleet(data);
   if (result.success) return { ok: true, fleet: result.data };
   return { ok: false, issues: result.error.issues.map((issue) => toConfigIssue(issue, doc, lineCounter)) };
 }

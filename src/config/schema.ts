@@ -8,6 +8,13 @@ const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be 1-63 characters of letters, digits, '.', '_' or '-'");
 
+/**
+ * The schemas are built per kind of file: a twin fleet (`twin: true`) may hold literal passwords and sim: blocks,
+ * a real one may not and must pin every host key. Checking these inline (rather than after the shapes) lets one
+ * run report every error of a file at once.
+ */
+let parsingTwinFile = false;
+
 /** A credential reference: `env:NAME`, `file:/absolute/path`, or (twin files only) a literal. */
 export const credentialRef = z.string().superRefine((ref, ctx) => {
   // Messages here never include the value: a literal is a password.
@@ -16,7 +23,24 @@ export const credentialRef = z.string().superRefine((ref, ctx) => {
     ctx.addIssue({ code: "custom", message: "env: reference must name a variable (env:NAME)" });
   else if (ref.startsWith("file:") && !ref.startsWith("file:/"))
     ctx.addIssue({ code: "custom", message: "file: reference must be an absolute path (file:/path)" });
+  else if (secretRefKind(ref) === "literal" && !parsingTwinFile)
+    ctx.addIssue({
+      code: "custom",
+      message: "literal secrets are refused outside a twin fleet file; use env:NAME or file:/path",
+    });
 });
+
+/** Validate `data` as a fleet; the `twin:` flag of the data itself decides which rules apply. */
+export function safeParseFleet(data: unknown) {
+  const twin = typeof data === "object" && data !== null && (data as { twin?: unknown }).twin === true;
+  // zod schemas are synchronous: the flag cannot leak into another parse.
+  parsingTwinFile = twin;
+  try {
+    return fleetSchema.safeParse(data);
+  } finally {
+    parsingTwinFile = false;
+  }
+}
 
 const sha256Fingerprint = z
   .string()
@@ -140,6 +164,16 @@ export const deviceSchema = z
   })
   .strict()
   .superRefine((dev, ctx) => {
+    if (!parsingTwinFile) {
+      if (dev.sim)
+        ctx.addIssue({ code: "custom", path: ["sim"], message: "sim: is allowed only in a twin fleet" });
+      if (!dev.hostKey)
+        ctx.addIssue({
+          code: "custom",
+          path: ["hostKey"],
+          message: "a real device needs its pinned host key (see `lunafleet fleet trust`)",
+        });
+    }
     if (!dev.credentials.appliance && !dev.credentials.privateKey)
       ctx.addIssue({
         code: "custom",
@@ -181,6 +215,16 @@ export const clientHostSchema = z
   })
   .strict()
   .superRefine((ch, ctx) => {
+    if (!parsingTwinFile) {
+      if (ch.sim)
+        ctx.addIssue({ code: "custom", path: ["sim"], message: "sim: is allowed only in a twin fleet" });
+      if (!ch.local && !ch.hostKey)
+        ctx.addIssue({
+          code: "custom",
+          path: ["hostKey"],
+          message: "a real client host needs its pinned host key",
+        });
+    }
     if (!ch.local && !ch.host)
       ctx.addIssue({ code: "custom", path: ["host"], message: "required unless local: true" });
     if (!ch.local && !ch.credentials.ssh && !ch.credentials.privateKey)
@@ -330,24 +374,6 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
         });
       labels.add(par.label);
     });
-    if (!fleet.twin) {
-      if (dev.sim)
-        ctx.addIssue({
-          code: "custom",
-          path: ["devices", i, "sim"],
-          message: "sim: is allowed only in a twin fleet",
-        });
-      if (!dev.hostKey)
-        ctx.addIssue({
-          code: "custom",
-          path: ["devices", i, "hostKey"],
-          message: "a real device needs its pinned host key (see `lunafleet fleet trust`)",
-        });
-    }
-    checkLiterals(fleet.twin, ctx, ["devices", i, "credentials"], dev.credentials);
-    dev.partitions.forEach((par, j) => {
-      checkLiterals(fleet.twin, ctx, ["devices", i, "partitions", j, "credentials"], par.credentials);
-    });
   });
 
   const serials = new Map<string, string>();
@@ -373,19 +399,6 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
         message: `duplicate name '${ch.name}'`,
       });
     hostsByName.set(ch.name, ch);
-    if (!fleet.twin && ch.sim)
-      ctx.addIssue({
-        code: "custom",
-        path: ["clientHosts", i, "sim"],
-        message: "sim: is allowed only in a twin fleet",
-      });
-    if (!fleet.twin && !ch.local && !ch.hostKey)
-      ctx.addIssue({
-        code: "custom",
-        path: ["clientHosts", i, "hostKey"],
-        message: "a real client host needs its pinned host key",
-      });
-    checkLiterals(fleet.twin, ctx, ["clientHosts", i, "credentials"], ch.credentials);
     ch.assignments.forEach((a, j) => {
       const dev = devicesByName.get(a.device);
       if (!dev)
@@ -466,22 +479,4 @@ function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
       path: ["approvals", "principals"],
       message: `lists ${fleet.approvals.principals.length} principals but ${fleet.approvals.required} distinct approvals are required`,
     });
-}
-
-function checkLiterals(
-  twin: boolean,
-  ctx: Ctx,
-  path: (string | number)[],
-  creds: Record<string, unknown>,
-): void {
-  if (twin) return;
-  for (const [key, ref] of Object.entries(creds)) {
-    if (typeof ref === "string" && secretRefKind(ref) === "literal")
-      ctx.addIssue({
-        code: "custom",
-        path: [...path, key],
-        // Never echo the value: it is a password.
-        message: "literal secrets are refused outside a twin fleet file; use env:NAME or file:/path",
-      });
-  }
 }
