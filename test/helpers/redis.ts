@@ -1,0 +1,55 @@
+// One real, private redis-server per test file, in a temp dir, torn down after the file.
+//
+//   import { withRedis } from "../helpers/redis.ts";
+//   const redis = await withRedis();          // top level of the test file (or inside describe): stops in afterAll
+//   const a = redis.client();                 // a fresh ioredis connection, closed automatically
+//   await redis.restart();                    // SIGTERM + start again on the same data (AOF survives)
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Redis } from "ioredis";
+import { afterAll } from "vitest";
+import { connectRedis } from "../../src/queue/redis.ts";
+import { startEmbeddedRedis } from "../../src/queue/redis-server.ts";
+
+export interface TestRedis {
+  /** `unix://…/redis.sock`, for connectRedis({ url }) or child processes (REDIS_URL). */
+  readonly url: string;
+  readonly socketPath: string;
+  /** The temp data dir (redis lives in <dataDir>/redis); also usable as the evidence data dir. */
+  readonly dataDir: string;
+  /** A new connection ("command" flavour); every one is disconnected on stop(). */
+  client(): Redis;
+  restart(): Promise<void>;
+  /** Close clients, stop the server, delete the temp dir. Idempotent; registered with afterAll. */
+  stop(): Promise<void>;
+}
+
+export async function withRedis(): Promise<TestRedis> {
+  // Short prefix: unix socket paths are limited to 107 bytes.
+  const dataDir = mkdtempSync(join(tmpdir(), "lf-redis-"));
+  const server = await startEmbeddedRedis({ dataDir });
+  const clients: Redis[] = [];
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    for (const c of clients) c.disconnect();
+    await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  afterAll(stop);
+  return {
+    url: server.url,
+    socketPath: server.socketPath,
+    dataDir,
+    client() {
+      // The embedded server is always standalone, so the client is a plain Redis.
+      const c = connectRedis({ url: server.url }) as Redis;
+      clients.push(c);
+      return c;
+    },
+    restart: () => server.restart(),
+    stop,
+  };
+}

@@ -1,0 +1,69 @@
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { connectRedis } from "../../src/queue/redis.ts";
+import { EmbeddedRedisError, pingSocket, startEmbeddedRedis } from "../../src/queue/redis-server.ts";
+import { withRedis } from "../helpers/redis.ts";
+
+const redis = await withRedis();
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+describe("embedded redis-server", () => {
+  it("answers on a socket inside the data dir, with no TCP port and AOF on", async () => {
+    expect(redis.socketPath).toBe(join(redis.dataDir, "redis", "redis.sock"));
+    expect(statSync(redis.socketPath).isSocket()).toBe(true);
+    const c = redis.client();
+    expect(await c.ping()).toBe("PONG");
+    const [, port] = (await c.config("GET", "port")) as [string, string];
+    expect(port).toBe("0");
+    const [, aof] = (await c.config("GET", "appendonly")) as [string, string];
+    expect(aof).toBe("yes");
+    const [, fsync] = (await c.config("GET", "appendfsync")) as [string, string];
+    expect(fsync).toBe("everysec");
+  });
+
+  it("keeps data across restart (AOF) and clients reconnect by themselves", async () => {
+    const c = redis.client();
+    await c.set("lf:test:survives", "yes");
+    await redis.restart();
+    expect(await c.get("lf:test:survives")).toBe("yes");
+    expect(existsSync(join(redis.dataDir, "redis", "appendonlydir"))).toBe(true);
+  });
+
+  it("refuses a second server on the same data dir instead of stealing its socket", async () => {
+    await expect(startEmbeddedRedis({ dataDir: redis.dataDir })).rejects.toThrow(/already serving/);
+    expect(await pingSocket(redis.socketPath, 1000)).toBe("pong");
+  });
+
+  it("names the package to install when the binary is missing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lf-nobin-"));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const err = await startEmbeddedRedis({ dataDir: dir, binary: "/nonexistent/redis-server" }).catch(
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(EmbeddedRedisError);
+    expect(String(err.message)).toContain("apt-get install -y redis-server");
+  });
+
+  it("stop() ends the server; the socket stops answering", async () => {
+    const dir = tempDir("lf-stop-");
+    const server = await startEmbeddedRedis({ dataDir: dir });
+    const c = connectRedis({ url: server.url });
+    expect(await c.ping()).toBe("PONG");
+    c.disconnect();
+    const pid = server.pid!;
+    await server.stop();
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect(await pingSocket(server.socketPath, 500)).not.toBe("pong");
+    await server.stop(); // idempotent
+  });
+});
