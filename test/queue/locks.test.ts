@@ -1,0 +1,194 @@
+import { describe, expect, it } from "vitest";
+import {
+  acquireDeviceLocks,
+  assertFence,
+  LockError,
+  LockLostError,
+  LockUnavailableError,
+  lockKey,
+  readLock,
+  releaseLock,
+  renewLock,
+} from "../../src/queue/locks.ts";
+import { withRedis } from "../helpers/redis.ts";
+
+const redis = await withRedis();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let uniq = 0;
+/** A fresh resource name per test, so tests never see each other's locks or counters. */
+const res = (name: string) => `device:${name}-${++uniq}`;
+
+describe("device locks", () => {
+  it("three workers on separate connections never hold the same device together", async () => {
+    const device = res("hsm-a1");
+    const probe = redis.client();
+    const tokens: number[] = [];
+    let inside = 0;
+    let maxInside = 0;
+    const worker = async (name: string) => {
+      const conn = redis.client();
+      for (let i = 0; i < 6; i++) {
+        const set = await acquireDeviceLocks(conn, [device], {
+          owner: `${name}-${i}`,
+          ttlMs: 2000,
+          waitMs: 5000,
+        });
+        // Inside: count holders both locally and in Redis (another connection sees the same truth).
+        inside++;
+        maxInside = Math.max(maxInside, inside);
+        expect(await probe.incr(`lf:test:inside:${device}`)).toBe(1);
+        tokens.push(set.tokenFor(device));
+        await sleep(3);
+        await probe.decr(`lf:test:inside:${device}`);
+        inside--;
+        expect(await set.release()).toEqual([device]);
+      }
+    };
+    await Promise.all([worker("w1"), worker("w2"), worker("w3")]);
+    expect(maxInside).toBe(1);
+    expect(tokens).toHaveLength(18);
+    // Tokens come out in the order the lock was granted: strictly increasing, one per acquisition.
+    expect(tokens).toEqual([...tokens].sort((a, b) => a - b));
+    expect(new Set(tokens).size).toBe(18);
+    expect(await readLock(probe, device)).toBeNull();
+  });
+
+  it("two jobs wanting {a,b} and {b,a} at the same time both finish (fixed order, no deadlock)", async () => {
+    const a = res("a");
+    const b = res("b");
+    const c1 = redis.client();
+    const c2 = redis.client();
+    const job = async (conn: typeof c1, owner: string, wants: string[]) => {
+      const set = await acquireDeviceLocks(conn, wants, { owner, ttlMs: 5000, waitMs: 5000 });
+      expect(set.locks.map((l) => l.resource)).toEqual([a, b]); // taken in sorted order whatever was asked
+      await sleep(20);
+      await set.release();
+      return owner;
+    };
+    for (let round = 0; round < 5; round++) {
+      const done = await Promise.all([job(c1, `j1-${round}`, [a, b]), job(c2, `j2-${round}`, [b, a])]);
+      expect(done).toEqual([`j1-${round}`, `j2-${round}`]);
+    }
+  });
+
+  it("is all-or-nothing: a lock not free within waitMs releases the ones already taken", async () => {
+    const a = res("a");
+    const b = res("b");
+    const conn = redis.client();
+    const holder = await acquireDeviceLocks(conn, [b], { owner: "job-holder", ttlMs: 5000, waitMs: 0 });
+    const started = Date.now();
+    const err = await acquireDeviceLocks(conn, [a, b], { owner: "job-late", ttlMs: 5000, waitMs: 150 }).catch(
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(LockUnavailableError);
+    expect(err.resource).toBe(b);
+    expect(err.heldBy).toBe("job-holder");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    expect(await readLock(conn, a)).toBeNull(); // given back
+    expect((await readLock(conn, b))?.owner).toBe("job-holder");
+    await holder.release();
+  });
+
+  it("issues a strictly increasing fencing token per resource", async () => {
+    const d = res("fence");
+    const conn = redis.client();
+    const seen: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const set = await acquireDeviceLocks(conn, [d], { owner: `job-${i}`, ttlMs: 1000, waitMs: 0 });
+      seen.push(set.tokenFor(d));
+      await set.release();
+    }
+    expect(seen[1]).toBe(seen[0]! + 1);
+    expect(seen[2]).toBe(seen[1]! + 1);
+  });
+
+  it("expires when the owner stops renewing; the stale owner's renew, release and fence are refused", async () => {
+    const d = res("expiry");
+    const c1 = redis.client();
+    const c2 = redis.client();
+    const stale = await acquireDeviceLocks(c1, [d], {
+      owner: "job-dead",
+      ttlMs: 150,
+      waitMs: 0,
+      autoRenew: false,
+    });
+    const staleToken = stale.tokenFor(d);
+    // The live job waits; it gets the lock once the dead owner's TTL runs out, with a newer token.
+    const fresh = await acquireDeviceLocks(c2, [d], { owner: "job-live", ttlMs: 5000, waitMs: 2000 });
+    const freshToken = fresh.tokenFor(d);
+    expect(freshToken).toBeGreaterThan(staleToken);
+
+    expect(await renewLock(c1, d, "job-dead", staleToken, 5000)).toBe(false);
+    expect(await releaseLock(c1, d, "job-dead", staleToken)).toBe(false);
+    // Same owner name but the old token: still refused (a retried job with the same id is a new holder).
+    expect(await releaseLock(c1, d, "job-live", staleToken)).toBe(false);
+    const fenceErr = await assertFence(c1, d, staleToken).catch((e) => e);
+    expect(fenceErr).toBeInstanceOf(LockLostError);
+    expect(fenceErr.message).toContain(`now held by job job-live with token ${freshToken}`);
+    await expect(stale.renew()).rejects.toBeInstanceOf(LockLostError);
+    expect(stale.lost).toBeInstanceOf(LockLostError);
+    expect(await stale.release()).toEqual([]);
+
+    // The live holder is untouched by all of that.
+    await assertFence(c2, d, freshToken);
+    expect(await readLock(c2, d)).toMatchObject({ owner: "job-live", token: freshToken });
+    expect(await fresh.release()).toEqual([d]);
+    // Once released, even the right token no longer passes the fence.
+    await expect(assertFence(c2, d, freshToken)).rejects.toThrow(/expired/);
+  });
+
+  it("renews automatically: a lock held far beyond its TTL stays held", async () => {
+    const d = res("long");
+    const c1 = redis.client();
+    const set = await acquireDeviceLocks(c1, [d], { owner: "job-waits-approval", ttlMs: 120, waitMs: 0 });
+    await sleep(500);
+    await expect(
+      acquireDeviceLocks(redis.client(), [d], { owner: "job-other", ttlMs: 1000, waitMs: 0 }),
+    ).rejects.toBeInstanceOf(LockUnavailableError);
+    await set.assertHeld();
+    expect(set.lost).toBeUndefined();
+    await set.release();
+  });
+
+  it("reports a lost lock through onLost and the abort signal when renewal is refused", async () => {
+    const d = res("lost");
+    const conn = redis.client();
+    const lostErrors: LockLostError[] = [];
+    const set = await acquireDeviceLocks(conn, [d], {
+      owner: "job-victim",
+      ttlMs: 150,
+      waitMs: 0,
+      onLost: (e) => lostErrors.push(e),
+    });
+    // Someone (an operator's manual unlock, a Redis failover that lost the key) removes it.
+    await conn.del(lockKey(d));
+    await sleep(200);
+    expect(lostErrors).toHaveLength(1);
+    expect(lostErrors[0]!.resource).toBe(d);
+    expect(set.signal.aborted).toBe(true);
+    expect(() => set.throwIfLost()).toThrow(LockLostError);
+    await expect(set.assertHeld()).rejects.toBeInstanceOf(LockLostError);
+    await set.release();
+  });
+
+  it("survives a Redis restart mid-hold (AOF) and keeps renewing", async () => {
+    const d = res("restart");
+    const conn = redis.client();
+    const set = await acquireDeviceLocks(conn, [d], { owner: "job-restart", ttlMs: 1500, waitMs: 0 });
+    await redis.restart();
+    await sleep(600); // at least one renewal after the restart
+    await set.assertHeld();
+    expect(set.lost).toBeUndefined();
+    expect(await set.release()).toEqual([d]);
+  });
+
+  it("refuses bad resource names and owners", async () => {
+    const conn = redis.client();
+    await expect(
+      acquireDeviceLocks(conn, ["dev{x}"], { owner: "j", ttlMs: 1000, waitMs: 0 }),
+    ).rejects.toThrow(LockError);
+    await expect(
+      acquireDeviceLocks(conn, [res("ok")], { owner: "a|b", ttlMs: 1000, waitMs: 0 }),
+    ).rejects.toThrow(/owner/);
+  });
+});
