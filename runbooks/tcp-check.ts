@@ -1,0 +1,179 @@
+// tcp-check: can clients reach each appliance's NTLS service, and what certificate does it present?
+//
+//   for each device:       TCP connect + TLS handshake to <host>:<ntlsPort> from the daemon: latency, certificate
+//                          subject, SHA-256 fingerprint, expiry and days left
+//   for each client host:  `vtl verify`: the partitions (slots) the host really reaches over NTLS
+//   report:                per device: reachable, latency, cert, expiresInDays, and the client hosts assigned to it
+//                          that see all of its assigned partitions (verifiedFrom) or miss some (notVerifiedFrom)
+import { z } from "zod";
+import { getDevice } from "../src/config/model.ts";
+import type { Fleet } from "../src/config/schema.ts";
+import { defineRunbook } from "../src/engine/runbook.ts";
+import { resolveTarget } from "../src/engine/targets.ts";
+import type { PresentedCertificate } from "../src/net/probe.ts";
+
+const params = z
+  .object({
+    /** A device, a client host, an HA group, or `fleet`. */
+    target: z.string().min(1).default("fleet"),
+    /** Connect/handshake timeout per probe; default: the fleet's connect timeout. */
+    timeoutMs: z.number().int().positive().max(120_000).optional(),
+  })
+  .strict();
+
+// `vtl verify` as the parser returns it; only serial and label are relied on.
+const vtlVerify = z.object({
+  slots: z.array(z.object({ serial: z.string().min(1), label: z.string() })),
+});
+
+export interface NtlsProbeResult {
+  device: string;
+  endpoint: string;
+  reachable: boolean;
+  latencyMs: number | null;
+  handshakeOk: boolean;
+  handshakeMs: number | null;
+  error: string | null;
+  cert: PresentedCertificate | null;
+  expiresInDays: number | null;
+  /** Within the fleet's certExpiryWarnDays (or already expired). */
+  certExpiringSoon: boolean;
+}
+
+export interface VtlVerifyResult {
+  host: string;
+  slots: { serial: string; label: string }[];
+}
+
+export interface TcpCheckDevice extends NtlsProbeResult {
+  /** Client hosts assigned to this device whose `vtl verify` lists every partition they are assigned. */
+  verifiedFrom: string[];
+  notVerifiedFrom: { host: string; missing: string[] }[];
+}
+
+export interface TcpCheckResult {
+  devices: TcpCheckDevice[];
+  /** One line per thing an operator should look at. */
+  problems: string[];
+}
+
+const timeoutOf = (p: z.output<typeof params>, fleet: Fleet) =>
+  p.timeoutMs ?? fleet.defaults.timeouts.connectMs;
+const endpointOf = (fleet: Fleet, device: string) => {
+  const d = getDevice(fleet, device);
+  return { host: d.host, port: d.ntlsPort, label: `${d.host}:${d.ntlsPort}` };
+};
+
+export const tcpCheck = defineRunbook({
+  name: "tcp-check",
+  description: "NTLS reachability and certificate of each appliance, and which client hosts really reach it",
+  params,
+  targets(p, fleet) {
+    const t = resolveTarget(fleet, p.target, ["fleet", "device", "clientHost", "haGroup"]);
+    return { devices: t.devices, clientHosts: t.clientHosts };
+  },
+  steps: [
+    {
+      id: "ntls-probe",
+      title: (device) => `TCP connect and TLS handshake to the NTLS port of ${device}`,
+      kind: "read",
+      forEach: "device",
+      commands: (p, fleet, device) => {
+        const ep = endpointOf(fleet, device!);
+        const t = timeoutOf(p, fleet);
+        return [
+          { via: "tcp", on: ep.label, command: `connect (timeout ${t} ms)` },
+          { via: "tls", on: ep.label, command: `handshake, read server certificate (timeout ${t} ms)` },
+        ];
+      },
+      async run(ctx): Promise<NtlsProbeResult> {
+        const device = ctx.target!;
+        const ep = endpointOf(ctx.fleet, device);
+        const timeoutMs = timeoutOf(ctx.params, ctx.fleet);
+        const tcp = await ctx.tcp.tcp(ep.host, ep.port, timeoutMs);
+        const base = { device, endpoint: ep.label };
+        if (!tcp.connected)
+          return {
+            ...base,
+            reachable: false,
+            latencyMs: null,
+            handshakeOk: false,
+            handshakeMs: null,
+            error: tcp.error ?? "not reachable",
+            cert: null,
+            expiresInDays: null,
+            certExpiringSoon: false,
+          };
+        const tls = await ctx.tcp.tls(ep.host, ep.port, { timeoutMs });
+        const cert = tls.cert ?? null;
+        return {
+          ...base,
+          reachable: true,
+          latencyMs: tcp.latencyMs ?? null,
+          handshakeOk: tls.handshakeOk,
+          handshakeMs: tls.handshakeMs ?? null,
+          error: tls.error ?? null,
+          cert,
+          expiresInDays: cert ? cert.daysLeft : null,
+          certExpiringSoon: cert ? cert.daysLeft <= ctx.fleet.defaults.certExpiryWarnDays : false,
+        };
+      },
+    },
+    {
+      id: "vtl-verify",
+      title: (host) => `List the partitions ${host} reaches over NTLS (vtl verify)`,
+      kind: "read",
+      forEach: "clientHost",
+      commands: () => ["vtl verify"],
+      async run(ctx): Promise<VtlVerifyResult> {
+        const host = ctx.target!;
+        const shell = await ctx.lunacm(host);
+        const { slots } = await shell.read("vtl verify", vtlVerify);
+        return { host, slots: slots.map((s) => ({ serial: s.serial, label: s.label })) };
+      },
+    },
+    {
+      id: "report",
+      title: "Per device: reachable, latency, certificate and expiry, verified from which client hosts",
+      kind: "read",
+      async run(ctx): Promise<TcpCheckResult> {
+        const problems: string[] = [];
+        const devices = ctx.targets.devices.map((name): TcpCheckDevice => {
+          const probe = ctx.requireCheckpoint("ntls-probe", name) as unknown as NtlsProbeResult;
+          const device = getDevice(ctx.fleet, name);
+          const verifiedFrom: string[] = [];
+          const notVerifiedFrom: { host: string; missing: string[] }[] = [];
+          for (const host of ctx.fleet.clientHosts) {
+            if (!ctx.targets.clientHosts.includes(host.name)) continue;
+            const assigned = host.assignments.find((a) => a.device === name);
+            if (!assigned) continue;
+            const seen = ctx.requireCheckpoint("vtl-verify", host.name) as unknown as VtlVerifyResult;
+            const serials = new Set(seen.slots.map((s) => s.serial));
+            // A partition is identified by its serial: labels are not unique across appliances.
+            const missing = assigned.partitions.filter((label) => {
+              const par = device.partitions.find((p) => p.label === label);
+              return !par || !serials.has(par.serial);
+            });
+            if (missing.length === 0) verifiedFrom.push(host.name);
+            else {
+              notVerifiedFrom.push({ host: host.name, missing });
+              problems.push(
+                `${name}: ${host.name} does not see partition(s) ${missing.join(", ")} (vtl verify)`,
+              );
+            }
+          }
+          if (!probe.reachable)
+            problems.push(`${name}: NTLS ${probe.endpoint} not reachable (${probe.error})`);
+          else if (!probe.handshakeOk)
+            problems.push(`${name}: TLS handshake with ${probe.endpoint} failed (${probe.error})`);
+          if (probe.cert?.expired)
+            problems.push(`${name}: NTLS certificate expired ${-probe.cert.daysLeft} day(s) ago`);
+          else if (probe.certExpiringSoon && probe.cert)
+            problems.push(`${name}: NTLS certificate expires in ${probe.cert.daysLeft} day(s)`);
+          return { ...probe, verifiedFrom, notVerifiedFrom };
+        });
+        return { devices, problems };
+      },
+    },
+  ],
+});

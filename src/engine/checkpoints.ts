@@ -1,0 +1,115 @@
+// Step checkpoints in Redis: a job is a log of finished steps. Recording a step is one atomic script (write the
+// result and append the step to the job's order, or do nothing if it is already there), so a crash never leaves a
+// half-recorded step and two workers can never both "finish" the same step.
+import type { Redis } from "ioredis";
+import { CheckpointConflict } from "./errors.ts";
+import { type Json, toRedactedJson } from "./json.ts";
+
+export interface CheckpointRecord {
+  stepId: string;
+  title: string;
+  result: Json;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface StepTiming {
+  title: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** What the runner needs from a checkpoint store (the Redis one below; tests may not substitute a fake). */
+export interface CheckpointStore {
+  recordStepResult(jobId: string, stepId: string, result: unknown, meta: StepTiming): Promise<void>;
+  finishedSteps(jobId: string): Promise<Map<string, CheckpointRecord>>;
+}
+
+// KEYS[1] results hash, KEYS[2] order list; ARGV[1] step id, ARGV[2] record JSON, ARGV[3] ttl seconds (0 = none).
+const RECORD_STEP_RESULT = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return 1
+`;
+
+export interface RedisCheckpointOptions {
+  /** Key prefix shared with the rest of the daemon. */
+  prefix?: string;
+  /** Keep checkpoints this long after the last step (seconds); 0 keeps them until deleted. */
+  ttlSeconds?: number;
+}
+
+export class RedisCheckpointStore implements CheckpointStore {
+  readonly #prefix: string;
+  readonly #ttl: number;
+
+  constructor(
+    private readonly redis: Redis,
+    opts: RedisCheckpointOptions = {},
+  ) {
+    this.#prefix = opts.prefix ?? "lunafleet:";
+    this.#ttl = opts.ttlSeconds ?? 30 * 86_400;
+  }
+
+  /** The job's keys share a hash tag so the script stays on one slot under Redis Cluster. */
+  #keys(jobId: string): [string, string] {
+    const base = `${this.#prefix}job:{${jobId}}`;
+    return [`${base}:checkpoints`, `${base}:checkpoint-order`];
+  }
+
+  /**
+   * Record a finished step. Refuses (CheckpointConflict) when the step already has a result: a finished step is
+   * never overwritten, whoever asks. The result is redacted before it is stored.
+   */
+  async recordStepResult(jobId: string, stepId: string, result: unknown, meta: StepTiming): Promise<void> {
+    const [results, order] = this.#keys(jobId);
+    const record: CheckpointRecord = {
+      stepId,
+      title: meta.title,
+      result: toRedactedJson(result),
+      ...pick(meta),
+    };
+    const json = JSON.stringify(toRedactedJson(record));
+    const written = await this.redis.eval(
+      RECORD_STEP_RESULT,
+      2,
+      results,
+      order,
+      stepId,
+      json,
+      String(this.#ttl),
+    );
+    if (written !== 1)
+      throw new CheckpointConflict(
+        `job ${jobId}: step '${stepId}' already has a recorded result; it is never overwritten`,
+      );
+  }
+
+  /** Finished steps of a job, in the order they finished. */
+  async finishedSteps(jobId: string): Promise<Map<string, CheckpointRecord>> {
+    const [results, order] = this.#keys(jobId);
+    const [ids, all] = await Promise.all([this.redis.lrange(order, 0, -1), this.redis.hgetall(results)]);
+    const out = new Map<string, CheckpointRecord>();
+    for (const id of ids) {
+      const raw = all[id];
+      if (raw === undefined) continue;
+      out.set(id, JSON.parse(raw) as CheckpointRecord);
+    }
+    return out;
+  }
+
+  /** Forget a job's checkpoints (operator clean-up; a deleted job can then be re-run from the start). */
+  async deleteJob(jobId: string): Promise<void> {
+    await this.redis.del(...this.#keys(jobId));
+  }
+}
+
+function pick(meta: StepTiming): Pick<CheckpointRecord, "startedAt" | "finishedAt"> {
+  return { startedAt: meta.startedAt, finishedAt: meta.finishedAt };
+}

@@ -1,0 +1,261 @@
+// What a step sees. Runbooks reach devices, hosts, probes and evidence only through this context: it checks that a
+// device belongs to the job's (locked) targets, records every command, reply and parse as evidence (redacted), and
+// fails closed on device errors and on parsed replies that lack what the step relies on.
+import type { z } from "zod";
+import { getClientHost, getDevice } from "../config/model.ts";
+import type { ClientHost, Device, Fleet } from "../config/schema.ts";
+import { redact } from "../config/secret.ts";
+import type { TcpProbeResult, TlsProbeOptions, TlsProbeResult } from "../net/probe.ts";
+import {
+  CapabilityUnavailable,
+  describeError,
+  JobCancelled,
+  MissingCheckpoint,
+  TargetNotLocked,
+  UnexpectedResult,
+} from "./errors.ts";
+import { type Json, toRedactedJson } from "./json.ts";
+import type { JobTargets } from "./runbook.ts";
+
+// ---- Ports: the narrow shapes the engine needs from other modules (they satisfy them structurally). ----
+
+export interface CommandOptions {
+  /** The confirmation word to answer a `proceed` prompt with; absent = a confirmation prompt is an error. */
+  confirm?: string | boolean;
+  timeoutMs?: number;
+}
+
+/** A reply from the shell driver: what was sent, the raw text, and the parser's value or a typed device error. */
+export interface ShellReply {
+  command: string;
+  raw: string;
+  result: unknown;
+}
+
+/** An open lunash or lunacm session (src/shell). */
+export interface DeviceShell {
+  run(command: string, opts?: CommandOptions): Promise<ShellReply>;
+}
+
+/** Opens (or lends from a pool) the sessions of one job. */
+export interface SessionProvider {
+  lunash(device: Device): Promise<DeviceShell>;
+  lunacm(host: ClientHost): Promise<DeviceShell>;
+}
+
+/** The evidence log of one job (src/evidence). */
+export interface EvidenceSink {
+  append(kind: string, data: unknown, actor?: string): Promise<unknown>;
+}
+
+/** Daemon-side network probes (src/net/probe.ts). */
+export interface NetProbes {
+  tcp(host: string, port: number, timeoutMs: number): Promise<TcpProbeResult>;
+  tls(host: string, port: number, opts: TlsProbeOptions): Promise<TlsProbeResult>;
+}
+
+/** Structured logging; pino loggers satisfy it. */
+export interface JobLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+/** Placeholder for the ARM clients (src/azure); wired when that lands. */
+export type AzurePort = object;
+/** Placeholder for the login guard (src/guard); the only way a step may log in. */
+export type GuardPort = object;
+
+// ---- What runbooks call. ----
+
+/** A session as a step sees it: every command is recorded, device errors throw. */
+export interface StepShell {
+  /** Send one command; throws the typed error when the device refused or the reply could not be parsed. */
+  run(command: string, opts?: CommandOptions): Promise<ShellReply>;
+  /** Send a read command and check the parsed value carries the fields `schema` describes (fail closed). */
+  read<T>(command: string, schema: z.ZodType<T>, opts?: CommandOptions): Promise<T>;
+}
+
+export interface StepContext<P = unknown> {
+  readonly params: P;
+  readonly fleet: Fleet;
+  readonly jobId: string;
+  /** Expanded id of the running step (`hsm-show:hsm-a1`). */
+  readonly stepId: string;
+  /** The device or client host of a forEach step. */
+  readonly target: string | undefined;
+  readonly targets: JobTargets;
+  readonly signal: AbortSignal;
+  lunash(device: string): Promise<StepShell>;
+  lunacm(host: string): Promise<StepShell>;
+  readonly tcp: NetProbes;
+  readonly evidence: { append(kind: string, data: unknown): Promise<void> };
+  /** The result of a finished step of this job (also one finished before a resume); undefined if not finished. */
+  checkpoint(stepId: string, target?: string): Json | undefined;
+  /** Like checkpoint(), but a missing result is an error: use for steps that must have run first. */
+  requireCheckpoint(stepId: string, target?: string): Json;
+  readonly log: JobLogger;
+  readonly azure: AzurePort;
+  readonly guard: GuardPort;
+}
+
+export interface ContextDeps<P> {
+  params: P;
+  fleet: Fleet;
+  jobId: string;
+  targets: JobTargets;
+  signal: AbortSignal;
+  evidence: EvidenceSink;
+  actor?: string;
+  probes: NetProbes;
+  log: JobLogger;
+  /** Results of finished steps by expanded id; the runner adds to it as steps finish. */
+  results: ReadonlyMap<string, Json>;
+  azure?: AzurePort;
+  guard?: GuardPort;
+}
+
+/** Sessions are opened at most once per job and target, and shared by its steps. */
+export class SessionCache {
+  readonly #lunash = new Map<string, Promise<DeviceShell>>();
+  readonly #lunacm = new Map<string, Promise<DeviceShell>>();
+  constructor(private readonly provider: SessionProvider) {}
+
+  lunash(device: Device): Promise<DeviceShell> {
+    return memo(this.#lunash, device.name, () => this.provider.lunash(device));
+  }
+  lunacm(host: ClientHost): Promise<DeviceShell> {
+    return memo(this.#lunacm, host.name, () => this.provider.lunacm(host));
+  }
+}
+
+function memo(map: Map<string, Promise<DeviceShell>>, key: string, open: () => Promise<DeviceShell>) {
+  let p = map.get(key);
+  if (!p) {
+    p = open();
+    // A failed open is not cached: the error ends the step, and a later step may try again.
+    p.catch(() => map.delete(key));
+    map.set(key, p);
+  }
+  return p;
+}
+
+export function createStepContext<P>(
+  deps: ContextDeps<P>,
+  step: { id: string; target?: string },
+  sessions: SessionCache,
+): StepContext<P> {
+  const record = async (kind: string, data: Record<string, unknown>) => {
+    await deps.evidence.append(kind, toRedactedJson({ step: step.id, ...data }), deps.actor);
+  };
+  const checkpoint = (stepId: string, target?: string) =>
+    deps.results.get(target === undefined ? stepId : `${stepId}:${target}`);
+
+  const ctx: StepContext<P> = {
+    params: deps.params,
+    fleet: deps.fleet,
+    jobId: deps.jobId,
+    stepId: step.id,
+    target: step.target,
+    targets: deps.targets,
+    signal: deps.signal,
+    async lunash(name) {
+      if (!deps.targets.devices.includes(name))
+        throw new TargetNotLocked(
+          `step '${step.id}' reached for device '${name}', which is not among the job's targets (${deps.targets.devices.join(", ") || "none"})`,
+        );
+      const shell = await sessions.lunash(getDevice(deps.fleet, name));
+      return recordedShell(shell, "lunash", name, record, deps.signal);
+    },
+    async lunacm(name) {
+      if (!deps.targets.clientHosts.includes(name))
+        throw new TargetNotLocked(
+          `step '${step.id}' reached for client host '${name}', which is not among the job's targets (${deps.targets.clientHosts.join(", ") || "none"})`,
+        );
+      const shell = await sessions.lunacm(getClientHost(deps.fleet, name));
+      return recordedShell(shell, "lunacm", name, record, deps.signal);
+    },
+    tcp: {
+      async tcp(host, port, timeoutMs) {
+        const result = await deps.probes.tcp(host, port, timeoutMs);
+        await record("probe.tcp", { host, port, result });
+        return result;
+      },
+      async tls(host, port, opts) {
+        const result = await deps.probes.tls(host, port, opts);
+        // Options may carry a client key: record only where we went, never what we presented.
+        await record("probe.tls", { host, port, result });
+        return result;
+      },
+    },
+    evidence: {
+      append: (kind, data) => record(kind, { data }),
+    },
+    checkpoint,
+    requireCheckpoint(stepId, target) {
+      const r = checkpoint(stepId, target);
+      if (r === undefined)
+        throw new MissingCheckpoint(
+          `step '${step.id}' needs the result of '${target === undefined ? stepId : `${stepId}:${target}`}', which has not finished`,
+        );
+      return r;
+    },
+    log: deps.log,
+    get azure(): AzurePort {
+      if (!deps.azure)
+        throw new CapabilityUnavailable(`step '${step.id}': ctx.azure is not wired into this engine`);
+      return deps.azure;
+    },
+    get guard(): GuardPort {
+      if (!deps.guard)
+        throw new CapabilityUnavailable(`step '${step.id}': ctx.guard is not wired into this engine`);
+      return deps.guard;
+    },
+  };
+  return ctx;
+}
+
+type Recorder = (kind: string, data: Record<string, unknown>) => Promise<void>;
+
+function recordedShell(
+  shell: DeviceShell,
+  via: "lunash" | "lunacm",
+  on: string,
+  record: Recorder,
+  signal: AbortSignal,
+): StepShell {
+  const run = async (command: string, opts?: CommandOptions): Promise<ShellReply> => {
+    if (signal.aborted) throw new JobCancelled(`job cancelled before '${redact(command)}' was sent to ${on}`);
+    await record("command.sent", { via, on, command });
+    let reply: ShellReply;
+    try {
+      reply = await shell.run(command, opts);
+    } catch (err) {
+      await record("command.failed", { via, on, command, error: describeError(err) });
+      throw err;
+    }
+    await record("command.reply", { via, on, command, raw: reply.raw });
+    if (reply.result instanceof Error) {
+      await record("command.parsed", { via, on, command, error: describeError(reply.result) });
+      throw reply.result;
+    }
+    await record("command.parsed", { via, on, command, result: reply.result });
+    return reply;
+  };
+  return {
+    run,
+    async read(command, schema, opts) {
+      const reply = await run(command, opts);
+      const checked = schema.safeParse(reply.result);
+      if (!checked.success) {
+        const fields = checked.error.issues.map((i) => i.path.join(".") || "(value)").join(", ");
+        throw Object.assign(
+          new UnexpectedResult(`${on}: '${command}' parsed without the expected fields (${fields})`),
+          via === "lunash" ? { device: on, command } : { host: on, command },
+        );
+      }
+      return checked.data;
+    },
+  };
+}

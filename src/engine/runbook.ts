@@ -1,0 +1,128 @@
+// What a runbook is: a parameter schema, the devices and hosts it touches, and ordered steps. A runbook is data the
+// engine walks; plan and run expand the same list (expandSteps), so the dry run prints exactly what a run does.
+import type { z } from "zod";
+import type { Fleet } from "../config/schema.ts";
+import type { StepContext } from "./context.ts";
+import { RunbookDefinitionError } from "./errors.ts";
+
+/** Every device and client host a job will touch. The queue locks all of them before step 1. */
+export interface JobTargets {
+  devices: string[];
+  clientHosts: string[];
+}
+
+/** A read step only observes; a change step alters a device or cloud resource and must re-read state first. */
+export type StepKind = "read" | "change";
+
+/** Where a planned command goes: a device's lunash, a client host's lunacm/vtl, a daemon-side probe, or ARM. */
+export type CommandChannel = "lunash" | "lunacm" | "tcp" | "tls" | "azure";
+
+/** One command a step will send, for `lunafleet plan`: the exact text and where it goes. */
+export interface PlannedCommand {
+  via: CommandChannel;
+  /** Device name, client host name, `host:port` for probes, or an ARM resource id. */
+  on: string;
+  command: string;
+}
+
+/**
+ * One step of a runbook. With `forEach`, the step is repeated for every target device (or client host) in the
+ * order targets() lists them; each repetition has its own id (`<id>:<target>`) and its own checkpoint.
+ *
+ * A `change` step must begin by reading the state it is about to change: a resumed job re-runs the step that was
+ * interrupted, and that step must find its own half-done work instead of repeating it.
+ */
+export interface Step<P> {
+  /** Lowercase words joined by '-', unique in the runbook (e.g. `hsm-show`). */
+  id: string;
+  /** What the operator reads in plan and results; a function gets the target of a forEach step. */
+  title: string | ((target: string) => string);
+  kind: StepKind;
+  forEach?: "device" | "clientHost";
+  /**
+   * The exact commands this step will send, computed without connecting. A plain string is a command on the
+   * step's own target: lunash for a device step, lunacm for a client-host step.
+   */
+  commands?(params: P, fleet: Fleet, target: string | undefined): (string | PlannedCommand)[];
+  /** Do the step. Return JSON-able data: it becomes the checkpoint (redacted) and the step's result. */
+  run(ctx: StepContext<P>): Promise<unknown>;
+}
+
+export interface Runbook<S extends z.ZodType = z.ZodType> {
+  name: string;
+  description: string;
+  params: S;
+  targets(params: z.output<S>, fleet: Fleet): JobTargets;
+  steps: Step<z.output<S>>[];
+}
+
+const NAME = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
+
+/** Declare a runbook; checks its shape once, at import time, so a malformed runbook never reaches a device. */
+export function defineRunbook<S extends z.ZodType>(def: Runbook<S>): Runbook<S> {
+  if (!NAME.test(def.name)) throw new RunbookDefinitionError(`runbook name '${def.name}' must be kebab-case`);
+  if (def.steps.length === 0) throw new RunbookDefinitionError(`runbook '${def.name}' has no steps`);
+  const ids = new Set<string>();
+  for (const step of def.steps) {
+    if (!NAME.test(step.id))
+      throw new RunbookDefinitionError(`runbook '${def.name}': step id '${step.id}' must be kebab-case`);
+    if (ids.has(step.id))
+      throw new RunbookDefinitionError(`runbook '${def.name}': duplicate step id '${step.id}'`);
+    ids.add(step.id);
+  }
+  return Object.freeze({ ...def, steps: Object.freeze([...def.steps]) as Step<z.output<S>>[] });
+}
+
+/** A step as it will run in one job: forEach repetitions expanded, commands resolved. */
+export interface ExpandedStep<P> {
+  /** `<step id>` or `<step id>:<target>`: the checkpoint key. */
+  id: string;
+  stepId: string;
+  title: string;
+  kind: StepKind;
+  target?: string;
+  targetKind?: "device" | "clientHost";
+  commands: PlannedCommand[];
+  run: Step<P>["run"];
+}
+
+/** The ordered steps of a job. Pure: used by both the runner and plan, so they cannot disagree. */
+export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Fleet, targets: JobTargets) {
+  const out: ExpandedStep<P>[] = [];
+  for (const step of steps) {
+    const each =
+      step.forEach === "device"
+        ? targets.devices
+        : step.forEach === "clientHost"
+          ? targets.clientHosts
+          : [undefined];
+    for (const target of each) {
+      const title = typeof step.title === "function" ? step.title(target ?? "") : step.title;
+      const expanded: ExpandedStep<P> = {
+        id: target === undefined ? step.id : `${step.id}:${target}`,
+        stepId: step.id,
+        title,
+        kind: step.kind,
+        commands: (step.commands?.(params, fleet, target) ?? []).map((c) =>
+          normalizeCommand(c, step, target),
+        ),
+        run: step.run,
+      };
+      if (target !== undefined && step.forEach) {
+        expanded.target = target;
+        expanded.targetKind = step.forEach;
+      }
+      out.push(expanded);
+    }
+  }
+  return out;
+}
+
+function normalizeCommand<P>(c: string | PlannedCommand, step: Step<P>, target: string | undefined) {
+  if (typeof c !== "string") return c;
+  if (target === undefined || !step.forEach)
+    throw new RunbookDefinitionError(
+      `step '${step.id}': a bare command string needs a forEach target; say where '${c}' goes`,
+    );
+  return { via: step.forEach === "device" ? "lunash" : "lunacm", on: target, command: c } as PlannedCommand;
+}

@@ -1,0 +1,207 @@
+// Run one job of a runbook: validate params, record the request, then walk the expanded steps in order. A step
+// that already has a checkpoint is not run again (its recorded result stands); every other step runs, and its
+// result is checkpointed before the next one starts. The first error stops the job and keeps its type.
+import type { z } from "zod";
+import type { Fleet } from "../config/schema.ts";
+import { redact } from "../config/secret.ts";
+import { probeTcp, probeTls } from "../net/probe.ts";
+import type { CheckpointRecord, CheckpointStore } from "./checkpoints.ts";
+import {
+  type AzurePort,
+  createStepContext,
+  type EvidenceSink,
+  type GuardPort,
+  type JobLogger,
+  type NetProbes,
+  SessionCache,
+  type SessionProvider,
+} from "./context.ts";
+import { describeError, type ErrorInfo, JobCancelled, ParamsInvalid } from "./errors.ts";
+import { type Json, toRedactedJson } from "./json.ts";
+import { type ExpandedStep, expandSteps, type JobTargets, type Runbook, type StepKind } from "./runbook.ts";
+
+export type JobStatus = "succeeded" | "failed" | "cancelled";
+
+/** done = ran in this attempt; resumed = finished in an earlier attempt (not re-run); pending = never started. */
+export type StepStatus = "done" | "resumed" | "failed" | "pending";
+
+export interface StepOutcome {
+  id: string;
+  title: string;
+  kind: StepKind;
+  target?: string;
+  status: StepStatus;
+  result?: Json;
+  error?: ErrorInfo;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+export interface JobResult {
+  jobId: string;
+  runbook: string;
+  status: JobStatus;
+  targets?: JobTargets;
+  steps: StepOutcome[];
+  /** Why the job did not succeed; `retryable` tells the queue whether a retry (resuming here) may help. */
+  error?: ErrorInfo;
+}
+
+export interface RunJobOptions<S extends z.ZodType> {
+  runbook: Runbook<S>;
+  params: unknown;
+  jobId: string;
+  fleet: Fleet;
+  sessions: SessionProvider;
+  evidence: EvidenceSink;
+  checkpoints: CheckpointStore;
+  signal?: AbortSignal;
+  /** Who asked (operator principal, `schedule:<window>`, `alert:<id>`), recorded with every evidence record. */
+  actor?: string;
+  log?: JobLogger;
+  probes?: NetProbes;
+  azure?: AzurePort;
+  guard?: GuardPort;
+  now?: () => Date;
+}
+
+const silent: JobLogger = { info() {}, warn() {}, error() {}, debug() {} };
+const realProbes: NetProbes = { tcp: probeTcp, tls: probeTls };
+
+export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promise<JobResult> {
+  const { runbook, jobId, fleet, evidence, checkpoints } = opts;
+  const now = opts.now ?? (() => new Date());
+  const log = opts.log ?? silent;
+  const signal = opts.signal ?? new AbortController().signal;
+  const append = (kind: string, data: Record<string, unknown>) =>
+    evidence.append(kind, toRedactedJson({ jobId, runbook: runbook.name, ...data }), opts.actor);
+  const failed = (err: unknown, steps: StepOutcome[] = [], targets?: JobTargets): JobResult => ({
+    jobId,
+    runbook: runbook.name,
+    status: err instanceof JobCancelled ? "cancelled" : "failed",
+    ...(targets ? { targets } : {}),
+    steps,
+    error: describeError(err),
+  });
+
+  // 1. Parameters and targets. A job that cannot say what it will touch touches nothing.
+  let params: z.output<S>;
+  let targets: JobTargets;
+  let plan: ExpandedStep<z.output<S>>[];
+  try {
+    const parsed = runbook.params.safeParse(opts.params);
+    if (!parsed.success) {
+      // Paths and reasons only: a parameter value may be something an operator should not have typed.
+      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(params)"}: ${i.message}`);
+      throw new ParamsInvalid(`runbook '${runbook.name}': invalid parameters: ${issues.join("; ")}`);
+    }
+    params = parsed.data;
+    targets = runbook.targets(params, fleet);
+    plan = expandSteps(runbook.steps, params, fleet, targets);
+  } catch (err) {
+    await append("job.rejected", { params: opts.params, error: describeError(err) });
+    return failed(err);
+  }
+
+  // 2. What an earlier attempt of this job already finished.
+  const finished = await checkpoints.finishedSteps(jobId);
+  const planned = new Set(plan.map((s) => s.id));
+  const stale = [...finished.keys()].filter((id) => !planned.has(id));
+  if (stale.length > 0)
+    log.warn({ jobId, stale }, "checkpoints exist for steps this plan no longer has (fleet changed?)");
+  await append(finished.size > 0 ? "job.resumed" : "job.requested", {
+    params,
+    targets,
+    steps: plan.map((s) => s.id),
+    ...(finished.size > 0 ? { alreadyFinished: [...finished.keys()].filter((id) => planned.has(id)) } : {}),
+  });
+
+  // 3. The steps, in order.
+  const results = new Map<string, Json>();
+  const sessions = new SessionCache(opts.sessions);
+  const outcomes: StepOutcome[] = plan.map((s) => ({
+    id: s.id,
+    title: s.title,
+    kind: s.kind,
+    ...(s.target !== undefined ? { target: s.target } : {}),
+    status: "pending" as StepStatus,
+  }));
+  for (const [i, step] of plan.entries()) {
+    const outcome = outcomes[i]!;
+    const done = finished.get(step.id);
+    if (done) {
+      results.set(step.id, done.result);
+      Object.assign(outcome, resumedOutcome(done));
+      await append("step.resumed", { step: step.id, finishedAt: done.finishedAt });
+      continue;
+    }
+    const startedAt = now().toISOString();
+    try {
+      if (signal.aborted) throw new JobCancelled(`job ${jobId} cancelled before step '${step.id}'`);
+      outcome.startedAt = startedAt;
+      await append("step.started", { step: step.id, title: step.title, kind: step.kind });
+      log.info({ jobId, step: step.id }, "step started");
+      const ctx = createStepContext(
+        {
+          params,
+          fleet,
+          jobId,
+          targets,
+          signal,
+          evidence,
+          ...(opts.actor ? { actor: opts.actor } : {}),
+          probes: opts.probes ?? realProbes,
+          log,
+          results,
+          ...(opts.azure ? { azure: opts.azure } : {}),
+          ...(opts.guard ? { guard: opts.guard } : {}),
+        },
+        step,
+        sessions,
+      );
+      const result = toRedactedJson(await step.run(ctx));
+      const finishedAt = now().toISOString();
+      // The checkpoint is the step's commit point: written before anything else happens.
+      await checkpoints.recordStepResult(jobId, step.id, result, {
+        title: step.title,
+        startedAt,
+        finishedAt,
+      });
+      results.set(step.id, result);
+      Object.assign(outcome, { status: "done", result, finishedAt });
+      await append("step.finished", { step: step.id, result });
+      log.info({ jobId, step: step.id }, "step finished");
+    } catch (err) {
+      const error = describeError(err);
+      Object.assign(outcome, {
+        status: err instanceof JobCancelled ? "pending" : "failed",
+        error,
+        finishedAt: now().toISOString(),
+      });
+      log.error({ jobId, step: step.id, error }, "step failed");
+      await append(err instanceof JobCancelled ? "job.cancelled" : "step.failed", {
+        step: step.id,
+        error,
+      }).catch((e: unknown) => log.error({ jobId, error: describeError(e) }, "evidence append failed"));
+      const result = failed(err, outcomes, targets);
+      await append("job.finished", { status: result.status, error }).catch(() => {});
+      return result;
+    }
+  }
+  await append("job.finished", { status: "succeeded" });
+  return { jobId, runbook: runbook.name, status: "succeeded", targets, steps: outcomes };
+}
+
+function resumedOutcome(done: CheckpointRecord): Partial<StepOutcome> {
+  return { status: "resumed", result: done.result, startedAt: done.startedAt, finishedAt: done.finishedAt };
+}
+
+/** One line per step for logs and the CLI. */
+export function summarizeJob(result: JobResult): string {
+  const lines = [`${result.runbook} ${result.jobId}: ${result.status}`];
+  for (const s of result.steps)
+    lines.push(
+      `  ${s.status.padEnd(8)} ${s.id}${s.error ? ` — ${s.error.type}: ${redact(s.error.message)}` : ""}`,
+    );
+  return lines.join("\n");
+}

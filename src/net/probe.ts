@@ -1,0 +1,173 @@
+// Daemon-side reachability probes: a TCP connect and a TLS handshake to an appliance's NTLS port. Luna NTLS server
+// certificates are self-signed, so the chain is reported (authorized / authorizationError), never required; the
+// caller decides what the certificate means by comparing fingerprints and expiry.
+import { X509Certificate } from "node:crypto";
+import net from "node:net";
+import tls from "node:tls";
+
+export interface TcpProbeResult {
+  connected: boolean;
+  /** Time to an established TCP connection (ms), when connected. */
+  latencyMs?: number;
+  error?: string;
+}
+
+export interface TlsProbeOptions {
+  timeoutMs: number;
+  /** Client certificate and key (PEM) for servers that require one, as NTLS does for registered clients. */
+  clientCert?: string;
+  clientKey?: string;
+  /** Trust anchors (PEM) to evaluate the chain against; the handshake proceeds either way. */
+  ca?: string;
+  /** SNI name; never sent for IP addresses. */
+  servername?: string;
+}
+
+export interface PresentedCertificate {
+  subject: string;
+  issuer: string;
+  /** SHA-256 over the DER, colon-separated upper-case hex (as `openssl x509 -fingerprint -sha256` prints it). */
+  fingerprint256: string;
+  serialNumber: string;
+  validFrom: string;
+  validTo: string;
+  /** Whole days until validTo, truncated toward zero (negative = days since it expired). */
+  daysLeft: number;
+  expired: boolean;
+  selfSigned: boolean;
+}
+
+export interface TlsProbeResult {
+  connected: boolean;
+  /** Time to an established TCP connection (ms). */
+  latencyMs?: number;
+  handshakeOk: boolean;
+  /** Time from start to a completed handshake (ms). */
+  handshakeMs?: number;
+  protocol?: string;
+  /** Whether the chain verified against `ca` (or the system store); expected false for self-signed NTLS. */
+  authorized?: boolean;
+  authorizationError?: string;
+  cert?: PresentedCertificate;
+  error?: string;
+}
+
+const DAY_MS = 86_400_000;
+
+export function probeTcp(host: string, port: number, timeoutMs: number): Promise<TcpProbeResult> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const socket = net.connect({ host, port });
+    const done = (r: TcpProbeResult) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(
+      () => done({ connected: false, error: `no TCP connection to ${host}:${port} within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
+    socket.once("connect", () => done({ connected: true, latencyMs: round(performance.now() - started) }));
+    socket.once("error", (err: NodeJS.ErrnoException) =>
+      done({ connected: false, error: `${err.code ?? "error"}: ${err.message}` }),
+    );
+  });
+}
+
+export function probeTls(host: string, port: number, opts: TlsProbeOptions): Promise<TlsProbeResult> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    let latencyMs: number | undefined;
+    const socket = tls.connect({
+      host,
+      port,
+      // Self-signed NTLS certificates: evaluate the chain, report it, do not refuse the handshake over it.
+      rejectUnauthorized: false,
+      ...(opts.servername && net.isIP(opts.servername) === 0 ? { servername: opts.servername } : {}),
+      ...(opts.clientCert ? { cert: opts.clientCert } : {}),
+      ...(opts.clientKey ? { key: opts.clientKey } : {}),
+      ...(opts.ca ? { ca: opts.ca } : {}),
+    });
+    let settled = false;
+    const done = (r: Omit<TlsProbeResult, "connected" | "latencyMs">) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({
+        connected: latencyMs !== undefined,
+        ...(latencyMs !== undefined ? { latencyMs } : {}),
+        ...r,
+      });
+    };
+    const timer = setTimeout(
+      () =>
+        done({
+          handshakeOk: false,
+          error:
+            latencyMs === undefined
+              ? `no TCP connection to ${host}:${port} within ${opts.timeoutMs} ms`
+              : `TLS handshake with ${host}:${port} did not complete within ${opts.timeoutMs} ms`,
+        }),
+      opts.timeoutMs,
+    );
+    socket.once("connect", () => {
+      latencyMs = round(performance.now() - started);
+    });
+    socket.once("secureConnect", () => {
+      const peer = socket.getPeerX509Certificate();
+      const authError = socket.authorizationError;
+      done({
+        handshakeOk: true,
+        handshakeMs: round(performance.now() - started),
+        protocol: socket.getProtocol() ?? undefined,
+        authorized: socket.authorized,
+        ...(authError ? { authorizationError: String(authError) } : {}),
+        ...(peer ? { cert: describeCertificate(peer) } : { error: "server presented no certificate" }),
+      });
+    });
+    socket.once("error", (err: NodeJS.ErrnoException) =>
+      done({ handshakeOk: false, error: `${err.code ?? "error"}: ${err.message}` }),
+    );
+  });
+}
+
+/** The facts an operator needs from a certificate; `now` is injectable so tests are exact. */
+export function describeCertificate(cert: X509Certificate, now: Date = new Date()): PresentedCertificate {
+  const validTo = new Date(cert.validTo);
+  const selfSigned = cert.subject === cert.issuer && safeVerify(cert);
+  return {
+    subject: oneLine(cert.subject),
+    issuer: oneLine(cert.issuer),
+    fingerprint256: cert.fingerprint256,
+    serialNumber: cert.serialNumber,
+    validFrom: new Date(cert.validFrom).toISOString(),
+    validTo: validTo.toISOString(),
+    // Whole days, truncated toward zero: 4.9 days left is "4", expired 3.2 days ago is "-3".
+    daysLeft: Math.trunc((validTo.getTime() - now.getTime()) / DAY_MS) || 0,
+    expired: validTo.getTime() <= now.getTime(),
+    selfSigned,
+  };
+}
+
+/** Parse a PEM certificate and describe it (for comparing a presented certificate with a stored copy). */
+export function describePem(pem: string, now?: Date): PresentedCertificate {
+  return describeCertificate(new X509Certificate(pem), now);
+}
+
+function safeVerify(cert: X509Certificate): boolean {
+  try {
+    return cert.verify(cert.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** Node prints distinguished names one attribute per line; one line reads better in results and plans. */
+function oneLine(dn: string): string {
+  return dn.split("\n").filter(Boolean).join(", ");
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
