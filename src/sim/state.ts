@@ -33,6 +33,26 @@ export interface RegisteredClient {
 
 export type PowerState = "on" | "rebooting" | "hung";
 
+/** Faults injected into an appliance; mutable at run time (tests and `lunafleet sim` flip them). */
+export interface ApplianceFaults {
+  /** Delay before each command's output, in milliseconds. */
+  slowReplyMs?: number;
+  /** Command prefix (e.g. "hsm show") whose output is corrupted: labels mangled, bytes dropped. */
+  garbleCommand?: string;
+  /** Command prefix whose output is cut halfway by an abrupt connection drop. */
+  dropMidCommand?: string;
+  /** Hang on reboot even when the KB0019789 patch is installed. */
+  hangReboot?: boolean;
+}
+
+/** An appliance account as `user list` shows it. */
+export interface ApplianceUser {
+  name: string;
+  role: string;
+  status: "enabled" | "disabled";
+  radius: boolean;
+}
+
 export interface ApplianceState {
   /** Fleet device name. */
   name: string;
@@ -54,8 +74,30 @@ export interface ApplianceState {
   packages: { system: string[]; software: string[] };
   rebootPatch: boolean;
   clients: Map<string, RegisteredClient>;
-  ntls: { certPem: string; keyPem: string; notAfter: Date; listening: boolean };
+  ntls: {
+    certPem: string;
+    keyPem: string;
+    notAfter: Date;
+    listening: boolean;
+    /** Network device NTLS is bound to (`ntls show`). */
+    bindDevice: string;
+    /** IP address of the bound device (the fleet's `host`). */
+    bindAddress: string;
+    port: number;
+    /** Bumped by `sysconf regenCert`: a client holding an older copy of server.pem no longer trusts this appliance. */
+    certGeneration: number;
+  };
   power: PowerState;
+  /** The appliance (SSH) user and its password: the twin's SSH carrier authenticates against these. */
+  applianceUser: string;
+  appliancePassword: string;
+  /** Appliance accounts for `user list`. */
+  users: ApplianceUser[];
+  /** Credentials the twin generated because the fleet file had none it could read (name -> value, e.g. "hsmSo"). */
+  generatedCredentials: Record<string, string>;
+  /** Files in the admin user's scp area (name -> content), e.g. client certificates before `client register`. */
+  scpFiles: Map<string, string>;
+  faults: ApplianceFaults;
   /** Appliance syslog (`messages`), newest last. */
   syslog: string[];
   /** Every command line the appliance received, for tests ("no synchronize was sent") and the session log. */
