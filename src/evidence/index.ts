@@ -1,0 +1,5 @@
+export * from "./canonical.ts";
+export * from "./log.ts";
+export * from "./record.ts";
+export * from "./sanitize.ts";
+export * from "./verify.ts";

@@ -1,0 +1,120 @@
+// Everything that enters evidence passes through here first, before it is hashed: a secret that reached a record
+// could never be removed again without breaking the chain. Two nets:
+//   1. every string (values and keys) goes through redact(), which replaces every Secret value this process knows;
+//   2. any field whose name says it holds a secret (password, secret, pin, token, credential, passphrase, ...) is
+//      replaced whole, whatever its value, so an unregistered password still never gets in.
+// The result is plain JSON data (no undefined, no NaN, no class instances), ready for canonicalJson.
+import { redact, Secret } from "../config/secret.ts";
+
+export const REDACTED = "[REDACTED]";
+const MAX_DEPTH = 32;
+
+/** Words that mark a field as secret when they appear in its name (camelCase, snake_case, kebab-case split). */
+const SECRET_WORDS = new Set([
+  "password",
+  "passwords",
+  "passwd",
+  "passphrase",
+  "pwd",
+  "secret",
+  "secrets",
+  "pin",
+  "pins",
+  "token",
+  "tokens",
+  "credential",
+  "credentials",
+  "otp",
+]);
+/** Two-word secret names (api key, private key, ...). */
+const SECRET_PAIRS = new Set([
+  "api key",
+  "private key",
+  "access key",
+  "secret key",
+  "auth key",
+  "session key",
+]);
+/**
+ * Names that contain a secret word but hold public values. A fencing token is a lock counter, and evidence must be
+ * able to say which lock generation did what. Only numbers pass; anything else under these names is redacted too.
+ */
+const PUBLIC_NUMERIC_FIELDS = new Set(["fencingtoken", "fencetoken", "fencingtokens"]);
+
+export function isSecretFieldName(name: string): boolean {
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1 $2")
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
+  if (words.some((w) => SECRET_WORDS.has(w))) return true;
+  for (let i = 1; i < words.length; i++) if (SECRET_PAIRS.has(`${words[i - 1]} ${words[i]}`)) return true;
+  // Glued words: "apikey", "privatekey", "sopassword".
+  const glued = words.join("");
+  return /password|passphrase|secret|apikey|privatekey|credential/.test(glued);
+}
+
+/** Deep copy of `value` as plain JSON data with every secret replaced by [REDACTED]. */
+export function sanitizeEvidenceData(value: unknown): unknown {
+  return clean(value, 0, new WeakSet());
+}
+
+function clean(value: unknown, depth: number, seen: WeakSet<object>): unknown {
+  if (value === null || value === undefined) return null;
+  switch (typeof value) {
+    case "string":
+      return redact(value);
+    case "boolean":
+      return value;
+    case "number":
+      return Number.isFinite(value) ? value : String(value);
+    case "bigint":
+      return value.toString();
+    case "symbol":
+    case "function":
+      return null;
+  }
+  const obj = value as object;
+  if (obj instanceof Secret) return REDACTED;
+  if (depth >= MAX_DEPTH) return "[too deep]";
+  if (seen.has(obj)) return "[circular]";
+  seen.add(obj);
+  try {
+    if (obj instanceof Date) return Number.isNaN(obj.getTime()) ? null : obj.toISOString();
+    if (obj instanceof Uint8Array) return redact(Buffer.from(obj).toString("utf8"));
+    if (obj instanceof Error) {
+      return cleanObject({ ...obj, name: obj.name, message: obj.message }, depth, seen);
+    }
+    if (Array.isArray(obj)) return obj.map((v) => clean(v, depth + 1, seen));
+    if (obj instanceof Set) return [...obj].map((v) => clean(v, depth + 1, seen));
+    if (obj instanceof Map)
+      return cleanObject(Object.fromEntries([...obj].map(([k, v]) => [String(k), v])), depth, seen);
+    const toJSON = (obj as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") return clean(toJSON.call(obj), depth + 1, seen);
+    return cleanObject(obj as Record<string, unknown>, depth, seen);
+  } finally {
+    seen.delete(obj);
+  }
+}
+
+function cleanObject(
+  obj: Record<string, unknown>,
+  depth: number,
+  seen: WeakSet<object>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(obj)) {
+    if (v === undefined || typeof v === "function" || typeof v === "symbol") continue;
+    const safeKey = redact(key);
+    if (isSecretFieldName(key)) {
+      out[safeKey] =
+        PUBLIC_NUMERIC_FIELDS.has(key.toLowerCase().replace(/[^a-z]/g, "")) && typeof v === "number"
+          ? v
+          : REDACTED;
+    } else {
+      out[safeKey] = clean(v, depth + 1, seen);
+    }
+  }
+  return out;
+}
