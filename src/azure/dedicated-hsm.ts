@@ -323,6 +323,7 @@ export class DedicatedHsmGateway {
         return after;
       }
       const after: HsmAfterFailure = { exists: false };
+      if (read.parentMissing) after.orphanSuspected = true;
       if (read.failure.requestId) after.requestId = read.failure.requestId;
       return after;
     } catch (e) {

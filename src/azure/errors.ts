@@ -53,6 +53,8 @@ export interface HsmAfterFailure {
   statusMessage?: string;
   /** `x-ms-request-id` of the re-read. */
   requestId?: string;
+  /** The re-read answered 404 for the resource group or subscription: the HSM may be orphaned, still billed. */
+  orphanSuspected?: boolean;
   /** Why the re-read itself failed, if it did (then `exists` is unknown and reported as true: never assume gone). */
   readError?: string;
 }
@@ -145,6 +147,8 @@ function describe(f: AzureFailure): string {
 
 function describeAfter(a: HsmAfterFailure): string {
   if (a.readError) return `re-read failed (${a.readError}); the HSM must be assumed present`;
+  if (a.orphanSuspected)
+    return "a re-read found its resource group or subscription missing: the HSM may be orphaned and still billed";
   if (!a.exists) return "a re-read answered 404, but that is not proof of deletion: verify it";
   return (
     `the HSM is still there: provisioningState=${a.provisioningState ?? "?"}, ` +

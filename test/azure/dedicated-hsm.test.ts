@@ -363,5 +363,11 @@ describe("deleting the resource group", () => {
     // Still listed in the subscription (still billed).
     const inSub = await gw.listDedicatedHsmsInSubscription();
     expect(inSub.map((h) => h.id)).toContain(LUNA_ID);
+    // Nor can it be deleted any more through its id: the daemon reports it, it does not call it done.
+    const delErr = await expectRejection(gw.deleteHsm(LUNA_ID), HsmDeleteFailedError);
+    expect(delErr.failure).toMatchObject({ statusCode: 404, code: "ResourceGroupNotFound" });
+    expect(delErr.afterFailure).toMatchObject({ exists: false, orphanSuspected: true });
+    expect(delErr.message).toContain("orphaned");
+    expect(twin.hsmState(LUNA_ID)).toMatchObject({ orphaned: true, billed: true });
   });
 });
