@@ -1,0 +1,118 @@
+import net from "node:net";
+import tls from "node:tls";
+import { afterAll, describe, expect, it } from "vitest";
+import { probeTcp, probeTls } from "../../src/net/probe.ts";
+import { generateSelfSignedCert } from "../../src/sim/certs.ts";
+
+const servers: net.Server[] = [];
+const sockets = new Set<net.Socket>();
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+});
+
+async function listen(server: net.Server): Promise<number> {
+  servers.push(server);
+  // Track raw connections so afterAll can drop the ones a peer never closed (close() waits for them).
+  server.on("connection", (s: net.Socket) => sockets.add(s));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+describe("probeTcp", () => {
+  it("connects and reports latency", async () => {
+    const port = await listen(net.createServer((s) => s.end()));
+    const r = await probeTcp("127.0.0.1", port, 2000);
+    expect(r.connected).toBe(true);
+    expect(r.latencyMs).toBeGreaterThanOrEqual(0);
+    expect(r.latencyMs).toBeLessThan(2000);
+  });
+
+  it("reports a refused connection", async () => {
+    const srv = net.createServer();
+    const port = await listen(srv);
+    await new Promise((r) => srv.close(r));
+    servers.splice(servers.indexOf(srv), 1);
+    const r = await probeTcp("127.0.0.1", port, 2000);
+    expect(r.connected).toBe(false);
+    expect(r.error).toMatch(/ECONNREFUSED/);
+  });
+});
+
+describe("probeTls", () => {
+  it("completes the handshake with a self-signed NTLS-like certificate and reports it without trusting it", async () => {
+    const cert = await generateSelfSignedCert({ commonName: "hsm-probe-test", validDays: 5 });
+    const port = await listen(tls.createServer({ cert: cert.certPem, key: cert.keyPem }, (s) => s.end()));
+    const r = await probeTls("127.0.0.1", port, { timeoutMs: 3000 });
+    expect(r).toMatchObject({ connected: true, handshakeOk: true, authorized: false });
+    expect(r.authorizationError).toMatch(/SELF_SIGNED/);
+    expect(r.cert?.fingerprint256).toBe(cert.fingerprintSha256);
+    expect(r.cert?.subject).toContain("CN=hsm-probe-test");
+    expect(r.cert?.selfSigned).toBe(true);
+    expect(r.cert?.expired).toBe(false);
+    // Valid for 5 days from "now" at generation: 4 whole days and some hours are left.
+    expect(r.cert?.daysLeft).toBe(4);
+    expect(r.cert?.validTo).toBe(cert.notAfter.toISOString());
+  });
+
+  it("verifies the chain when given the certificate as CA, and presents a client certificate when asked", async () => {
+    const server = await generateSelfSignedCert({
+      commonName: "hsm-mtls",
+      validDays: 30,
+      altNames: ["127.0.0.1"],
+    });
+    const client = await generateSelfSignedCert({ commonName: "daemon-client", validDays: 30 });
+    const port = await listen(
+      tls.createServer(
+        {
+          cert: server.certPem,
+          key: server.keyPem,
+          requestCert: true,
+          rejectUnauthorized: true,
+          ca: client.certPem,
+        },
+        (s) => s.end(),
+      ),
+    );
+    const r = await probeTls("127.0.0.1", port, {
+      timeoutMs: 3000,
+      ca: server.certPem,
+      clientCert: client.certPem,
+      clientKey: client.keyPem,
+    });
+    expect(r).toMatchObject({ connected: true, handshakeOk: true, authorized: true });
+    expect(r.cert?.daysLeft).toBe(29);
+  });
+
+  it("reports an expired certificate with the days since expiry", async () => {
+    const cert = await generateSelfSignedCert({ commonName: "hsm-expired", validDays: -3 });
+    const port = await listen(tls.createServer({ cert: cert.certPem, key: cert.keyPem }, (s) => s.end()));
+    const r = await probeTls("127.0.0.1", port, { timeoutMs: 3000 });
+    expect(r.handshakeOk).toBe(true);
+    expect(r.cert?.expired).toBe(true);
+    expect(r.cert?.daysLeft).toBe(-3);
+    expect(r.authorizationError).toMatch(/EXPIRED/);
+  });
+
+  it("times out on a peer that accepts TCP but never speaks TLS", async () => {
+    const port = await listen(net.createServer(() => {}));
+    const started = Date.now();
+    const r = await probeTls("127.0.0.1", port, { timeoutMs: 300 });
+    expect(r.connected).toBe(true);
+    expect(r.handshakeOk).toBe(false);
+    expect(r.error).toMatch(/did not complete within 300 ms/);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it("reports a handshake failure from a non-TLS peer", async () => {
+    const port = await listen(net.createServer((s) => s.end("SSH-2.0-not-tls\r\n")));
+    const r = await probeTls("127.0.0.1", port, { timeoutMs: 3000 });
+    expect(r.connected).toBe(true);
+    expect(r.handshakeOk).toBe(false);
+    expect(r.error).toBeTruthy();
+    expect(r.cert).toBeUndefined();
+  });
+});

@@ -1,0 +1,393 @@
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { Secret } from "../../src/config/secret.ts";
+import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
+import { EngineError, isRetryable } from "../../src/engine/errors.ts";
+import { defineRunbook } from "../../src/engine/runbook.ts";
+import { runJob } from "../../src/engine/runner.ts";
+import { resolveTarget } from "../../src/engine/targets.ts";
+import { ConnectionLost, DeviceError } from "../../src/transport/errors.ts";
+import { withRedis } from "../helpers/redis.ts";
+import { CollectingEvidence, demoFleet, noSessions, ScriptedSessions } from "./support.ts";
+
+const redis = await withRedis();
+const fleet = demoFleet();
+let jobSeq = 0;
+const newJobId = () => `runner-${process.pid}-${++jobSeq}`;
+
+/** A three-step read runbook; `behaviour` lets a test make one device's step fail. */
+function sampleRunbook(runs: string[], failOn?: { device: string; error: () => Error }) {
+  return defineRunbook({
+    name: "sample",
+    description: "engine test runbook",
+    params: z.object({ target: z.string() }).strict(),
+    targets: (p, f) => resolveTarget(f, p.target, ["fleet", "device", "haGroup"]),
+    steps: [
+      {
+        id: "begin",
+        title: "begin",
+        kind: "read",
+        async run(ctx) {
+          runs.push(ctx.stepId);
+          return { devices: ctx.targets.devices };
+        },
+      },
+      {
+        id: "hsm-show",
+        title: (d) => `hsm show on ${d}`,
+        kind: "read",
+        forEach: "device",
+        commands: () => ["hsm show"],
+        async run(ctx) {
+          runs.push(ctx.stepId);
+          if (failOn && ctx.target === failOn.device) throw failOn.error();
+          const shell = await ctx.lunash(ctx.target!);
+          const serial = await shell.read("hsm show", z.object({ serial: z.string() }));
+          return { device: ctx.target, serial: serial.serial };
+        },
+      },
+      {
+        id: "summary",
+        title: "summary",
+        kind: "read",
+        async run(ctx) {
+          runs.push(ctx.stepId);
+          return {
+            serials: ctx.targets.devices.map(
+              (d) => (ctx.requireCheckpoint("hsm-show", d) as { serial: string }).serial,
+            ),
+            begin: ctx.checkpoint("begin"),
+          };
+        },
+      },
+    ],
+  });
+}
+
+const serialOf = (device: string) => fleet.devices.find((d) => d.name === device)!.serial;
+const answering = () =>
+  new ScriptedSessions((on, command) =>
+    command === "hsm show"
+      ? { raw: `hsm show output of ${on}`, result: { serial: serialOf(on), extra: 1 } }
+      : new Error(`unexpected ${command}`),
+  );
+
+describe("runJob", () => {
+  it("runs every step in order, checkpoints each, and records evidence for every command", async () => {
+    const runs: string[] = [];
+    const sessions = answering();
+    const evidence = new CollectingEvidence();
+    const checkpoints = new RedisCheckpointStore(redis.client());
+    const jobId = newJobId();
+    const result = await runJob({
+      runbook: sampleRunbook(runs),
+      params: { target: "ha-payments" },
+      jobId,
+      fleet,
+      sessions,
+      evidence,
+      checkpoints,
+      actor: "alice",
+    });
+    expect(result.status).toBe("succeeded");
+    expect(result.targets).toEqual({
+      kind: "haGroup",
+      devices: ["hsm-a1", "hsm-a2", "hsm-a3"],
+      clientHosts: ["client-a"],
+    });
+    expect(result.steps.map((s) => [s.id, s.status])).toEqual([
+      ["begin", "done"],
+      ["hsm-show:hsm-a1", "done"],
+      ["hsm-show:hsm-a2", "done"],
+      ["hsm-show:hsm-a3", "done"],
+      ["summary", "done"],
+    ]);
+    expect(result.steps.at(-1)?.result).toEqual({
+      serials: ["700101", "700102", "700103"],
+      begin: { devices: ["hsm-a1", "hsm-a2", "hsm-a3"] },
+    });
+    expect(runs).toEqual(["begin", "hsm-show:hsm-a1", "hsm-show:hsm-a2", "hsm-show:hsm-a3", "summary"]);
+    expect(sessions.sent).toEqual([
+      { on: "hsm-a1", command: "hsm show" },
+      { on: "hsm-a2", command: "hsm show" },
+      { on: "hsm-a3", command: "hsm show" },
+    ]);
+    expect([...(await checkpoints.finishedSteps(jobId)).keys()]).toEqual(result.steps.map((s) => s.id));
+
+    const kinds = evidence.kinds();
+    expect(kinds[0]).toBe("job.requested");
+    expect(kinds.at(-1)).toBe("job.finished");
+    expect(kinds.filter((k) => k === "step.finished")).toHaveLength(5);
+    // For each command: sent, reply, parsed, in that order, naming the device.
+    const a2 = evidence.records.filter(
+      (r) => r.kind.startsWith("command.") && (r.data as { on: string }).on === "hsm-a2",
+    );
+    expect(a2.map((r) => r.kind)).toEqual(["command.sent", "command.reply", "command.parsed"]);
+    expect(a2[1]?.data).toMatchObject({ step: "hsm-show:hsm-a2", raw: "hsm show output of hsm-a2" });
+    expect(a2[2]?.data).toMatchObject({ result: { serial: "700102" } });
+    expect(evidence.records.every((r) => r.actor === "alice")).toBe(true);
+  });
+
+  it("stops at the first failing step with its typed error; a resumed job never re-runs finished steps", async () => {
+    const runs: string[] = [];
+    const evidence = new CollectingEvidence();
+    const checkpoints = new RedisCheckpointStore(redis.client());
+    const jobId = newJobId();
+    const failing = sampleRunbook(runs, {
+      device: "hsm-a2",
+      error: () => new ConnectionLost({ target: "hsm-a2", command: "hsm show", cause: "connection reset" }),
+    });
+    const first = await runJob({
+      runbook: failing,
+      params: { target: "ha-payments" },
+      jobId,
+      fleet,
+      sessions: answering(),
+      evidence,
+      checkpoints,
+    });
+    expect(first.status).toBe("failed");
+    expect(first.error).toMatchObject({
+      type: "ConnectionLost",
+      retryable: true,
+      device: "hsm-a2",
+      command: "hsm show",
+    });
+    expect(first.steps.map((s) => s.status)).toEqual(["done", "done", "failed", "pending", "pending"]);
+    expect(runs).toEqual(["begin", "hsm-show:hsm-a1", "hsm-show:hsm-a2"]);
+    expect([...(await checkpoints.finishedSteps(jobId)).keys()]).toEqual(["begin", "hsm-show:hsm-a1"]);
+    expect(evidence.kinds()).toContain("step.failed");
+
+    // The retry: same job id, the device is back.
+    runs.length = 0;
+    const sessions = answering();
+    const second = await runJob({
+      runbook: sampleRunbook(runs),
+      params: { target: "ha-payments" },
+      jobId,
+      fleet,
+      sessions,
+      evidence,
+      checkpoints,
+    });
+    expect(second.status).toBe("succeeded");
+    expect(second.steps.map((s) => s.status)).toEqual(["resumed", "resumed", "done", "done", "done"]);
+    expect(runs).toEqual(["hsm-show:hsm-a2", "hsm-show:hsm-a3", "summary"]);
+    expect(sessions.sent.map((s) => s.on)).toEqual(["hsm-a2", "hsm-a3"]);
+    // The summary still sees the result hsm-a1 produced in the first attempt.
+    expect(second.steps.at(-1)?.result).toMatchObject({ serials: ["700101", "700102", "700103"] });
+    expect(evidence.kinds()).toContain("job.resumed");
+  });
+
+  it("marks never-retry error types non-retryable, whatever flag they carry", async () => {
+    class WrongCredential extends EngineError {
+      override name = "WrongCredential";
+      override readonly retryable = true; // even a mistaken flag does not make it retryable
+    }
+    const runs: string[] = [];
+    const result = await runJob({
+      runbook: sampleRunbook(runs, {
+        device: "hsm-a1",
+        error: () => new WrongCredential("hsm-a1: wrong password"),
+      }),
+      params: { target: "hsm-a1" },
+      jobId: newJobId(),
+      fleet,
+      sessions: answering(),
+      evidence: new CollectingEvidence(),
+      checkpoints: new RedisCheckpointStore(redis.client()),
+    });
+    expect(result.error).toMatchObject({ type: "WrongCredential", retryable: false });
+    expect(isRetryable(new ConnectionLost({ target: "x", cause: "y" }))).toBe(true);
+    expect(isRetryable(new ConnectionLost({ target: "x", cause: "y", retryable: false }))).toBe(false);
+  });
+
+  it("a device error in the reply fails the step with the device's typed error", async () => {
+    const evidence = new CollectingEvidence();
+    const deviceError = new DeviceError(
+      { target: "hsm-a1", command: "hsm show" },
+      "C000040A",
+      "RC_OBJECT_NOT_IN_LIST",
+      "nope",
+    );
+    const sessions = new ScriptedSessions(() => ({ raw: "Error:  'hsm show' failed.", result: deviceError }));
+    const result = await runJob({
+      runbook: sampleRunbook([]),
+      params: { target: "hsm-a1" },
+      jobId: newJobId(),
+      fleet,
+      sessions,
+      evidence,
+      checkpoints: new RedisCheckpointStore(redis.client()),
+    });
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatchObject({
+      type: "DeviceError",
+      retryable: false,
+      code: "C000040A",
+      device: "hsm-a1",
+    });
+    const parsed = evidence.records.find((r) => r.kind === "command.parsed");
+    expect(parsed?.data).toMatchObject({ error: { type: "DeviceError" } });
+  });
+
+  it("fails closed when a parsed reply lacks the fields a step relies on", async () => {
+    const sessions = new ScriptedSessions(() => ({ raw: "x", result: { label: "no serial here" } }));
+    const result = await runJob({
+      runbook: sampleRunbook([]),
+      params: { target: "hsm-a1" },
+      jobId: newJobId(),
+      fleet,
+      sessions,
+      evidence: new CollectingEvidence(),
+      checkpoints: new RedisCheckpointStore(redis.client()),
+    });
+    expect(result.error).toMatchObject({ type: "UnexpectedResult", retryable: false, device: "hsm-a1" });
+    expect(result.error?.message).toContain("serial");
+  });
+
+  it("refuses a step that reaches for a device outside the job's targets (the queue never locked it)", async () => {
+    const sessions = answering();
+    const rogue = defineRunbook({
+      name: "rogue",
+      description: "touches more than it declares",
+      params: z.object({}),
+      targets: () => ({ devices: ["hsm-a1"], clientHosts: [] }),
+      steps: [
+        {
+          id: "sneak",
+          title: "sneak",
+          kind: "read",
+          async run(ctx) {
+            await ctx.lunash("hsm-b1");
+            return null;
+          },
+        },
+      ],
+    });
+    const result = await runJob({
+      runbook: rogue,
+      params: {},
+      jobId: newJobId(),
+      fleet,
+      sessions,
+      evidence: new CollectingEvidence(),
+      checkpoints: new RedisCheckpointStore(redis.client()),
+    });
+    expect(result.error).toMatchObject({ type: "TargetNotLocked", retryable: false });
+    expect(sessions.opened).toEqual([]);
+  });
+
+  it("rejects invalid params and unknown targets before touching anything", async () => {
+    const evidence = new CollectingEvidence();
+    const checkpoints = new RedisCheckpointStore(redis.client());
+    const bad = await runJob({
+      runbook: sampleRunbook([]),
+      params: { target: 42 },
+      jobId: newJobId(),
+      fleet,
+      sessions: noSessions,
+      evidence,
+      checkpoints,
+    });
+    expect(bad.error).toMatchObject({ type: "ParamsInvalid", retryable: false });
+    expect(bad.error?.message).toContain("target");
+    const unknown = await runJob({
+      runbook: sampleRunbook([]),
+      params: { target: "hsm-zz" },
+      jobId: newJobId(),
+      fleet,
+      sessions: noSessions,
+      evidence,
+      checkpoints,
+    });
+    expect(unknown.error).toMatchObject({ type: "UnknownTargetError", retryable: false });
+    expect(unknown.error?.message).toContain("hsm-a1");
+    expect(evidence.kinds()).toEqual(["job.rejected", "job.rejected"]);
+  });
+
+  it("stops between steps when cancelled, without running the next step", async () => {
+    const controller = new AbortController();
+    const runs: string[] = [];
+    const runbook = defineRunbook({
+      name: "cancel-me",
+      description: "x",
+      params: z.object({}),
+      targets: () => ({ devices: [], clientHosts: [] }),
+      steps: [
+        {
+          id: "one",
+          title: "one",
+          kind: "read",
+          async run() {
+            runs.push("one");
+            controller.abort();
+            return 1;
+          },
+        },
+        {
+          id: "two",
+          title: "two",
+          kind: "change",
+          async run() {
+            runs.push("two");
+            return 2;
+          },
+        },
+      ],
+    });
+    const jobId = newJobId();
+    const checkpoints = new RedisCheckpointStore(redis.client());
+    const result = await runJob({
+      runbook,
+      params: {},
+      jobId,
+      fleet,
+      sessions: noSessions,
+      evidence: new CollectingEvidence(),
+      checkpoints,
+      signal: controller.signal,
+    });
+    expect(result.status).toBe("cancelled");
+    expect(runs).toEqual(["one"]);
+    expect([...(await checkpoints.finishedSteps(jobId)).keys()]).toEqual(["one"]);
+  });
+
+  it("keeps secrets out of results, checkpoints and evidence", async () => {
+    const secret = new Secret("Runner-Secret-Pw-77", "literal");
+    const sessions = new ScriptedSessions((_on, command) => ({
+      raw: `echo of ${command}`,
+      result: { serial: "700101" },
+    }));
+    const evidence = new CollectingEvidence();
+    const jobId = newJobId();
+    const runbook = defineRunbook({
+      name: "leaky",
+      description: "tries to leak",
+      params: z.object({}),
+      targets: () => ({ devices: ["hsm-a1"], clientHosts: [] }),
+      steps: [
+        {
+          id: "leak",
+          title: "leak",
+          kind: "read",
+          async run(ctx) {
+            const shell = await ctx.lunash("hsm-a1");
+            await shell.run(`my file list ${secret.reveal()}`);
+            await ctx.evidence.append("note", { said: secret.reveal() });
+            return { secret, text: `pw=${secret.reveal()}` };
+          },
+        },
+      ],
+    });
+    const checkpoints = new RedisCheckpointStore(redis.client());
+    const result = await runJob({ runbook, params: {}, jobId, fleet, sessions, evidence, checkpoints });
+    expect(result.status).toBe("succeeded");
+    expect(JSON.stringify(result)).not.toContain(secret.reveal());
+    expect(evidence.text()).not.toContain(secret.reveal());
+    expect(evidence.text()).toContain("my file list [REDACTED]");
+    expect(JSON.stringify([...(await checkpoints.finishedSteps(jobId)).values()])).not.toContain(
+      secret.reveal(),
+    );
+  });
+});
