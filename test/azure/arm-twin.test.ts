@@ -141,7 +141,7 @@ describe("clients against the twin", () => {
     }
   });
 
-  it("the resource-group client sends the configured token scope, not `${endpoint}/.default`", async () => {
+  it("the resource-group client sends the configured token scope, not one derived from the endpoint", async () => {
     twin = await startTestTwin({ value: false });
     const credential = recordingCredential();
     expect(await gatewayFor(twin, { credential }).resourceGroupHoldsDedicatedHsms("rg-empty")).toBe(false);

@@ -166,6 +166,35 @@ describe("deleting a Dedicated HSM", () => {
     expect(await gw.getHsm(LUNA_ID)).toBeNull();
   });
 
+  it("polls at the configured interval, not the SDK's 2 s default", async () => {
+    twin = await startTestTwin({ value: true }, { asyncPolls: 3 });
+    const started = Date.now();
+    await gatewayFor(twin, { pollIntervalMs: 120 }).deleteHsm(LUNA_ID);
+    const elapsed = Date.now() - started;
+    const times = twin.requestLog.map((r) => Date.parse(r.at));
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    // HSM v1 client: DELETE, a poll inside beginDelete, an immediate poll from pollUntilDone, then one poll per
+    // interval until the operation ends (asyncPolls 3 = 3×InProgress, then Succeeded).
+    expect(twin.requestLog).toHaveLength(5);
+    expect(gaps[2]).toBeGreaterThanOrEqual(100);
+    expect(gaps[3]).toBeGreaterThanOrEqual(100);
+    expect(elapsed).toBeLessThan(1900);
+  });
+
+  it("picks up a delete already in flight (a resumed job re-sends DELETE) and follows it to the end", async () => {
+    twin = await startTestTwin({ value: true }, { asyncPolls: 3 });
+    const first = await rawRequest(twin, "DELETE", `${LUNA_ID}?api-version=2021-11-30`);
+    expect(first.status).toBe(202);
+    const gw = gatewayFor(twin);
+    await gw.deleteHsm(LUNA_ID);
+    const second = twin.requestLog.filter((r) => r.method === "DELETE");
+    expect(second).toHaveLength(2);
+    await gw.verifyHsmGone(LUNA_ID);
+    // A third DELETE of what is gone is a no-op success: a crash between delete and verify is safe to replay.
+    await gw.deleteHsm(LUNA_ID);
+    expect(twin.requestLog.at(-1)).toMatchObject({ method: "DELETE", status: 204 });
+  });
+
   it("surfaces a Failed long-running operation with its code and message, and the HSM's state after", async () => {
     twin = await startTestTwin(
       { value: true },
@@ -316,6 +345,25 @@ describe("deleting the resource group", () => {
       statusCode: 404,
       code: "ResourceGroupNotFound",
     });
+  });
+
+  it("reports a failed group delete with its code, and the group is still there", async () => {
+    twin = await startTestTwin(
+      { value: false },
+      {
+        failNextDelete: {
+          on: "resource-group",
+          shape: "async",
+          code: "ResourceGroupDeletionBlocked",
+          message: "Locked.",
+        },
+      },
+    );
+    const gw = gatewayFor(twin);
+    const e = await expectRejection(gw.deleteResourceGroup("rg-empty"), AzureOperationError);
+    expect(e.operation).toBe("delete-resource-group");
+    expect(e.failure).toMatchObject({ statusCode: 409, code: "ResourceGroupDeletionBlocked" });
+    expect((await clientsFor(twin).resources.resourceGroups.get("rg-empty")).name).toBe("rg-empty");
   });
 
   it("deletes the group after the HSM is zeroized, deleted and proven gone: nothing orphaned", async () => {
