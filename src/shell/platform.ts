@@ -1,0 +1,138 @@
+// Platforms as data (the Scrapli model): everything the generic driver knows about a shell lives in one table —
+// its prompt, banner, result footer, failure markers, the confirmations that exist (and which may be answered),
+// the password prompts (answered only with a LoginToken) and the notices that precede them. A Luna 10 variant is a
+// new table, not a new class. Strings follow shared/reference/luna-cli.md §1, §3, §13.
+
+export type ShellKind = "lunash" | "lunacm" | "host";
+
+export interface ConfirmationSpec {
+  id: string;
+  /** Matches the text since the last input when the device waits for an answer at its end. */
+  pattern: RegExp;
+  /** The answer a step may declare; undefined = never answered automatically (e.g. the LAST-attempt caution). */
+  answer?: "proceed";
+  /** The documented way out. */
+  decline: string;
+}
+
+export interface PasswordPromptSpec {
+  id: string;
+  pattern: RegExp;
+}
+
+export interface NoticeSpec {
+  id: string;
+  pattern: RegExp;
+}
+
+export interface FooterVerdict {
+  ok: boolean;
+  code: string;
+  text: string;
+}
+
+export interface PlatformTable {
+  kind: ShellKind;
+  /** The ready prompt, tested against the last line of the cleaned buffer (anchored at its end). */
+  prompt: RegExp;
+  /** The banner printed before the first prompt; its first capture group is the version. */
+  banner?: RegExp;
+  /** Confirmations, most specific first (the LAST caution before the generic 'proceed'). */
+  confirmations: ConfirmationSpec[];
+  /** Login password prompts a LoginToken may answer. */
+  loginPasswordPrompts: PasswordPromptSpec[];
+  /** Any other password-like prompt: never answered; aborts the step. */
+  otherPasswordPrompt: RegExp;
+  /** Informational cautions worth surfacing to the caller (e.g. "TWO ... attempts left"). */
+  notices: NoticeSpec[];
+  /** The result footer line and how to read it; `footerRequired` makes a missing footer a ParseFailed. */
+  footer?: { pattern: RegExp; required: boolean; verdict(m: RegExpMatchArray): FooterVerdict };
+  /** Lines that mean the command failed even when the footer says success (Luna's zeroizing 3rd login). */
+  failureMarker?: RegExp;
+  /** `Error:  'cmd' failed. (CODE : NAME)` → code and name. */
+  errorCode?: RegExp;
+  /** Line ending to send after input. */
+  enter: string;
+  /** What interrupts the device's current question without answering it. */
+  interrupt: string;
+  exit: string;
+}
+
+export const lunashPlatform: PlatformTable = {
+  kind: "lunash",
+  prompt: /^\[[^\]\r\n]+\] lunash:>$/,
+  banner: /Command Line Shell (?:v|- )?([0-9][0-9A-Za-z.-]*)/,
+  confirmations: [
+    {
+      id: "last-attempt-caution",
+      pattern: /This is your LAST available [\s\S]*\n[ \t]*> ?$/,
+      decline: "quit",
+    },
+    {
+      id: "proceed",
+      pattern: /type 'proceed'[\s\S]*\n[ \t]*> ?$/i,
+      answer: "proceed",
+      decline: "quit",
+    },
+  ],
+  loginPasswordPrompts: [
+    { id: "hsm-admin-password", pattern: /Please enter the HSM Administrators' password:\s*> ?$/ },
+  ],
+  otherPasswordPrompt: /(password|passphrase|PIN|cloning domain)[^\n]*:\s*(> ?)?$/i,
+  notices: [{ id: "two-attempts-left", pattern: /You have only TWO HSM Admin logins attempts left/ }],
+  footer: {
+    pattern: /^Command Result : (\d+) \(([^)\n]*)\)[ \t]*$/m,
+    required: true,
+    verdict: (m) => ({ ok: m[1] === "0", code: m[1] ?? "", text: m[2] ?? "" }),
+  },
+  failureMarker: /^Error:/m,
+  errorCode: /^Error:\s+'([^'\n]+)' failed\. \(([0-9A-Fa-fx]+) : ([A-Za-z0-9_]+)\)/m,
+  enter: "\r",
+  interrupt: "\x03",
+  exit: "exit",
+};
+
+export const lunacmPlatform: PlatformTable = {
+  kind: "lunacm",
+  prompt: /^lunacm:>$/,
+  banner: /lunacm \(64-bit\) v([0-9][0-9A-Za-z.-]*)/,
+  confirmations: [
+    { id: "proceed", pattern: /type 'proceed'[^\n]*-> ?$/i, answer: "proceed", decline: "quit" },
+  ],
+  loginPasswordPrompts: [{ id: "lunacm-password", pattern: /Enter the password:\s?$/ }],
+  otherPasswordPrompt: /(password|passphrase|PIN|domain)[^\n]*:\s*$/i,
+  notices: [],
+  footer: {
+    pattern: /^Command Result : (No Error|0x[0-9A-Fa-f]+[^\n]*)$/m,
+    required: true,
+    verdict: (m) => {
+      const v = m[1] ?? "";
+      if (v === "No Error") return { ok: true, code: "0", text: v };
+      const parts = /^(0x[0-9A-Fa-f]+)\s*(?:\(([^)]*)\))?\s*(.*)$/.exec(v);
+      return { ok: false, code: parts?.[1] ?? v, text: (parts?.[2] ?? parts?.[3] ?? "").trim() };
+    },
+  },
+  failureMarker: /^Error in execution/m,
+  enter: "\r",
+  interrupt: "\x03",
+  exit: "exit",
+};
+
+/** The OS shell of a client host (where `lunacm`/`vtl` are started). No footer: exit status is not visible. */
+export const hostShellPlatform: PlatformTable = {
+  kind: "host",
+  prompt: /^(?:\[[^\]\n]*\]|[A-Za-z0-9_.@:~/-]+) ?[$#] ?$/,
+  confirmations: [],
+  loginPasswordPrompts: [],
+  otherPasswordPrompt: /(password|passphrase)[^\n]*:\s*$/i,
+  notices: [],
+  enter: "\r",
+  interrupt: "\x03",
+  exit: "exit",
+};
+
+export const platforms: Record<ShellKind, PlatformTable> = {
+  lunash: lunashPlatform,
+  lunacm: lunacmPlatform,
+  host: hostShellPlatform,
+};

@@ -1,0 +1,496 @@
+// The generic prompt-driven driver (Scrapli's channel + driver): one interactive shell, one command at a time.
+// It writes a command only after the command policy allowed it, then reads until the platform's prompt comes back,
+// answering exactly what the step declared: a `proceed` confirmation the step named, a login password prompt with
+// the LoginToken the guard issued. Anything else — an unknown prompt, a confirmation nobody declared, the
+// LAST-attempt caution, a password prompt without a token, silence past the deadline, a dropped channel — aborts
+// the step: the documented way out ('quit') is typed where one exists, otherwise nothing more is typed, the channel
+// is closed (the device-side session ends with it) and the session is marked unusable.
+import { redact } from "../config/secret.ts";
+import type { ShellChannel } from "../transport/channel.ts";
+import {
+  CommandTimeout,
+  ConnectionLost,
+  ConnectTimeout,
+  DeviceError,
+  type DeviceOpError,
+  ParseFailed,
+  UnexpectedPrompt,
+} from "../transport/errors.ts";
+import type { LoginToken } from "./login-token.ts";
+import { lunaOutputParser, type OutputParser } from "./output-parser.ts";
+import type { ConfirmationSpec, PlatformTable } from "./platform.ts";
+import { assertCommandAllowed } from "./policy.ts";
+import { cleanTerminalText, lastLine, tailLines } from "./text.ts";
+import { Transcript } from "./transcript.ts";
+
+export interface ShellSessionOptions {
+  /** Device or client-host name (errors, policy, tokens). */
+  target: string;
+  platform: PlatformTable;
+  /** Default per-command deadline (fleet defaults.timeouts.commandMs). */
+  commandTimeoutMs: number;
+  /** Deadline for the banner and first prompt; default commandTimeoutMs. */
+  openTimeoutMs?: number;
+  /**
+   * A partial last line followed by this much silence is a prompt nobody knows (default 2000 ms). Output lines end
+   * with a newline; a device waiting for input does not.
+   */
+  unknownPromptMs?: number;
+  /** Output parsers; null = return raw text only. Default: parsers/ through lunaOutputParser. */
+  parser?: OutputParser | null;
+  transcript?: Transcript;
+  /** Connection generation this shell lives on (from SshConnection), for callers that track login state. */
+  generation?: number;
+}
+
+export interface RunOptions {
+  /** The confirmation this step declares it answers (`proceed`). Without it every confirmation aborts. */
+  confirm?: "proceed";
+  timeoutMs?: number;
+  /** true = a parser must exist and succeed; false = raw text; default: parse when a parser exists. */
+  parse?: boolean;
+  /** Required for login commands (and spent when the command is sent). */
+  token?: LoginToken;
+  /** The step declares an appliance reboot (see the policy's appliance-reboot rule). */
+  allowReboot?: boolean;
+  /** Known reboot safety of the device (KB0019789 patch state); undefined refuses a reboot. */
+  rebootUnsafe?: boolean;
+}
+
+export type CommandResult<T = unknown> = { ok: true; value: T } | { ok: false; error: DeviceError };
+
+export interface RunOutput<T = unknown> {
+  command: string;
+  /** The command with abbreviations resolved (`hsm show` for `hsm sh`). */
+  canonical: string;
+  /** Output between the echoed command and the next prompt: ANSI, CR and echo stripped, redacted. */
+  raw: string;
+  result: CommandResult<T>;
+  /** Notices the device printed (e.g. `two-attempts-left`). */
+  notices: string[];
+  /** Ids of the confirmations answered. */
+  confirmed: string[];
+  durationMs: number;
+}
+
+type WaitEvent =
+  | { type: "prompt"; text: string; prompt: string }
+  | { type: "foreign-prompt"; text: string; prompt: string }
+  | { type: "confirm"; text: string; spec: ConfirmationSpec }
+  | { type: "login-password"; text: string }
+  | { type: "password"; text: string }
+  | { type: "unknown"; text: string }
+  | { type: "timeout"; text: string }
+  | { type: "closed"; text: string; reason: string };
+
+const DEFAULT_UNKNOWN_PROMPT_MS = 2000;
+
+let nextSessionId = 1;
+
+export class ShellSession {
+  readonly id = nextSessionId++;
+  readonly target: string;
+  readonly transcript: Transcript;
+  readonly generation: number | undefined;
+  #platform: PlatformTable;
+  readonly #channel: ShellChannel;
+  readonly #opts: ShellSessionOptions;
+  readonly #parser: OutputParser | null;
+  #raw = "";
+  #cursor = 0;
+  #prompt: string | undefined;
+  #banner: string | undefined;
+  #unusable: string | undefined;
+  #onChange: (() => void) | undefined;
+  #onClosed: ((reason: string) => void) | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(channel: ShellChannel, opts: ShellSessionOptions) {
+    this.#channel = channel;
+    this.#opts = opts;
+    this.#platform = opts.platform;
+    this.target = opts.target;
+    this.generation = opts.generation;
+    this.transcript = opts.transcript ?? new Transcript();
+    this.#parser = opts.parser === undefined ? lunaOutputParser : opts.parser;
+    channel.onData((chunk) => {
+      this.#raw += chunk;
+      this.transcript.received(cleanTerminalText(chunk));
+      this.#onChange?.();
+    });
+    channel.onClose((reason) => {
+      if (this.#unusable === undefined) this.#unusable = reason;
+      this.transcript.event(`channel closed: ${reason}`);
+      this.#onClosed?.(reason);
+    });
+  }
+
+  /**
+   * Wait for the banner and the first prompt. With `via` (a client host's OS shell), the first prompt may be the
+   * OS shell's, in which case `viaCommand` (default `lunacm`) is started to reach `platform`.
+   */
+  static async open(
+    channel: ShellChannel,
+    opts: ShellSessionOptions & { via?: PlatformTable; viaCommand?: string },
+  ): Promise<ShellSession> {
+    const s = new ShellSession(channel, opts);
+    await s.#serialize(() => s.#openFirst(opts.via, opts.viaCommand ?? "lunacm"));
+    return s;
+  }
+
+  get platform(): PlatformTable {
+    return this.#platform;
+  }
+
+  /** The prompt the device showed first (`[hsm-a1] lunash:>`); later prompts must be identical. */
+  get prompt(): string | undefined {
+    return this.#prompt;
+  }
+
+  /** Version captured from the banner, if one was printed. */
+  get bannerVersion(): string | undefined {
+    return this.#banner;
+  }
+
+  get usable(): boolean {
+    return this.#unusable === undefined && !this.#channel.closed;
+  }
+
+  get unusableReason(): string | undefined {
+    return this.#unusable ?? this.#channel.closeReason;
+  }
+
+  /** Run one command (serialized with any other run on this session). */
+  run<T = unknown>(command: string, opts: RunOptions = {}): Promise<RunOutput<T>> {
+    return this.#serialize(() => this.#run<T>(command, opts));
+  }
+
+  /** Leave politely (`exit`) and close the channel. */
+  async close(): Promise<void> {
+    if (this.usable) {
+      this.#channel.write(this.#platform.exit + this.#platform.enter);
+      this.transcript.sent(this.#platform.exit);
+    }
+    this.#unusable ??= "closed by lunafleet";
+    this.#channel.close();
+  }
+
+  #serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #openFirst(via: PlatformTable | undefined, viaCommand: string): Promise<void> {
+    const openMs = this.#opts.openTimeoutMs ?? this.#opts.commandTimeoutMs;
+    const ev = await this.#waitNext(Date.now() + openMs, this.#platform, via);
+    if (ev.type === "foreign-prompt" && via) {
+      // A client host's OS shell: start lunacm from it.
+      this.#platform = via;
+      this.#prompt = ev.prompt;
+      const target = this.#opts.platform;
+      assertCommandAllowed(viaCommand, { shell: "host", target: this.target });
+      this.#send(viaCommand);
+      const started = this.#cursor;
+      const ev2 = await this.#waitNext(Date.now() + openMs, target, via);
+      if (ev2.type !== "prompt") return this.#failOpen(ev2, viaCommand, openMs);
+      this.#platform = target;
+      this.#prompt = ev2.prompt;
+      this.#banner = target.banner?.exec(cleanTerminalText(this.#raw.slice(started)))?.[1];
+      return;
+    }
+    if (ev.type !== "prompt") return this.#failOpen(ev, undefined, openMs);
+    this.#prompt = ev.prompt;
+    this.#banner = this.#platform.banner?.exec(ev.text)?.[1];
+    this.transcript.event(`shell ready: ${ev.prompt}`);
+  }
+
+  #failOpen(ev: WaitEvent, command: string | undefined, openMs: number): never {
+    const target = this.target;
+    switch (ev.type) {
+      case "timeout":
+        this.#abandon(`no ${this.#opts.platform.kind} prompt within ${openMs} ms`);
+        throw new ConnectTimeout({
+          target,
+          command,
+          cause: `no ${this.#opts.platform.kind} prompt within ${openMs} ms`,
+        });
+      case "closed":
+        throw new ConnectionLost({
+          target,
+          command,
+          cause: `shell closed before its first prompt: ${ev.reason}`,
+        });
+      default: {
+        const tail = redact(tailLines(ev.text, 3));
+        this.#abandon("unexpected prompt while opening the shell");
+        throw new UnexpectedPrompt(
+          {
+            target,
+            command,
+            cause: `unexpected ${describe(ev)} instead of the ${this.#opts.platform.kind} prompt: ${JSON.stringify(tail)}`,
+          },
+          tail,
+        );
+      }
+    }
+  }
+
+  async #run<T>(command: string, opts: RunOptions): Promise<RunOutput<T>> {
+    const target = this.target;
+    if (!this.usable)
+      throw new ConnectionLost({
+        target,
+        command,
+        cause: `session is not usable (${this.unusableReason ?? "unknown"}); open a new one`,
+      });
+    // The policy decides before anything is written; a refusal leaves the session as it was.
+    const decision = assertCommandAllowed(command, {
+      shell: this.#platform.kind,
+      target,
+      token: opts.token,
+      allowReboot: opts.allowReboot,
+      rebootUnsafe: opts.rebootUnsafe,
+    });
+    const wantParse = opts.parse;
+    const parser = this.#parser;
+    const parserShell = this.#platform.kind === "host" ? undefined : this.#platform.kind;
+    if (wantParse === true && (!parser || !parserShell || !parser.has(parserShell, command)))
+      throw new ParseFailed({ target, command, cause: "no parser exists for this command" }, "");
+
+    // Spent before sending: the guard has already recorded the attempt, and a token must never serve twice.
+    const secret = opts.token?.consume();
+    const timeoutMs = opts.timeoutMs ?? this.#opts.commandTimeoutMs;
+    const started = Date.now();
+    const deadline = started + timeoutMs;
+    const confirmed: string[] = [];
+    let passwordTyped = false;
+    // A lost or timed-out command that changed something (or logged in) has an unknown outcome: never retried.
+    const changing = () => decision.login || confirmed.length > 0 || passwordTyped;
+
+    this.#send(command);
+    const outputStart = this.#cursor;
+    for (;;) {
+      const ev = await this.#waitNext(deadline, this.#platform);
+      switch (ev.type) {
+        case "prompt": {
+          if (this.#prompt !== undefined && ev.prompt !== this.#prompt) {
+            this.#abandon("prompt changed");
+            throw new UnexpectedPrompt(
+              { target, command, cause: `the prompt changed from '${this.#prompt}' to '${ev.prompt}'` },
+              ev.prompt,
+            );
+          }
+          const full = cleanTerminalText(this.#raw.slice(outputStart));
+          return this.#finish<T>(command, decision.canonical, full, opts, confirmed, started);
+        }
+        case "login-password": {
+          if (!secret || passwordTyped)
+            this.#abort(ev, command, `a login password prompt the step holds no (unused) LoginToken for`);
+          this.#channel.write(secret.reveal() + this.#platform.enter);
+          this.transcript.sentSecret();
+          this.#cursor = this.#raw.length;
+          passwordTyped = true;
+          continue;
+        }
+        case "confirm": {
+          const { spec } = ev;
+          if (spec.answer === undefined)
+            this.#abort(
+              ev,
+              command,
+              `the device asked '${spec.id}', which is never answered automatically`,
+              spec.decline,
+            );
+          if (opts.confirm !== spec.answer || confirmed.includes(spec.id))
+            this.#abort(ev, command, `a '${spec.id}' confirmation the step did not declare`, spec.decline);
+          this.#send(spec.answer);
+          confirmed.push(spec.id);
+          continue;
+        }
+        case "password":
+          this.#abort(ev, command, "a password prompt that is not a login the guard authorized");
+          break;
+        case "foreign-prompt":
+        case "unknown":
+          this.#abort(ev, command, "an unknown prompt");
+          break;
+        case "timeout": {
+          this.#abandon(`command timed out after ${timeoutMs} ms`);
+          const tail = redact(tailLines(ev.text, 2)).trim();
+          throw new CommandTimeout({
+            target,
+            command,
+            cause: `no prompt within ${timeoutMs} ms${tail ? ` (last output: ${JSON.stringify(tail)})` : " (no output)"}; outcome unknown`,
+          });
+        }
+        case "closed":
+          throw new ConnectionLost({
+            target,
+            command,
+            cause: `connection lost mid-command (${ev.reason}); outcome unknown`,
+            retryable: !changing(),
+          });
+      }
+    }
+  }
+
+  #finish<T>(
+    command: string,
+    canonical: string,
+    full: string,
+    opts: RunOptions,
+    confirmed: string[],
+    started: number,
+  ): RunOutput<T> {
+    const p = this.#platform;
+    const target = this.target;
+    const lines = full.split("\n");
+    lines.pop(); // the prompt
+    // Echo: a pty may echo the command as the first line; the device's own output never repeats it verbatim.
+    if (lines.length > 0 && lines[0]?.trim() === command.trim()) lines.shift();
+    const raw = redact(lines.join("\n"));
+    const notices = p.notices.filter((n) => n.pattern.test(raw)).map((n) => n.id);
+    const out = (result: CommandResult<T>): RunOutput<T> => ({
+      command,
+      canonical,
+      raw,
+      result,
+      notices,
+      confirmed,
+      durationMs: Date.now() - started,
+    });
+
+    let footerOk = true;
+    if (p.footer) {
+      const all = [...raw.matchAll(new RegExp(p.footer.pattern.source, "gm"))];
+      const m = all[all.length - 1];
+      if (!m && p.footer.required)
+        throw new ParseFailed(
+          { target, command, cause: "no 'Command Result' footer in the output (garbled or cut short)" },
+          raw,
+        );
+      if (m) {
+        const v = p.footer.verdict(m);
+        footerOk = v.ok;
+        if (!v.ok || (p.failureMarker?.test(raw) ?? false)) {
+          const codeMatch = p.errorCode?.exec(raw);
+          const explanation = raw
+            .split("\n")
+            .filter((l) => /^Error/.test(l) && !/' failed\. \(/.test(l))
+            .map((l) => l.replace(/^Error(?: in execution)?:?\s*/, "").trim())
+            .filter(Boolean)
+            .join(" ");
+          return out({
+            ok: false,
+            error: new DeviceError(
+              { target, command },
+              codeMatch?.[2] ?? v.code,
+              codeMatch?.[3] ?? v.text,
+              explanation || v.text,
+            ),
+          });
+        }
+      }
+    }
+
+    const parserShell = p.kind === "host" ? undefined : p.kind;
+    const parser = this.#parser;
+    const parse =
+      opts.parse ?? (parser !== null && parserShell !== undefined && parser.has(parserShell, command));
+    if (!parse || !parser || !parserShell) return out({ ok: true, value: raw as T });
+    const parsed = parser.parse(parserShell, command, raw);
+    if (parsed.ok) return out({ ok: true, value: parsed.value as T });
+    if ("deviceError" in parsed) {
+      const d = parsed.deviceError;
+      return out({ ok: false, error: new DeviceError({ target, command }, d.code, d.name, d.message) });
+    }
+    void footerOk;
+    throw new ParseFailed({ target, command, cause: `unparseable output: ${parsed.parseError.reason}` }, raw);
+  }
+
+  #send(text: string): void {
+    this.#cursor = this.#raw.length;
+    this.#channel.write(text + this.#platform.enter);
+    this.transcript.sent(text);
+  }
+
+  /** Stop: type the documented way out if there is one, mark unusable, close the channel, throw. */
+  #abort(ev: WaitEvent, command: string, what: string, decline?: string): never {
+    const tail = redact(tailLines(ev.text, 3));
+    if (decline !== undefined && !this.#channel.closed) this.#send(decline);
+    this.#abandon(what);
+    const err: DeviceOpError = new UnexpectedPrompt(
+      {
+        target: this.target,
+        command,
+        cause: `stopped at ${what}${decline ? ` (answered '${decline}')` : ""}: ${JSON.stringify(tail.trim())}`,
+      },
+      tail,
+    );
+    throw err;
+  }
+
+  #abandon(reason: string): void {
+    this.#unusable ??= reason;
+    this.transcript.event(`session abandoned: ${reason}`);
+    this.#channel.close();
+  }
+
+  #classify(text: string, platform: PlatformTable, other?: PlatformTable): WaitEvent | undefined {
+    const last = lastLine(text);
+    if (platform.prompt.test(last)) return { type: "prompt", text, prompt: last };
+    if (other?.prompt.test(last)) return { type: "foreign-prompt", text, prompt: last };
+    for (const spec of platform.confirmations)
+      if (spec.pattern.test(text)) return { type: "confirm", text, spec };
+    for (const spec of platform.loginPasswordPrompts)
+      if (spec.pattern.test(text)) return { type: "login-password", text };
+    if (platform.otherPasswordPrompt.test(text)) return { type: "password", text };
+    return undefined;
+  }
+
+  #waitNext(deadline: number, platform: PlatformTable, other?: PlatformTable): Promise<WaitEvent> {
+    const settleMs = this.#opts.unknownPromptMs ?? DEFAULT_UNKNOWN_PROMPT_MS;
+    return new Promise((resolve) => {
+      let settle: NodeJS.Timeout | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const text = () => cleanTerminalText(this.#raw.slice(this.#cursor));
+      const done = (ev: WaitEvent) => {
+        clearTimeout(timer);
+        clearTimeout(settle);
+        this.#onChange = undefined;
+        this.#onClosed = undefined;
+        resolve(ev);
+      };
+      const evaluate = () => {
+        const t = text();
+        const ev = this.#classify(t, platform, other);
+        if (ev) return done(ev);
+        clearTimeout(settle);
+        settle = undefined;
+        if (lastLine(t).trim() !== "")
+          settle = setTimeout(() => done({ type: "unknown", text: text() }), settleMs);
+      };
+      this.#onChange = evaluate;
+      this.#onClosed = (reason) => done({ type: "closed", text: text(), reason });
+      timer = setTimeout(() => done({ type: "timeout", text: text() }), Math.max(0, deadline - Date.now()));
+      if (this.#channel.closed)
+        return done({ type: "closed", text: text(), reason: this.#channel.closeReason ?? "closed" });
+      evaluate();
+    });
+  }
+}
+
+function describe(ev: WaitEvent): string {
+  switch (ev.type) {
+    case "confirm":
+      return `confirmation '${ev.spec.id}'`;
+    case "login-password":
+    case "password":
+      return "password prompt";
+    case "foreign-prompt":
+      return `prompt '${ev.prompt}'`;
+    default:
+      return "prompt";
+  }
+}
