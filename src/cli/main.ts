@@ -1,6 +1,8 @@
 // The `lunafleet` command. Each command group lives in its own module under commands/ and registers itself here.
 import { Command } from "commander";
 import { registerConfigCommands } from "./commands/config.ts";
+import { registerEvidenceCommands } from "./commands/evidence.ts";
+import { registerSimCommands } from "./commands/sim.ts";
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerConfigCommands(program);
+  registerSimCommands(program);
+  registerEvidenceCommands(program);
   return program;
 }
 
