@@ -2,7 +2,6 @@
 import { Command } from "commander";
 import { registerConfigCommands } from "./commands/config.ts";
 import { registerEvidenceCommands } from "./commands/evidence.ts";
-import { registerSimCommands } from "./commands/sim.ts";
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -15,7 +14,6 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerConfigCommands(program);
-  registerSimCommands(program);
   registerEvidenceCommands(program);
   return program;
 }
