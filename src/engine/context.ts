@@ -43,9 +43,12 @@ export interface SessionProvider {
   lunacm(host: ClientHost): Promise<DeviceShell>;
 }
 
-/** The evidence log of one job (src/evidence). */
+/** Record kinds the engine writes (the evidence log's own vocabulary, src/evidence/record.ts). */
+export type EvidenceKind = "requested" | "plan" | "command" | "reply" | "parse" | "step" | "error" | "result" | "note";
+
+/** The evidence log of one job (src/evidence EvidenceLog satisfies it). */
 export interface EvidenceSink {
-  append(kind: string, data: unknown, actor?: string): Promise<unknown>;
+  append(kind: EvidenceKind, data: unknown, actor?: string): Promise<unknown>;
 }
 
 /** Daemon-side network probes (src/net/probe.ts). */
@@ -90,7 +93,8 @@ export interface StepContext<P = unknown> {
   lunash(device: string): Promise<StepShell>;
   lunacm(host: string): Promise<StepShell>;
   readonly tcp: NetProbes;
-  readonly evidence: { append(kind: string, data: unknown): Promise<void> };
+  /** Put something on the job's record (a decision, an operator-facing finding); redacted, tagged with the step. */
+  readonly evidence: { note(data: unknown): Promise<void> };
   /** The result of a finished step of this job (also one finished before a resume); undefined if not finished. */
   checkpoint(stepId: string, target?: string): Json | undefined;
   /** Like checkpoint(), but a missing result is an error: use for steps that must have run first. */
@@ -146,7 +150,7 @@ export function createStepContext<P>(
   step: { id: string; target?: string },
   sessions: SessionCache,
 ): StepContext<P> {
-  const record = async (kind: string, data: Record<string, unknown>) => {
+  const record = async (kind: EvidenceKind, data: Record<string, unknown>) => {
     await deps.evidence.append(kind, toRedactedJson({ step: step.id, ...data }), deps.actor);
   };
   const checkpoint = (stepId: string, target?: string) =>
@@ -178,19 +182,23 @@ export function createStepContext<P>(
     },
     tcp: {
       async tcp(host, port, timeoutMs) {
+        const on = `${host}:${port}`;
+        await record("command", { via: "tcp", on, command: "connect" });
         const result = await deps.probes.tcp(host, port, timeoutMs);
-        await record("probe.tcp", { host, port, result });
+        await record("parse", { via: "tcp", on, command: "connect", result });
         return result;
       },
       async tls(host, port, opts) {
-        const result = await deps.probes.tls(host, port, opts);
         // Options may carry a client key: record only where we went, never what we presented.
-        await record("probe.tls", { host, port, result });
+        const on = `${host}:${port}`;
+        await record("command", { via: "tls", on, command: "handshake" });
+        const result = await deps.probes.tls(host, port, opts);
+        await record("parse", { via: "tls", on, command: "handshake", result });
         return result;
       },
     },
     evidence: {
-      append: (kind, data) => record(kind, { data }),
+      note: (data) => record("note", { data }),
     },
     checkpoint,
     requireCheckpoint(stepId, target) {
@@ -216,7 +224,7 @@ export function createStepContext<P>(
   return ctx;
 }
 
-type Recorder = (kind: string, data: Record<string, unknown>) => Promise<void>;
+type Recorder = (kind: EvidenceKind, data: Record<string, unknown>) => Promise<void>;
 
 function recordedShell(
   shell: DeviceShell,
@@ -227,20 +235,20 @@ function recordedShell(
 ): StepShell {
   const run = async (command: string, opts?: CommandOptions): Promise<ShellReply> => {
     if (signal.aborted) throw new JobCancelled(`job cancelled before '${redact(command)}' was sent to ${on}`);
-    await record("command.sent", { via, on, command });
+    await record("command", { via, on, command });
     let reply: ShellReply;
     try {
       reply = await shell.run(command, opts);
     } catch (err) {
-      await record("command.failed", { via, on, command, error: describeError(err) });
+      await record("error", { via, on, command, error: describeError(err) });
       throw err;
     }
-    await record("command.reply", { via, on, command, raw: reply.raw });
+    await record("reply", { via, on, command, raw: reply.raw });
     if (reply.result instanceof Error) {
-      await record("command.parsed", { via, on, command, error: describeError(reply.result) });
+      await record("parse", { via, on, command, error: describeError(reply.result) });
       throw reply.result;
     }
-    await record("command.parsed", { via, on, command, result: reply.result });
+    await record("parse", { via, on, command, result: reply.result });
     return reply;
   };
   return {

@@ -9,6 +9,7 @@ import type { CheckpointRecord, CheckpointStore } from "./checkpoints.ts";
 import {
   type AzurePort,
   createStepContext,
+  type EvidenceKind,
   type EvidenceSink,
   type GuardPort,
   type JobLogger,
@@ -73,7 +74,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
   const now = opts.now ?? (() => new Date());
   const log = opts.log ?? silent;
   const signal = opts.signal ?? new AbortController().signal;
-  const append = (kind: string, data: Record<string, unknown>) =>
+  const append = (kind: EvidenceKind, data: Record<string, unknown>) =>
     evidence.append(kind, toRedactedJson({ jobId, runbook: runbook.name, ...data }), opts.actor);
   const failed = (err: unknown, steps: StepOutcome[] = [], targets?: JobTargets): JobResult => ({
     jobId,
@@ -99,8 +100,11 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
     targets = runbook.targets(params, fleet);
     plan = expandSteps(runbook.steps, params, fleet, targets);
   } catch (err) {
-    await append("job.rejected", { params: opts.params, error: describeError(err) });
-    return failed(err);
+    const rejected = failed(err);
+    await append("requested", { params: opts.params });
+    await append("error", { error: rejected.error });
+    await append("result", { status: rejected.status, error: rejected.error });
+    return rejected;
   }
 
   // 2. What an earlier attempt of this job already finished.
@@ -109,12 +113,18 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
   const stale = [...finished.keys()].filter((id) => !planned.has(id));
   if (stale.length > 0)
     log.warn({ jobId, stale }, "checkpoints exist for steps this plan no longer has (fleet changed?)");
-  await append(finished.size > 0 ? "job.resumed" : "job.requested", {
-    params,
-    targets,
-    steps: plan.map((s) => s.id),
-    ...(finished.size > 0 ? { alreadyFinished: [...finished.keys()].filter((id) => planned.has(id)) } : {}),
-  });
+  if (finished.size === 0) {
+    await append("requested", { params, targets });
+    await append("plan", {
+      steps: plan.map((s) => ({ id: s.id, title: s.title, kind: s.kind, commands: s.commands })),
+    });
+  } else {
+    // The same job again (a retry after a crash or a retryable error): its evidence continues the same chain.
+    await append("note", {
+      event: "resumed",
+      alreadyFinished: [...finished.keys()].filter((id) => planned.has(id)),
+    });
+  }
 
   // 3. The steps, in order.
   const results = new Map<string, Json>();
@@ -132,14 +142,14 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
     if (done) {
       results.set(step.id, done.result);
       Object.assign(outcome, resumedOutcome(done));
-      await append("step.resumed", { step: step.id, finishedAt: done.finishedAt });
+      await append("step", { step: step.id, event: "resumed", finishedAt: done.finishedAt });
       continue;
     }
     const startedAt = now().toISOString();
     try {
       if (signal.aborted) throw new JobCancelled(`job ${jobId} cancelled before step '${step.id}'`);
       outcome.startedAt = startedAt;
-      await append("step.started", { step: step.id, title: step.title, kind: step.kind });
+      await append("step", { step: step.id, event: "started", title: step.title, kind: step.kind });
       log.info({ jobId, step: step.id }, "step started");
       const ctx = createStepContext(
         {
@@ -169,7 +179,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
       });
       results.set(step.id, result);
       Object.assign(outcome, { status: "done", result, finishedAt });
-      await append("step.finished", { step: step.id, result });
+      await append("step", { step: step.id, event: "finished", result });
       log.info({ jobId, step: step.id }, "step finished");
     } catch (err) {
       const error = describeError(err);
@@ -179,17 +189,18 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
         finishedAt: now().toISOString(),
       });
       log.error({ jobId, step: step.id, error }, "step failed");
-      await append(err instanceof JobCancelled ? "job.cancelled" : "step.failed", {
-        step: step.id,
-        error,
-      }).catch((e: unknown) => log.error({ jobId, error: describeError(e) }, "evidence append failed"));
+      await append("error", { step: step.id, error }).catch((e: unknown) => log.error({ jobId, error: describeError(e) }, "evidence append failed"));
       const result = failed(err, outcomes, targets);
-      await append("job.finished", { status: result.status, error }).catch(() => {});
+      await append("result", { status: result.status, error, steps: stepStatuses(outcomes) }).catch(() => {});
       return result;
     }
   }
-  await append("job.finished", { status: "succeeded" });
+  await append("result", { status: "succeeded", steps: stepStatuses(outcomes) });
   return { jobId, runbook: runbook.name, status: "succeeded", targets, steps: outcomes };
+}
+
+function stepStatuses(outcomes: StepOutcome[]): Record<string, StepStatus> {
+  return Object.fromEntries(outcomes.map((o) => [o.id, o.status]));
 }
 
 function resumedOutcome(done: CheckpointRecord): Partial<StepOutcome> {

@@ -8,7 +8,7 @@ import { runJob } from "../../src/engine/runner.ts";
 import { resolveTarget } from "../../src/engine/targets.ts";
 import { ConnectionLost, DeviceError } from "../../src/transport/errors.ts";
 import { withRedis } from "../helpers/redis.ts";
-import { CollectingEvidence, demoFleet, noSessions, ScriptedSessions } from "./support.ts";
+import { demoFleet, JobEvidence, noSessions, ScriptedSessions } from "./support.ts";
 
 const redis = await withRedis();
 const fleet = demoFleet();
@@ -76,9 +76,9 @@ describe("runJob", () => {
   it("runs every step in order, checkpoints each, and records evidence for every command", async () => {
     const runs: string[] = [];
     const sessions = answering();
-    const evidence = new CollectingEvidence();
-    const checkpoints = new RedisCheckpointStore(redis.client());
     const jobId = newJobId();
+    const evidence = new JobEvidence(redis, jobId);
+    const checkpoints = new RedisCheckpointStore(redis.client());
     const result = await runJob({
       runbook: sampleRunbook(runs),
       params: { target: "ha-payments" },
@@ -114,25 +114,36 @@ describe("runJob", () => {
     ]);
     expect([...(await checkpoints.finishedSteps(jobId)).keys()]).toEqual(result.steps.map((s) => s.id));
 
-    const kinds = evidence.kinds();
-    expect(kinds[0]).toBe("job.requested");
-    expect(kinds.at(-1)).toBe("job.finished");
-    expect(kinds.filter((k) => k === "step.finished")).toHaveLength(5);
-    // For each command: sent, reply, parsed, in that order, naming the device.
-    const a2 = evidence.records.filter(
-      (r) => r.kind.startsWith("command.") && (r.data as { on: string }).on === "hsm-a2",
+    const records = await evidence.records();
+    expect(await evidence.verify()).toBe(true);
+    const kinds = records.map((r) => r.kind);
+    expect(kinds.slice(0, 2)).toEqual(["requested", "plan"]);
+    expect(kinds.at(-1)).toBe("result");
+    expect(records.at(-1)?.data).toMatchObject({ status: "succeeded" });
+    const finishedSteps = records.filter(
+      (r) => r.kind === "step" && (r.data as { event: string }).event === "finished",
     );
-    expect(a2.map((r) => r.kind)).toEqual(["command.sent", "command.reply", "command.parsed"]);
+    expect(finishedSteps).toHaveLength(5);
+    // The plan on record names every command before anything is sent.
+    const planned = (records[1]?.data as { steps: { id: string; commands: unknown[] }[] }).steps;
+    expect(planned.find((p) => p.id === "hsm-show:hsm-a3")?.commands).toEqual([
+      { via: "lunash", on: "hsm-a3", command: "hsm show" },
+    ]);
+    // For each command: sent, reply, parsed, in that order, naming the device.
+    const a2 = records.filter(
+      (r) => ["command", "reply", "parse"].includes(r.kind) && (r.data as { on: string }).on === "hsm-a2",
+    );
+    expect(a2.map((r) => r.kind)).toEqual(["command", "reply", "parse"]);
     expect(a2[1]?.data).toMatchObject({ step: "hsm-show:hsm-a2", raw: "hsm show output of hsm-a2" });
     expect(a2[2]?.data).toMatchObject({ result: { serial: "700102" } });
-    expect(evidence.records.every((r) => r.actor === "alice")).toBe(true);
+    expect(records.every((r) => r.actor === "alice")).toBe(true);
   });
 
   it("stops at the first failing step with its typed error; a resumed job never re-runs finished steps", async () => {
     const runs: string[] = [];
-    const evidence = new CollectingEvidence();
-    const checkpoints = new RedisCheckpointStore(redis.client());
     const jobId = newJobId();
+    const evidence = new JobEvidence(redis, jobId);
+    const checkpoints = new RedisCheckpointStore(redis.client());
     const failing = sampleRunbook(runs, {
       device: "hsm-a2",
       error: () => new ConnectionLost({ target: "hsm-a2", command: "hsm show", cause: "connection reset" }),
@@ -156,7 +167,11 @@ describe("runJob", () => {
     expect(first.steps.map((s) => s.status)).toEqual(["done", "done", "failed", "pending", "pending"]);
     expect(runs).toEqual(["begin", "hsm-show:hsm-a1", "hsm-show:hsm-a2"]);
     expect([...(await checkpoints.finishedSteps(jobId)).keys()]).toEqual(["begin", "hsm-show:hsm-a1"]);
-    expect(evidence.kinds()).toContain("step.failed");
+    expect(await evidence.kinds()).toContain("error");
+    expect((await evidence.records()).at(-1)?.data).toMatchObject({
+      status: "failed",
+      error: { type: "ConnectionLost" },
+    });
 
     // The retry: same job id, the device is back.
     runs.length = 0;
@@ -176,10 +191,18 @@ describe("runJob", () => {
     expect(sessions.sent.map((s) => s.on)).toEqual(["hsm-a2", "hsm-a3"]);
     // The summary still sees the result hsm-a1 produced in the first attempt.
     expect(second.steps.at(-1)?.result).toMatchObject({ serials: ["700101", "700102", "700103"] });
-    expect(evidence.kinds()).toContain("job.resumed");
+    const notes = (await evidence.records()).filter((r) => r.kind === "note");
+    expect(notes.at(-1)?.data).toMatchObject({
+      event: "resumed",
+      alreadyFinished: ["begin", "hsm-show:hsm-a1"],
+    });
+    // One chain across both attempts, verified.
+    expect(await evidence.verify()).toBe(true);
+    expect((await evidence.kinds()).filter((k) => k === "requested")).toHaveLength(1);
   });
 
   it("marks never-retry error types non-retryable, whatever flag they carry", async () => {
+    const jobId = newJobId();
     class WrongCredential extends EngineError {
       override name = "WrongCredential";
       override readonly retryable = true; // even a mistaken flag does not make it retryable
@@ -191,10 +214,10 @@ describe("runJob", () => {
         error: () => new WrongCredential("hsm-a1: wrong password"),
       }),
       params: { target: "hsm-a1" },
-      jobId: newJobId(),
+      jobId,
       fleet,
       sessions: answering(),
-      evidence: new CollectingEvidence(),
+      evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
     expect(result.error).toMatchObject({ type: "WrongCredential", retryable: false });
@@ -203,7 +226,8 @@ describe("runJob", () => {
   });
 
   it("a device error in the reply fails the step with the device's typed error", async () => {
-    const evidence = new CollectingEvidence();
+    const jobId = newJobId();
+    const evidence = new JobEvidence(redis, jobId);
     const deviceError = new DeviceError(
       { target: "hsm-a1", command: "hsm show" },
       "C000040A",
@@ -214,7 +238,7 @@ describe("runJob", () => {
     const result = await runJob({
       runbook: sampleRunbook([]),
       params: { target: "hsm-a1" },
-      jobId: newJobId(),
+      jobId,
       fleet,
       sessions,
       evidence,
@@ -227,19 +251,20 @@ describe("runJob", () => {
       code: "C000040A",
       device: "hsm-a1",
     });
-    const parsed = evidence.records.find((r) => r.kind === "command.parsed");
+    const parsed = (await evidence.records()).find((r) => r.kind === "parse");
     expect(parsed?.data).toMatchObject({ error: { type: "DeviceError" } });
   });
 
   it("fails closed when a parsed reply lacks the fields a step relies on", async () => {
     const sessions = new ScriptedSessions(() => ({ raw: "x", result: { label: "no serial here" } }));
+    const jobId = newJobId();
     const result = await runJob({
       runbook: sampleRunbook([]),
       params: { target: "hsm-a1" },
-      jobId: newJobId(),
+      jobId,
       fleet,
       sessions,
-      evidence: new CollectingEvidence(),
+      evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
     expect(result.error).toMatchObject({ type: "UnexpectedResult", retryable: false, device: "hsm-a1" });
@@ -248,6 +273,7 @@ describe("runJob", () => {
 
   it("refuses a step that reaches for a device outside the job's targets (the queue never locked it)", async () => {
     const sessions = answering();
+    const jobId = newJobId();
     const rogue = defineRunbook({
       name: "rogue",
       description: "touches more than it declares",
@@ -268,10 +294,10 @@ describe("runJob", () => {
     const result = await runJob({
       runbook: rogue,
       params: {},
-      jobId: newJobId(),
+      jobId,
       fleet,
       sessions,
-      evidence: new CollectingEvidence(),
+      evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
     expect(result.error).toMatchObject({ type: "TargetNotLocked", retryable: false });
@@ -279,12 +305,13 @@ describe("runJob", () => {
   });
 
   it("rejects invalid params and unknown targets before touching anything", async () => {
-    const evidence = new CollectingEvidence();
     const checkpoints = new RedisCheckpointStore(redis.client());
+    const jobId = newJobId();
+    const evidence = new JobEvidence(redis, jobId);
     const bad = await runJob({
       runbook: sampleRunbook([]),
       params: { target: 42 },
-      jobId: newJobId(),
+      jobId,
       fleet,
       sessions: noSessions,
       evidence,
@@ -295,15 +322,15 @@ describe("runJob", () => {
     const unknown = await runJob({
       runbook: sampleRunbook([]),
       params: { target: "hsm-zz" },
-      jobId: newJobId(),
+      jobId: `${jobId}-b`,
       fleet,
       sessions: noSessions,
-      evidence,
+      evidence: new JobEvidence(redis, `${jobId}-b`),
       checkpoints,
     });
     expect(unknown.error).toMatchObject({ type: "UnknownTargetError", retryable: false });
     expect(unknown.error?.message).toContain("hsm-a1");
-    expect(evidence.kinds()).toEqual(["job.rejected", "job.rejected"]);
+    expect(await evidence.kinds()).toEqual(["requested", "error", "result"]);
   });
 
   it("stops between steps when cancelled, without running the next step", async () => {
@@ -344,7 +371,7 @@ describe("runJob", () => {
       jobId,
       fleet,
       sessions: noSessions,
-      evidence: new CollectingEvidence(),
+      evidence: new JobEvidence(redis, jobId),
       checkpoints,
       signal: controller.signal,
     });
@@ -359,8 +386,8 @@ describe("runJob", () => {
       raw: `echo of ${command}`,
       result: { serial: "700101" },
     }));
-    const evidence = new CollectingEvidence();
     const jobId = newJobId();
+    const evidence = new JobEvidence(redis, jobId);
     const runbook = defineRunbook({
       name: "leaky",
       description: "tries to leak",
@@ -374,7 +401,7 @@ describe("runJob", () => {
           async run(ctx) {
             const shell = await ctx.lunash("hsm-a1");
             await shell.run(`my file list ${secret.reveal()}`);
-            await ctx.evidence.append("note", { said: secret.reveal() });
+            await ctx.evidence.note({ said: secret.reveal() });
             return { secret, text: `pw=${secret.reveal()}` };
           },
         },
@@ -384,8 +411,10 @@ describe("runJob", () => {
     const result = await runJob({ runbook, params: {}, jobId, fleet, sessions, evidence, checkpoints });
     expect(result.status).toBe("succeeded");
     expect(JSON.stringify(result)).not.toContain(secret.reveal());
-    expect(evidence.text()).not.toContain(secret.reveal());
-    expect(evidence.text()).toContain("my file list [REDACTED]");
+    const text = await evidence.text();
+    expect(text).not.toContain(secret.reveal());
+    expect(text).toContain("my file list [REDACTED]");
+    expect(text).toContain('"said":"[REDACTED]"');
     expect(JSON.stringify([...(await checkpoints.finishedSteps(jobId)).values()])).not.toContain(
       secret.reveal(),
     );

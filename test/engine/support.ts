@@ -1,10 +1,18 @@
-// Test support for engine tests: the demo fleet (parsed, never started), an evidence collector, and a scripted
+// Test support for engine tests: the demo fleet (parsed, never started), the real evidence log, and a scripted
 // shell that answers commands from a table and counts what it was sent.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseFleet } from "../../src/config/load.ts";
 import type { Fleet } from "../../src/config/schema.ts";
-import type { DeviceShell, EvidenceSink, SessionProvider, ShellReply } from "../../src/engine/context.ts";
+import type {
+  DeviceShell,
+  EvidenceKind,
+  EvidenceSink,
+  SessionProvider,
+  ShellReply,
+} from "../../src/engine/context.ts";
+import { EvidenceLog, type EvidenceRecord, evidenceFilePath } from "../../src/evidence/index.ts";
+import type { TestRedis } from "../helpers/redis.ts";
 
 export function demoFleet(): Fleet {
   const parsed = parseFleet(readFileSync(join(import.meta.dirname, "../../config/demo.yaml"), "utf8"));
@@ -12,23 +20,34 @@ export function demoFleet(): Fleet {
   return parsed.fleet;
 }
 
-export interface EvidenceRecord {
-  kind: string;
-  data: unknown;
-  actor?: string;
-}
-
-/** Collects what the engine appends, in order (the real hash-chained log is tested by its owners). */
-export class CollectingEvidence implements EvidenceSink {
-  readonly records: EvidenceRecord[] = [];
-  async append(kind: string, data: unknown, actor?: string): Promise<void> {
-    this.records.push({ kind, data: JSON.parse(JSON.stringify(data)), ...(actor ? { actor } : {}) });
+/** The real evidence log of one job, opened on first use, with read-back helpers for assertions. */
+export class JobEvidence implements EvidenceSink {
+  #log: Promise<EvidenceLog> | undefined;
+  constructor(
+    private readonly redis: TestRedis,
+    readonly jobId: string,
+  ) {}
+  #open(): Promise<EvidenceLog> {
+    this.#log ??= EvidenceLog.open(this.redis.client(), this.redis.dataDir, this.jobId);
+    return this.#log;
   }
-  kinds(): string[] {
-    return this.records.map((r) => r.kind);
+  async append(kind: EvidenceKind, data: unknown, actor?: string): Promise<unknown> {
+    return (await this.#open()).append(kind, data, actor);
   }
-  text(): string {
-    return JSON.stringify(this.records);
+  async records(): Promise<EvidenceRecord[]> {
+    return (await this.#open()).records();
+  }
+  async kinds(): Promise<string[]> {
+    return (await this.records()).map((r) => r.kind);
+  }
+  async text(): Promise<string> {
+    const file = existsSync(evidenceFilePath(this.redis.dataDir, this.jobId))
+      ? readFileSync(evidenceFilePath(this.redis.dataDir, this.jobId), "utf8")
+      : "";
+    return JSON.stringify(await this.records()) + file;
+  }
+  async verify(): Promise<boolean> {
+    return (await (await this.#open()).verify()).ok;
   }
 }
 
