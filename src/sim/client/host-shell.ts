@@ -29,6 +29,9 @@ const out = (text: string, exitCode = 0): HostAction => ({ kind: "output", text,
 const refused = (cmd: string): HostAction =>
   out(`bash: ${cmd}: command not permitted on this twin\n`, NOT_PERMITTED_STATUS);
 
+/** The buffer ends inside a (non-empty) `-password` / `-p` option value. */
+const PASSWORD_VALUE = /(^|\s)-p(a(s(s(w(o(r(d)?)?)?)?)?)?)?\s+("[^"]*|'[^']*|[^\s"']\S*)$/i;
+
 const HEREDOC = /^\s*cat\s*>\s*(\S+)\s*<<-?\s*(['"]?)([A-Za-z_][A-Za-z0-9_]*)\2\s*$/;
 
 /** Log a received command line: password options and every known secret value redacted. */
@@ -255,7 +258,8 @@ export class ClientHostShell implements InteractiveShell {
         this.escape = true;
       } else if (ch >= " ") {
         this.buffer += ch;
-        this.echo(this.mode.kind === "password" ? "*" : ch);
+        // The password prompt, and the value of a `-password` option as it is typed, echo as '*'.
+        this.echo(this.mode.kind === "password" || PASSWORD_VALUE.test(this.buffer) ? "*" : ch);
       }
     }
   }

@@ -13,7 +13,7 @@ export function err(code: number, text: string): Footer {
 
 /** PKCS#11 return values lunacm prints in its footer. */
 export const CKR = {
-  unknownCommand: err(0x1, "Unknown command"),
+  unknownCommand: { kind: "unknown" } as Footer,
   slotIdInvalid: err(0x3, "CKR_SLOT_ID_INVALID"),
   argumentsBad: err(0x7, "CKR_ARGUMENTS_BAD"),
   cancelled: err(0xb, "User Cancelled Operation"),
