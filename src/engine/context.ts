@@ -44,7 +44,16 @@ export interface SessionProvider {
 }
 
 /** Record kinds the engine writes (the evidence log's own vocabulary, src/evidence/record.ts). */
-export type EvidenceKind = "requested" | "plan" | "command" | "reply" | "parse" | "step" | "error" | "result" | "note";
+export type EvidenceKind =
+  | "requested"
+  | "plan"
+  | "command"
+  | "reply"
+  | "parse"
+  | "step"
+  | "error"
+  | "result"
+  | "note";
 
 /** The evidence log of one job (src/evidence EvidenceLog satisfies it). */
 export interface EvidenceSink {

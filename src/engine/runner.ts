@@ -189,7 +189,9 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
         finishedAt: now().toISOString(),
       });
       log.error({ jobId, step: step.id, error }, "step failed");
-      await append("error", { step: step.id, error }).catch((e: unknown) => log.error({ jobId, error: describeError(e) }, "evidence append failed"));
+      await append("error", { step: step.id, error }).catch((e: unknown) =>
+        log.error({ jobId, error: describeError(e) }, "evidence append failed"),
+      );
       const result = failed(err, outcomes, targets);
       await append("result", { status: result.status, error, steps: stepStatuses(outcomes) }).catch(() => {});
       return result;

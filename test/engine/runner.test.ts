@@ -125,7 +125,7 @@ describe("runJob", () => {
     );
     expect(finishedSteps).toHaveLength(5);
     // The plan on record names every command before anything is sent.
-    const planned = (records[1]?.data as { steps: { id: string; commands: unknown[] }[] }).steps;
+    const planned = (records[1]!.data as { steps: { id: string; commands: unknown[] }[] }).steps;
     expect(planned.find((p) => p.id === "hsm-show:hsm-a3")?.commands).toEqual([
       { via: "lunash", on: "hsm-a3", command: "hsm show" },
     ]);
