@@ -51,9 +51,19 @@ export function scrub(model: ClientHostModel, text: string): string {
   const secrets = new Set<string>();
   for (const appliance of model.appliances.values()) {
     if (appliance.hsmSoPassword) secrets.add(appliance.hsmSoPassword);
+    // Fields other parts of the twin may add (appliance account, generated credentials): read defensively.
+    const extra = appliance as {
+      appliancePassword?: unknown;
+      generatedCredentials?: Record<string, unknown>;
+    };
+    if (typeof extra.appliancePassword === "string") secrets.add(extra.appliancePassword);
+    for (const v of Object.values(extra.generatedCredentials ?? {}))
+      if (typeof v === "string") secrets.add(v);
     for (const p of appliance.partitions)
       for (const pw of Object.values(p.passwords)) if (pw) secrets.add(pw);
   }
+  const ssh = model.host.credentials.ssh;
+  if (ssh !== undefined && !ssh.startsWith("env:") && !ssh.startsWith("file:")) secrets.add(ssh);
   for (const secret of [...secrets].sort((a, b) => b.length - a.length))
     if (secret.length >= 4 && result.includes(secret)) result = result.split(secret).join("[REDACTED]");
   return result;

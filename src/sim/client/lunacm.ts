@@ -89,7 +89,7 @@ export class LunacmSession {
       `lunacm (64-bit) v${this.model.version}. Copyright (c) 2024 Thales Group. All rights reserved.`,
       "",
       "",
-      "\tAvailable HSMs:",
+      "        Available HSMs:",
       "",
       ...slotListing(this.model, slots, this.currentSlot(slots)?.id),
       "",
@@ -280,8 +280,12 @@ const partitionShowinfo: Subcommand = {
       `                Login Attempts Left -> ${attemptsText(p, "co")}`,
       "        Crypto User:",
       `                Initialized -> ${init("cu")}`,
-      `                Locked Out -> ${lockedText(p)}`,
-      `                Login Attempts Left -> ${attemptsText(p, "cu")}`,
+      ...(p.passwords.cu !== undefined
+        ? [
+            `                Locked Out -> ${lockedText(p)}`,
+            `                Login Attempts Left -> ${attemptsText(p, "cu")}`,
+          ]
+        : []),
       "        Partition Storage:",
       `                Object Count:         ${p.objects}`,
     ]);
