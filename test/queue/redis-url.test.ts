@@ -4,7 +4,6 @@ import {
   describeRedisTarget,
   parseRedisUrl,
   RedisConfigError,
-  type RedisTarget,
   redisTargetFromEnv,
   resolveRedisTarget,
 } from "../../src/queue/redis.ts";
