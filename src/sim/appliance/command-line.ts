@@ -157,7 +157,11 @@ export class CommandTable<H> {
     }
     const spec = node.command;
     const name = canonical.join(" ");
-    const parsed = parseOptions(spec.options, tokens.slice(i));
+    const parsed = parseOptions(
+      spec.options,
+      tokens.slice(i),
+      spec.options.some((o) => o.secret),
+    );
     if ("error" in parsed)
       return { kind: "bad-option", spec, canonical: name, message: parsed.error, argStart: i };
     return { kind: "ok", spec, canonical: name, options: parsed.options, argStart: i };
@@ -180,11 +184,14 @@ function matchWord<H>(nodes: Node<H>[], word: string): WordMatch<H> {
 function parseOptions(
   specs: OptionSpec[],
   tokens: Token[],
+  takesSecret: boolean,
 ): { options: Map<string, string | true> } | { error: string } {
   const options = new Map<string, string | true>();
   for (let i = 0; i < tokens.length; i++) {
     const tok = tokens[i]!.text;
-    if (!tok.startsWith("-") || tok.length < 2) return { error: `Unexpected argument: ${tok}` };
+    // A stray word on a command that takes a password may be the password: never repeat it.
+    if (!tok.startsWith("-") || tok.length < 2)
+      return { error: takesSecret ? "Unexpected argument." : `Unexpected argument: ${tok}` };
     const spec = matchOption(specs, tok.slice(1));
     if (spec === "ambiguous") return { error: `Ambiguous option: ${tok}` };
     if (!spec) return { error: `Unknown option: ${tok}` };
@@ -244,6 +251,50 @@ export function redactCommandLine<H>(line: string, table: CommandTable<H>): stri
   for (const i of [...masked].sort((a, b) => b - a)) {
     const tok = tokens[i];
     if (tok) out = out.slice(0, tok.start) + MASK + out.slice(tok.end);
+  }
+  return out;
+}
+
+/**
+ * What the terminal shows of a command line being typed: the same length, with the characters of likely secrets
+ * replaced by `*` (the word after any option starting with `-p`, and any plain word after `hsm login`). Decided
+ * from the characters before each position only, so it can be applied while the line is typed.
+ */
+export function maskForEcho(line: string): string {
+  let out = "";
+  const words: string[] = [];
+  let current = "";
+  let quote: string | undefined;
+  let secret = false;
+  const secretWord = (): boolean => {
+    const prev = words[words.length - 1];
+    if (prev !== undefined && /^-p/i.test(prev)) return true;
+    const [w0, w1] = words;
+    return (
+      words.length >= 2 &&
+      w0 !== undefined &&
+      w1 !== undefined &&
+      "hsm".startsWith(w0.toLowerCase()) &&
+      w1.length >= 3 &&
+      "login".startsWith(w1.toLowerCase()) &&
+      !prev?.startsWith("-")
+    );
+  };
+  for (const ch of line) {
+    const blank = quote === undefined && /\s/.test(ch);
+    if (blank) {
+      if (current !== "") words.push(current);
+      current = "";
+      out += ch;
+      continue;
+    }
+    if (current === "") secret = secretWord() && !(ch === "-" && quote === undefined);
+    if (ch === '"' || ch === "'") {
+      if (quote === undefined) quote = ch;
+      else if (quote === ch) quote = undefined;
+    }
+    current += ch;
+    out += secret ? "*" : ch;
   }
   return out;
 }

@@ -22,9 +22,16 @@ export class LineInput {
   #escape: "none" | "esc" | "csi" = "none";
   #ended = false;
 
-  constructor(opts: { pty: boolean; echo: (text: string) => void }) {
+  readonly #display: (line: string) => string;
+
+  /**
+   * `display` turns a (partial) command line into what the terminal shows, same length; lunash masks passwords
+   * given as arguments with it. Password prompts (`mask`) show only `*`.
+   */
+  constructor(opts: { pty: boolean; echo: (text: string) => void; display?: (line: string) => string }) {
     this.#pty = opts.pty;
     this.#echo = opts.echo;
+    this.#display = opts.display ?? ((l) => l);
   }
 
   /** Wait for the next line. `mask` echoes `*` for each character (password prompts). */
@@ -39,7 +46,7 @@ export class LineInput {
       this.#waiter = { mask, resolve };
       // Characters typed ahead of this read appear now, as a terminal would show them.
       if (this.#pty && this.#partial.length > this.#echoed) {
-        this.#echo(this.#shown(this.#partial.slice(this.#echoed), mask));
+        this.#echo(this.#shown(this.#partial, mask).slice(this.#echoed));
         this.#echoed = this.#partial.length;
       }
     });
@@ -102,7 +109,7 @@ export class LineInput {
         if (ch < " " && ch !== "\t") return;
         this.#partial += ch;
         if (this.#pty && this.#waiter && this.#queue.length === 0) {
-          this.#echo(this.#shown(ch, this.#waiter.mask));
+          this.#echo(this.#shown(this.#partial, this.#waiter.mask).slice(this.#echoed));
           this.#echoed = this.#partial.length;
         }
     }
@@ -131,12 +138,14 @@ export class LineInput {
 
   #echoDelivered(r: LineResult, mask: boolean): void {
     if (r.kind !== "line") return;
-    const rest = r.text.slice(this.#echoed);
-    this.#echo(`${this.#shown(rest, mask)}\n`);
+    this.#echo(`${this.#shown(r.text, mask).slice(this.#echoed)}\n`);
     this.#echoed = 0;
   }
 
+  /** What the terminal shows for the whole line `text` (indexes match `text`'s UTF-16 positions). */
   #shown(text: string, mask: boolean): string {
-    return mask ? "*".repeat([...text].length) : text;
+    if (mask) return text.replace(/[\s\S]/g, "*");
+    const shown = this.#display(text);
+    return shown.length === text.length ? shown : text.replace(/[\s\S]/g, "*");
   }
 }

@@ -3,7 +3,7 @@
 // one ApplianceState; each SSH session gets its own LunashSession.
 import type { InteractiveShell, ShellHost, ShellIO } from "../shell-session.ts";
 import type { ApplianceState } from "../state.ts";
-import { type Resolution, redactCommandLine, tokenize } from "./command-line.ts";
+import { maskForEcho, type Resolution, redactCommandLine, tokenize } from "./command-line.ts";
 import { type CommandIO, type Handler, lunashTable, rebootAppliance } from "./commands.ts";
 import { garble, matchesFault, slowReplyMs, truncateForDrop } from "./faults.ts";
 import { LineInput } from "./line-input.ts";
@@ -15,6 +15,10 @@ export interface LunashOptions {
   bootMs?: number;
   /** Validity of certificates made by `sysconf regenCert` (default 3650 days). */
   regenCertDays?: number;
+  /** Called before each command runs (stdio-main reloads the persisted state here). */
+  beforeCommand?: () => void;
+  /** Called after each command, also when it failed or the session dropped (stdio-main saves the state here). */
+  afterCommand?: () => void;
 }
 
 /** Where a session reads the answers to prompts; the interactive shell uses its line input. */
@@ -57,9 +61,11 @@ export class LunashHost implements ShellHost {
   readonly state: ApplianceState;
   readonly #bootMs: number;
   readonly #regenCertDays: number;
+  readonly #hooks: Pick<LunashOptions, "beforeCommand" | "afterCommand">;
 
   constructor(state: ApplianceState, opts: LunashOptions = {}) {
     this.state = state;
+    this.#hooks = { beforeCommand: opts.beforeCommand, afterCommand: opts.afterCommand };
     this.#bootMs = opts.bootMs ?? DEFAULT_BOOT_MS;
     this.#regenCertDays = opts.regenCertDays ?? 3650;
   }
@@ -90,7 +96,6 @@ export class LunashHost implements ShellHost {
       return;
     }
     const untrack = trackSession(this.state, { drop: () => out.destroy() });
-    this.#logSession(ctx, "open");
     try {
       const result = await this.runCommand(command, out, ctx, answers ?? { read: async () => null }, pty);
       if (result.kind === "dropped") return;
@@ -98,32 +103,15 @@ export class LunashHost implements ShellHost {
         out.close(0);
         return;
       }
+      if (result.after === "reboot") {
+        // Our own session ends cleanly (the footer went out); every other session is cut by the reboot.
+        untrack();
+        rebootAppliance({ state: this.state, bootMs: this.#bootMs });
+      }
       out.close(result.code === 0 ? 0 : 1);
-      if (result.after === "reboot") rebootAppliance({ state: this.state, bootMs: this.#bootMs });
     } finally {
       untrack();
-      this.#logSession(ctx, "close");
     }
-  }
-
-  /** Record the session open/close in the appliance's session log. */
-  #logSession(ctx: RunContext, what: "open" | "close"): void {
-    if (what === "open") {
-      this.state.sessionLog.push({ session: ctx.session, user: ctx.user, openedAt: Date.now() });
-      return;
-    }
-    const entry = this.state.sessionLog.findLast(
-      (e) => e.session === ctx.session && e.closedAt === undefined,
-    );
-    if (entry) entry.closedAt = Date.now();
-  }
-
-  logSessionOpen(ctx: RunContext): void {
-    this.#logSession(ctx, "open");
-  }
-
-  logSessionClose(ctx: RunContext): void {
-    this.#logSession(ctx, "close");
   }
 
   /**
@@ -139,11 +127,27 @@ export class LunashHost implements ShellHost {
   ): Promise<
     { kind: "done"; code: ResultCode; after?: "exit" | "reboot" } | { kind: "dropped" } | { kind: "empty" }
   > {
+    const tokens = tokenize(line);
+    const res = lunashTable().resolve(tokens);
+    if (res.kind === "empty") return { kind: "empty" };
+    this.#hooks.beforeCommand?.();
+    try {
+      return await this.#runResolved(line, res, out, ctx, answers, pty);
+    } finally {
+      this.#hooks.afterCommand?.();
+    }
+  }
+
+  async #runResolved(
+    line: string,
+    res: Resolution<Handler>,
+    out: Output,
+    ctx: RunContext,
+    answers: AnswerSource,
+    pty: boolean,
+  ): Promise<{ kind: "done"; code: ResultCode; after?: "exit" | "reboot" } | { kind: "dropped" }> {
     const state = this.state;
     const table = lunashTable();
-    const tokens = tokenize(line);
-    const res = table.resolve(tokens);
-    if (res.kind === "empty") return { kind: "empty" };
     const logged = redactCommandLine(line, table);
     state.commandLog.push({ at: Date.now(), session: ctx.session, user: ctx.user, command: logged });
     state.syslog.push(
@@ -254,7 +258,8 @@ class LunashSession implements InteractiveShell {
     this.#host = host;
     this.#ctx = ctx;
     this.#out = new Output(io, ctx.pty);
-    this.#input = new LineInput({ pty: ctx.pty, echo: (t) => this.#out.write(t) });
+    // Passwords given as arguments (`hsm login -p ...`) are echoed as `*`, like the password prompt's answers.
+    this.#input = new LineInput({ pty: ctx.pty, echo: (t) => this.#out.write(t), display: maskForEcho });
   }
 
   start(): void {
@@ -267,8 +272,8 @@ class LunashSession implements InteractiveShell {
       this.#finished = true;
       return;
     }
+    // The session log (state.sessionLog) belongs to the carrier, which knows the peer and the channel kind.
     this.#untrack = trackSession(state, { drop: () => this.#drop() });
-    this.#host.logSessionOpen(this.#ctx);
     this.#out.write(`\n${banner(state.softwareVersion)}\n\n\n`);
     void this.#loop().catch((err: unknown) => {
       // An interpreter bug must not leave a half-open session: say so on the channel and end it.
@@ -314,8 +319,11 @@ class LunashSession implements InteractiveShell {
         return;
       }
       if (result.after === "reboot") {
-        this.#finish(0);
+        // Leave the session registry first: the reboot cuts every other session, this one closes after its footer.
+        this.#untrack?.();
+        this.#untrack = undefined;
         rebootAppliance({ state, bootMs: this.#host.bootMs });
+        this.#finish(0);
         return;
       }
     }
@@ -332,10 +340,10 @@ class LunashSession implements InteractiveShell {
     if (this.#finished) return;
     this.#finished = true;
     this.#untrack?.();
-    this.#host.logSessionClose(this.#ctx);
     this.#out.close(code);
     this.#input.end();
   }
 }
 
+export { powerCycle } from "./power.ts";
 export type { Output };
