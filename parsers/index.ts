@@ -87,7 +87,16 @@ export type ParseResult =
 
 export function parseCommandOutput(shell: Shell, command: string, raw: string): ParseResult {
   const resolved = resolveCommand(shell, command);
-  if (!resolved.ok) return { ok: false, command: null, parseError: { reason: resolved.reason, raw } };
+  if (!resolved.ok) {
+    // The device may have refused the command itself (`0x1 Unknown command`): report that, it explains more.
+    try {
+      const deviceError = findDeviceError(shell, raw);
+      if (deviceError) return { ok: false, command: null, deviceError };
+    } catch {
+      // Unreadable framing: the resolution failure is the reason to report.
+    }
+    return { ok: false, command: null, parseError: { reason: resolved.reason, raw } };
+  }
   const canonical = resolved.canonical;
   const parser = findParser(shell, canonical);
   try {

@@ -53,6 +53,7 @@ export function parse(raw: string): PartitionShowinfo {
     if (!kv)
       throw new ParseError(`unrecognised line in 'partition showinfo' output: ${describeLine(line)}`, raw);
     if (kv.value === "" && /:\s*$/.test(t)) continue; // a section heading such as `Partition Information:`
+    if (kv.value === "" && /flags$/.test(kv.key)) continue; // `Token Flags ->` with the flags on the lines below
     const k = kv.key;
     const r = role(k);
     if (r && /attempts left/.test(k)) {

@@ -53,6 +53,11 @@ export function parse(raw: string): SyslogTail {
   for (const line of lines) {
     const pidMatch = NTLS_PID.exec(line);
     const pid = pidMatch ? Number(pidMatch[1]) : null;
+    // A new connection on this NTLS process: an SSL reason logged earlier belongs to an earlier connection.
+    if (/Incoming connection request/.test(line)) {
+      lastReason.delete(pid);
+      continue;
+    }
     const reason = SSL_REASON.exec(line);
     if (reason) {
       const sslError = reason[1] ?? "";

@@ -78,6 +78,11 @@ for (const dir of dirs) {
         it(`${c.name}: device error`, () => {
           if (c.expected === undefined) {
             expect(() => errorDir.parse(c.raw)).toThrow(ParseError);
+            try {
+              errorDir.parse(c.raw);
+            } catch (err) {
+              expect((err as ParseError).reason).toContain(c.reasonIncludes);
+            }
             return;
           }
           expect(errorDir.parse(c.raw)).toEqual(c.expected);
