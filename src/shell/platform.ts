@@ -61,7 +61,7 @@ export interface PlatformTable {
 export const lunashPlatform: PlatformTable = {
   kind: "lunash",
   prompt: /^\[[^\]\r\n]+\] lunash:>$/,
-  banner: /Command Line Shell (?:v|- )?([0-9][0-9A-Za-z.-]*)/,
+  banner: /Command Line Shell (?:v|- )?([0-9](?:[0-9A-Za-z.-]*[0-9A-Za-z])?)/,
   confirmations: [
     {
       id: "last-attempt-caution",
@@ -95,7 +95,7 @@ export const lunashPlatform: PlatformTable = {
 export const lunacmPlatform: PlatformTable = {
   kind: "lunacm",
   prompt: /^lunacm:>$/,
-  banner: /lunacm \(64-bit\) v([0-9][0-9A-Za-z.-]*)/,
+  banner: /lunacm \(64-bit\) v([0-9](?:[0-9A-Za-z.-]*[0-9A-Za-z])?)/,
   confirmations: [
     { id: "proceed", pattern: /type 'proceed'[^\n]*-> ?$/i, answer: "proceed", decline: "quit" },
   ],

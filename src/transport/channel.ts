@@ -22,6 +22,8 @@ export abstract class BaseShellChannel implements ShellChannel {
   #closeReason: string | undefined;
   readonly #dataListeners = new Set<(chunk: string) => void>();
   readonly #closeListeners: ((reason: string) => void)[] = [];
+  /** Output that arrived before anyone listened (the banner races the driver's subscription). */
+  #early: string[] = [];
 
   constructor(readonly target: string) {}
 
@@ -38,6 +40,11 @@ export abstract class BaseShellChannel implements ShellChannel {
 
   onData(listener: (chunk: string) => void): () => void {
     this.#dataListeners.add(listener);
+    if (this.#early.length > 0) {
+      const early = this.#early.join("");
+      this.#early = [];
+      listener(early);
+    }
     return () => this.#dataListeners.delete(listener);
   }
 
@@ -47,6 +54,10 @@ export abstract class BaseShellChannel implements ShellChannel {
   }
 
   protected emitData(chunk: string): void {
+    if (this.#dataListeners.size === 0) {
+      this.#early.push(chunk);
+      return;
+    }
     for (const l of [...this.#dataListeners]) l(chunk);
   }
 

@@ -2,7 +2,30 @@
 // everything it received (auth attempts and typed input) so tests can assert what was — and was not — sent.
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import ssh2, { type Connection } from "ssh2";
+import { Secret } from "../../src/config/secret.ts";
 import { sshFingerprint } from "../../src/transport/fingerprint.ts";
+import type { SshTarget } from "../../src/transport/target.ts";
+
+export const PASSWORD = "Appliance-pw-1";
+const timeouts = { connectMs: 1500, authMs: 1500, commandMs: 3000, keepaliveMs: 15_000 };
+
+/** An SshTarget for a fake server (password auth with PASSWORD). */
+export function targetFor(
+  server: { host: string; port: number; name?: string },
+  over: Partial<SshTarget> = {},
+): SshTarget {
+  const password = new Secret(PASSWORD, "literal");
+  return {
+    kind: "device",
+    name: server.name ?? "hsm-fake",
+    host: server.host,
+    port: server.port,
+    user: "admin",
+    timeouts,
+    credentials: () => ({ password }),
+    ...over,
+  };
+}
 
 const { Server, utils } = ssh2;
 
@@ -26,6 +49,8 @@ export interface FakeOptions {
   /** Never answer authentication requests. */
   authHang?: boolean;
   banner?: string;
+  /** Print only the banner, no prompt (a forced password change). */
+  noPrompt?: boolean;
 }
 
 export interface AuthAttempt {
@@ -77,6 +102,11 @@ export class FakeLunash {
     return this;
   }
 
+  /** Drop every TCP connection; the listener stays. */
+  dropAll(): void {
+    for (const s of this.#sockets) s.destroy();
+  }
+
   async stop(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
     await new Promise<void>((r) => (this.#tcp ? this.#tcp.close(() => r()) : r()));
@@ -88,8 +118,7 @@ export class FakeLunash {
       const hadPassword = ctx.method === "password";
       this.auths.push({ method: ctx.method, user: ctx.username, hadPassword });
       if (this.opts.authHang) return; // never answer
-      if (ctx.method === "password" && ctx.password === (this.opts.password ?? "Appliance-pw-1"))
-        return ctx.accept();
+      if (ctx.method === "password" && ctx.password === (this.opts.password ?? PASSWORD)) return ctx.accept();
       if (ctx.method === "publickey" && this.opts.publicKey) {
         const allowed = utils.parseKey(this.opts.publicKey);
         if (!(allowed instanceof Error)) {
@@ -125,7 +154,7 @@ export class FakeLunash {
       write: (t) => ch.write(t),
       ask: (t) => {
         ch.write(t);
-        masked = /password/i.test(t) || /password/i.test(t.split("\n").slice(-3).join(" "));
+        masked = /password:\s*\r?\n\s*> $/i.test(t);
         return new Promise((r) => (waiter = r));
       },
       drop: () => {
@@ -134,7 +163,7 @@ export class FakeLunash {
       },
     };
     ch.write(
-      `${this.opts.banner ?? "Luna Network HSM Command Line Shell v7.2.0-220. Copyright (c) 2018 SafeNet. All rights reserved."}\r\n\r\n${prompt}`,
+      `${this.opts.banner ?? "Luna Network HSM Command Line Shell v7.2.0-220. Copyright (c) 2018 SafeNet. All rights reserved."}${this.opts.noPrompt ? "" : `\r\n\r\n${prompt}`}`,
     );
     const onLine = async (l: string) => {
       if (waiter) {
