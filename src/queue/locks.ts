@@ -224,8 +224,9 @@ export class DeviceLockSet {
     return h.token;
   }
 
-  /** Set once a lock is lost; the job must stop before its next step. */
+  /** Set once a lock is lost (or can no longer be proven held); the job must stop before its next step. */
   get lost(): LockLostError | undefined {
+    this.#checkExpiry();
     return this.#lost;
   }
 
@@ -236,15 +237,37 @@ export class DeviceLockSet {
 
   /** Throw the LockLostError if a lock has been lost; cheap, no Redis round trip. */
   throwIfLost(): void {
+    this.#checkExpiry();
     if (this.#lost) throw this.#lost;
+  }
+
+  /**
+   * Without a confirmed renewal, a lock is ours only until its last confirmed TTL runs out; after that another job
+   * may hold it, even if Redis has been unreachable all along and nothing has told us so.
+   */
+  #checkExpiry(): void {
+    if (this.#lost || this.#released) return;
+    const now = Date.now();
+    for (const h of this.#held) {
+      if (now >= h.confirmedAt + this.#ttlMs) {
+        this.#markLost(
+          new LockLostError(h.resource, h.token, `not renewed within its ${this.#ttlMs} ms TTL`),
+        );
+        return;
+      }
+    }
   }
 
   startRenewing(): void {
     if (this.#timer || this.#released) return;
     const every = Math.max(10, Math.floor(this.#ttlMs / 3));
     this.#timer = setInterval(() => {
-      // One renewal at a time: a slow Redis must not pile up renewals.
-      if (this.#renewing) return;
+      // One renewal at a time: a slow Redis must not pile up renewals. But a renewal stuck waiting for an
+      // unreachable Redis must not hide that the TTL has run out meanwhile.
+      if (this.#renewing) {
+        this.#checkExpiry();
+        return;
+      }
       this.#renewing = this.renew()
         .catch(() => {}) // a lost lock has already been reported through #markLost
         .finally(() => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   acquireDeviceLocks,
@@ -10,6 +13,8 @@ import {
   releaseLock,
   renewLock,
 } from "../../src/queue/locks.ts";
+import { connectRedis } from "../../src/queue/redis.ts";
+import { startEmbeddedRedis } from "../../src/queue/redis-server.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
@@ -180,6 +185,34 @@ describe("device locks", () => {
     await set.assertHeld();
     expect(set.lost).toBeUndefined();
     expect(await set.release()).toEqual([d]);
+  });
+
+  it("declares the lock lost when Redis stays unreachable past the TTL", async () => {
+    // A server of its own: this test kills it.
+    const dir = mkdtempSync(join(tmpdir(), "lf-lost-"));
+    const server = await startEmbeddedRedis({ dataDir: dir });
+    const conn = connectRedis({ url: server.url });
+    try {
+      const lostErrors: LockLostError[] = [];
+      const d = res("unreachable");
+      const set = await acquireDeviceLocks(conn, [d], {
+        owner: "job-cut-off",
+        ttlMs: 300,
+        waitMs: 0,
+        onLost: (e) => lostErrors.push(e),
+      });
+      await server.stop();
+      expect(set.lost).toBeUndefined(); // still within the TTL it last confirmed
+      await sleep(450);
+      expect(lostErrors).toHaveLength(1);
+      expect(lostErrors[0]!.message).toMatch(/not renewed within its 300 ms TTL/);
+      expect(set.signal.aborted).toBe(true);
+      expect(() => set.throwIfLost()).toThrow(LockLostError);
+    } finally {
+      conn.disconnect();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses bad resource names and owners", async () => {
