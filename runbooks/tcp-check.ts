@@ -124,10 +124,10 @@ export const tcpCheck = defineRunbook({
       title: (host) => `List the partitions ${host} reaches over NTLS (vtl verify)`,
       kind: "read",
       forEach: "clientHost",
-      commands: () => ["vtl verify"],
+      commands: (_p, _f, host) => [{ via: "host", on: host!, command: "vtl verify" }],
       async run(ctx): Promise<VtlVerifyResult> {
         const host = ctx.target!;
-        const shell = await ctx.lunacm(host);
+        const shell = await ctx.clientShell(host);
         const { slots } = await shell.read("vtl verify", vtlVerify);
         return { host, slots: slots.map((s) => ({ serial: s.serial, label: s.label })) };
       },

@@ -20,19 +20,26 @@ import type { JobTargets } from "./runbook.ts";
 // ---- Ports: the narrow shapes the engine needs from other modules (they satisfy them structurally). ----
 
 export interface CommandOptions {
-  /** The confirmation word to answer a `proceed` prompt with; absent = a confirmation prompt is an error. */
-  confirm?: string | boolean;
+  /** The confirmation this step answers (`proceed`); absent = any confirmation prompt aborts the command. */
+  confirm?: "proceed";
   timeoutMs?: number;
+  /** The step declares an appliance reboot; the command policy refuses one otherwise. */
+  allowReboot?: boolean;
+  /** The device's known reboot safety (patch-verify); undefined makes the policy refuse a reboot. */
+  rebootUnsafe?: boolean;
 }
 
-/** A reply from the shell driver: what was sent, the raw text, and the parser's value or a typed device error. */
+/**
+ * A reply from the shell driver: what was sent, the raw (redacted) text, and the result: `{ ok: true, value }` or
+ * `{ ok: false, error }` (src/shell), or directly a value or an Error. The context unwraps all three forms.
+ */
 export interface ShellReply {
   command: string;
   raw: string;
   result: unknown;
 }
 
-/** An open lunash or lunacm session (src/shell). */
+/** An open lunash, lunacm or client-host shell session (src/shell). */
 export interface DeviceShell {
   run(command: string, opts?: CommandOptions): Promise<ShellReply>;
 }
@@ -41,6 +48,8 @@ export interface DeviceShell {
 export interface SessionProvider {
   lunash(device: Device): Promise<DeviceShell>;
   lunacm(host: ClientHost): Promise<DeviceShell>;
+  /** The client host's OS shell, where the `vtl` tool runs (replies to vtl commands come back parsed). */
+  clientShell(host: ClientHost): Promise<DeviceShell>;
 }
 
 /** Record kinds the engine writes (the evidence log's own vocabulary, src/evidence/record.ts). */
@@ -101,6 +110,8 @@ export interface StepContext<P = unknown> {
   readonly signal: AbortSignal;
   lunash(device: string): Promise<StepShell>;
   lunacm(host: string): Promise<StepShell>;
+  /** The OS shell of a client host: `vtl verify`, `vtl listServers` (the command policy allows vtl and lunacm only). */
+  clientShell(host: string): Promise<StepShell>;
   readonly tcp: NetProbes;
   /** Put something on the job's record (a decision, an operator-facing finding); redacted, tagged with the step. */
   readonly evidence: { note(data: unknown): Promise<void> };
@@ -133,6 +144,7 @@ export interface ContextDeps<P> {
 export class SessionCache {
   readonly #lunash = new Map<string, Promise<DeviceShell>>();
   readonly #lunacm = new Map<string, Promise<DeviceShell>>();
+  readonly #host = new Map<string, Promise<DeviceShell>>();
   constructor(private readonly provider: SessionProvider) {}
 
   lunash(device: Device): Promise<DeviceShell> {
@@ -140,6 +152,9 @@ export class SessionCache {
   }
   lunacm(host: ClientHost): Promise<DeviceShell> {
     return memo(this.#lunacm, host.name, () => this.provider.lunacm(host));
+  }
+  clientShell(host: ClientHost): Promise<DeviceShell> {
+    return memo(this.#host, host.name, () => this.provider.clientShell(host));
   }
 }
 
@@ -162,6 +177,13 @@ export function createStepContext<P>(
   const record = async (kind: EvidenceKind, data: Record<string, unknown>) => {
     await deps.evidence.append(kind, toRedactedJson({ step: step.id, ...data }), deps.actor);
   };
+  const checkHost = (name: string) => {
+    if (!deps.targets.clientHosts.includes(name))
+      throw new TargetNotLocked(
+        `step '${step.id}' reached for client host '${name}', which is not among the job's targets (${deps.targets.clientHosts.join(", ") || "none"})`,
+      );
+    return name;
+  };
   const checkpoint = (stepId: string, target?: string) =>
     deps.results.get(target === undefined ? stepId : `${stepId}:${target}`);
 
@@ -182,12 +204,12 @@ export function createStepContext<P>(
       return recordedShell(shell, "lunash", name, record, deps.signal);
     },
     async lunacm(name) {
-      if (!deps.targets.clientHosts.includes(name))
-        throw new TargetNotLocked(
-          `step '${step.id}' reached for client host '${name}', which is not among the job's targets (${deps.targets.clientHosts.join(", ") || "none"})`,
-        );
-      const shell = await sessions.lunacm(getClientHost(deps.fleet, name));
+      const shell = await sessions.lunacm(getClientHost(deps.fleet, checkHost(name)));
       return recordedShell(shell, "lunacm", name, record, deps.signal);
+    },
+    async clientShell(name) {
+      const shell = await sessions.clientShell(getClientHost(deps.fleet, checkHost(name)));
+      return recordedShell(shell, "host", name, record, deps.signal);
     },
     tcp: {
       async tcp(host, port, timeoutMs) {
@@ -235,9 +257,25 @@ export function createStepContext<P>(
 
 type Recorder = (kind: EvidenceKind, data: Record<string, unknown>) => Promise<void>;
 
+/** The value of a reply's result, or the typed error it carries (thrown). */
+function unwrapResult(result: unknown): { value: unknown } | { error: Error } {
+  if (result instanceof Error) return { error: result };
+  if (typeof result === "object" && result !== null && typeof (result as { ok?: unknown }).ok === "boolean") {
+    const r = result as { ok: boolean; value?: unknown; error?: unknown };
+    if (r.ok) return { value: r.value };
+    return {
+      error:
+        r.error instanceof Error
+          ? r.error
+          : new UnexpectedResult(`device reported an error: ${String(r.error)}`),
+    };
+  }
+  return { value: result };
+}
+
 function recordedShell(
   shell: DeviceShell,
-  via: "lunash" | "lunacm",
+  via: "lunash" | "lunacm" | "host",
   on: string,
   record: Recorder,
   signal: AbortSignal,
@@ -253,12 +291,13 @@ function recordedShell(
       throw err;
     }
     await record("reply", { via, on, command, raw: reply.raw });
-    if (reply.result instanceof Error) {
-      await record("parse", { via, on, command, error: describeError(reply.result) });
-      throw reply.result;
+    const outcome = unwrapResult(reply.result);
+    if ("error" in outcome) {
+      await record("parse", { via, on, command, error: describeError(outcome.error) });
+      throw outcome.error;
     }
-    await record("parse", { via, on, command, result: reply.result });
-    return reply;
+    await record("parse", { via, on, command, result: outcome.value });
+    return { command: reply.command, raw: reply.raw, result: outcome.value };
   };
   return {
     run,

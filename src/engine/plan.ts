@@ -54,6 +54,7 @@ export function planJob<S extends z.ZodType>(runbook: Runbook<S>, params: unknow
 const VIA_LABEL: Record<PlannedCommand["via"], string> = {
   lunash: "lunash",
   lunacm: "lunacm",
+  host: "shell",
   tcp: "tcp",
   tls: "tls",
   azure: "arm",

@@ -42,9 +42,9 @@ describe("planJob", () => {
       { via: "tls", on: "127.0.1.2:1792", command: "handshake, read server certificate (timeout 2000 ms)" },
     ]);
     expect(plan.steps.find((s) => s.id === "vtl-verify:client-a")?.commands).toEqual([
-      { via: "lunacm", on: "client-a", command: "vtl verify" },
+      { via: "host", on: "client-a", command: "vtl verify" },
     ]);
-    expect(renderPlan(plan)).toContain("lunacm client-a> vtl verify");
+    expect(renderPlan(plan)).toContain("shell client-a> vtl verify");
   });
 
   it("marks a plan that changes something, and refuses bad params", () => {

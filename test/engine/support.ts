@@ -65,6 +65,9 @@ export class ScriptedSessions implements SessionProvider {
   async lunacm(host: { name: string }): Promise<DeviceShell> {
     return this.#shell(host.name);
   }
+  async clientShell(host: { name: string }): Promise<DeviceShell> {
+    return this.#shell(host.name);
+  }
   #shell(on: string): DeviceShell {
     this.opened.push(on);
     return {
@@ -84,6 +87,9 @@ export const noSessions: SessionProvider = {
     throw new Error(`test: a session to ${d.name} was opened`);
   },
   lunacm: async (h) => {
+    throw new Error(`test: a session to ${h.name} was opened`);
+  },
+  clientShell: async (h) => {
     throw new Error(`test: a session to ${h.name} was opened`);
   },
 };
