@@ -2,6 +2,9 @@
 import { Command } from "commander";
 import { registerConfigCommands } from "./commands/config.ts";
 import { registerEvidenceCommands } from "./commands/evidence.ts";
+import { registerFleetCommands } from "./commands/fleet.ts";
+import { registerParseCommand } from "./commands/parse.ts";
+import { registerSimCommands } from "./commands/sim.ts";
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -14,7 +17,10 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerConfigCommands(program);
+  registerSimCommands(program);
   registerEvidenceCommands(program);
+  registerFleetCommands(program);
+  registerParseCommand(program);
   return program;
 }
 
