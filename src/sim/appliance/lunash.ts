@@ -163,14 +163,18 @@ export class LunashHost implements ShellHost {
     const dropping = matchesFault(state.faults.dropMidCommand, canonical, line);
     let pending = "";
     let dropped = false;
-    /** Send what the command produced so far (before a prompt, or at the end). */
-    const flush = (final: boolean) => {
-      if (pending === "" || dropped) return;
-      let text = garbling ? garble(pending) : pending;
+    /**
+     * Send what the command produced so far (before a prompt, or at the end with its footer). A garbled command has
+     * its body corrupted but its footer intact, so the driver sees a complete reply it must refuse to parse; a
+     * dropped one loses the second half of its last output and the connection.
+     */
+    const flush = (final: boolean, tail = "") => {
+      if (dropped) return;
+      const text = (garbling ? garble(pending) : pending) + tail;
       pending = "";
+      if (text === "") return;
       if (dropping && final) {
-        text = truncateForDrop(text);
-        out.write(text);
+        out.write(truncateForDrop(text));
         out.destroy();
         dropped = true;
         return;
@@ -194,8 +198,7 @@ export class LunashHost implements ShellHost {
       flush(true);
       return dropped ? { kind: "dropped" } : { kind: "done", code: 0, after: "exit" };
     }
-    pending += `${footer(outcome.code)}\n`;
-    flush(true);
+    flush(true, `${footer(outcome.code)}\n`);
     if (dropped || out.closed) return { kind: "dropped" };
     return { kind: "done", code: outcome.code, ...(outcome.after ? { after: outcome.after } : {}) };
   }
