@@ -3,11 +3,12 @@
 //   file    <dataDir>/evidence/<jobId>.jsonl       (same lines, fsynced after a "result" record)
 // Redis is where the chain is decided: appendEvidenceIfHeadMatches adds a record only if the head is still the one
 // the record was built on, so two writers can never fork the chain (the loser rebuilds on the new head and retries).
-// The file follows Redis in order; within one process all logs of a job share one file writer. One job is written
-// by one process at a time (the job holds its device locks); a second process writing the same job concurrently
-// is refused nothing by Redis but could interleave file lines, which verify would then report.
+// The file follows Redis in order: every write fills any gap from Redis first, under an in-process queue and a
+// cross-process lock file, so several writers on one host (a worker, an operator's approval) keep it a prefix of
+// Redis. On several hosts each data dir holds a prefix up to its own last write; the worker that runs the job
+// writes its result last, so its copy is complete.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, readFile, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { redact } from "../config/secret.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../queue/redis.ts";
@@ -70,29 +71,43 @@ export function evidenceFilePath(dataDir: string, jobId: string): string {
   return join(resolve(dataDir), "evidence", `${jobId}.jsonl`);
 }
 
-/** Serializes writes to one JSONL file within this process and keeps it in Redis order. */
+/**
+ * Keeps one JSONL file in Redis order. Within this process writes to a file go through one promise chain; across
+ * processes on this host (a worker and an operator's `approve` appending to the same job) a lock file
+ * (<file>.lock, O_EXCL, holding the pid) makes each catch-up-and-append exclusive. Every write first counts what the
+ * file already holds and fills any gap from Redis, so whoever writes, the file is always a prefix of Redis.
+ */
 class FileMirror {
   #chain: Promise<void> = Promise.resolve();
-  constructor(
-    readonly path: string,
-    /** Records already in the file. */
-    public count: number,
-  ) {}
+  /** Records in the file when it had `size` bytes; recounted whenever the size differs (someone else wrote). */
+  #known: { size: number; count: number } | undefined;
 
-  /** Make the file hold records 1..line's seq: catch up from Redis if earlier ones are missing. */
+  constructor(readonly path: string) {}
+
+  /** Forget what we know about the file (it was read or changed outside this mirror). */
+  forget(): void {
+    this.#known = undefined;
+  }
+
+  /** Make the file hold records 1..seq (`line` is record seq); earlier missing records are fetched from Redis. */
   write(seq: number, line: string, sync: boolean, fetch: (from: number, to: number) => Promise<string[]>) {
-    const next = this.#chain.then(async () => {
-      if (this.count >= seq) {
-        // Already written (another log of this job caught the file up to here).
-        if (sync) await this.#append([], true);
-        return;
-      }
-      const missing = seq - 1 > this.count ? await fetch(this.count, seq - 2) : [];
-      await this.#append([...missing, line], sync);
-      this.count = seq;
-    });
-    this.#chain = next.catch(() => {});
-    return next;
+    return this.#enqueue(() =>
+      this.#locked(async () => {
+        const count = await this.#count();
+        if (count >= seq) {
+          // Already written (another log of this job, here or in another process, caught the file up).
+          if (sync) await this.#append([], true);
+          return;
+        }
+        const missing = seq - 1 > count ? await fetch(count, seq - 2) : [];
+        if (missing.length !== seq - 1 - count) {
+          throw new EvidenceError(
+            `evidence file ${this.path}: Redis did not return records ${count + 1}..${seq - 1}`,
+          );
+        }
+        await this.#append([...missing, line], sync);
+      }),
+    );
   }
 
   /** Resolves when every write queued so far has landed (failed writes included). */
@@ -102,9 +117,32 @@ class FileMirror {
 
   /** Wait for queued writes, then fsync the file. */
   sync(): Promise<void> {
-    const next = this.#chain.then(() => this.#append([], true));
+    return this.#enqueue(() => this.#append([], true));
+  }
+
+  #enqueue(task: () => Promise<void>): Promise<void> {
+    const next = this.#chain.then(task);
     this.#chain = next.catch(() => {});
     return next;
+  }
+
+  async #count(): Promise<number> {
+    let size: number;
+    try {
+      size = (await stat(this.path)).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      size = 0;
+    }
+    if (this.#known?.size === size) return this.#known.count;
+    const text = size === 0 ? "" : await readFile(this.path, "utf8");
+    if (text !== "" && !text.endsWith("\n")) {
+      // A torn last line (a writer died mid-append): never append after it, verify will show where.
+      throw new EvidenceError(`evidence file ${this.path} ends in a partial line; refusing to append`);
+    }
+    const count = text === "" ? 0 : text.split("\n").length - 1;
+    this.#known = { size: Buffer.byteLength(text), count };
+    return count;
   }
 
   async #append(lines: string[], sync: boolean): Promise<void> {
@@ -112,9 +150,57 @@ class FileMirror {
     try {
       if (lines.length > 0) await fh.appendFile(lines.map((l) => `${l}\n`).join(""), "utf8");
       if (sync) await fh.sync();
+      if (lines.length > 0 && this.#known) {
+        this.#known = { size: (await fh.stat()).size, count: this.#known.count + lines.length };
+      }
     } finally {
       await fh.close();
     }
+  }
+
+  /** Run `task` holding <file>.lock; a lock left by a dead process is taken over. */
+  async #locked(task: () => Promise<void>): Promise<void> {
+    const lockPath = `${this.path}.lock`;
+    const deadline = Date.now() + FILE_LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        const fh = await open(lockPath, "wx", 0o600);
+        await fh.writeFile(String(process.pid));
+        await fh.close();
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+      const holder = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
+      // Our own pid cannot legitimately hold it (this process serializes its writes): a leftover of a dead
+      // process whose pid was reused, like one whose process is gone.
+      if (Number.isInteger(holder) && holder > 0 && (holder === process.pid || !processAlive(holder))) {
+        await unlink(lockPath).catch(() => {});
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new EvidenceError(
+          `evidence file ${this.path} is locked by process ${holder || "?"} (${lockPath})`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 2 + Math.random() * 8));
+    }
+    try {
+      await task();
+    } finally {
+      await unlink(lockPath).catch(() => {});
+    }
+  }
+}
+
+const FILE_LOCK_WAIT_MS = 10_000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -170,10 +256,10 @@ export class EvidenceLog {
     const cmp = compareEvidenceCopies(redisRecords, fileRecords);
     if (!cmp.ok && cmp.problem !== "missing records") throw new EvidenceTamperedError(jobId, "both", cmp);
     if (!mirror) {
-      mirror = new FileMirror(filePath, fileRecords.length);
+      mirror = new FileMirror(filePath);
       mirrors.set(filePath, mirror);
     }
-    mirror.count = fileRecords.length;
+    mirror.forget();
     if (fileRecords.length === 0) ensureFileDurablyExists(filePath);
     const log = new EvidenceLog(redis, jobId, dataDir, filePath, mirror, {
       seq: redisRecords.length,
