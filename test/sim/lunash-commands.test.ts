@@ -210,7 +210,7 @@ describe("lunash command line", () => {
     const state = await demoAppliance();
     const d = await Driver.open(state);
     expect(await d.send("ntls show")).toContain(
-      'NTLS bound to network device: eth0 IP Address: "127.0.1.1" (eth0)',
+      'NTLS bound to network device: eth0   IP Address: "127.0.1.1" (eth0)',
     );
     await d.send("hsm show");
     const tail = await d.send("syslog tail -logname messages -entries 2 -search Command");

@@ -12,16 +12,16 @@ export function matchesFault(prefix: string | undefined, ...commands: string[]):
 
 /**
  * Corrupt command output: in every labelled line the label's letters are swapped pairwise and its colon becomes a
- * semicolon; every 9th byte of the text is dropped. Blank lines survive so the shape still looks like output.
+ * semicolon, other lines have all their letters swapped pairwise; every 9th byte of the text is dropped. Blank lines survive so the shape still looks like output.
  */
 export function garble(text: string): string {
   const mangled = text
     .split("\n")
     .map((line) => {
       const colon = line.indexOf(":");
-      if (colon <= 0) return line;
-      const label = line.slice(0, colon).replace(/([A-Za-z])([A-Za-z])/g, "$2$1");
-      return `${label};${line.slice(colon + 1)}`;
+      // Lines without a label (table headers, package names) have all their letter pairs swapped.
+      if (colon <= 0) return swapPairs(line);
+      return `${swapPairs(line.slice(0, colon))};${line.slice(colon + 1)}`;
     })
     .join("\n");
   let out = "";
@@ -42,4 +42,8 @@ export function truncateForDrop(text: string): string {
 export function slowReplyMs(faults: ApplianceFaults): number {
   const ms = faults.slowReplyMs ?? 0;
   return Number.isFinite(ms) && ms > 0 ? ms : 0;
+}
+
+function swapPairs(text: string): string {
+  return text.replace(/([A-Za-z])([A-Za-z])/g, "$2$1");
 }

@@ -285,9 +285,9 @@ export function renderNtlsShow(s: ApplianceState): string {
   const status = s.ntls.listening ? "running" : "stopped";
   const lines = [
     "",
-    `NTLS bound to network device: ${s.ntls.bindDevice} IP Address: "${s.ntls.bindAddress}" (${s.ntls.bindDevice})`,
-    `NTLS port: ${s.ntls.port}`,
-    `NTLS status: ${status}`,
+    `NTLS bound to network device: ${s.ntls.bindDevice}   IP Address: "${s.ntls.bindAddress}" (${s.ntls.bindDevice})`,
+    `NTLS Port:                    ${s.ntls.port}`,
+    `NTLS Status:                  ${status}`,
     "",
   ];
   return lines.join("\n") + "\n";
