@@ -8,6 +8,8 @@ export interface OutputParser {
   /** Whether a parser exists for this command (abbreviations resolved the way the device resolves them). */
   has(shell: "lunash" | "lunacm", command: string): boolean;
   parse(shell: "lunash" | "lunacm", command: string, raw: string): ParseResult;
+  /** The canonical command the device would run (aliases such as `hsm sh` → `hsm show`), if known. */
+  canonical(shell: "lunash" | "lunacm", command: string): string | undefined;
 }
 
 export const lunaOutputParser: OutputParser = {
@@ -16,4 +18,8 @@ export const lunaOutputParser: OutputParser = {
     return r.ok && findParser(shell, r.canonical) !== undefined;
   },
   parse: parseCommandOutput,
+  canonical(shell, command) {
+    const r = resolveCommand(shell, command);
+    return r.ok ? r.canonical : undefined;
+  },
 };

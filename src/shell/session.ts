@@ -282,7 +282,8 @@ export class ShellSession {
             );
           }
           const full = cleanTerminalText(this.#raw.slice(outputStart));
-          return this.#finish<T>(command, decision.canonical, full, opts, confirmed, started);
+          const canonical = (parserShell && parser?.canonical(parserShell, command)) || decision.canonical;
+          return this.#finish<T>(command, canonical, full, opts, confirmed, started);
         }
         case "login-password": {
           if (!secret || passwordTyped)
