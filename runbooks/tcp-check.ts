@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { getDevice } from "../src/config/model.ts";
 import type { Fleet } from "../src/config/schema.ts";
+import { isDeviceError } from "../src/engine/errors.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import type { PresentedCertificate } from "../src/net/probe.ts";
@@ -42,13 +43,17 @@ export interface NtlsProbeResult {
 
 export interface VtlVerifyResult {
   host: string;
+  /** False when vtl itself reported an error (e.g. a server whose certificate no longer matches the trusted copy). */
+  ok: boolean;
+  /** The slots vtl listed; empty when it reported an error (the parser keeps no partial table). */
   slots: { serial: string; label: string }[];
+  error: string | null;
 }
 
 export interface TcpCheckDevice extends NtlsProbeResult {
   /** Client hosts assigned to this device whose `vtl verify` lists every partition they are assigned. */
   verifiedFrom: string[];
-  notVerifiedFrom: { host: string; missing: string[] }[];
+  notVerifiedFrom: { host: string; missing: string[]; error: string | null }[];
 }
 
 export interface TcpCheckResult {
@@ -128,8 +133,19 @@ export const tcpCheck = defineRunbook({
       async run(ctx): Promise<VtlVerifyResult> {
         const host = ctx.target!;
         const shell = await ctx.clientShell(host);
-        const { slots } = await shell.read("vtl verify", vtlVerify);
-        return { host, slots: slots.map((s) => ({ serial: s.serial, label: s.label })) };
+        try {
+          const { slots } = await shell.read("vtl verify", vtlVerify);
+          return {
+            host,
+            ok: true,
+            slots: slots.map((s) => ({ serial: s.serial, label: s.label })),
+            error: null,
+          };
+        } catch (err) {
+          // vtl reporting a broken link is what this check exists to find; anything else still fails the step.
+          if (!isDeviceError(err)) throw err;
+          return { host, ok: false, slots: [], error: err.message };
+        }
       },
     },
     {
@@ -142,7 +158,7 @@ export const tcpCheck = defineRunbook({
           const probe = ctx.requireCheckpoint("ntls-probe", name) as unknown as NtlsProbeResult;
           const device = getDevice(ctx.fleet, name);
           const verifiedFrom: string[] = [];
-          const notVerifiedFrom: { host: string; missing: string[] }[] = [];
+          const notVerifiedFrom: TcpCheckDevice["notVerifiedFrom"] = [];
           for (const host of ctx.fleet.clientHosts) {
             if (!ctx.targets.clientHosts.includes(host.name)) continue;
             const assigned = host.assignments.find((a) => a.device === name);
@@ -156,9 +172,11 @@ export const tcpCheck = defineRunbook({
             });
             if (missing.length === 0) verifiedFrom.push(host.name);
             else {
-              notVerifiedFrom.push({ host: host.name, missing });
+              notVerifiedFrom.push({ host: host.name, missing, error: seen.error });
               problems.push(
-                `${name}: ${host.name} does not see partition(s) ${missing.join(", ")} (vtl verify)`,
+                seen.ok
+                  ? `${name}: ${host.name} does not see partition(s) ${missing.join(", ")} (vtl verify)`
+                  : `${name}: not verified from ${host.name} (vtl verify reported an error)`,
               );
             }
           }
@@ -172,6 +190,11 @@ export const tcpCheck = defineRunbook({
             problems.push(`${name}: NTLS certificate expires in ${probe.cert.daysLeft} day(s)`);
           return { ...probe, verifiedFrom, notVerifiedFrom };
         });
+        // One line per client host whose vtl reported an error, with vtl's own words.
+        for (const host of ctx.targets.clientHosts) {
+          const seen = ctx.checkpoint("vtl-verify", host) as unknown as VtlVerifyResult | undefined;
+          if (seen && !seen.ok) problems.push(`${host}: vtl verify failed: ${seen.error}`);
+        }
         return { devices, problems };
       },
     },

@@ -84,6 +84,15 @@ export class CapabilityUnavailable extends EngineError {
   override name = "CapabilityUnavailable";
 }
 
+/**
+ * The device (or client tool) itself answered with an error: a finding a read step may report rather than fail on.
+ * Runbooks cannot import src/transport, so they ask here. Only this type: a parse failure or a lost connection is
+ * never a finding.
+ */
+export function isDeviceError(err: unknown): err is Error & { code?: string } {
+  return err instanceof Error && err.name === "DeviceError";
+}
+
 /** Whether the queue may retry a job that ended with `err` (it then resumes after the last checkpoint). */
 export function isRetryable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

@@ -111,7 +111,9 @@ function parseClientTool(host: string, command: string, raw: string): unknown {
       { target: host, command, cause: "no parser exists for this client-host command" },
       raw,
     );
-  const parsed = lunaOutputParser.parse("lunacm", command, raw);
+  // The session returned because the OS shell's prompt came back at the start of a line, so the output ended with a
+  // line end that the session trimmed along with the prompt; give it back so the parser sees a complete capture.
+  const parsed = lunaOutputParser.parse("lunacm", command, raw.endsWith("\n") ? raw : `${raw}\n`);
   if (parsed.ok) return parsed.value;
   if ("deviceError" in parsed) {
     const d = parsed.deviceError;
