@@ -5,15 +5,16 @@
 //   releaseLockIfStillOwned, checkFenceIsCurrent.
 // - A job takes all its locks in one fixed (sorted) order, so two jobs can never wait on each other in a cycle;
 //   it is all-or-nothing: if one lock is not free within waitMs, the ones already taken are released.
-// - Every acquisition gets a fencing token: INCR of a per-resource counter that never goes down. A holder that was
-//   paused past its TTL and comes back holds a stale token; every script that matters compares tokens.
+// - Every acquisition gets a fencing token from a per-resource counter that only goes up (seeded by server time, so
+//   even a Redis that lost the counter does not hand out an old number again). A holder that was paused past its
+//   TTL and comes back holds a stale token; every script that matters compares tokens.
 // - Locks expire (TTL) so a dead worker's locks free themselves; a live holder renews every ttl/3. A lock held for
 //   hours (a job waiting for approval) is simply renewed for hours. When renewal fails the holder is told
 //   (onLost + an aborted signal) and must stop before its next step.
 //
 // Keys (the {resource} hash tag keeps a resource's lock and counter in one Cluster slot):
 //   lunafleet:lock:{<resource>}   "<token>|<owner>" with PX ttl
-//   lunafleet:fence:{<resource>}  the fencing counter (no TTL: it must never restart from 1)
+//   lunafleet:fence:{<resource>}  the last fencing token issued (no TTL)
 // Scripts elsewhere (the guard ledger) can check a fence inside their own atomic step: GET lockKey == lockValue().
 import { type LuaScript, luaScript, type RedisClient, runScript } from "./redis.ts";
 
@@ -65,14 +66,20 @@ export class LockLostError extends LockError {
 
 // KEYS: lock, fence. ARGV: owner, ttlMs.
 // Returns {1, token} when taken, {0, currentValue, pttl} when someone holds it.
+// The token is max(counter + 1, server time in ms): it still only goes up when Redis has lost the counter or an
+// older copy of it (AOF loss, a Sentinel failover to a replica that lagged), as long as the server clock does.
 const takeLockIfFree: LuaScript = luaScript(
   "takeLockIfFree",
   2,
   `local cur = redis.call('GET', KEYS[1])
 if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], token .. '|' .. ARGV[1], 'PX', ARGV[2])
-return {1, token}`,
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, now)
+local tokenText = string.format('%d', token)
+redis.call('SET', KEYS[2], tokenText)
+redis.call('SET', KEYS[1], tokenText .. '|' .. ARGV[1], 'PX', ARGV[2])
+return {1, tokenText}`,
 );
 
 // KEYS: lock. ARGV: expected value, ttlMs. Returns 1 when extended, 0 when not (or no longer) ours.
