@@ -84,6 +84,8 @@ type WaitEvent =
   | { type: "closed"; text: string; reason: string };
 
 const DEFAULT_UNKNOWN_PROMPT_MS = 2000;
+/** How long a declined confirmation may take to bring the prompt back before the channel is closed anyway. */
+const DECLINE_SETTLE_MS = 1000;
 
 let nextSessionId = 1;
 
@@ -287,7 +289,11 @@ export class ShellSession {
         }
         case "login-password": {
           if (!secret || passwordTyped)
-            this.#abort(ev, command, `a login password prompt the step holds no (unused) LoginToken for`);
+            throw await this.#abort(
+              ev,
+              command,
+              `a login password prompt the step holds no (unused) LoginToken for`,
+            );
           this.#channel.write(secret.reveal() + this.#platform.enter);
           this.transcript.sentSecret();
           this.#cursor = this.#raw.length;
@@ -297,24 +303,29 @@ export class ShellSession {
         case "confirm": {
           const { spec } = ev;
           if (spec.answer === undefined)
-            this.#abort(
+            throw await this.#abort(
               ev,
               command,
               `the device asked '${spec.id}', which is never answered automatically`,
               spec.decline,
             );
           if (opts.confirm !== spec.answer || confirmed.includes(spec.id))
-            this.#abort(ev, command, `a '${spec.id}' confirmation the step did not declare`, spec.decline);
+            throw await this.#abort(
+              ev,
+              command,
+              `a '${spec.id}' confirmation the step did not declare`,
+              spec.decline,
+            );
           this.#send(spec.answer);
           confirmed.push(spec.id);
           continue;
         }
         case "password":
-          this.#abort(ev, command, "a password prompt that is not a login the guard authorized");
+          throw await this.#abort(ev, command, "a password prompt that is not a login the guard authorized");
           break;
         case "foreign-prompt":
         case "unknown":
-          this.#abort(ev, command, "an unknown prompt");
+          throw await this.#abort(ev, command, "an unknown prompt");
           break;
         case "timeout": {
           this.#abandon(`command timed out after ${timeoutMs} ms`);
@@ -416,12 +427,18 @@ export class ShellSession {
     this.transcript.sent(text);
   }
 
-  /** Stop: type the documented way out if there is one, mark unusable, close the channel, throw. */
-  #abort(ev: WaitEvent, command: string, what: string, decline?: string): never {
+  /**
+   * Stop: type the documented way out if there is one (and give the device a moment to take it and show its prompt,
+   * so the decline is not lost to the close), mark unusable, close the channel. Returns the error to throw.
+   */
+  async #abort(ev: WaitEvent, command: string, what: string, decline?: string): Promise<DeviceOpError> {
     const tail = redact(tailLines(ev.text, 3));
-    if (decline !== undefined && !this.#channel.closed) this.#send(decline);
+    if (decline !== undefined && !this.#channel.closed) {
+      this.#send(decline);
+      await this.#waitNext(Date.now() + DECLINE_SETTLE_MS, this.#platform);
+    }
     this.#abandon(what);
-    const err: DeviceOpError = new UnexpectedPrompt(
+    return new UnexpectedPrompt(
       {
         target: this.target,
         command,
@@ -429,7 +446,6 @@ export class ShellSession {
       },
       tail,
     );
-    throw err;
   }
 
   #abandon(reason: string): void {
