@@ -4,6 +4,7 @@ import { registerConfigCommands } from "./commands/config.ts";
 import { registerEvidenceCommands } from "./commands/evidence.ts";
 import { registerFleetCommands } from "./commands/fleet.ts";
 import { registerParseCommand } from "./commands/parse.ts";
+import { registerPlanCommand } from "./commands/plan.ts";
 import { registerSimCommands } from "./commands/sim.ts";
 
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerEvidenceCommands(program);
   registerFleetCommands(program);
   registerParseCommand(program);
+  registerPlanCommand(program);
   return program;
 }
 

@@ -1,0 +1,64 @@
+// `lunafleet plan <runbook> [target] --fleet <file> [--param key=value]...`: the steps a job would run and the exact
+// commands each would send, computed from the fleet file alone. Nothing connects, nothing is queued.
+import type { Command } from "commander";
+import { getRunbook, UnknownRunbook } from "../../../runbooks/index.ts";
+import { FleetConfigError, formatIssue, loadFleet, UnknownTargetError } from "../../config/index.ts";
+import { ParamsInvalid } from "../../engine/errors.ts";
+import { planJob, renderPlan } from "../../engine/plan.ts";
+
+interface PlanOptions {
+  fleet: string;
+  param: string[];
+  json?: boolean;
+}
+
+/** `key=value`; the value is JSON when it parses as JSON (numbers, booleans, lists), else the literal string. */
+function parseParam(kv: string, into: Record<string, unknown>): Record<string, unknown> {
+  const eq = kv.indexOf("=");
+  if (eq <= 0) throw new ParamsInvalid(`--param '${kv}': expected key=value`);
+  const raw = kv.slice(eq + 1);
+  let value: unknown = raw;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    // A plain word: keep it as a string.
+  }
+  return { ...into, [kv.slice(0, eq)]: value };
+}
+
+export function registerPlanCommand(program: Command): void {
+  program
+    .command("plan")
+    .argument("<runbook>", "runbook name (e.g. patch-verify, tcp-check)")
+    .argument("[target]", "device, client host, HA group or 'fleet' (sets the 'target' parameter)")
+    .requiredOption("--fleet <file>", "fleet file (YAML)")
+    .option(
+      "--param <key=value>",
+      "a runbook parameter (repeatable)",
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
+    .option("--json", "print the plan as JSON")
+    .description("print the steps and exact commands a job would run, without connecting to anything")
+    .action((name: string, target: string | undefined, opts: PlanOptions) => {
+      try {
+        const fleet = loadFleet(opts.fleet);
+        const runbook = getRunbook(name);
+        let params: Record<string, unknown> = target === undefined ? {} : { target };
+        for (const kv of opts.param) params = parseParam(kv, params);
+        const plan = planJob(runbook, params, fleet);
+        console.log(opts.json ? JSON.stringify(plan, null, 2) : renderPlan(plan));
+      } catch (err) {
+        if (err instanceof FleetConfigError) {
+          for (const issue of err.issues) console.error(`  ${formatIssue(opts.fleet, issue)}`);
+        } else if (
+          err instanceof UnknownRunbook ||
+          err instanceof ParamsInvalid ||
+          err instanceof UnknownTargetError
+        ) {
+          console.error(`lunafleet plan: ${err.message}`);
+        } else throw err;
+        process.exitCode = 1;
+      }
+    });
+}
