@@ -206,6 +206,30 @@ describe("lunash command line", () => {
     expect(d.io.text).not.toContain("a-domain");
   });
 
+  it("deletes a partition only as a logged-in HSM SO, after proceed, and unassigns it from clients", async () => {
+    const state = await demoAppliance();
+    registerClient(state, {
+      name: "c1",
+      hostname: "10.0.0.1",
+      certPem: state.ntls.certPem,
+      partitions: ["par-pay"],
+    });
+    const d = await Driver.open(state);
+    expect(await d.send("partition delete -partition par-pay -force")).toContain(
+      "requires the HSM Administrator",
+    );
+    expect(state.partitions).toHaveLength(1);
+    await d.send("hsm login -password HsmSo-A1-secret");
+    const caution = await d.sendUntil("partition delete -partition par-pay", "          > ");
+    expect(caution).toContain(
+      "CAUTION:  Are you sure you wish to delete the partition named:\n            par-pay\n",
+    );
+    expect(await d.send("proceed")).toContain("'partition delete' successful.");
+    expect(state.partitions).toHaveLength(0);
+    expect(state.clients.get("c1")?.partitions).toEqual([]);
+    expect(await d.send("partition list")).toContain("   There are no partitions.");
+  });
+
   it("shows NTLS binding and tails the syslog with search", async () => {
     const state = await demoAppliance();
     const d = await Driver.open(state);

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
+import pty from "node-pty";
 import { describe, expect, it } from "vitest";
 import { registerClient } from "../../src/sim/appliance/factory.ts";
 import {
@@ -129,6 +130,13 @@ describe("appliance state serialization", () => {
     ]);
     expect(readFileSync(stateFile, "utf8")).not.toContain("Not-The-Password");
 
+    // In exec mode a confirmation reads its answer from stdin (`echo proceed | ssh hsm 'hsm zeroize'`).
+    const zeroize = await runStdio(args, { command: "hsm zeroize", input: "proceed\n" });
+    expect(zeroize.stdout).toContain("'hsm zeroize' successful.");
+    expect(zeroize.code).toBe(0);
+    const afterZeroize = await runStdio(args, { command: "hsm sh" });
+    expect(afterZeroize.stdout).toContain("HSM IS ZEROIZED !!!!");
+
     // A hung appliance (saved by a reboot without the patch) does not answer at all.
     const hung = deserializeApplianceState(readFileSync(stateFile, "utf8")).state;
     hung.power = "hung";
@@ -136,6 +144,50 @@ describe("appliance state serialization", () => {
     const dead = await runStdio(args, { command: "hsm show" });
     expect(dead.stdout).toBe("");
     expect(dead.code).toBe(255);
+  });
+});
+
+describe("stdio-main on a terminal", () => {
+  it("echoes once (the password as *) and ends lines with a single CRLF", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lunash-pty-"));
+    const env = { ...process.env } as Record<string, string>;
+    delete env.SSH_ORIGINAL_COMMAND;
+    const term = pty.spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(ROOT, "src/sim/appliance/stdio-main.ts"),
+        ...["--fleet", join(ROOT, "config/demo.yaml"), "--device", "hsm-a2", "--state", join(dir, "s.json")],
+      ],
+      { cwd: ROOT, env, cols: 120, rows: 40 },
+    );
+    let out = "";
+    term.onData((d) => {
+      out += d;
+    });
+    const exited = new Promise<number>((resolve) => term.onExit((e) => resolve(e.exitCode)));
+    const until = async (suffix: string) => {
+      const deadline = Date.now() + 15_000;
+      while (!out.endsWith(suffix)) {
+        if (Date.now() > deadline) throw new Error(`no ${JSON.stringify(suffix)} in ${JSON.stringify(out)}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    await until("lunash:>");
+    term.write("hsm login\r");
+    await until("  > ");
+    term.write("Wrong-Password-9\r");
+    await until("lunash:>");
+    term.write("exit\r");
+    expect(await exited).toBe(0);
+    expect(out).toContain(
+      "[hsm-a2] lunash:>hsm login\r\n\r\n  Please enter the HSM Administrators' password:\r\n",
+    );
+    expect(out).toContain("  > ****************\r\n");
+    expect(out).not.toContain("Wrong-Password-9");
+    expect(out).not.toContain("\r\r\n");
+    expect(out).toContain("Error:  'hsm login' failed. (A00000 : LUNA_RET_UM_PIN_INCORRECT)\r\n");
   });
 });
 

@@ -64,7 +64,9 @@ class StdioIO implements ShellIO {
   constructor(private readonly onEnd: (code: number) => void) {}
 
   write(text: string): void {
-    if (!this.#ended) process.stdout.write(text);
+    if (this.#ended) return;
+    // A terminal's output processing (ONLCR, kept in raw input mode) already turns "\n" into "\r\n".
+    process.stdout.write(process.stdout.isTTY ? text.replace(/\r\n/g, "\n") : text);
   }
 
   close(exitCode = 0): void {
