@@ -179,6 +179,7 @@ export function frameCapture(raw: string, shell: Shell): Capture {
   const body: string[] = [];
   let footer: Footer | null = null;
   let afterFooter = false;
+  let closingPrompt = false;
   for (let i = start; i < lines.length; i++) {
     const line = lines[i] ?? "";
     const prompt = matchPromptLine(line);
@@ -193,6 +194,7 @@ export function frameCapture(raw: string, shell: Shell): Capture {
         );
       }
       // A bare prompt ends the output; only blank lines and further bare prompts may follow it.
+      closingPrompt = true;
       for (const rest of lines.slice(i + 1)) {
         const p = matchPromptLine(rest);
         if (rest.trim() !== "" && !(p && p.command === "")) {
@@ -215,6 +217,12 @@ export function frameCapture(raw: string, shell: Shell): Capture {
       continue;
     }
     body.push(line);
+  }
+  // Without a footer or a closing prompt nothing marks the end of the output. A capture that then also stops
+  // mid-line (no final newline) was cut off: its last line may hold half a value ("10" read as "1").
+  const text = lines.join("\n");
+  if (!footer && !closingPrompt && text.trim() !== "" && !text.endsWith("\n")) {
+    throw new ParseError("capture ends mid-line with no footer or prompt after it (output truncated?)", raw);
   }
   return { shell, host, echoedCommand, lines: trimBlankLines(body), footer, raw };
 }

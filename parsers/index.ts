@@ -81,7 +81,17 @@ export function findParser(shell: Shell, canonical: string): CommandParser | und
 }
 
 export type ParseResult =
-  | { ok: true; command: string; value: unknown }
+  | {
+      ok: true;
+      command: string;
+      value: unknown;
+      /**
+       * Whether the capture ended with its `Command Result` footer. False for non-interactive captures (`ssh host cmd`,
+       * `lunacm -q`, vtl): the value is then complete only as far as the capture went — rows after a cut at a line
+       * boundary cannot be known. Captures taken by the shell driver always carry the footer.
+       */
+      footerSeen: boolean;
+    }
   | { ok: false; command: string | null; deviceError: DeviceError }
   | { ok: false; command: string | null; parseError: { reason: string; raw: string } };
 
@@ -110,7 +120,8 @@ export function parseCommandOutput(shell: Shell, command: string, raw: string): 
         parseError: { reason: `no parser for ${shell} '${canonical}'`, raw },
       };
     }
-    return { ok: true, command: canonical, value: parser.parse(raw) };
+    const value = parser.parse(raw);
+    return { ok: true, command: canonical, value, footerSeen: frameCapture(raw, shell).footer !== null };
   } catch (err) {
     if (err instanceof DeviceErrorReported)
       return { ok: false, command: canonical, deviceError: err.deviceError };

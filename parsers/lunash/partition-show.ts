@@ -27,6 +27,8 @@ export const schema = z.strictObject({
   coLockedOut: z.boolean().nullable(),
   coLoginAttemptsLeft: z.number().int().min(0).nullable(),
   coActivated: z.boolean().nullable(),
+  /** false when the device says `Crypto Officer is not initialized.`; true when it prints CO state; else null. */
+  coInitialized: z.boolean().nullable(),
   /** false when the device says `Crypto User is not initialized.`; null when it says nothing about the CU. */
   cuInitialized: z.boolean().nullable(),
   /** Luna 5/6 Partition Owner fields (null on Luna 7). */
@@ -74,6 +76,7 @@ export function parse(raw: string): PartitionShow {
   const out: Record<string, unknown> = {};
   const extra: Record<string, string> = {};
   let cuInitialized: boolean | null = null;
+  let coInitialized: boolean | null = null;
   let partitionsSeen = 0;
 
   const read = (kv: KeyValue, kind: Kind): unknown => {
@@ -99,9 +102,10 @@ export function parse(raw: string): PartitionShow {
   for (const line of capture.lines) {
     const t = line.trim();
     if (t === "") continue;
-    const cu = /^Crypto User is (not )?initialized\.?$/i.exec(t);
-    if (cu) {
-      cuInitialized = cu[1] === undefined;
+    const init = /^Crypto (User|Officer) is (not )?initialized\.?$/i.exec(t);
+    if (init) {
+      if (/user/i.test(init[1] ?? "")) cuInitialized = init[2] === undefined;
+      else coInitialized = init[2] === undefined;
       continue;
     }
     const kv = readColonPair(line);
@@ -128,6 +132,34 @@ export function parse(raw: string): PartitionShow {
   if (typeof out.serial !== "string" || out.serial === "") throw new ParseError("missing Partition SN", raw);
   if (!/^\d+$/.test(out.serial)) throw new ParseError(`Partition SN is not numeric: ${out.serial}`, raw);
   if (typeof out.name !== "string" || out.name === "") throw new ParseError("missing Partition Name", raw);
+  // A role whose fields appear must come with its counter and lockout state: the guard decides on exactly those,
+  // and a capture cut after the first lines of a role would otherwise read as "not printed".
+  const has = (prefix: string) => Object.keys(out).some((k) => k.startsWith(prefix));
+  const require = (field: string, label: string) => {
+    if (!(field in out)) throw new ParseError(`missing '${label}' (output truncated?)`, raw);
+  };
+  // Luna 7 (Partition SO + Crypto Officer): both roles must be accounted for; the CO either by its counter and
+  // lockout state or by the device saying it is not initialized. Luna 5/6: the Partition Owner's counter and state.
+  const owner = has("owner");
+  const luna7 = has("pso") || has("co") || coInitialized !== null;
+  if (owner && luna7)
+    throw new ParseError("output mixes Partition Owner (Luna 5/6) and PSO/CO (Luna 7) fields", raw);
+  if (!owner && !luna7)
+    throw new ParseError("no role login state in 'partition show' output (truncated?)", raw);
+  if (luna7) {
+    require("psoLoginAttemptsLeft", "Partition SO Login Attempts Left");
+    if (coInitialized === false) {
+      if (has("co")) throw new ParseError("Crypto Officer reported not initialized yet with CO state", raw);
+    } else {
+      require("coLoginAttemptsLeft", "Crypto Officer Login Attempts Left");
+      require("coLockedOut", "Crypto Officer Locked Out");
+      coInitialized = true;
+    }
+  }
+  if (owner) {
+    require("ownerLoginAttemptsLeft", "Partition Owner Login Attempts Left");
+    require("ownerLockedOut", "Partition Owner Locked Out");
+  }
   const lockedOutButAttempts =
     (out.coLockedOut === true &&
       typeof out.coLoginAttemptsLeft === "number" &&
@@ -149,6 +181,7 @@ export function parse(raw: string): PartitionShow {
     coLockedOut: out.coLockedOut ?? null,
     coLoginAttemptsLeft: out.coLoginAttemptsLeft ?? null,
     coActivated: out.coActivated ?? null,
+    coInitialized,
     cuInitialized,
     ownerLockedOut: out.ownerLockedOut ?? null,
     ownerPinToBeChanged: out.ownerPinToBeChanged ?? null,

@@ -105,6 +105,7 @@ for (const dir of dirs) {
             ok: true,
             command: parser.command,
             value: c.expected,
+            footerSeen: /^\s*Command Result\s*:/m.test(c.raw),
           });
         });
       } else {
