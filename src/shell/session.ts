@@ -322,11 +322,9 @@ export class ShellSession {
         }
         case "password":
           throw await this.#abort(ev, command, "a password prompt that is not a login the guard authorized");
-          break;
         case "foreign-prompt":
         case "unknown":
           throw await this.#abort(ev, command, "an unknown prompt");
-          break;
         case "timeout": {
           this.#abandon(`command timed out after ${timeoutMs} ms`);
           const tail = redact(tailLines(ev.text, 2)).trim();

@@ -22,7 +22,10 @@ function setup() {
     unknownPromptMs: 500,
     localLunacm: { file: process.execPath, args: [standin, log] },
   });
-  cleanups.push(() => sessions.closeAll(), () => pool.closeAll());
+  cleanups.push(
+    () => sessions.closeAll(),
+    () => pool.closeAll(),
+  );
   const target = { kind: "local" as const, name: "client-local", commandTimeoutMs: 5000 };
   return { sessions, target, inputs: () => readFileSync(log, "utf8").split("\n").filter(Boolean) };
 }
