@@ -130,6 +130,8 @@ export interface ContextDeps<P> {
   jobId: string;
   targets: JobTargets;
   signal: AbortSignal;
+  /** Throws when the job no longer holds its device locks (DeviceLockSet.throwIfLost); checked before every command. */
+  assertLocked: () => void;
   evidence: EvidenceSink;
   actor?: string;
   probes: NetProbes;
@@ -201,19 +203,20 @@ export function createStepContext<P>(
           `step '${step.id}' reached for device '${name}', which is not among the job's targets (${deps.targets.devices.join(", ") || "none"})`,
         );
       const shell = await sessions.lunash(getDevice(deps.fleet, name));
-      return recordedShell(shell, "lunash", name, record, deps.signal);
+      return recordedShell(shell, "lunash", name, record, deps);
     },
     async lunacm(name) {
       const shell = await sessions.lunacm(getClientHost(deps.fleet, checkHost(name)));
-      return recordedShell(shell, "lunacm", name, record, deps.signal);
+      return recordedShell(shell, "lunacm", name, record, deps);
     },
     async clientShell(name) {
       const shell = await sessions.clientShell(getClientHost(deps.fleet, checkHost(name)));
-      return recordedShell(shell, "host", name, record, deps.signal);
+      return recordedShell(shell, "host", name, record, deps);
     },
     tcp: {
       async tcp(host, port, timeoutMs) {
         const on = `${host}:${port}`;
+        deps.assertLocked();
         await record("command", { via: "tcp", on, command: "connect" });
         const result = await deps.probes.tcp(host, port, timeoutMs);
         await record("parse", { via: "tcp", on, command: "connect", result });
@@ -278,10 +281,13 @@ function recordedShell(
   via: "lunash" | "lunacm" | "host",
   on: string,
   record: Recorder,
-  signal: AbortSignal,
+  deps: { signal: AbortSignal; assertLocked: () => void },
 ): StepShell {
   const run = async (command: string, opts?: CommandOptions): Promise<ShellReply> => {
-    if (signal.aborted) throw new JobCancelled(`job cancelled before '${redact(command)}' was sent to ${on}`);
+    if (deps.signal.aborted)
+      throw new JobCancelled(`job cancelled before '${redact(command)}' was sent to ${on}`);
+    // A job that lost a device lock must not send another command: someone else may hold the device now.
+    deps.assertLocked();
     await record("command", { via, on, command });
     let reply: ShellReply;
     try {

@@ -57,6 +57,13 @@ export interface RunJobOptions<S extends z.ZodType> {
   evidence: EvidenceSink;
   checkpoints: CheckpointStore;
   signal?: AbortSignal;
+  /**
+   * The job's device locks (src/queue DeviceLockSet). Checked before every step and every command: a job that lost
+   * a lock stops (LockLostError) and resumes later from its last checkpoint.
+   */
+  locks?: { throwIfLost(): void };
+  /** BullMQ's attempt number (1 = first); a later attempt's evidence says "resumed", not "requested". */
+  attempt?: number;
   /** Who asked (operator principal, `schedule:<window>`, `alert:<id>`), recorded with every evidence record. */
   actor?: string;
   log?: JobLogger;
@@ -74,6 +81,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
   const now = opts.now ?? (() => new Date());
   const log = opts.log ?? silent;
   const signal = opts.signal ?? new AbortController().signal;
+  const assertLocked = () => opts.locks?.throwIfLost();
   const append = (kind: EvidenceKind, data: Record<string, unknown>) =>
     evidence.append(kind, toRedactedJson({ jobId, runbook: runbook.name, ...data }), opts.actor);
   const failed = (err: unknown, steps: StepOutcome[] = [], targets?: JobTargets): JobResult => ({
@@ -107,23 +115,33 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
     return rejected;
   }
 
-  // 2. What an earlier attempt of this job already finished.
-  const finished = await checkpoints.finishedSteps(jobId);
+  // 2. What an earlier attempt of this job already finished. Without Redis or evidence nothing may run.
+  let finished: Map<string, CheckpointRecord>;
   const planned = new Set(plan.map((s) => s.id));
-  const stale = [...finished.keys()].filter((id) => !planned.has(id));
-  if (stale.length > 0)
-    log.warn({ jobId, stale }, "checkpoints exist for steps this plan no longer has (fleet changed?)");
-  if (finished.size === 0) {
-    await append("requested", { params, targets });
-    await append("plan", {
-      steps: plan.map((s) => ({ id: s.id, title: s.title, kind: s.kind, commands: s.commands })),
-    });
-  } else {
-    // The same job again (a retry after a crash or a retryable error): its evidence continues the same chain.
-    await append("note", {
-      event: "resumed",
-      alreadyFinished: [...finished.keys()].filter((id) => planned.has(id)),
-    });
+  try {
+    finished = await checkpoints.finishedSteps(jobId);
+    const stale = [...finished.keys()].filter((id) => !planned.has(id));
+    if (stale.length > 0)
+      log.warn({ jobId, stale }, "checkpoints exist for steps this plan no longer has (fleet changed?)");
+    if (finished.size === 0 && (opts.attempt ?? 1) <= 1) {
+      await append("requested", { params, targets });
+      await append("plan", {
+        steps: plan.map((s) => ({ id: s.id, title: s.title, kind: s.kind, commands: s.commands })),
+      });
+    } else {
+      // The same job again (a retry after a crash or a retryable error): its evidence continues the same chain.
+      await append("note", {
+        event: "resumed",
+        attempt: opts.attempt ?? null,
+        alreadyFinished: [...finished.keys()].filter((id) => planned.has(id)),
+      });
+    }
+  } catch (err) {
+    log.error(
+      { jobId, error: describeError(err) },
+      "cannot read checkpoints or write evidence; nothing was run",
+    );
+    return failed(err, [], targets);
   }
 
   // 3. The steps, in order.
@@ -148,6 +166,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
     const startedAt = now().toISOString();
     try {
       if (signal.aborted) throw new JobCancelled(`job ${jobId} cancelled before step '${step.id}'`);
+      assertLocked();
       outcome.startedAt = startedAt;
       await append("step", { step: step.id, event: "started", title: step.title, kind: step.kind });
       log.info({ jobId, step: step.id }, "step started");
@@ -158,6 +177,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           jobId,
           targets,
           signal,
+          assertLocked,
           evidence,
           ...(opts.actor ? { actor: opts.actor } : {}),
           probes: opts.probes ?? realProbes,
@@ -171,6 +191,8 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
       );
       const result = toRedactedJson(await step.run(ctx));
       const finishedAt = now().toISOString();
+      // A step that outlived its locks may have raced another job: do not commit it; the retry re-runs it.
+      assertLocked();
       // The checkpoint is the step's commit point: written before anything else happens.
       await checkpoints.recordStepResult(jobId, step.id, result, {
         title: step.title,

@@ -6,6 +6,7 @@ import { EngineError, isRetryable } from "../../src/engine/errors.ts";
 import { defineRunbook } from "../../src/engine/runbook.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { resolveTarget } from "../../src/engine/targets.ts";
+import { acquireDeviceLocks } from "../../src/queue/locks.ts";
 import { ConnectionLost, DeviceError } from "../../src/transport/errors.ts";
 import { withRedis } from "../helpers/redis.ts";
 import { demoFleet, JobEvidence, noSessions, ScriptedSessions } from "./support.ts";
@@ -418,5 +419,63 @@ describe("runJob", () => {
     expect(JSON.stringify([...(await checkpoints.finishedSteps(jobId)).values()])).not.toContain(
       secret.reveal(),
     );
+  });
+
+  it("stops before the next step and sends nothing once the job's device lock is lost", async () => {
+    const jobId = newJobId();
+    // A real lock that is never renewed: it is lost once its TTL runs out unconfirmed.
+    const locks = await acquireDeviceLocks(redis.client(), ["device:hsm-a1"], {
+      owner: jobId,
+      ttlMs: 60,
+      waitMs: 0,
+      autoRenew: false,
+    });
+    const runs: string[] = [];
+    const sessions = answering();
+    const runbook = defineRunbook({
+      name: "slow-then-read",
+      description: "x",
+      params: z.object({}),
+      targets: () => ({ devices: ["hsm-a1"], clientHosts: [] }),
+      steps: [
+        {
+          id: "wait",
+          title: "outlive the lock",
+          kind: "read",
+          async run() {
+            runs.push("wait");
+            await new Promise((r) => setTimeout(r, 150));
+            return null;
+          },
+        },
+        {
+          id: "read",
+          title: "read",
+          kind: "read",
+          async run(ctx) {
+            runs.push("read");
+            await (await ctx.lunash("hsm-a1")).run("hsm show");
+            return null;
+          },
+        },
+      ],
+    });
+    const result = await runJob({
+      runbook,
+      params: {},
+      jobId,
+      fleet,
+      sessions,
+      evidence: new JobEvidence(redis, jobId),
+      checkpoints: new RedisCheckpointStore(redis.client()),
+      locks,
+    });
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatchObject({ type: "LockLostError", retryable: true });
+    expect(runs).toEqual(["wait"]);
+    expect(sessions.sent).toEqual([]);
+    // The step that outlived the lock is not committed: a retry runs it again under a fresh lock.
+    expect((await new RedisCheckpointStore(redis.client()).finishedSteps(jobId)).size).toBe(0);
+    expect(result.steps.map((s) => s.status)).toEqual(["failed", "pending"]);
   });
 });
