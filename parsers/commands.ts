@@ -168,6 +168,19 @@ const LUNACM: readonly WordNode[] = [
   ]),
 ];
 
+/**
+ * The command words of a command line, options and their values left out. Reasons and messages quote only this:
+ * option values can be secrets (`hsm login -password …`, `-domain …`, `package update … -authcode …`).
+ */
+export function commandWords(commandLine: string): string {
+  const words: string[] = [];
+  for (const word of commandLine.trim().split(/\s+/)) {
+    if (word === "" || word.startsWith("-")) break;
+    words.push(word);
+  }
+  return words.join(" ");
+}
+
 export type Resolution = { ok: true; canonical: string } | { ok: false; reason: string };
 
 function pick(nodes: readonly WordNode[], word: string): WordNode | string {
@@ -195,7 +208,7 @@ export function resolveCommand(shell: Shell, commandLine: string): Resolution {
     if (word.startsWith("-")) break;
     const found = pick(nodes, word);
     if (typeof found === "string")
-      return { ok: false, reason: `${shell} command '${commandLine.trim()}': ${found}` };
+      return { ok: false, reason: `${shell} command '${commandWords(commandLine)}': ${found}` };
     path.push(found.name);
     nodes = found.children;
   }
@@ -203,7 +216,7 @@ export function resolveCommand(shell: Shell, commandLine: string): Resolution {
   if (nodes) {
     return {
       ok: false,
-      reason: `${shell} command '${commandLine.trim()}' is incomplete (after '${path.join(" ")}')`,
+      reason: `${shell} command '${commandWords(commandLine)}' is incomplete (after '${path.join(" ")}')`,
     };
   }
   return { ok: true, canonical: path.join(" ") };

@@ -2,6 +2,7 @@
 // echoed command line, the trailing prompt and the `Command Result` footer, and the two error types a parser may
 // raise. Pure functions only: parsers/ does no I/O and imports nothing from src/.
 import { z } from "zod";
+import { commandWords } from "./commands.ts";
 
 export type Shell = "lunash" | "lunacm";
 
@@ -189,7 +190,7 @@ export function frameCapture(raw: string, shell: Shell): Capture {
       }
       if (prompt.command !== "") {
         throw new ParseError(
-          `capture holds more than one command (${JSON.stringify(echoedCommand ?? "")} and ${JSON.stringify(prompt.command)})`,
+          `capture holds more than one command ('${commandWords(echoedCommand ?? "")}' and '${commandWords(prompt.command)}')`,
           raw,
         );
       }

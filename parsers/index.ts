@@ -34,7 +34,7 @@ import * as partitionShow from "./lunash/partition-show.ts";
 import * as syslogTail from "./lunash/syslog-tail.ts";
 import * as userList from "./lunash/user-list.ts";
 
-export { resolveCommand } from "./commands.ts";
+export { commandWords, resolveCommand } from "./commands.ts";
 export type { DeviceError, Shell } from "./common.ts";
 export { DeviceErrorReported, ParseError } from "./common.ts";
 

@@ -13,7 +13,8 @@ export const command = "(error block)";
 export const schema = deviceErrorSchema;
 
 const ERROR_LINE = /^\s*Error\s*:\s*(.*)$/;
-const FAILED = /^'([^']+)' failed\.\s*\(\s*(?:0x)?([0-9A-Fa-f]+)\s*:\s*([A-Za-z0-9_]+)\s*\)\s*\.?$/;
+// The symbolic name is optional: a code without one is still the device's code.
+const FAILED = /^'([^']+)' failed\.\s*\(\s*(?:0x)?([0-9A-Fa-f]+)\s*(?::\s*([A-Za-z0-9_]+)\s*)?\)\s*\.?$/;
 
 /** The device error a lunash capture reports, or null when it reports none. */
 export function findLunashDeviceError(capture: Capture): DeviceError | null {
@@ -32,7 +33,7 @@ export function findLunashDeviceError(capture: Capture): DeviceError | null {
     if (failed) {
       if (code === null) {
         code = (failed[2] ?? "").toUpperCase().replace(/^0+(?=.)/, "");
-        name = failed[3] ?? "";
+        name = failed[3] ?? (footerText(capture) || "");
       }
       continue;
     }
@@ -79,4 +80,8 @@ export function parse(raw: string): DeviceError {
   const found = findLunashDeviceError(frameCapture(raw, "lunash"));
   if (!found) throw new ParseError("no device error in this lunash output", raw);
   return found;
+}
+
+function footerText(capture: Capture): string | null {
+  return capture.footer?.shell === "lunash" ? capture.footer.text : null;
 }

@@ -2,7 +2,7 @@
 // `'hsm login' successful.` with no `Error:` line and a success footer. Wrong passwords (A00000) and the zeroizing
 // third failure (30000F, which prints a success footer) surface as device errors through the error block.
 import { z } from "zod";
-import { conform, describeLine, ParseError } from "../common.ts";
+import { conform, ParseError } from "../common.ts";
 import { readLunashOutput } from "./capture.ts";
 
 export const command = "hsm login";
@@ -38,7 +38,7 @@ export function parse(raw: string): HsmLogin {
   let success = false;
   let warned: number | null = null;
   let proceed = false;
-  for (const line of capture.lines) {
+  for (const [index, line] of capture.lines.entries()) {
     const t = line.trim();
     if (t === "" || PASSWORD_PROMPT.test(t) || MASKED.test(t)) continue;
     if (SUCCESS.test(t)) {
@@ -54,7 +54,11 @@ export function parse(raw: string): HsmLogin {
       if (/LAST available/i.test(t)) warned = 1;
       continue;
     }
-    throw new ParseError(`unrecognised line in 'hsm login' output: ${describeLine(line)}`, raw);
+    // The line is not quoted: in a login transcript an unexpected line may be an unmasked password.
+    throw new ParseError(
+      `unrecognised line ${index + 1} of the 'hsm login' output (not quoted: may hold a secret)`,
+      raw,
+    );
   }
   if (!success) throw new ParseError("no \"'hsm login' successful.\" line: login outcome unknown", raw);
   return conform(schema, { loggedIn: true, warnedAttemptsLeft: warned, proceedConfirmed: proceed }, raw);

@@ -185,3 +185,23 @@ describe("detectCommand", () => {
     expect(detectCommand("no prompt here\n")).toBeNull();
   });
 });
+
+describe("secrets in command lines and transcripts stay out of reasons", () => {
+  const SECRET = "Sup3r-Secret!";
+  it("option values are never quoted in resolution or framing reasons", () => {
+    const two = `[h] lunash:>hsm login -password ${SECRET}\nx\n[h] lunash:>hsm show -p ${SECRET}\n`;
+    const r1 = parseCommandOutput("lunash", `hsm login -password ${SECRET}`, two);
+    expect(r1.ok).toBe(false);
+    expect(JSON.stringify({ ...r1, parseError: undefined })).not.toContain(SECRET);
+    expect(r1.ok ? "" : "parseError" in r1 ? r1.parseError.reason : "").not.toContain(SECRET);
+    const r2 = resolveCommand("lunash", `hsm frob -password ${SECRET}`);
+    expect(r2.ok ? "" : r2.reason).not.toContain(SECRET);
+  });
+
+  it("an unexpected line in a login transcript is located, not quoted", () => {
+    const raw = `[h] lunash:>hsm login\n\n  Please enter the HSM Administrators' password:\n  > ${SECRET}\n\nCommand Result : 0 (Success)\n`;
+    const r = parseCommandOutput("lunash", "hsm login", raw);
+    expect(r).toMatchObject({ ok: false, parseError: { reason: expect.stringContaining("line 2 of") } });
+    expect(r.ok ? "" : "parseError" in r ? r.parseError.reason : "").not.toContain(SECRET);
+  });
+});

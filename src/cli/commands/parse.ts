@@ -3,7 +3,13 @@
 // 2 the text could not be explained, or the command/shell could not be determined (reason on stderr).
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { detectCommand, parseCommandOutput, resolveCommand, type Shell } from "../../../parsers/index.ts";
+import {
+  commandWords,
+  detectCommand,
+  parseCommandOutput,
+  resolveCommand,
+  type Shell,
+} from "../../../parsers/index.ts";
 
 export const EXIT_PARSED = 0;
 export const EXIT_UNPARSEABLE = 2;
@@ -55,8 +61,8 @@ export function chooseTarget(
     ok: false,
     reason:
       knownBy.length === 0
-        ? `'${command}' is not a known lunash or lunacm command`
-        : `'${command}' exists in both shells; give --shell lunash|lunacm`,
+        ? `'${commandWords(command)}' is not a known lunash or lunacm command`
+        : `'${commandWords(command)}' exists in both shells; give --shell lunash|lunacm`,
   };
 }
 
@@ -94,7 +100,9 @@ export function registerParseCommand(program: Command): void {
         process.stdout.write(`${JSON.stringify({ deviceError: result.deviceError })}\n`);
         process.exitCode = EXIT_DEVICE_ERROR;
       } else {
-        fail(`${target.shell} '${result.command ?? target.command}': ${result.parseError.reason}`);
+        fail(
+          `${target.shell} '${result.command ?? commandWords(target.command)}': ${result.parseError.reason}`,
+        );
       }
     });
 }
