@@ -66,15 +66,17 @@ export class LockLostError extends LockError {
 
 // KEYS: lock, fence. ARGV: owner, ttlMs.
 // Returns {1, token} when taken, {0, currentValue, pttl} when someone holds it.
-// The token is max(counter + 1, server time in ms): it still only goes up when Redis has lost the counter or an
-// older copy of it (AOF loss, a Sentinel failover to a replica that lagged), as long as the server clock does.
+// The token is max(counter + 1, server time in microseconds): it still only goes up when Redis has lost the counter
+// or an older copy of it (AOF loss, a Sentinel failover to a replica that lagged), as long as the server clock does;
+// one lock cannot be taken, released and taken again within a microsecond, so tokens never run ahead of the clock.
+// (Microseconds since 1970 stay below 2^53, exact in Lua and JS numbers, until the year 2255.)
 const takeLockIfFree: LuaScript = luaScript(
   "takeLockIfFree",
   2,
   `local cur = redis.call('GET', KEYS[1])
 if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, now)
 local tokenText = string.format('%d', token)
 redis.call('SET', KEYS[2], tokenText)
