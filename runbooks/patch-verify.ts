@@ -96,6 +96,18 @@ export function assertRebootSafe(verdict: PatchVerifyResult, device: string): vo
     );
 }
 
+/**
+ * The shell options a reboot step passes with `sysconf appliance reboot`: it declares the reboot and states the
+ * device's patch state, which the command policy checks again. Throws RebootUnsafe first if the patch is missing.
+ */
+export function rebootCommandOptions(
+  verdict: PatchVerifyResult,
+  device: string,
+): { allowReboot: true; rebootUnsafe: false } {
+  assertRebootSafe(verdict, device);
+  return { allowReboot: true, rebootUnsafe: false };
+}
+
 export const patchVerify = defineRunbook({
   name: "patch-verify",
   description: "Report software/firmware versions and whether the KB0019789 reboot patch is installed",

@@ -17,7 +17,13 @@ import {
   SessionCache,
   type SessionProvider,
 } from "./context.ts";
-import { describeError, type ErrorInfo, JobCancelled, ParamsInvalid } from "./errors.ts";
+import {
+  describeError,
+  type ErrorInfo,
+  JobCancelled,
+  ParamsInvalid,
+  RunbookDefinitionError,
+} from "./errors.ts";
 import { type Json, toRedactedJson } from "./json.ts";
 import { type ExpandedStep, expandSteps, type JobTargets, type Runbook, type StepKind } from "./runbook.ts";
 
@@ -189,7 +195,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
         step,
         sessions,
       );
-      const result = toRedactedJson(await step.run(ctx));
+      const result = resultJson(step.id, await step.run(ctx));
       const finishedAt = now().toISOString();
       // A step that outlived its locks may have raced another job: do not commit it; the retry re-runs it.
       assertLocked();
@@ -221,6 +227,17 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
   }
   await append("result", { status: "succeeded", steps: stepStatuses(outcomes) });
   return { jobId, runbook: runbook.name, status: "succeeded", targets, steps: outcomes };
+}
+
+/** A step must return JSON; anything else is a runbook bug, never retried. */
+function resultJson(stepId: string, value: unknown): Json {
+  try {
+    return toRedactedJson(value);
+  } catch (err) {
+    throw new RunbookDefinitionError(
+      `step '${stepId}' returned a result that is not JSON: ${(err as Error).message}`,
+    );
+  }
 }
 
 function stepStatuses(outcomes: StepOutcome[]): Record<string, StepStatus> {

@@ -35,8 +35,7 @@ afterAll(async () => {
   await twin?.stop();
 });
 
-async function run(runbook: string, params: unknown) {
-  const jobId = `twin-${process.pid}-${++seq}`;
+async function run(runbook: string, params: unknown, jobId = `twin-${process.pid}-${++seq}`) {
   const evidence = new JobEvidence(redis, jobId);
   const result = await runJob({
     runbook: getRunbook(runbook),
@@ -174,5 +173,45 @@ describe("failing closed over the twin", () => {
     } finally {
       await twin.setFault("hsm-a3", "garble", "off");
     }
+  });
+
+  it("a retried job resumes after its last checkpoint: finished reads are not sent again", async () => {
+    const jobId = `twin-${process.pid}-resume`;
+    const b1 = twin.appliances.get("hsm-b1")!.state.commandLog;
+    const b2 = twin.appliances.get("hsm-b2")!.state.commandLog;
+    const [b1Before, b2Before] = [b1.length, b2.length];
+    await twin.setFault("hsm-b2", "drop", "package list");
+    let first: Awaited<ReturnType<typeof run>>["result"];
+    try {
+      ({ result: first } = await run("patch-verify", { target: "ha-tokens" }, jobId));
+    } finally {
+      await twin.setFault("hsm-b2", "drop", "off");
+    }
+    expect(first.status).toBe("failed");
+    // A dropped connection is retryable: the queue retries the job, which resumes here.
+    expect(first.error).toMatchObject({ type: "ConnectionLost", retryable: true, device: "hsm-b2" });
+    expect(first.steps.filter((s) => s.status === "done").map((s) => s.id)).toEqual([
+      "hsm-show:hsm-b1",
+      "hsm-show:hsm-b2",
+      "hsm-show:hsm-b3",
+      "package-list:hsm-b1",
+    ]);
+
+    const { result: second, evidence } = await run("patch-verify", { target: "ha-tokens" }, jobId);
+    expect(second.status).toBe("succeeded");
+    expect(second.steps.map((s) => s.status)).toEqual([
+      "resumed",
+      "resumed",
+      "resumed",
+      "resumed",
+      "done",
+      "done",
+      "done",
+    ]);
+    // hsm-b1 got its two reads once; hsm-b2 its hsm show once and package list twice (dropped, then answered).
+    expect(b1.slice(b1Before).map((c) => c.command)).toEqual(["hsm show", "package list"]);
+    expect(b2.slice(b2Before).map((c) => c.command)).toEqual(["hsm show", "package list", "package list"]);
+    expect((second.steps.at(-1)?.result as unknown as PatchVerifyResult).rebootUnsafe).toEqual(["hsm-b3"]);
+    expect(await evidence.verify()).toBe(true);
   });
 });
