@@ -211,7 +211,7 @@ describe("failing closed over the twin", () => {
     // hsm-b1 got its two reads once; hsm-b2 its hsm show once and package list twice (dropped, then answered).
     expect(b1.slice(b1Before).map((c) => c.command)).toEqual(["hsm show", "package list"]);
     expect(b2.slice(b2Before).map((c) => c.command)).toEqual(["hsm show", "package list", "package list"]);
-    expect((second.steps.at(-1)?.result as unknown as PatchVerifyResult).rebootUnsafe).toEqual(["hsm-b3"]);
+    expect((second.steps.at(-1)!.result as unknown as PatchVerifyResult).rebootUnsafe).toEqual(["hsm-b3"]);
     expect(await evidence.verify()).toBe(true);
   });
 });
