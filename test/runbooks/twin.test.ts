@@ -35,13 +35,18 @@ afterAll(async () => {
   await twin?.stop();
 });
 
-async function run(runbook: string, params: unknown, jobId = `twin-${process.pid}-${++seq}`) {
+async function run(
+  runbook: string,
+  params: unknown,
+  jobId = `twin-${process.pid}-${++seq}`,
+  fleet: Twin["fleet"] = twin.fleet,
+) {
   const evidence = new JobEvidence(redis, jobId);
   const result = await runJob({
     runbook: getRunbook(runbook),
     params,
     jobId,
-    fleet: twin.fleet,
+    fleet,
     sessions: provider,
     evidence,
     checkpoints: new RedisCheckpointStore(redis.client()),
@@ -213,5 +218,19 @@ describe("failing closed over the twin", () => {
     expect(b2.slice(b2Before).map((c) => c.command)).toEqual(["hsm show", "package list", "package list"]);
     expect((second.steps.at(-1)!.result as unknown as PatchVerifyResult).rebootUnsafe).toEqual(["hsm-b3"]);
     expect(await evidence.verify()).toBe(true);
+  });
+
+  it("refuses to report on a device that answers with another serial than the fleet file declares", async () => {
+    const wrong = structuredClone(twin.fleet);
+    wrong.devices.find((d) => d.name === "hsm-a1")!.serial = "799999";
+    const { result } = await run("patch-verify", { target: "hsm-a1" }, undefined, wrong);
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatchObject({
+      type: "DeviceIdentityMismatch",
+      retryable: false,
+      device: "hsm-a1",
+    });
+    expect(result.error?.message).toContain("reports HSM serial 700101, the fleet file declares 799999");
+    expect(result.steps.map((s) => s.status)).toEqual(["failed", "pending", "pending"]);
   });
 });
