@@ -305,3 +305,15 @@ export function conform<T>(schema: z.ZodType<T>, value: unknown, raw: string): T
 export function describeLine(line: string): string {
   return JSON.stringify(line.trim());
 }
+
+/**
+ * Keep an unknown `label: value` pair. The same label twice with different values is refused: one of them would be
+ * silently lost, and a repeated label usually means the parser is reading a layout it does not understand.
+ */
+export function putExtra(extra: Record<string, string>, label: string, value: string, raw: string): void {
+  const seen = extra[label];
+  if (seen !== undefined && seen !== value) {
+    throw new ParseError(`'${label}' printed twice with different values (layout not understood)`, raw);
+  }
+  extra[label] = value;
+}

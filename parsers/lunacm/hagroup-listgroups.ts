@@ -10,6 +10,7 @@ import {
   ParseError,
   parseNonNegativeInt,
   parseYesNo,
+  putExtra,
   readColonPair,
 } from "../common.ts";
 import { readLunacmOutput } from "./capture.ts";
@@ -89,7 +90,11 @@ export function parse(raw: string): HagroupListgroups {
     groups.push({
       label,
       number,
-      slotId: slot === undefined ? null : parseNonNegativeInt(slot, "HA Group Slot ID", raw),
+      // `N/A` when the group has no virtual slot on this client (e.g. HA-only off and the group not yet usable).
+      slotId:
+        slot === undefined || /^n\/a$/i.test(slot)
+          ? null
+          : parseNonNegativeInt(slot, "HA Group Slot ID", raw),
       synchronization: head.get("synchronization") ?? null,
       members,
       needsSync: parseYesNo(needs, "Needs sync", raw),
@@ -145,7 +150,7 @@ export function parse(raw: string): HagroupListgroups {
       throw new ParseError(`unrecognised line in 'hagroup listgroups' output: ${describeLine(line)}`, raw);
     if (kv.key === "ha group label") finish();
     if (!KNOWN.has(kv.key)) {
-      extra[kv.label] = kv.value;
+      putExtra(extra, kv.label, kv.value, raw);
       continue;
     }
     if (head.has(kv.key)) throw new ParseError(`'${kv.label}' printed twice for one HA group`, raw);

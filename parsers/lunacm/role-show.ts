@@ -2,7 +2,7 @@
 // `Locked out` (and keeps showing it after a timed lockout until the next good login); the exact layout is not
 // captured. This reads `Label -> value` / `Label: value` lines, and needs either a status or an attempts counter.
 import { z } from "zod";
-import { conform, describeLine, ParseError, readArrowPair, readColonPair } from "../common.ts";
+import { conform, describeLine, ParseError, putExtra, readArrowPair, readColonPair } from "../common.ts";
 import { readLunacmOutput } from "./capture.ts";
 
 export const command = "role show";
@@ -33,19 +33,23 @@ export function parse(raw: string): RoleShow {
     if (!kv) throw new ParseError(`unrecognised line in 'role show' output: ${describeLine(line)}`, raw);
     const k = kv.key;
     const v = kv.value;
-    if (/locked out/i.test(v) || (/locked out/.test(k) && /^yes$/i.test(v))) lockedOut = true;
+    if (/locked out/i.test(v)) lockedOut = true;
     if (/^(role|name|role name)$/.test(k)) role = v;
     else if (/initiali[sz]ed$/.test(k)) {
       if (!/^(yes|no|true|false)$/i.test(v)) throw new ParseError(`unreadable '${kv.label}': ${v}`, raw);
       initialized = /^(yes|true)$/i.test(v);
     } else if (/attempts left/.test(k)) {
-      if (/^\d+$/.test(v)) attempts = Number(v);
+      const n = /^(\d+)(?:\s+before\b[^\d]*)?$/i.exec(v);
+      if (n) attempts = Number(n[1]);
       else if (/^None\b.*Locked Out\.?$/i.test(v)) attempts = 0;
       else throw new ParseError(`unreadable counter '${kv.label}': ${JSON.stringify(v)}`, raw);
     } else if (/status$/.test(k)) status = v;
-    else if (/locked out$/.test(k)) {
+    else if (/\block(ed)? ?out\b/.test(k)) {
+      // `Locked Out`, `Lockout`, `Permanent Lockout`: any yes means locked.
       if (!/^(yes|no)$/i.test(v)) throw new ParseError(`unreadable '${kv.label}': ${v}`, raw);
-    } else extra[kv.label] = v;
+      if (/^yes$/i.test(v)) lockedOut = true;
+      putExtra(extra, kv.label, v, raw);
+    } else putExtra(extra, kv.label, v, raw);
   }
   if (status === null && attempts === null) {
     throw new ParseError("'role show' output has neither a status nor an attempts-left counter", raw);

@@ -1,7 +1,14 @@
 // `slot list`: the client's view of its slots — one block of `Label -> value` lines per slot, physical partitions
 // (`Net Token Slot`) and HA virtual slots (whose labels carry an `HSM ` prefix), then `Current Slot Id: <n>|None`.
 import { z } from "zod";
-import { conform, describeLine, ParseError, parseNonNegativeInt, readArrowPair } from "../common.ts";
+import {
+  conform,
+  describeLine,
+  ParseError,
+  parseNonNegativeInt,
+  putExtra,
+  readArrowPair,
+} from "../common.ts";
 import { readLunacmOutput } from "./capture.ts";
 
 export const command = "slot list";
@@ -92,7 +99,7 @@ export function parse(raw: string): SlotList {
     if (!current) throw new ParseError(`slot field before any 'Slot Id': ${describeLine(line)}`, raw);
     const field = FIELDS[kv.key.replace(/^hsm /, "")];
     if (!field) {
-      (current.extra as Record<string, string>)[kv.label] = kv.value;
+      putExtra(current.extra as Record<string, string>, kv.label, kv.value, raw);
       continue;
     }
     if (field in current) throw new ParseError(`slot ${current.slotId}: '${kv.label}' printed twice`, raw);

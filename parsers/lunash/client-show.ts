@@ -1,7 +1,7 @@
 // `client show -client <name>`: the client's ID, hostname and the partitions assigned to it
 // (`Partitions:   "p1", "p2"` or `<none>`). Luna 5/6 also print `HTL Required:` and `OTT Expiry:`.
 import { z } from "zod";
-import { conform, describeLine, ParseError, parseYesNo, readColonPair } from "../common.ts";
+import { conform, describeLine, ParseError, parseYesNo, putExtra, readColonPair } from "../common.ts";
 import { readLunashOutput } from "./capture.ts";
 
 export const command = "client show";
@@ -46,7 +46,7 @@ export function parse(raw: string): ClientShow {
     const kv = readColonPair(line);
     if (!kv) throw new ParseError(`unrecognised line in 'client show' output: ${describeLine(line)}`, raw);
     if (!known.has(kv.key)) {
-      extra[kv.label] = kv.value;
+      putExtra(extra, kv.label, kv.value, raw);
       continue;
     }
     const key = kv.key === "client id" ? "clientid" : kv.key;

@@ -8,6 +8,7 @@ import {
   ParseError,
   parseNonNegativeInt,
   parseYesNo,
+  putExtra,
   readColonPair,
 } from "../common.ts";
 import { readLunashOutput } from "./capture.ts";
@@ -149,12 +150,12 @@ export function parse(raw: string): HsmShow {
       const kv = readColonPair(line);
       if (!kv) throw new ParseError(`unrecognised line in 'hsm show' output: ${describeLine(line)}`, raw);
       if (title.startsWith("environmental")) {
-        environment[kv.label] = kv.value;
+        putExtra(environment, kv.label, kv.value, raw);
         continue;
       }
       const field = LABELS[kv.key];
       if (!field) {
-        extra[kv.label] = kv.value;
+        putExtra(extra, kv.label, kv.value, raw);
         continue;
       }
       const seen = fields.get(field);

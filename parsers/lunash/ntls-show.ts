@@ -9,6 +9,7 @@ import {
   type KeyValue,
   ParseError,
   parseNonNegativeInt,
+  putExtra,
   readColonPair,
 } from "../common.ts";
 import { readLunashOutput } from "./capture.ts";
@@ -72,7 +73,7 @@ export function parse(raw: string): NtlsShow {
       } else if (/\b(device|interface)\b/.test(kv.key)) {
         boundDevice = set(boundDevice, kv.value.replace(/"/g, ""), "bound device");
       } else {
-        extra[kv.label] = kv.value;
+        putExtra(extra, kv.label, kv.value, raw);
       }
     }
   }

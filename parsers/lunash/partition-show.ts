@@ -10,6 +10,7 @@ import {
   ParseError,
   parseNonNegativeInt,
   parseYesNo,
+  putExtra,
   readColonPair,
 } from "../common.ts";
 import { readLunashOutput } from "./capture.ts";
@@ -112,7 +113,7 @@ export function parse(raw: string): PartitionShow {
     if (!kv) throw new ParseError(`unrecognised line in 'partition show' output: ${describeLine(line)}`, raw);
     const known = LABELS[kv.key];
     if (!known) {
-      extra[kv.label] = kv.value;
+      putExtra(extra, kv.label, kv.value, raw);
       continue;
     }
     if (known.field === "name") partitionsSeen++;
