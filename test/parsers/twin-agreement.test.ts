@@ -28,7 +28,7 @@ async function appliances(fleet: Fleet): Promise<Map<string, ApplianceState>> {
 const lunashCapture = (host: string, command: string, body: string) =>
   `[${host}] lunash:>${command}\n${body}\n\nCommand Result : 0 (Success)\n[${host}] lunash:>`;
 
-function valueOf(shell: "lunash" | "lunacm", command: string, raw: string): Record<string, unknown> {
+function parsed(shell: "lunash" | "lunacm", command: string, raw: string): Record<string, unknown> {
   const r = parseCommandOutput(shell, command, raw);
   if (!r.ok)
     throw new Error(`${command}: ${JSON.stringify("parseError" in r ? r.parseError.reason : r.deviceError)}`);
@@ -41,18 +41,14 @@ describe("twin lunash output parses to the twin's state", async () => {
   for (const [name, s] of states) {
     it(name, () => {
       const host = s.hostname;
-      const show = valueOf("lunash", "hsm show", lunashCapture(host, "hsm show", render.renderHsmShow(s)));
+      const show = parsed("lunash", "hsm show", lunashCapture(host, "hsm show", render.renderHsmShow(s)));
       expect(show).toMatchObject({ serial: s.serial, firmware: s.firmware });
       expect(show.zeroized).toBe(s.zeroized);
       expect(show.adminLoginAttemptsLeft).toBe(s.zeroized ? 0 : 3 - s.soFailures);
       expect((show.partitions as unknown[]).length).toBe(s.partitions.length);
 
-      valueOf(
-        "lunash",
-        "hsm showPolicies",
-        lunashCapture(host, "hsm showP", render.renderHsmShowPolicies(s)),
-      );
-      const list = valueOf(
+      parsed("lunash", "hsm showPolicies", lunashCapture(host, "hsm showP", render.renderHsmShowPolicies(s)));
+      const list = parsed(
         "lunash",
         "partition list",
         lunashCapture(host, "par list", render.renderPartitionList(s)),
@@ -62,7 +58,7 @@ describe("twin lunash output parses to the twin's state", async () => {
       );
       for (const p of s.partitions) {
         const cmd = `partition show -partition ${p.label}`;
-        const ps = valueOf(
+        const ps = parsed(
           "lunash",
           "partition show",
           lunashCapture(host, cmd, render.renderPartitionShow(p)),
@@ -72,10 +68,10 @@ describe("twin lunash output parses to the twin's state", async () => {
         if (p.passwords.co !== undefined) expect(ps.coLoginAttemptsLeft).toBe(p.policy20 - p.failures.co);
         expect(ps.coLockedOut ?? false).toBe(p.coLockout !== "none");
       }
-      valueOf("lunash", "package list", lunashCapture(host, "package list", render.renderPackageList(s)));
-      valueOf("lunash", "user list", lunashCapture(host, "user list", render.renderUserList(s)));
-      valueOf("lunash", "client list", lunashCapture(host, "client list", render.renderClientList(s)));
-      const ntls = valueOf("lunash", "ntls show", lunashCapture(host, "ntls show", render.renderNtlsShow(s)));
+      parsed("lunash", "package list", lunashCapture(host, "package list", render.renderPackageList(s)));
+      parsed("lunash", "user list", lunashCapture(host, "user list", render.renderUserList(s)));
+      parsed("lunash", "client list", lunashCapture(host, "client list", render.renderClientList(s)));
+      const ntls = parsed("lunash", "ntls show", lunashCapture(host, "ntls show", render.renderNtlsShow(s)));
       expect(ntls.boundDevice ?? ntls.ipAddress ?? ntls.hostname).not.toBeNull();
     });
   }
@@ -102,14 +98,14 @@ describe("twin lunacm and vtl output parses", async () => {
         twin.exec(command, io, { user: "root", session: session++ });
         return `$ ${command}\n${io.text}`;
       };
-      const slots = valueOf("lunacm", "slot list", run("lunacm -q slot list"));
+      const slots = parsed("lunacm", "slot list", run("lunacm -q slot list"));
       expect((slots.slots as unknown[]).length).toBeGreaterThan(0);
-      const groups = valueOf("lunacm", "hagroup listgroups", run("lunacm -q hagroup listgroups"));
+      const groups = parsed("lunacm", "hagroup listgroups", run("lunacm -q hagroup listgroups"));
       const mine = fleet.haGroups.filter((g) => g.clientHost === client.name).map((g) => g.label);
       expect((groups.groups as { label: string }[]).map((g) => g.label).sort()).toEqual([...mine].sort());
-      valueOf("lunacm", "partition showinfo", run("lunacm -q partition showinfo"));
-      valueOf("lunacm", "role show", run("lunacm -q role show -name co"));
-      valueOf("lunacm", "vtl listServers", run("vtl listServers"));
+      parsed("lunacm", "partition showinfo", run("lunacm -q partition showinfo"));
+      parsed("lunacm", "role show", run("lunacm -q role show -name co"));
+      parsed("lunacm", "vtl listServers", run("vtl listServers"));
     });
   }
 });
