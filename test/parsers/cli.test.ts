@@ -54,11 +54,11 @@ describe("lunafleet parse", () => {
   });
 
   it("exit 3: the zeroizing third wrong hsm login is a device error despite 'Command Result : 0 (Success)'", async () => {
-    const raw = readFileSync(fixture("lunash-error/hsm-login-zeroized-30000F.txt"), "utf8");
+    const raw = readFileSync(fixture("error-block/hsm-login-zeroized-30000F.txt"), "utf8");
     const r = await run([], raw);
     expect(r.code).toBe(3);
     expect(JSON.parse(r.stdout)).toEqual({
-      deviceError: expected("lunash-error/hsm-login-zeroized-30000F.json"),
+      deviceError: expected("error-block/hsm-login-zeroized-30000F.json"),
     });
   });
 

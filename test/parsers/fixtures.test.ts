@@ -1,7 +1,7 @@
 // Walks every parsers/fixtures/<slug>/ directory: each <case>.txt is a raw capture as an operator would paste it.
 // <case>.json is the exact expected result (deep equality, also checked against the parser's exported schema);
 // <case>.error.json ({ "reasonIncludes": "..." }) marks a capture the parser must refuse with that reason.
-// The two error directories hold device errors: their .json is the { code, name, message } the device reported.
+// The error-block (lunash) and command-result (lunacm) directories hold device errors: their .json is the { code, name, message } the device reported.
 // Every capture goes through the registry too, so abbreviations, framing and dispatch are exercised on real text.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,8 +20,8 @@ import * as lunashErrorBlock from "../../parsers/lunash/error-block.ts";
 const ROOT = join(import.meta.dirname, "../../parsers/fixtures");
 
 const ERROR_DIRS: Record<string, { shell: Shell; parse(raw: string): unknown }> = {
-  "lunash-error": { shell: "lunash", parse: lunashErrorBlock.parse },
-  "lunacm-error": { shell: "lunacm", parse: lunacmCommandResult.parse },
+  "error-block": { shell: "lunash", parse: lunashErrorBlock.parse },
+  "command-result": { shell: "lunacm", parse: lunacmCommandResult.parse },
 };
 
 const dirs = readdirSync(ROOT, { withFileTypes: true })
