@@ -16,6 +16,7 @@ import { findLunacmDeviceError } from "./lunacm/command-result.ts";
 import * as hagroupListgroups from "./lunacm/hagroup-listgroups.ts";
 import * as hagroupSynchronize from "./lunacm/hagroup-synchronize.ts";
 import * as partitionShowinfo from "./lunacm/partition-showinfo.ts";
+import * as roleLogin from "./lunacm/role-login.ts";
 import * as roleShow from "./lunacm/role-show.ts";
 import * as slotList from "./lunacm/slot-list.ts";
 import * as vtlListServers from "./lunacm/vtl-list-servers.ts";
@@ -70,6 +71,7 @@ export const PARSERS: readonly CommandParser[] = [
   entry("slot-list", "lunacm", slotList),
   entry("partition-showinfo", "lunacm", partitionShowinfo),
   entry("role-show", "lunacm", roleShow),
+  entry("role-login", "lunacm", roleLogin),
   entry("hagroup-listgroups", "lunacm", hagroupListgroups),
   entry("hagroup-synchronize", "lunacm", hagroupSynchronize),
   entry("vtl-list-servers", "lunacm", vtlListServers),
