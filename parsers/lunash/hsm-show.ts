@@ -242,6 +242,11 @@ export function parse(raw: string): HsmShow {
     );
   }
 
+  // Zeroization destroys every partition; a zeroized HSM listing partitions contradicts itself.
+  if (zeroized && partitions.length > 0) {
+    throw new ParseError("HSM reported zeroized yet lists partitions (contradictory output)", raw);
+  }
+
   const total = optionalInt("storageTotal", "Maximum HSM Storage Space");
   const used = optionalInt("storageUsed", "Space In Use");
   const free = optionalInt("storageFree", "Free Space Left");
