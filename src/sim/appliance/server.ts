@@ -40,6 +40,7 @@ export class ApplianceServer {
   #reconciling: Promise<void> = Promise.resolve();
   #reconcileQueued = false;
   #stopped = false;
+  #lastSeen = "";
 
   constructor(opts: ApplianceServerOptions) {
     const { state } = opts;
@@ -101,9 +102,9 @@ export class ApplianceServer {
           return;
         }
         if (state.power === "rebooting") {
-          // Going down: sessions die now; the listeners stay but refuse (isUp) until the state says "on".
+          // Going down: sessions die now. The listeners stay bound but refuse (power gating at accept), so the
+          // appliance comes back by itself when its boot finishes.
           this.ssh.dropAll();
-          await this.ntls.stop();
           return;
         }
         await this.ssh.start();
@@ -115,6 +116,17 @@ export class ApplianceServer {
       }
     });
     return this.#reconciling;
+  }
+
+  /**
+   * Reconcile only if power or NTLS changed since the last look: the twin's one sweep timer calls this for every
+   * appliance (a boot that finishes by itself, or a state change made without an SSH command).
+   */
+  reconcileIfChanged(): void {
+    const seen = `${this.state.power}/${this.state.ntls.listening}`;
+    if (seen === this.#lastSeen) return;
+    this.#lastSeen = seen;
+    void this.reconcile();
   }
 
   async stop(): Promise<void> {
@@ -169,6 +181,12 @@ function serveFiles(state: ApplianceState, sftp: SFTPWrapper): void {
     open.set(h.toString(), f);
     return h;
   };
+  // The client's EOF ends the subsystem: report exit status 0 and close our side, as sshd's sftp-server does.
+  // OpenSSH's scp waits for the close, and fails (status -1) without the exit status.
+  sftp.on("end", () => {
+    sendExitStatus(sftp, 0);
+    sftp.end();
+  });
   const isRoot = (p: string) => /^(\/|\.|~|\/home\/[^/]+\/?|\.\/)?$/.test(p.trim());
 
   sftp.on("REALPATH", (id, path) => {
@@ -277,8 +295,24 @@ function serveFiles(state: ApplianceState, sftp: SFTPWrapper): void {
       sftp.status(id, STATUS_CODE.OK);
     else sftp.status(id, STATUS_CODE.NO_SUCH_FILE, "No such file");
   });
-  for (const op of ["MKDIR", "RMDIR", "RENAME", "READLINK", "SYMLINK"] as const)
+  // OpenSSH's scp/sftp ask for extensions (limits@openssh.com, expand-path@openssh.com...): an unanswered request
+  // would hang the client, so every operation the area does not support gets an explicit refusal.
+  for (const op of ["MKDIR", "RMDIR", "RENAME", "READLINK", "SYMLINK", "EXTENDED"] as const)
     sftp.on(op, (id: number) => sftp.status(id, STATUS_CODE.OP_UNSUPPORTED, "Operation unsupported"));
+}
+
+/**
+ * ssh2's server-side SFTP stream has no `exit()`; its channel id and protocol are reachable, and the exit-status
+ * request is the same one an exec channel sends. Guarded: if ssh2's internals move, the status is simply not sent.
+ */
+function sendExitStatus(sftp: SFTPWrapper, code: number): void {
+  const internals = sftp as unknown as {
+    _protocol?: { exitStatus?: (chan: number, status: number) => void };
+    outgoing?: { id?: number; state?: string };
+  };
+  const id = internals.outgoing?.id;
+  if (typeof id === "number" && internals.outgoing?.state === "open")
+    internals._protocol?.exitStatus?.(id, code);
 }
 
 function assemble(chunks: { offset: number; data: Buffer }[]): Buffer {
