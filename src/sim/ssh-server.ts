@@ -41,7 +41,12 @@ export function hostKeyFromPrivate(privateKey: string): HostKey {
 }
 
 export function generateHostKey(): HostKey {
-  return hostKeyFromPrivate(utils.generateKeyPairSync("ed25519").private);
+  // ssh2's ed25519 generator writes a malformed key about once in 200 (a public key whose leading zero byte was
+  // dropped, 31 bytes instead of 32); such a key fails to parse, so draw again.
+  for (let attempt = 0; ; attempt++) {
+    const key = utils.generateKeyPairSync("ed25519").private;
+    if (!(utils.parseKey(key) instanceof Error) || attempt >= 20) return hostKeyFromPrivate(key);
+  }
 }
 
 /**

@@ -226,3 +226,11 @@ describe("TwinSshServer", () => {
     blocker.close();
   });
 });
+
+describe("generateHostKey", () => {
+  it("never returns a malformed key (ssh2's generator sometimes writes one)", () => {
+    const fps = new Set<string>();
+    for (let i = 0; i < 800; i++) fps.add(generateHostKey().fingerprint);
+    expect(fps.size).toBe(800);
+  });
+});
