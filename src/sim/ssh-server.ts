@@ -294,8 +294,9 @@ export class TwinSshServer {
       const offered = ctx.key.data;
       const allowed = (account.publicKeys ?? []).map(parseOne).find((k) => k.getPublicSSH().equals(offered));
       if (!allowed) return false;
-      // The first publickey request is a query ("would you take this key?"); only a signed one logs in.
-      if (!ctx.signature || !ctx.blob) return false;
+      // The first publickey request is a query ("would you take this key?"): accepting it only answers PK_OK
+      // (ssh2 does so); the login happens on the signed request that follows, verified here.
+      if (!ctx.signature || !ctx.blob) return true;
       return allowed.verify(ctx.blob, ctx.signature, ctx.hashAlgo);
     }
     return false;

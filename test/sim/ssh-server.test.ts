@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client } from "ssh2";
+import { Client, utils as ssh2utils } from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
 import { allocateLoopbackBlock } from "../../src/sim/loopback.ts";
 import type { ShellHost, ShellIO } from "../../src/sim/shell-session.ts";
@@ -224,6 +224,37 @@ describe("TwinSshServer", () => {
     });
     await expect(srv.start()).rejects.toMatchObject({ code: "EADDRINUSE" });
     blocker.close();
+  });
+});
+
+describe("publickey auth", () => {
+  it("accepts a listed key and refuses another", async () => {
+    const mine = ssh2utils.generateKeyPairSync("ed25519");
+    const other = ssh2utils.generateKeyPairSync("ed25519");
+    const block = allocateLoopbackBlock(1);
+    blocks.push(block);
+    const srv = new TwinSshServer({
+      name: "pk",
+      address: block.address(0),
+      port: 0,
+      hostKey: generateHostKey(),
+      users: (n) => (n === "admin" ? { publicKeys: [mine.public] } : undefined),
+      host: new EchoHost(),
+    });
+    await srv.start();
+    servers.push(srv);
+    const tryKey = (privateKey: string) =>
+      new Promise<void>((resolve, reject) => {
+        const c = new Client();
+        c.on("ready", () => {
+          c.end();
+          resolve();
+        })
+          .on("error", reject)
+          .connect({ host: srv.address, port: srv.port, username: "admin", privateKey, readyTimeout: 5000 });
+      });
+    await tryKey(mine.private);
+    await expect(tryKey(other.private)).rejects.toThrow(/authentication methods failed/);
   });
 });
 

@@ -107,8 +107,17 @@ describe("startTwin (rebase)", () => {
 
   it("presents the host key whose fingerprint the twin reports", async () => {
     const { client, hostFingerprint } = await login("hsm-a2");
+    const shell = await Shell.open(client);
+    await shell.until(/lunash:>$/);
     client.end();
     expect(hostFingerprint).toBe(twin.appliances.get("hsm-a2")?.hostKeyFingerprint);
+    // The session is in the appliance's own session log, and closes when the client leaves.
+    const log = twin.appliances.get("hsm-a2")?.state.sessionLog ?? [];
+    expect(log.at(-1)?.user).toBe("admin");
+    for (let i = 0; i < 100 && log.at(-1)?.closedAt === undefined; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(log.at(-1)?.closedAt).toBeGreaterThanOrEqual(log.at(-1)?.openedAt ?? Number.POSITIVE_INFINITY);
+    expect(twin.sessionLog("hsm-a2")).toContain(log.at(-1));
     const ch = await login("client-a");
     ch.client.end();
     expect(ch.hostFingerprint).toBe(twin.clientHosts.get("client-a")?.hostKeyFingerprint);
