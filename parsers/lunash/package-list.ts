@@ -1,6 +1,8 @@
-// `package list`: every installed RPM, grouped in sections (`RPM LIST (SYSTEM)`, `RPM LIST (SOFTWARE)` on Luna 5;
-// Luna 7 header wording unverified, so any header underlined with dashes opens a section). Used to verify patches
-// (e.g. the KB0019789 reboot patch) are installed; a package line with blanks in it is refused, not skipped.
+// `package list`: every installed RPM, grouped in sections (`RPM LIST (SYSTEM)`, `RPM LIST (SOFTWARE)`). Used to
+// verify patches (e.g. the KB0019789 reboot patch) are installed, so it is strict: a section header must read
+// `RPM LIST (<NAME>)`, and a package must look like an RPM (`name-<version>...`). Anything else — a line with
+// blanks, a mangled header, a name without a version — is refused, not skipped: a garbled listing read as
+// "patch absent" would be a wrong answer even if the safe one.
 import { z } from "zod";
 import { conform, describeLine, ParseError } from "../common.ts";
 import { readLunashOutput } from "./capture.ts";
@@ -15,7 +17,9 @@ export const schema = z.strictObject({
 export type PackageList = z.infer<typeof schema>;
 
 const DASH_RULE = /^\s*-{3,}\s*$/;
-const RPM = /^\s*([A-Za-z0-9][A-Za-z0-9._+~-]*)\s*$/;
+const RPM =
+  /^\s*([A-Za-z0-9][A-Za-z0-9._+~]*(?:-[A-Za-z0-9._+~]+)*-\d[A-Za-z0-9._+~]*(?:-[A-Za-z0-9._+~]+)*)\s*$/;
+const SECTION = /^RPM LIST\s*\(([A-Z][A-Z ]*)\)\s*:?$/;
 
 export function parse(raw: string): PackageList {
   const capture = readLunashOutput(raw, command);
@@ -25,9 +29,13 @@ export function parse(raw: string): PackageList {
     const line = lines[i] ?? "";
     if (line.trim() === "") continue;
     if (DASH_RULE.test(lines[i + 1] ?? "")) {
-      const title = line.trim();
-      const m = /^RPM LIST\s*\((.+)\)\s*:?$/i.exec(title);
-      sections.push({ name: m ? (m[1] ?? "").trim() : title.replace(/:$/, ""), packages: [] });
+      const m = SECTION.exec(line.trim());
+      if (!m)
+        throw new ParseError(
+          `unrecognised section header in 'package list' output: ${describeLine(line)}`,
+          raw,
+        );
+      sections.push({ name: (m[1] ?? "").trim(), packages: [] });
       i++;
       continue;
     }
