@@ -1,0 +1,450 @@
+// Approvals of destructive jobs (deprovisioning): a job asks, operators approve or reject, the job waits — holding its
+// device lock — until enough distinct principals have approved with a typed confirmation equal to the device serial.
+//
+// Rules, each enforced inside ONE atomic Lua script per transition (BullMQ's rule: a crash or a race never leaves a
+// half transition, and two operators approving at once are serialized by Redis):
+// - the same principal twice does not count (compared case-insensitively: "Alice" and "alice" are one person);
+// - a confirmation that is not exactly the device serial is refused, and the refusal is recorded;
+// - an optional allow-list (`fleet.approvals.principals`) refuses anyone else, recorded too;
+// - the request expires `expiresMinutes` after it was made (Redis server time, the same clock for every host):
+//   an incomplete request becomes `expired`, and an approved one that was not used in time expires as well;
+// - `rejected` and `expired` are final for the job: a new deprovisioning needs a new job.
+//
+// Key (hash tag = job id, the same slot as the job's checkpoints):
+//   lunafleet:approval:{<jobId>}  JSON document (see ApprovalState), kept 30 days after its deadline.
+import { type LuaScript, luaScript, type RedisClient, runScript } from "./redis.ts";
+
+export type ApprovalStatus = "awaiting-approval" | "approved" | "rejected" | "expired";
+
+export interface ApprovalEntry {
+  principal: string;
+  /** ISO time (Redis server clock). */
+  at: string;
+}
+
+export interface ApprovalRefusal {
+  principal: string;
+  at: string;
+  reason: ApprovalRefusalReason;
+}
+
+export type ApprovalRefusalReason =
+  | "wrong-confirmation"
+  | "duplicate-principal"
+  | "principal-not-allowed"
+  | "not-awaiting-approval";
+
+export interface ApprovalState {
+  jobId: string;
+  device: string;
+  /** The device serial the typed confirmation must equal (not a secret: it is printed by `hsm show`). */
+  serial: string;
+  required: number;
+  /** The allow-list in force when the request was made; null = any principal. */
+  principals: string[] | null;
+  status: ApprovalStatus;
+  requestedAt: string;
+  expiresAt: string;
+  /** Valid approvals, by distinct principals, in the order they were given. */
+  approvals: ApprovalEntry[];
+  approvedAt?: string;
+  rejection?: { principal: string; at: string; reason: string };
+  /** Attempts that did not count, and why (wrong serial, same principal again, not on the allow-list…). */
+  refusals: ApprovalRefusal[];
+}
+
+export interface ApprovalRequest {
+  device: string;
+  serial: string;
+  required: number;
+  /** Minutes from the request to its deadline; fractions are accepted (tests). */
+  expiresMinutes: number;
+  principals?: string[] | undefined;
+}
+
+/** Where approval events are recorded: the job's evidence log (src/evidence EvidenceLog satisfies it). */
+export interface ApprovalEvidence {
+  append(kind: "approval", data: unknown, actor?: string): Promise<unknown>;
+}
+
+export class ApprovalError extends Error {
+  override name = "ApprovalError";
+  readonly retryable = false;
+}
+
+/** There is no approval request for this job (it has not reached preflight, or the id is wrong). */
+export class NoApprovalRequest extends ApprovalError {
+  override name = "NoApprovalRequest";
+}
+
+/** An approve/reject that did not count; the refusal is recorded on the request. */
+export class ApprovalRefused extends ApprovalError {
+  override name = "ApprovalRefused";
+  constructor(
+    readonly jobId: string,
+    readonly reason: ApprovalRefusalReason,
+    readonly state: ApprovalState,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The job asked again with a different device or serial than its standing request. */
+export class ApprovalRequestConflict extends ApprovalError {
+  override name = "ApprovalRequestConflict";
+}
+
+const PREFIX = "lunafleet";
+const KEEP_AFTER_DEADLINE_SECONDS = 30 * 86_400;
+const MAX_REFUSALS = 100;
+
+export function approvalKey(jobId: string): string {
+  return `${PREFIX}:approval:{${jobId}}`;
+}
+
+// Shared Lua: server time in ms, lazy expiry, empty-table-safe encoding.
+const LUA_PRELUDE = `
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function expireIfDue(doc, now)
+  if (doc.status == 'awaiting-approval' or doc.status == 'approved') and now >= doc.expiresAt then
+    doc.status = 'expired'
+    doc.expiredAt = doc.expiresAt
+    return true
+  end
+  return false
+end
+local function save(key, doc)
+  redis.call('SET', key, cjson.encode(doc))
+  local ttlMs = doc.expiresAt - nowMs() + tonumber(${KEEP_AFTER_DEADLINE_SECONDS}) * 1000
+  if ttlMs < 1000 then ttlMs = 1000 end
+  redis.call('PEXPIRE', key, ttlMs)
+end
+local function refuse(key, doc, principal, now, reason)
+  if type(doc.refusals) ~= 'table' or doc.refusals[1] == nil then doc.refusals = {} end
+  if #doc.refusals < ${MAX_REFUSALS} then
+    table.insert(doc.refusals, { principal = principal, at = now, reason = reason })
+  end
+  save(key, doc)
+  return { 'refused', reason, cjson.encode(doc) }
+end
+local function norm(p) return string.lower(p) end
+`;
+
+// KEYS: approval. ARGV: jobId, device, serial, required, expiresMs, principals JSON ('null' = any).
+// Creates the request if absent; a standing request for the same device and serial is returned unchanged (a resumed
+// job asks again). Returns {'created'|'existing', doc} or {'conflict', doc}.
+const requestApprovalOnce: LuaScript = luaScript(
+  "requestApprovalOnce",
+  1,
+  `${LUA_PRELUDE}
+local now = nowMs()
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local doc = cjson.decode(raw)
+  if doc.device ~= ARGV[2] or doc.serial ~= ARGV[3] then return { 'conflict', raw } end
+  if expireIfDue(doc, now) then save(KEYS[1], doc) end
+  return { 'existing', cjson.encode(doc) }
+end
+local doc = {
+  jobId = ARGV[1], device = ARGV[2], serial = ARGV[3], required = tonumber(ARGV[4]),
+  principals = cjson.decode(ARGV[6]), status = 'awaiting-approval',
+  requestedAt = now, expiresAt = now + tonumber(ARGV[5]), approvals = {}, refusals = {}
+}
+save(KEYS[1], doc)
+return { 'created', cjson.encode(doc) }`,
+);
+
+// KEYS: approval. ARGV: principal, confirmation.
+// Returns {'missing'} | {'approved'|'counted', doc} | {'refused', reason, doc}.
+const approveIfValid: LuaScript = luaScript(
+  "approveIfValid",
+  1,
+  `${LUA_PRELUDE}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return { 'missing' } end
+local doc = cjson.decode(raw)
+local now = nowMs()
+local principal = ARGV[1]
+if expireIfDue(doc, now) then save(KEYS[1], doc) end
+if doc.status ~= 'awaiting-approval' then return refuse(KEYS[1], doc, principal, now, 'not-awaiting-approval') end
+if type(doc.principals) == 'table' then
+  local allowed = false
+  for _, p in ipairs(doc.principals) do if norm(p) == norm(principal) then allowed = true end end
+  if not allowed then return refuse(KEYS[1], doc, principal, now, 'principal-not-allowed') end
+end
+if ARGV[2] ~= doc.serial then return refuse(KEYS[1], doc, principal, now, 'wrong-confirmation') end
+if type(doc.approvals) ~= 'table' or doc.approvals[1] == nil then doc.approvals = {} end
+for _, a in ipairs(doc.approvals) do
+  if norm(a.principal) == norm(principal) then return refuse(KEYS[1], doc, principal, now, 'duplicate-principal') end
+end
+table.insert(doc.approvals, { principal = principal, at = now })
+local outcome = 'counted'
+if #doc.approvals >= doc.required then
+  doc.status = 'approved'
+  doc.approvedAt = now
+  outcome = 'approved'
+end
+save(KEYS[1], doc)
+return { outcome, cjson.encode(doc) }`,
+);
+
+// KEYS: approval. ARGV: principal, reason. Returns {'missing'} | {'rejected', doc} | {'refused', reason, doc}.
+const rejectIfAwaiting: LuaScript = luaScript(
+  "rejectIfAwaiting",
+  1,
+  `${LUA_PRELUDE}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return { 'missing' } end
+local doc = cjson.decode(raw)
+local now = nowMs()
+local principal = ARGV[1]
+if expireIfDue(doc, now) then save(KEYS[1], doc) end
+if doc.status ~= 'awaiting-approval' then return refuse(KEYS[1], doc, principal, now, 'not-awaiting-approval') end
+if type(doc.principals) == 'table' then
+  local allowed = false
+  for _, p in ipairs(doc.principals) do if norm(p) == norm(principal) then allowed = true end end
+  if not allowed then return refuse(KEYS[1], doc, principal, now, 'principal-not-allowed') end
+end
+doc.status = 'rejected'
+doc.rejection = { principal = principal, at = now, reason = ARGV[2] }
+save(KEYS[1], doc)
+return { 'rejected', cjson.encode(doc) }`,
+);
+
+// KEYS: approval. Returns {'missing'} | {'state', doc}; applies a due expiry (so every reader sees the same status).
+const readApprovalState: LuaScript = luaScript(
+  "readApprovalState",
+  1,
+  `${LUA_PRELUDE}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return { 'missing' } end
+local doc = cjson.decode(raw)
+if expireIfDue(doc, nowMs()) then save(KEYS[1], doc) end
+return { 'state', cjson.encode(doc) }`,
+);
+
+const PRINCIPAL_RE = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$/;
+
+function checkPrincipal(principal: string): void {
+  if (!PRINCIPAL_RE.test(principal))
+    throw new ApprovalError(
+      `principal ${JSON.stringify(principal)} is not a valid name (letters, digits, . _ @ : + -, up to 128)`,
+    );
+}
+
+export interface ApprovalOptions {
+  /** The job's evidence log: every approval event is appended there as an `approval` record. */
+  evidence?: ApprovalEvidence;
+}
+
+/**
+ * Ask for approvals of a job (idempotent: a resumed job asking again gets its standing request, approvals and all).
+ * A standing request for another device or serial is a conflict (a job id reused for another device).
+ */
+export async function requestApproval(
+  redis: RedisClient,
+  jobId: string,
+  req: ApprovalRequest,
+  opts: ApprovalOptions = {},
+): Promise<ApprovalState> {
+  if (!Number.isInteger(req.required) || req.required < 1)
+    throw new ApprovalError(`approvals required must be a positive integer, got ${req.required}`);
+  if (!(req.expiresMinutes > 0))
+    throw new ApprovalError(`approval expiry must be positive, got ${req.expiresMinutes} minutes`);
+  for (const p of req.principals ?? []) checkPrincipal(p);
+  const expiresMs = Math.max(1, Math.round(req.expiresMinutes * 60_000));
+  const reply = (await runScript(
+    redis,
+    requestApprovalOnce,
+    [approvalKey(jobId)],
+    [jobId, req.device, req.serial, req.required, expiresMs, JSON.stringify(req.principals ?? null)],
+  )) as [string, string];
+  const state = toState(reply[1]);
+  if (reply[0] === "conflict")
+    throw new ApprovalRequestConflict(
+      `job ${jobId} already has an approval request for ${state.device} (serial ${state.serial}); ` +
+        `it cannot be reused for ${req.device} (serial ${req.serial})`,
+    );
+  if (reply[0] === "created")
+    await opts.evidence?.append("approval", {
+      event: "requested",
+      device: state.device,
+      serial: state.serial,
+      required: state.required,
+      principals: state.principals,
+      expiresAt: state.expiresAt,
+    });
+  return state;
+}
+
+/**
+ * One principal approves, typing the device serial as confirmation. Resolves with the new state (status
+ * `approved` once enough distinct principals have approved); throws ApprovalRefused (recorded) otherwise.
+ */
+export async function approve(
+  redis: RedisClient,
+  jobId: string,
+  input: { principal: string; confirmation: string },
+  opts: ApprovalOptions = {},
+): Promise<ApprovalState> {
+  checkPrincipal(input.principal);
+  const reply = (await runScript(
+    redis,
+    approveIfValid,
+    [approvalKey(jobId)],
+    [input.principal, input.confirmation],
+  )) as string[];
+  if (reply[0] === "missing") throw noRequest(jobId);
+  if (reply[0] === "refused") {
+    const reason = reply[1] as ApprovalRefusalReason;
+    const state = toState(reply[2]!);
+    await opts.evidence?.append(
+      "approval",
+      { event: "refused", principal: input.principal, reason, status: state.status },
+      input.principal,
+    );
+    throw new ApprovalRefused(jobId, reason, state, refusalMessage(jobId, input.principal, reason, state));
+  }
+  const state = toState(reply[1]!);
+  await opts.evidence?.append(
+    "approval",
+    {
+      event: "approved",
+      principal: input.principal,
+      confirmation: "matches the device serial",
+      approvals: state.approvals.length,
+      required: state.required,
+      status: state.status,
+    },
+    input.principal,
+  );
+  return state;
+}
+
+/** One principal rejects the job: final, the waiting job stops before anything destructive. */
+export async function reject(
+  redis: RedisClient,
+  jobId: string,
+  input: { principal: string; reason: string },
+  opts: ApprovalOptions = {},
+): Promise<ApprovalState> {
+  checkPrincipal(input.principal);
+  const reason = input.reason.trim();
+  if (reason.length === 0) throw new ApprovalError("a rejection needs a reason");
+  const reply = (await runScript(
+    redis,
+    rejectIfAwaiting,
+    [approvalKey(jobId)],
+    [input.principal, reason.slice(0, 2000)],
+  )) as string[];
+  if (reply[0] === "missing") throw noRequest(jobId);
+  if (reply[0] === "refused") {
+    const why = reply[1] as ApprovalRefusalReason;
+    const state = toState(reply[2]!);
+    await opts.evidence?.append(
+      "approval",
+      { event: "refused", principal: input.principal, reason: why, status: state.status },
+      input.principal,
+    );
+    throw new ApprovalRefused(jobId, why, state, refusalMessage(jobId, input.principal, why, state));
+  }
+  const state = toState(reply[1]!);
+  await opts.evidence?.append(
+    "approval",
+    { event: "rejected", principal: input.principal, reason, status: state.status },
+    input.principal,
+  );
+  return state;
+}
+
+/** The job's approval state, or null when it never asked. A due expiry is applied (and stored) first. */
+export async function approvalState(redis: RedisClient, jobId: string): Promise<ApprovalState | null> {
+  const reply = (await runScript(redis, readApprovalState, [approvalKey(jobId)], [])) as string[];
+  if (reply[0] === "missing") return null;
+  return toState(reply[1]!);
+}
+
+/** The narrow view the engine's context hands to runbooks (ctx.approvals). */
+export function approvalsPort(redis: RedisClient) {
+  return {
+    request: (jobId: string, req: ApprovalRequest) => requestApproval(redis, jobId, req),
+    state: (jobId: string) => approvalState(redis, jobId),
+  };
+}
+
+function noRequest(jobId: string): NoApprovalRequest {
+  return new NoApprovalRequest(
+    `job ${jobId} has no approval request (wrong job id, or the job has not reached its preflight yet)`,
+  );
+}
+
+function refusalMessage(
+  jobId: string,
+  principal: string,
+  reason: ApprovalRefusalReason,
+  state: ApprovalState,
+): string {
+  switch (reason) {
+    case "wrong-confirmation":
+      return `job ${jobId}: ${principal}'s confirmation does not match the serial of ${state.device}; not counted (recorded)`;
+    case "duplicate-principal":
+      return `job ${jobId}: ${principal} has already approved; the same principal does not count twice (${state.approvals.length}/${state.required} distinct approvals)`;
+    case "principal-not-allowed":
+      return `job ${jobId}: ${principal} is not on the fleet's approvals allow-list; not counted (recorded)`;
+    case "not-awaiting-approval":
+      return `job ${jobId} is ${state.status}, not awaiting approval; nothing changed (recorded)`;
+  }
+}
+
+interface RawDoc {
+  jobId: string;
+  device: string;
+  serial: string;
+  required: number;
+  principals: unknown;
+  status: ApprovalStatus;
+  requestedAt: number;
+  expiresAt: number;
+  approvedAt?: number;
+  approvals: unknown;
+  refusals: unknown;
+  rejection?: { principal: string; at: number; reason: string };
+}
+
+/** cjson encodes an empty Lua table as `{}`: lists are normalized here. */
+function toState(json: string): ApprovalState {
+  const d = JSON.parse(json) as RawDoc;
+  const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const state: ApprovalState = {
+    jobId: d.jobId,
+    device: d.device,
+    serial: d.serial,
+    required: d.required,
+    principals: Array.isArray(d.principals) ? (d.principals as string[]) : null,
+    status: d.status,
+    requestedAt: iso(d.requestedAt),
+    expiresAt: iso(d.expiresAt),
+    approvals: list<{ principal: string; at: number }>(d.approvals).map((a) => ({
+      principal: a.principal,
+      at: iso(a.at),
+    })),
+    refusals: list<{ principal: string; at: number; reason: ApprovalRefusalReason }>(d.refusals).map((r) => ({
+      principal: r.principal,
+      at: iso(r.at),
+      reason: r.reason,
+    })),
+  };
+  if (d.approvedAt !== undefined) state.approvedAt = iso(d.approvedAt);
+  if (d.rejection)
+    state.rejection = {
+      principal: d.rejection.principal,
+      at: iso(d.rejection.at),
+      reason: d.rejection.reason,
+    };
+  return state;
+}
