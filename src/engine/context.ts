@@ -2,10 +2,12 @@
 // device belongs to the job's (locked) targets, records every command, reply and parse as evidence (redacted), and
 // fails closed on device errors and on parsed replies that lack what the step relies on.
 import type { z } from "zod";
+import type { DedicatedHsmGateway } from "../azure/dedicated-hsm.ts";
 import { getClientHost, getDevice } from "../config/model.ts";
 import type { ClientHost, Device, Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import type { TcpProbeResult, TlsProbeOptions, TlsProbeResult } from "../net/probe.ts";
+import type { ApprovalRequest, ApprovalState } from "../queue/approvals.ts";
 import {
   CapabilityUnavailable,
   describeError,
@@ -62,7 +64,8 @@ export type EvidenceKind =
   | "step"
   | "error"
   | "result"
-  | "note";
+  | "note"
+  | "azure";
 
 /** The evidence log of one job (src/evidence EvidenceLog satisfies it). */
 export interface EvidenceSink {
@@ -83,8 +86,22 @@ export interface JobLogger {
   debug(obj: object, msg?: string): void;
 }
 
-/** Placeholder for the ARM clients (src/azure); wired when that lands. */
-export type AzurePort = object;
+/** The ARM operations a step may use (src/azure DedicatedHsmGateway satisfies it). */
+export type AzurePort = Pick<
+  DedicatedHsmGateway,
+  | "getHsm"
+  | "deleteHsm"
+  | "verifyHsmGone"
+  | "listDedicatedHsms"
+  | "resourceGroupHoldsDedicatedHsms"
+  | "deleteResourceGroup"
+>;
+export type { ApprovalRequest, ApprovalState };
+/** Approvals of the job (src/queue/approvals.ts approvalsPort satisfies it); the context binds the job id. */
+export interface ApprovalsPort {
+  request(jobId: string, req: ApprovalRequest): Promise<ApprovalState>;
+  state(jobId: string): Promise<ApprovalState | null>;
+}
 /** Placeholder for the login guard (src/guard); the only way a step may log in. */
 export type GuardPort = object;
 
@@ -120,8 +137,14 @@ export interface StepContext<P = unknown> {
   /** Like checkpoint(), but a missing result is an error: use for steps that must have run first. */
   requireCheckpoint(stepId: string, target?: string): Json;
   readonly log: JobLogger;
+  /** ARM, recorded: every call is an `azure` evidence record; deletes check the job's locks and signal first. */
   readonly azure: AzurePort;
   readonly guard: GuardPort;
+  /** This job's approvals: ask (idempotent) and read; operators approve through `lunafleet approve`. */
+  readonly approvals: {
+    request(req: ApprovalRequest): Promise<ApprovalState>;
+    state(): Promise<ApprovalState | null>;
+  };
 }
 
 export interface ContextDeps<P> {
@@ -140,6 +163,7 @@ export interface ContextDeps<P> {
   results: ReadonlyMap<string, Json>;
   azure?: AzurePort;
   guard?: GuardPort;
+  approvals?: ApprovalsPort;
 }
 
 /** Sessions are opened at most once per job and target, and shared by its steps. */
@@ -247,7 +271,16 @@ export function createStepContext<P>(
     get azure(): AzurePort {
       if (!deps.azure)
         throw new CapabilityUnavailable(`step '${step.id}': ctx.azure is not wired into this engine`);
-      return deps.azure;
+      return recordedAzure(deps.azure, record, deps);
+    },
+    get approvals() {
+      const port = deps.approvals;
+      if (!port)
+        throw new CapabilityUnavailable(`step '${step.id}': ctx.approvals is not wired into this engine`);
+      return {
+        request: (req: ApprovalRequest) => port.request(deps.jobId, req),
+        state: () => port.state(deps.jobId),
+      };
     },
     get guard(): GuardPort {
       if (!deps.guard)
@@ -319,5 +352,46 @@ function recordedShell(
       }
       return checked.data;
     },
+  };
+}
+
+/**
+ * ARM calls as a step makes them: each is recorded (`azure` records: what was asked, then the outcome or the error);
+ * a delete is refused when the job is cancelled or no longer holds its device locks.
+ */
+function recordedAzure(
+  azure: AzurePort,
+  record: Recorder,
+  deps: { signal: AbortSignal; assertLocked: () => void },
+): AzurePort {
+  const call = async <T>(
+    operation: string,
+    on: string,
+    change: boolean,
+    fn: () => Promise<T>,
+  ): Promise<T> => {
+    if (change) {
+      if (deps.signal.aborted) throw new JobCancelled(`job cancelled before ${operation} ${on}`);
+      deps.assertLocked();
+    }
+    await record("azure", { via: "azure", on, operation, event: "request" });
+    try {
+      const result = await fn();
+      await record("azure", { via: "azure", on, operation, event: "result", result: result ?? null });
+      return result;
+    } catch (err) {
+      await record("azure", { via: "azure", on, operation, event: "error", error: describeError(err) });
+      throw err;
+    }
+  };
+  return {
+    getHsm: (id, o) => call("get-hsm", id, false, () => azure.getHsm(id, o)),
+    deleteHsm: (id, o) => call("delete-hsm", id, true, () => azure.deleteHsm(id, o)),
+    verifyHsmGone: (id, o) => call("verify-hsm-gone", id, false, () => azure.verifyHsmGone(id, o)),
+    listDedicatedHsms: (rg, o) => call("list-hsms", rg, false, () => azure.listDedicatedHsms(rg, o)),
+    resourceGroupHoldsDedicatedHsms: (rg, o) =>
+      call("resource-group-holds-hsms", rg, false, () => azure.resourceGroupHoldsDedicatedHsms(rg, o)),
+    deleteResourceGroup: (rg, o) =>
+      call("delete-resource-group", rg, true, () => azure.deleteResourceGroup(rg, o)),
   };
 }

@@ -7,6 +7,7 @@ import { redact } from "../config/secret.ts";
 import { probeTcp, probeTls } from "../net/probe.ts";
 import type { CheckpointRecord, CheckpointStore } from "./checkpoints.ts";
 import {
+  type ApprovalsPort,
   type AzurePort,
   createStepContext,
   type EvidenceKind,
@@ -76,6 +77,8 @@ export interface RunJobOptions<S extends z.ZodType> {
   probes?: NetProbes;
   azure?: AzurePort;
   guard?: GuardPort;
+  /** Approvals store (src/queue/approvals.ts approvalsPort); steps see it bound to this job as ctx.approvals. */
+  approvals?: ApprovalsPort;
   now?: () => Date;
 }
 
@@ -191,6 +194,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           results,
           ...(opts.azure ? { azure: opts.azure } : {}),
           ...(opts.guard ? { guard: opts.guard } : {}),
+          ...(opts.approvals ? { approvals: opts.approvals } : {}),
         },
         step,
         sessions,

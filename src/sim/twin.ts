@@ -15,6 +15,7 @@ import { createApplianceState } from "./appliance/factory.ts";
 import { LunashHost } from "./appliance/lunash.ts";
 import { powerCycle as powerCycleState } from "./appliance/power.ts";
 import { ApplianceServer } from "./appliance/server.ts";
+import { type ArmTwin, startArmTwin } from "./arm/index.ts";
 import { generateSelfSignedCert } from "./certs.ts";
 import { type ClientHostTwin, createClientHostTwin } from "./client/index.ts";
 import { allocateLoopbackBlock, isAddressInUse, type LoopbackBlock } from "./loopback.ts";
@@ -93,6 +94,12 @@ export interface Twin {
   /** Pull the plug and plug it back in: a hung appliance comes back (reboot patch or not). */
   powerCycle(device: string): Promise<void>;
   sessionLog(name: string): readonly SessionRecord[];
+  /**
+   * The twin's Azure Resource Manager, when any device has an `azure.resourceId`: each HSM resource is linked to its
+   * appliance's `zeroized` state (ARM refuses to delete a device that is not zeroized). The fleet copy's
+   * `azure.endpoint` points at it; clients trust it with `tls: { ca: arm.caPem }`.
+   */
+  arm: ArmTwin | undefined;
   stop(): Promise<void>;
 }
 
@@ -251,6 +258,13 @@ export async function startTwin(source: Fleet, opts: StartTwinOptions = {}): Pro
     log(`twin: appliance ${a.name} ssh ${a.address}:${a.sshPort} ntls ${a.ntlsPort}`);
   for (const c of clientHosts.values()) log(`twin: client host ${c.name} ssh ${c.address}:${c.sshPort}`);
 
+  const arm = await startLinkedArmTwin(fleet, states).catch(async (err: unknown) => {
+    await stopAll();
+    block?.release();
+    throw err;
+  });
+  if (arm) log(`twin: ARM ${arm.endpoint} (subscription ${arm.subscriptionId})`);
+
   const appliance = (name: string): TwinAppliance => {
     const a = appliances.get(name);
     if (!a)
@@ -311,13 +325,39 @@ export async function startTwin(source: Fleet, opts: StartTwinOptions = {}): Pro
       if (c) return c.server.sessions;
       throw new TwinFaultError(`unknown twin machine '${name}'`);
     },
+    arm,
     async stop(): Promise<void> {
       clearInterval(sweep);
+      await arm?.stop();
       await stopAll();
       block?.release();
     },
   };
   return twin;
+}
+
+/**
+ * One ARM twin for the devices that name a Dedicated HSM resource in the fleet's subscription (the `azure` block's,
+ * else the first resource id's); each resource's `zeroized` is read from its appliance's live state.
+ */
+async function startLinkedArmTwin(
+  fleet: Fleet,
+  states: Map<string, ApplianceState>,
+): Promise<ArmTwin | undefined> {
+  const withIds = fleet.devices.filter((d) => d.azure?.resourceId);
+  if (withIds.length === 0) return undefined;
+  const subOf = (id: string) => /^\/subscriptions\/([^/]+)\//i.exec(id)?.[1] ?? "";
+  const subscriptionId = fleet.azure?.subscriptionId ?? subOf(withIds[0]!.azure!.resourceId);
+  const hsms = withIds
+    .filter((d) => subOf(d.azure!.resourceId).toLowerCase() === subscriptionId.toLowerCase())
+    .map((d) => ({
+      resourceId: d.azure!.resourceId,
+      location: "westeurope",
+      zeroized: () => states.get(d.name)?.zeroized === true,
+    }));
+  const arm = await startArmTwin({ subscriptionId, hsms, resourceGroups: [] });
+  if (fleet.azure) fleet.azure.endpoint = arm.endpoint;
+  return arm;
 }
 
 function publicKeyLine(privateKeyRef: Secret | undefined): string[] {
