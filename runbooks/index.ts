@@ -3,6 +3,7 @@
 
 import { EngineError } from "../src/engine/errors.ts";
 import type { Runbook } from "../src/engine/runbook.ts";
+import { deprovision } from "./deprovision.ts";
 import { patchVerify } from "./patch-verify.ts";
 import { tcpCheck } from "./tcp-check.ts";
 
@@ -10,7 +11,9 @@ export class UnknownRunbook extends EngineError {
   override name = "UnknownRunbook";
 }
 
-const RUNBOOKS = new Map<string, Runbook>(([tcpCheck, patchVerify] as Runbook[]).map((r) => [r.name, r]));
+const RUNBOOKS = new Map<string, Runbook>(
+  ([tcpCheck, patchVerify, deprovision] as Runbook[]).map((r) => [r.name, r]),
+);
 
 export function getRunbook(name: string): Runbook {
   const runbook = RUNBOOKS.get(name);

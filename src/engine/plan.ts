@@ -58,6 +58,7 @@ const VIA_LABEL: Record<PlannedCommand["via"], string> = {
   tcp: "tcp",
   tls: "tls",
   azure: "arm",
+  approval: "approval",
 };
 
 /** Human-readable plan: header, locks, then one block per step with its commands. */

@@ -14,8 +14,11 @@ export interface JobTargets {
 /** A read step only observes; a change step alters a device or cloud resource and must re-read state first. */
 export type StepKind = "read" | "change";
 
-/** Where a planned command goes: a device's lunash, a client host's lunacm or OS shell (vtl), a probe, or ARM. */
-export type CommandChannel = "lunash" | "lunacm" | "host" | "tcp" | "tls" | "azure";
+/**
+ * Where a planned command goes: a device's lunash, a client host's lunacm or OS shell (vtl), a probe, ARM, or the
+ * operators (`approval`: the job waits for `lunafleet approve`).
+ */
+export type CommandChannel = "lunash" | "lunacm" | "host" | "tcp" | "tls" | "azure" | "approval";
 
 /** One command a step will send, for `lunafleet plan`: the exact text and where it goes. */
 export interface PlannedCommand {

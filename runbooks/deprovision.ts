@@ -1,0 +1,500 @@
+// deprovision: retire one Azure Dedicated HSM (Luna 7) in the only safe order (DESIGN "Deprovisioning order").
+//
+//   preflight             the Azure resource exists and is a Luna; the appliance answers with the fleet's serial; no
+//                         client host of the fleet has any of its partitions in an HA group; backups confirmed or a
+//                         written waiver; then the job WAITS (holding its device lock) until enough distinct
+//                         principals have approved with the serial typed as confirmation; HA membership re-checked
+//   sanctioned-zeroize    through the login guard only (deliberately failing HSM SO logins); skipped when `hsm show`
+//                         already reports the HSM zeroized (a resumed job)
+//   verify-zeroized       `hsm show`: zeroized
+//   delete-hsm-resource   ARM DELETE of the dedicatedHSMs resource, waiting for the long-running operation; a resumed
+//                         job that finds it already gone records that and goes on
+//   verify-hsm-gone       a 404 on the resource itself (a 404 for its group would be an orphan, never proof)
+//   delete-resource-group only with deleteResourceGroup=true, and only if right before it holds no Dedicated HSM
+//
+// Azure refuses to delete an HSM that is not zeroized, and deleting the group first orphans the HSM (still billed until
+// Microsoft Support steps in). Every step is checkpointed; a crash resumes at the first unfinished step, and each change
+// step re-reads the state it is about to change before acting.
+import { z } from "zod";
+import { AzureOperationError, HsmDeleteFailedError } from "../src/azure/errors.ts";
+import { parseHsmResourceId } from "../src/azure/resource-id.ts";
+import { getDevice } from "../src/config/model.ts";
+import type { Device, Fleet } from "../src/config/schema.ts";
+import type { ApprovalState, StepContext } from "../src/engine/context.ts";
+import { DeviceIdentityMismatch, EngineError, JobCancelled } from "../src/engine/errors.ts";
+import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
+import { resolveTarget } from "../src/engine/targets.ts";
+
+/** A deprovisioning precondition does not hold: the job stops before anything destructive. Never retried. */
+export class DeprovisionRefused extends EngineError {
+  override name = "DeprovisionRefused";
+  constructor(
+    message: string,
+    readonly check: string,
+    readonly device: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Approvals did not arrive, were rejected, or expired. Never retried: a new deprovisioning needs a new job. */
+export class ApprovalNotGranted extends EngineError {
+  override name = "ApprovalNotGranted";
+  constructor(
+    message: string,
+    readonly status: string,
+    readonly device: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Azure refused to delete the HSM because the device is not zeroized: re-running the delete cannot help. */
+export class AzureRefusedDelete extends EngineError {
+  override name = "AzureRefusedDelete";
+  constructor(
+    message: string,
+    readonly device: string,
+  ) {
+    super(message);
+  }
+}
+
+const params = z
+  .object({
+    /** The device to deprovision (one device per job). */
+    target: z.string().min(1),
+    /** The operator confirms the device's keys are backed up (or not needed). */
+    backupsConfirmed: z.boolean().default(false),
+    /** Instead of confirmed backups: a written reason why none are needed (kept in the evidence). */
+    waiver: z.string().trim().min(20, "a waiver must say why in at least 20 characters").optional(),
+    /** Also delete the device's resource group, if (right before) it holds no other Dedicated HSM. */
+    deleteResourceGroup: z.boolean().default(false),
+    /** How often the waiting job re-reads its approvals. */
+    approvalPollMs: z.number().int().min(10).max(60_000).default(2_000),
+  })
+  .strict();
+type Params = z.output<typeof params>;
+
+// Only the fields this runbook relies on (the parsers return more); a missing one fails the step, never guessed.
+const hsmShow = z.object({ serial: z.string().min(1), zeroized: z.boolean() });
+const haGroups = z.object({
+  groups: z.array(
+    z.object({
+      label: z.string(),
+      members: z.array(z.object({ serial: z.string(), label: z.string().optional() })),
+    }),
+  ),
+});
+
+/** What the sanctioned zeroize of the login guard takes (src/guard/sanctioned-zeroize.ts). */
+export interface SanctionedZeroizePort {
+  sanctionedZeroize(request: {
+    jobId: string;
+    device: string;
+    confirmation: string;
+    signal?: AbortSignal;
+  }): Promise<unknown>;
+}
+
+export interface DeprovisionPreflight {
+  device: string;
+  serial: string;
+  resourceId: string;
+  resourceGroup: string;
+  sku: string | null;
+  clientHostsChecked: string[];
+  backups: { confirmed: true } | { waiver: string };
+  approvals: { principal: string; at: string }[];
+  approvedAt: string | null;
+  /** The appliance was already zeroized at preflight (a deprovisioning someone started by hand). */
+  alreadyZeroized: boolean;
+}
+
+function deviceOf(p: Params, fleet: Fleet): Device {
+  return getDevice(fleet, p.target);
+}
+
+function resourceOf(p: Params, fleet: Fleet) {
+  const dev = deviceOf(p, fleet);
+  if (!dev.azure?.resourceId)
+    throw new DeprovisionRefused(
+      `${dev.name} has no azure.resourceId in the fleet file: lunafleet deprovisions Azure Dedicated HSMs only`,
+      "azure-resource",
+      dev.name,
+    );
+  return parseHsmResourceId(dev.azure.resourceId);
+}
+
+const azureCmd = (on: string, command: string): PlannedCommand => ({ via: "azure", on, command });
+const lunash = (on: string, command: string): PlannedCommand => ({ via: "lunash", on, command });
+
+export const deprovision = defineRunbook({
+  name: "deprovision",
+  description:
+    "Retire an Azure Dedicated HSM: approvals, sanctioned zeroize, delete the HSM resource, then (if asked) its resource group",
+  params,
+  targets(p, fleet) {
+    const t = resolveTarget(fleet, p.target, ["device"]);
+    resourceOf(p, fleet);
+    // Every client host is read: an HA group on ANY host that still lists this device must stop the job.
+    return { devices: t.devices, clientHosts: fleet.clientHosts.map((h) => h.name) };
+  },
+  steps: [
+    {
+      id: "preflight",
+      title: "Check the resource is a Luna, no HA membership, backups or waiver; wait for approvals",
+      kind: "read",
+      commands: (p, fleet) => {
+        const id = resourceOf(p, fleet);
+        const approvals = fleet.approvals;
+        return [
+          azureCmd(id.id, "GET (exists; sku.name must be 'SafeNet Luna Network HSM A790')"),
+          lunash(p.target, "hsm show"),
+          ...fleet.clientHosts.map(
+            (h): PlannedCommand => ({ via: "lunacm", on: h.name, command: "hagroup listgroups" }),
+          ),
+          {
+            via: "approval",
+            on: "operators",
+            command: `wait for ${approvals.required} approvals by distinct principals (lunafleet approve <job> --as <principal> --confirm ${deviceOf(p, fleet).serial}), expiring after ${approvals.expiresMinutes} min${approvals.principals ? ` (allowed: ${approvals.principals.join(", ")})` : ""}`,
+          },
+          ...fleet.clientHosts.map(
+            (h): PlannedCommand => ({
+              via: "lunacm",
+              on: h.name,
+              command: "hagroup listgroups (again, once approved)",
+            }),
+          ),
+        ];
+      },
+      async run(ctx): Promise<DeprovisionPreflight> {
+        const dev = deviceOf(ctx.params, ctx.fleet);
+        const id = resourceOf(ctx.params, ctx.fleet);
+
+        // 1. Azure: the resource exists and is a Luna 7 (payment HSMs share the resource type).
+        const hsm = await ctx.azure.getHsm(id.id, { signal: ctx.signal });
+        if (!hsm)
+          throw new DeprovisionRefused(
+            `${dev.name}: the Azure resource ${id.id} does not exist (404); nothing to deprovision there`,
+            "azure-resource",
+            dev.name,
+          );
+        if (!hsm.isLuna)
+          throw new DeprovisionRefused(
+            `${dev.name}: ${id.id} is a '${hsm.sku ?? "unknown"}' HSM, not a Luna 7 ('SafeNet Luna Network HSM A790'); refusing`,
+            "azure-sku",
+            dev.name,
+          );
+
+        // 2. The appliance is the one the fleet file names.
+        const show = await readHsmShow(ctx, dev);
+
+        // 3. No HA group on any client host still uses one of its partitions.
+        const hosts = await checkNoHaMembership(ctx, dev);
+
+        // 4. Backups confirmed, or a written waiver.
+        const { backupsConfirmed, waiver } = ctx.params;
+        if (!backupsConfirmed && !waiver)
+          throw new DeprovisionRefused(
+            `${dev.name}: backups are neither confirmed (--param backupsConfirmed=true) nor waived in writing (--param waiver="…", at least 20 characters)`,
+            "backups",
+            dev.name,
+          );
+        const backups = backupsConfirmed ? ({ confirmed: true } as const) : { waiver: waiver! };
+        await ctx.evidence.note({ preflight: "backups", device: dev.name, ...backups });
+
+        // 5. Approvals: wait, holding the device lock, until granted (or rejected, expired, cancelled).
+        const approved = await waitForApprovals(ctx, dev);
+
+        // 6. Re-read what may have changed during the wait.
+        await checkNoHaMembership(ctx, dev);
+
+        return {
+          device: dev.name,
+          serial: dev.serial,
+          resourceId: hsm.id,
+          resourceGroup: id.resourceGroup,
+          sku: hsm.sku ?? null,
+          clientHostsChecked: hosts,
+          backups,
+          approvals: approved.approvals,
+          approvedAt: approved.approvedAt ?? null,
+          alreadyZeroized: show.zeroized,
+        };
+      },
+    },
+    {
+      id: "sanctioned-zeroize",
+      title: "Zeroize the HSM through the login guard's sanctioned zeroize",
+      kind: "change",
+      commands: (p) => [
+        lunash(p.target, "hsm show (already zeroized: nothing to do)"),
+        lunash(
+          p.target,
+          "hsm login ×(attempts left) with random wrong HSM SO passwords, sent only by the login guard ('proceed' at the LAST caution)",
+        ),
+        lunash(p.target, "hsm show (expect: HSM IS ZEROIZED)"),
+      ],
+      async run(ctx) {
+        const dev = deviceOf(ctx.params, ctx.fleet);
+        ctx.requireCheckpoint("preflight");
+        // Re-read first: a resumed job (or a zeroize that finished just before a crash) must not log in again.
+        const before = await readHsmShow(ctx, dev);
+        if (before.zeroized) {
+          await ctx.evidence.note({
+            zeroize: "skipped: the HSM already reports itself zeroized",
+            device: dev.name,
+          });
+          return { device: dev.name, zeroized: true, performed: false };
+        }
+        // The approvals must still stand at the moment of the zeroize (not rejected, not expired since preflight).
+        const state = await ctx.approvals.state();
+        if (state?.status !== "approved")
+          throw new ApprovalNotGranted(
+            `${dev.name}: approvals are ${state?.status ?? "missing"} at the moment of the zeroize; nothing was sent. Submit a new deprovision job.`,
+            state?.status ?? "missing",
+            dev.name,
+          );
+        const guard = ctx.guard as Partial<SanctionedZeroizePort>;
+        if (typeof guard.sanctionedZeroize !== "function")
+          throw new DeprovisionRefused(
+            `${dev.name}: the login guard offers no sanctioned zeroize; nothing was sent`,
+            "guard",
+            dev.name,
+          );
+        const outcome = await guard.sanctionedZeroize({
+          jobId: ctx.jobId,
+          device: dev.name,
+          confirmation: dev.serial,
+          signal: ctx.signal,
+        });
+        return { device: dev.name, zeroized: true, performed: true, guard: outcome ?? null };
+      },
+    },
+    {
+      id: "verify-zeroized",
+      title: "Verify with hsm show that the HSM reports itself zeroized",
+      kind: "read",
+      commands: (p) => [lunash(p.target, "hsm show")],
+      async run(ctx) {
+        const dev = deviceOf(ctx.params, ctx.fleet);
+        const show = await readHsmShow(ctx, dev);
+        if (!show.zeroized)
+          throw new DeprovisionRefused(
+            `${dev.name}: hsm show does not report the HSM zeroized; the Azure resource is not touched`,
+            "zeroized",
+            dev.name,
+          );
+        return { device: dev.name, serial: show.serial, zeroized: true };
+      },
+    },
+    {
+      id: "delete-hsm-resource",
+      title: "Delete the Dedicated HSM resource in Azure and wait for the long-running operation",
+      kind: "change",
+      commands: (p, fleet) => {
+        const id = resourceOf(p, fleet).id;
+        return [
+          azureCmd(id, "GET (already gone: nothing to do)"),
+          lunash(p.target, "hsm show (still zeroized)"),
+          azureCmd(id, "DELETE, then poll Azure-AsyncOperation until Succeeded"),
+        ];
+      },
+      async run(ctx) {
+        const dev = deviceOf(ctx.params, ctx.fleet);
+        const id = resourceOf(ctx.params, ctx.fleet);
+        ctx.requireCheckpoint("verify-zeroized");
+        const hsm = await ctx.azure.getHsm(id.id, { signal: ctx.signal });
+        if (!hsm) {
+          await ctx.evidence.note({
+            deleteHsm: "skipped: the resource already answers 404",
+            resourceId: id.id,
+          });
+          return { resourceId: id.id, deleted: false, alreadyGone: true };
+        }
+        // The device must still be zeroized right now (Azure checks too; we do not send a DELETE we know it refuses).
+        const show = await readHsmShow(ctx, dev);
+        if (!show.zeroized)
+          throw new DeprovisionRefused(
+            `${dev.name}: the HSM no longer reports itself zeroized (re-initialized since?); no DELETE sent`,
+            "zeroized",
+            dev.name,
+          );
+        try {
+          const result = await ctx.azure.deleteHsm(id.id, { signal: ctx.signal });
+          return { resourceId: id.id, deleted: true, alreadyGone: false, requestIds: result.requestIds };
+        } catch (err) {
+          if (err instanceof HsmDeleteFailedError && err.failure.code === "HsmNotZeroized")
+            throw new AzureRefusedDelete(
+              `${dev.name}: Azure refused to delete ${id.id}: the device is not zeroized (${err.message})`,
+              dev.name,
+            );
+          throw err;
+        }
+      },
+    },
+    {
+      id: "verify-hsm-gone",
+      title: "Verify the HSM resource answers 404 (gone, no longer billed)",
+      kind: "read",
+      commands: (p, fleet) => [azureCmd(resourceOf(p, fleet).id, "GET (expect 404 ResourceNotFound)")],
+      async run(ctx) {
+        const id = resourceOf(ctx.params, ctx.fleet);
+        const proof = await ctx.azure.verifyHsmGone(id.id, { signal: ctx.signal });
+        return { ...proof };
+      },
+    },
+    {
+      id: "delete-resource-group",
+      title: "Delete the resource group, only if asked and it holds no Dedicated HSM",
+      kind: "change",
+      commands: (p, fleet) => {
+        const id = resourceOf(p, fleet);
+        if (!p.deleteResourceGroup) return [];
+        const rg = `/subscriptions/${id.subscriptionId}/resourceGroups/${id.resourceGroup}`;
+        return [
+          azureCmd(rg, "list Dedicated HSMs (group already gone after a crash: nothing to do)"),
+          azureCmd(id.id, "GET (expect 404: the HSM is gone)"),
+          azureCmd(rg, "list Dedicated HSMs, typed and generic (both must be empty)"),
+          azureCmd(rg, "DELETE, then poll until Succeeded"),
+        ];
+      },
+      async run(ctx) {
+        const id = resourceOf(ctx.params, ctx.fleet);
+        if (!ctx.params.deleteResourceGroup)
+          return { resourceGroup: id.resourceGroup, skipped: "not asked", deleted: false };
+        ctx.requireCheckpoint("verify-hsm-gone");
+        // Re-read: a resumed job may find the group already gone (the delete finished before the crash).
+        let left: string[];
+        try {
+          left = (await ctx.azure.listDedicatedHsms(id.resourceGroup, { signal: ctx.signal })).map(
+            (h) => h.id,
+          );
+        } catch (err) {
+          if (err instanceof AzureOperationError && err.failure.code === "ResourceGroupNotFound") {
+            await ctx.evidence.note({ deleteResourceGroup: "skipped: the group is already gone", ...id });
+            return { resourceGroup: id.resourceGroup, deleted: false, alreadyGone: true };
+          }
+          throw err;
+        }
+        // Never before the HSM itself is proven gone, right now.
+        await ctx.azure.verifyHsmGone(id.id, { signal: ctx.signal });
+        const holds = await ctx.azure.resourceGroupHoldsDedicatedHsms(id.resourceGroup, {
+          signal: ctx.signal,
+        });
+        if (holds || left.length > 0)
+          throw new DeprovisionRefused(
+            `resource group ${id.resourceGroup} still holds Dedicated HSM(s) ${left.join(", ") || "(listed only by the generic resource list)"}; deleting it would orphan them. The group was NOT deleted.`,
+            "resource-group",
+            ctx.params.target,
+          );
+        const result = await ctx.azure.deleteResourceGroup(id.resourceGroup, { signal: ctx.signal });
+        return {
+          resourceGroup: id.resourceGroup,
+          deleted: true,
+          alreadyGone: false,
+          requestIds: result.requestIds,
+        };
+      },
+    },
+  ],
+});
+
+async function readHsmShow(ctx: StepContext<Params>, dev: Device) {
+  const shell = await ctx.lunash(dev.name);
+  const show = await shell.read("hsm show", hsmShow);
+  if (show.serial !== dev.serial)
+    throw Object.assign(
+      new DeviceIdentityMismatch(
+        `${dev.name}: the appliance reports HSM serial ${show.serial}, the fleet file declares ${dev.serial}; wrong device at ${dev.host}?`,
+      ),
+      { device: dev.name, command: "hsm show" },
+    );
+  return show;
+}
+
+/** `hagroup listgroups` on every client host; any group listing one of the device's partition serials stops the job. */
+async function checkNoHaMembership(ctx: StepContext<Params>, dev: Device): Promise<string[]> {
+  const serials = new Set(dev.partitions.map((p) => p.serial));
+  const found: string[] = [];
+  for (const host of ctx.targets.clientHosts) {
+    const shell = await ctx.lunacm(host);
+    const { groups } = await shell.read("hagroup listgroups", haGroups);
+    for (const g of groups)
+      for (const m of g.members)
+        if (serials.has(m.serial)) found.push(`${host}: HA group '${g.label}' member ${m.serial}`);
+  }
+  if (found.length > 0)
+    throw new DeprovisionRefused(
+      `${dev.name} is still in an HA group (${found.join("; ")}); remove it from every HA group before deprovisioning`,
+      "ha-membership",
+      dev.name,
+    );
+  return [...ctx.targets.clientHosts];
+}
+
+/** Ask for approvals (idempotent on resume) and poll until granted; rejected, expired or cancelled stop the job. */
+async function waitForApprovals(ctx: StepContext<Params>, dev: Device): Promise<ApprovalState> {
+  const policy = ctx.fleet.approvals;
+  let state = await ctx.approvals.request({
+    device: dev.name,
+    serial: dev.serial,
+    required: policy.required,
+    expiresMinutes: policy.expiresMinutes,
+    principals: policy.principals,
+  });
+  let seen = "";
+  for (;;) {
+    const summary = `${state.status}:${state.approvals.map((a) => a.principal).join(",")}:${state.refusals.length}`;
+    if (summary !== seen) {
+      seen = summary;
+      await ctx.evidence.note({
+        approvals: state.status,
+        device: dev.name,
+        granted: state.approvals,
+        required: state.required,
+        refusals: state.refusals,
+        expiresAt: state.expiresAt,
+      });
+      ctx.log.info({ jobId: ctx.jobId, device: dev.name, approvals: state.status }, "deprovision approvals");
+    }
+    if (state.status === "approved") return state;
+    if (state.status === "rejected")
+      throw new ApprovalNotGranted(
+        `${dev.name}: deprovisioning rejected by ${state.rejection?.principal ?? "?"}: ${state.rejection?.reason ?? ""}`,
+        "rejected",
+        dev.name,
+      );
+    if (state.status === "expired")
+      throw new ApprovalNotGranted(
+        `${dev.name}: approvals expired at ${state.expiresAt} with ${state.approvals.length}/${state.required} granted; nothing was changed`,
+        "expired",
+        dev.name,
+      );
+    await sleep(ctx.params.approvalPollMs, ctx.signal);
+    const next = await ctx.approvals.state();
+    if (!next)
+      throw new ApprovalNotGranted(
+        `${dev.name}: the approval request vanished from Redis`,
+        "missing",
+        dev.name,
+      );
+    state = next;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new JobCancelled("job cancelled while awaiting approval"));
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new JobCancelled("job cancelled while awaiting approval"));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
