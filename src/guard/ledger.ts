@@ -2,6 +2,9 @@
 // is sent; success clears it; a wrong password or an unknown outcome increments the failures and quarantines the
 // credential. Each transition is one Lua script (BullMQ style), so no crash leaves half a transition and two
 // workers cannot both hold an attempt open.
+//
+// Keys carry the device lock's hash tag ({device:<name>}), so a script that checks the device lock and writes the
+// ledger touches one Redis Cluster slot: lunafleet:guard:ledger:{device:<name>}:<partition or ->:<role>
 import type { Redis } from "ioredis";
 
 export interface LedgerKey {
@@ -15,28 +18,41 @@ export interface LedgerEntry extends LedgerKey {
   failures: number;
   pendingAttempt?: string;
   pendingSince?: string;
+  /** The job that recorded the pending attempt, and the lock value it held (who must still hold the lock). */
+  pendingJob?: string;
+  pendingLockValue?: string;
   quarantined: boolean;
   quarantineReason?: string;
+  /** The job whose attempt (or stale attempt) caused the quarantine: its evidence has the record. */
+  quarantineJob?: string;
+  quarantinedAt?: string;
   lastOutcome?: string;
   lastAttemptAt?: string;
   lastSuccessAt?: string;
+  releasedAt?: string;
+  releasedBy?: string;
+  releaseReason?: string;
   /** What the device itself last showed (attempts left), and when. */
   deviceAttemptsLeft?: number;
   deviceObservedAt?: string;
+  /** What the device reported about the role: "ok", "locked", "zeroized". */
+  deviceState?: string;
 }
 
 const PREFIX = "lunafleet:guard:ledger:";
 
 export function ledgerRedisKey(k: LedgerKey): string {
-  return `${PREFIX}${k.device}:${k.partition ?? "-"}:${k.role}`;
+  return `${PREFIX}{device:${k.device}}:${k.partition ?? "-"}:${k.role}`;
 }
 
-function parseRedisKey(key: string): LedgerKey {
-  const [device = "", partition = "-", role = ""] = key.slice(PREFIX.length).split(":");
+function parseRedisKey(key: string): LedgerKey | undefined {
+  const m = /^\{device:([^}]+)\}:([^:]+):([^:]+)$/.exec(key.slice(PREFIX.length));
+  if (!m) return undefined;
+  const [, device = "", partition = "-", role = ""] = m;
   return { device, partition: partition === "-" ? undefined : partition, role };
 }
 
-// KEYS[1] ledger; KEYS[2] lock key (may be ""); ARGV: attemptId, now, lockValue, maxFailures
+// KEYS[1] ledger; KEYS[2] lock key (may be ""); ARGV: attemptId, now, lockValue, maxPriorFailures, jobId
 // Refuses when an attempt is pending, the credential is quarantined, failures exceed what the budget allowed, or
 // the caller no longer holds the device lock (fencing: a worker whose lock expired must not log in).
 const BEGIN = `
@@ -49,45 +65,66 @@ if pending then return {0, 'an earlier attempt has no recorded outcome'} end
 if redis.call('HGET', KEYS[1], 'quarantined') == '1' then return {0, 'credential quarantined'} end
 local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
 if failures > tonumber(ARGV[4]) then return {0, 'failures recorded since the last success'} end
-redis.call('HSET', KEYS[1], 'pendingAttempt', ARGV[1], 'pendingSince', ARGV[2], 'lastAttemptAt', ARGV[2])
+redis.call('HSET', KEYS[1], 'pendingAttempt', ARGV[1], 'pendingSince', ARGV[2], 'lastAttemptAt', ARGV[2],
+  'pendingLockValue', ARGV[3], 'pendingJob', ARGV[5])
 return {1, 'recorded'}
 `;
 
-// KEYS[1] ledger; ARGV: attemptId, outcome (success|wrong|unknown), now, reason
+// KEYS[1] ledger; ARGV: attemptId, outcome (success|wrong|unknown|not-sent), now, reason, jobId
+// not-sent: the guard holds proof that nothing reached the device (the one-use token was never spent).
 const FINISH = `
 local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
 if pending ~= ARGV[1] then return {0, 'no such pending attempt'} end
-redis.call('HDEL', KEYS[1], 'pendingAttempt', 'pendingSince')
+redis.call('HDEL', KEYS[1], 'pendingAttempt', 'pendingSince', 'pendingLockValue', 'pendingJob')
 redis.call('HSET', KEYS[1], 'lastOutcome', ARGV[2])
 if ARGV[2] == 'success' then
   redis.call('HSET', KEYS[1], 'failures', 0, 'lastSuccessAt', ARGV[3])
-else
+elseif ARGV[2] ~= 'not-sent' then
   redis.call('HINCRBY', KEYS[1], 'failures', 1)
-  redis.call('HSET', KEYS[1], 'quarantined', '1', 'quarantineReason', ARGV[4])
+  redis.call('HSET', KEYS[1], 'quarantined', '1', 'quarantineReason', ARGV[4], 'quarantineJob', ARGV[5],
+    'quarantinedAt', ARGV[3])
 end
 return {1, ARGV[2]}
 `;
 
-// A pending attempt whose worker is gone: the outcome is unknown, so it counts as a failure (never as success).
-const RESOLVE_STALE = `
+// KEYS[1] ledger; KEYS[2] the device lock key; ARGV: reason, now
+// A pending attempt whose owner no longer holds the device lock: its worker is gone (crash, kill, lost lock), the
+// outcome is unknown, so it counts as a failure (never as a success). Returns 1 resolved, 0 nothing pending,
+// 2 the owner still holds the lock (its attempt may be in flight: leave it).
+const RESOLVE_IF_OWNER_GONE = `
 local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
 if not pending then return 0 end
-redis.call('HDEL', KEYS[1], 'pendingAttempt', 'pendingSince')
+local owner = redis.call('HGET', KEYS[1], 'pendingLockValue')
+if owner and owner ~= '' and redis.call('GET', KEYS[2]) == owner then return 2 end
+local job = redis.call('HGET', KEYS[1], 'pendingJob') or ''
+redis.call('HDEL', KEYS[1], 'pendingAttempt', 'pendingSince', 'pendingLockValue', 'pendingJob')
 redis.call('HINCRBY', KEYS[1], 'failures', 1)
-redis.call('HSET', KEYS[1], 'lastOutcome', 'unknown', 'quarantined', '1', 'quarantineReason', ARGV[1])
+redis.call('HSET', KEYS[1], 'lastOutcome', 'unknown', 'quarantined', '1', 'quarantineReason', ARGV[1],
+  'quarantineJob', job, 'quarantinedAt', ARGV[2])
 return 1
+`;
+
+// KEYS[1] ledger; ARGV: reason, jobId, now. Quarantine without an attempt (the sanctioned zeroize announces itself).
+const QUARANTINE = `
+if redis.call('HGET', KEYS[1], 'pendingAttempt') then return {0, 'an attempt is in flight'} end
+redis.call('HSET', KEYS[1], 'quarantined', '1', 'quarantineReason', ARGV[1], 'quarantineJob', ARGV[2],
+  'quarantinedAt', ARGV[3])
+return {1, 'quarantined'}
 `;
 
 // An operator released the quarantine after confirming the fix: ledger failures are cleared. The device's own
 // counter still has to be full before a destructive role may be tried (the budget reads it).
+// KEYS[1] ledger; ARGV: now, principal, reason
 const RELEASE = `
 if redis.call('HGET', KEYS[1], 'pendingAttempt') then return {0, 'an attempt is in flight'} end
-redis.call('HSET', KEYS[1], 'quarantined', '0', 'failures', 0, 'releasedAt', ARGV[1])
-redis.call('HDEL', KEYS[1], 'quarantineReason')
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 'no ledger entry'} end
+redis.call('HSET', KEYS[1], 'quarantined', '0', 'failures', 0, 'releasedAt', ARGV[1], 'releasedBy', ARGV[2],
+  'releaseReason', ARGV[3])
+redis.call('HDEL', KEYS[1], 'quarantineReason', 'quarantineJob', 'quarantinedAt')
 return {1, 'released'}
 `;
 
-export type FinishOutcome = "success" | "wrong" | "unknown";
+export type FinishOutcome = "success" | "wrong" | "unknown" | "not-sent";
 
 export class LoginLedger {
   constructor(private readonly redis: Redis) {}
@@ -101,7 +138,7 @@ export class LoginLedger {
   async begin(
     key: LedgerKey,
     attemptId: string,
-    opts: { lockKey?: string; lockValue?: string; maxPriorFailures: number },
+    opts: { lockKey?: string; lockValue?: string; maxPriorFailures: number; jobId?: string },
   ): Promise<{ ok: boolean; reason: string }> {
     const [ok, reason] = (await this.redis.eval(
       BEGIN,
@@ -112,11 +149,18 @@ export class LoginLedger {
       new Date().toISOString(),
       opts.lockValue ?? "",
       String(opts.maxPriorFailures),
+      opts.jobId ?? "",
     )) as [number, string];
     return { ok: ok === 1, reason };
   }
 
-  async finish(key: LedgerKey, attemptId: string, outcome: FinishOutcome, reason = ""): Promise<void> {
+  async finish(
+    key: LedgerKey,
+    attemptId: string,
+    outcome: FinishOutcome,
+    reason = "",
+    jobId = "",
+  ): Promise<void> {
     const [ok, why] = (await this.redis.eval(
       FINISH,
       1,
@@ -125,30 +169,70 @@ export class LoginLedger {
       outcome,
       new Date().toISOString(),
       reason || `login outcome: ${outcome}`,
+      jobId,
     )) as [number, string];
     if (ok !== 1)
       throw new Error(`guard ledger ${ledgerRedisKey(key)}: cannot finish attempt ${attemptId}: ${why}`);
   }
 
-  async resolveStale(key: LedgerKey, reason: string): Promise<boolean> {
-    return (await this.redis.eval(RESOLVE_STALE, 1, ledgerRedisKey(key), reason)) === 1;
+  /**
+   * Resolve a pending attempt as a failure when its owner no longer holds `lockKey` (pass the device lock's key).
+   * "resolved": it counted as a failure and quarantined; "none": nothing pending; "owner-alive": leave it.
+   */
+  async resolveStale(
+    key: LedgerKey,
+    lockKey: string,
+    reason: string,
+  ): Promise<"resolved" | "none" | "owner-alive"> {
+    const r = await this.redis.eval(
+      RESOLVE_IF_OWNER_GONE,
+      2,
+      ledgerRedisKey(key),
+      lockKey,
+      reason,
+      new Date().toISOString(),
+    );
+    return r === 1 ? "resolved" : r === 2 ? "owner-alive" : "none";
   }
 
-  async release(key: LedgerKey): Promise<{ ok: boolean; reason: string }> {
+  async quarantine(key: LedgerKey, reason: string, jobId: string): Promise<{ ok: boolean; reason: string }> {
+    const [ok, why] = (await this.redis.eval(
+      QUARANTINE,
+      1,
+      ledgerRedisKey(key),
+      reason,
+      jobId,
+      new Date().toISOString(),
+    )) as [number, string];
+    return { ok: ok === 1, reason: why };
+  }
+
+  async release(
+    key: LedgerKey,
+    by: { principal: string; reason: string },
+  ): Promise<{ ok: boolean; reason: string }> {
     const [ok, reason] = (await this.redis.eval(
       RELEASE,
       1,
       ledgerRedisKey(key),
       new Date().toISOString(),
+      by.principal,
+      by.reason,
     )) as [number, string];
     return { ok: ok === 1, reason };
   }
 
-  async observeDeviceCounter(key: LedgerKey, attemptsLeft: number): Promise<void> {
-    await this.redis.hset(ledgerRedisKey(key), {
-      deviceAttemptsLeft: attemptsLeft,
+  async observeDeviceCounter(
+    key: LedgerKey,
+    seen: { attemptsLeft?: number | undefined; state: "ok" | "locked" | "zeroized" },
+  ): Promise<void> {
+    const fields: Record<string, string | number> = {
+      deviceState: seen.state,
       deviceObservedAt: new Date().toISOString(),
-    });
+    };
+    if (seen.attemptsLeft !== undefined) fields.deviceAttemptsLeft = seen.attemptsLeft;
+    await this.redis.hset(ledgerRedisKey(key), fields);
+    if (seen.attemptsLeft === undefined) await this.redis.hdel(ledgerRedisKey(key), "deviceAttemptsLeft");
   }
 
   async list(): Promise<LedgerEntry[]> {
@@ -161,23 +245,39 @@ export class LoginLedger {
     } while (cursor !== "0");
     keys.sort();
     const entries: LedgerEntry[] = [];
-    for (const k of keys) entries.push(toEntry(parseRedisKey(k), await this.redis.hgetall(k)));
+    for (const k of keys) {
+      const key = parseRedisKey(k);
+      if (key) entries.push(toEntry(key, await this.redis.hgetall(k)));
+    }
     return entries;
   }
 }
 
 function toEntry(key: LedgerKey, h: Record<string, string>): LedgerEntry {
-  return {
+  const e: LedgerEntry = {
     ...key,
     failures: Number(h.failures ?? 0),
-    pendingAttempt: h.pendingAttempt,
-    pendingSince: h.pendingSince,
     quarantined: h.quarantined === "1",
-    quarantineReason: h.quarantineReason,
-    lastOutcome: h.lastOutcome,
-    lastAttemptAt: h.lastAttemptAt,
-    lastSuccessAt: h.lastSuccessAt,
-    deviceAttemptsLeft: h.deviceAttemptsLeft === undefined ? undefined : Number(h.deviceAttemptsLeft),
-    deviceObservedAt: h.deviceObservedAt,
   };
+  const text = [
+    "pendingAttempt",
+    "pendingSince",
+    "pendingJob",
+    "pendingLockValue",
+    "quarantineReason",
+    "quarantineJob",
+    "quarantinedAt",
+    "lastOutcome",
+    "lastAttemptAt",
+    "lastSuccessAt",
+    "releasedAt",
+    "releasedBy",
+    "releaseReason",
+    "deviceObservedAt",
+    "deviceState",
+  ] as const;
+  for (const f of text) if (h[f] !== undefined) e[f] = h[f];
+  if (h.deviceAttemptsLeft !== undefined) e.deviceAttemptsLeft = Number(h.deviceAttemptsLeft);
+  if (e.partition === undefined) delete e.partition;
+  return e;
 }

@@ -16,6 +16,7 @@ import {
   ParseFailed,
   UnexpectedPrompt,
 } from "../transport/errors.ts";
+import type { LastAttemptException } from "./last-attempt-exception.ts";
 import type { LoginToken } from "./login-token.ts";
 import { lunaOutputParser, type OutputParser } from "./output-parser.ts";
 import type { ConfirmationSpec, PlatformTable } from "./platform.ts";
@@ -51,6 +52,11 @@ export interface RunOptions {
   parse?: boolean;
   /** Required for login commands (and spent when the command is sent). */
   token?: LoginToken;
+  /**
+   * Only the sanctioned zeroize holds one: lets an `hsm login` with a token answer the LAST-attempt caution with
+   * `proceed` (once). Without it that caution is always answered `quit`.
+   */
+  lastAttemptException?: LastAttemptException;
   /** The step declares an appliance reboot (see the policy's appliance-reboot rule). */
   allowReboot?: boolean;
   /** Known reboot safety of the device (KB0019789 patch state); undefined refuses a reboot. */
@@ -302,6 +308,27 @@ export class ShellSession {
         }
         case "confirm": {
           const { spec } = ev;
+          const exception = opts.lastAttemptException;
+          if (
+            spec.id === "last-attempt-caution" &&
+            exception !== undefined &&
+            !exception.used &&
+            exception.target === target &&
+            decision.login &&
+            decision.canonical.toLowerCase() === "hsm login" &&
+            opts.token !== undefined &&
+            !passwordTyped &&
+            !confirmed.includes(spec.id)
+          ) {
+            // The sanctioned zeroize (src/guard/sanctioned-zeroize.ts): the one flow that fails the last login on purpose.
+            exception.consume();
+            this.transcript.event(
+              `last-attempt caution answered under the sanctioned zeroize of ${exception.jobId}`,
+            );
+            this.#send("proceed");
+            confirmed.push(spec.id);
+            continue;
+          }
           if (spec.answer === undefined)
             throw await this.#abort(
               ev,

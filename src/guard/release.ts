@@ -1,0 +1,95 @@
+// Quarantine release and status for operators (`lunafleet guard release|status`). A release is an operator's
+// statement that the credential was fixed; it is recorded in its own evidence log (job id
+// `guard:<device>:<role>:<ms>`), naming who released, why, and the job whose failure caused the quarantine. It only
+// resets the ledger: the device's own counter still has to be full before a destructive role is tried again.
+import type { Redis } from "ioredis";
+import { EvidenceLog } from "../evidence/log.ts";
+import { redactDeep } from "./guard.ts";
+import { type LedgerEntry, type LedgerKey, LoginLedger } from "./ledger.ts";
+import { GUARD_ROLES, type GuardRole } from "./roles.ts";
+
+export class ReleaseRefused extends Error {
+  override name = "ReleaseRefused";
+  readonly retryable = false;
+}
+
+export interface ReleaseRequest {
+  device: string;
+  role: GuardRole;
+  partition?: string | undefined;
+  reason: string;
+  /** The operator principal who confirms the fix. */
+  principal: string;
+}
+
+export interface ReleaseResult {
+  key: LedgerKey;
+  /** The evidence job id the release was recorded under. */
+  evidenceJobId: string;
+  /** The entry as it was before the release. */
+  before: LedgerEntry;
+}
+
+export function guardEvidenceJobId(k: LedgerKey, at = Date.now()): string {
+  const part = k.partition ? `${k.partition}:` : "";
+  return `guard:${k.device}:${part}${k.role}:${at}`;
+}
+
+export async function releaseQuarantine(
+  redis: Redis,
+  dataDir: string,
+  req: ReleaseRequest,
+): Promise<ReleaseResult> {
+  if (!GUARD_ROLES.includes(req.role)) throw new ReleaseRefused(`unknown role '${req.role}'`);
+  if (!req.reason.trim()) throw new ReleaseRefused("a release needs --reason");
+  if (!req.principal.trim()) throw new ReleaseRefused("a release needs --as <principal>");
+  const key: LedgerKey = {
+    device: req.device,
+    role: req.role,
+    ...(req.partition ? { partition: req.partition } : {}),
+  };
+  const ledger = new LoginLedger(redis);
+  const before = await ledger.get(key);
+  if (!before.quarantined && before.failures === 0)
+    throw new ReleaseRefused(`${describe(key)} is not quarantined`);
+  if (before.pendingAttempt)
+    throw new ReleaseRefused(
+      `${describe(key)} has an attempt in flight (${before.pendingAttempt}); wait for it`,
+    );
+  const evidenceJobId = guardEvidenceJobId(key);
+  const evidence = await EvidenceLog.open(redis, dataDir, evidenceJobId);
+  // Intent first: the evidence says who released what and why, even if the ledger write then fails.
+  await evidence.append(
+    "guard",
+    redactDeep({
+      event: "release-requested",
+      ...key,
+      reason: req.reason,
+      quarantineReason: before.quarantineReason ?? null,
+      quarantineJob: before.quarantineJob ?? null,
+      failures: before.failures,
+      deviceAttemptsLeft: before.deviceAttemptsLeft ?? null,
+      deviceObservedAt: before.deviceObservedAt ?? null,
+    }),
+    req.principal,
+  );
+  const r = await ledger.release(key, { principal: req.principal, reason: req.reason });
+  if (!r.ok) {
+    await evidence.append("guard", { event: "release-refused", ...key, reason: r.reason }, req.principal);
+    throw new ReleaseRefused(`${describe(key)}: ${r.reason}`);
+  }
+  await evidence.append(
+    "result",
+    { event: "released", ...key, note: "ledger reset; the device counter still guards destructive roles" },
+    req.principal,
+  );
+  return { key, evidenceJobId, before };
+}
+
+export async function guardStatus(redis: Redis): Promise<LedgerEntry[]> {
+  return new LoginLedger(redis).list();
+}
+
+function describe(k: LedgerKey): string {
+  return `${k.device}${k.partition ? `/${k.partition}` : ""} ${k.role}`;
+}
