@@ -28,6 +28,11 @@ export interface EmbeddedRedisOptions {
   binary?: string;
   /** How long to wait for the server to answer PING (default 15 s; loading a big AOF takes a while). */
   startTimeoutMs?: number;
+  /**
+   * Stop the server on SIGINT/SIGTERM/SIGHUP (default true). A daemon that shuts down in order (worker, then Redis)
+   * passes false and calls stop() itself; the server is still killed when the process exits.
+   */
+  handleSignals?: boolean;
 }
 
 export interface EmbeddedRedis {
@@ -185,7 +190,8 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
 
   await launch();
   process.on("exit", killOnExit);
-  for (const s of SIGNALS) process.on(s, onSignal);
+  const handleSignals = opts.handleSignals ?? true;
+  if (handleSignals) for (const s of SIGNALS) process.on(s, onSignal);
 
   return {
     socketPath,

@@ -1,0 +1,39 @@
+// `npm start` (bootstrap has run first): the twin of config/demo.yaml, the embedded Redis under .lunafleet/ and the
+// daemon; a fleet sweep; the report. Then it keeps running (jobs can be submitted with `lunafleet run`) until
+// Ctrl-C / SIGTERM, which stops everything cleanly. `npm start -- --once` exits after the report: 0 when every sweep
+// job finished, 1 otherwise. No terminal needed (CI=true works).
+
+import { runDemo } from "../daemon/demo.ts";
+import { defaultDataDir } from "../queue/redis-server.ts";
+
+const once = process.argv.includes("--once");
+const httpPort = Number(process.env.LUNAFLEET_HTTP_PORT ?? 0);
+
+async function main(): Promise<number> {
+  let demo: Awaited<ReturnType<typeof runDemo>>;
+  try {
+    demo = await runDemo({ dataDir: defaultDataDir(), httpPort: Number.isInteger(httpPort) ? httpPort : 0 });
+  } catch (err) {
+    console.error(`lunafleet: ${(err as Error).message}`);
+    return 1;
+  }
+  const failed = demo.jobs.filter((j) => j.state !== "completed");
+  if (once) {
+    await demo.stop();
+    return failed.length === 0 ? 0 : 1;
+  }
+  console.log("lunafleet: running; submit more with `lunafleet run <runbook> <target>` — Ctrl-C stops.");
+  await new Promise<void>((resolveStop) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      console.log(`\nlunafleet: ${signal}: stopping`);
+      resolveStop();
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
+  await demo.stop();
+  console.log("lunafleet: stopped");
+  return 0;
+}
+
+process.exitCode = await main();

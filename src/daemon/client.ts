@@ -1,0 +1,70 @@
+// How CLI commands reach the daemon's Redis: REDIS_URL (and friends) or the embedded server's socket in the data
+// dir. When neither answers, say so plainly instead of hanging on reconnects.
+import { existsSync } from "node:fs";
+import type { Queue } from "bullmq";
+import { createJobQueue, type JobData } from "../queue/jobs.ts";
+import {
+  connectRedis,
+  describeRedisTarget,
+  type RedisClient,
+  type RedisTarget,
+  resolveRedisTarget,
+} from "../queue/redis.ts";
+import { defaultDataDir, embeddedRedisSocketPath, pingSocket } from "../queue/redis-server.ts";
+
+export class DaemonUnavailable extends Error {
+  override name = "DaemonUnavailable";
+}
+
+export interface CliConnection {
+  redis: RedisClient;
+  queue: Queue<JobData>;
+  dataDir: string;
+  where: string;
+  close(): Promise<void>;
+}
+
+const PING_TIMEOUT_MS = 3000;
+
+export async function connectCli(opts: { dataDir?: string; url?: string } = {}): Promise<CliConnection> {
+  const dataDir = opts.dataDir ?? defaultDataDir();
+  const socketPath = embeddedRedisSocketPath(dataDir);
+  const target: RedisTarget = resolveRedisTarget({ ...(opts.url ? { url: opts.url } : {}), socketPath });
+  const where = describeRedisTarget(target);
+  if (target.kind === "socket") {
+    const answer = existsSync(target.path) ? await pingSocket(target.path, PING_TIMEOUT_MS) : "refused";
+    if (answer !== "pong")
+      throw new DaemonUnavailable(
+        `no Redis at ${target.path} (${answer}): the daemon is not running on data dir ${dataDir}. ` +
+          "Start it (`lunafleet daemon --fleet <file>` or `npm start`), pass --data-dir, or set REDIS_URL",
+      );
+  }
+  const redis = connectRedis({ target, connectionName: "lunafleet:cli" });
+  try {
+    await withTimeout(redis.ping(), PING_TIMEOUT_MS, `no answer from Redis at ${where}`);
+  } catch (err) {
+    redis.disconnect();
+    throw new DaemonUnavailable(`${(err as Error).message}; is REDIS_URL right, is Redis running?`);
+  }
+  const queue = createJobQueue(redis);
+  return {
+    redis,
+    queue,
+    dataDir,
+    where,
+    async close() {
+      await queue.close().catch(() => {});
+      redis.disconnect();
+    },
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]);
+}

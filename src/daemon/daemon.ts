@@ -1,0 +1,186 @@
+// The daemon: Redis (embedded unless REDIS_URL says otherwise), the worker, the maintenance-window schedulers, the
+// published fleet, and the local HTTP endpoint (/metrics, /healthz). More daemons on the same Redis are more workers:
+// device locks, checkpoints, the guard ledger and the schedulers all live in Redis.
+import type { Queue } from "bullmq";
+import { loadFleet } from "../config/load.ts";
+import type { Fleet } from "../config/schema.ts";
+import { createJobQueue, type JobData, publishFleet } from "../queue/jobs.ts";
+import {
+  type ConnectRedisOptions,
+  connectRedis,
+  type RedisClient,
+  redisTargetFromEnv,
+} from "../queue/redis.ts";
+import { type EmbeddedRedis, startEmbeddedRedis } from "../queue/redis-server.ts";
+import { syncSchedules } from "../queue/schedules.ts";
+import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";
+import type { TrustStore } from "../transport/trust-store.ts";
+import { type DaemonHttp, startDaemonHttp } from "./http.ts";
+import { createLogger, type DaemonLogger } from "./logger.ts";
+import { createMetrics, type DaemonMetrics } from "./metrics.ts";
+
+export interface StartDaemonOptions {
+  fleet?: Fleet;
+  fleetFile?: string;
+  /** A shared Redis (redis://, unix://, redis-sentinel://, redis-cluster://). Default: REDIS_* env, else embedded. */
+  redisUrl?: string;
+  /** lunafleet state: embedded Redis (socket, AOF), evidence files. */
+  dataDir: string;
+  concurrency?: number;
+  /** Local HTTP port for /metrics and /healthz; 0 = ephemeral; null = no HTTP. */
+  httpPort?: number | null;
+  log?: DaemonLogger;
+  trustStore?: TrustStore;
+  /** Worker tuning (lock TTLs, stall detection), mostly for tests. */
+  worker?: Partial<
+    Pick<StartWorkerOptions, "lockTtlMs" | "lockWaitMs" | "jobLockMs" | "stalledIntervalMs" | "cancelPollMs">
+  >;
+  workerId?: string;
+  /** Sync the fleet's maintenance windows into job schedulers (default true). */
+  schedules?: boolean;
+  /** Stop cleanly on SIGINT/SIGTERM and then exit the process (default false; the CLI turns it on). */
+  handleSignals?: boolean;
+}
+
+export interface Daemon {
+  fleet: Fleet;
+  dataDir: string;
+  /** Where Redis is, for clients (unix://… for the embedded one). */
+  redisUrl: string | undefined;
+  redisOptions: ConnectRedisOptions;
+  redis: RedisClient;
+  queue: Queue<JobData>;
+  worker: RunningWorker;
+  metrics: DaemonMetrics;
+  http: DaemonHttp | undefined;
+  log: DaemonLogger;
+  embeddedRedis: EmbeddedRedis | undefined;
+  stop(): Promise<void>;
+}
+
+const STOP_STEP_MS = 10_000;
+
+export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
+  const log = opts.log ?? createLogger();
+  const fleet = opts.fleet ?? (opts.fleetFile ? loadFleet(opts.fleetFile) : undefined);
+  if (!fleet) throw new Error("startDaemon: give a fleet or a fleet file");
+
+  let embedded: EmbeddedRedis | undefined;
+  let redisOptions: ConnectRedisOptions;
+  let redisUrl: string | undefined;
+  if (opts.redisUrl) {
+    redisOptions = { url: opts.redisUrl };
+    redisUrl = opts.redisUrl;
+  } else if (redisTargetFromEnv(process.env)) {
+    redisOptions = {};
+    redisUrl = process.env.REDIS_URL;
+  } else {
+    embedded = await startEmbeddedRedis({ dataDir: opts.dataDir, handleSignals: false });
+    redisOptions = { url: embedded.url };
+    redisUrl = embedded.url;
+    log.info({ socket: embedded.socketPath, pid: embedded.pid }, "embedded redis started");
+  }
+
+  const redis = connectRedis({ ...redisOptions, connectionName: "lunafleet:daemon" });
+  const queue = createJobQueue(redis);
+  const metrics = createMetrics(queue);
+  let worker: RunningWorker | undefined;
+  let http: DaemonHttp | undefined;
+  const cleanup = async () => {
+    await bounded(http?.close());
+    await bounded(worker?.close());
+    await bounded(queue.close());
+    redis.disconnect();
+    await bounded(embedded?.stop());
+  };
+  try {
+    await publishFleet(redis, fleet);
+    if (opts.schedules ?? true) {
+      const synced = await syncSchedules(queue, fleet);
+      log.info(synced, "maintenance window schedulers synced");
+    }
+    worker = startWorker({
+      fleet,
+      dataDir: opts.dataDir,
+      redis: redisOptions,
+      concurrency: opts.concurrency ?? 16,
+      log,
+      metrics,
+      ...(opts.trustStore ? { trustStore: opts.trustStore } : {}),
+      ...(opts.workerId ? { workerId: opts.workerId } : {}),
+      ...opts.worker,
+    });
+    const running = worker;
+    if (opts.httpPort !== null && opts.httpPort !== undefined)
+      http = await startDaemonHttp({
+        port: opts.httpPort,
+        registry: metrics.registry,
+        health: async () => {
+          const pong = await redis.ping().catch(() => "unreachable");
+          const ok = pong === "PONG" && running.worker.isRunning();
+          return {
+            ok,
+            redis: pong === "PONG" ? "ok" : pong,
+            worker: running.worker.isRunning() ? "running" : "stopped",
+          };
+        },
+      });
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  log.info(
+    { devices: fleet.devices.length, concurrency: opts.concurrency ?? 16, httpPort: http?.port ?? null },
+    "daemon started",
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      log.info({}, "daemon stopping");
+      await cleanup();
+      log.info({}, "daemon stopped");
+    })();
+    return stopping;
+  };
+
+  if (opts.handleSignals) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info({ signal }, "signal received; stopping");
+      stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  }
+
+  return {
+    fleet,
+    dataDir: opts.dataDir,
+    redisUrl,
+    redisOptions,
+    redis,
+    queue,
+    worker: worker!,
+    metrics,
+    http,
+    log,
+    embeddedRedis: embedded,
+    stop,
+  };
+}
+
+/** One shutdown step may not hold up the rest for ever. */
+async function bounded(p: Promise<unknown> | undefined): Promise<void> {
+  if (!p) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.catch(() => {}),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, STOP_STEP_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,71 @@
+// A fleet sweep: tcp-check and patch-verify on every device, one job per (runbook, device) so devices are checked
+// in parallel; then wait for all of them. What `npm start` runs first, and what the report is built from.
+import type { Queue } from "bullmq";
+import type { Fleet } from "../config/schema.ts";
+import { type JobData, submitJob } from "../queue/jobs.ts";
+
+export const SWEEP_RUNBOOKS = ["tcp-check", "patch-verify"] as const;
+
+export interface SweepJob {
+  jobId: string;
+  runbook: string;
+  device: string;
+}
+
+export async function submitSweep(
+  queue: Queue<JobData>,
+  fleet: Fleet,
+  actor = "operator:sweep",
+): Promise<SweepJob[]> {
+  const jobs: SweepJob[] = [];
+  for (const device of fleet.devices)
+    for (const runbook of SWEEP_RUNBOOKS) {
+      const { jobId } = await submitJob(queue, { fleet, runbook, target: device.name, actor });
+      jobs.push({ jobId, runbook, device: device.name });
+    }
+  return jobs;
+}
+
+export interface FinishedJob extends SweepJob {
+  state: "completed" | "failed" | "missing";
+  reason?: string;
+}
+
+/** Poll until every job has completed or failed for good; `onFinished` hears each one as it ends. */
+export async function waitForJobs(
+  queue: Queue<JobData>,
+  jobs: SweepJob[],
+  opts: { timeoutMs?: number; pollMs?: number; onFinished?: (j: FinishedJob) => void } = {},
+): Promise<FinishedJob[]> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
+  const pending = new Map(jobs.map((j) => [j.jobId, j]));
+  const done: FinishedJob[] = [];
+  while (pending.size > 0) {
+    for (const j of [...pending.values()]) {
+      const job = await queue.getJob(j.jobId);
+      if (!job) {
+        pending.delete(j.jobId);
+        const f: FinishedJob = { ...j, state: "missing" };
+        done.push(f);
+        opts.onFinished?.(f);
+        continue;
+      }
+      const state = await job.getState();
+      if (state === "completed" || state === "failed") {
+        pending.delete(j.jobId);
+        const f: FinishedJob = {
+          ...j,
+          state,
+          ...(state === "failed" && job.failedReason ? { reason: job.failedReason } : {}),
+        };
+        done.push(f);
+        opts.onFinished?.(f);
+      }
+    }
+    if (pending.size === 0) break;
+    if (Date.now() > deadline)
+      throw new Error(`sweep: ${pending.size} job(s) still unfinished after ${opts.timeoutMs ?? 300_000} ms`);
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 150));
+  }
+  return done;
+}

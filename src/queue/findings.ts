@@ -1,0 +1,73 @@
+// The latest per-device findings of every runbook, kept in Redis for `lunafleet report`: when a job succeeds, each
+// entry of its final step's `devices` list (tcp-check's report, patch-verify's verdict, ...) is stored under the
+// device, by runbook, with the job id and time. A newer job replaces an older one only if it finished later.
+import type { JobResult } from "../engine/runner.ts";
+import { KEY_PREFIX } from "./jobs.ts";
+import type { RedisClient } from "./redis.ts";
+
+export interface Finding {
+  jobId: string;
+  /** When the job finished (ISO). */
+  at: string;
+  data: Record<string, unknown>;
+}
+
+export function findingsKey(device: string): string {
+  return `${KEY_PREFIX}:findings:{${device}}`;
+}
+
+// KEYS[1] findings hash; ARGV runbook, json, at. Keep the newer of the stored and the offered finding.
+const KEEP_NEWER = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local ok, old = pcall(cjson.decode, cur)
+  if ok and old.at and old.at > ARGV[3] then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
+/** Store the per-device entries of a succeeded job's final result. Returns the devices recorded. */
+export async function recordFindings(
+  redis: RedisClient,
+  result: JobResult,
+  at = new Date(),
+): Promise<string[]> {
+  if (result.status !== "succeeded") return [];
+  const last = result.steps.at(-1)?.result as { devices?: unknown } | undefined;
+  if (!last || !Array.isArray(last.devices)) return [];
+  const recorded: string[] = [];
+  for (const entry of last.devices) {
+    if (!entry || typeof entry !== "object") continue;
+    const device = (entry as { device?: unknown }).device;
+    if (typeof device !== "string") continue;
+    const finding: Finding = {
+      jobId: result.jobId,
+      at: at.toISOString(),
+      data: entry as Record<string, unknown>,
+    };
+    await redis.eval(KEEP_NEWER, 1, findingsKey(device), result.runbook, JSON.stringify(finding), finding.at);
+    recorded.push(device);
+  }
+  return recorded;
+}
+
+/** The latest finding per runbook for each device. */
+export async function readFindings(
+  redis: RedisClient,
+  devices: readonly string[],
+): Promise<Map<string, Record<string, Finding>>> {
+  const out = new Map<string, Record<string, Finding>>();
+  for (const d of devices) {
+    const raw = await redis.hgetall(findingsKey(d));
+    const byRunbook: Record<string, Finding> = {};
+    for (const [runbook, json] of Object.entries(raw)) {
+      try {
+        byRunbook[runbook] = JSON.parse(json) as Finding;
+      } catch {
+        // a corrupt entry is not a finding; the report shows the device as unknown for that runbook
+      }
+    }
+    out.set(d, byRunbook);
+  }
+  return out;
+}

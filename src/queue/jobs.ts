@@ -1,0 +1,263 @@
+// The jobs queue: one BullMQ queue (`lunafleet-jobs`) for every runbook run, whoever asked (an operator's `run`, a
+// maintenance window's scheduler, an alert). A job is checked completely before it is queued: the runbook must
+// exist, its parameters must pass the runbook's schema, its targets must be in the fleet, and the fleet itself must
+// have validated. Anything else is refused with the reason and nothing is enqueued.
+//
+// Job data holds names and parameters only: never a secret, never a fleet object (workers read their own fleet).
+import { createHash } from "node:crypto";
+import { type JobsOptions, Queue } from "bullmq";
+import { getRunbook, UnknownRunbook } from "../../runbooks/index.ts";
+import { FleetConfigError, formatIssue, loadFleet } from "../config/load.ts";
+import { UnknownTargetError } from "../config/model.ts";
+import type { Fleet } from "../config/schema.ts";
+import { redact } from "../config/secret.ts";
+import { ParamsInvalid } from "../engine/errors.ts";
+import { type JobPlan, planJob } from "../engine/plan.ts";
+import { isValidJobId } from "../evidence/record.ts";
+import type { RedisClient } from "./redis.ts";
+
+export const QUEUE_NAME = "lunafleet-jobs";
+/** Key prefix of everything the daemon keeps next to BullMQ (cancel flags, results, findings, the published fleet). */
+export const KEY_PREFIX = "lunafleet";
+
+/** What a queued job carries. Names and parameters only. */
+export interface JobData {
+  runbook: string;
+  /** The parameters as requested (validated against the runbook's schema at submit time). */
+  params: Record<string, unknown>;
+  /** Who asked: `operator:<user>`, `schedule:<window>`, `alert:<id>`. Recorded in every evidence record. */
+  actor: string;
+  requestedAt: string;
+  /** The maintenance window the job must run inside (scheduled jobs); absent = run as soon as possible. */
+  window?: string;
+  /** Digest of the (secret-free) fleet the request was validated against; workers log a mismatch. */
+  fleetDigest: string;
+}
+
+export class JobSubmitError extends Error {
+  override name = "JobSubmitError";
+  constructor(
+    message: string,
+    /** The underlying refusal type: UnknownRunbook, UnknownTargetError, ParamsInvalid, FleetConfigError... */
+    readonly reason: string,
+  ) {
+    super(message);
+  }
+}
+
+export function createJobQueue(connection: RedisClient): Queue<JobData> {
+  return new Queue<JobData>(QUEUE_NAME, { connection: connection as never });
+}
+
+/** Retries resume after the last checkpoint; a job that keeps failing for a transient reason gives up eventually. */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 5,
+  backoff: { type: "exponential", delay: 1000 },
+  removeOnComplete: { age: 7 * 86_400, count: 10_000 },
+  removeOnFail: { age: 30 * 86_400, count: 10_000 },
+};
+
+export interface ValidatedJob {
+  runbook: string;
+  params: Record<string, unknown>;
+  plan: JobPlan;
+}
+
+/**
+ * Check a request against the fleet without connecting anywhere: the runbook exists, the parameters pass its
+ * schema, the targets resolve. Throws JobSubmitError with the reason.
+ */
+export function validateJobRequest(
+  fleet: Fleet,
+  runbookName: string,
+  params: Record<string, unknown>,
+): ValidatedJob {
+  try {
+    const runbook = getRunbook(runbookName);
+    const plan = planJob(runbook, params, fleet);
+    return { runbook: runbook.name, params, plan };
+  } catch (err) {
+    if (err instanceof UnknownRunbook || err instanceof ParamsInvalid || err instanceof UnknownTargetError)
+      throw new JobSubmitError(`refused: ${redact(err.message)}`, err.name);
+    throw err;
+  }
+}
+
+/** Load and validate a fleet file for a submit; a file that fails validation refuses the job. */
+export function loadFleetForSubmit(file: string): Fleet {
+  try {
+    return loadFleet(file);
+  } catch (err) {
+    if (err instanceof FleetConfigError)
+      throw new JobSubmitError(
+        `refused: fleet file ${file} failed validation:\n${err.issues.map((i) => `  ${formatIssue(file, i)}`).join("\n")}`,
+        err.name,
+      );
+    throw err;
+  }
+}
+
+export interface SubmitJobRequest {
+  /** The fleet the request is checked against, or a fleet file to load (and validate) first. */
+  fleet?: Fleet;
+  fleetFile?: string;
+  runbook: string;
+  /** Sets `params.target` (a device, client host, HA group or `fleet`). */
+  target?: string;
+  params?: Record<string, unknown>;
+  actor?: string;
+  /** A deterministic id (scheduled runs, idempotent submits); default: a fresh one. */
+  jobId?: string;
+  window?: string;
+  delayMs?: number;
+  options?: JobsOptions;
+}
+
+export interface SubmittedJob {
+  jobId: string;
+  /** False when a job with this id already existed (deterministic ids): nothing new was queued. */
+  created: boolean;
+  plan: JobPlan;
+}
+
+export async function submitJob(queue: Queue<JobData>, req: SubmitJobRequest): Promise<SubmittedJob> {
+  const fleet = req.fleet ?? (req.fleetFile ? loadFleetForSubmit(req.fleetFile) : undefined);
+  if (!fleet) throw new JobSubmitError("refused: no fleet to check the job against", "NoFleet");
+  const params = { ...(req.params ?? {}), ...(req.target !== undefined ? { target: req.target } : {}) };
+  const valid = validateJobRequest(fleet, req.runbook, params);
+  if (req.window !== undefined && !fleet.maintenanceWindows.some((w) => w.name === req.window))
+    throw new JobSubmitError(
+      `refused: unknown maintenance window '${req.window}' (fleet has: ${fleet.maintenanceWindows.map((w) => w.name).join(", ") || "none"})`,
+      "UnknownWindow",
+    );
+  const jobId = req.jobId ?? newJobId(valid.runbook);
+  if (!isValidJobId(jobId) || jobId.includes(":") || /^\d+$/.test(jobId))
+    throw new JobSubmitError(
+      `refused: job id ${JSON.stringify(jobId)} must be letters, digits, '.', '_' or '-' (not only digits)`,
+      "BadJobId",
+    );
+  const data: JobData = {
+    runbook: valid.runbook,
+    params,
+    actor: req.actor ?? defaultActor(),
+    requestedAt: new Date().toISOString(),
+    ...(req.window !== undefined ? { window: req.window } : {}),
+    fleetDigest: fleetDigest(fleet),
+  };
+  const existing = await queue.getJob(jobId);
+  const job = await queue.add(valid.runbook, data, {
+    ...DEFAULT_JOB_OPTIONS,
+    ...req.options,
+    jobId,
+    ...(req.delayMs ? { delay: req.delayMs } : {}),
+  });
+  return { jobId: job.id ?? jobId, created: !existing, plan: valid.plan };
+}
+
+let counter = 0;
+/** `<runbook>-<time base36>-<random>`: sortable by time, unique across processes, valid for evidence and BullMQ. */
+export function newJobId(runbook: string): string {
+  counter = (counter + 1) % 1296;
+  const rand = createHash("sha256")
+    .update(`${process.pid}-${Date.now()}-${Math.random()}-${counter}`)
+    .digest("hex")
+    .slice(0, 8);
+  return `${runbook}-${Date.now().toString(36)}-${rand}`;
+}
+
+/**
+ * The id BullMQ gives the run of a maintenance-window scheduler at one slot: `repeat:<schedulerId>:<slot ms>`.
+ * Deterministic, so two daemons (or a restarted one) can never queue the same slot twice.
+ */
+export function scheduledJobId(window: string, runbook: string, target: string, slot: Date): string {
+  return `repeat:${schedulerId(window, runbook, target)}:${slot.getTime()}`;
+}
+
+/**
+ * The scheduler of one (window, runbook, target). BullMQ forbids ':' in ids and evidence ids allow only
+ * [A-Za-z0-9._:-], so the parts are joined with '--' (runbook names are kebab-case and never contain it).
+ */
+export function schedulerId(window: string, runbook: string, target: string): string {
+  return `sched--${window}--${runbook}--${target}`;
+}
+
+function defaultActor(): string {
+  return `operator:${process.env.USER || process.env.LOGNAME || "unknown"}`;
+}
+
+/**
+ * The fleet without credentials: what the daemon publishes so that CLI commands can check requests against the
+ * fleet the daemon really runs, and what its digest is computed over. Secret references (and the twin's literal
+ * passwords) are dropped, never copied.
+ */
+export function publicFleet(fleet: Fleet): Fleet {
+  const strip = (o: unknown): unknown => {
+    if (Array.isArray(o)) return o.map(strip);
+    if (o && typeof o === "object") {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(o)) if (k !== "credentials") out[k] = strip(v);
+      return out;
+    }
+    return o;
+  };
+  return strip(fleet) as Fleet;
+}
+
+export function fleetDigest(fleet: Fleet): string {
+  return createHash("sha256")
+    .update(JSON.stringify(publicFleet(fleet)))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/** Where the daemon publishes its secret-free fleet (see publicFleet). */
+export const PUBLISHED_FLEET_KEY = `${KEY_PREFIX}:daemon:fleet`;
+
+export async function publishFleet(redis: RedisClient, fleet: Fleet): Promise<void> {
+  await redis.set(PUBLISHED_FLEET_KEY, JSON.stringify(publicFleet(fleet)));
+}
+
+export async function readPublishedFleet(redis: RedisClient): Promise<Fleet | undefined> {
+  const raw = await redis.get(PUBLISHED_FLEET_KEY);
+  return raw ? (JSON.parse(raw) as Fleet) : undefined;
+}
+
+// ---- Cancel ----
+
+export function cancelKey(jobId: string): string {
+  return `${KEY_PREFIX}:cancel:{${jobId}}`;
+}
+
+export type CancelOutcome = "removed" | "flagged" | "finished" | "unknown";
+
+/**
+ * Cancel a job: a job still waiting (or delayed) is removed from the queue; a running one gets a cancel flag that its
+ * worker polls and turns into an AbortSignal (the job stops before its next step or command). A finished job is
+ * left alone.
+ */
+export async function cancelJob(
+  queue: Queue<JobData>,
+  redis: RedisClient,
+  jobId: string,
+): Promise<CancelOutcome> {
+  const job = await queue.getJob(jobId);
+  if (!job) return "unknown";
+  const state = await job.getState();
+  if (state === "completed" || state === "failed") return "finished";
+  if (state !== "active") {
+    try {
+      await job.remove();
+      return "removed";
+    } catch {
+      // It became active between getState and remove: flag it instead.
+    }
+  }
+  await redis.set(cancelKey(jobId), new Date().toISOString(), "EX", 7 * 86_400);
+  return "flagged";
+}
+
+// ---- Results ----
+
+export function resultKey(jobId: string): string {
+  return `${KEY_PREFIX}:job:{${jobId}}:result`;
+}
