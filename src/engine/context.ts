@@ -65,7 +65,8 @@ export type EvidenceKind =
   | "error"
   | "result"
   | "note"
-  | "azure";
+  | "azure"
+  | "guard";
 
 /** The evidence log of one job (src/evidence EvidenceLog satisfies it). */
 export interface EvidenceSink {
@@ -102,8 +103,14 @@ export interface ApprovalsPort {
   request(jobId: string, req: ApprovalRequest): Promise<ApprovalState>;
   state(jobId: string): Promise<ApprovalState | null>;
 }
-/** Placeholder for the login guard (src/guard); the only way a step may log in. */
-export type GuardPort = object;
+/**
+ * The login guard for one job (src/guard jobGuard() satisfies it): the only way a step may log in. It reads the
+ * device's own counter, applies the budget, records the attempt before the password is sent and never retries.
+ * Roles: "hsmSo" | "partitionSo" | "co" | "cu" | "auditor"; partition roles need { partition }.
+ */
+export interface GuardPort {
+  login(device: string, role: string, opts?: { partition?: string; clientHost?: string }): Promise<unknown>;
+}
 
 // ---- What runbooks call. ----
 
@@ -283,9 +290,20 @@ export function createStepContext<P>(
       };
     },
     get guard(): GuardPort {
-      if (!deps.guard)
+      const guard = deps.guard;
+      if (!guard)
         throw new CapabilityUnavailable(`step '${step.id}': ctx.guard is not wired into this engine`);
-      return deps.guard;
+      return {
+        async login(device, role, opts) {
+          // Only a device the job locked: the guard's fence check is against the job's own device lock.
+          if (!deps.targets.devices.includes(device))
+            throw new TargetNotLocked(
+              `step '${step.id}' asked the guard to log in to '${device}', which is not among the job's targets (${deps.targets.devices.join(", ") || "none"})`,
+            );
+          deps.assertLocked();
+          return guard.login(device, role, opts);
+        },
+      };
     },
   };
   return ctx;
