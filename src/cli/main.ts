@@ -1,5 +1,6 @@
 // The `lunafleet` command. Each command group lives in its own module under commands/ and registers itself here.
 import { Command } from "commander";
+import { registerApproveCommands } from "./commands/approve.ts";
 import { registerConfigCommands } from "./commands/config.ts";
 import { registerEvidenceCommands } from "./commands/evidence.ts";
 import { registerFleetCommands } from "./commands/fleet.ts";
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerFleetCommands(program);
   registerParseCommand(program);
   registerPlanCommand(program);
+  registerApproveCommands(program);
   return program;
 }
 
