@@ -6,22 +6,84 @@ import { inspect } from "node:util";
 
 const REDACTED = "[REDACTED]";
 
-/** Every secret value this process has resolved; longest first so overlapping values redact fully. */
+/** Every secret value this process has resolved. */
 const knownSecretValues = new Set<string>();
+/** Shortest value the redactor tracks (see registerSecretValue). */
+const MIN_SECRET_LENGTH = 4;
+/**
+ * Above this many values, matches are found by one pass over the text through an index of each value's first two
+ * characters instead of one search per value: a daemon holding a 1,000-device fleet has thousands of secrets, and
+ * redact() runs on every chunk a shell receives, so its cost must not grow with the fleet.
+ */
+const INDEX_ABOVE = 32;
+let byPrefix: Map<number, string[]> | undefined;
 
 export function registerSecretValue(value: string): void {
   // Very short strings would shred ordinary text; the appliance refuses passwords under 8 characters anyway.
-  if (value.length >= 4) knownSecretValues.add(value);
+  if (value.length >= MIN_SECRET_LENGTH && !knownSecretValues.has(value)) {
+    knownSecretValues.add(value);
+    byPrefix = undefined;
+  }
 }
 
-/** Replace every known secret value in `text` with [REDACTED]. */
-export function redact(text: string): string {
-  if (knownSecretValues.size === 0 || text.length === 0) return text;
-  let out = text;
-  for (const value of [...knownSecretValues].sort((a, b) => b.length - a.length)) {
-    if (out.includes(value)) out = out.split(value).join(REDACTED);
+function prefixKey(text: string, i: number): number {
+  return (text.charCodeAt(i) << 16) | text.charCodeAt(i + 1);
+}
+
+function prefixIndex(): Map<number, string[]> {
+  if (byPrefix) return byPrefix;
+  const index = new Map<number, string[]>();
+  for (const value of knownSecretValues) {
+    const key = prefixKey(value, 0);
+    const list = index.get(key);
+    if (list) list.push(value);
+    else index.set(key, [value]);
   }
-  return out;
+  byPrefix = index;
+  return index;
+}
+
+/** [start, end) of every occurrence of every known value, in no particular order. */
+function occurrences(text: string): [number, number][] {
+  const found: [number, number][] = [];
+  if (knownSecretValues.size <= INDEX_ABOVE) {
+    for (const value of knownSecretValues)
+      for (let i = text.indexOf(value); i >= 0; i = text.indexOf(value, i + 1))
+        found.push([i, i + value.length]);
+    return found;
+  }
+  const index = prefixIndex();
+  for (let i = 0; i <= text.length - MIN_SECRET_LENGTH; i++) {
+    const candidates = index.get(prefixKey(text, i));
+    if (!candidates) continue;
+    for (const value of candidates) if (text.startsWith(value, i)) found.push([i, i + value.length]);
+  }
+  return found;
+}
+
+/**
+ * Replace every known secret value in `text` with [REDACTED]. Overlapping occurrences (of one value or of several)
+ * become a single [REDACTED], so no fragment of either survives.
+ */
+export function redact(text: string): string {
+  if (knownSecretValues.size === 0 || text.length < MIN_SECRET_LENGTH) return text;
+  const found = occurrences(text);
+  if (found.length === 0) return text;
+  found.sort((x, y) => x[0] - y[0] || y[1] - x[1]);
+  let out = "";
+  let copied = 0; // text before this index is in `out`
+  let [spanStart, spanEnd] = found[0] as [number, number];
+  for (const [start, end] of found) {
+    if (start < spanEnd) {
+      spanEnd = Math.max(spanEnd, end);
+      continue;
+    }
+    out += text.slice(copied, spanStart) + REDACTED;
+    copied = spanEnd;
+    spanStart = start;
+    spanEnd = end;
+  }
+  return out + text.slice(copied, spanStart) + REDACTED + text.slice(spanEnd);
 }
 
 export class Secret {
