@@ -74,7 +74,7 @@ export function partitionSecret(
 export function clientHostSecret(
   fleet: Fleet,
   host: ClientHost,
-  kind: "ssh" | "privateKey",
+  kind: "ssh" | "privateKey" | "ntlsKey",
 ): Secret | undefined {
   const ref = host.credentials[kind];
   if (!ref) return undefined;

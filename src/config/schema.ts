@@ -206,7 +206,15 @@ export const clientHostSchema = z
     /** Client name under which the appliances know this host (`client register -client`). */
     clientName: z.string().min(1).optional(),
     credentials: z
-      .object({ ssh: credentialRef.optional(), privateKey: credentialRef.optional() })
+      .object({
+        ssh: credentialRef.optional(),
+        privateKey: credentialRef.optional(),
+        /**
+         * The private key (PEM) of the host's NTLS client certificate, so the daemon can verify an appliance link
+         * with a real handshake as this client (ntls-cert-sync). Never sent anywhere but that handshake.
+         */
+        ntlsKey: credentialRef.optional(),
+      })
       .strict()
       .default({}),
     /** Devices whose partitions this client is assigned (device -> partition labels). */

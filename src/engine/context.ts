@@ -1,9 +1,10 @@
 // What a step sees. Runbooks reach devices, hosts, probes and evidence only through this context: it checks that a
 // device belongs to the job's (locked) targets, records every command, reply and parse as evidence (redacted), and
 // fails closed on device errors and on parsed replies that lack what the step relies on.
+import { createHash } from "node:crypto";
 import type { z } from "zod";
 import type { DedicatedHsmGateway } from "../azure/dedicated-hsm.ts";
-import { getClientHost, getDevice } from "../config/model.ts";
+import { clientHostSecret, getClientHost, getDevice } from "../config/model.ts";
 import type { ClientHost, Device, Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import type { TcpProbeResult, TlsProbeOptions, TlsProbeResult } from "../net/probe.ts";
@@ -52,6 +53,29 @@ export interface SessionProvider {
   lunacm(host: ClientHost): Promise<DeviceShell>;
   /** The client host's OS shell, where the `vtl` tool runs (replies to vtl commands come back parsed). */
   clientShell(host: ClientHost): Promise<DeviceShell>;
+  /** Certificate files: an appliance's scp area over sftp, a client host's certificate directories. */
+  files?: FileTransport;
+}
+
+/**
+ * Moving certificate files (public material only: server.pem, client certificates). Appliance names are plain names
+ * in its scp area; client-host paths are absolute and limited by the provider to the Luna certificate directories
+ * and /tmp. Private keys are never read or written through this port.
+ */
+export interface FileTransport {
+  readApplianceFile(device: Device, name: string): Promise<string>;
+  writeApplianceFile(device: Device, name: string, text: string): Promise<void>;
+  readHostFile(host: ClientHost, path: string): Promise<string>;
+  writeHostFile(host: ClientHost, path: string, text: string): Promise<void>;
+}
+
+/** Small durable facts a runbook keeps between jobs (HA breaker counts). Redis in production (src/engine/state.ts). */
+export interface StateStore {
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string): Promise<void>;
+  /** Add 1 and return the new value (atomic). */
+  incr(key: string): Promise<number>;
+  del(key: string): Promise<void>;
 }
 
 /** Record kinds the engine writes (the evidence log's own vocabulary, src/evidence/record.ts). */
@@ -122,6 +146,24 @@ export interface StepShell {
   read<T>(command: string, schema: z.ZodType<T>, opts?: CommandOptions): Promise<T>;
 }
 
+/** A TLS handshake to an appliance's NTLS port presenting a client host's certificate (as that client would). */
+export interface ClientHandshakeOptions {
+  /** The client's certificate (PEM), as read from the client host; the matching key comes from the fleet file. */
+  clientCertPem: string;
+  timeoutMs: number;
+}
+
+export interface StepFiles {
+  /** Fetch a file from a device's scp area over sftp (e.g. `server.pem`). */
+  applianceGet(device: string, name: string): Promise<string>;
+  /** Upload a file to a device's scp area (e.g. `<client>.pem` before `client register`). */
+  appliancePut(device: string, name: string, text: string): Promise<void>;
+  /** Read a client host's certificate file (absolute path). */
+  hostRead(host: string, path: string): Promise<string>;
+  /** Write a client host's file (a server certificate staged for `vtl addServer`). */
+  hostWrite(host: string, path: string, text: string): Promise<void>;
+}
+
 export interface StepContext<P = unknown> {
   readonly params: P;
   readonly fleet: Fleet;
@@ -136,7 +178,17 @@ export interface StepContext<P = unknown> {
   lunacm(host: string): Promise<StepShell>;
   /** The OS shell of a client host: `vtl verify`, `vtl listServers` (the command policy allows vtl and lunacm only). */
   clientShell(host: string): Promise<StepShell>;
-  readonly tcp: NetProbes;
+  readonly tcp: NetProbes & {
+    /**
+     * TLS handshake to `device`'s NTLS port presenting `host`'s client certificate, with the key the fleet file
+     * holds for it (`clientHosts[].credentials.ntlsKey`). The key never reaches the step or the evidence.
+     */
+    tlsAsClient(device: string, host: string, opts: ClientHandshakeOptions): Promise<TlsProbeResult>;
+  };
+  /** Certificate files on devices and client hosts (recorded as evidence by size and SHA-256). */
+  readonly files: StepFiles;
+  /** Durable key-value facts across jobs (e.g. the HA breaker); keys are namespaced by the store. */
+  readonly state: StateStore;
   /** Put something on the job's record (a decision, an operator-facing finding); redacted, tagged with the step. */
   readonly evidence: { note(data: unknown): Promise<void> };
   /** The result of a finished step of this job (also one finished before a resume); undefined if not finished. */
@@ -171,6 +223,7 @@ export interface ContextDeps<P> {
   azure?: AzurePort;
   guard?: GuardPort;
   approvals?: ApprovalsPort;
+  state?: StateStore;
 }
 
 /** Sessions are opened at most once per job and target, and shared by its steps. */
@@ -188,6 +241,9 @@ export class SessionCache {
   }
   clientShell(host: ClientHost): Promise<DeviceShell> {
     return memo(this.#host, host.name, () => this.provider.clientShell(host));
+  }
+  get files(): FileTransport | undefined {
+    return this.provider.files;
   }
 }
 
@@ -219,6 +275,45 @@ export function createStepContext<P>(
   };
   const checkpoint = (stepId: string, target?: string) =>
     deps.results.get(target === undefined ? stepId : `${stepId}:${target}`);
+  const checkDevice = (name: string) => {
+    if (!deps.targets.devices.includes(name))
+      throw new TargetNotLocked(
+        `step '${step.id}' reached for device '${name}', which is not among the job's targets (${deps.targets.devices.join(", ") || "none"})`,
+      );
+    return name;
+  };
+  const fileTransport = (): FileTransport => {
+    if (!sessions.files)
+      throw new CapabilityUnavailable(`step '${step.id}': this engine's session provider moves no files`);
+    return sessions.files;
+  };
+  const beforeSend = (what: string) => {
+    if (deps.signal.aborted) throw new JobCancelled(`job cancelled before ${what}`);
+    deps.assertLocked();
+  };
+  /** A file transfer with command/parse/error evidence; contents are described (size, SHA-256), never stored. */
+  const transfer = async <T>(
+    via: "sftp" | "host",
+    on: string,
+    command: string,
+    act: () => Promise<T>,
+    describe: (value: T) => Record<string, unknown>,
+  ): Promise<T> => {
+    beforeSend(`'${command}' on ${on}`);
+    await record("command", { via, on, command });
+    try {
+      const value = await act();
+      await record("parse", { via, on, command, result: describe(value) });
+      return value;
+    } catch (err) {
+      await record("error", { via, on, command, error: describeError(err) });
+      throw err;
+    }
+  };
+  const digest = (text: string) => ({
+    bytes: Buffer.byteLength(text),
+    sha256: createHash("sha256").update(text).digest("hex"),
+  });
 
   const ctx: StepContext<P> = {
     params: deps.params,
@@ -229,10 +324,7 @@ export function createStepContext<P>(
     targets: deps.targets,
     signal: deps.signal,
     async lunash(name) {
-      if (!deps.targets.devices.includes(name))
-        throw new TargetNotLocked(
-          `step '${step.id}' reached for device '${name}', which is not among the job's targets (${deps.targets.devices.join(", ") || "none"})`,
-        );
+      checkDevice(name);
       const shell = await sessions.lunash(getDevice(deps.fleet, name));
       return recordedShell(shell, "lunash", name, record, deps);
     },
@@ -261,6 +353,65 @@ export function createStepContext<P>(
         await record("parse", { via: "tls", on, command: "handshake", result });
         return result;
       },
+      async tlsAsClient(deviceName, hostName, opts) {
+        const device = getDevice(deps.fleet, checkDevice(deviceName));
+        const host = getClientHost(deps.fleet, checkHost(hostName));
+        const key = clientHostSecret(deps.fleet, host, "ntlsKey");
+        if (!key)
+          throw new CapabilityUnavailable(
+            `step '${step.id}': no clientHosts.${host.name}.credentials.ntlsKey in the fleet file; a handshake as ${host.name} needs its NTLS client key`,
+          );
+        const on = `${device.host}:${device.ntlsPort}`;
+        const command = `handshake as client ${host.clientName ?? host.name}`;
+        beforeSend(`the TLS handshake to ${on}`);
+        await record("command", { via: "tls", on, command });
+        const result = await deps.probes.tls(device.host, device.ntlsPort, {
+          timeoutMs: opts.timeoutMs,
+          clientCert: opts.clientCertPem,
+          clientKey: key.reveal(),
+        });
+        await record("parse", { via: "tls", on, command, result });
+        return result;
+      },
+    },
+    files: {
+      applianceGet: (deviceName, name) =>
+        transfer(
+          "sftp",
+          checkDevice(deviceName),
+          `get ${name}`,
+          () => fileTransport().readApplianceFile(getDevice(deps.fleet, deviceName), name),
+          digest,
+        ),
+      appliancePut: (deviceName, name, text) =>
+        transfer(
+          "sftp",
+          checkDevice(deviceName),
+          `put ${name}`,
+          () => fileTransport().writeApplianceFile(getDevice(deps.fleet, deviceName), name, text),
+          () => ({ written: digest(text) }),
+        ),
+      hostRead: (hostName, path) =>
+        transfer(
+          "host",
+          checkHost(hostName),
+          `cat ${path}`,
+          () => fileTransport().readHostFile(getClientHost(deps.fleet, hostName), path),
+          digest,
+        ),
+      hostWrite: (hostName, path, text) =>
+        transfer(
+          "host",
+          checkHost(hostName),
+          `write ${path}`,
+          () => fileTransport().writeHostFile(getClientHost(deps.fleet, hostName), path, text),
+          () => ({ written: digest(text) }),
+        ),
+    },
+    get state(): StateStore {
+      if (!deps.state)
+        throw new CapabilityUnavailable(`step '${step.id}': ctx.state is not wired into this engine`);
+      return deps.state;
     },
     evidence: {
       note: (data) => record("note", { data }),

@@ -6,4 +6,5 @@ export * from "./json.ts";
 export * from "./plan.ts";
 export * from "./runbook.ts";
 export * from "./runner.ts";
+export * from "./state.ts";
 export * from "./targets.ts";

@@ -17,6 +17,7 @@ import {
   type NetProbes,
   SessionCache,
   type SessionProvider,
+  type StateStore,
 } from "./context.ts";
 import {
   describeError,
@@ -79,6 +80,8 @@ export interface RunJobOptions<S extends z.ZodType> {
   guard?: GuardPort;
   /** Approvals store (src/queue/approvals.ts approvalsPort); steps see it bound to this job as ctx.approvals. */
   approvals?: ApprovalsPort;
+  /** Durable key-value facts across jobs (RedisStateStore); ctx.state throws CapabilityUnavailable without it. */
+  state?: StateStore;
   now?: () => Date;
 }
 
@@ -195,6 +198,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           ...(opts.azure ? { azure: opts.azure } : {}),
           ...(opts.guard ? { guard: opts.guard } : {}),
           ...(opts.approvals ? { approvals: opts.approvals } : {}),
+          ...(opts.state ? { state: opts.state } : {}),
         },
         step,
         sessions,

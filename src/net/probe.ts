@@ -50,6 +50,9 @@ export interface TlsProbeResult {
   authorizationError?: string;
   cert?: PresentedCertificate;
   error?: string;
+  /** The probe's own end of the connection, as the appliance logs it (`<address>/<port>` in NTLS syslog lines). */
+  localAddress?: string;
+  localPort?: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -97,6 +100,7 @@ export function probeTls(host: string, port: number, opts: TlsProbeOptions): Pro
       resolve({
         connected: latencyMs !== undefined,
         ...(latencyMs !== undefined ? { latencyMs } : {}),
+        ...(local.port !== undefined ? { localAddress: local.address, localPort: local.port } : {}),
         ...r,
       });
     };
@@ -111,8 +115,11 @@ export function probeTls(host: string, port: number, opts: TlsProbeOptions): Pro
         }),
       opts.timeoutMs,
     );
+    const local: { address?: string; port?: number } = {};
     socket.once("connect", () => {
       latencyMs = round(performance.now() - started);
+      local.address = socket.localAddress;
+      local.port = socket.localPort;
     });
     socket.once("secureConnect", () => {
       const peer = socket.getPeerX509Certificate();

@@ -87,8 +87,17 @@ const PASSWORD_TAKING: Record<ShellKind, string[][]> = {
 
 const TREES: Record<ShellKind, CommandTree> = { lunash: lunashTree, lunacm: lunacmTree, host: hostTree };
 
-/** vtl subcommands a runbook may use on a client host (read-only, or adding a server certificate). */
-const VTL_ALLOWED = new Set(["verify", "listservers", "listslots", "fingerprint", "addserver", "createcert"]);
+/** vtl subcommands a runbook may use on a client host (read-only, or (re-)registering a server certificate). */
+/** `deleteserver` is here for ntls-cert-sync: re-registering an appliance's certificate is delete + add. */
+const VTL_ALLOWED = new Set([
+  "verify",
+  "listservers",
+  "listslots",
+  "fingerprint",
+  "addserver",
+  "deleteserver",
+  "createcert",
+]);
 
 /** HSM policies the reference lists as non-destructive; any other code is treated as destructive (fail closed). */
 const NON_DESTRUCTIVE_HSM_POLICIES = new Set(["16", "21"]);

@@ -7,9 +7,22 @@
 // (in the shell driver). Nagle is off (setNoDelay) and the auth method is explicit (no 'none' probe): see
 // shared/reference/ssh-performance.md.
 import { Socket } from "node:net";
-import { type AuthHandlerMiddleware, Client, type ClientChannel, type PseudoTtyOptions } from "ssh2";
+import {
+  type AuthHandlerMiddleware,
+  Client,
+  type ClientChannel,
+  type PseudoTtyOptions,
+  type SFTPWrapper,
+} from "ssh2";
 import { BaseShellChannel, type ShellChannel } from "./channel.ts";
-import { AuthFailed, ConnectionLost, ConnectTimeout, type DeviceOpError, HostKeyMismatch } from "./errors.ts";
+import {
+  AuthFailed,
+  ConnectionLost,
+  ConnectTimeout,
+  DeviceError,
+  type DeviceOpError,
+  HostKeyMismatch,
+} from "./errors.ts";
 import { fingerprintsEqual, sshFingerprint } from "./fingerprint.ts";
 import type { SshTarget } from "./target.ts";
 import type { TrustStore } from "./trust-store.ts";
@@ -80,6 +93,106 @@ export class SshConnection {
           return;
         }
         resolve(new SshShellChannel(this.target.name, stream));
+      });
+    });
+  }
+
+  /**
+   * Run one command on an exec channel (no pty) and collect its output and exit status. For fixed, engine-built
+   * commands only (file reads/writes on a client host); interactive work goes through openShell and the policy.
+   */
+  exec(command: string, timeoutMs: number): Promise<{ output: string; exitCode: number | null }> {
+    if (!this.#alive)
+      return Promise.reject(
+        new ConnectionLost({ target: this.target.name, cause: this.#closeReason ?? "connection closed" }),
+      );
+    return new Promise((resolve, reject) => {
+      const lost = (cause: string) => new ConnectionLost({ target: this.target.name, cause });
+      this.client.exec(command, (err, stream) => {
+        if (err) {
+          reject(lost(`cannot open exec channel: ${err.message}`));
+          return;
+        }
+        let output = "";
+        let exitCode: number | null = null;
+        const timer = setTimeout(() => {
+          stream.close();
+          reject(lost(`exec did not finish within ${timeoutMs} ms`));
+        }, timeoutMs);
+        stream.setEncoding("utf8");
+        stream.on("data", (chunk: string) => {
+          output += chunk;
+        });
+        stream.stderr.on("data", (chunk: Buffer | string) => {
+          output += chunk.toString();
+        });
+        stream.on("exit", (code: number | null) => {
+          exitCode = code;
+        });
+        stream.on("close", () => {
+          clearTimeout(timer);
+          // A channel that closed without an exit status was cut (connection dropped), not finished.
+          if (exitCode === null) reject(lost("exec channel closed without an exit status"));
+          else resolve({ output, exitCode });
+        });
+      });
+    });
+  }
+
+  /** Read or write one file over the sftp subsystem (an appliance's scp area: `server.pem`, client certificates). */
+  async sftpReadFile(path: string, timeoutMs: number): Promise<Buffer> {
+    return this.#withSftp(`sftp get ${path}`, timeoutMs, (sftp, done) =>
+      sftp.readFile(path, (err, data) => done(err, data)),
+    );
+  }
+
+  async sftpWriteFile(path: string, data: string, timeoutMs: number): Promise<void> {
+    await this.#withSftp<void>(`sftp put ${path}`, timeoutMs, (sftp, done) =>
+      sftp.writeFile(path, data, (err) => done(err)),
+    );
+  }
+
+  #withSftp<T>(
+    command: string,
+    timeoutMs: number,
+    use: (sftp: SFTPWrapper, done: (err: Error | null | undefined, value?: T) => void) => void,
+  ): Promise<T> {
+    if (!this.#alive)
+      return Promise.reject(
+        new ConnectionLost({ target: this.target.name, cause: this.#closeReason ?? "connection closed" }),
+      );
+    return new Promise((resolve, reject) => {
+      const lost = (cause: string) => new ConnectionLost({ target: this.target.name, cause });
+      this.client.sftp((err, sftp) => {
+        if (err) {
+          reject(lost(`cannot open sftp: ${err.message}`));
+          return;
+        }
+        let settled = false;
+        const timer = setTimeout(
+          () => finish(new Error(`sftp did not finish within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        const finish = (e: Error | null | undefined, value?: T) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          sftp.end();
+          if (!e) resolve(value as T);
+          // A status from the server (no such file, permission denied) is the device's answer, not a lost line.
+          else if (typeof (e as { code?: unknown }).code === "number")
+            reject(
+              new DeviceError(
+                { target: this.target.name, command },
+                String((e as unknown as { code: number }).code),
+                "SFTP_STATUS",
+                e.message,
+              ),
+            );
+          else reject(lost(`${command}: ${e.message}`));
+        };
+        sftp.on("close", () => finish(new Error("sftp channel closed")));
+        use(sftp, finish);
       });
     });
   }

@@ -131,7 +131,7 @@ const DENIED: [string, PolicyContext, string[]][] = [
     { shell: "host", target: "client-x" },
     ["lunacm -q partition init", 'lunacm -c "hsm zeroize"'],
   ],
-  ["host-vtl-subcommand", { shell: "host", target: "client-x" }, ["vtl deleteServer -n hsm", "vtl"]],
+  ["host-vtl-subcommand", { shell: "host", target: "client-x" }, ["vtl haAdmin -recover", "vtl"]],
   [
     "host-shell-metacharacters",
     { shell: "host", target: "client-x" },
