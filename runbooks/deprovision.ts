@@ -87,16 +87,6 @@ const haGroups = z.object({
   ),
 });
 
-/** What the sanctioned zeroize of the login guard takes (src/guard/sanctioned-zeroize.ts). */
-export interface SanctionedZeroizePort {
-  sanctionedZeroize(request: {
-    jobId: string;
-    device: string;
-    confirmation: string;
-    signal?: AbortSignal;
-  }): Promise<unknown>;
-}
-
 export interface DeprovisionPreflight {
   device: string;
   serial: string;
@@ -256,19 +246,15 @@ export const deprovision = defineRunbook({
             state?.status ?? "missing",
             dev.name,
           );
-        const guard = ctx.guard as Partial<SanctionedZeroizePort>;
-        if (typeof guard.sanctionedZeroize !== "function")
+        // The guard reads the approvals and the typed confirmation from the job's approval record itself.
+        const zeroize = ctx.guard.sanctionedZeroize;
+        if (!zeroize)
           throw new DeprovisionRefused(
-            `${dev.name}: the login guard offers no sanctioned zeroize; nothing was sent`,
+            `${dev.name}: the guard offers no sanctioned zeroize; nothing was sent`,
             "guard",
             dev.name,
           );
-        const outcome = await guard.sanctionedZeroize({
-          jobId: ctx.jobId,
-          device: dev.name,
-          confirmation: dev.serial,
-          signal: ctx.signal,
-        });
+        const outcome = await zeroize(dev.name);
         return { device: dev.name, zeroized: true, performed: true, guard: outcome ?? null };
       },
     },

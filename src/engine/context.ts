@@ -134,6 +134,11 @@ export interface ApprovalsPort {
  */
 export interface GuardPort {
   login(device: string, role: string, opts?: { partition?: string; clientHost?: string }): Promise<unknown>;
+  /**
+   * The sanctioned zeroize of a deprovision job (src/guard sanctioned-zeroize.ts): the guard reads the job's
+   * approvals and typed confirmation from the approvals store itself, checks them again, and zeroizes.
+   */
+  sanctionedZeroize?(device: string): Promise<unknown>;
 }
 
 // ---- What runbooks call. ----
@@ -453,6 +458,19 @@ export function createStepContext<P>(
             );
           deps.assertLocked();
           return guard.login(device, role, opts);
+        },
+        async sanctionedZeroize(device) {
+          if (!deps.targets.devices.includes(device))
+            throw new TargetNotLocked(
+              `step '${step.id}' asked for the sanctioned zeroize of '${device}', which is not among the job's targets`,
+            );
+          if (deps.signal.aborted) throw new JobCancelled(`job cancelled before the zeroize of ${device}`);
+          deps.assertLocked();
+          if (!guard.sanctionedZeroize)
+            throw new CapabilityUnavailable(
+              `step '${step.id}': this engine's guard offers no sanctioned zeroize; nothing was sent`,
+            );
+          return guard.sanctionedZeroize(device);
         },
       };
     },

@@ -1,14 +1,17 @@
 // The guard as one job sees it (the engine's ctx.guard): `login(device, role, { partition })` picks the session the
 // job's steps use (the same ShellSessions the engine's SessionProvider lends, so the step's later commands run in
 // the logged-in shell), the job's locks and evidence, and calls LoginGuard.login.
+import type { Redis } from "ioredis";
 import { getClientHost, getDevice } from "../config/model.ts";
 import type { ClientHost, Fleet } from "../config/schema.ts";
+import { approvalState } from "../queue/approvals.ts";
 import type { ShellSession } from "../shell/session.ts";
 import type { ShellSessions } from "../shell/sessions.ts";
 import { clientHostTarget, deviceTarget } from "../transport/target.ts";
-import { GuardRefused } from "./errors.ts";
+import { GuardRefused, SanctionedZeroizeRefused } from "./errors.ts";
 import type { GuardEvidence, GuardLocks, LoginGuard, LoginResult } from "./guard.ts";
 import { GUARD_ROLES, type GuardRole } from "./roles.ts";
+import { type SanctionedZeroizeResult, sanctionedZeroize, type ZeroizeLocks } from "./sanctioned-zeroize.ts";
 
 export interface JobGuardDeps {
   guard: LoginGuard;
@@ -18,6 +21,8 @@ export interface JobGuardDeps {
   locks: GuardLocks;
   evidence: GuardEvidence;
   actor?: string;
+  /** For the sanctioned zeroize of a deprovision job: its approvals are read from here (src/queue/approvals.ts). */
+  redis?: Redis;
 }
 
 export interface JobGuard {
@@ -26,6 +31,11 @@ export interface JobGuard {
     role: GuardRole,
     opts?: { partition?: string; clientHost?: string },
   ): Promise<LoginResult>;
+  /**
+   * The sanctioned zeroize of this (deprovision) job's device. Approvals and the typed confirmation come from the
+   * job's approval record in Redis, never from the caller; sanctionedZeroize() checks them all again.
+   */
+  sanctionedZeroize(device: string): Promise<SanctionedZeroizeResult>;
 }
 
 export function jobGuard(deps: JobGuardDeps): JobGuard {
@@ -38,6 +48,31 @@ export function jobGuard(deps: JobGuardDeps): JobGuard {
         : clientHostTarget(deps.fleet, host),
     );
   return {
+    async sanctionedZeroize(device) {
+      const refuse = (reason: string) => new SanctionedZeroizeRefused({ device, reason });
+      if (!deps.redis) throw refuse("this job's guard has no Redis to read the approvals from");
+      const locks = deps.locks as GuardLocks & Partial<Pick<ZeroizeLocks, "assertHeld">>;
+      if (typeof locks.assertHeld !== "function")
+        throw refuse("the job's locks cannot be checked against Redis (assertHeld)");
+      const approvals = await approvalState(deps.redis, deps.jobId);
+      if (approvals?.status !== "approved" || approvals.device !== device)
+        throw refuse(
+          `deprovision job ${deps.jobId} has no granted approval for ${device} (${approvals ? `${approvals.status}, for ${approvals.device}` : "none"})`,
+        );
+      const typed = new Set(approvals.approvals.map((a) => a.confirmation));
+      if (typed.size !== 1) throw refuse("the approvals do not carry one typed confirmation");
+      return sanctionedZeroize(deps.redis, {
+        session: await lunash(device),
+        fleet: deps.fleet,
+        device,
+        deprovisionJobId: deps.jobId,
+        approvals: approvals.approvals.map((a) => ({ principal: a.principal, at: a.at })),
+        confirmation: [...typed][0]!,
+        locks: locks as ZeroizeLocks,
+        evidence: deps.evidence,
+        ...(deps.actor ? { actor: deps.actor } : {}),
+      });
+    },
     async login(device, role, opts = {}) {
       if (!GUARD_ROLES.includes(role))
         throw new GuardRefused({ device, role: String(role), reason: `unknown role '${String(role)}'` });

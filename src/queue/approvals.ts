@@ -20,6 +20,8 @@ export interface ApprovalEntry {
   principal: string;
   /** ISO time (Redis server clock). */
   at: string;
+  /** What the principal typed; an approval is only counted when it equals the device serial. */
+  confirmation: string;
 }
 
 export interface ApprovalRefusal {
@@ -181,7 +183,7 @@ if type(doc.approvals) ~= 'table' or doc.approvals[1] == nil then doc.approvals 
 for _, a in ipairs(doc.approvals) do
   if norm(a.principal) == norm(principal) then return refuse(KEYS[1], doc, principal, now, 'duplicate-principal') end
 end
-table.insert(doc.approvals, { principal = principal, at = now })
+table.insert(doc.approvals, { principal = principal, at = now, confirmation = ARGV[2] })
 local outcome = 'counted'
 if #doc.approvals >= doc.required then
   doc.status = 'approved'
@@ -429,9 +431,10 @@ function toState(json: string): ApprovalState {
     status: d.status,
     requestedAt: iso(d.requestedAt),
     expiresAt: iso(d.expiresAt),
-    approvals: list<{ principal: string; at: number }>(d.approvals).map((a) => ({
+    approvals: list<{ principal: string; at: number; confirmation: string }>(d.approvals).map((a) => ({
       principal: a.principal,
       at: iso(a.at),
+      confirmation: a.confirmation,
     })),
     refusals: list<{ principal: string; at: number; reason: ApprovalRefusalReason }>(d.refusals).map((r) => ({
       principal: r.principal,
