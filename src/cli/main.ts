@@ -2,10 +2,16 @@
 import { Command } from "commander";
 import { registerApproveCommands } from "./commands/approve.ts";
 import { registerConfigCommands } from "./commands/config.ts";
+import { registerDaemonCommand } from "./commands/daemon.ts";
 import { registerEvidenceCommands } from "./commands/evidence.ts";
 import { registerFleetCommands } from "./commands/fleet.ts";
+import { registerJobCommand } from "./commands/job.ts";
+import { registerJobsCommand } from "./commands/jobs.ts";
 import { registerParseCommand } from "./commands/parse.ts";
 import { registerPlanCommand } from "./commands/plan.ts";
+import { registerReportCommand } from "./commands/report.ts";
+import { registerRunCommand } from "./commands/run.ts";
+import { registerScheduleCommands } from "./commands/schedule.ts";
 import { registerSimCommands } from "./commands/sim.ts";
 
 export function buildProgram(): Command {
@@ -24,6 +30,12 @@ export function buildProgram(): Command {
   registerFleetCommands(program);
   registerParseCommand(program);
   registerPlanCommand(program);
+  registerDaemonCommand(program);
+  registerRunCommand(program);
+  registerJobsCommand(program);
+  registerJobCommand(program);
+  registerScheduleCommands(program);
+  registerReportCommand(program);
   registerApproveCommands(program);
   return program;
 }

@@ -1,0 +1,58 @@
+// `lunafleet daemon --fleet f [--concurrency n] [--http-port p] [--data-dir d]`: the worker, schedules and metrics,
+// on the embedded Redis of the data dir (or REDIS_URL). Runs until SIGINT/SIGTERM, then stops cleanly.
+import type { Command } from "commander";
+import { FleetConfigError, formatIssue } from "../../config/index.ts";
+import { startDaemon } from "../../daemon/daemon.ts";
+import { defaultDataDir } from "../../queue/redis-server.ts";
+
+export function registerDaemonCommand(program: Command): void {
+  program
+    .command("daemon")
+    .description("run the job daemon: worker, maintenance-window schedules, /metrics and /healthz")
+    .requiredOption("--fleet <file>", "fleet file (YAML)")
+    .option(
+      "--concurrency <n>",
+      "jobs run at once by this process",
+      (v) => positiveInt(v, "--concurrency"),
+      16,
+    )
+    .option(
+      "--http-port <port>",
+      "local port for /metrics and /healthz (0 = any free port)",
+      (v) => port(v),
+      9464,
+    )
+    .option("--data-dir <dir>", "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)")
+    .action(async (opts: { fleet: string; concurrency: number; httpPort: number; dataDir?: string }) => {
+      try {
+        const daemon = await startDaemon({
+          fleetFile: opts.fleet,
+          dataDir: opts.dataDir ?? defaultDataDir(),
+          concurrency: opts.concurrency,
+          httpPort: opts.httpPort,
+          handleSignals: true,
+        });
+        process.stderr.write(
+          `lunafleet daemon: running (redis ${daemon.redisUrl ?? "from REDIS_* env"}, ` +
+            `http 127.0.0.1:${daemon.http?.port ?? "-"}); Ctrl-C stops\n`,
+        );
+      } catch (err) {
+        if (err instanceof FleetConfigError)
+          for (const issue of err.issues) console.error(`  ${formatIssue(opts.fleet, issue)}`);
+        console.error(`lunafleet daemon: ${(err as Error).message.split("\n")[0]}`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+function positiveInt(v: string, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
+  return n;
+}
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error("--http-port must be 0-65535");
+  return n;
+}
