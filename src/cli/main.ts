@@ -5,6 +5,7 @@ import { registerConfigCommands } from "./commands/config.ts";
 import { registerDaemonCommand } from "./commands/daemon.ts";
 import { registerEvidenceCommands } from "./commands/evidence.ts";
 import { registerFleetCommands } from "./commands/fleet.ts";
+import { registerGuardCommands } from "./commands/guard.ts";
 import { registerJobCommand } from "./commands/job.ts";
 import { registerJobsCommand } from "./commands/jobs.ts";
 import { registerParseCommand } from "./commands/parse.ts";
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerJobCommand(program);
   registerScheduleCommands(program);
   registerReportCommand(program);
+  registerGuardCommands(program);
   registerApproveCommands(program);
   return program;
 }
