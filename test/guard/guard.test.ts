@@ -214,14 +214,17 @@ describe("login guard over the twin", () => {
       // Right after the attempt is recorded, before the login is sent: two failures at the console.
       if ((data as { event?: string }).event === "attempt-recorded") state("hsm-g1").soFailures = 2;
     };
+    const session = await shells.lunash("hsm-g1");
     const err = await soLogin("job-last", ev).catch((e) => e);
     expect(err).toBeInstanceOf(LoginFailed);
     expect(err.outcome).toBe("unknown");
     expect(err.message).toMatch(/LAST|last-attempt-caution/);
     expect(state("hsm-g1").zeroized).toBe(false);
     expect(state("hsm-g1").soFailures).toBe(2); // the aborted login was not an attempt
-    const typed = state("hsm-g1").commandLog.map((c) => c.command);
-    expect(typed).not.toContain("proceed");
+    // What the driver typed: the login, then `quit` at the caution; never `proceed`, never a password.
+    const sent = session.transcript.entries.filter((e) => e.dir === "sent").map((e) => e.text);
+    expect(sent.slice(-2)).toEqual(["hsm login", "quit"]);
+    expect(sent).not.toContain("proceed");
     expect(await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" })).toMatchObject({ quarantined: true });
   });
 
