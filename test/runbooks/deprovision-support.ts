@@ -1,0 +1,183 @@
+// Shared wiring for the deprovision tests (in-process and the SIGKILLed child): the real engine, real SSH sessions to
+// the twin, the unchanged Azure SDK against the twin's ARM (real HTTPS), the real login guard and its sanctioned
+// zeroize, real Redis approvals, locks, checkpoints and evidence. Nothing here is a mock.
+import type { AccessToken } from "@azure/core-auth";
+import type { Redis } from "ioredis";
+import { deprovision } from "../../runbooks/deprovision.ts";
+import { createAzureClients, DedicatedHsmGateway } from "../../src/azure/index.ts";
+import type { Fleet } from "../../src/config/schema.ts";
+import { type CheckpointStore, RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
+import { type JobResult, runJob } from "../../src/engine/runner.ts";
+import { type ShellSessionProvider, shellSessionProvider } from "../../src/engine/sessions.ts";
+import { EvidenceLog } from "../../src/evidence/index.ts";
+import { LoginGuard } from "../../src/guard/guard.ts";
+import { jobGuard } from "../../src/guard/job-guard.ts";
+import { approvalState, approvalsPort, approve } from "../../src/queue/approvals.ts";
+import { acquireDeviceLocks } from "../../src/queue/locks.ts";
+import { ShellSessions } from "../../src/shell/sessions.ts";
+import type { Twin } from "../../src/sim/twin.ts";
+import { SshPool } from "../../src/transport/pool.ts";
+
+export interface ArmEndpoint {
+  endpoint: string;
+  caPem: string;
+  subscriptionId: string;
+}
+
+export interface Connections {
+  pool: SshPool;
+  shells: ShellSessions;
+  provider: ShellSessionProvider;
+  azure: DedicatedHsmGateway;
+  close(): Promise<void>;
+}
+
+const credential = {
+  getToken: async (): Promise<AccessToken> => ({
+    token: "twin-token",
+    expiresOnTimestamp: Date.now() + 3_600_000,
+  }),
+};
+
+export function connect(fleet: Fleet, arm: ArmEndpoint): Connections {
+  const pool = new SshPool();
+  const shells = new ShellSessions({ pool });
+  const provider = shellSessionProvider(fleet, { pool, sessions: shells });
+  const azure = new DedicatedHsmGateway(
+    createAzureClients({
+      subscriptionId: arm.subscriptionId,
+      endpoint: arm.endpoint,
+      tokenScope: "https://management.azure.com/.default",
+      pollIntervalMs: 5,
+      credential,
+      tls: { ca: arm.caPem },
+      retryOptions: { maxRetries: 0 },
+    }),
+  );
+  return {
+    pool,
+    shells,
+    provider,
+    azure,
+    async close() {
+      await provider.close();
+      await shells.closeAll();
+      await pool.closeAll();
+    },
+  };
+}
+
+/** Take a device's partitions out of every HA group on every twin client host (what an operator does first). */
+export function removeFromHaGroups(twin: Twin, device: string): void {
+  for (const c of twin.clientHosts.values())
+    for (const g of c.host.haGroups) {
+      const keep = g.members.filter((m) => m.device !== device);
+      g.members.splice(0, g.members.length, ...keep);
+    }
+}
+
+export function hsmResourceId(fleet: Fleet, device: string): string {
+  const id = fleet.devices.find((d) => d.name === device)?.azure?.resourceId;
+  if (!id) throw new Error(`${device} has no azure resource id`);
+  return id;
+}
+
+/** Fails the checkpoint write of one step, before or after it is committed: a worker dying at that point. */
+export class SimulatedCrash extends Error {
+  override name = "SimulatedCrash";
+  readonly retryable = true;
+}
+
+export function crashingCheckpoints(
+  inner: CheckpointStore,
+  at: { step: string; when: "before-commit" | "after-commit" },
+  onCrash: () => void = () => {},
+): CheckpointStore {
+  return {
+    finishedSteps: (jobId) => inner.finishedSteps(jobId),
+    async recordStepResult(jobId, stepId, result, meta) {
+      if (stepId === at.step && at.when === "before-commit") {
+        onCrash();
+        throw new SimulatedCrash(`worker died before committing '${stepId}'`);
+      }
+      await inner.recordStepResult(jobId, stepId, result, meta);
+      if (stepId === at.step && at.when === "after-commit") {
+        onCrash();
+        throw new SimulatedCrash(`worker died after committing '${stepId}'`);
+      }
+    },
+  };
+}
+
+export interface RunOptions {
+  jobId: string;
+  params: Record<string, unknown>;
+  attempt?: number;
+  checkpoints?: CheckpointStore;
+  signal?: AbortSignal;
+  lockTtlMs?: number;
+}
+
+/** One attempt of a deprovision job, as a worker runs it: locks first, then the engine, then release. */
+export async function runDeprovision(
+  conn: Connections,
+  fleet: Fleet,
+  redis: Redis,
+  dataDir: string,
+  opts: RunOptions,
+): Promise<JobResult> {
+  const device = String(opts.params.target);
+  const resources = [`device:${device}`, ...fleet.clientHosts.map((h) => `client:${h.name}`)];
+  const locks = await acquireDeviceLocks(redis, resources, {
+    owner: opts.jobId,
+    ttlMs: opts.lockTtlMs ?? 10_000,
+    waitMs: 15_000,
+  });
+  const evidence = await EvidenceLog.open(redis, dataDir, opts.jobId);
+  const guard = jobGuard({
+    guard: new LoginGuard(redis),
+    sessions: conn.shells,
+    fleet,
+    jobId: opts.jobId,
+    locks,
+    evidence,
+    actor: "test-operator",
+    redis,
+  });
+  try {
+    return await runJob({
+      runbook: deprovision,
+      params: opts.params,
+      jobId: opts.jobId,
+      fleet,
+      sessions: conn.provider,
+      evidence,
+      checkpoints: opts.checkpoints ?? new RedisCheckpointStore(redis),
+      locks,
+      attempt: opts.attempt ?? 1,
+      actor: "test-operator",
+      azure: conn.azure,
+      guard,
+      approvals: approvalsPort(redis),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  } finally {
+    await locks.release().catch(() => {});
+  }
+}
+
+/** Operators answering once the job asks: each entry approves in turn (refusals are swallowed, they are recorded). */
+export function approveWhenAsked(
+  redis: Redis,
+  jobId: string,
+  decisions: { principal: string; confirmation: string }[],
+): Promise<void> {
+  return (async () => {
+    const deadline = Date.now() + 20_000;
+    while (!(await approvalState(redis, jobId))) {
+      if (Date.now() > deadline) throw new Error(`job ${jobId} never asked for approval`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const d of decisions) await approve(redis, jobId, d).catch(() => {});
+  })();
+}

@@ -1,0 +1,220 @@
+// Deprovisioning end to end over the twin (appliances over SSH + the ARM twin over HTTPS, rebased), real Redis:
+// the happy path in the only safe order, and every failure stopping before the next destructive step.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Fleet } from "../../src/config/schema.ts";
+import { EvidenceLog } from "../../src/evidence/index.ts";
+import { approvalState, reject } from "../../src/queue/approvals.ts";
+import { startTwin, type Twin } from "../../src/sim/twin.ts";
+import { demoFleet } from "../engine/support.ts";
+import { withRedis } from "../helpers/redis.ts";
+import {
+  approveWhenAsked,
+  type Connections,
+  connect,
+  hsmResourceId,
+  removeFromHaGroups,
+  runDeprovision,
+} from "./deprovision-support.ts";
+
+const redis = await withRedis();
+let twin: Twin;
+let conn: Connections;
+let fleet: Fleet;
+let seq = 0;
+const jobId = (what: string) => `deprov-${what}-${process.pid}-${++seq}`;
+const r = () => redis.client();
+
+beforeAll(async () => {
+  twin = await startTwin(demoFleet(), { rebase: true });
+  fleet = twin.fleet;
+  conn = connect(fleet, twin.arm!);
+});
+
+afterAll(async () => {
+  await conn?.close();
+  await twin?.stop();
+});
+
+const arm = () => twin.arm!;
+const hsmLogins = (device: string) =>
+  twin.appliances.get(device)!.state.commandLog.filter((c) => /^hsm\s+login\b/i.test(c.command));
+const armCalls = (method: string, path: string) =>
+  arm().requestLog.filter((e) => e.method === method && e.path.toLowerCase() === path.toLowerCase());
+const groupPath = (device: string) => hsmResourceId(fleet, device).replace(/\/providers\/.*$/, "");
+
+async function records(id: string) {
+  return (await EvidenceLog.open(r(), redis.dataDir, id)).records();
+}
+
+describe("deprovision over the twin", () => {
+  it("happy path: approvals, zeroize, HSM DELETE after zeroization, 404, then the group DELETE", async () => {
+    const device = "hsm-b3"; // alone in rg-hsm-c
+    removeFromHaGroups(twin, device);
+    const id = jobId("happy");
+    const approvals = approveWhenAsked(r(), id, [
+      { principal: "alice", confirmation: "700203" },
+      { principal: "bob", confirmation: "700203" },
+    ]);
+    const result = await runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId: id,
+      params: { target: device, backupsConfirmed: true, deleteResourceGroup: true, approvalPollMs: 20 },
+    });
+    await approvals;
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe("succeeded");
+    expect(result.steps.map((s) => [s.id, s.status])).toEqual([
+      ["preflight", "done"],
+      ["sanctioned-zeroize", "done"],
+      ["verify-zeroized", "done"],
+      ["delete-hsm-resource", "done"],
+      ["verify-hsm-gone", "done"],
+      ["delete-resource-group", "done"],
+    ]);
+
+    // Final state: zeroized appliance, HSM resource really deleted (not orphaned), group gone.
+    const appliance = twin.appliances.get(device)!.state;
+    expect(appliance.zeroized).toBe(true);
+    const hsm = arm().hsmState(hsmResourceId(fleet, device));
+    expect(hsm).toMatchObject({ exists: false, deleted: true, orphaned: false, billed: false });
+    expect(hsm.resourceGroupExists).toBe(false);
+    expect(await conn.azure.getHsm(hsmResourceId(fleet, "hsm-b1"))).not.toBeNull(); // the neighbours untouched
+
+    // Exactly one zeroize sequence (three failing SO logins) and one DELETE of each resource.
+    expect(hsmLogins(device)).toHaveLength(3);
+    const hsmDeletes = armCalls("DELETE", hsmResourceId(fleet, device));
+    const groupDeletes = armCalls("DELETE", groupPath(device));
+    expect(hsmDeletes).toHaveLength(1);
+    expect(groupDeletes).toHaveLength(1);
+
+    // Order: the HSM DELETE after the device zeroized; the group DELETE after the HSM answered 404.
+    const zeroizedAt = hsmLogins(device).at(-1)!.at;
+    expect(Date.parse(hsmDeletes[0]!.at)).toBeGreaterThanOrEqual(zeroizedAt);
+    const log = arm().requestLog;
+    const first404 = log.findIndex(
+      (e) =>
+        e.method === "GET" &&
+        e.status === 404 &&
+        e.path.toLowerCase() === hsmResourceId(fleet, device).toLowerCase(),
+    );
+    expect(first404).toBeGreaterThan(log.indexOf(hsmDeletes[0]!));
+    expect(log.indexOf(groupDeletes[0]!)).toBeGreaterThan(first404);
+
+    // The job's record: approvals, the guard's zeroize, ARM calls; chain intact, no password anywhere.
+    const recs = await records(id);
+    const text = JSON.stringify(recs);
+    expect(text).not.toContain("HsmSo-B3-secret");
+    const guardEvents = recs
+      .filter((x) => x.kind === "guard")
+      .map((x) => (x.data as { event: string }).event);
+    expect(guardEvents).toContain("zeroize-intent");
+    expect(guardEvents).toContain("zeroize-verified");
+    expect(recs.some((x) => x.kind === "azure")).toBe(true);
+    const approvalNotes = recs
+      .filter((x) => x.kind === "note")
+      .map((x) => (x.data as { data?: { approvals?: string } }).data?.approvals)
+      .filter(Boolean);
+    expect(approvalNotes).toContain("awaiting-approval");
+    expect(approvalNotes.at(-1)).toBe("approved");
+    expect((await (await EvidenceLog.open(r(), redis.dataDir, id)).verify()).ok).toBe(true);
+  });
+
+  it("an HA membership found in preflight stops the job before approvals are even asked", async () => {
+    const device = "hsm-a2"; // still a member of ha-payments on client-a
+    const id = jobId("ha");
+    const result = await runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId: id,
+      params: { target: device, backupsConfirmed: true },
+    });
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatchObject({ type: "DeprovisionRefused", retryable: false });
+    expect(result.error?.message).toMatch(/client-a: HA group 'ha-payments' member 1700102000001/);
+    expect(result.steps.slice(1).every((s) => s.status === "pending")).toBe(true);
+    expect(await approvalState(r(), id)).toBeNull();
+    expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
+    expect(hsmLogins(device)).toHaveLength(0);
+    expect(armCalls("DELETE", hsmResourceId(fleet, device))).toHaveLength(0);
+  });
+
+  it("no backups confirmation and no (or a too short) waiver: refused before approvals", async () => {
+    const device = "hsm-a3";
+    removeFromHaGroups(twin, device);
+    const none = await runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId: jobId("nobackup"),
+      params: { target: device },
+    });
+    expect(none.error?.type).toBe("DeprovisionRefused");
+    expect(none.error?.message).toMatch(/backups are neither confirmed/);
+    const short = await runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId: jobId("shortwaiver"),
+      params: { target: device, waiver: "too short" },
+    });
+    expect(short.error?.type).toBe("ParamsInvalid");
+    expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
+  });
+
+  it("a duplicate principal and a wrong serial do not count: approvals expire, nothing is zeroized", async () => {
+    const device = "hsm-a3";
+    removeFromHaGroups(twin, device);
+    const id = jobId("dup");
+    const shortFleet = { ...fleet, approvals: { ...fleet.approvals, expiresMinutes: 0.02 } }; // 1.2 s
+    const approvals = approveWhenAsked(r(), id, [
+      { principal: "alice", confirmation: "700103" },
+      { principal: "alice", confirmation: "700103" },
+      { principal: "bob", confirmation: "700101" },
+    ]);
+    const result = await runDeprovision(conn, shortFleet, r(), redis.dataDir, {
+      jobId: id,
+      params: {
+        target: device,
+        waiver: "lab device, test keys only, nothing to back up",
+        approvalPollMs: 20,
+      },
+    });
+    await approvals;
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatchObject({ type: "ApprovalNotGranted", retryable: false });
+    expect(result.error?.message).toMatch(/approvals expired .* with 1\/2 granted/);
+    const state = await approvalState(r(), id);
+    expect(state?.refusals.map((x) => [x.principal, x.reason])).toEqual([
+      ["alice", "duplicate-principal"],
+      ["bob", "wrong-confirmation"],
+    ]);
+    expect(result.steps.slice(1).every((s) => s.status === "pending")).toBe(true);
+    expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
+    expect(hsmLogins(device)).toHaveLength(0);
+    // The waiver is on the record.
+    expect(JSON.stringify(await records(id))).toContain("lab device, test keys only");
+  });
+
+  it("a rejection stops the waiting job; a cancelled job stops waiting", async () => {
+    const device = "hsm-a3";
+    removeFromHaGroups(twin, device);
+    const id = jobId("reject");
+    const decided = (async () => {
+      while (!(await approvalState(r(), id))) await new Promise((res) => setTimeout(res, 20));
+      await reject(r(), id, { principal: "carol", reason: "keys not yet migrated" });
+    })();
+    const rejected = await runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId: id,
+      params: { target: device, backupsConfirmed: true, approvalPollMs: 20 },
+    });
+    await decided;
+    expect(rejected.error).toMatchObject({ type: "ApprovalNotGranted" });
+    expect(rejected.error?.message).toMatch(/rejected by carol: keys not yet migrated/);
+
+    const cancel = new AbortController();
+    const id2 = jobId("cancel");
+    const waiting = runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId: id2,
+      params: { target: device, backupsConfirmed: true, approvalPollMs: 20 },
+      signal: cancel.signal,
+    });
+    while ((await approvalState(r(), id2))?.status !== "awaiting-approval")
+      await new Promise((res) => setTimeout(res, 20));
+    cancel.abort();
+    const cancelled = await waiting;
+    expect(cancelled.status).toBe("cancelled");
+    expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
+    expect(hsmLogins(device)).toHaveLength(0);
+  });
+});
