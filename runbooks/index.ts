@@ -4,6 +4,9 @@
 import { EngineError } from "../src/engine/errors.ts";
 import type { Runbook } from "../src/engine/runbook.ts";
 import { deprovision } from "./deprovision.ts";
+import { haRecover } from "./ha-recover.ts";
+import { haSync } from "./ha-sync.ts";
+import { ntlsCertSync } from "./ntls-cert-sync.ts";
 import { patchVerify } from "./patch-verify.ts";
 import { tcpCheck } from "./tcp-check.ts";
 
@@ -12,7 +15,10 @@ export class UnknownRunbook extends EngineError {
 }
 
 const RUNBOOKS = new Map<string, Runbook>(
-  ([tcpCheck, patchVerify, deprovision] as Runbook[]).map((r) => [r.name, r]),
+  ([tcpCheck, patchVerify, deprovision, ntlsCertSync, haRecover, haSync] as Runbook[]).map((r) => [
+    r.name,
+    r,
+  ]),
 );
 
 export function getRunbook(name: string): Runbook {

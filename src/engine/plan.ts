@@ -59,6 +59,7 @@ const VIA_LABEL: Record<PlannedCommand["via"], string> = {
   tls: "tls",
   azure: "arm",
   approval: "approval",
+  sftp: "sftp",
 };
 
 /** Human-readable plan: header, locks, then one block per step with its commands. */

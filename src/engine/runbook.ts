@@ -18,7 +18,7 @@ export type StepKind = "read" | "change";
  * Where a planned command goes: a device's lunash, a client host's lunacm or OS shell (vtl), a probe, ARM, or the
  * operators (`approval`: the job waits for `lunafleet approve`).
  */
-export type CommandChannel = "lunash" | "lunacm" | "host" | "tcp" | "tls" | "azure" | "approval";
+export type CommandChannel = "lunash" | "lunacm" | "host" | "tcp" | "tls" | "azure" | "approval" | "sftp";
 
 /** One command a step will send, for `lunafleet plan`: the exact text and where it goes. */
 export interface PlannedCommand {

@@ -124,9 +124,40 @@ export function probeTls(host: string, port: number, opts: TlsProbeOptions): Pro
     socket.once("secureConnect", () => {
       const peer = socket.getPeerX509Certificate();
       const authError = socket.authorizationError;
+      const handshakeMs = round(performance.now() - started);
+      if (opts.clientCert) {
+        // TLS 1.3: the client finishes before the server has judged the client certificate. A server that refuses
+        // it ends the connection right after (alert or close); one that accepts it keeps the line open.
+        const refused = (why: string) =>
+          done({
+            handshakeOk: false,
+            handshakeMs,
+            ...(peer ? { cert: describeCertificate(peer) } : {}),
+            error: `the server refused the client certificate after the handshake (${why})`,
+          });
+        socket.once("error", (err: NodeJS.ErrnoException) =>
+          refused(`${err.code ?? "error"}: ${err.message}`),
+        );
+        socket.once("close", () => refused("connection closed"));
+        socket.once("end", () => refused("connection ended"));
+        setTimeout(
+          () =>
+            done({
+              handshakeOk: true,
+              handshakeMs,
+              protocol: socket.getProtocol() ?? undefined,
+              authorized: socket.authorized,
+              ...(authError ? { authorizationError: String(authError) } : {}),
+              ...(peer ? { cert: describeCertificate(peer) } : { error: "server presented no certificate" }),
+            }),
+          Math.min(CLIENT_CERT_SETTLE_MS, opts.timeoutMs),
+        ).unref();
+        socket.resume();
+        return;
+      }
       done({
         handshakeOk: true,
-        handshakeMs: round(performance.now() - started),
+        handshakeMs,
         protocol: socket.getProtocol() ?? undefined,
         authorized: socket.authorized,
         ...(authError ? { authorizationError: String(authError) } : {}),
@@ -138,6 +169,9 @@ export function probeTls(host: string, port: number, opts: TlsProbeOptions): Pro
     );
   });
 }
+
+/** How long a handshake presenting a client certificate waits for the server's verdict on it. */
+const CLIENT_CERT_SETTLE_MS = 300;
 
 /** The facts an operator needs from a certificate; `now` is injectable so tests are exact. */
 export function describeCertificate(cert: X509Certificate, now: Date = new Date()): PresentedCertificate {

@@ -1,0 +1,58 @@
+// What the HA runbooks share: the parsed `hagroup listgroups` shape they rely on, the lookup of a group in it, and
+// the fleet-file view of a group's members (device, partition label, serial, declared cloning domain).
+import { z } from "zod";
+import { getDevice, getHaGroup } from "../../src/config/model.ts";
+import type { Fleet } from "../../src/config/schema.ts";
+import { UnexpectedResult } from "../../src/engine/errors.ts";
+
+export const listgroupsSchema = z.object({
+  groups: z.array(
+    z.object({
+      label: z.string(),
+      number: z.string(),
+      slotId: z.number().nullable(),
+      members: z.array(
+        z.object({ slot: z.number().nullable(), serial: z.string(), label: z.string(), status: z.string() }),
+      ),
+      needsSync: z.boolean(),
+    }),
+  ),
+});
+export type Listgroups = z.infer<typeof listgroupsSchema>;
+export type ListedGroup = Listgroups["groups"][number];
+
+export interface DeclaredMember {
+  device: string;
+  partition: string;
+  serial: string;
+  /** The cloning domain the fleet file declares for the partition (a name, never the domain secret). */
+  declaredDomain: string | null;
+}
+
+export function declaredMembers(fleet: Fleet, group: string): DeclaredMember[] {
+  return getHaGroup(fleet, group).members.map((m) => {
+    const par = getDevice(fleet, m.device).partitions.find((p) => p.label === m.partition);
+    if (!par) throw new UnexpectedResult(`HA group ${group}: ${m.device} has no partition ${m.partition}`);
+    return {
+      device: m.device,
+      partition: m.partition,
+      serial: par.serial,
+      declaredDomain: par.cloningDomain ?? null,
+    };
+  });
+}
+
+/** The group as the client host lists it; absent = the client does not know the group (fail closed). */
+export function findListedGroup(listed: Listgroups, label: string, host: string): ListedGroup {
+  const g = listed.groups.find((x) => x.label.toLowerCase() === label.toLowerCase());
+  if (!g)
+    throw Object.assign(
+      new UnexpectedResult(
+        `${host}: 'hagroup listgroups' does not list HA group '${label}' (fleet file vs client)`,
+      ),
+      { host, command: "hagroup listgroups" },
+    );
+  return g;
+}
+
+export const isAlive = (status: string): boolean => status.trim().toLowerCase() === "alive";

@@ -1,0 +1,797 @@
+// ntls-cert-sync: do each client host and each appliance still trust each other's NTLS certificate?
+//
+//   per appliance:    fetch server.pem (sftp) -> subject, SHA-256 fingerprint, not-after
+//   per client host:  vtl listServers + CAFile.pem (the server certificates it trusts) + its own client certificate
+//   per appliance:    client show / client fingerprint for each of its clients (registered? partitions? same cert?)
+//   per appliance:    a real TLS handshake as each client (its certificate), then syslog tail: the NTLS
+//                     "unknown ca" / RC_SSL_FAILED_HANDSHAKE lines of that handshake (or of the client's address)
+//   report:           per (appliance, client) pair: in-sync | expiring (days left) | expired | mismatched (side, evidence)
+//   repair (opt-in):  client side:    vtl deleteServer -n <server> / vtl addServer -n <server> -c <server.pem copy>
+//                     appliance side: client delete (proceed) / client register / client assignPartition for each
+//                                     partition the client had (exactly those)
+//   regen (opt-in, one device, approved): sysconf regenCert, then every client of that appliance is re-synced
+//   verify:           handshake as the client succeeds and presents the certificate the client trusts; vtl verify
+//                     lists the client's partitions on that appliance
+import { z } from "zod";
+import { getClientHost, getDevice } from "../src/config/model.ts";
+import type { Fleet } from "../src/config/schema.ts";
+import type { StepContext } from "../src/engine/context.ts";
+import { EngineError, isDeviceError, UnexpectedResult } from "../src/engine/errors.ts";
+import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
+import { resolveTarget } from "../src/engine/targets.ts";
+import { bundleFacts, type CertFacts, certFacts } from "./lib/certs.ts";
+
+export const SERVER_CERT_DIR = "/usr/safenet/lunaclient/cert/server";
+export const CLIENT_CERT_DIR = "/usr/safenet/lunaclient/cert/client";
+export const CA_FILE = `${SERVER_CERT_DIR}/CAFile.pem`;
+const SYSLOG_TAIL = "syslog tail -logname messages -entries 200 -search NTLS";
+
+const params = z
+  .object({
+    /** A device, a client host, or `fleet`. */
+    target: z.string().min(1).default("fleet"),
+    /** Report certificates expiring within this many days; default: the fleet's certExpiryWarnDays. */
+    expiringWithinDays: z.number().int().min(0).max(3650).optional(),
+    /** Re-register mismatched certificates on both sides. */
+    repair: z.boolean().default(false),
+    /** Regenerate the target appliance's own certificate (`sysconf regenCert`): needs an approval. */
+    regen: z.boolean().default(false),
+    /**
+     * Used only when the engine has no approvals store: the principals who approved a regen, recorded as evidence.
+     * With ctx.approvals wired (the normal case) the job's own approval request decides.
+     */
+    approvedBy: z.array(z.string().min(1)).default([]),
+    /** Handshake timeout per probe; default: the fleet's connect timeout. */
+    timeoutMs: z.number().int().positive().max(120_000).optional(),
+  })
+  .strict();
+type Params = z.output<typeof params>;
+type Ctx = StepContext<Params>;
+
+/** A regen was asked for without the approval it needs (or the approval is still pending). */
+export class RegenNotApproved extends EngineError {
+  override name = "RegenNotApproved";
+  constructor(
+    message: string,
+    override readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** A repair ran, and the link it repaired does not verify: stop and say which. */
+export class RepairNotVerified extends EngineError {
+  override name = "RepairNotVerified";
+}
+
+// Parsed replies, only the fields relied on.
+const listServers = z.object({ servers: z.array(z.object({ host: z.string().min(1) })) });
+const clientShow = z.object({
+  clientId: z.string(),
+  hostname: z.string().nullable(),
+  partitions: z.array(z.string()),
+});
+const clientFingerprint = z.object({ fingerprint: z.string().min(1) });
+const syslogTail = z.object({
+  lines: z.array(z.string()),
+  handshakeFailures: z.array(
+    z.object({
+      peerAddress: z.string(),
+      peerPort: z.number(),
+      reason: z.string().nullable(),
+      sslError: z.string().nullable(),
+      code: z.string(),
+    }),
+  ),
+});
+const vtlVerify = z.object({ slots: z.array(z.object({ serial: z.string(), label: z.string() })) });
+
+// ---- Step results (checkpoints) ----
+
+export interface ApplianceCertResult {
+  device: string;
+  cert: CertFacts;
+}
+
+export interface ClientTrustResult {
+  host: string;
+  clientName: string;
+  /** `vtl listServers`: the server names the client has registered. */
+  servers: string[];
+  /** Every certificate in CAFile.pem. */
+  trusted: CertFacts[];
+  /** The client's own NTLS certificate (public; kept to present it in handshakes and to re-register it). */
+  clientCertPem: string;
+  clientCert: CertFacts;
+}
+
+export interface ApplianceClientView {
+  host: string;
+  clientName: string;
+  registered: boolean;
+  hostname: string | null;
+  partitions: string[];
+  fingerprint: string | null;
+}
+
+export interface ApplianceTrustResult {
+  device: string;
+  clients: ApplianceClientView[];
+}
+
+export interface HandshakeView {
+  host: string;
+  /** null when the handshake could not be attempted (no ntlsKey for the client in the fleet file). */
+  handshakeOk: boolean | null;
+  presentedFingerprint256: string | null;
+  error: string | null;
+  /** NTLS syslog lines about this handshake (by its source port) or this client's address. */
+  syslog: string[];
+  failures: { peer: string; reason: string | null; code: string }[];
+}
+
+export interface HandshakeResult {
+  device: string;
+  handshakes: HandshakeView[];
+}
+
+export type PairStatus = "in-sync" | "expiring" | "expired" | "mismatched";
+
+export interface PairReport {
+  device: string;
+  host: string;
+  status: PairStatus;
+  daysLeft: number;
+  /** Which side lost trust: the client no longer trusts the appliance's certificate, or the reverse. */
+  mismatch: { client: string[]; appliance: string[] } | null;
+  evidence: {
+    applianceCert: { fingerprint256: string; validTo: string };
+    clientTrusts: string[];
+    clientListed: boolean;
+    registered: boolean;
+    registeredFingerprint: string | null;
+    clientCertFingerprint: string;
+    partitions: string[];
+    handshake: { ok: boolean | null; presented: string | null; error: string | null };
+    syslog: string[];
+  };
+}
+
+export interface NtlsReport {
+  expiringWithinDays: number;
+  pairs: PairReport[];
+  problems: string[];
+}
+
+// ---- Helpers ----
+
+const timeoutOf = (p: Params, fleet: Fleet) => p.timeoutMs ?? fleet.defaults.timeouts.connectMs;
+const clientNameOf = (fleet: Fleet, host: string) => {
+  const h = getClientHost(fleet, host);
+  return h.clientName ?? h.name;
+};
+const clientCertPath = (fleet: Fleet, host: string) => `${CLIENT_CERT_DIR}/${clientNameOf(fleet, host)}.pem`;
+const stagedServerCert = (device: string) => `/tmp/lunafleet-${device}-server.pem`;
+
+/** The client hosts of the job that are assigned to `device`, in fleet order. */
+function clientsOf(ctx: { fleet: Fleet; targets: { clientHosts: string[] } }, device: string): string[] {
+  return ctx.fleet.clientHosts
+    .filter((h) => ctx.targets.clientHosts.includes(h.name) && h.assignments.some((a) => a.device === device))
+    .map((h) => h.name);
+}
+
+/** The name under which a client registered a device's server (`vtl listServers`), or the fleet's address. */
+function serverNameFor(fleet: Fleet, device: string, listed: string[]): { name: string; listed: boolean } {
+  const d = getDevice(fleet, device);
+  const names = [d.host, d.hostname, d.name].filter((x): x is string => !!x);
+  const found = listed.find((s) => names.includes(s));
+  return found ? { name: found, listed: true } : { name: d.host, listed: false };
+}
+
+/** The pairs this job looks at: every target device with every target client host assigned to it. */
+function pairsOf(ctx: { fleet: Fleet; targets: { devices: string[]; clientHosts: string[] } }) {
+  return ctx.targets.devices.flatMap((device) => clientsOf(ctx, device).map((host) => ({ device, host })));
+}
+
+const cp = <T>(ctx: Ctx, step: string, target: string) => ctx.requireCheckpoint(step, target) as unknown as T;
+
+/** Does this client trust this appliance now? Reads afresh: used before and after a change. */
+async function readClientSide(ctx: Ctx, device: string, host: string, serverPem: string) {
+  const shell = await ctx.clientShell(host);
+  const { servers } = await shell.read("vtl listServers", listServers);
+  const trusted = bundleFacts(await ctx.files.hostRead(host, CA_FILE), `${host}:${CA_FILE}`);
+  const current = certFacts(serverPem, `${device}:server.pem`);
+  const server = serverNameFor(
+    ctx.fleet,
+    device,
+    servers.map((s) => s.host),
+  );
+  const trusts = trusted.some((t) => t.fingerprint256 === current.fingerprint256);
+  return { server, trusts, current };
+}
+
+/** Does this appliance trust this client now? */
+async function readApplianceSide(ctx: Ctx, device: string, host: string): Promise<ApplianceClientView> {
+  const clientName = clientNameOf(ctx.fleet, host);
+  const shell = await ctx.lunash(device);
+  try {
+    const show = await shell.read(`client show -client ${clientName}`, clientShow);
+    const { fingerprint } = await shell.read(`client fingerprint -client ${clientName}`, clientFingerprint);
+    return {
+      host,
+      clientName,
+      registered: true,
+      hostname: show.hostname,
+      partitions: show.partitions,
+      fingerprint,
+    };
+  } catch (err) {
+    // The one answer that is a finding, not a failure: the appliance does not know this client.
+    if (isDeviceError(err) && /C000040A/i.test(String((err as { code?: string }).code ?? "")))
+      return { host, clientName, registered: false, hostname: null, partitions: [], fingerprint: null };
+    throw err;
+  }
+}
+
+function requireRepairable(pair: { device: string; host: string }, why: string): never {
+  throw new UnexpectedResult(`${pair.device} / ${pair.host}: ${why}`);
+}
+
+// ---- The runbook ----
+
+export const ntlsCertSync = defineRunbook({
+  name: "ntls-cert-sync",
+  description:
+    "Per appliance/client pair: NTLS certificates trusted both ways, expiring or expired; repair or regenerate on request",
+  params,
+  targets(p, fleet) {
+    const t = resolveTarget(fleet, p.target, ["fleet", "device", "clientHost"]);
+    if (p.regen && t.kind !== "device")
+      throw new UnexpectedResult(
+        `regen replaces one appliance's certificate and needs one approval for it: target a device, not '${p.target}'`,
+      );
+    return { devices: t.devices, clientHosts: t.clientHosts };
+  },
+  steps: [
+    {
+      id: "appliance-cert",
+      title: (d) => `Fetch server.pem from ${d} and read subject, fingerprint and expiry`,
+      kind: "read",
+      forEach: "device",
+      commands: (_p, _f, d): PlannedCommand[] => [{ via: "sftp", on: d!, command: "get server.pem" }],
+      async run(ctx): Promise<ApplianceCertResult> {
+        const device = ctx.target!;
+        const pem = await ctx.files.applianceGet(device, "server.pem");
+        return { device, cert: certFacts(pem, `${device}:server.pem`) };
+      },
+    },
+    {
+      id: "client-trust",
+      title: (h) => `Read what ${h} trusts (vtl listServers, ${CA_FILE}) and its own client certificate`,
+      kind: "read",
+      forEach: "clientHost",
+      commands: (_p, fleet, h): PlannedCommand[] => [
+        { via: "host", on: h!, command: "vtl listServers" },
+        { via: "host", on: h!, command: `cat ${CA_FILE}` },
+        { via: "host", on: h!, command: `cat ${clientCertPath(fleet, h!)}` },
+      ],
+      async run(ctx): Promise<ClientTrustResult> {
+        const host = ctx.target!;
+        const shell = await ctx.clientShell(host);
+        const { servers } = await shell.read("vtl listServers", listServers);
+        const trusted = bundleFacts(await ctx.files.hostRead(host, CA_FILE), `${host}:${CA_FILE}`);
+        const path = clientCertPath(ctx.fleet, host);
+        const clientCertPem = await ctx.files.hostRead(host, path);
+        return {
+          host,
+          clientName: clientNameOf(ctx.fleet, host),
+          servers: servers.map((s) => s.host),
+          trusted,
+          clientCertPem,
+          clientCert: certFacts(clientCertPem, `${host}:${path}`),
+        };
+      },
+    },
+    {
+      id: "appliance-trust",
+      title: (d) => `Read which clients ${d} trusts (client show, client fingerprint)`,
+      kind: "read",
+      forEach: "device",
+      commands: (_p, fleet, d) =>
+        clientsOf({ fleet, targets: { clientHosts: fleet.clientHosts.map((h) => h.name) } }, d!).flatMap(
+          (h) => [
+            `client show -client ${clientNameOf(fleet, h)}`,
+            `client fingerprint -client ${clientNameOf(fleet, h)}`,
+          ],
+        ),
+      async run(ctx): Promise<ApplianceTrustResult> {
+        const device = ctx.target!;
+        const clients: ApplianceClientView[] = [];
+        for (const host of clientsOf(ctx, device)) clients.push(await readApplianceSide(ctx, device, host));
+        return { device, clients };
+      },
+    },
+    {
+      id: "handshake",
+      title: (d) => `TLS handshake to ${d}'s NTLS port as each of its clients, then its NTLS syslog lines`,
+      kind: "read",
+      forEach: "device",
+      commands: (p, fleet, d) => {
+        const dev = getDevice(fleet, d!);
+        const hosts = clientsOf(
+          { fleet, targets: { clientHosts: fleet.clientHosts.map((h) => h.name) } },
+          d!,
+        );
+        return [
+          ...hosts.map(
+            (h): PlannedCommand => ({
+              via: "tls",
+              on: `${dev.host}:${dev.ntlsPort}`,
+              command: `handshake as client ${clientNameOf(fleet, h)} (timeout ${timeoutOf(p, fleet)} ms)`,
+            }),
+          ),
+          SYSLOG_TAIL,
+        ];
+      },
+      async run(ctx): Promise<HandshakeResult> {
+        const device = ctx.target!;
+        const timeoutMs = timeoutOf(ctx.params, ctx.fleet);
+        const attempts: {
+          host: string;
+          ok: boolean | null;
+          presented: string | null;
+          error: string | null;
+          port?: number;
+        }[] = [];
+        for (const host of clientsOf(ctx, device)) {
+          const trust = cp<ClientTrustResult>(ctx, "client-trust", host);
+          const hasKey = getClientHost(ctx.fleet, host).credentials.ntlsKey !== undefined;
+          if (!hasKey) {
+            attempts.push({
+              host,
+              ok: null,
+              presented: null,
+              error: "no ntlsKey for this client in the fleet file",
+            });
+            continue;
+          }
+          const r = await ctx.tcp.tlsAsClient(device, host, {
+            clientCertPem: trust.clientCertPem,
+            timeoutMs,
+          });
+          attempts.push({
+            host,
+            ok: r.handshakeOk,
+            presented: r.cert?.fingerprint256 ?? null,
+            error: r.error ?? null,
+            ...(r.localPort !== undefined ? { port: r.localPort } : {}),
+          });
+        }
+        const shell = await ctx.lunash(device);
+        const tail = await shell.read(SYSLOG_TAIL, syslogTail);
+        const handshakes = attempts.map((a): HandshakeView => {
+          const address = getClientHost(ctx.fleet, a.host).host;
+          const failures = tail.handshakeFailures.filter(
+            (f) =>
+              (a.port !== undefined && f.peerPort === a.port) ||
+              (address !== undefined && f.peerAddress === address),
+          );
+          return {
+            host: a.host,
+            handshakeOk: a.ok,
+            presentedFingerprint256: a.presented,
+            error: a.error,
+            syslog: [],
+            failures: failures.map((f) => ({
+              peer: `${f.peerAddress}/${f.peerPort}`,
+              reason: f.reason,
+              code: f.code,
+            })),
+          };
+        });
+        return { device, handshakes: withSequenceLines(handshakes, tail.lines) };
+      },
+    },
+    {
+      id: "report",
+      title: "Per appliance/client pair: in sync, expiring, expired or mismatched (which side, evidence)",
+      kind: "read",
+      async run(ctx): Promise<NtlsReport> {
+        const report = buildReport(ctx);
+        if (report.problems.length > 0)
+          ctx.log.warn({ jobId: ctx.jobId, problems: report.problems }, "NTLS certificate problems");
+        await ctx.evidence.note({
+          ntlsReport: report.pairs.map((p) => ({
+            device: p.device,
+            host: p.host,
+            status: p.status,
+            mismatch: p.mismatch,
+          })),
+        });
+        return report;
+      },
+    },
+    {
+      id: "regen-cert",
+      title: (d) => `Regenerate ${d}'s NTLS server certificate (only with regen=true and an approval)`,
+      kind: "change",
+      forEach: "device",
+      commands: (p) => (p.regen ? ["sysconf regenCert"] : []),
+      async run(ctx): Promise<unknown> {
+        const device = ctx.target!;
+        if (!ctx.params.regen) return { device, regenerated: false, reason: "regen not requested" };
+        const before = cp<ApplianceCertResult>(ctx, "appliance-cert", device).cert;
+        // Re-read first: a resumed job must not regenerate twice.
+        const now = certFacts(await ctx.files.applianceGet(device, "server.pem"), `${device}:server.pem`);
+        if (now.fingerprint256 !== before.fingerprint256)
+          return { device, regenerated: true, resumed: true, fingerprint256: now.fingerprint256 };
+        const approval = await requireRegenApproval(ctx, device);
+        const shell = await ctx.lunash(device);
+        await shell.run("sysconf regenCert", { confirm: "proceed" });
+        const after = certFacts(await ctx.files.applianceGet(device, "server.pem"), `${device}:server.pem`);
+        if (after.fingerprint256 === before.fingerprint256)
+          throw new RepairNotVerified(
+            `${device}: 'sysconf regenCert' reported success but server.pem did not change`,
+          );
+        await ctx.evidence.note({
+          regenerated: device,
+          approval,
+          from: before.fingerprint256,
+          to: after.fingerprint256,
+        });
+        return {
+          device,
+          regenerated: true,
+          approval,
+          fingerprint256: after.fingerprint256,
+          validTo: after.validTo,
+        };
+      },
+    },
+    {
+      id: "repair-client-trust",
+      title: (h) =>
+        `Re-register on ${h} the server certificates it no longer matches (vtl deleteServer/addServer)`,
+      kind: "change",
+      forEach: "clientHost",
+      commands: (p, fleet, h): PlannedCommand[] => {
+        if (!p.repair && !p.regen) return [];
+        const host = getClientHost(fleet, h!);
+        return host.assignments.flatMap((a) => {
+          const d = getDevice(fleet, a.device);
+          return [
+            { via: "sftp" as const, on: d.name, command: "get server.pem" },
+            { via: "host" as const, on: h!, command: `write ${stagedServerCert(d.name)}` },
+            { via: "host" as const, on: h!, command: `vtl deleteServer -n ${d.host}   (only if listed)` },
+            {
+              via: "host" as const,
+              on: h!,
+              command: `vtl addServer -n ${d.host} -c ${stagedServerCert(d.name)}`,
+            },
+          ];
+        });
+      },
+      async run(ctx): Promise<unknown> {
+        const host = ctx.target!;
+        if (!ctx.params.repair && !ctx.params.regen)
+          return { host, repaired: [], reason: "repair not requested" };
+        const report = ctx.requireCheckpoint("report") as unknown as NtlsReport;
+        const regenerated = new Set(
+          ctx.targets.devices.filter(
+            (d) => (ctx.checkpoint("regen-cert", d) as { regenerated?: boolean } | undefined)?.regenerated,
+          ),
+        );
+        const repaired: { device: string; server: string; deleted: boolean }[] = [];
+        for (const pair of report.pairs.filter((p) => p.host === host)) {
+          const wanted =
+            regenerated.has(pair.device) || (ctx.params.repair && (pair.mismatch?.client.length ?? 0) > 0);
+          if (!wanted) continue;
+          // Re-read both sides: a resumed job finds its own half-done work here.
+          const serverPem = await ctx.files.applianceGet(pair.device, "server.pem");
+          const before = await readClientSide(ctx, pair.device, host, serverPem);
+          if (before.trusts && before.server.listed) continue;
+          if (before.current.expired)
+            requireRepairable(
+              pair,
+              "the appliance's own certificate has expired: regenerate it (regen=true) first",
+            );
+          const staged = stagedServerCert(pair.device);
+          await ctx.files.hostWrite(host, staged, serverPem);
+          const shell = await ctx.clientShell(host);
+          if (before.server.listed) await shell.run(`vtl deleteServer -n ${before.server.name}`);
+          await shell.run(`vtl addServer -n ${before.server.name} -c ${staged}`);
+          const after = await readClientSide(ctx, pair.device, host, serverPem);
+          if (!after.trusts || !after.server.listed)
+            throw new RepairNotVerified(
+              `${host}: after vtl addServer, ${pair.device}'s current certificate is still not trusted`,
+            );
+          repaired.push({ device: pair.device, server: before.server.name, deleted: before.server.listed });
+        }
+        return { host, repaired };
+      },
+    },
+    {
+      id: "repair-appliance-trust",
+      title: (d) =>
+        `Re-register on ${d} the client certificates it no longer matches, keeping their partitions exactly`,
+      kind: "change",
+      forEach: "device",
+      commands: (p, fleet, d): PlannedCommand[] => {
+        if (!p.repair) return [];
+        const hosts = clientsOf(
+          { fleet, targets: { clientHosts: fleet.clientHosts.map((h) => h.name) } },
+          d!,
+        );
+        return hosts.flatMap((h) => {
+          const c = clientNameOf(fleet, h);
+          return [
+            { via: "host" as const, on: h, command: `cat ${clientCertPath(fleet, h)}` },
+            { via: "sftp" as const, on: d!, command: `put ${c}.pem` },
+            {
+              via: "lunash" as const,
+              on: d!,
+              command: `client delete -client ${c}   (answers 'proceed'; only if registered)`,
+            },
+            {
+              via: "lunash" as const,
+              on: d!,
+              command: `client register -client ${c} -hostname <registered hostname>`,
+            },
+            {
+              via: "lunash" as const,
+              on: d!,
+              command: `client assignPartition -client ${c} -partition <each partition it had>`,
+            },
+          ];
+        });
+      },
+      async run(ctx): Promise<unknown> {
+        const device = ctx.target!;
+        if (!ctx.params.repair) return { device, repaired: [], reason: "repair not requested" };
+        const report = ctx.requireCheckpoint("report") as unknown as NtlsReport;
+        const seen = cp<ApplianceTrustResult>(ctx, "appliance-trust", device);
+        const repaired: { host: string; clientName: string; partitions: string[] }[] = [];
+        for (const pair of report.pairs.filter(
+          (p) => p.device === device && (p.mismatch?.appliance.length ?? 0) > 0,
+        )) {
+          const was = seen.clients.find((c) => c.host === pair.host);
+          if (!was) requireRepairable(pair, "no record of the client's registration before the repair");
+          const clientName = was.clientName;
+          const hostEntry = getClientHost(ctx.fleet, pair.host);
+          // Exactly the partitions it had; a client the appliance did not know gets the fleet file's assignment.
+          const partitions = was.registered
+            ? was.partitions
+            : (hostEntry.assignments.find((a) => a.device === device)?.partitions ?? []);
+          const hostname = was.hostname ?? hostEntry.host ?? hostEntry.name;
+          // Re-read both sides first (resume-safe): the client's certificate and the appliance's registration.
+          const certPem = await ctx.files.hostRead(pair.host, clientCertPath(ctx.fleet, pair.host));
+          const cert = certFacts(certPem, `${pair.host}:${clientCertPath(ctx.fleet, pair.host)}`);
+          const now = await readApplianceSide(ctx, device, pair.host);
+          if (
+            now.registered &&
+            now.fingerprint === cert.fingerprintMd5 &&
+            sameSet(now.partitions, partitions)
+          )
+            continue;
+          const shell = await ctx.lunash(device);
+          // Upload first: the window in which the appliance knows no certificate for the client stays short.
+          await ctx.files.appliancePut(device, `${clientName}.pem`, certPem);
+          if (now.registered && now.fingerprint !== cert.fingerprintMd5)
+            await shell.run(`client delete -client ${clientName}`, { confirm: "proceed" });
+          if (!now.registered || now.fingerprint !== cert.fingerprintMd5)
+            await shell.run(`client register -client ${clientName} -hostname ${hostname}`);
+          const current = await readApplianceSide(ctx, device, pair.host);
+          for (const partition of partitions)
+            if (!current.partitions.includes(partition))
+              await shell.run(`client assignPartition -client ${clientName} -partition ${partition}`);
+          const after = await readApplianceSide(ctx, device, pair.host);
+          if (
+            !after.registered ||
+            after.fingerprint !== cert.fingerprintMd5 ||
+            !sameSet(after.partitions, partitions)
+          )
+            throw new RepairNotVerified(
+              `${device}: after re-registering ${clientName}, the registration is ${after.registered ? `fingerprint ${after.fingerprint} with partitions [${after.partitions.join(", ")}]` : "absent"} (expected [${partitions.join(", ")}])`,
+            );
+          repaired.push({ host: pair.host, clientName, partitions: after.partitions });
+        }
+        return { device, repaired };
+      },
+    },
+    {
+      id: "verify",
+      title:
+        "Verify every repaired pair: handshake as the client, the trusted certificate presented, vtl verify",
+      kind: "read",
+      commands: (p, fleet) => {
+        if (!p.repair && !p.regen) return [];
+        return fleet.clientHosts.map((h) => ({ via: "host" as const, on: h.name, command: "vtl verify" }));
+      },
+      async run(ctx): Promise<unknown> {
+        if (!ctx.params.repair && !ctx.params.regen) return { verified: [], reason: "nothing was changed" };
+        const changed = new Set<string>();
+        for (const h of ctx.targets.clientHosts)
+          for (const r of (
+            ctx.checkpoint("repair-client-trust", h) as { repaired?: { device: string }[] } | undefined
+          )?.repaired ?? [])
+            changed.add(`${r.device} ${h}`);
+        for (const d of ctx.targets.devices)
+          for (const r of (
+            ctx.checkpoint("repair-appliance-trust", d) as { repaired?: { host: string }[] } | undefined
+          )?.repaired ?? [])
+            changed.add(`${d} ${r.host}`);
+        const verified: unknown[] = [];
+        const timeoutMs = timeoutOf(ctx.params, ctx.fleet);
+        const vtlByHost = new Map<string, { ok: boolean; serials: string[]; error: string | null }>();
+        for (const key of [...changed].sort()) {
+          const [device, host] = key.split(" ") as [string, string];
+          const certPem = await ctx.files.hostRead(host, clientCertPath(ctx.fleet, host));
+          const serverPem = await ctx.files.applianceGet(device, "server.pem");
+          const side = await readClientSide(ctx, device, host, serverPem);
+          const hs = await ctx.tcp.tlsAsClient(device, host, { clientCertPem: certPem, timeoutMs });
+          let vtl = vtlByHost.get(host);
+          if (!vtl) {
+            const shell = await ctx.clientShell(host);
+            try {
+              const { slots } = await shell.read("vtl verify", vtlVerify);
+              vtl = { ok: true, serials: slots.map((s) => s.serial), error: null };
+            } catch (err) {
+              if (!isDeviceError(err)) throw err;
+              vtl = { ok: false, serials: [], error: err.message };
+            }
+            vtlByHost.set(host, vtl);
+          }
+          const dev = getDevice(ctx.fleet, device);
+          const assigned =
+            getClientHost(ctx.fleet, host).assignments.find((a) => a.device === device)?.partitions ?? [];
+          const serials = dev.partitions.filter((p) => assigned.includes(p.label)).map((p) => p.serial);
+          const vtlOk = vtl.ok
+            ? serials.every((s) => vtl.serials.includes(s))
+            : !(vtl.error ?? "").includes(side.server.name);
+          const presentedTrusted = hs.cert?.fingerprint256 === side.current.fingerprint256 && side.trusts;
+          const result = {
+            device,
+            host,
+            handshakeOk: hs.handshakeOk,
+            presentedTrusted,
+            vtlVerify: { ok: vtl.ok, seesPartitions: vtlOk, error: vtl.error },
+          };
+          verified.push(result);
+          if (!hs.handshakeOk || !presentedTrusted || !vtlOk)
+            throw new RepairNotVerified(
+              `${device} / ${host}: after the repair the link does not verify (handshake ${hs.handshakeOk ? "ok" : `failed: ${hs.error}`}, presented certificate ${presentedTrusted ? "trusted" : "not trusted"}, vtl verify ${vtlOk ? "ok" : "does not list the partitions"})`,
+            );
+        }
+        return { verified };
+      },
+    },
+  ],
+});
+
+/** The whole NTLS failure sequence of each attributed handshake (its `peer` appears on the first and last lines). */
+function withSequenceLines(handshakes: HandshakeView[], lines: string[]): HandshakeView[] {
+  return handshakes.map((h) => {
+    if (h.failures.length === 0) return { ...h, syslog: [] };
+    const picked = new Set<number>();
+    for (const f of h.failures) {
+      const idx = lines.map((l, i) => (l.includes(f.peer) ? i : -1)).filter((i) => i >= 0);
+      if (idx.length === 0) continue;
+      for (let i = Math.min(...idx); i <= Math.max(...idx); i++) picked.add(i);
+    }
+    return { ...h, syslog: [...picked].sort((a, b) => a - b).map((i) => lines[i]!) };
+  });
+}
+
+function sameSet(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+async function requireRegenApproval(ctx: Ctx, device: string): Promise<unknown> {
+  const dev = getDevice(ctx.fleet, device);
+  let approvals: Ctx["approvals"] | undefined;
+  try {
+    approvals = ctx.approvals;
+  } catch {
+    approvals = undefined;
+  }
+  if (approvals) {
+    const state = await approvals.request({
+      device,
+      serial: dev.serial,
+      required: ctx.fleet.approvals.required,
+      expiresMinutes: ctx.fleet.approvals.expiresMinutes,
+      principals: ctx.fleet.approvals.principals,
+    });
+    if (state.status === "approved")
+      return { via: "approvals", principals: state.approvals.map((a) => a.principal) };
+    throw new RegenNotApproved(
+      `${device}: 'sysconf regenCert' breaks every client of the appliance and needs ${state.required} approval(s) (status: ${state.status}); approve job ${ctx.jobId} with 'lunafleet approve', then run it again`,
+      state.status === "awaiting-approval",
+    );
+  }
+  // Hook until every engine has an approvals store: the operator names who approved; recorded as evidence.
+  if (ctx.params.approvedBy.length === 0)
+    throw new RegenNotApproved(
+      `${device}: 'sysconf regenCert' needs an approval: no approvals store is wired and no approvedBy principal was given`,
+      false,
+    );
+  return { via: "approvedBy parameter", principals: ctx.params.approvedBy };
+}
+
+/** Put the reads together: one verdict per pair, with the evidence that decided it. */
+function buildReport(ctx: Ctx): NtlsReport {
+  const within = ctx.params.expiringWithinDays ?? ctx.fleet.defaults.certExpiryWarnDays;
+  const problems: string[] = [];
+  const pairs = pairsOf(ctx).map(({ device, host }): PairReport => {
+    const app = cp<ApplianceCertResult>(ctx, "appliance-cert", device).cert;
+    const trust = cp<ClientTrustResult>(ctx, "client-trust", host);
+    const view = cp<ApplianceTrustResult>(ctx, "appliance-trust", device).clients.find(
+      (c) => c.host === host,
+    );
+    const hs = cp<HandshakeResult>(ctx, "handshake", device).handshakes.find((h) => h.host === host);
+    if (!view || !hs) throw new UnexpectedResult(`${device} / ${host}: reads are missing for this pair`);
+    const server = serverNameFor(ctx.fleet, device, trust.servers);
+    const trustsCurrent = trust.trusted.some((t) => t.fingerprint256 === app.fingerprint256);
+    const clientSide: string[] = [];
+    if (!server.listed) clientSide.push(`${host} has no server entry for ${device} (vtl listServers)`);
+    if (!trustsCurrent) {
+      const stale = trust.trusted.filter((t) => t.subject === app.subject);
+      clientSide.push(
+        stale.length > 0
+          ? `${host} trusts a different certificate for ${device} (${stale.map((s) => `${s.fingerprint256.slice(0, 23)}…, valid to ${s.validTo}`).join("; ")}) than the one it presents (${app.fingerprint256.slice(0, 23)}…)`
+          : `${host} does not trust ${device}'s current certificate (${app.fingerprint256.slice(0, 23)}…)`,
+      );
+    }
+    if (
+      hs.handshakeOk === true &&
+      hs.presentedFingerprint256 &&
+      !trust.trusted.some((t) => t.fingerprint256 === hs.presentedFingerprint256)
+    )
+      if (trustsCurrent)
+        clientSide.push(`${device} presented a certificate ${host} does not trust during the handshake`);
+    const applianceSide: string[] = [];
+    if (!view.registered) applianceSide.push(`${device} has no client registered as '${trust.clientName}'`);
+    else if (view.fingerprint !== trust.clientCert.fingerprintMd5)
+      applianceSide.push(
+        `${device} holds a different certificate for '${trust.clientName}' (client fingerprint ${view.fingerprint}) than ${host} presents (${trust.clientCert.fingerprintMd5})`,
+      );
+    if (hs.handshakeOk === false && hs.failures.length > 0)
+      applianceSide.push(
+        `${device} refused ${host}'s certificate in a handshake: NTLS logged ${hs.failures.map((f) => f.code).join(", ")} (unknown ca)`,
+      );
+    else if (hs.handshakeOk === false) applianceSide.push(`handshake as ${host} failed: ${hs.error}`);
+    const mismatched = clientSide.length > 0 || applianceSide.length > 0;
+    const status: PairStatus = mismatched
+      ? "mismatched"
+      : app.expired
+        ? "expired"
+        : app.daysLeft <= within
+          ? "expiring"
+          : "in-sync";
+    if (status === "mismatched")
+      problems.push(`${device} / ${host}: mismatched — ${[...clientSide, ...applianceSide].join("; ")}`);
+    else if (status === "expired")
+      problems.push(`${device} / ${host}: ${device}'s certificate expired ${-app.daysLeft} day(s) ago`);
+    else if (status === "expiring")
+      problems.push(`${device} / ${host}: ${device}'s certificate expires in ${app.daysLeft} day(s)`);
+    return {
+      device,
+      host,
+      status,
+      daysLeft: app.daysLeft,
+      mismatch: mismatched ? { client: clientSide, appliance: applianceSide } : null,
+      evidence: {
+        applianceCert: { fingerprint256: app.fingerprint256, validTo: app.validTo },
+        clientTrusts: trust.trusted.filter((t) => t.subject === app.subject).map((t) => t.fingerprint256),
+        clientListed: server.listed,
+        registered: view.registered,
+        registeredFingerprint: view.fingerprint,
+        clientCertFingerprint: trust.clientCert.fingerprintMd5,
+        partitions: view.partitions,
+        handshake: { ok: hs.handshakeOk, presented: hs.presentedFingerprint256, error: hs.error },
+        syslog: hs.syslog,
+      },
+    };
+  });
+  return { expiringWithinDays: within, pairs, problems };
+}
