@@ -8,7 +8,7 @@
 // Redis. On several hosts each data dir holds a prefix up to its own last write; the worker that runs the job
 // writes its result last, so its copy is complete.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { open, readFile, stat, unlink } from "node:fs/promises";
+import { link, open, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { redact } from "../config/secret.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../queue/redis.ts";
@@ -163,13 +163,17 @@ class FileMirror {
     const lockPath = `${this.path}.lock`;
     const deadline = Date.now() + FILE_LOCK_WAIT_MS;
     for (;;) {
+      // The lock file appears with the pid already in it (written to a private file, then hard-linked into place,
+      // which fails if the lock exists): a process killed while taking the lock never leaves an empty, unowned one.
+      const staged = `${lockPath}.${process.pid}.${Math.random().toString(36).slice(2)}`;
       try {
-        const fh = await open(lockPath, "wx", 0o600);
-        await fh.writeFile(String(process.pid));
-        await fh.close();
+        await writeFile(staged, String(process.pid), { mode: 0o600 });
+        await link(staged, lockPath);
         break;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      } finally {
+        await unlink(staged).catch(() => {});
       }
       const holder = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
       // Our own pid cannot legitimately hold it (this process serializes its writes): a leftover of a dead

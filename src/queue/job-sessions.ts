@@ -16,6 +16,8 @@ const CLOSE_CONFIRM_MS = 3000;
 
 export interface JobSessionScope {
   provider: ShellSessionProvider;
+  /** The job's shells (the login guard logs in on these, so the step's next commands run in that shell). */
+  sessions: ShellSessions;
   /** Shells opened by this job and not yet closed. */
   readonly openChannels: number;
   /** Close every shell this job opened and wait until each channel has closed (or the wait times out). */
@@ -65,6 +67,7 @@ export function openJobSessions(fleet: Fleet, pool: SshPool, hooks: JobSessionHo
   const provider = shellSessionProvider(fleet, { pool: jobPool, sessions });
   return {
     provider,
+    sessions,
     get openChannels() {
       return channels.size;
     },

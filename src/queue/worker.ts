@@ -19,6 +19,8 @@ import { planJob } from "../engine/plan.ts";
 import type { JobTargets } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
+import { LoginGuard } from "../guard/guard.ts";
+import { jobGuard } from "../guard/job-guard.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
 import type { TrustStore } from "../transport/trust-store.ts";
 import { recordFindings } from "./findings.ts";
@@ -104,6 +106,8 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
       else if (e.type === "closed") metrics?.sshConnections(-1);
     },
   });
+
+  const loginGuard = new LoginGuard(redis as Redis);
 
   const processJob = async (job: Job<JobData, JobResult>, token?: string): Promise<JobResult> => {
     const data = job.data;
@@ -235,7 +239,22 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
         evidence,
         checkpoints,
         signal: cancel.signal,
-        ...(locks ? { locks } : {}),
+        ...(locks
+          ? {
+              locks,
+              // Logins go through the guard only, under this job's locks, on this job's shells.
+              guard: jobGuard({
+                guard: loginGuard,
+                sessions: scope.sessions,
+                fleet,
+                jobId,
+                locks,
+                evidence,
+                actor: data.actor,
+                redis: redis as Redis,
+              }),
+            }
+          : {}),
         attempt: requestedBefore ? Math.max(2, job.attemptsMade + 1) : job.attemptsMade + 1,
         actor: data.actor,
         log: jlog,
