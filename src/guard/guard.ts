@@ -83,6 +83,9 @@ const LOGIN_COMMAND: Record<GuardRole, { shell: "lunash" | "lunacm"; canonical: 
 const WRONG_PASSWORD_CODES = new Set(["a00000", "0xa0"]);
 const WRONG_PASSWORD_NAMES = new Set(["LUNA_RET_UM_PIN_INCORRECT", "CKR_PIN_INCORRECT"]);
 
+/** The tail of the guard's queue per shell session (see login()). */
+const sessionTurns = new WeakMap<ShellSession, Promise<unknown>>();
+
 export class LoginGuard {
   readonly ledger: LoginLedger;
 
@@ -90,7 +93,25 @@ export class LoginGuard {
     this.ledger = new LoginLedger(redis);
   }
 
-  async login(req: LoginRequest): Promise<LoginResult> {
+  /**
+   * Log in once, or throw GuardRefused (nothing sent) / LoginFailed (sent, failed or unknown, quarantined).
+   * Logins through one shell session run one at a time: a lunacm session is shared by every partition of its client
+   * host, and `slot set` → counters → `role login` must not interleave with another login's slot selection.
+   */
+  login(req: LoginRequest): Promise<LoginResult> {
+    const prev = sessionTurns.get(req.session) ?? Promise.resolve();
+    const mine = prev.then(
+      () => this.#login(req),
+      () => this.#login(req),
+    );
+    sessionTurns.set(
+      req.session,
+      mine.catch(() => {}),
+    );
+    return mine;
+  }
+
+  async #login(req: LoginRequest): Promise<LoginResult> {
     const { fleet, role, jobId, evidence } = req;
     const where = { device: req.device, partition: req.partition, role };
     const record = (data: Record<string, unknown>) =>
