@@ -252,7 +252,7 @@ describe("login guard over the twin", () => {
         policy: { effect: string; threshold: number };
         device: { reads: string[]; policy15: number };
       };
-      expect(recorded.policy).toMatchObject({ effect: "permanent-lockout", threshold: 10 });
+      expect(recorded.policy).toMatchObject({ effect: "permanent-lockout", threshold: 4 });
       expect(recorded.device.policy15).toBe(0);
       expect(recorded.device.reads).toEqual(
         expect.arrayContaining(["partition showinfo", "role show -name co", "hsm showPolicies"]),

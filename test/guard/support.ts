@@ -25,7 +25,7 @@ devices:
     serial: "700501"
     credentials: { appliance: "Appliance-G1-pw", hsmSo: "HsmSo-G1-secret" }
     partitions:
-      - { label: par-g1, serial: "1700501000001", credentials: { partitionSo: "ParSo-G1-secret", co: "CryptoOff-G1-secret" } }
+      - { label: par-g1, serial: "1700501000001", credentials: { partitionSo: "ParSo-G1-secret", co: "CryptoOff-G1-secret" }, sim: { policy20: 4 } }
   - name: hsm-g2
     host: 127.0.0.2
     port: 2222
