@@ -87,6 +87,7 @@ describe("only src/guard sends login commands", () => {
 
   it("the scanner catches a sender and ignores prose (self-test)", () => {
     expect(sendsLogin('await shell.run("hsm login")')).toBe(true);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the file body under test contains a template literal
     expect(sendsLogin("await shell.run(`role login -name ${r}`)")).toBe(true);
     expect(sendsLogin("const c = 'audit login';")).toBe(true);
     expect(sendsLogin('await shell.run("hsm show")')).toBe(false);
