@@ -5,8 +5,11 @@
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { SanctionedZeroizeRefused } from "../../src/guard/errors.ts";
+import { LoginGuard } from "../../src/guard/guard.ts";
+import { jobGuard } from "../../src/guard/job-guard.ts";
 import { ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { checkApprovals, sanctionedZeroize } from "../../src/guard/sanctioned-zeroize.ts";
+import { approve, requestApproval } from "../../src/queue/approvals.ts";
 import { claimLastAttemptExceptionIssuer } from "../../src/shell/last-attempt-exception.ts";
 import { withRedis } from "../helpers/redis.ts";
 import {
@@ -174,6 +177,38 @@ describe("sanctioned zeroize", () => {
     expect(resumed.result).toMatchObject({ alreadyZeroized: true, loginsSent: 0 });
     expect(resumed.evidence.events()).toEqual(["zeroize-already-done"]);
     expect(loginsSent()).toBe(3);
+  });
+
+  it("through the job guard (ctx.guard.sanctionedZeroize): approvals and confirmation come from the approvals store", async () => {
+    const jobId = "deprovision-hsm-g1-2";
+    const locks = await lockDevice(r, "hsm-g1", jobId);
+    try {
+      const jg = jobGuard({
+        guard: new LoginGuard(r),
+        sessions: shells.sessions,
+        fleet: g.fleet,
+        jobId,
+        locks,
+        evidence: new MemoryEvidence(),
+        redis: r,
+      });
+      // Not approved yet: refused, nothing sent.
+      await requestApproval(r, jobId, {
+        device: "hsm-g1",
+        serial: "700501",
+        required: 2,
+        expiresMinutes: 60,
+      });
+      await approve(r, jobId, { principal: "alice", confirmation: "700501" });
+      await expect(jg.sanctionedZeroize("hsm-g1")).rejects.toThrow(/no granted approval/);
+      expect(loginsSent()).toBe(0);
+      await approve(r, jobId, { principal: "bob", confirmation: "700501" });
+      const res = await jg.sanctionedZeroize("hsm-g1");
+      expect(res).toMatchObject({ alreadyZeroized: false, loginsSent: 3 });
+      expect(state().zeroized).toBe(true);
+    } finally {
+      await locks.release();
+    }
   });
 
   it("the exception issuer is claimed once per process (by sanctioned-zeroize.ts); nobody else gets one", () => {

@@ -48,7 +48,7 @@ export interface GuardTwin {
   fleet: Fleet;
   /** The right credentials as the fleet file had them (to "fix" a credential). */
   rightCredentials: Map<string, string>;
-  snapshot: Map<string, { partitions: PartitionState[] }>;
+  snapshot: Map<string, { label: string; partitions: PartitionState[] }>;
 }
 
 export async function startGuardTwin(yaml = GUARD_FLEET_YAML): Promise<GuardTwin> {
@@ -62,9 +62,9 @@ export async function startGuardTwin(yaml = GUARD_FLEET_YAML): Promise<GuardTwin
       for (const r of ["partitionSo", "co"] as const)
         rightCredentials.set(`${d.name}:${p.label}:${r}`, p.credentials[r] ?? "");
   }
-  const snapshot = new Map<string, { partitions: PartitionState[] }>();
+  const snapshot = new Map<string, { label: string; partitions: PartitionState[] }>();
   for (const [name, a] of twin.appliances)
-    snapshot.set(name, { partitions: structuredClone(a.state.partitions) });
+    snapshot.set(name, { label: a.state.label, partitions: structuredClone(a.state.partitions) });
   return { twin, fleet: twin.fleet, rightCredentials, snapshot };
 }
 
@@ -79,6 +79,9 @@ export function resetTwin(g: GuardTwin): void {
     s.faults.slowReplyMs = undefined;
     s.faults.garbleCommand = undefined;
     const snap = g.snapshot.get(name)?.partitions ?? [];
+    // A zeroize emptied the list: put copies back (lunacm on the client host sees them only after a restart).
+    if (s.partitions.length === 0) s.partitions.push(...structuredClone(snap));
+    s.label = g.snapshot.get(name)?.label ?? s.label;
     // In place: client-host twins hold references to these objects.
     for (const p of s.partitions) {
       const orig = snap.find((o) => o.label === p.label);
