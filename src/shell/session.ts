@@ -447,7 +447,10 @@ export class ShellSession {
   }
 
   #send(text: string): void {
-    this.#cursor = this.#raw.length;
+    // Nothing before a new command is ever read again: drop it, so a shell kept open for days (polling) does not
+    // hold every byte it ever received.
+    this.#raw = "";
+    this.#cursor = 0;
     this.#channel.write(text + this.#platform.enter);
     this.transcript.sent(text);
   }
