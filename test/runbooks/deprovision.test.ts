@@ -218,3 +218,41 @@ describe("deprovision over the twin", () => {
     expect(hsmLogins(device)).toHaveLength(0);
   });
 });
+
+describe("lunafleet plan deprovision <device>", () => {
+  it("shows the whole order with exact commands and ARM operations, from the fleet file alone", async () => {
+    const { planJob, renderPlan } = await import("../../src/engine/plan.ts");
+    const { getRunbook } = await import("../../runbooks/index.ts");
+    const demo = demoFleet();
+    const plan = planJob(getRunbook("deprovision"), { target: "hsm-b3", deleteResourceGroup: true }, demo);
+    expect(plan.targets).toEqual({ devices: ["hsm-b3"], clientHosts: ["client-a", "client-b"] });
+    expect(plan.steps.map((s) => [s.id, s.kind])).toEqual([
+      ["preflight", "read"],
+      ["sanctioned-zeroize", "change"],
+      ["verify-zeroized", "read"],
+      ["delete-hsm-resource", "change"],
+      ["verify-hsm-gone", "read"],
+      ["delete-resource-group", "change"],
+    ]);
+    const id = hsmResourceId(demo, "hsm-b3");
+    const text = renderPlan(plan);
+    expect(text).toContain(`arm ${id}> DELETE, then poll Azure-AsyncOperation until Succeeded`);
+    expect(text).toContain("lunacm client-a> hagroup listgroups");
+    expect(text).toContain("--confirm 700203");
+    expect(text).toContain(
+      "arm /subscriptions/00000000-0000-4000-8000-00000000d3m0/resourceGroups/rg-hsm-c> DELETE",
+    );
+    // Order in the text: zeroize before the HSM DELETE, which comes before the group DELETE.
+    const zeroize = text.indexOf("hsm login");
+    const hsmDelete = text.indexOf(`arm ${id}> DELETE`);
+    const groupDelete = text.indexOf("rg-hsm-c> DELETE");
+    expect(zeroize).toBeGreaterThan(0);
+    expect(hsmDelete).toBeGreaterThan(zeroize);
+    expect(groupDelete).toBeGreaterThan(hsmDelete);
+    // Not asked: no group commands at all.
+    const kept = planJob(getRunbook("deprovision"), { target: "hsm-b3" }, demo);
+    expect(kept.steps.at(-1)?.commands).toEqual([]);
+    // A device without an Azure resource, or an HA group as target, is refused at plan time.
+    expect(() => planJob(getRunbook("deprovision"), { target: "ha-tokens" }, demo)).toThrow(/unknown target/);
+  });
+});
