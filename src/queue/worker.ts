@@ -10,10 +10,11 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { getRunbook } from "../../runbooks/index.ts";
+import { azureSettingsFrom, createAzureClients, DedicatedHsmGateway } from "../azure/index.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
-import type { JobLogger } from "../engine/context.ts";
+import type { AzurePort, JobLogger } from "../engine/context.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import { planJob } from "../engine/plan.ts";
 import type { JobTargets } from "../engine/runbook.ts";
@@ -23,6 +24,7 @@ import { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
 import type { TrustStore } from "../transport/trust-store.ts";
+import { approvalsPort } from "./approvals.ts";
 import { recordFindings } from "./findings.ts";
 import { openJobSessions } from "./job-sessions.ts";
 import { cancelKey, fleetDigest, type JobData, QUEUE_NAME, resultKey } from "./jobs.ts";
@@ -69,6 +71,11 @@ export interface StartWorkerOptions {
   log?: JobLogger;
   metrics?: WorkerMetrics;
   trustStore?: TrustStore;
+  /**
+   * ARM for deprovisioning (ctx.azure). Default: built from the fleet's `azure` block when a device names a
+   * Dedicated HSM resource (DefaultAzureCredential); the twin's daemon passes clients that trust its ARM's CA.
+   */
+  azure?: AzurePort;
   /** Start taking jobs right away (default true). */
   autorun?: boolean;
 }
@@ -94,6 +101,8 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
   const lockWaitMs = opts.lockWaitMs ?? 10_000;
   const cancelPollMs = opts.cancelPollMs ?? 500;
   const redis = connectRedis({ ...opts.redis, flavour: "command", connectionName: `lunafleet:${workerId}` });
+  const azure = opts.azure ?? defaultAzure(fleet, log);
+  const approvals = approvalsPort(redis);
   const bullConnection = connectRedis({
     ...opts.redis,
     flavour: "worker",
@@ -258,6 +267,8 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
         attempt: requestedBefore ? Math.max(2, job.attemptsMade + 1) : job.attemptsMade + 1,
         actor: data.actor,
         log: jlog,
+        ...(azure ? { azure } : {}),
+        approvals,
       });
       await redis.set(resultKey(jobId), JSON.stringify(result), "EX", 30 * 86_400);
       finishedStatus = result.status;
@@ -327,4 +338,20 @@ function child(log: JobLogger, bindings: Record<string, unknown>): JobLogger {
     error: (o, m) => log.error({ ...bindings, ...o }, m),
     debug: (o, m) => log.debug({ ...bindings, ...o }, m),
   };
+}
+
+/** The ARM gateway for fleets that name Dedicated HSM resources; undefined (ctx.azure unavailable) otherwise. */
+function defaultAzure(fleet: Fleet, log: JobLogger): AzurePort | undefined {
+  const first = fleet.devices.find((d) => d.azure?.resourceId)?.azure?.resourceId;
+  if (!first) return undefined;
+  try {
+    const sub = /^\/subscriptions\/([^/]+)\//i.exec(first)?.[1];
+    return new DedicatedHsmGateway(createAzureClients(azureSettingsFrom(fleet.azure, sub)));
+  } catch (err) {
+    log.warn(
+      { error: (err as Error).message },
+      "azure: not configured; deprovisioning jobs will stop at ctx.azure",
+    );
+    return undefined;
+  }
 }
