@@ -268,7 +268,8 @@ export function maskForEcho(line: string): string {
   let secret = false;
   const secretWord = (): boolean => {
     const prev = words[words.length - 1];
-    if (prev !== undefined && /^-p/i.test(prev)) return true;
+    // `-p` and any prefix of `-password` hide a password; `-partition` and the like do not.
+    if (prev !== undefined && /^-p(a(s(s(w(o(r(d)?)?)?)?)?)?)?$/i.test(prev)) return true;
     const [w0, w1] = words;
     return (
       words.length >= 2 &&
