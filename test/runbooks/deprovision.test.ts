@@ -2,6 +2,7 @@
 // the happy path in the only safe order, and every failure stopping before the next destructive step.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Fleet } from "../../src/config/schema.ts";
+import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { approvalState, reject } from "../../src/queue/approvals.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
@@ -11,6 +12,7 @@ import {
   approveWhenAsked,
   type Connections,
   connect,
+  crashingCheckpoints,
   hsmResourceId,
   removeFromHaGroups,
   runDeprovision,
@@ -184,6 +186,40 @@ describe("deprovision over the twin", () => {
     expect(hsmLogins(device)).toHaveLength(0);
     // The waiver is on the record.
     expect(JSON.stringify(await records(id))).toContain("lab device, test keys only");
+  });
+
+  it("approvals that expire between preflight and the zeroize (a job resumed late): nothing is sent", async () => {
+    const device = "hsm-a3";
+    removeFromHaGroups(twin, device);
+    const id = jobId("late");
+    const shortFleet = { ...fleet, approvals: { ...fleet.approvals, expiresMinutes: 0.03 } }; // 1.8 s
+    const approvals = approveWhenAsked(r(), id, [
+      { principal: "alice", confirmation: "700103" },
+      { principal: "bob", confirmation: "700103" },
+    ]);
+    const first = await runDeprovision(conn, shortFleet, r(), redis.dataDir, {
+      jobId: id,
+      params: { target: device, backupsConfirmed: true, approvalPollMs: 10 },
+      checkpoints: crashingCheckpoints(new RedisCheckpointStore(r()), {
+        step: "preflight",
+        when: "after-commit",
+      }),
+    });
+    await approvals;
+    expect(first.error?.type).toBe("SimulatedCrash");
+    const expiresAt = Date.parse((await approvalState(r(), id))!.expiresAt);
+    await new Promise((res) => setTimeout(res, Math.max(0, expiresAt - Date.now()) + 50));
+    const resumed = await runDeprovision(conn, shortFleet, r(), redis.dataDir, {
+      jobId: id,
+      params: { target: device, backupsConfirmed: true, approvalPollMs: 10 },
+      attempt: 2,
+    });
+    expect(resumed.error).toMatchObject({ type: "ApprovalNotGranted", retryable: false });
+    expect(resumed.error?.message).toMatch(
+      /approvals are expired at the moment of the zeroize; nothing was sent/,
+    );
+    expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
+    expect(hsmLogins(device)).toHaveLength(0);
   });
 
   it("a rejection stops the waiting job; a cancelled job stops waiting", async () => {
