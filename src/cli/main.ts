@@ -6,6 +6,7 @@ import { registerDaemonCommand } from "./commands/daemon.ts";
 import { registerEvidenceCommands } from "./commands/evidence.ts";
 import { registerFleetCommands } from "./commands/fleet.ts";
 import { registerGuardCommands } from "./commands/guard.ts";
+import { registerHaCommands } from "./commands/ha.ts";
 import { registerJobCommand } from "./commands/job.ts";
 import { registerJobsCommand } from "./commands/jobs.ts";
 import { registerParseCommand } from "./commands/parse.ts";
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerScheduleCommands(program);
   registerReportCommand(program);
   registerGuardCommands(program);
+  registerHaCommands(program);
   registerApproveCommands(program);
   return program;
 }
