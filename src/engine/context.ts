@@ -374,6 +374,7 @@ export function createStepContext<P>(
           timeoutMs: opts.timeoutMs,
           clientCert: opts.clientCertPem,
           clientKey: key.reveal(),
+          awaitClientCertVerdict: true,
         });
         await record("parse", { via: "tls", on, command, result });
         return result;

@@ -17,6 +17,12 @@ export interface TlsProbeOptions {
   /** Client certificate and key (PEM) for servers that require one, as NTLS does for registered clients. */
   clientCert?: string;
   clientKey?: string;
+  /**
+   * With a client certificate: wait briefly after the handshake for the server's verdict on it (TLS 1.3 completes
+   * on the client before the server has judged the certificate); a server that then drops the line refused it.
+   * For servers that hold an accepted client's line open, as NTLS does.
+   */
+  awaitClientCertVerdict?: boolean;
   /** Trust anchors (PEM) to evaluate the chain against; the handshake proceeds either way. */
   ca?: string;
   /** SNI name; never sent for IP addresses. */
@@ -125,7 +131,7 @@ export function probeTls(host: string, port: number, opts: TlsProbeOptions): Pro
       const peer = socket.getPeerX509Certificate();
       const authError = socket.authorizationError;
       const handshakeMs = round(performance.now() - started);
-      if (opts.clientCert) {
+      if (opts.clientCert && opts.awaitClientCertVerdict) {
         // TLS 1.3: the client finishes before the server has judged the client certificate. A server that refuses
         // it ends the connection right after (alert or close); one that accepts it keeps the line open.
         const refused = (why: string) =>

@@ -41,7 +41,9 @@ describe("lunafleet plan", () => {
   it("exits 1 naming the known runbooks, or the valid targets", async () => {
     const unknown = await cli("plan", "ha-recovr", "--fleet", "config/demo.yaml");
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain("known runbooks: deprovision, patch-verify, tcp-check");
+    expect(unknown.stderr).toContain(
+      "known runbooks: deprovision, ha-recover, ha-sync, ntls-cert-sync, patch-verify, tcp-check",
+    );
     const target = await cli("plan", "tcp-check", "hsm-zz", "--fleet", "config/demo.yaml");
     expect(target.code).toBe(1);
     expect(target.stderr).toContain("unknown target 'hsm-zz'");
