@@ -307,10 +307,21 @@ export const deprovision = defineRunbook({
             "zeroized",
             dev.name,
           );
+        // A delete an earlier attempt started may still be running (the worker died while polling): ARM answers a
+        // repeated DELETE with the running operation, so sending it again re-attaches instead of starting another.
+        if (hsm.provisioningState === "Deleting")
+          await ctx.evidence.note({
+            deleteHsm: "a delete is already running: re-attaching to it",
+            resourceId: id.id,
+          });
         try {
           const result = await ctx.azure.deleteHsm(id.id, { signal: ctx.signal });
           return { resourceId: id.id, deleted: true, alreadyGone: false, requestIds: result.requestIds };
         } catch (err) {
+          if (ctx.signal.aborted)
+            throw new JobCancelled(
+              `${dev.name}: cancelled while Azure was deleting ${id.id}; the delete may still complete — a resumed job re-reads it first`,
+            );
           if (err instanceof HsmDeleteFailedError && err.failure.code === "HsmNotZeroized")
             throw new AzureRefusedDelete(
               `${dev.name}: Azure refused to delete ${id.id}: the device is not zeroized (${err.message})`,
@@ -375,7 +386,15 @@ export const deprovision = defineRunbook({
             "resource-group",
             ctx.params.target,
           );
-        const result = await ctx.azure.deleteResourceGroup(id.resourceGroup, { signal: ctx.signal });
+        const result = await ctx.azure
+          .deleteResourceGroup(id.resourceGroup, { signal: ctx.signal })
+          .catch((err: unknown) => {
+            if (ctx.signal.aborted)
+              throw new JobCancelled(
+                `cancelled while Azure was deleting resource group ${id.resourceGroup}; a resumed job re-reads it first`,
+              );
+            throw err;
+          });
         return {
           resourceGroup: id.resourceGroup,
           deleted: true,

@@ -78,7 +78,7 @@ function crashFleet(count: number): Fleet {
 }
 
 beforeAll(async () => {
-  twin = await startTwin(crashFleet(CASES.length + 4), { rebase: true });
+  twin = await startTwin(crashFleet(CASES.length + 5), { rebase: true });
   fleet = twin.fleet;
   conn = connect(fleet, twin.arm!);
 });
@@ -265,5 +265,50 @@ describe("deprovision: kill at each step, then resume", () => {
       "done",
     ]);
     expect(await assertFinalState(device, jobId)).toEqual(baseline);
+  });
+
+  it("a job cancelled while Azure is deleting the HSM: cancelled, and the resumed job re-attaches and finishes", async () => {
+    const device = `hsm-k${String(CASES.length + 3).padStart(2, "0")}`;
+    const jobId = `crash-abort-lro-${process.pid}`;
+    const hsmPath = hsmResourceId(fleet, device).toLowerCase();
+    const approvals = approveWhenAsked(r(), jobId, [
+      { principal: "alice", confirmation: serialOf(device) },
+      { principal: "bob", confirmation: serialOf(device) },
+    ]);
+    twin.arm!.setFault({ kind: "slow-polls", delayMs: 150 });
+    const cancel = new AbortController();
+    const running = runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId,
+      params: params(device),
+      signal: cancel.signal,
+    });
+    const deadline = Date.now() + 20_000;
+    while (!twin.arm!.requestLog.some((e) => e.method === "DELETE" && e.path.toLowerCase() === hsmPath)) {
+      if (Date.now() > deadline) throw new Error("the HSM DELETE was never sent");
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    cancel.abort();
+    const first = await running;
+    await approvals;
+    twin.arm!.clearFaults();
+    expect(first.status).toBe("cancelled");
+    expect(first.error?.message).toMatch(/cancelled while Azure was deleting/);
+    expect(first.steps.find((s) => s.id === "delete-hsm-resource")?.status).toBe("pending");
+
+    const resumed = await runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId,
+      params: params(device),
+      attempt: 2,
+    });
+    expect(resumed.error).toBeUndefined();
+    expect(resumed.status).toBe("succeeded");
+    expect(
+      twin.appliances.get(device)!.state.commandLog.filter((c) => /^hsm\s+login\b/i.test(c.command)),
+    ).toHaveLength(3);
+    expect(twin.arm!.hsmState(hsmResourceId(fleet, device))).toMatchObject({
+      deleted: true,
+      orphaned: false,
+      resourceGroupExists: false,
+    });
   });
 });
