@@ -77,7 +77,11 @@ const params = z
 type Params = z.output<typeof params>;
 
 // Only the fields this runbook relies on (the parsers return more); a missing one fails the step, never guessed.
-const hsmShow = z.object({ serial: z.string().min(1), zeroized: z.boolean() });
+const hsmShow = z.object({
+  serial: z.string().min(1),
+  zeroized: z.boolean(),
+  partitions: z.array(z.object({ serial: z.string().min(1) })).optional(),
+});
 const haGroups = z.object({
   groups: z.array(
     z.object({
@@ -94,6 +98,8 @@ export interface DeprovisionPreflight {
   resourceGroup: string;
   sku: string | null;
   clientHostsChecked: string[];
+  /** The partition serials looked for in every HA group (fleet file and appliance). */
+  partitionSerials: string[];
   backups: { confirmed: true } | { waiver: string };
   approvals: { principal: string; at: string }[];
   approvedAt: string | null;
@@ -180,8 +186,15 @@ export const deprovision = defineRunbook({
         // 2. The appliance is the one the fleet file names.
         const show = await readHsmShow(ctx, dev);
 
-        // 3. No HA group on any client host still uses one of its partitions.
-        const hosts = await checkNoHaMembership(ctx, dev);
+        // 3. No HA group on any client host still uses one of its partitions: those the fleet file declares and
+        //    those the appliance itself lists (a partition someone created by hand is a member all the same).
+        const partitionSerials = [
+          ...new Set([
+            ...dev.partitions.map((p) => p.serial),
+            ...(show.partitions ?? []).map((p) => p.serial),
+          ]),
+        ];
+        const hosts = await checkNoHaMembership(ctx, dev, partitionSerials);
 
         // 4. Backups confirmed, or a written waiver.
         const { backupsConfirmed, waiver } = ctx.params;
@@ -198,7 +211,7 @@ export const deprovision = defineRunbook({
         const approved = await waitForApprovals(ctx, dev);
 
         // 6. Re-read what may have changed during the wait.
-        await checkNoHaMembership(ctx, dev);
+        await checkNoHaMembership(ctx, dev, partitionSerials);
 
         return {
           device: dev.name,
@@ -207,6 +220,7 @@ export const deprovision = defineRunbook({
           resourceGroup: id.resourceGroup,
           sku: hsm.sku ?? null,
           clientHostsChecked: hosts,
+          partitionSerials,
           backups,
           approvals: approved.approvals,
           approvedAt: approved.approvedAt ?? null,
@@ -420,8 +434,12 @@ async function readHsmShow(ctx: StepContext<Params>, dev: Device) {
 }
 
 /** `hagroup listgroups` on every client host; any group listing one of the device's partition serials stops the job. */
-async function checkNoHaMembership(ctx: StepContext<Params>, dev: Device): Promise<string[]> {
-  const serials = new Set(dev.partitions.map((p) => p.serial));
+async function checkNoHaMembership(
+  ctx: StepContext<Params>,
+  dev: Device,
+  partitionSerials: string[],
+): Promise<string[]> {
+  const serials = new Set(partitionSerials);
   const found: string[] = [];
   for (const host of ctx.targets.clientHosts) {
     const shell = await ctx.lunacm(host);

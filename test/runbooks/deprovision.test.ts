@@ -135,6 +135,19 @@ describe("deprovision over the twin", () => {
     expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
     expect(hsmLogins(device)).toHaveLength(0);
     expect(armCalls("DELETE", hsmResourceId(fleet, device))).toHaveLength(0);
+
+    // A partition the fleet file does not declare is still found: the appliance's own listing is used too.
+    const undeclared = {
+      ...fleet,
+      devices: fleet.devices.map((d) => (d.name === device ? { ...d, partitions: [] } : d)),
+    };
+    const again = await runDeprovision(conn, undeclared, r(), redis.dataDir, {
+      jobId: jobId("ha-undeclared"),
+      params: { target: device, backupsConfirmed: true },
+    });
+    expect(again.error?.type).toBe("DeprovisionRefused");
+    expect(again.error?.message).toMatch(/HA group 'ha-payments' member 1700102000001/);
+    expect(hsmLogins(device)).toHaveLength(0);
   });
 
   it("no backups confirmation and no (or a too short) waiver: refused before approvals", async () => {
