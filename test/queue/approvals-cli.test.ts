@@ -51,6 +51,11 @@ describe("lunafleet approve / reject", () => {
     expect(two.stdout).toMatch(/approved — hsm-b3 .* 2\/2 approvals: alice at .*, bob at /);
     expect((await approvalState(redis.client(), jobId))?.status).toBe("approved");
 
+    const shown = await lunafleet(["approvals", jobId]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/approved — hsm-b3 \(serial 700203\), 2\/2 approvals/);
+    expect(shown.stdout).toMatch(/not counted: alice at .* \(duplicate-principal\)/);
+
     const log = await EvidenceLog.open(redis.client(), redis.dataDir, jobId);
     const events = (await log.records()).map((r) => [r.actor, (r.data as { event: string }).event]);
     expect(events).toEqual([

@@ -24,6 +24,14 @@ interface DecisionOptions {
 
 export function registerApproveCommands(program: Command): void {
   program
+    .command("approvals")
+    .argument("<job>", "job id")
+    .option("--data-dir <dir>", "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)")
+    .description("show what a job waits for: device, serial, approvals given, refusals, deadline")
+    .action(async (jobId: string, opts: { dataDir?: string }) => {
+      process.exitCode = await show(jobId, opts.dataDir ?? defaultDataDir());
+    });
+  program
     .command("approve")
     .argument("<job>", "id of the job awaiting approval")
     .requiredOption("--as <principal>", "who approves (each principal counts once)")
@@ -91,6 +99,38 @@ async function decide(
       console.error(err.message);
       return 2;
     }
+    console.error(`job ${jobId}: ${(err as Error).message}`);
+    return 2;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function show(jobId: string, dataDir: string): Promise<number> {
+  if (!isValidJobId(jobId)) {
+    console.error(`not a job id: ${JSON.stringify(jobId)}`);
+    return 2;
+  }
+  let redis: RedisClient;
+  try {
+    redis = connectRedis({
+      target: resolveRedisTarget({ socketPath: embeddedRedisSocketPath(dataDir) }),
+      connectionName: "lunafleet:cli:approvals",
+    });
+  } catch (err) {
+    console.error(`job ${jobId}: ${(err as Error).message}`);
+    return 2;
+  }
+  try {
+    const state = await approvalState(redis, jobId);
+    if (!state) {
+      console.error(`job ${jobId} has no approval request`);
+      return 2;
+    }
+    console.log(describe(state));
+    for (const r of state.refusals) console.log(`  not counted: ${r.principal} at ${r.at} (${r.reason})`);
+    return 0;
+  } catch (err) {
     console.error(`job ${jobId}: ${(err as Error).message}`);
     return 2;
   } finally {
