@@ -114,6 +114,20 @@ export function optionValue(args: string[], name: string, minPrefix = 2): string
 }
 
 const firstPositional = (args: string[]): string | undefined => args.find((a) => !a.startsWith("-"));
+
+/**
+ * `-force`, `-f` or any abbreviation of it (`-fo`, `-forc`; also `--force`), on any command. Luna's `-force` skips the
+ * command's confirmation prompt; a prefix of "force" is refused even where another option could share it (fail closed).
+ */
+export function hasForceOption(args: string[]): boolean {
+  return args.some((a) => {
+    if (!a.startsWith("-")) return false;
+    const o = a.replace(/^-+/, "").toLowerCase();
+    return o.length > 0 && "force".startsWith(o);
+  });
+}
+
+const ALL_SHELLS: readonly ShellKind[] = ["lunash", "lunacm", "host"];
 const isPrefixOf = (word: string | undefined, ...full: string[]) =>
   word !== undefined && full.some((f) => f.startsWith(word.toLowerCase()));
 
@@ -277,6 +291,16 @@ export const DENY_RULES: DenyRule[] = [
     paths: [["audit", "init"]],
     reason: "re-initialises the audit role",
   },
+  // Every shell, every command; after the specific rules above, so a destructive command keeps its own rule id.
+  ...ALL_SHELLS.map(
+    (shell): DenyRule => ({
+      id: "no-force",
+      shell,
+      paths: [[]],
+      when: (args) => hasForceOption(args),
+      reason: "confirmations are answered by the step that declared them; -force would skip them",
+    }),
+  ),
 ];
 
 function startsWithPath(path: string[], prefix: string[]): boolean {

@@ -123,6 +123,29 @@ const DENIED: [string, PolicyContext, string[]][] = [
       "clientconfig deploy -server s -client c -partition p -pw x",
     ],
   ],
+  [
+    "no-force",
+    sh,
+    [
+      "sysconf regenCert -f",
+      "sysconf regenCert -force",
+      "client delete -client c -force",
+      "client del -client c -FORCE",
+      "client delete -force -client c",
+      "ntls show -forc",
+      "service restart ntls -fo",
+      "syslog tail -logname messages --force",
+      // Refused before the login rules: a token does not make -force acceptable.
+      "hsm login -force",
+      "hsm login -f",
+    ],
+  ],
+  ["no-force", cm, ["hagroup synchronize -group g -force", "hagroup recover -f", "role login -name co -for"]],
+  [
+    "no-force",
+    { shell: "host", target: "client-x" },
+    ["vtl addServer -n s -c c.pem -force", "vtl verify -f"],
+  ],
   ["login-requires-token", sh, ["hsm login", "hsm logi", "HSM LOGIN", "audit login", "partition login"]],
   ["login-requires-token", cm, ["role login -name co", "ro logi -n co", "partition login"]],
   ["host-allowlist", { shell: "host", target: "client-x" }, ["rm -rf /", "bash", "ls"]],
@@ -181,6 +204,7 @@ const ALLOWED: [PolicyContext, string[]][] = [
       "role show -name co",
       "role logout",
       "hagroup synchronize -group g",
+      "hagroup retry -count -1",
     ],
   ],
   [{ shell: "host", target: "client-x" }, ["lunacm", "vtl verify", "vtl listServers", "exit"]],
@@ -272,6 +296,13 @@ describe("command policy: login tokens", () => {
     expect(checkCommand("hsm show", { ...sh, token: issueLoginToken(grant) })).toMatchObject({
       rule: "login-token-command",
     });
+  });
+
+  it("refuses -force on a login even with a valid token, and leaves the token unused", () => {
+    const token = issueLoginToken(grant);
+    for (const command of ["hsm login -force", "hsm login -f", "hsm logi -forc"])
+      expect(checkCommand(command, { ...sh, token })).toMatchObject({ allowed: false, rule: "no-force" });
+    expect(token.used).toBe(false);
   });
 
   it("refuses an ambiguous login spelling even with a token (hsm log = login|logout)", () => {
