@@ -45,6 +45,8 @@ export interface ShellReply {
 /** An open lunash, lunacm or client-host shell session (src/shell). */
 export interface DeviceShell {
   run(command: string, opts?: CommandOptions): Promise<ShellReply>;
+  /** false once the shell is done (lost, aborted, or out of step after an unreadable reply): open a new one. */
+  readonly usable?: boolean;
 }
 
 /** Opens (or lends from a pool) the sessions of one job. */
@@ -252,14 +254,26 @@ export class SessionCache {
   }
 }
 
-function memo(map: Map<string, Promise<DeviceShell>>, key: string, open: () => Promise<DeviceShell>) {
-  let p = map.get(key);
-  if (!p) {
-    p = open();
-    // A failed open is not cached: the error ends the step, and a later step may try again.
-    p.catch(() => map.delete(key));
-    map.set(key, p);
+async function memo(
+  map: Map<string, Promise<DeviceShell>>,
+  key: string,
+  open: () => Promise<DeviceShell>,
+): Promise<DeviceShell> {
+  const cached = map.get(key);
+  if (cached) {
+    const shell = await cached.catch(() => undefined);
+    // A shell that is done (e.g. abandoned after an unreadable reply) is never lent again: the next step gets a
+    // fresh one, with nothing carried over (no login survives: the guard logs in again where a step needs it).
+    if (shell && shell.usable !== false) return shell;
+    if (map.get(key) === cached) map.delete(key);
+    else return memo(map, key, open);
   }
+  const p = open();
+  // A failed open is not cached: the error ends the step, and a later step may try again.
+  p.catch(() => {
+    if (map.get(key) === p) map.delete(key);
+  });
+  map.set(key, p);
   return p;
 }
 

@@ -87,6 +87,9 @@ export function shellSessionProvider(
         );
       const session = await hostShell(host);
       return {
+        get usable() {
+          return session.usable;
+        },
         async run(command: string, opts?: CommandOptions): Promise<ShellReply> {
           const out = await session.run(command, { ...toRunOptions(opts), parse: false });
           return { command, raw: out.raw, result: parseClientTool(host.name, command, out.raw) };
@@ -172,6 +175,9 @@ function hostPath(host: string, path: string, mode: "read" | "write"): string {
 
 function adapt(session: ShellSession): DeviceShell {
   return {
+    get usable() {
+      return session.usable;
+    },
     async run(command, opts) {
       const out = await session.run(command, toRunOptions(opts));
       return { command, raw: out.raw, result: out.result };

@@ -291,7 +291,15 @@ export class ShellSession {
           }
           const full = cleanTerminalText(this.#raw.slice(outputStart));
           const canonical = (parserShell && parser?.canonical(parserShell, command)) || decision.canonical;
-          return this.#finish<T>(command, canonical, full, opts, confirmed, started);
+          try {
+            return this.#finish<T>(command, canonical, full, opts, confirmed, started);
+          } catch (err) {
+            // A reply we could not read (no footer, garbled, cut short) proves nothing about where the stream
+            // stands: what looked like the prompt may have been part of the reply, and the rest of it may still
+            // arrive as the answer to the next command. Fail closed: this shell is done; the next one is fresh.
+            if (err instanceof ParseFailed) this.#abandon(`unreadable reply to '${command}' (${err.reason})`);
+            throw err;
+          }
         }
         case "login-password": {
           if (!secret || passwordTyped)

@@ -442,10 +442,19 @@ class ChannelIO implements ShellIO {
     channel.on("error", () => {});
   }
 
-  /** Track what the peer typed, so command-specific faults fire on the command they name. */
+  /**
+   * Track what the peer typed, so command-specific faults fire on the command they name. With no command fault set,
+   * nothing is tracked, but a state armed while one was set is cleared: a fault cleared after a garbled reply must
+   * not keep garbling every later reply of the same session (the client's next command came back without its footer).
+   */
   noteInput(text: string): void {
     const f = this.#faults();
-    if (!f?.dropMidCommand && !f?.garbleCommand) return;
+    if (!f?.dropMidCommand && !f?.garbleCommand) {
+      this.#garbling = false;
+      this.#dropArmed = false;
+      this.#pendingLine = "";
+      return;
+    }
     for (const ch of text) {
       if (ch === "\r" || ch === "\n") {
         if (this.#pendingLine !== "") {

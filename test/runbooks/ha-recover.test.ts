@@ -142,6 +142,12 @@ describe("ha-recover over the twin", () => {
     }
     expect(recoverCount("client-b", "ha-tokens")).toBe(before);
     expect(member("client-b", "hsm-b3").down).toBe(true);
+    // The fault cleared, the next job on the same ShellSessions reads the group cleanly (the garbled shell was
+    // abandoned, not lent again out of step) and recovers the member.
+    const next = await run("ha-recover", { target: "ha-tokens" });
+    expect(next.result.error, JSON.stringify(next.result.error)).toBeUndefined();
+    expect(reportOf(next).groups[0]!.recovered).toEqual(["hsm-b3/par-tok"]);
+    expect(member("client-b", "hsm-b3").down).toBe(false);
     host.setMemberDown("hsm-b3", "par-tok", false);
   });
 });

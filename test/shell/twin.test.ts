@@ -112,6 +112,28 @@ describe("shell driver against the twin", () => {
     expect(JSON.stringify(r.result)).toContain("1700302000001");
   });
 
+  it("a lunacm shell that saw a garbled reply is not lent again: the next command runs in a fresh, clean shell", async () => {
+    const target = clientHostTarget(fleet, getClientHost(fleet, "client-t"));
+    const cm = await sessions.lunacm(target);
+    expect((await cm.run("slot list")).result.ok).toBe(true);
+    await twin.setFault("client-t", "garble", "slot list");
+    const g = await cm.run("slot list").catch((e) => e);
+    expect(g).toBeInstanceOf(ParseFailed);
+    expect(g.message).toMatch(/client-t 'slot list'/);
+    // Fail closed: the stream may be out of step, so this shell is done and says why.
+    expect(cm.usable).toBe(false);
+    expect(cm.unusableReason).toMatch(/unreadable reply to 'slot list'/);
+    const again = await cm.run("partition showinfo").catch((e) => e);
+    expect(again).toBeInstanceOf(ConnectionLost);
+    expect(again.message).toMatch(/not usable/);
+    await twin.setFault("client-t", "garble", "off");
+    const fresh = await sessions.lunacm(target);
+    expect(fresh).not.toBe(cm);
+    const r = await fresh.run("slot list");
+    expect(r.result.ok).toBe(true);
+    expect(JSON.stringify(r.result)).toContain("1700302000001");
+  }, 20_000);
+
   it("twin faults: garbled output → ParseFailed; dropped mid-command → ConnectionLost; slow past the deadline → CommandTimeout", async () => {
     await twin.setFault("hsm-t1", "garble", "hsm showPolicies");
     let sh = await sessions.lunash(dev("hsm-t1"));

@@ -111,6 +111,35 @@ function execOut(client: Client, cmd: string): Promise<{ out: string; code: numb
   });
 }
 
+/** An interactive shell channel (no pty): what came back since the last line sent, up to a pattern. */
+async function openShell(client: Client) {
+  const stream = await new Promise<import("ssh2").ClientChannel>((res, rej) =>
+    client.shell(false, (e, s) => (e ? rej(e) : res(s))),
+  );
+  let out = "";
+  stream.on("data", (d: Buffer) => {
+    out += d.toString("utf8");
+  });
+  const until = async (re: RegExp, from = 0, ms = 3000): Promise<string> => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const part = out.slice(from);
+      if (re.test(part)) return part;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`timed out waiting for ${re} in ${JSON.stringify(out.slice(from))}`);
+  };
+  return {
+    until,
+    send(line: string): Promise<string> {
+      const from = out.length;
+      stream.write(`${line}\n`);
+      // The echo prompt has no ':>', so a garbled reply garbles it too ('rpub>').
+      return until(/(echo|rpub)>$/, from);
+    },
+  };
+}
+
 describe("TwinSshServer", () => {
   it("reports the host key fingerprint the client sees, as ssh-keygen prints it", async () => {
     const srv = await startServer();
@@ -197,6 +226,23 @@ describe("TwinSshServer", () => {
     const d = execOut(client, "partition list");
     await closed;
     expect((await d).out.length).toBeLessThan("ran partition list\n".length);
+  });
+
+  it("a garble fault cleared after a garbled reply no longer garbles the same session's next reply", async () => {
+    const faults: CarrierFaults = { garbleCommand: "hsm show" };
+    const srv = await startServer(faults);
+    const { client } = await connect(srv);
+    const shell = await openShell(client);
+    await shell.until(/echo>$/);
+    expect(await shell.send("hsm show")).toBe("> ufz fubj\nPbzznaq Erfhyg : 5 (Fhpprff)\nrpub>");
+    // Another command while the fault is still set: not garbled.
+    expect(await shell.send("partition list")).toBe("> partition list\nCommand Result : 0 (Success)\necho>");
+    expect(await shell.send("hsm show")).toContain("ufz fubj");
+    // Cleared: the very same session answers in clear at once.
+    faults.garbleCommand = undefined;
+    expect(await shell.send("hsm show")).toBe("> hsm show\nCommand Result : 0 (Success)\necho>");
+    expect(await shell.send("partition list")).toBe("> partition list\nCommand Result : 0 (Success)\necho>");
+    client.end();
   });
 
   it("delays output under the slow fault", async () => {
