@@ -37,6 +37,8 @@ export interface NtlsProbeResult {
   error: string | null;
   cert: PresentedCertificate | null;
   expiresInDays: number | null;
+  /** Exact hours left (to the hundredth) when the certificate was read; `cert.validTo` is the instant itself. */
+  expiresInHours: number | null;
   /** Within the fleet's certExpiryWarnDays (or already expired). */
   certExpiringSoon: boolean;
 }
@@ -107,6 +109,7 @@ export const tcpCheck = defineRunbook({
             error: tcp.error ?? "not reachable",
             cert: null,
             expiresInDays: null,
+            expiresInHours: null,
             certExpiringSoon: false,
           };
         const tls = await ctx.tcp.tls(ep.host, ep.port, { timeoutMs });
@@ -120,6 +123,7 @@ export const tcpCheck = defineRunbook({
           error: tls.error ?? null,
           cert,
           expiresInDays: cert ? cert.daysLeft : null,
+          expiresInHours: cert ? cert.hoursLeft : null,
           certExpiringSoon: cert ? cert.daysLeft <= ctx.fleet.defaults.certExpiryWarnDays : false,
         };
       },

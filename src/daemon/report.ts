@@ -18,7 +18,12 @@ export interface DeviceReportRow {
   /** KB0019789 reboot patch installed (null: never checked). */
   rebootPatch: boolean | null;
   rebootUnsafe: boolean | null;
+  /** Whole days left, truncated toward zero (as tcp-check reported them; negative = days since expiry). */
   certExpiresInDays: number | null;
+  /** When the NTLS certificate expires (ISO 8601), as the appliance presented it. */
+  certExpiresAt: string | null;
+  /** Days left at report time, to the hundredth, rounded down (negative once expired): 4.99, not "4". */
+  certDaysLeft: number | null;
   certExpiringSoon: boolean;
   /** HA groups the device is a member of, with the member's state when an HA runbook has reported one. */
   ha: { group: string; role: string; state: string | null }[];
@@ -70,6 +75,11 @@ export async function buildReport(redis: RedisClient, fleet: Fleet, now = new Da
     const reachable = t ? t.reachable === true && t.handshakeOk === true : null;
     const rebootPatch = p ? p.rebootPatchInstalled === true : null;
     const certDays = t && typeof t.expiresInDays === "number" ? t.expiresInDays : null;
+    const certValidTo = validToOf(t);
+    const certDaysLeft =
+      certValidTo === null
+        ? null
+        : Math.floor((certValidTo.getTime() - now.getTime()) / (DAY_MS / 100)) / 100;
     const row: DeviceReportRow = {
       device: device.name,
       reachable,
@@ -80,6 +90,8 @@ export async function buildReport(redis: RedisClient, fleet: Fleet, now = new Da
       rebootPatch,
       rebootUnsafe: p ? p.rebootUnsafe === true : null,
       certExpiresInDays: certDays,
+      certExpiresAt: certValidTo?.toISOString() ?? null,
+      certDaysLeft,
       certExpiringSoon: t ? t.certExpiringSoon === true : false,
       ha,
       guard,
@@ -90,7 +102,13 @@ export async function buildReport(redis: RedisClient, fleet: Fleet, now = new Da
     else if (!reachable) row.problems.push(`NTLS not reachable on ${row.ntlsEndpoint ?? "1792"}`);
     if (rebootPatch === null) row.problems.push("patches never checked (run patch-verify)");
     else if (!rebootPatch) row.problems.push("KB0019789 reboot patch missing: REBOOT-UNSAFE");
-    if (certDays !== null && certDays < 0)
+    if (certValidTo !== null && certDaysLeft !== null) {
+      const at = shortUtc(certValidTo);
+      if (certValidTo.getTime() <= now.getTime())
+        row.problems.push(`NTLS certificate expired ${daysText(-certDaysLeft)} ago (${at})`);
+      else if (row.certExpiringSoon)
+        row.problems.push(`NTLS certificate expires in ${daysText(certDaysLeft)} (${at})`);
+    } else if (certDays !== null && certDays < 0)
       row.problems.push(`NTLS certificate expired ${-certDays} day(s) ago`);
     else if (certDays !== null && row.certExpiringSoon)
       row.problems.push(`NTLS certificate expires in ${certDays} day(s)`);
@@ -111,6 +129,26 @@ export async function buildReport(redis: RedisClient, fleet: Fleet, now = new Da
   };
 }
 
+const DAY_MS = 86_400_000;
+
+/** The certificate's expiry instant from a tcp-check finding (`cert.validTo`), or null. */
+function validToOf(t: Record<string, unknown> | undefined): Date | null {
+  const cert = t?.cert as { validTo?: unknown } | null | undefined;
+  if (!cert || typeof cert.validTo !== "string") return null;
+  const d = new Date(cert.validTo);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** `2026-11-28 11:02Z`: to the minute, in UTC, as an operator compares it with a change window. */
+export function shortUtc(d: Date): string {
+  return `${d.toISOString().slice(0, 16).replace("T", " ")}Z`;
+}
+
+/** `4.99 days`, `1.00 day`. */
+function daysText(days: number): string {
+  return `${days.toFixed(2)} ${days.toFixed(2) === "1.00" ? "day" : "days"}`;
+}
+
 function roleLabel(e: { role: string; partition?: string }): string {
   return e.partition ? `${e.partition}/${e.role}` : e.role;
 }
@@ -129,6 +167,15 @@ function haStateOf(findings: Record<string, Finding>, group: string): string | n
 
 const yesNo = (v: boolean | null, yes: string, no: string) => (v === null ? "unknown" : v ? yes : no);
 
+/** `4.99 d (2026-11-28 11:02Z) (!)`: exact days left and the instant; whole days only for an older finding. */
+function certCell(r: DeviceReportRow): string {
+  const warn = r.certExpiringSoon ? " (!)" : "";
+  if (r.certDaysLeft !== null && r.certExpiresAt !== null)
+    return `${r.certDaysLeft.toFixed(2)} d (${shortUtc(new Date(r.certExpiresAt))})${warn}`;
+  if (r.certExpiresInDays !== null) return `${r.certExpiresInDays} d${warn}`;
+  return "unknown";
+}
+
 /** A fixed-width table for terminals, then the problems. */
 export function renderReport(report: FleetReport): string {
   const header = [
@@ -138,7 +185,7 @@ export function renderReport(report: FleetReport): string {
     "FIRMWARE",
     "KB0019789",
     "REBOOT",
-    "CERT DAYS",
+    "NTLS CERT EXPIRES",
     "HA",
     "GUARD",
   ];
@@ -149,7 +196,7 @@ export function renderReport(report: FleetReport): string {
     r.firmware ?? "unknown",
     yesNo(r.rebootPatch, "installed", "MISSING"),
     yesNo(r.rebootUnsafe === null ? null : !r.rebootUnsafe, "safe", "UNSAFE"),
-    r.certExpiresInDays === null ? "unknown" : `${r.certExpiresInDays}${r.certExpiringSoon ? " (!)" : ""}`,
+    certCell(r),
     r.ha.length === 0 ? "-" : r.ha.map((h) => `${h.group}${h.state ? `:${h.state}` : ""}`).join(","),
     r.guard ?? "-",
   ]);

@@ -39,6 +39,11 @@ export interface PresentedCertificate {
   validTo: string;
   /** Whole days until validTo, truncated toward zero (negative = days since it expired). */
   daysLeft: number;
+  /**
+   * Hours until validTo, exact to the hundredth (negative once expired): a 5-day certificate probed a minute after
+   * it was made shows 119.98 here while `daysLeft` already says 4.
+   */
+  hoursLeft: number;
   expired: boolean;
   selfSigned: boolean;
 }
@@ -192,6 +197,7 @@ export function describeCertificate(cert: X509Certificate, now: Date = new Date(
     validTo: validTo.toISOString(),
     // Whole days, truncated toward zero: 4.9 days left is "4", expired 3.2 days ago is "-3".
     daysLeft: Math.trunc((validTo.getTime() - now.getTime()) / DAY_MS) || 0,
+    hoursLeft: Math.trunc((validTo.getTime() - now.getTime()) / (DAY_MS / 24 / 100)) / 100 || 0,
     expired: validTo.getTime() <= now.getTime(),
     selfSigned,
   };

@@ -1,7 +1,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { afterAll, describe, expect, it } from "vitest";
-import { probeTcp, probeTls } from "../../src/net/probe.ts";
+import { describePem, probeTcp, probeTls } from "../../src/net/probe.ts";
 import { generateSelfSignedCert } from "../../src/sim/certs.ts";
 
 const servers: net.Server[] = [];
@@ -42,6 +42,21 @@ describe("probeTcp", () => {
   });
 });
 
+describe("describePem: days and hours left", () => {
+  it("keeps whole days truncated toward zero and adds the exact hours", async () => {
+    const cert = await generateSelfSignedCert({ commonName: "hsm-days", validDays: 5 });
+    const at = (msBefore: number) => new Date(cert.notAfter.getTime() - msBefore);
+    const minute = 60_000;
+    const justStarted = describePem(cert.certPem, at(5 * 86_400_000 - minute));
+    expect(justStarted.daysLeft).toBe(4);
+    expect(justStarted.hoursLeft).toBe(119.98);
+    expect(describePem(cert.certPem, at(90 * minute)).hoursLeft).toBe(1.5);
+    const expired = describePem(cert.certPem, at(-(2 * 86_400_000 + 36 * minute)));
+    expect(expired.daysLeft).toBe(-2);
+    expect(expired.hoursLeft).toBe(-48.6);
+  });
+});
+
 describe("probeTls", () => {
   it("completes the handshake with a self-signed NTLS-like certificate and reports it without trusting it", async () => {
     const cert = await generateSelfSignedCert({ commonName: "hsm-probe-test", validDays: 5 });
@@ -56,6 +71,9 @@ describe("probeTls", () => {
     // Valid for 5 days from "now" at generation: 4 whole days and some hours are left.
     expect(r.cert?.daysLeft).toBe(4);
     expect(r.cert?.validTo).toBe(cert.notAfter.toISOString());
+    // ...and the exact figure: just under 120 hours (whole seconds in the certificate, a few ms spent since).
+    expect(r.cert?.hoursLeft).toBeGreaterThan(119.9);
+    expect(r.cert?.hoursLeft).toBeLessThanOrEqual(120);
   });
 
   it("verifies the chain when given the certificate as CA, and presents a client certificate when asked", async () => {
@@ -94,6 +112,8 @@ describe("probeTls", () => {
     expect(r.handshakeOk).toBe(true);
     expect(r.cert?.expired).toBe(true);
     expect(r.cert?.daysLeft).toBe(-3);
+    expect(r.cert?.hoursLeft).toBeLessThanOrEqual(-72);
+    expect(r.cert?.hoursLeft).toBeGreaterThan(-72.1);
     expect(r.authorizationError).toMatch(/EXPIRED/);
   });
 
