@@ -9,6 +9,7 @@ import {
   type Device,
   deviceSecret,
   type Fleet,
+  registerSecretValue,
   type Secret,
 } from "../config/index.ts";
 import { createApplianceState } from "./appliance/factory.ts";
@@ -136,6 +137,16 @@ export async function startTwin(source: Fleet, opts: StartTwinOptions = {}): Pro
   // the state a finished `clientconfig deploy` leaves behind; stale server certificates are planted there too.
   const hostTwins = new Map<string, ClientHostTwin>();
   for (const ch of remote) hostTwins.set(ch.name, await createClientHostTwin(fleet, ch, states));
+  // The daemon verifies a client's NTLS link with a real handshake as that client (ctx.tcp.tlsAsClient), which needs
+  // the client's key from the fleet file. A twin client's key is made here, so the fleet copy carries it as a
+  // literal (allowed in twin fleets only), unless the file already names one. Registered with the redactor first:
+  // the key must never reach a log, a transcript or the evidence, whole or line by line.
+  for (const ch of remote) {
+    const hostTwin = hostTwins.get(ch.name);
+    if (!hostTwin || ch.credentials.ntlsKey !== undefined) continue;
+    registerPrivateKey(hostTwin.keyPem);
+    ch.credentials.ntlsKey = hostTwin.keyPem;
+  }
 
   const appliances = new Map<string, TwinAppliance>();
   const clientHosts = new Map<string, TwinClientHost>();
@@ -358,6 +369,14 @@ async function startLinkedArmTwin(
   const arm = await startArmTwin({ subscriptionId, hsms, resourceGroups: [] });
   if (fleet.azure) fleet.azure.endpoint = arm.endpoint;
   return arm;
+}
+
+/** A PEM private key for the redactor: whole, trimmed, and each base64 line of its body. */
+function registerPrivateKey(pem: string): void {
+  registerSecretValue(pem);
+  registerSecretValue(pem.trim());
+  for (const line of pem.split(/\r?\n/))
+    if (line.length >= 16 && !line.startsWith("-----")) registerSecretValue(line);
 }
 
 function publicKeyLine(privateKeyRef: Secret | undefined): string[] {

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getRunbook } from "../../runbooks/index.ts";
 import type { NtlsReport } from "../../runbooks/ntls-cert-sync.ts";
+import { redact } from "../../src/config/secret.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { type ShellSessionProvider, shellSessionProvider } from "../../src/engine/sessions.ts";
@@ -22,9 +23,9 @@ let provider: ShellSessionProvider;
 let seq = 0;
 
 beforeAll(async () => {
+  // No test-side key injection: startTwin puts each twin client's NTLS key into the fleet copy it returns (as the
+  // `npm start` demo hands that copy to the daemon).
   twin = await startTwin(demoFleet(), { rebase: true });
-  // The daemon holds each client's NTLS key (fleet file, credentials.ntlsKey) for its verification handshakes.
-  for (const h of twin.fleet.clientHosts) h.credentials.ntlsKey = twin.clientHosts.get(h.name)!.host.keyPem;
   pool = new SshPool();
   shells = new ShellSessions({ pool });
   provider = shellSessionProvider(twin.fleet, { pool, sessions: shells });
@@ -64,6 +65,38 @@ async function handshakeAs(host: string, device: string) {
 }
 
 describe("ntls-cert-sync over the twin", () => {
+  it("runs its handshakes as client-a with the key startTwin put in the fleet copy, and the key stays out of the record", async () => {
+    expect(demoFleet().clientHosts.every((h) => h.credentials.ntlsKey === undefined)).toBe(true);
+    const keyPem = twin.clientHosts.get("client-a")!.host.keyPem;
+    expect(twin.fleet.clientHosts.find((h) => h.name === "client-a")!.credentials.ntlsKey).toBe(keyPem);
+    const { result, report, evidence } = await run({ target: "client-a" });
+    expect(result.status).toBe("succeeded");
+    const handshakes = result.steps
+      .filter((s) => s.id.startsWith("handshake"))
+      .flatMap(
+        (s) =>
+          (
+            s.result as unknown as {
+              handshakes?: { host: string; handshakeOk: boolean | null; error: string | null }[];
+            }
+          )?.handshakes ?? [],
+      )
+      .filter((h) => h.host === "client-a");
+    expect(handshakes.length).toBeGreaterThanOrEqual(3);
+    for (const h of handshakes) expect(h.error ?? "").not.toMatch(/no ntlsKey/);
+    expect(pair(report, "hsm-a3", "client-a")!.evidence.handshake.ok).toBe(true);
+    const text = await evidence.text();
+    expect(text).toContain("handshake as client client-a");
+    // Neither the key nor any line of it appears in the evidence, and the redactor knows every line.
+    const bodyLines = keyPem.split("\n").filter((l) => l.length >= 16 && !l.startsWith("-----"));
+    expect(bodyLines.length).toBeGreaterThan(0);
+    for (const line of bodyLines) {
+      expect(text).not.toContain(line);
+      expect(redact(`log: ${line}`)).not.toContain(line);
+    }
+    expect(redact(keyPem)).not.toContain("PRIVATE KEY-----\n");
+  });
+
   it("reports client-a's stale trust of hsm-a1 (client side) and hsm-a2's expiring certificate with its days left", async () => {
     const { result, report, evidence } = await run({ target: "client-a" });
     expect(result.status).toBe("succeeded");
