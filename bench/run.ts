@@ -6,7 +6,8 @@
 //   2. OpenSSH       — the same fresh sweep by `ssh` under `xargs -P` (default algorithms and settings);
 //   3. reuse         — every device's lunash kept open through SshPool/ShellSessions, then repeated sweeps of
 //                      `hsm show` + parse over the open shells (device-commands/s).
-// Then the daemon benchmark (issue 4 item 8) when the job queue exists. A benchmark, not a test: it prints
+// Then the daemon benchmark (issue 4 item 8, bench/daemon.ts) at the largest size: the same fleet sweep as jobs
+// through the embedded Redis, the queue and a worker, against runJob called directly. A benchmark, not a test: it prints
 // figures and marks targets met/missed; it exits non-zero only when a sweep produced wrong or missing answers.
 //
 // Options: --sizes 50,200,1000  --concurrency 32  --openssh-sizes 50,200  --rounds <reuse sweeps>
@@ -199,12 +200,20 @@ function targets(results: SizeResult[], daemon: DaemonFigures | undefined): Targ
     },
   ];
   if (daemon?.status === "measured")
-    list.push({
-      name: "queue+lock+checkpoint+evidence per device-step",
-      goal: "≤ 5 ms",
-      measured: `${fmt(daemon.overheadMsPerStep, 2)} ms`,
-      met: daemon.overheadMsPerStep <= 5,
-    });
+    list.push(
+      {
+        name: "daemon overhead per device-step, wall",
+        goal: "≤ 5 ms",
+        measured: `${fmt(daemon.overheadWallMsPerStep, 2)} ms (N=${daemon.devices}, ${fmt(daemon.jobsPerSecond)} jobs/s)`,
+        met: daemon.overheadWallMsPerStep <= 5,
+      },
+      {
+        name: "daemon overhead per device-step, CPU",
+        goal: "≤ 5 ms",
+        measured: `${fmt(daemon.overheadCpuMsPerStep, 2)} ms (client + redis-server)`,
+        met: daemon.overheadCpuMsPerStep <= 5,
+      },
+    );
   return list;
 }
 
@@ -258,9 +267,10 @@ for (const n of sizes) results.push(await runSize(n));
 report(results);
 
 let daemon: DaemonFigures | undefined;
-if (!opts["no-daemon"] && !quick) {
-  log("\n== daemon (issue 4 item 8) ==");
-  daemon = await runDaemonBenchmark({ devices: Math.max(...sizes), log });
+if (!opts["no-daemon"]) {
+  const devices = Math.max(...sizes);
+  log(`\n== daemon (issue 4 item 8): N = ${devices} devices, tcp-check + patch-verify as jobs ==`);
+  daemon = await runDaemonBenchmark({ devices, log });
   if (daemon.status !== "measured") log(`daemon benchmark: ${daemon.reason}`);
 }
 
@@ -275,14 +285,17 @@ log(
 const maxRss = process.resourceUsage().maxRSS * 1024;
 log(`client process max RSS over the whole run: ${fmt(mb(maxRss), 0)} MB`);
 
-const failures = results.flatMap((r) => [
-  ...r.fresh.errors,
-  ...r.open.errors,
-  ...r.reuse.errors,
-  ...(r.openssh && r.openssh.ok !== r.devices
-    ? [`OpenSSH: ${r.openssh.ok}/${r.devices} answered (${r.openssh.stderrTail})`]
-    : []),
-]);
+const failures = [
+  ...(daemon?.status === "measured" ? [...daemon.direct.errors, ...daemon.queued.errors] : []),
+  ...results.flatMap((r) => [
+    ...r.fresh.errors,
+    ...r.open.errors,
+    ...r.reuse.errors,
+    ...(r.openssh && r.openssh.ok !== r.devices
+      ? [`OpenSSH: ${r.openssh.ok}/${r.devices} answered (${r.openssh.stderrTail})`]
+      : []),
+  ]),
+];
 if (opts.json)
   process.stdout.write(
     `${JSON.stringify(

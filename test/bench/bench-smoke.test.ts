@@ -1,6 +1,7 @@
 // `npm run bench --quick` end to end: a twin child process, the lunafleet fresh sweep, the OpenSSH `ssh` baseline,
-// the reuse sweeps, and the report with its ratio line. Figures vary by machine; what must hold is that every
-// device answered (exit 0), the figures are real numbers, and the ratio against OpenSSH is printed.
+// the reuse sweeps, the daemon section (the same sweep as jobs, directly and through the queue), and the report with
+// its ratio line. Figures vary by machine; what must hold is that every device answered (exit 0), the figures are real
+// numbers, and the ratio against OpenSSH is printed.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -37,6 +38,12 @@ describe("npm run bench -- --quick", () => {
     expect(stdout).not.toMatch(/ERRORS/);
     for (const target of ["fresh sweep vs OpenSSH", "fresh sweep rate", "client CPU per fresh device"])
       expect(stdout).toMatch(new RegExp(`${target} .*(met|MISSED)`));
+    // The daemon section: the same sweep as 20 jobs, directly and through the queue, all answered, both overheads.
+    expect(stdout).toMatch(/\(a\) direct runJob, in-memory sinks: 20\/20 jobs, 50 steps/);
+    expect(stdout).toMatch(/\(b\) queue \+ worker \(locks, checkpoints, evidence\): 20\/20 jobs, 50 steps/);
+    expect(stdout).toMatch(/evidence: 20 JSONL files, 20 sampled chains verified/);
+    for (const target of ["daemon overhead per device-step, wall", "daemon overhead per device-step, CPU"])
+      expect(stdout).toMatch(new RegExp(`${target} .*-?\\d+\\.\\d\\d ms.*(met|MISSED)`));
     // No twin password leaks into the report.
     expect(stdout + stderr).not.toMatch(/Bench-\d+-(appliance|so)-pw/);
   }, 30_000);
@@ -47,11 +54,21 @@ describe("npm run bench -- --quick", () => {
     const doc = JSON.parse(stdout) as {
       results: { devices: number; fresh: { ok: number; errors: string[] }; openssh?: { ok: number } }[];
       targets: { name: string; met: boolean | null }[];
+      daemon?: {
+        status: string;
+        queued: { ok: number; steps: number; errors: string[] };
+        direct: { ok: number; steps: number; errors: string[] };
+        overheadCpuMsPerStep: number;
+      };
     };
     expect(doc.results[0]?.devices).toBe(5);
     expect(doc.results[0]?.fresh.ok).toBe(5);
     expect(doc.results[0]?.fresh.errors).toEqual([]);
     expect(doc.results[0]?.openssh?.ok).toBe(5);
     expect(doc.targets.map((t) => t.name)).toContain("fresh sweep vs OpenSSH");
+    expect(doc.daemon).toMatchObject({ status: "measured", devices: 5, jobs: 10, stepsPerDevice: 5 });
+    expect(doc.daemon?.queued).toMatchObject({ ok: 10, steps: 25, errors: [] });
+    expect(doc.daemon?.direct).toMatchObject({ ok: 10, steps: 25, errors: [] });
+    expect(Number.isFinite(doc.daemon?.overheadCpuMsPerStep)).toBe(true);
   }, 30_000);
 });
