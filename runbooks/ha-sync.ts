@@ -6,7 +6,9 @@
 //              (b) the client's own answer, without copying anything: `slot set` + `partition showinfo` on each
 //                  member slot; where lunacm prints a cloning-domain check value, members must agree on it
 //              any failure stops the job here with a remediation plan (result + evidence); nothing is synchronized
-//   sync:      the CO login through the login guard, then `hagroup synchronize -group <label>`; lunacm's own
+//   sync:      the CO logs in on every member through the login guard (same lunacm session), then
+//              `hagroup synchronize -group <label>` runs with no password prompt (a prompt would mean a lost login:
+//              the shell has no token for it and aborts), then the CO logs out of each member; lunacm's own
 //              "Synchronize may fail ... conflicting settings for private key cloning" warning is a failed
 //              validation too (the job stops, with the plan)
 import { z } from "zod";
@@ -273,20 +275,31 @@ export const haSync = defineRunbook({
     },
     {
       id: "synchronize",
-      title: "Log in as Crypto Officer (login guard), then hagroup synchronize",
+      title: "Log in as Crypto Officer on each member (login guard), hagroup synchronize, log out",
       kind: "change",
       commands: (p, fleet) => {
         const g = groupOf(fleet, p.target);
-        const first = g.members[0]!;
-        return [
-          {
+        const out: PlannedCommand[] = [{ via: "lunacm", on: g.clientHost, command: "hagroup listgroups" }];
+        for (const m of g.members)
+          out.push({
             via: "lunacm",
             on: g.clientHost,
-            command: `role login -name co   (login guard; ${first.device}/${first.partition})`,
-          },
+            command: `role login -name co   (login guard; ${m.device}/${m.partition})`,
+          });
+        out.push(
           { via: "lunacm", on: g.clientHost, command: `hagroup synchronize -group ${g.label}` },
           { via: "lunacm", on: g.clientHost, command: "hagroup listgroups" },
-        ];
+        );
+        for (const m of g.members)
+          out.push(
+            {
+              via: "lunacm",
+              on: g.clientHost,
+              command: `slot set -slot <slot of ${m.device}/${m.partition}>`,
+            },
+            { via: "lunacm", on: g.clientHost, command: "role logout" },
+          );
+        return out;
       },
       async run(ctx) {
         const g = groupOf(ctx.fleet, ctx.params.target);
@@ -306,24 +319,50 @@ export const haSync = defineRunbook({
           throw new CapabilityUnavailable(
             `${g.label}: the login guard offers no login(); synchronize needs the CO`,
           );
-        const first = g.members[0]!;
-        const haSlot = before.slotId;
-        if (haSlot === null) throw new UnexpectedResult(`${g.clientHost}: HA group ${g.label} has no slot`);
-        await shell.run(`slot set -slot ${haSlot}`);
-        const login = await guard.login(first.device, "co", {
-          partition: first.partition,
-          clientHost: g.clientHost,
+        // Every member must be alive and listed where validation saw it: the CO is logged in on each one.
+        const members = declaredMembers(ctx.fleet, g.label).map((m) => {
+          const row = before.members.find((r) => r.serial === m.serial);
+          if (!row || !isAlive(row.status) || row.slot === null)
+            throw Object.assign(
+              new UnexpectedResult(
+                `${g.clientHost}: ${m.device}/${m.partition} (${m.serial}) is ${row ? row.status : "not listed"} in ${g.label} now; not synchronized (recover it first: ha-recover)`,
+              ),
+              { host: g.clientHost, command: "hagroup listgroups" },
+            );
+          return { ...m, slot: row.slot };
         });
+
+        // The CO logs in on each member through the guard (its ledger, its budget, one attempt each, never
+        // retried), in this same lunacm session. Synchronize then runs without a password prompt; were one to
+        // appear (a login lost), the shell holds no token for it and aborts: nothing is typed.
+        const loggedIn: typeof members = [];
+        const attempts: string[] = [];
         let warning: string | null = null;
+        let failure: unknown;
         try {
-          const r = await shell.read(`hagroup synchronize -group ${g.label}`, synchronizeResult);
-          if (r.cloningConflict)
-            warning = r.warnings.join(" ") || "conflicting settings for private key cloning";
+          for (const m of members) {
+            const login = await guard.login(m.device, "co", {
+              partition: m.partition,
+              clientHost: g.clientHost,
+            });
+            loggedIn.push(m);
+            attempts.push(login.attemptId);
+          }
+          try {
+            const r = await shell.read(`hagroup synchronize -group ${g.label}`, synchronizeResult);
+            if (r.cloningConflict)
+              warning = r.warnings.join(" ") || "conflicting settings for private key cloning";
+          } catch (err) {
+            if (!isDeviceError(err) || !/Synchronize may fail|private key cloning/i.test(err.message))
+              throw err;
+            warning = err.message;
+          }
         } catch (err) {
-          if (!isDeviceError(err) || !/Synchronize may fail|private key cloning/i.test(err.message))
-            throw err;
-          warning = err.message;
+          failure = err;
+        } finally {
+          await logOut(ctx, shell, g.clientHost, loggedIn, failure !== undefined);
         }
+        if (failure !== undefined) throw failure;
         if (warning !== null) {
           // lunacm names the two slots that conflict; the member in the second one is the odd one out.
           const slots = /slot (\d+) and slot (\d+)/.exec(warning);
@@ -349,11 +388,36 @@ export const haSync = defineRunbook({
         );
         if (after.needsSync)
           throw new UnexpectedResult(`${g.label}: still 'Needs sync: yes' after hagroup synchronize`);
-        return { group: g.label, synchronized: true, loginAttempt: login.attemptId };
+        return { group: g.label, synchronized: true, loginAttempts: attempts };
       },
     },
   ],
 });
+
+/**
+ * Log the CO out of every member it was logged in on (the session outlives the step: a login left in it would be
+ * carried into the next step or job). After a failure, a logout that fails too is only noted: the first error is
+ * the one the operator needs. A shell that is already gone took its logins with it.
+ */
+async function logOut(
+  ctx: Ctx,
+  shell: Awaited<ReturnType<Ctx["lunacm"]>>,
+  host: string,
+  members: { device: string; partition: string; slot: number }[],
+  failing: boolean,
+): Promise<void> {
+  for (const m of members) {
+    try {
+      await shell.run(`slot set -slot ${m.slot}`);
+      await shell.run("role logout");
+    } catch (err) {
+      const why = `${host}: CO logout from ${m.device}/${m.partition} failed: ${(err as Error).message}`;
+      await ctx.evidence.note({ logoutFailed: why }).catch(() => {});
+      ctx.log.warn({ jobId: ctx.jobId, host, member: `${m.device}/${m.partition}` }, why);
+      if (!failing) throw err;
+    }
+  }
+}
 
 /** The check value most members share; on a tie, the first member's (the group's primary). */
 function referenceCheck(members: MemberDomain[]): string {

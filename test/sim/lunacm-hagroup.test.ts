@@ -134,6 +134,31 @@ describe("lunacm hagroup on a client host twin", () => {
     expect(twin.commandLog.map((e) => e.command)).toContain("hagroup synchronize -group ha-pay");
   });
 
+  it("a session logged in as CO on every live member synchronizes without a prompt; otherwise it still prompts", async () => {
+    const { twin, appliances } = await buildHarness();
+    expect(lunacmQ(twin, "hagroup removemember -group ha-pay -serialnumber 1900003000001").exitCode).toBe(0);
+    const s = interactive(twin, true);
+    s.send("lunacm");
+    // Logged in on one member only: the prompt is still there, and a wrong password counts on the other member.
+    s.send("slot set -slot 0");
+    expect(s.send(`role login -name co -password ${CO_PASSWORD}`)).toContain("Command Result : No Error");
+    expect(s.send("hagroup synchronize -group ha-pay")).toMatch(/Enter the password: $/);
+    expect(s.send("Wrong-Password-1")).toContain("0xa0 (CKR_PIN_INCORRECT)");
+    expect(appliances.get("hsm-t1")!.partitions[0]!.failures.co).toBe(0);
+    expect(appliances.get("hsm-t2")!.partitions[0]!.failures.co).toBe(1);
+    expect(appliances.get("hsm-t2")!.partitions[0]!.objects).toBe(2);
+    // Logged in on both: no prompt, the objects are copied.
+    s.send("slot set -slot 1");
+    expect(s.send(`role login -name co -password ${CO_PASSWORD}`)).toContain("Command Result : No Error");
+    const synced = s.send("hagroup synchronize -group ha-pay");
+    expect(synced).not.toContain("Enter the password");
+    expect(synced).toContain("Command Result : No Error");
+    expect([1, 2].map((n) => appliances.get(`hsm-t${n}`)!.partitions[0]!.objects)).toEqual([5, 5]);
+    // Logged out again: the prompt is back.
+    s.send("role logout");
+    expect(s.send("hagroup synchronize -group ha-pay")).toMatch(/Enter the password: $/);
+  });
+
   it("creategroup and addmember check the CO password, number the group from its first member, and warn on a foreign domain", async () => {
     const { twin, appliances } = await buildHarness();
     let r = lunacmQ(twin, `hagroup creategroup -label ha-new -slot 1 -password ${CO_PASSWORD}`);

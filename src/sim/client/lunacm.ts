@@ -1,7 +1,7 @@
 // The lunacm interpreter of a simulated client host: slots, partition roles and HA groups over the twin's appliance
 // states. Login attempts go through `attemptPartitionLogin`, so counters, lockouts and partition zeroization happen
 // exactly as on the appliance; an HA `synchronize` or `creategroup` password is a CO login on each member and counts
-// the same way.
+// the same way. A session logged in as CO on every live member synchronizes without a password prompt.
 import { createHash } from "node:crypto";
 import {
   attemptPartitionLogin,
@@ -728,7 +728,7 @@ const haSynchronize: Subcommand = {
     if (isStep(opts)) return opts;
     const group = findGroup(s, opts.get("group"), "group");
     if (isStep(group)) return group;
-    return withPassword(opts.get("password"), (password) => {
+    const synchronize = (password: string | undefined): CommandStep => {
       const live = liveMembers(s.model, group, s.model.slots());
       if (live.length === 0)
         return failed(CKR.tokenNotPresent, `no member of group '${group.label}' is available.`);
@@ -738,7 +738,11 @@ const haSynchronize: Subcommand = {
         (m) => m.state.partition.cloningDomain !== first.state.partition.cloningDomain,
       );
       if (foreign) return done(CKR.deviceError, [cloningWarning(first.slot, foreign.slot)]);
+      // The password authorizes the members this session has not logged in as CO (each check counts as a login).
       for (const m of live) {
+        if (s.loginOf(m.member.device, m.state.partition.label) === "co") continue;
+        if (password === undefined)
+          return failed(CKR.userNotLoggedIn, "the Crypto Officer is not logged in.");
         const outcome = authorizeCo(m.state.appliance, m.state.partition, password);
         if (outcome !== "success") return loginFooter(outcome, "co");
       }
@@ -746,7 +750,17 @@ const haSynchronize: Subcommand = {
       const objects = Math.max(...live.map((m) => m.state.partition.objects));
       for (const m of live) m.state.partition.objects = objects;
       return done(OK);
-    });
+    };
+    // [I] The reference does not say whether synchronize asks for the password when the session is already logged
+    // in. The twin's model: a session logged in as Crypto Officer (`role login -name co`, on each member's slot or
+    // on the HA virtual slot) on every live member of the group synchronizes without a prompt, as other commands
+    // of a logged-in PKCS#11 session do; otherwise it prompts (or takes -password), and the password is checked as
+    // a CO login on each member not logged in, a wrong one counting as a failed CO login there.
+    const live = liveMembers(s.model, group, s.model.slots());
+    const allLoggedIn =
+      live.length > 0 && live.every((m) => s.loginOf(m.member.device, m.state.partition.label) === "co");
+    if (allLoggedIn && opts.get("password") === undefined) return synchronize(undefined);
+    return withPassword(opts.get("password"), (password) => synchronize(password));
   },
 };
 
