@@ -238,10 +238,10 @@ async function meter(daemon: Daemon, twin: TwinProcess): Promise<Meter> {
   };
 }
 
-/** The sweep's jobs in submitSweep's order (device by device, both runbooks). */
+/** The sweep's jobs in submitSweep's order (runbook by runbook, every device). */
 function sweepJobs(fleet: Fleet): SweepJob[] {
-  return fleet.devices.flatMap((d) =>
-    SWEEP_RUNBOOKS.map((runbook) => ({ jobId: "", runbook, device: d.name })),
+  return SWEEP_RUNBOOKS.flatMap((runbook) =>
+    fleet.devices.map((d) => ({ jobId: "", runbook, device: d.name })),
   );
 }
 

@@ -18,8 +18,10 @@ export async function submitSweep(
   actor = "operator:sweep",
 ): Promise<SweepJob[]> {
   const jobs: SweepJob[] = [];
-  for (const device of fleet.devices)
-    for (const runbook of SWEEP_RUNBOOKS) {
+  // Runbook by runbook, not device by device: both jobs of a device take that device's lock, so submitted side by
+  // side they would start together and one would sit in a worker slot waiting for the other.
+  for (const runbook of SWEEP_RUNBOOKS)
+    for (const device of fleet.devices) {
       const { jobId } = await submitJob(queue, { fleet, runbook, target: device.name, actor });
       jobs.push({ jobId, runbook, device: device.name });
     }

@@ -203,11 +203,21 @@ export function publicFleet(fleet: Fleet): Fleet {
   return strip(fleet) as Fleet;
 }
 
+// Every submitted job carries the digest: computed once per fleet object, not once per job (a 1,000-device sweep
+// submits 2,000 jobs, and hashing the whole fleet for each made submitting it quadratic). Fleets are not mutated
+// after loading; a caller that edits one in place gets the digest of the version it first submitted against.
+const digests = new WeakMap<Fleet, string>();
+
 export function fleetDigest(fleet: Fleet): string {
-  return createHash("sha256")
-    .update(JSON.stringify(publicFleet(fleet)))
-    .digest("hex")
-    .slice(0, 16);
+  let digest = digests.get(fleet);
+  if (digest === undefined) {
+    digest = createHash("sha256")
+      .update(JSON.stringify(publicFleet(fleet)))
+      .digest("hex")
+      .slice(0, 16);
+    digests.set(fleet, digest);
+  }
+  return digest;
 }
 
 /** Where the daemon publishes its secret-free fleet (see publicFleet). */
