@@ -1,7 +1,8 @@
 // `hagroup listgroups`: each HA group's header (`HA Group Label:`, `HA Group Number:`, `Group Members:`,
 // `Needs sync:`, `Standby Members:` ...) followed by its member table (`Slot #  Member S/N  Member Label  Status`).
 // The member serials in the header and in the table must agree — a disagreement means a truncated or garbled
-// capture, and an HA recovery decided on half a table could take the wrong member out.
+// capture, and an HA recovery decided on half a table could take the wrong member out. A client with no group answers
+// with one statement (see NO_GROUPS) → `{ groups: [] }`; an empty capture is refused, never read as "no groups".
 import { z } from "zod";
 import {
   conform,
@@ -43,7 +44,12 @@ type Group = z.infer<typeof group>;
 
 const TABLE_HEADER = /^\s*Slot\s*#\s+Member\s+S\/N\s+Member\s+Label\s+Status\s*$/i;
 const ROW = /^\s*(\d+|-|N\/A)\s+(\d+)\s+(?:(\S(?:.*?\S)?)\s+)?(\S+)\s*$/i;
-const NO_GROUPS = /^\s*(?:There are no HA groups|No HA groups?(?: (?:found|configured|defined))?)\.?\s*$/i;
+// [I] What lunacm prints when the client has no HA group is not in the reference (§15 shows only a listing). This
+// parser and the twin agree on one statement, alone in the output: `HA Group list is empty.` Nothing else counts as
+// "no groups": an empty capture, a cut statement or any other wording is refused, because an absent answer is not
+// proof that a client uses none of a device's partitions (deprovision's preflight decides on it). Adjust this one
+// pattern (and the twin's `NO_HA_GROUPS`) when a capture from a real client shows the actual wording.
+const NO_GROUPS = /^\s*HA Group list is empty\.\s*$/i;
 
 function serialList(value: string, what: string, raw: string): string[] {
   const v = value.trim();
@@ -120,6 +126,7 @@ export function parse(raw: string): HagroupListgroups {
     const line = lines[i] ?? "";
     if (line.trim() === "") continue;
     if (NO_GROUPS.test(line)) {
+      if (noGroups) throw new ParseError("'HA Group list is empty.' printed twice", raw);
       noGroups = true;
       continue;
     }

@@ -109,3 +109,17 @@ describe("twin lunacm and vtl output parses", async () => {
     });
   }
 });
+
+describe("twin lunacm with no HA group", () => {
+  it("prints the one no-groups statement the parser reads as { groups: [] }", async () => {
+    const fleet = { ...demoFleet(), haGroups: [] };
+    const states = await appliances(fleet);
+    const client = fleet.clientHosts[0]!;
+    const twin = await createClientHostTwin(fleet, client, states);
+    const io = new Collect();
+    twin.exec("lunacm -q hagroup listgroups", io, { user: "root", session: 1 });
+    expect(io.text).toContain("HA Group list is empty.");
+    const groups = parsed("lunacm", "hagroup listgroups", `$ lunacm -q hagroup listgroups\n${io.text}`);
+    expect(groups).toEqual({ groups: [] });
+  });
+});

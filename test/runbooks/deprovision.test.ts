@@ -266,6 +266,38 @@ describe("deprovision over the twin", () => {
     expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
     expect(hsmLogins(device)).toHaveLength(0);
   });
+
+  it("a client host with no HA group at all ('HA Group list is empty.') passes preflight; the job completes", async () => {
+    // The operator deleted client-b's only group (ha-tokens) before deprovisioning hsm-b1: its lunacm now answers
+    // `hagroup listgroups` with the no-groups statement, which must read as "no groups", not as a parse failure.
+    const device = "hsm-b1";
+    const clientB = twin.clientHosts.get("client-b")!;
+    clientB.host.haGroups.splice(0);
+    const listingsBefore = clientB.host.commandLog.filter((c) =>
+      /hagroup\s+listgroups/i.test(c.command),
+    ).length;
+    const id = jobId("nogroups");
+    const approvals = approveWhenAsked(r(), id, [
+      { principal: "alice", confirmation: "700201" },
+      { principal: "bob", confirmation: "700201" },
+    ]);
+    const result = await runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId: id,
+      params: { target: device, backupsConfirmed: true, approvalPollMs: 20 },
+    });
+    await approvals;
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe("succeeded");
+    const preflight = result.steps.find((s) => s.id === "preflight");
+    expect(preflight?.status).toBe("done");
+    expect(preflight?.result).toMatchObject({ clientHostsChecked: ["client-a", "client-b"] });
+    // Listed twice on client-b (before the approvals and again after them), both read as "no groups".
+    const listings = clientB.host.commandLog.filter((c) => /hagroup\s+listgroups/i.test(c.command));
+    expect(listings.length - listingsBefore).toBe(2);
+    expect(twin.appliances.get(device)!.state.zeroized).toBe(true);
+    expect(arm().hsmState(hsmResourceId(fleet, device))).toMatchObject({ exists: false, deleted: true });
+    expect(arm().hsmState(hsmResourceId(fleet, "hsm-b2")).exists).toBe(true); // same resource group, untouched
+  });
 });
 
 describe("lunafleet plan deprovision <device>", () => {

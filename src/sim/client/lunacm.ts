@@ -478,6 +478,11 @@ function authorizeCo(
   return outcome;
 }
 
+// [I] The reference (luna-cli.md §15) shows `listgroups` only with groups. The twin's statement for a client with no
+// HA group is this one line (then the `No Error` footer); parsers/lunacm/hagroup-listgroups.ts accepts exactly it
+// as "no groups" and nothing else. Change both together if a real client's capture shows other wording.
+const NO_HA_GROUPS = "HA Group list is empty.";
+
 const haListgroups: Subcommand = {
   name: "listgroups",
   aliases: ["lg", "list"],
@@ -493,7 +498,7 @@ const haListgroups: Subcommand = {
       if (isStep(g)) return g;
       groups = [g];
     }
-    if (groups.length === 0) return done(OK, ["HA Group list is empty."]);
+    if (groups.length === 0) return done(OK, [NO_HA_GROUPS]);
     const slots = s.model.slots();
     const body: string[] = [];
     for (const group of groups) {
