@@ -7,7 +7,7 @@
 // cross-process lock file, so several writers on one host (a worker, an operator's approval) keep it a prefix of
 // Redis. On several hosts each data dir holds a prefix up to its own last write; the worker that runs the job
 // writes its result last, so its copy is complete.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync } from "node:fs";
 import { link, open, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { redact } from "../config/secret.ts";
@@ -163,17 +163,20 @@ class FileMirror {
     const lockPath = `${this.path}.lock`;
     const deadline = Date.now() + FILE_LOCK_WAIT_MS;
     for (;;) {
-      // The lock file appears with the pid already in it (written to a private file, then hard-linked into place,
+      // The lock file appears with the pid already in it (a private file holding the pid, hard-linked into place,
       // which fails if the lock exists): a process killed while taking the lock never leaves an empty, unowned one.
-      const staged = `${lockPath}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+      const staged = await stagedLockFile(this.path);
       try {
-        await writeFile(staged, String(process.pid), { mode: 0o600 });
         await link(staged, lockPath);
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      } finally {
-        await unlink(staged).catch(() => {});
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "ENOENT") {
+          // Our private file was removed under us: write it again.
+          stagedLockFiles.delete(staged);
+          continue;
+        }
+        if (code !== "EEXIST") throw err;
       }
       const holder = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
       // Our own pid cannot legitimately hold it (this process serializes its writes): a leftover of a dead
@@ -198,6 +201,35 @@ class FileMirror {
 }
 
 const FILE_LOCK_WAIT_MS = 10_000;
+
+/**
+ * The private file each lock is linked from: one per process and directory, written (complete, with the pid) once
+ * and linked for every lock. Writing and deleting a fresh one per record cost more than the rest of the append
+ * together (two directory entries created and removed per record). Removed when the process exits; one left by a
+ * killed process holds a dead pid and is never linked again (pids are in the name).
+ */
+const stagedLockFiles = new Set<string>();
+
+async function stagedLockFile(path: string): Promise<string> {
+  const staged = join(resolve(path, ".."), `.lock-stage.${process.pid}`);
+  if (!stagedLockFiles.has(staged)) {
+    await writeFile(staged, String(process.pid), { mode: 0o600 });
+    if (stagedLockFiles.size === 0) process.once("exit", removeStagedLockFiles);
+    stagedLockFiles.add(staged);
+  }
+  return staged;
+}
+
+function removeStagedLockFiles(): void {
+  for (const staged of stagedLockFiles) {
+    try {
+      unlinkSync(staged);
+    } catch {
+      // Already gone.
+    }
+  }
+  stagedLockFiles.clear();
+}
 
 function processAlive(pid: number): boolean {
   try {
