@@ -18,6 +18,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Redis } from "ioredis";
 import { getRunbook } from "../runbooks/index.ts";
 import type { PatchVerifyResult } from "../runbooks/patch-verify.ts";
 import type { TcpCheckResult } from "../runbooks/tcp-check.ts";
@@ -25,12 +26,17 @@ import type { Device, Fleet } from "../src/config/index.ts";
 import { type Daemon, startDaemon } from "../src/daemon/daemon.ts";
 import { createLogger } from "../src/daemon/logger.ts";
 import { SWEEP_RUNBOOKS, type SweepJob, submitSweep, waitForJobs } from "../src/daemon/sweep.ts";
-import type { CheckpointRecord, CheckpointStore } from "../src/engine/checkpoints.ts";
+import {
+  type CheckpointRecord,
+  type CheckpointStore,
+  RedisCheckpointStore,
+} from "../src/engine/checkpoints.ts";
 import type { EvidenceSink } from "../src/engine/context.ts";
 import { type JobResult, runJob } from "../src/engine/runner.ts";
-import { verifyJobEvidence } from "../src/evidence/log.ts";
+import { EvidenceLog, verifyJobEvidence } from "../src/evidence/log.ts";
 import { openJobSessions } from "../src/queue/job-sessions.ts";
 import { newJobId } from "../src/queue/jobs.ts";
+import { acquireDeviceLocks, type DeviceLockSet } from "../src/queue/locks.ts";
 import { deviceTarget } from "../src/transport/index.ts";
 import { benchFleet, pinFleet } from "./fleet.ts";
 import { fmt, mb, perSecond } from "./stats.ts";
@@ -56,6 +62,8 @@ export interface DaemonPhase {
   peakRss: number;
   /** Job-slot seconds spent waiting for device locks (the daemon's lock-wait histogram; 0 in the direct phase). */
   lockWaitSeconds: number;
+  /** Evidence records the engine appended (direct phase, in-memory list). */
+  evidenceRecords?: number;
   errors: string[];
 }
 
@@ -82,13 +90,23 @@ export type DaemonFigures =
       overheadMsPerStep: number;
       evidenceFiles: number;
       evidenceVerified: number;
+      /** --daemon-breakdown: what each part adds alone on top of (a), and what is left for BullMQ. */
+      breakdown?: BreakdownPart[];
     };
+
+export interface BreakdownPart {
+  part: string;
+  wallMsPerStep: number;
+  cpuMsPerStep: number;
+}
 
 export interface DaemonBenchOptions {
   devices: number;
   log: (line: string) => void;
   /** Jobs the worker runs at once (default: the worker's default, 16). */
   concurrency?: number;
+  /** Also run (a) with each real part alone (evidence, checkpoints, locks) to say what the overhead is made of. */
+  breakdown?: boolean;
 }
 
 /** In-memory checkpoints for the direct phase: the same contract as RedisCheckpointStore, no I/O. */
@@ -245,33 +263,58 @@ function sweepJobs(fleet: Fleet): SweepJob[] {
   );
 }
 
-/** (a) runJob directly: in-memory checkpoints and evidence, the worker's pool, per-job shells like the worker. */
+/** Which real parts a direct run uses instead of the in-memory ones (the breakdown adds them one at a time). */
+interface DirectParts {
+  /** EvidenceLog (Redis chain + JSONL file) instead of the in-memory list. */
+  evidence?: boolean;
+  /** RedisCheckpointStore instead of the in-memory map. */
+  checkpoints?: boolean;
+  /** The device locks (acquireDeviceLocks / release), as the worker takes them. */
+  locks?: boolean;
+}
+
+/**
+ * (a) runJob directly: in-memory checkpoints and evidence, the worker's pool, per-job shells like the worker. With
+ * `parts`, some of the worker's real components replace the in-memory ones (the breakdown).
+ */
 async function directPhase(
   daemon: Daemon,
   twin: TwinProcess,
   fleet: Fleet,
   concurrency: number,
   answers: Map<string, string>,
+  parts: DirectParts = {},
+  dataDir = "",
 ): Promise<DaemonPhase> {
   const devices = new Map(fleet.devices.map((d) => [d.name, d]));
   const jobs = sweepJobs(fleet);
-  const checkpoints = new MemoryCheckpoints();
-  const evidence = new MemoryEvidence();
+  const memoryCheckpoints = new MemoryCheckpoints();
+  const redisCheckpoints = new RedisCheckpointStore(daemon.redis as Redis);
+  const memoryEvidence = new MemoryEvidence();
   const errors: string[] = [];
   let ok = 0;
   let steps = 0;
   const m = await meter(daemon, twin);
   await mapLimit(jobs, concurrency, async (job) => {
+    const jobId = newJobId(job.runbook);
     const scope = openJobSessions(fleet, daemon.worker.pool);
+    let locks: DeviceLockSet | undefined;
     try {
+      if (parts.locks)
+        locks = await acquireDeviceLocks(daemon.redis, [`device:${job.device}`], {
+          owner: jobId,
+          ttlMs: 15_000,
+          waitMs: 10_000,
+        });
       const result = await runJob({
         runbook: getRunbook(job.runbook),
         params: { target: job.device },
-        jobId: newJobId(job.runbook),
+        jobId,
         fleet,
         sessions: scope.provider,
-        evidence,
-        checkpoints,
+        evidence: parts.evidence ? await EvidenceLog.open(daemon.redis, dataDir, jobId) : memoryEvidence,
+        checkpoints: parts.checkpoints ? redisCheckpoints : memoryCheckpoints,
+        ...(locks ? { locks } : {}),
         attempt: 1,
         actor: "operator:bench",
       });
@@ -282,9 +325,18 @@ async function directPhase(
       errors.push((err as Error).message);
     } finally {
       await scope.close();
+      await locks?.release();
     }
   });
-  return { jobs: jobs.length, ok, steps, errors, ...(await m.stop()) };
+  const figures = await m.stop();
+  return {
+    jobs: jobs.length,
+    ok,
+    steps,
+    errors,
+    ...figures,
+    ...(parts.evidence ? {} : { evidenceRecords: memoryEvidence.records }),
+  };
 }
 
 /** (b) through the queue: submitSweep, the worker (locks, checkpoints, evidence), until the last job has ended. */
@@ -411,11 +463,11 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
       throw new Error(`warm-up (queued) failed: ${warmQueued.phase.errors[0]}`);
 
     const answers = new Map<string, string>();
-    const direct = await profiled("daemon-direct", () =>
+    const first = await profiled("daemon-direct", () =>
       directPhase(daemon!, twin, fleet, concurrency, answers),
     );
-    const stepsPerDevice = direct.steps / n;
-    logPhase(log, "(a) direct runJob, in-memory sinks", direct);
+    const stepsPerDevice = first.steps / n;
+    logPhase(log, "(a) direct runJob, in-memory sinks", first);
     const { phase: queued, submitted } = await profiled("daemon-queued", () =>
       queuedPhase(daemon!, twin, fleet, answers),
     );
@@ -435,7 +487,44 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
       else queued.errors.push(`evidence of ${job.jobId} does not verify`);
     }
 
+    // (a) once more after (b): the direct figure is the mean of the runs before and after, so a drift in the
+    // machine's load (other processes on a shared box) does not land on one side of the difference only.
+    const again = await directPhase(daemon, twin, fleet, concurrency, answers);
+    logPhase(log, "(a) direct runJob again, after (b)", again);
+    const direct = meanPhase(first, again);
+
     const steps = direct.steps;
+    let breakdown: BreakdownPart[] | undefined;
+    if (opts.breakdown) {
+      breakdown = [];
+      const parts: [string, DirectParts][] = [
+        ["evidence (EvidenceLog: Redis chain + JSONL)", { evidence: true }],
+        ["checkpoints (RedisCheckpointStore)", { checkpoints: true }],
+        ["device locks (acquire + release)", { locks: true }],
+      ];
+      for (const [name, part] of parts) {
+        const p = await directPhase(daemon, twin, fleet, concurrency, answers, part, dataDir);
+        queued.errors.push(...p.errors.map((e) => `breakdown ${name}: ${e}`));
+        breakdown.push({
+          part: name,
+          wallMsPerStep: (p.wallMs - direct.wallMs) / steps,
+          cpuMsPerStep: (p.cpuMs + p.redisCpuMs - direct.cpuMs - direct.redisCpuMs) / steps,
+        });
+      }
+      const sum = (f: (b: BreakdownPart) => number) => breakdown!.reduce((t, b) => t + f(b), 0);
+      breakdown.push({
+        part: "the rest: BullMQ (submit, fetch, complete, progress), result, findings, cancel poll",
+        wallMsPerStep: (queued.wallMs - direct.wallMs) / steps - sum((b) => b.wallMsPerStep),
+        cpuMsPerStep:
+          (queued.cpuMs + queued.redisCpuMs - direct.cpuMs - direct.redisCpuMs) / steps -
+          sum((b) => b.cpuMsPerStep),
+      });
+      for (const b of breakdown)
+        log(
+          `  breakdown, each part alone on top of (a): ${b.part}: wall ${fmt(b.wallMsPerStep, 2)} ms, ` +
+            `CPU ${fmt(b.cpuMsPerStep, 2)} ms per device-step`,
+        );
+    }
     const overheadWallMsPerStep = (queued.wallMs - direct.wallMs) / steps;
     const overheadCpuMsPerStep =
       (queued.cpuMs + queued.redisCpuMs - (direct.cpuMs + direct.redisCpuMs)) / steps;
@@ -466,6 +555,7 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
       overheadMsPerStep: Math.max(overheadWallMsPerStep, overheadCpuMsPerStep),
       evidenceFiles,
       evidenceVerified,
+      ...(breakdown ? { breakdown } : {}),
     };
   } finally {
     await daemon?.stop();
@@ -474,12 +564,33 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
   }
 }
 
+/** The mean of two runs of the same phase (errors of both kept). */
+function meanPhase(x: DaemonPhase, y: DaemonPhase): DaemonPhase {
+  const mean = (f: (p: DaemonPhase) => number) => (f(x) + f(y)) / 2;
+  return {
+    jobs: x.jobs,
+    ok: Math.min(x.ok, y.ok),
+    steps: x.steps,
+    wallMs: mean((p) => p.wallMs),
+    cpuMs: mean((p) => p.cpuMs),
+    redisCpuMs: mean((p) => p.redisCpuMs),
+    twinCpuMs: mean((p) => p.twinCpuMs),
+    peakRss: Math.max(x.peakRss, y.peakRss),
+    lockWaitSeconds: mean((p) => p.lockWaitSeconds),
+    ...(x.evidenceRecords !== undefined ? { evidenceRecords: x.evidenceRecords } : {}),
+    errors: [...x.errors, ...y.errors],
+  };
+}
+
 function logPhase(log: (line: string) => void, name: string, p: DaemonPhase): void {
   log(
     `${name}: ${p.ok}/${p.jobs} jobs, ${p.steps} steps in ${fmt(p.wallMs / 1000, 2)} s ` +
       `(${fmt(perSecond(p.ok, p.wallMs))} jobs/s), per device-step: wall ${fmt(p.wallMs / p.steps, 2)} ms, ` +
       `CPU ${fmt(p.cpuMs / p.steps, 2)} ms + redis ${fmt(p.redisCpuMs / p.steps, 2)} ms, ` +
       `twin CPU ${fmt(p.twinCpuMs / p.steps, 2)} ms, peak RSS ${fmt(mb(p.peakRss), 0)} MB` +
+      (p.evidenceRecords !== undefined
+        ? `, ${fmt(p.evidenceRecords / p.steps, 1)} evidence records per step (in memory)`
+        : "") +
       (p.lockWaitSeconds > 0 ? `, jobs waited ${fmt(p.lockWaitSeconds, 1)} s in all for device locks` : "") +
       (p.errors.length ? `, ${p.errors.length} ERRORS` : ""),
   );

@@ -12,6 +12,8 @@
 //
 // Options: --sizes 50,200,1000  --concurrency 32  --openssh-sizes 50,200  --rounds <reuse sweeps>
 //          --quick (N=10: a smoke run of a few seconds)  --json (one JSON document on stdout)  --no-daemon
+//          --daemon-breakdown (also run the direct jobs with each real part alone: evidence, checkpoints, locks)
+//          LUNAFLEET_BENCH_PROF=<dir>: CPU profiles of the daemon section's measured phases
 import { parseArgs } from "node:util";
 import { type DaemonFigures, runDaemonBenchmark } from "./daemon.ts";
 import { benchFleet, pinFleet } from "./fleet.ts";
@@ -29,6 +31,7 @@ const { values: opts } = parseArgs({
     quick: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     "no-daemon": { type: "boolean", default: false },
+    "daemon-breakdown": { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -270,7 +273,7 @@ let daemon: DaemonFigures | undefined;
 if (!opts["no-daemon"]) {
   const devices = Math.max(...sizes);
   log(`\n== daemon (issue 4 item 8): N = ${devices} devices, tcp-check + patch-verify as jobs ==`);
-  daemon = await runDaemonBenchmark({ devices, log });
+  daemon = await runDaemonBenchmark({ devices, log, breakdown: opts["daemon-breakdown"] });
   if (daemon.status !== "measured") log(`daemon benchmark: ${daemon.reason}`);
 }
 
