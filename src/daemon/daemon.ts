@@ -31,9 +31,12 @@ export interface StartDaemonOptions {
   httpPort?: number | null;
   log?: DaemonLogger;
   trustStore?: TrustStore;
-  /** Worker tuning (lock TTLs, stall detection), mostly for tests. */
+  /** Worker tuning (lock TTLs, stall detection), mostly for tests; `azure`: the ARM gateway (twin: its ARM + CA). */
   worker?: Partial<
-    Pick<StartWorkerOptions, "lockTtlMs" | "lockWaitMs" | "jobLockMs" | "stalledIntervalMs" | "cancelPollMs">
+    Pick<
+      StartWorkerOptions,
+      "lockTtlMs" | "lockWaitMs" | "jobLockMs" | "stalledIntervalMs" | "cancelPollMs" | "azure"
+    >
   >;
   workerId?: string;
   /** Sync the fleet's maintenance windows into job schedulers (default true). */

@@ -1,10 +1,12 @@
 // `npm start`: the twin of config/demo.yaml, the embedded Redis and the daemon in one process; a fleet sweep; the
 // report. The twin's host keys are trusted in-process: the fleet handed to the daemon is the twin's copy, whose
 // devices carry the fingerprints of the keys the twin really serves (pinned, never trust-on-first-use).
+// Likewise the worker's ARM client trusts the twin's ARM CA (and only for this daemon), so `deprovision` works.
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import { armGatewayFor } from "../azure/access.ts";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
 import { startTwin, type Twin } from "../sim/twin.ts";
@@ -53,12 +55,22 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   });
   let daemon: Daemon;
   try {
+    // Deprovisioning jobs talk to the twin's ARM (HTTPS, its own CA), never to management.azure.com.
+    const azure = twin.arm
+      ? armGatewayFor(twin.fleet, {
+          endpoint: twin.arm.endpoint,
+          subscriptionId: twin.arm.subscriptionId,
+          caPem: twin.arm.caPem,
+        })
+      : undefined;
+    if (twin.arm) print(`lunafleet: ARM twin ${twin.arm.endpoint} (its own CA, trusted by this daemon only)`);
     daemon = await startDaemon({
       fleet: twin.fleet,
       dataDir: opts.dataDir,
       httpPort: opts.httpPort === undefined ? 0 : opts.httpPort,
       concurrency: opts.concurrency ?? 16,
       log,
+      ...(azure ? { worker: { azure } } : {}),
     });
   } catch (err) {
     await twin.stop();

@@ -10,7 +10,7 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { getRunbook } from "../../runbooks/index.ts";
-import { azureSettingsFrom, createAzureClients, DedicatedHsmGateway } from "../azure/index.ts";
+import { armGatewayFor } from "../azure/access.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
@@ -72,8 +72,8 @@ export interface StartWorkerOptions {
   metrics?: WorkerMetrics;
   trustStore?: TrustStore;
   /**
-   * ARM for deprovisioning (ctx.azure). Default: built from the fleet's `azure` block when a device names a
-   * Dedicated HSM resource (DefaultAzureCredential); the twin's daemon passes clients that trust its ARM's CA.
+   * ARM for deprovisioning (ctx.azure). Default: `armGatewayFor(fleet)` (the fleet's `azure` block, system CA store,
+   * DefaultAzureCredential); the twin's daemon passes one built for the twin's ARM (its endpoint and CA).
    */
   azure?: AzurePort;
   /** Start taking jobs right away (default true). */
@@ -340,13 +340,13 @@ function child(log: JobLogger, bindings: Record<string, unknown>): JobLogger {
   };
 }
 
-/** The ARM gateway for fleets that name Dedicated HSM resources; undefined (ctx.azure unavailable) otherwise. */
+/**
+ * The ARM gateway for fleets that name Dedicated HSM resources (src/azure/access.ts rules); undefined (ctx.azure
+ * unavailable, the job stops there) when there is none or it cannot be built safely.
+ */
 function defaultAzure(fleet: Fleet, log: JobLogger): AzurePort | undefined {
-  const first = fleet.devices.find((d) => d.azure?.resourceId)?.azure?.resourceId;
-  if (!first) return undefined;
   try {
-    const sub = /^\/subscriptions\/([^/]+)\//i.exec(first)?.[1];
-    return new DedicatedHsmGateway(createAzureClients(azureSettingsFrom(fleet.azure, sub)));
+    return armGatewayFor(fleet);
   } catch (err) {
     log.warn(
       { error: (err as Error).message },

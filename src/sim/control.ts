@@ -15,7 +15,18 @@ export interface SimStateFile {
   token: string;
   fleetFile: string;
   startedAt: string;
+  /** The twin's ARM, when the fleet names Dedicated HSM resources: what a separately started daemon points at. */
+  arm?: SimArmInfo;
 }
+
+export interface SimArmInfo {
+  endpoint: string;
+  subscriptionId: string;
+  /** PEM of the twin ARM's CA (`lunafleet daemon --azure-ca <file>`). */
+  caFile: string;
+}
+
+export const ARM_CA_FILE = "twin-arm-ca.pem";
 
 export interface ControlServer {
   url: string;
@@ -132,12 +143,29 @@ export function writeSimState(stateDir: string, state: SimStateFile): string {
   return file;
 }
 
+/**
+ * Write the ARM twin's CA to `<stateDir>/twin-arm-ca.pem` (a certificate, no key: readable by the user's other
+ * processes) and say where the ARM twin is, for sim.json and the start banner.
+ */
+export function publishArmTwin(
+  stateDir: string,
+  arm: { endpoint: string; subscriptionId: string; caPem: string },
+): { caFile: string; arm: SimArmInfo } {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const caFile = join(stateDir, ARM_CA_FILE);
+  writeFileSync(caFile, arm.caPem, { mode: 0o644 });
+  return { caFile, arm: { endpoint: arm.endpoint, subscriptionId: arm.subscriptionId, caFile } };
+}
+
 export function removeSimState(stateDir: string, pid = process.pid): void {
   const file = join(stateDir, SIM_STATE_FILE);
   try {
     const current = JSON.parse(readFileSync(file, "utf8")) as SimStateFile;
     // Another twin may have started since; only remove our own record.
-    if (current.pid === pid) rmSync(file, { force: true });
+    if (current.pid === pid) {
+      rmSync(file, { force: true });
+      if (current.arm?.caFile) rmSync(current.arm.caFile, { force: true });
+    }
   } catch {
     // Already gone or unreadable: nothing of ours to remove.
   }

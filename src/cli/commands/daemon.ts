@@ -1,7 +1,11 @@
 // `lunafleet daemon --fleet f [--concurrency n] [--http-port p] [--data-dir d]`: the worker, schedules and metrics,
 // on the embedded Redis of the data dir (or REDIS_URL). Runs until SIGINT/SIGTERM, then stops cleanly.
+// Against a running `lunafleet sim`: `--azure-endpoint <url> --azure-ca <file>` (or LUNAFLEET_AZURE_ENDPOINT /
+// LUNAFLEET_AZURE_CA_FILE), as the twin prints them, point deprovisioning at its ARM twin. Twin fleets only for the
+// CA; a production fleet keeps the system CA store (src/azure/access.ts).
 import type { Command } from "commander";
-import { FleetConfigError, formatIssue } from "../../config/index.ts";
+import { armAccessFromFlags, armGatewayFor } from "../../azure/access.ts";
+import { FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
 import { startDaemon } from "../../daemon/daemon.ts";
 import { defaultDataDir } from "../../queue/redis-server.ts";
 
@@ -23,14 +27,27 @@ export function registerDaemonCommand(program: Command): void {
       9464,
     )
     .option("--data-dir <dir>", "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)")
-    .action(async (opts: { fleet: string; concurrency: number; httpPort: number; dataDir?: string }) => {
+    .option(
+      "--azure-endpoint <url>",
+      "ARM endpoint instead of the fleet's azure.endpoint (the twin's, printed by lunafleet sim; env LUNAFLEET_AZURE_ENDPOINT)",
+    )
+    .option(
+      "--azure-ca <file>",
+      "PEM CA to trust for ARM instead of the system store: twin fleets only (env LUNAFLEET_AZURE_CA_FILE)",
+    )
+    .action(async (opts: DaemonCliOptions) => {
       try {
+        const fleet = loadFleet(opts.fleet);
+        const access = armAccessFromFlags(opts, process.env);
+        // Only when asked: otherwise the worker builds its default (fleet azure block, system CA store).
+        const azure = Object.keys(access).length > 0 ? armGatewayFor(fleet, access) : undefined;
         const daemon = await startDaemon({
-          fleetFile: opts.fleet,
+          fleet,
           dataDir: opts.dataDir ?? defaultDataDir(),
           concurrency: opts.concurrency,
           httpPort: opts.httpPort,
           handleSignals: true,
+          ...(azure ? { worker: { azure } } : {}),
         });
         process.stderr.write(
           `lunafleet daemon: running (redis ${daemon.redisUrl ?? "from REDIS_* env"}, ` +
@@ -43,6 +60,15 @@ export function registerDaemonCommand(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+interface DaemonCliOptions {
+  fleet: string;
+  concurrency: number;
+  httpPort: number;
+  dataDir?: string;
+  azureEndpoint?: string;
+  azureCa?: string;
 }
 
 function positiveInt(v: string, name: string): number {

@@ -4,7 +4,9 @@ import type { Command } from "commander";
 import { FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
 import {
   postFault,
+  publishArmTwin,
   removeSimState,
+  type SimArmInfo,
   SimControlError,
   startControlServer,
   writeSimState,
@@ -36,7 +38,11 @@ export function registerSimCommands(program: Command): void {
       "keep SSH host keys here so restarts keep their fingerprints",
       DEFAULT_HOST_KEY_DIR,
     )
-    .option("--state-dir <dir>", "where sim.json (control endpoint) is written", DEFAULT_STATE_DIR)
+    .option(
+      "--state-dir <dir>",
+      "where sim.json (control endpoint, ARM twin) and twin-arm-ca.pem are written",
+      DEFAULT_STATE_DIR,
+    )
     .action(async (opts: Partial<SimOptions>) => {
       if (!opts.fleet) {
         console.error(
@@ -90,15 +96,18 @@ async function runSim(opts: SimOptions): Promise<number> {
     return 1;
   }
   const control = await startControlServer(twin);
+  const arm = twin.arm ? publishArmTwin(opts.stateDir, twin.arm).arm : undefined;
   writeSimState(opts.stateDir, {
     pid: process.pid,
     url: control.url,
     token: control.token,
     fleetFile: opts.fleet,
     startedAt: new Date().toISOString(),
+    ...(arm ? { arm } : {}),
   });
 
   for (const line of describeTwin(twin, opts.fleet)) console.log(line);
+  if (arm) for (const line of describeArmTwin(arm, opts.fleet)) console.log(line);
   console.log(
     `control: ${control.url} (sim.json in ${opts.stateDir}); faults: lunafleet sim fault <target> <fault> [value]`,
   );
@@ -150,4 +159,15 @@ export function describeTwin(twin: Twin, fleetFile: string): string[] {
       .join("  ")
       .trimEnd(),
   );
+}
+
+/** Where the ARM twin listens and how a separately started daemon is pointed at it (its CA, its endpoint). */
+export function describeArmTwin(arm: SimArmInfo, fleetFile: string): string[] {
+  const file = relative(process.cwd(), fleetFile) || fleetFile;
+  const ca = relative(process.cwd(), arm.caFile) || arm.caFile;
+  return [
+    `arm: ${arm.endpoint} (subscription ${arm.subscriptionId}); CA ${ca}`,
+    `daemon against this twin: lunafleet daemon --fleet ${file} --azure-endpoint ${arm.endpoint} --azure-ca ${ca}`,
+    `  (or LUNAFLEET_AZURE_ENDPOINT / LUNAFLEET_AZURE_CA_FILE; both also in sim.json)`,
+  ];
 }
