@@ -7,7 +7,7 @@
 // cross-process lock file, so several writers on one host (a worker, an operator's approval) keep it a prefix of
 // Redis. On several hosts each data dir holds a prefix up to its own last write; the worker that runs the job
 // writes its result last, so its copy is complete.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync } from "node:fs";
+import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { link, open, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { redact } from "../config/secret.ts";
@@ -296,7 +296,7 @@ export class EvidenceLog {
       mirrors.set(filePath, mirror);
     }
     mirror.forget();
-    if (fileRecords.length === 0) ensureFileDurablyExists(filePath);
+    if (fileRecords.length === 0) await ensureFileDurablyExists(filePath);
     const log = new EvidenceLog(redis, jobId, dataDir, filePath, mirror, {
       seq: redisRecords.length,
       hash: redisCheck.headHash,
@@ -479,13 +479,16 @@ function readFileRecords(path: string, jobId: string): EvidenceRecord[] {
   return parsed.records as EvidenceRecord[];
 }
 
-/** Create the file and fsync its directory, so the file's existence survives a crash, not only its contents. */
-function ensureFileDurablyExists(path: string): void {
-  closeSync(openSync(path, "a", 0o600));
-  const dir = openSync(resolve(path, ".."), "r");
+/**
+ * Create the file and fsync its directory, so the file's existence survives a crash, not only its contents.
+ * Asynchronous: a worker opens one log per job, and a directory fsync must not stall every other running job.
+ */
+async function ensureFileDurablyExists(path: string): Promise<void> {
+  await (await open(path, "a", 0o600)).close();
+  const dir = await open(resolve(path, ".."), "r");
   try {
-    fsyncSync(dir);
+    await dir.sync();
   } finally {
-    closeSync(dir);
+    await dir.close();
   }
 }
