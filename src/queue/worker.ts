@@ -19,6 +19,7 @@ import { JobCancelled } from "../engine/errors.ts";
 import { planJob } from "../engine/plan.ts";
 import type { JobTargets } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
+import { RedisStateStore } from "../engine/state.ts";
 import { EvidenceLog } from "../evidence/log.ts";
 import { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
@@ -117,6 +118,8 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
   });
 
   const loginGuard = new LoginGuard(redis as Redis);
+  // Durable facts between jobs (ha-recover's per-member breaker): without it such runbooks fail at their first step.
+  const state = new RedisStateStore(redis as Redis);
 
   const processJob = async (job: Job<JobData, JobResult>, token?: string): Promise<JobResult> => {
     const data = job.data;
@@ -269,6 +272,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
         log: jlog,
         ...(azure ? { azure } : {}),
         approvals,
+        state,
       });
       await redis.set(resultKey(jobId), JSON.stringify(result), "EX", 30 * 86_400);
       finishedStatus = result.status;
