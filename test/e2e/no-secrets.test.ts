@@ -1,0 +1,408 @@
+// The product promise "passwords never appear in logs, evidence, job data, errors or snapshots", checked over one
+// realistic run of the npm start demo (in-process, rebased twin, its own data dir and embedded Redis): the fleet
+// sweep, ha-recover, ntls-cert-sync with repair, ha-sync (CO logins through the guard), a job whose CO login fails
+// (wrong credential in the fleet copy -> quarantine) and a twice-approved deprovision (HSM SO login, zeroize, ARM).
+// Then every secret value the twin fleet holds is searched for in every file of the data dir (daemon log, evidence,
+// Redis AOF), in every Redis value, in the queue's job data/results/errors, in the report JSON and in what the run
+// printed. Failures name the secret's path, never its value.
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Fleet } from "../../src/config/schema.ts";
+import { type DemoRun, runDemo } from "../../src/daemon/demo.ts";
+import { buildReport } from "../../src/daemon/report.ts";
+import { EvidenceLog } from "../../src/evidence/index.ts";
+import { LoginGuard } from "../../src/guard/guard.ts";
+import { approvalState, approve } from "../../src/queue/approvals.ts";
+import { submitJob } from "../../src/queue/jobs.ts";
+import type { RedisClient } from "../../src/queue/redis.ts";
+import type { Twin } from "../../src/sim/twin.ts";
+import { removeFromHaGroups } from "../runbooks/deprovision-support.ts";
+
+const dataDir = mkdtempSync(join(tmpdir(), "lf-nosecret-"));
+let demo: DemoRun;
+const printed: string[] = [];
+const jobIds: string[] = [];
+/** A CO password that is wrong for hsm-b1's par-tok: a secret of the fleet copy while the failing job runs. */
+const WRONG_CO = "Wrong-CO-B1-not-the-real-one";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Everything the process prints while the demo runs (stdout, stderr, console), restored afterwards.
+const captured: string[] = [];
+const restore: (() => void)[] = [];
+function captureOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    const original = stream.write.bind(stream);
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      captured.push(typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("latin1"));
+      return (original as (...a: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof stream.write;
+    restore.push(() => {
+      stream.write = original as typeof stream.write;
+    });
+  }
+  for (const method of ["log", "info", "warn", "error", "debug"] as const) {
+    const original = console[method];
+    console[method] = (...args: unknown[]) => {
+      captured.push(args.map((a) => (typeof a === "string" ? a : safeJson(a))).join(" "));
+      original.apply(console, args);
+    };
+    restore.push(() => {
+      console[method] = original;
+    });
+  }
+}
+
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The secrets: every literal credential of the twin fleet (PEM keys line by line), and what the twin states hold.
+interface KnownSecret {
+  /** Where it lives (printed on a failure); the value is never printed. */
+  path: string;
+  value: string;
+}
+
+function valuesOf(path: string, value: string): KnownSecret[] {
+  if (value.startsWith("env:") || value.startsWith("file:")) return [];
+  if (!value.includes("\n")) return [{ path, value }];
+  // A PEM: each body line is enough to identify it (and survives JSON's \n escaping, which the whole would not).
+  return value
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length >= 16 && !l.startsWith("-----"))
+    .map((l, i) => ({ path: `${path} (line ${i + 1})`, value: l }));
+}
+
+function credentialsOf(path: string, credentials: object): KnownSecret[] {
+  return Object.entries(credentials).flatMap(([role, ref]) =>
+    typeof ref === "string" ? valuesOf(`${path}.credentials.${role}`, ref) : [],
+  );
+}
+
+function fleetSecrets(fleet: Fleet, twin: Twin): KnownSecret[] {
+  const out: KnownSecret[] = [];
+  for (const d of fleet.devices) {
+    out.push(...credentialsOf(`devices.${d.name}`, d.credentials));
+    for (const p of d.partitions)
+      out.push(...credentialsOf(`devices.${d.name}.partitions.${p.label}`, p.credentials));
+  }
+  for (const ch of fleet.clientHosts) out.push(...credentialsOf(`clientHosts.${ch.name}`, ch.credentials));
+  for (const [name, a] of twin.appliances) {
+    for (const [key, value] of Object.entries(a.state.generatedCredentials))
+      out.push(...valuesOf(`twin.${name}.generatedCredentials.${key}`, value));
+    if (a.state.hsmSoPassword) out.push({ path: `twin.${name}.hsmSoPassword`, value: a.state.hsmSoPassword });
+    if (a.state.appliancePassword)
+      out.push({ path: `twin.${name}.appliancePassword`, value: a.state.appliancePassword });
+    for (const p of a.state.partitions)
+      for (const [role, value] of Object.entries(p.passwords))
+        if (value) out.push({ path: `twin.${name}.${p.label}.passwords.${role}`, value });
+  }
+  // One entry per value (a twin state value equals its fleet literal); keep the first path.
+  const seen = new Set<string>();
+  return out.filter((s) => {
+    if (seen.has(s.value)) return false;
+    seen.add(s.value);
+    return true;
+  });
+}
+
+/** The paths of the secrets found in `text` (never the values). */
+function leaksIn(text: string, secrets: KnownSecret[]): string[] {
+  return secrets.filter((s) => text.includes(s.value)).map((s) => s.path);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Where secrets could end up.
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = lstatSync(path);
+    if (st.isDirectory()) out.push(...filesUnder(path));
+    else if (st.isFile()) out.push(path);
+  }
+  return out;
+}
+
+function scanFiles(dir: string, secrets: KnownSecret[]): { files: string[]; leaks: string[] } {
+  const files = filesUnder(dir);
+  const leaks: string[] = [];
+  for (const file of files)
+    for (const path of leaksIn(readFileSync(file, "latin1"), secrets))
+      leaks.push(`${file.slice(dir.length + 1)}: ${path}`);
+  return { files, leaks };
+}
+
+/**
+ * Every key's value, by type, read as bytes (latin1, as the files are): BullMQ jobs are hashes, its events streams,
+ * its queues lists and zsets; ours are strings and hashes (results, checkpoints, ledger, approvals, evidence).
+ */
+async function dumpRedis(redis: RedisClient): Promise<Map<string, string>> {
+  const dump = new Map<string, string>();
+  const text = (v: unknown): string =>
+    Buffer.isBuffer(v) ? v.toString("latin1") : Array.isArray(v) ? v.map(text).join("\n") : String(v);
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "COUNT", "500");
+    cursor = next;
+    for (const key of keys) {
+      const type = await redis.type(key);
+      let value: string;
+      if (type === "string") value = text(await redis.getBuffer(key));
+      else if (type === "hash")
+        value = Object.entries(await redis.hgetallBuffer(key))
+          .map(([field, v]) => `${field}=${text(v)}`)
+          .join("\n");
+      else if (type === "list") value = text(await redis.lrangeBuffer(key, 0, -1));
+      else if (type === "set") value = text(await redis.smembersBuffer(key));
+      else if (type === "zset") value = text(await redis.zrangeBuffer(key, "0", "-1"));
+      else if (type === "stream")
+        value = (await redis.xrangeBuffer(key, "-", "+"))
+          .map(([id, fields]) => `${id} ${text(fields)}`)
+          .join("\n");
+      else throw new Error(`key ${key}: type ${type} is not read by this dump`);
+      dump.set(key, `${type}\n${value}`);
+    }
+  } while (cursor !== "0");
+  return dump;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+async function finish(jobId: string, ms = 20_000): Promise<{ state: string; reason?: string }> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const job = await demo.daemon.queue.getJob(jobId);
+    const state = (await job?.getState()) ?? "missing";
+    if (state === "completed" || state === "failed") return { state, reason: job?.failedReason };
+    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${state} after ${ms} ms`);
+    await sleep(25);
+  }
+}
+
+async function runOne(runbook: string, target: string, params: Record<string, unknown> = {}) {
+  const { jobId } = await submitJob(demo.daemon.queue, {
+    fleet: demo.twin.fleet,
+    runbook,
+    target,
+    params,
+    actor: "operator:no-secrets-test",
+  });
+  jobIds.push(jobId);
+  return { jobId, ...(await finish(jobId)) };
+}
+
+const tokPartition = (device: string) =>
+  demo.twin.appliances.get(device)!.state.partitions.find((p) => p.label === "par-tok")!;
+
+beforeAll(async () => {
+  captureOutput();
+  demo = await runDemo({
+    dataDir,
+    rebase: true,
+    httpPort: null,
+    concurrency: 4,
+    print: (l) => printed.push(l),
+  });
+  jobIds.push(...demo.jobs.map((j) => j.jobId));
+});
+
+afterAll(async () => {
+  await demo?.stop();
+  for (const r of restore.splice(0)) r();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe("no secret leaves: a whole demo run", () => {
+  it("the sweep (tcp-check + patch-verify on every device) completed", () => {
+    expect(demo.jobs).toHaveLength(12);
+    expect(demo.jobs.every((j) => j.state === "completed")).toBe(true);
+  });
+
+  it("ha-recover ha-tokens brings hsm-b2's member back", async () => {
+    const r = await runOne("ha-recover", "ha-tokens");
+    expect(r.state, r.reason).toBe("completed");
+    const member = demo.twin.clientHosts
+      .get("client-b")!
+      .host.haGroups.flatMap((g) => g.members)
+      .find((m) => m.device === "hsm-b2")!;
+    expect(member.down).toBe(false);
+  });
+
+  it("ntls-cert-sync repair=true repairs client-a's stale trust of hsm-a1 (handshakes as the client, with its key)", async () => {
+    const r = await runOne("ntls-cert-sync", "hsm-a1", { repair: true });
+    expect(r.state, r.reason).toBe("completed");
+    const host = demo.twin.clientHosts.get("client-a")!.host;
+    expect(host.serverCerts.get("hsm-a1")).toBe(demo.twin.appliances.get("hsm-a1")!.state.ntls.certPem);
+  });
+
+  it("ha-sync ha-tokens logs the CO in on every member through the guard and synchronizes", async () => {
+    tokPartition("hsm-b1").objects = 7;
+    tokPartition("hsm-b2").objects = 3;
+    tokPartition("hsm-b3").objects = 3;
+    const r = await runOne("ha-sync", "ha-tokens");
+    expect(r.state, r.reason).toBe("completed");
+    const log = demo.twin.clientHosts.get("client-b")!.host.commandLog;
+    expect(log.filter((e) => e.command === "role login -name co").length).toBeGreaterThanOrEqual(3);
+    expect(["hsm-b1", "hsm-b2", "hsm-b3"].map((d) => tokPartition(d).objects)).toEqual([7, 7, 7]);
+  });
+
+  it("a wrong CO credential fails the job's login, and the guard quarantines the credential", async () => {
+    const partition = demo.twin.fleet.devices
+      .find((d) => d.name === "hsm-b1")!
+      .partitions.find((p) => p.label === "par-tok")!;
+    const right = partition.credentials.co;
+    partition.credentials.co = WRONG_CO;
+    tokPartition("hsm-b1").objects = 9;
+    try {
+      const r = await runOne("ha-sync", "ha-tokens");
+      expect(r.state).toBe("failed");
+      expect(r.reason).toMatch(/LoginFailed/);
+    } finally {
+      partition.credentials.co = right;
+    }
+    expect(tokPartition("hsm-b1").failures.co).toBe(1);
+    const ledger = await new LoginGuard(demo.daemon.redis as never).ledger.list();
+    const entry = ledger.find((e) => e.device === "hsm-b1" && e.partition === "par-tok" && e.role === "co");
+    expect(entry).toMatchObject({ quarantined: true });
+  });
+
+  it("deprovision of hsm-b3 (out of its HA group) with two approvals zeroizes it and deletes the resource", async () => {
+    const { twin, daemon } = demo;
+    const device = "hsm-b3";
+    const serial = twin.fleet.devices.find((d) => d.name === device)!.serial;
+    removeFromHaGroups(twin, device);
+    const { jobId } = await submitJob(daemon.queue, {
+      fleet: twin.fleet,
+      runbook: "deprovision",
+      target: device,
+      params: { backupsConfirmed: true, approvalPollMs: 25 },
+      actor: "operator:no-secrets-test",
+    });
+    jobIds.push(jobId);
+    const deadline = Date.now() + 15_000;
+    while ((await approvalState(daemon.redis, jobId)) === null) {
+      const job = await daemon.queue.getJob(jobId);
+      if ((await job?.getState()) === "failed") throw new Error(`job failed: ${job?.failedReason}`);
+      if (Date.now() > deadline) throw new Error("no approval request");
+      await sleep(25);
+    }
+    const evidence = await EvidenceLog.open(daemon.redis, dataDir, jobId);
+    await approve(daemon.redis, jobId, { principal: "alice", confirmation: serial }, { evidence });
+    await approve(daemon.redis, jobId, { principal: "bob", confirmation: serial }, { evidence });
+    const r = await finish(jobId);
+    expect(r.state, r.reason).toBe("completed");
+    expect(twin.appliances.get(device)!.state.zeroized).toBe(true);
+  });
+});
+
+describe("no secret leaves: the scan", () => {
+  let secrets: KnownSecret[];
+  beforeAll(() => {
+    secrets = [
+      ...fleetSecrets(demo.twin.fleet, demo.twin),
+      { path: "wrong CO of hsm-b1/par-tok", value: WRONG_CO },
+    ];
+  });
+
+  it("has secrets to look for, of every kind, and the scanner finds a planted one", () => {
+    const paths = secrets.map((s) => s.path);
+    expect(paths).toContain("devices.hsm-a1.credentials.appliance");
+    expect(paths).toContain("devices.hsm-b3.credentials.hsmSo");
+    expect(paths).toContain("devices.hsm-b1.partitions.par-tok.credentials.partitionSo");
+    expect(paths).toContain("devices.hsm-b1.partitions.par-tok.credentials.co");
+    expect(paths).toContain("clientHosts.client-b.credentials.ssh");
+    expect(
+      paths.filter((p) => p.startsWith("clientHosts.client-a.credentials.ntlsKey")).length,
+    ).toBeGreaterThan(1);
+    expect(secrets.every((s) => s.value.length >= 8)).toBe(true);
+
+    // The same scanner over the same dir finds a password planted there, and nothing once it is gone.
+    const planted = join(dataDir, "evidence", "planted-leak.txt");
+    const co = secrets.find((s) => s.path === "devices.hsm-b2.partitions.par-tok.credentials.co")!;
+    const key = secrets.find((s) => s.path.startsWith("clientHosts.client-b.credentials.ntlsKey"))!;
+    writeFileSync(planted, `{"msg":"role login -password ${co.value}","k":"${key.value}"}\n`);
+    try {
+      expect(scanFiles(dataDir, secrets).leaks).toEqual([
+        `evidence/planted-leak.txt: ${co.path}`,
+        `evidence/planted-leak.txt: ${key.path}`,
+      ]);
+    } finally {
+      rmSync(planted);
+    }
+    expect(scanFiles(dataDir, secrets).leaks.filter((l) => l.includes("planted"))).toEqual([]);
+  });
+
+  it("no file of the data dir (daemon log, evidence JSONL, Redis AOF) holds a secret", async () => {
+    // Everything written so far is in the files: Redis appends on every write; pino writes synchronously.
+    const { files, leaks } = scanFiles(dataDir, secrets);
+    const names = files.map((f) => f.slice(dataDir.length + 1));
+    expect(names).toContain("daemon.log");
+    expect(names.some((n) => /\.aof$/.test(n))).toBe(true);
+    expect(names.filter((n) => n.endsWith(".jsonl")).length).toBeGreaterThanOrEqual(jobIds.length);
+    // The log is not empty: it saw the failing login and the deprovision.
+    // (Checked with a boolean: a failed toMatch would print the scanned text, leaks included.)
+    const log = readFileSync(join(dataDir, "daemon.log"), "utf8");
+    expect(log.includes("LoginFailed"), "daemon.log mentions the failed login").toBe(true);
+    expect(leaks).toEqual([]);
+  });
+
+  it("no Redis value (job data, results, checkpoints, ledger, approvals, evidence) holds a secret", async () => {
+    const dump = await dumpRedis(demo.daemon.redis);
+    const keys = [...dump.keys()];
+    // The dump really covers what the run wrote: BullMQ job hashes, results, the guard ledger, approvals.
+    for (const id of jobIds) expect(keys.some((k) => k.endsWith(`:${id}`))).toBe(true);
+    expect(keys.some((k) => /ledger/i.test(k))).toBe(true);
+    expect(keys.some((k) => /approval/i.test(k))).toBe(true);
+    const leaksOf = (d: Map<string, string>) =>
+      [...d].flatMap(([key, value]) => leaksIn(value, secrets).map((p) => `${key}: ${p}`));
+    expect(leaksOf(dump)).toEqual([]);
+
+    // The same dump finds a password planted in a stream entry (after the file scan: the AOF keeps it).
+    const so = secrets.find((s) => s.path === "devices.hsm-a1.credentials.hsmSo")!;
+    const planted = "lunafleet:test:planted-leak";
+    await demo.daemon.redis.xadd(planted, "*", "line", `hsm login -password ${so.value}`);
+    try {
+      expect(leaksOf(await dumpRedis(demo.daemon.redis))).toEqual([`${planted}: ${so.path}`]);
+    } finally {
+      await demo.daemon.redis.del(planted);
+    }
+  });
+
+  it("no job's data, result, error or stack trace from the queue holds a secret", async () => {
+    const texts: string[] = [];
+    for (const id of jobIds) {
+      const job = (await demo.daemon.queue.getJob(id))!;
+      expect(job, id).toBeDefined();
+      texts.push(
+        JSON.stringify({
+          data: job.data,
+          returnvalue: job.returnvalue,
+          failedReason: job.failedReason,
+          stacktrace: job.stacktrace,
+          progress: job.progress,
+        }),
+      );
+    }
+    const all = texts.join("\n");
+    expect(all.includes("LoginFailed"), "the failed job's error is in there").toBe(true);
+    expect(leaksIn(all, secrets)).toEqual([]);
+  });
+
+  it("neither the report JSON nor anything the run printed holds a secret", async () => {
+    const report = JSON.stringify(await buildReport(demo.daemon.redis, demo.twin.fleet), null, 2);
+    expect(report.includes('"hsm-a1"')).toBe(true);
+    expect(leaksIn(report, secrets)).toEqual([]);
+    const output = [...printed, ...captured].join("\n");
+    expect(printed.join("\n").includes("fleet sweep")).toBe(true);
+    expect(leaksIn(output, secrets)).toEqual([]);
+  });
+});
