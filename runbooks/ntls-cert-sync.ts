@@ -6,9 +6,15 @@
 //   per appliance:    a real TLS handshake as each client (its certificate), then syslog tail: the NTLS
 //                     "unknown ca" / RC_SSL_FAILED_HANDSHAKE lines of that handshake (or of the client's address)
 //   report:           per (appliance, client) pair: in-sync | expiring (days left) | expired | mismatched (side, evidence)
-//   repair (opt-in):  client side:    vtl deleteServer -n <server> / vtl addServer -n <server> -c <server.pem copy>
-//                     appliance side: client delete (proceed) / client register / client assignPartition for each
-//                                     partition the client had (exactly those)
+//   snapshot:         before the first change, each pair to repair as it is (server entry, trusted certificates,
+//                     registration, partitions) is checkpointed (`repair-snapshot`)
+//   repair (opt-in):  client side:    stage server.pem, then vtl deleteServer -n <server> / vtl addServer -n <server>
+//                     appliance side: upload <client>.pem, then client delete (proceed) / client register / client
+//                                     assignPartition for each partition the client had (exactly those)
+//                     Neither half can be additive with the documented CLI (runbooks/lib/ntls-repair.ts says why), so
+//                     they self-heal: an interruption after the first destructive command fails the job with
+//                     RepairInterrupted (recorded state, what was done, the pair now), and the same job resumed
+//                     re-reads and finishes from the snapshot
 //   regen (opt-in, one device, approved): sysconf regenCert, then every client of that appliance is re-synced
 //   verify:           handshake as the client succeeds and presents the certificate the client trusts; vtl verify
 //                     lists the client's partitions on that appliance
@@ -16,10 +22,31 @@ import { z } from "zod";
 import { getClientHost, getDevice } from "../src/config/model.ts";
 import type { Fleet } from "../src/config/schema.ts";
 import type { StepContext } from "../src/engine/context.ts";
-import { EngineError, isDeviceError, UnexpectedResult } from "../src/engine/errors.ts";
+import {
+  describeError,
+  EngineError,
+  isDeviceError,
+  isRetryable,
+  UnexpectedResult,
+} from "../src/engine/errors.ts";
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import { bundleFacts, type CertFacts, certFacts } from "./lib/certs.ts";
+import {
+  type ApplianceSideNow,
+  applianceBefore,
+  applianceStateNow,
+  type ClientSideNow,
+  clientBefore,
+  clientStateNow,
+  interruptedMessage,
+  type PairSnapshot,
+  RepairInterrupted,
+  RepairProgress,
+  type RepairSnapshot,
+} from "./lib/ntls-repair.ts";
+
+export { RepairInterrupted } from "./lib/ntls-repair.ts";
 
 export const SERVER_CERT_DIR = "/usr/safenet/lunaclient/cert/server";
 export const CLIENT_CERT_DIR = "/usr/safenet/lunaclient/cert/client";
@@ -207,7 +234,7 @@ async function readClientSide(ctx: Ctx, device: string, host: string, serverPem:
     servers.map((s) => s.host),
   );
   const trusts = trusted.some((t) => t.fingerprint256 === current.fingerprint256);
-  return { server, trusts, current };
+  return { server, trusts, current, servers: servers.map((s) => s.host), trusted };
 }
 
 /** Does this appliance trust this client now? */
@@ -235,6 +262,112 @@ async function readApplianceSide(ctx: Ctx, device: string, host: string): Promis
 
 function requireRepairable(pair: { device: string; host: string }, why: string): never {
   throw new UnexpectedResult(`${pair.device} / ${pair.host}: ${why}`);
+}
+
+/** The devices whose certificate this job regenerated (their clients must take the new one). */
+function regeneratedDevices(ctx: Ctx): Set<string> {
+  return new Set(
+    ctx.targets.devices.filter(
+      (d) => (ctx.checkpoint("regen-cert", d) as { regenerated?: boolean } | undefined)?.regenerated,
+    ),
+  );
+}
+
+/** The pairs to repair as they were before the first change (a resumed job reads the same record). */
+const snapshotOf = (ctx: Ctx) => ctx.requireCheckpoint("repair-snapshot") as unknown as RepairSnapshot;
+
+/** The command a failed re-read was sending (typed shell errors carry it). */
+const commandOf = (err: unknown) => describeError(err).command ?? "the re-read after the change";
+
+const causeOf = (err: unknown) => {
+  const info = describeError(err);
+  return `${info.type}: ${info.message}`;
+};
+
+/**
+ * The client-side repair stopped after its first destructive command: re-read the client (a fresh session; a read
+ * only) to say what the pair looks like now, and fail with everything an operator needs.
+ */
+async function clientRepairInterrupted(
+  ctx: Ctx,
+  snap: PairSnapshot & { client: NonNullable<PairSnapshot["client"]> },
+  progress: RepairProgress,
+  err: unknown,
+  serverPem: string,
+  staged: string,
+): Promise<RepairInterrupted> {
+  let now: ClientSideNow;
+  try {
+    const side = await readClientSide(ctx, snap.device, snap.host, serverPem);
+    now = { listed: side.server.listed, serverName: side.server.name, trusts: side.trusts };
+  } catch (e) {
+    now = { error: causeOf(e) };
+  }
+  const state = clientStateNow(snap, now);
+  const command = progress.current ?? commandOf(err);
+  return new RepairInterrupted(
+    interruptedMessage({
+      side: "client",
+      snap,
+      on: snap.host,
+      command,
+      cause: causeOf(err),
+      done: progress.done,
+      before: clientBefore(snap),
+      now: state.text,
+      finish:
+        state.state === "repaired"
+          ? `nothing left to send on ${snap.host}; the link is verified`
+          : `'vtl addServer -n ${snap.client.serverName} -c ${staged}' on ${snap.host} (after 'vtl deleteServer' if the old entry is still there), then the link is verified`,
+      jobId: ctx.jobId,
+    }),
+    snap.device,
+    snap.host,
+    command,
+    isRetryable(err),
+    state.state,
+  );
+}
+
+/** The appliance-side repair stopped after its first destructive command: as above, for the registration. */
+async function applianceRepairInterrupted(
+  ctx: Ctx,
+  snap: PairSnapshot & { appliance: NonNullable<PairSnapshot["appliance"]> },
+  progress: RepairProgress,
+  err: unknown,
+): Promise<RepairInterrupted> {
+  let now: ApplianceSideNow;
+  try {
+    const view = await readApplianceSide(ctx, snap.device, snap.host);
+    now = { registered: view.registered, fingerprint: view.fingerprint, partitions: view.partitions };
+  } catch (e) {
+    now = { error: causeOf(e) };
+  }
+  const state = applianceStateNow(snap, now);
+  const command = progress.current ?? commandOf(err);
+  const a = snap.appliance;
+  return new RepairInterrupted(
+    interruptedMessage({
+      side: "appliance",
+      snap,
+      on: snap.device,
+      command,
+      cause: causeOf(err),
+      done: progress.done,
+      before: applianceBefore(snap),
+      now: state.text,
+      finish:
+        state.state === "repaired"
+          ? `nothing left to send on ${snap.device}; the link is verified`
+          : `'${snap.clientName}' registered on ${snap.device} (hostname ${a.registerHostname}) with ${snap.host}'s current certificate ${a.clientFingerprint} and exactly the partitions [${a.restorePartitions.join(", ")}], then the link is verified`,
+      jobId: ctx.jobId,
+    }),
+    snap.device,
+    snap.host,
+    command,
+    isRetryable(err),
+    state.state,
+  );
 }
 
 // ---- The runbook ----
@@ -449,6 +582,87 @@ export const ntlsCertSync = defineRunbook({
       },
     },
     {
+      id: "repair-snapshot",
+      title:
+        "Record every pair to repair as it is now (server entries, registrations, partitions), before any change",
+      kind: "read",
+      commands: (p, fleet): PlannedCommand[] => {
+        if (!p.repair && !p.regen) return [];
+        return fleet.clientHosts.flatMap((h) => [
+          { via: "host" as const, on: h.name, command: "vtl listServers" },
+          { via: "host" as const, on: h.name, command: `cat ${CA_FILE}` },
+          { via: "host" as const, on: h.name, command: `cat ${clientCertPath(fleet, h.name)}` },
+          ...h.assignments.flatMap((a) => [
+            {
+              via: "lunash" as const,
+              on: a.device,
+              command: `client show -client ${clientNameOf(fleet, h.name)}`,
+            },
+            {
+              via: "lunash" as const,
+              on: a.device,
+              command: `client fingerprint -client ${clientNameOf(fleet, h.name)}`,
+            },
+          ]),
+        ]);
+      },
+      async run(ctx): Promise<RepairSnapshot> {
+        if (!ctx.params.repair && !ctx.params.regen) return { pairs: [], reason: "nothing to repair" };
+        const report = ctx.requireCheckpoint("report") as unknown as NtlsReport;
+        const regenerated = regeneratedDevices(ctx);
+        const pairs: PairSnapshot[] = [];
+        for (const pair of report.pairs) {
+          const clientWanted =
+            regenerated.has(pair.device) || (ctx.params.repair && (pair.mismatch?.client.length ?? 0) > 0);
+          const applianceWanted = ctx.params.repair && (pair.mismatch?.appliance.length ?? 0) > 0;
+          if (!clientWanted && !applianceWanted) continue;
+          const snap: PairSnapshot = {
+            device: pair.device,
+            host: pair.host,
+            clientName: clientNameOf(ctx.fleet, pair.host),
+            client: null,
+            appliance: null,
+          };
+          if (clientWanted) {
+            const serverPem = await ctx.files.applianceGet(pair.device, "server.pem");
+            const side = await readClientSide(ctx, pair.device, pair.host, serverPem);
+            if (!side.trusts || !side.server.listed)
+              snap.client = {
+                serverName: side.server.name,
+                listed: side.server.listed,
+                servers: side.servers,
+                trustedFingerprints: side.trusted
+                  .filter((t) => t.subject === side.current.subject)
+                  .map((t) => t.fingerprint256),
+                serverFingerprint256: side.current.fingerprint256,
+              };
+          }
+          if (applianceWanted) {
+            const path = clientCertPath(ctx.fleet, pair.host);
+            const cert = certFacts(await ctx.files.hostRead(pair.host, path), `${pair.host}:${path}`);
+            const now = await readApplianceSide(ctx, pair.device, pair.host);
+            const hostEntry = getClientHost(ctx.fleet, pair.host);
+            if (!now.registered || now.fingerprint !== cert.fingerprintMd5)
+              snap.appliance = {
+                registered: now.registered,
+                hostname: now.hostname,
+                fingerprint: now.fingerprint,
+                partitions: now.partitions,
+                registerHostname: now.hostname ?? hostEntry.host ?? hostEntry.name,
+                // Exactly the partitions it had; a client the appliance did not know gets the fleet file's.
+                restorePartitions: now.registered
+                  ? now.partitions
+                  : (hostEntry.assignments.find((a) => a.device === pair.device)?.partitions ?? []),
+                clientFingerprint: cert.fingerprintMd5,
+              };
+          }
+          if (snap.client || snap.appliance) pairs.push(snap);
+        }
+        await ctx.evidence.note({ repairSnapshot: pairs });
+        return { pairs };
+      },
+    },
+    {
       id: "repair-client-trust",
       title: (h) =>
         `Re-register on ${h} the server certificates it no longer matches (vtl deleteServer/addServer)`,
@@ -475,37 +689,48 @@ export const ntlsCertSync = defineRunbook({
         const host = ctx.target!;
         if (!ctx.params.repair && !ctx.params.regen)
           return { host, repaired: [], reason: "repair not requested" };
-        const report = ctx.requireCheckpoint("report") as unknown as NtlsReport;
-        const regenerated = new Set(
-          ctx.targets.devices.filter(
-            (d) => (ctx.checkpoint("regen-cert", d) as { regenerated?: boolean } | undefined)?.regenerated,
-          ),
-        );
-        const repaired: { device: string; server: string; deleted: boolean }[] = [];
-        for (const pair of report.pairs.filter((p) => p.host === host)) {
-          const wanted =
-            regenerated.has(pair.device) || (ctx.params.repair && (pair.mismatch?.client.length ?? 0) > 0);
-          if (!wanted) continue;
+        const repaired: { device: string; server: string; deleted: boolean; resumed?: true }[] = [];
+        for (const snap of snapshotOf(ctx).pairs) {
+          if (snap.host !== host || !snap.client) continue;
+          const was = { ...snap, client: snap.client };
           // Re-read both sides: a resumed job finds its own half-done work here.
-          const serverPem = await ctx.files.applianceGet(pair.device, "server.pem");
-          const before = await readClientSide(ctx, pair.device, host, serverPem);
-          if (before.trusts && before.server.listed) continue;
+          const serverPem = await ctx.files.applianceGet(snap.device, "server.pem");
+          const before = await readClientSide(ctx, snap.device, host, serverPem);
+          if (before.trusts && before.server.listed) {
+            // Done by an earlier attempt of this job (its reply may have been lost): verify it all the same.
+            repaired.push({ device: snap.device, server: before.server.name, deleted: false, resumed: true });
+            continue;
+          }
           if (before.current.expired)
             requireRepairable(
-              pair,
+              snap,
               "the appliance's own certificate has expired: regenerate it (regen=true) first",
             );
-          const staged = stagedServerCert(pair.device);
+          // Listed now under its own name, or (resumed after the delete) under the name it had before the repair.
+          const server = before.server.listed ? before.server.name : was.client.serverName;
+          const staged = stagedServerCert(snap.device);
+          // Additive first: the certificate is staged before the entry is deleted, so the gap is two commands.
           await ctx.files.hostWrite(host, staged, serverPem);
           const shell = await ctx.clientShell(host);
-          if (before.server.listed) await shell.run(`vtl deleteServer -n ${before.server.name}`);
-          await shell.run(`vtl addServer -n ${before.server.name} -c ${staged}`);
-          const after = await readClientSide(ctx, pair.device, host, serverPem);
-          if (!after.trusts || !after.server.listed)
-            throw new RepairNotVerified(
-              `${host}: after vtl addServer, ${pair.device}'s current certificate is still not trusted`,
+          const progress = new RepairProgress();
+          try {
+            if (before.server.listed)
+              await progress.run(`vtl deleteServer -n ${server}`, () =>
+                shell.run(`vtl deleteServer -n ${server}`),
+              );
+            await progress.run(`vtl addServer -n ${server} -c ${staged}`, () =>
+              shell.run(`vtl addServer -n ${server} -c ${staged}`),
             );
-          repaired.push({ device: pair.device, server: before.server.name, deleted: before.server.listed });
+            const after = await readClientSide(ctx, snap.device, host, serverPem);
+            if (!after.trusts || !after.server.listed)
+              throw new RepairNotVerified(
+                `${host}: after vtl addServer, ${snap.device}'s current certificate is still not trusted`,
+              );
+          } catch (err) {
+            if (err instanceof RepairNotVerified || !progress.started) throw err;
+            throw await clientRepairInterrupted(ctx, was, progress, err, serverPem, staged);
+          }
+          repaired.push({ device: snap.device, server, deleted: before.server.listed });
         }
         return { host, repaired };
       },
@@ -548,43 +773,52 @@ export const ntlsCertSync = defineRunbook({
       async run(ctx): Promise<unknown> {
         const device = ctx.target!;
         if (!ctx.params.repair) return { device, repaired: [], reason: "repair not requested" };
-        const report = ctx.requireCheckpoint("report") as unknown as NtlsReport;
-        const seen = cp<ApplianceTrustResult>(ctx, "appliance-trust", device);
-        const repaired: { host: string; clientName: string; partitions: string[] }[] = [];
-        for (const pair of report.pairs.filter(
-          (p) => p.device === device && (p.mismatch?.appliance.length ?? 0) > 0,
-        )) {
-          const was = seen.clients.find((c) => c.host === pair.host);
-          if (!was) requireRepairable(pair, "no record of the client's registration before the repair");
-          const clientName = was.clientName;
-          const hostEntry = getClientHost(ctx.fleet, pair.host);
-          // Exactly the partitions it had; a client the appliance did not know gets the fleet file's assignment.
-          const partitions = was.registered
-            ? was.partitions
-            : (hostEntry.assignments.find((a) => a.device === device)?.partitions ?? []);
-          const hostname = was.hostname ?? hostEntry.host ?? hostEntry.name;
+        const repaired: { host: string; clientName: string; partitions: string[]; resumed?: true }[] = [];
+        for (const snap of snapshotOf(ctx).pairs) {
+          if (snap.device !== device || !snap.appliance) continue;
+          const was = { ...snap, appliance: snap.appliance };
+          const { clientName } = snap;
+          const partitions = was.appliance.restorePartitions;
+          const hostname = was.appliance.registerHostname;
           // Re-read both sides first (resume-safe): the client's certificate and the appliance's registration.
-          const certPem = await ctx.files.hostRead(pair.host, clientCertPath(ctx.fleet, pair.host));
-          const cert = certFacts(certPem, `${pair.host}:${clientCertPath(ctx.fleet, pair.host)}`);
-          const now = await readApplianceSide(ctx, device, pair.host);
+          const certPem = await ctx.files.hostRead(snap.host, clientCertPath(ctx.fleet, snap.host));
+          const cert = certFacts(certPem, `${snap.host}:${clientCertPath(ctx.fleet, snap.host)}`);
+          if (cert.fingerprintMd5 !== was.appliance.clientFingerprint)
+            requireRepairable(
+              snap,
+              `${snap.host}'s certificate changed since the repair started (${was.appliance.clientFingerprint} then, ${cert.fingerprintMd5} now): run the check again`,
+            );
+          const now = await readApplianceSide(ctx, device, snap.host);
           if (
             now.registered &&
             now.fingerprint === cert.fingerprintMd5 &&
             sameSet(now.partitions, partitions)
-          )
+          ) {
+            // Done by an earlier attempt of this job (its last reply may have been lost): verify it all the same.
+            repaired.push({ host: snap.host, clientName, partitions: now.partitions, resumed: true });
             continue;
+          }
           const shell = await ctx.lunash(device);
-          // Upload first: the window in which the appliance knows no certificate for the client stays short.
+          // Additive first: the certificate is uploaded before the old registration is deleted.
           await ctx.files.appliancePut(device, `${clientName}.pem`, certPem);
-          if (now.registered && now.fingerprint !== cert.fingerprintMd5)
-            await shell.run(`client delete -client ${clientName}`, { confirm: "proceed" });
-          if (!now.registered || now.fingerprint !== cert.fingerprintMd5)
-            await shell.run(`client register -client ${clientName} -hostname ${hostname}`);
-          const current = await readApplianceSide(ctx, device, pair.host);
-          for (const partition of partitions)
-            if (!current.partitions.includes(partition))
-              await shell.run(`client assignPartition -client ${clientName} -partition ${partition}`);
-          const after = await readApplianceSide(ctx, device, pair.host);
+          const progress = new RepairProgress();
+          const send = (command: string, opts?: { confirm: "proceed" }) =>
+            progress.run(command, () => shell.run(command, opts));
+          let after: ApplianceClientView;
+          try {
+            if (now.registered && now.fingerprint !== cert.fingerprintMd5)
+              await send(`client delete -client ${clientName}`, { confirm: "proceed" });
+            if (!now.registered || now.fingerprint !== cert.fingerprintMd5)
+              await send(`client register -client ${clientName} -hostname ${hostname}`);
+            const current = await readApplianceSide(ctx, device, snap.host);
+            for (const partition of partitions)
+              if (!current.partitions.includes(partition))
+                await send(`client assignPartition -client ${clientName} -partition ${partition}`);
+            after = await readApplianceSide(ctx, device, snap.host);
+          } catch (err) {
+            if (!progress.started) throw err;
+            throw await applianceRepairInterrupted(ctx, was, progress, err);
+          }
           if (
             !after.registered ||
             after.fingerprint !== cert.fingerprintMd5 ||
@@ -593,7 +827,7 @@ export const ntlsCertSync = defineRunbook({
             throw new RepairNotVerified(
               `${device}: after re-registering ${clientName}, the registration is ${after.registered ? `fingerprint ${after.fingerprint} with partitions [${after.partitions.join(", ")}]` : "absent"} (expected [${partitions.join(", ")}])`,
             );
-          repaired.push({ host: pair.host, clientName, partitions: after.partitions });
+          repaired.push({ host: snap.host, clientName, partitions: after.partitions });
         }
         return { device, repaired };
       },
