@@ -1,6 +1,7 @@
 // The daemon: Redis (embedded unless REDIS_URL says otherwise), the worker, the maintenance-window schedulers, the
 // published fleet, and the local HTTP endpoint (/metrics, /healthz). More daemons on the same Redis are more workers:
 // device locks, checkpoints, the guard ledger and the schedulers all live in Redis.
+import { join } from "node:path";
 import type { Queue } from "bullmq";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
@@ -14,7 +15,7 @@ import {
 import { type EmbeddedRedis, startEmbeddedRedis } from "../queue/redis-server.ts";
 import { syncSchedules } from "../queue/schedules.ts";
 import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";
-import type { TrustStore } from "../transport/trust-store.ts";
+import { TrustStore } from "../transport/trust-store.ts";
 import { type DaemonHttp, startDaemonHttp } from "./http.ts";
 import { createLogger, type DaemonLogger } from "./logger.ts";
 import { createMetrics, type DaemonMetrics } from "./metrics.ts";
@@ -30,6 +31,10 @@ export interface StartDaemonOptions {
   /** Local HTTP port for /metrics and /healthz; 0 = ephemeral; null = no HTTP. */
   httpPort?: number | null;
   log?: DaemonLogger;
+  /**
+   * Host keys confirmed outside the fleet file (`lunafleet fleet trust`, `lunafleet sim --trust-host-keys`), for
+   * targets the fleet file pins none for. Default: the data dir's known_hosts.json (read once, at start).
+   */
   trustStore?: TrustStore;
   /** Worker tuning (lock TTLs, stall detection), mostly for tests; `azure`: the ARM gateway (twin: its ARM + CA). */
   worker?: Partial<
@@ -109,7 +114,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
       concurrency: opts.concurrency ?? 16,
       log,
       metrics,
-      ...(opts.trustStore ? { trustStore: opts.trustStore } : {}),
+      trustStore: opts.trustStore ?? new TrustStore(join(opts.dataDir, "known_hosts.json")),
       ...(opts.workerId ? { workerId: opts.workerId } : {}),
       ...opts.worker,
     });

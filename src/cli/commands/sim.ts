@@ -1,7 +1,8 @@
 // `lunafleet sim`: run the digital twin of a fleet file in the foreground, and steer it with faults.
-import { relative } from "node:path";
+import { join, relative } from "node:path";
 import type { Command } from "commander";
-import { FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
+import { type Fleet, FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
+import { defaultDataDir } from "../../queue/redis-server.ts";
 import {
   postFault,
   publishArmTwin,
@@ -11,16 +12,27 @@ import {
   startControlServer,
   writeSimState,
 } from "../../sim/control.ts";
+import {
+  assertTwinTrustAllowed,
+  describeRecordedHostKeys,
+  type RecordedHostKey,
+  recordTwinHostKeys,
+} from "../../sim/trust-host-keys.ts";
 import { FAULTS, startTwin, type Twin } from "../../sim/twin.ts";
+import { TrustStore } from "../../transport/trust-store.ts";
 
 const DEFAULT_STATE_DIR = ".lunafleet";
 const DEFAULT_HOST_KEY_DIR = ".lunafleet/twin-hostkeys";
 
-interface SimOptions {
+export interface SimOptions {
   fleet: string;
   rebase?: boolean;
   hostKeyDir: string;
   stateDir: string;
+  /** Record the twin's host keys in the data dir's trust store (twin fleets only). */
+  trustHostKeys?: boolean;
+  /** The lunafleet data dir whose known_hosts.json --trust-host-keys writes (default $LUNAFLEET_DATA_DIR or ./.lunafleet). */
+  dataDir?: string;
 }
 
 export function registerSimCommands(program: Command): void {
@@ -42,6 +54,15 @@ export function registerSimCommands(program: Command): void {
       "--state-dir <dir>",
       "where sim.json (control endpoint, ARM twin) and twin-arm-ca.pem are written",
       DEFAULT_STATE_DIR,
+    )
+    .option(
+      "--trust-host-keys",
+      "record the twin's SSH host keys in the data dir's trust store (known_hosts.json), so a separately started " +
+        "daemon reaches the twin; twin fleets only",
+    )
+    .option(
+      "--data-dir <dir>",
+      "lunafleet data dir whose trust store --trust-host-keys writes (default $LUNAFLEET_DATA_DIR or ./.lunafleet)",
     )
     .action(async (opts: Partial<SimOptions>) => {
       if (!opts.fleet) {
@@ -73,29 +94,89 @@ export function registerSimCommands(program: Command): void {
 }
 
 async function runSim(opts: SimOptions): Promise<number> {
+  let sim: RunningSim;
+  try {
+    sim = await startSim(opts);
+  } catch (err) {
+    if (!(err instanceof SimStartRefused)) throw err;
+    for (const line of err.lines) console.error(line);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  console.log("stopping twin...");
+  await sim.stop();
+  console.log("twin stopped");
+  return 0;
+}
+
+/** `lunafleet sim` refused to start; `lines` say why (printed to stderr, exit 1). */
+export class SimStartRefused extends Error {
+  override name = "SimStartRefused";
+  constructor(readonly lines: string[]) {
+    super(lines.join("\n"));
+  }
+}
+
+export interface StartSimOptions extends SimOptions {
+  /** Where the banner goes (default stdout). */
+  print?: (line: string) => void;
+}
+
+export interface RunningSim {
+  twin: Twin;
+  /** The trust store --trust-host-keys wrote, and what it recorded (empty without the flag). */
+  trustStoreFile: string;
+  trusted: RecordedHostKey[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Everything `lunafleet sim` does before it waits for Ctrl-C: load and check the fleet file, start the twin, the
+ * control endpoint and the ARM twin's published CA, record host keys when asked, print the banner.
+ */
+export async function startSim(opts: StartSimOptions): Promise<RunningSim> {
+  const print = opts.print ?? ((line: string) => console.log(line));
   let fleet: ReturnType<typeof loadFleet>;
   try {
     fleet = loadFleet(opts.fleet);
   } catch (err) {
     if (!(err instanceof FleetConfigError)) throw err;
-    console.error(`${opts.fleet}: ${err.issues.length} error(s)`);
-    for (const issue of err.issues) console.error(`  ${formatIssue(opts.fleet, issue)}`);
-    return 1;
+    throw new SimStartRefused([
+      `${opts.fleet}: ${err.issues.length} error(s)`,
+      ...err.issues.map((issue) => `  ${formatIssue(opts.fleet, issue)}`),
+    ]);
   }
-  if (!fleet.twin) {
-    console.error(
+  if (opts.trustHostKeys) {
+    try {
+      assertTwinTrustAllowed(fleet, opts.fleet);
+    } catch (err) {
+      throw new SimStartRefused([`lunafleet sim: ${(err as Error).message}`]);
+    }
+  }
+  if (!fleet.twin)
+    throw new SimStartRefused([
       `${opts.fleet}: not a twin fleet file (twin: true); lunafleet sim only simulates twin fleets`,
-    );
-    return 1;
-  }
+    ]);
   let twin: Twin;
   try {
     twin = await startTwin(fleet, { rebase: opts.rebase ?? false, hostKeyDir: opts.hostKeyDir });
   } catch (err) {
-    console.error(`lunafleet sim: ${(err as Error).message}`);
-    return 1;
+    throw new SimStartRefused([`lunafleet sim: ${(err as Error).message}`]);
   }
-  const control = await startControlServer(twin);
+  const storeFile = join(opts.dataDir ?? defaultDataDir(), "known_hosts.json");
+  let trusted: RecordedHostKey[] = [];
+  let control: Awaited<ReturnType<typeof startControlServer>>;
+  try {
+    if (opts.trustHostKeys) trusted = recordTwinHostKeys(twin, new TrustStore(storeFile));
+    control = await startControlServer(twin);
+  } catch (err) {
+    await twin.stop();
+    throw new SimStartRefused([`lunafleet sim: ${(err as Error).message}`]);
+  }
   const arm = twin.arm ? publishArmTwin(opts.stateDir, twin.arm).arm : undefined;
   writeSimState(opts.stateDir, {
     pid: process.pid,
@@ -106,24 +187,43 @@ async function runSim(opts: SimOptions): Promise<number> {
     ...(arm ? { arm } : {}),
   });
 
-  for (const line of describeTwin(twin, opts.fleet)) console.log(line);
-  if (arm) for (const line of describeArmTwin(arm, opts.fleet)) console.log(line);
-  console.log(
+  for (const line of describeTwin(twin, opts.fleet)) print(line);
+  if (arm) for (const line of describeArmTwin(arm, opts.fleet)) print(line);
+  if (opts.trustHostKeys) {
+    for (const line of describeRecordedHostKeys(trusted, storeFile)) print(line);
+    if (opts.rebase)
+      print(
+        `  (rebased: these addresses are not the ones in ${opts.fleet}; a daemon using that file will not match them)`,
+      );
+  } else if (hasUnpinnedMachine(fleet))
+    print(
+      `host keys: ${opts.fleet} pins none; for a daemon started separately rerun with --trust-host-keys ` +
+        `(records them in ${storeFile}) or trust each machine with lunafleet fleet trust`,
+    );
+  print(
     `control: ${control.url} (sim.json in ${opts.stateDir}); faults: lunafleet sim fault <target> <fault> [value]`,
   );
-  console.log("twin running; Ctrl-C stops it");
+  print("twin running; Ctrl-C stops it");
 
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
-  console.log("stopping twin...");
-  removeSimState(opts.stateDir);
-  await control.close();
-  await twin.stop();
-  console.log("twin stopped");
-  return 0;
+  let stopping: Promise<void> | undefined;
+  return {
+    twin,
+    trustStoreFile: storeFile,
+    trusted,
+    stop() {
+      stopping ??= (async () => {
+        removeSimState(opts.stateDir);
+        await control.close();
+        await twin.stop();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** A device or remote client host whose fleet-file entry pins no host key (the daemon would refuse it). */
+function hasUnpinnedMachine(fleet: Fleet): boolean {
+  return fleet.devices.some((d) => !d.hostKey) || fleet.clientHosts.some((c) => !c.local && !c.hostKey);
 }
 
 /** One line per machine: where it listens, who logs in, its host key, and (twin only) how to ssh in by hand. */
