@@ -264,6 +264,20 @@ function requireRepairable(pair: { device: string; host: string }, why: string):
   throw new UnexpectedResult(`${pair.device} / ${pair.host}: ${why}`);
 }
 
+/** A change whose reply lacks its documented success line did something unknown: fail closed (the caller re-reads). */
+function requireSuccessLine<R extends { command: string; raw: string }>(
+  on: string,
+  reply: R,
+  line: string,
+): R {
+  const lines = reply.raw.split(/\r?\n/).map((l) => l.trim());
+  if (!lines.includes(line))
+    throw new UnexpectedResult(
+      `${on}: the reply to '${reply.command}' lacks its success line "${line}": its outcome is unknown`,
+    );
+  return reply;
+}
+
 /** The devices whose certificate this job regenerated (their clients must take the new one). */
 function regeneratedDevices(ctx: Ctx): Set<string> {
   return new Set(
@@ -311,6 +325,7 @@ async function clientRepairInterrupted(
       snap,
       on: snap.host,
       command,
+      reread: progress.current === undefined,
       cause: causeOf(err),
       done: progress.done,
       before: clientBefore(snap),
@@ -352,6 +367,7 @@ async function applianceRepairInterrupted(
       snap,
       on: snap.device,
       command,
+      reread: progress.current === undefined,
       cause: causeOf(err),
       done: progress.done,
       before: applianceBefore(snap),
@@ -718,8 +734,12 @@ export const ntlsCertSync = defineRunbook({
               await progress.run(`vtl deleteServer -n ${server}`, () =>
                 shell.run(`vtl deleteServer -n ${server}`),
               );
-            await progress.run(`vtl addServer -n ${server} -c ${staged}`, () =>
-              shell.run(`vtl addServer -n ${server} -c ${staged}`),
+            await progress.run(`vtl addServer -n ${server} -c ${staged}`, async () =>
+              requireSuccessLine(
+                host,
+                await shell.run(`vtl addServer -n ${server} -c ${staged}`),
+                `New server ${server} successfully added to server list.`,
+              ),
             );
             const after = await readClientSide(ctx, snap.device, host, serverPem);
             if (!after.trusts || !after.server.listed)
@@ -802,8 +822,14 @@ export const ntlsCertSync = defineRunbook({
           // Additive first: the certificate is uploaded before the old registration is deleted.
           await ctx.files.appliancePut(device, `${clientName}.pem`, certPem);
           const progress = new RepairProgress();
+          // A change counts as answered only with the success line reference §8.4 documents for it, where it does
+          // (`client delete` has none captured): a reply whose body is unreadable is an unknown outcome.
           const send = (command: string, opts?: { confirm: "proceed" }) =>
-            progress.run(command, () => shell.run(command, opts));
+            progress.run(command, async () => {
+              const reply = await shell.run(command, opts);
+              const verb = /^client (register|assignPartition)\b/.exec(command)?.[1];
+              return verb ? requireSuccessLine(device, reply, `'client ${verb}' successful.`) : reply;
+            });
           let after: ApplianceClientView;
           try {
             if (now.registered && now.fingerprint !== cert.fingerprintMd5)

@@ -205,6 +205,8 @@ export function interruptedMessage(opts: {
   snap: PairSnapshot;
   on: string;
   command: string;
+  /** The interrupted command was the re-read after the changes (they were all answered), not a change. */
+  reread: boolean;
   cause: string;
   done: string[];
   before: string;
@@ -215,7 +217,9 @@ export function interruptedMessage(opts: {
   const done = opts.done.length > 0 ? opts.done.map((c) => `'${c}'`).join(", ") : "nothing";
   return [
     `${opts.snap.device} / ${opts.snap.host}: the ${opts.side}-side repair was interrupted at '${opts.command}' on ${opts.on} (${opts.cause}).`,
-    `Answered before it: ${done}; '${opts.command}' may or may not have taken effect.`,
+    opts.reread
+      ? `Answered before it: ${done}; the re-read that checks them failed.`
+      : `Answered before it: ${done}; '${opts.command}' may or may not have taken effect.`,
     `Before the repair (checkpointed): ${opts.before}.`,
     `Now: ${opts.now}.`,
     `Resuming job ${opts.jobId} (same job id and checkpoints) re-reads both sides and finishes: ${opts.finish}.`,
