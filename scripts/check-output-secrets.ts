@@ -12,7 +12,9 @@ interface Found {
 
 function collectCredentials(node: unknown, path: string, out: Found[]): void {
   if (Array.isArray(node)) {
-    node.forEach((item, i) => collectCredentials(item, `${path}[${i}]`, out));
+    node.forEach((item, i) => {
+      collectCredentials(item, `${path}[${i}]`, out);
+    });
     return;
   }
   if (typeof node !== "object" || node === null) return;
