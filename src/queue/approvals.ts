@@ -134,6 +134,18 @@ local function refuse(key, doc, principal, now, reason)
   return { 'refused', reason, cjson.encode(doc) }
 end
 local function norm(p) return string.lower(p) end
+-- Approve and reject both act only on a request still awaiting approval (after a due expiry) and, with an allow-list,
+-- only for a principal on it. Returns the recorded refusal to send back, or nil when the principal may act.
+local function refuseUnlessOpenTo(key, doc, principal, now)
+  if expireIfDue(doc, now) then save(key, doc) end
+  if doc.status ~= 'awaiting-approval' then return refuse(key, doc, principal, now, 'not-awaiting-approval') end
+  if type(doc.principals) == 'table' then
+    local allowed = false
+    for _, p in ipairs(doc.principals) do if norm(p) == norm(principal) then allowed = true end end
+    if not allowed then return refuse(key, doc, principal, now, 'principal-not-allowed') end
+  end
+  return nil
+end
 `;
 
 // KEYS: approval. ARGV: jobId, device, serial, required, expiresMs, principals JSON ('null' = any).
@@ -171,13 +183,8 @@ if not raw then return { 'missing' } end
 local doc = cjson.decode(raw)
 local now = nowMs()
 local principal = ARGV[1]
-if expireIfDue(doc, now) then save(KEYS[1], doc) end
-if doc.status ~= 'awaiting-approval' then return refuse(KEYS[1], doc, principal, now, 'not-awaiting-approval') end
-if type(doc.principals) == 'table' then
-  local allowed = false
-  for _, p in ipairs(doc.principals) do if norm(p) == norm(principal) then allowed = true end end
-  if not allowed then return refuse(KEYS[1], doc, principal, now, 'principal-not-allowed') end
-end
+local refusal = refuseUnlessOpenTo(KEYS[1], doc, principal, now)
+if refusal then return refusal end
 if ARGV[2] ~= doc.serial then return refuse(KEYS[1], doc, principal, now, 'wrong-confirmation') end
 if type(doc.approvals) ~= 'table' or doc.approvals[1] == nil then doc.approvals = {} end
 for _, a in ipairs(doc.approvals) do
@@ -204,13 +211,8 @@ if not raw then return { 'missing' } end
 local doc = cjson.decode(raw)
 local now = nowMs()
 local principal = ARGV[1]
-if expireIfDue(doc, now) then save(KEYS[1], doc) end
-if doc.status ~= 'awaiting-approval' then return refuse(KEYS[1], doc, principal, now, 'not-awaiting-approval') end
-if type(doc.principals) == 'table' then
-  local allowed = false
-  for _, p in ipairs(doc.principals) do if norm(p) == norm(principal) then allowed = true end end
-  if not allowed then return refuse(KEYS[1], doc, principal, now, 'principal-not-allowed') end
-end
+local refusal = refuseUnlessOpenTo(KEYS[1], doc, principal, now)
+if refusal then return refusal end
 doc.status = 'rejected'
 doc.rejection = { principal = principal, at = now, reason = ARGV[2] }
 save(KEYS[1], doc)
