@@ -4,12 +4,13 @@
 // Nothing here runs on a timer of its own: a thousand of these must idle in one process for free.
 import { createHash, createPrivateKey, sign as cryptoSign, timingSafeEqual } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, type Server as NetServer, type Socket } from "node:net";
+import type { Server as NetServer, Socket } from "node:net";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import type { AuthContext, Connection, ParsedKey, ServerChannel, SFTPWrapper } from "ssh2";
 import ssh2 from "ssh2";
 import type { InteractiveShell, ShellHost, ShellIO } from "./shell-session.ts";
+import { listenExclusive } from "./tcp-listen.ts";
 
 const { Server: Ssh2Server, utils } = ssh2;
 
@@ -189,18 +190,10 @@ export class TwinSshServer {
   /** Bind the listener. Rejects with the listen error (EADDRINUSE...) so callers can pick another address. */
   async start(): Promise<void> {
     if (this.#tcp) return;
-    const tcp = createServer({ noDelay: true }, (socket) => this.#onSocket(socket));
-    await new Promise<void>((resolve, reject) => {
-      tcp.once("error", reject);
-      tcp.listen({ host: this.#address, port: this.#port, exclusive: true }, () => {
-        tcp.off("error", reject);
-        resolve();
-      });
-    });
-    // A listener error after bind (rare: EMFILE) must not crash the twin process.
-    tcp.on("error", () => {});
-    const bound = tcp.address();
-    if (bound && typeof bound === "object") this.#port = bound.port;
+    const { tcp, port } = await listenExclusive(this.#address, this.#port, (socket) =>
+      this.#onSocket(socket),
+    );
+    this.#port = port;
     this.#tcp = tcp;
   }
 

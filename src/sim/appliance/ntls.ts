@@ -9,9 +9,10 @@
 // `service restart ntls`; the twin is kinder here, and says so).
 
 import { X509Certificate } from "node:crypto";
-import { createServer, type Server as NetServer, type Socket } from "node:net";
+import type { Server as NetServer, Socket } from "node:net";
 import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
 import type { ApplianceState } from "../state.ts";
+import { listenExclusive } from "../tcp-listen.ts";
 import { syslogLine } from "./power.ts";
 
 /** NTLS runs as one process on the appliance; its pid appears in every syslog line it writes. */
@@ -61,17 +62,10 @@ export class NtlsListener {
 
   async start(): Promise<void> {
     if (this.#tcp) return;
-    const tcp = createServer({ noDelay: true }, (socket) => this.#onSocket(socket));
-    await new Promise<void>((resolve, reject) => {
-      tcp.once("error", reject);
-      tcp.listen({ host: this.#opts.address, port: this.#port, exclusive: true }, () => {
-        tcp.off("error", reject);
-        resolve();
-      });
-    });
-    tcp.on("error", () => {});
-    const bound = tcp.address();
-    if (bound && typeof bound === "object") this.#port = bound.port;
+    const { tcp, port } = await listenExclusive(this.#opts.address, this.#port, (socket) =>
+      this.#onSocket(socket),
+    );
+    this.#port = port;
     this.#tcp = tcp;
   }
 
