@@ -1,6 +1,10 @@
-// Small helpers the job commands share (run, jobs, job, schedule, report).
+// Small helpers the CLI commands share: job commands (run, jobs, job, schedule, report) and the commands that act on
+// the embedded Redis directly (guard, ha).
 
+import type { Redis } from "ioredis";
 import { JobSubmitError } from "../queue/jobs.ts";
+import { connectRedis, resolveRedisTarget } from "../queue/redis.ts";
+import { defaultDataDir, embeddedRedisSocketPath } from "../queue/redis-server.ts";
 import { DaemonUnavailable } from "./client.ts";
 
 export const dataDirOption = [
@@ -46,4 +50,36 @@ export function ago(ms: number | undefined): string {
     .toISOString()
     .replace("T", " ")
     .replace(/\.\d+Z$/, "Z");
+}
+
+/**
+ * Run `act` on a connection to the data dir's embedded Redis (commands that read or change state without the daemon).
+ * A failure to connect or inside `act` is printed as `<label>: <message>` and returns exit code 2; the connection is
+ * always closed.
+ */
+export async function withEmbeddedRedis(
+  dataDirOpt: string | undefined,
+  label: string,
+  connectionName: string,
+  act: (redis: Redis) => Promise<number>,
+): Promise<number> {
+  const dataDir = dataDirOpt ?? defaultDataDir();
+  let redis: Redis;
+  try {
+    redis = connectRedis({
+      target: resolveRedisTarget({ socketPath: embeddedRedisSocketPath(dataDir) }),
+      connectionName,
+    }) as Redis;
+  } catch (err) {
+    console.error(`${label}: ${(err as Error).message}`);
+    return 2;
+  }
+  try {
+    return await act(redis);
+  } catch (err) {
+    console.error(`${label}: ${(err as Error).message}`);
+    return 2;
+  } finally {
+    redis.disconnect();
+  }
 }

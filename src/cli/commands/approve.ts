@@ -4,6 +4,7 @@
 // (wrong serial, same principal again, not allowed, not awaiting), 2 when there is nothing to decide or Redis is out
 // of reach.
 import type { Command } from "commander";
+import { withEmbeddedRedis } from "../../daemon/cli-support.ts";
 import { EvidenceLog, isValidJobId } from "../../evidence/index.ts";
 import {
   ApprovalError,
@@ -111,17 +112,7 @@ async function show(jobId: string, dataDir: string): Promise<number> {
     console.error(`not a job id: ${JSON.stringify(jobId)}`);
     return 2;
   }
-  let redis: RedisClient;
-  try {
-    redis = connectRedis({
-      target: resolveRedisTarget({ socketPath: embeddedRedisSocketPath(dataDir) }),
-      connectionName: "lunafleet:cli:approvals",
-    });
-  } catch (err) {
-    console.error(`job ${jobId}: ${(err as Error).message}`);
-    return 2;
-  }
-  try {
+  return withEmbeddedRedis(dataDir, `job ${jobId}`, "lunafleet:cli:approvals", async (redis) => {
     const state = await approvalState(redis, jobId);
     if (!state) {
       console.error(`job ${jobId} has no approval request`);
@@ -130,12 +121,7 @@ async function show(jobId: string, dataDir: string): Promise<number> {
     console.log(describe(state));
     for (const r of state.refusals) console.log(`  not counted: ${r.principal} at ${r.at} (${r.reason})`);
     return 0;
-  } catch (err) {
-    console.error(`job ${jobId}: ${(err as Error).message}`);
-    return 2;
-  } finally {
-    redis.disconnect();
-  }
+  });
 }
 
 function describe(s: ApprovalState): string {

@@ -6,11 +6,11 @@
 // Exit codes: 0 done, 1 refused (not quarantined, attempt in flight), 2 usage error or Redis out of reach.
 import type { Command } from "commander";
 import type { Redis } from "ioredis";
+import { withEmbeddedRedis } from "../../daemon/cli-support.ts";
 import type { LedgerEntry } from "../../guard/ledger.ts";
 import { guardStatus, ReleaseRefused, releaseQuarantine } from "../../guard/release.ts";
 import { GUARD_ROLES, type GuardRole } from "../../guard/roles.ts";
-import { connectRedis, resolveRedisTarget } from "../../queue/redis.ts";
-import { defaultDataDir, embeddedRedisSocketPath } from "../../queue/redis-server.ts";
+import { defaultDataDir } from "../../queue/redis-server.ts";
 
 const DATA_DIR_HELP = "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)";
 
@@ -78,30 +78,12 @@ export function registerGuardCommands(program: Command): void {
     );
 }
 
-async function withRedis(
+function withRedis(
   dataDirOpt: string | undefined,
   what: string,
   act: (redis: Redis) => Promise<number>,
 ): Promise<number> {
-  const dataDir = dataDirOpt ?? defaultDataDir();
-  let redis: Redis;
-  try {
-    redis = connectRedis({
-      target: resolveRedisTarget({ socketPath: embeddedRedisSocketPath(dataDir) }),
-      connectionName: `lunafleet:cli:guard-${what}`,
-    }) as Redis;
-  } catch (err) {
-    console.error(`guard ${what}: ${(err as Error).message}`);
-    return 2;
-  }
-  try {
-    return await act(redis);
-  } catch (err) {
-    console.error(`guard ${what}: ${(err as Error).message}`);
-    return 2;
-  } finally {
-    redis.disconnect();
-  }
+  return withEmbeddedRedis(dataDirOpt, `guard ${what}`, `lunafleet:cli:guard-${what}`, act);
 }
 
 function where(e: { device: string; partition?: string | undefined; role: string }): string {

@@ -5,10 +5,10 @@
 import type { Command } from "commander";
 import type { Redis } from "ioredis";
 import { releaseBreaker } from "../../../runbooks/lib/breaker.ts";
+import { withEmbeddedRedis } from "../../daemon/cli-support.ts";
 import { RedisStateStore } from "../../engine/state.ts";
 import { EvidenceLog } from "../../evidence/index.ts";
-import { connectRedis, resolveRedisTarget } from "../../queue/redis.ts";
-import { defaultDataDir, embeddedRedisSocketPath } from "../../queue/redis-server.ts";
+import { defaultDataDir } from "../../queue/redis-server.ts";
 
 const DATA_DIR_HELP = "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)";
 const MEMBER = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -70,28 +70,12 @@ export function registerHaCommands(program: Command): void {
     });
 }
 
-async function withState(
+function withState(
   dataDirOpt: string | undefined,
   what: string,
   act: (state: RedisStateStore, redis: Redis) => Promise<number>,
 ): Promise<number> {
-  const dataDir = dataDirOpt ?? defaultDataDir();
-  let redis: Redis;
-  try {
-    redis = connectRedis({
-      target: resolveRedisTarget({ socketPath: embeddedRedisSocketPath(dataDir) }),
-      connectionName: `lunafleet:cli:ha-${what}`,
-    }) as Redis;
-  } catch (err) {
-    console.error(`ha ${what}: ${(err as Error).message}`);
-    return 2;
-  }
-  try {
-    return await act(new RedisStateStore(redis), redis);
-  } catch (err) {
-    console.error(`ha ${what}: ${(err as Error).message}`);
-    return 2;
-  } finally {
-    redis.disconnect();
-  }
+  return withEmbeddedRedis(dataDirOpt, `ha ${what}`, `lunafleet:cli:ha-${what}`, (redis) =>
+    act(new RedisStateStore(redis), redis),
+  );
 }
