@@ -2,10 +2,11 @@
 // the embedded Redis directly (guard, ha).
 
 import type { Redis } from "ioredis";
-import { JobSubmitError } from "../queue/jobs.ts";
+import type { Fleet } from "../config/schema.ts";
+import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../queue/jobs.ts";
 import { connectRedis, resolveRedisTarget } from "../queue/redis.ts";
 import { defaultDataDir, embeddedRedisSocketPath } from "../queue/redis-server.ts";
-import { DaemonUnavailable } from "./client.ts";
+import { type CliConnection, connectCli, DaemonUnavailable } from "./client.ts";
 
 export const dataDirOption = [
   "--data-dir <dir>",
@@ -20,6 +21,27 @@ export function failCommand(command: string, err: unknown): void {
     return;
   }
   throw err;
+}
+
+/**
+ * Run `act` connected to the daemon's Redis, with the fleet a job command acts on: the `--fleet` file when given (loaded
+ * and checked before anything connects), else the fleet the daemon published; with neither it throws
+ * JobSubmitError(`noFleet`, "NoFleet"). The connection is closed afterwards.
+ */
+export async function withCommandFleet(
+  opts: { fleet?: string | undefined; dataDir?: string | undefined },
+  noFleet: string,
+  act: (conn: CliConnection, fleet: Fleet) => Promise<void>,
+): Promise<void> {
+  const fileFleet = opts.fleet ? loadFleetForSubmit(opts.fleet) : undefined;
+  const conn = await connectCli(opts.dataDir ? { dataDir: opts.dataDir } : {});
+  try {
+    const fleet = fileFleet ?? (await readPublishedFleet(conn.redis));
+    if (!fleet) throw new JobSubmitError(noFleet, "NoFleet");
+    await act(conn, fleet);
+  } finally {
+    await conn.close();
+  }
 }
 
 /** `key=value`; the value is JSON when it parses as JSON (numbers, booleans, lists), else the literal string. */

@@ -1,9 +1,7 @@
 // `lunafleet report [--json]`: one row per device from the latest tcp-check / patch-verify results in Redis.
 import type { Command } from "commander";
-import { dataDirOption, failCommand } from "../../daemon/cli-support.ts";
-import { connectCli } from "../../daemon/client.ts";
+import { dataDirOption, failCommand, withCommandFleet } from "../../daemon/cli-support.ts";
 import { buildReport, renderReport } from "../../daemon/report.ts";
-import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../../queue/jobs.ts";
 
 export function registerReportCommand(program: Command): void {
   program
@@ -16,20 +14,14 @@ export function registerReportCommand(program: Command): void {
     .option(...dataDirOption)
     .action(async (opts: { json?: boolean; fleet?: string; dataDir?: string }) => {
       try {
-        const fileFleet = opts.fleet ? loadFleetForSubmit(opts.fleet) : undefined;
-        const conn = await connectCli(opts.dataDir ? { dataDir: opts.dataDir } : {});
-        try {
-          const fleet = fileFleet ?? (await readPublishedFleet(conn.redis));
-          if (!fleet)
-            throw new JobSubmitError(
-              "no fleet: the daemon has not published one; pass --fleet <file>",
-              "NoFleet",
-            );
-          const report = await buildReport(conn.redis, fleet);
-          console.log(opts.json ? JSON.stringify(report, null, 2) : renderReport(report));
-        } finally {
-          await conn.close();
-        }
+        await withCommandFleet(
+          opts,
+          "no fleet: the daemon has not published one; pass --fleet <file>",
+          async (conn, fleet) => {
+            const report = await buildReport(conn.redis, fleet);
+            console.log(opts.json ? JSON.stringify(report, null, 2) : renderReport(report));
+          },
+        );
       } catch (err) {
         failCommand("report", err);
       }

@@ -2,17 +2,17 @@
 // published fleet, or --fleet), queue it, and with --wait print each step as it finishes.
 import type { Command } from "commander";
 import type { Redis } from "ioredis";
-import { collectParam, dataDirOption, failCommand, parseParams } from "../../daemon/cli-support.ts";
-import { connectCli } from "../../daemon/client.ts";
+import {
+  collectParam,
+  dataDirOption,
+  failCommand,
+  parseParams,
+  withCommandFleet,
+} from "../../daemon/cli-support.ts";
+import type { CliConnection } from "../../daemon/client.ts";
 import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
 import type { JobResult } from "../../engine/runner.ts";
-import {
-  JobSubmitError,
-  loadFleetForSubmit,
-  readPublishedFleet,
-  resultKey,
-  submitJob,
-} from "../../queue/jobs.ts";
+import { resultKey, submitJob } from "../../queue/jobs.ts";
 
 interface RunOptions {
   param: string[];
@@ -37,43 +37,33 @@ export function registerRunCommand(program: Command): void {
     .option(...dataDirOption)
     .action(async (runbook: string, target: string | undefined, opts: RunOptions) => {
       try {
-        // Parameters and a given fleet file are checked before anything connects.
+        // Parameters (and a given fleet file, in withCommandFleet) are checked before anything connects.
         const params = parseParams(opts.param);
-        const fileFleet = opts.fleet ? loadFleetForSubmit(opts.fleet) : undefined;
-        const conn = await connectCli(opts.dataDir ? { dataDir: opts.dataDir } : {});
-        try {
-          const fleet = fileFleet ?? (await readPublishedFleet(conn.redis));
-          if (!fleet)
-            throw new JobSubmitError(
-              "refused: the daemon has not published a fleet yet; pass --fleet <file>",
-              "NoFleet",
+        await withCommandFleet(
+          opts,
+          "refused: the daemon has not published a fleet yet; pass --fleet <file>",
+          async (conn, fleet) => {
+            const submitted = await submitJob(conn.queue, {
+              fleet,
+              runbook,
+              ...(target !== undefined ? { target } : {}),
+              params,
+              ...(opts.actor ? { actor: opts.actor } : {}),
+            });
+            console.log(
+              `queued ${submitted.jobId}: ${runbook}${target ? ` on ${target}` : ""} ` +
+                `(${submitted.plan.steps.length} steps; locks ${[...submitted.plan.targets.devices, ...submitted.plan.targets.clientHosts].join(", ") || "none"})`,
             );
-          const submitted = await submitJob(conn.queue, {
-            fleet,
-            runbook,
-            ...(target !== undefined ? { target } : {}),
-            params,
-            ...(opts.actor ? { actor: opts.actor } : {}),
-          });
-          console.log(
-            `queued ${submitted.jobId}: ${runbook}${target ? ` on ${target}` : ""} ` +
-              `(${submitted.plan.steps.length} steps; locks ${[...submitted.plan.targets.devices, ...submitted.plan.targets.clientHosts].join(", ") || "none"})`,
-          );
-          if (opts.wait) process.exitCode = await waitAndPrint(conn, submitted.jobId, opts.timeout * 1000);
-        } finally {
-          await conn.close();
-        }
+            if (opts.wait) process.exitCode = await waitAndPrint(conn, submitted.jobId, opts.timeout * 1000);
+          },
+        );
       } catch (err) {
         failCommand("run", err);
       }
     });
 }
 
-async function waitAndPrint(
-  conn: Awaited<ReturnType<typeof connectCli>>,
-  jobId: string,
-  timeoutMs: number,
-): Promise<number> {
+async function waitAndPrint(conn: CliConnection, jobId: string, timeoutMs: number): Promise<number> {
   const checkpoints = new RedisCheckpointStore(conn.redis as Redis);
   const printed = new Set<string>();
   const deadline = Date.now() + timeoutMs;
