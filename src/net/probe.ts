@@ -136,6 +136,16 @@ export function probeTls(host: string, port: number, opts: TlsProbeOptions): Pro
       const peer = socket.getPeerX509Certificate();
       const authError = socket.authorizationError;
       const handshakeMs = round(performance.now() - started);
+      // Read when called: with a client certificate that is after the server had time to refuse it.
+      const accepted = () =>
+        done({
+          handshakeOk: true,
+          handshakeMs,
+          protocol: socket.getProtocol() ?? undefined,
+          authorized: socket.authorized,
+          ...(authError ? { authorizationError: String(authError) } : {}),
+          ...(peer ? { cert: describeCertificate(peer) } : { error: "server presented no certificate" }),
+        });
       if (opts.clientCert && opts.awaitClientCertVerdict) {
         // TLS 1.3: the client finishes before the server has judged the client certificate. A server that refuses
         // it ends the connection right after (alert or close); one that accepts it keeps the line open.
@@ -151,29 +161,11 @@ export function probeTls(host: string, port: number, opts: TlsProbeOptions): Pro
         );
         socket.once("close", () => refused("connection closed"));
         socket.once("end", () => refused("connection ended"));
-        setTimeout(
-          () =>
-            done({
-              handshakeOk: true,
-              handshakeMs,
-              protocol: socket.getProtocol() ?? undefined,
-              authorized: socket.authorized,
-              ...(authError ? { authorizationError: String(authError) } : {}),
-              ...(peer ? { cert: describeCertificate(peer) } : { error: "server presented no certificate" }),
-            }),
-          Math.min(CLIENT_CERT_SETTLE_MS, opts.timeoutMs),
-        ).unref();
+        setTimeout(accepted, Math.min(CLIENT_CERT_SETTLE_MS, opts.timeoutMs)).unref();
         socket.resume();
         return;
       }
-      done({
-        handshakeOk: true,
-        handshakeMs,
-        protocol: socket.getProtocol() ?? undefined,
-        authorized: socket.authorized,
-        ...(authError ? { authorizationError: String(authError) } : {}),
-        ...(peer ? { cert: describeCertificate(peer) } : { error: "server presented no certificate" }),
-      });
+      accepted();
     });
     socket.once("error", (err: NodeJS.ErrnoException) =>
       done({ handshakeOk: false, error: `${err.code ?? "error"}: ${err.message}` }),
