@@ -8,15 +8,13 @@ import { createAzureClients, DedicatedHsmGateway } from "../../src/azure/index.t
 import type { Fleet } from "../../src/config/schema.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { type JobResult, runJob } from "../../src/engine/runner.ts";
-import { type ShellSessionProvider, shellSessionProvider } from "../../src/engine/sessions.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import { approvalState, approvalsPort, approve } from "../../src/queue/approvals.ts";
 import { acquireDeviceLocks } from "../../src/queue/locks.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
 import type { Twin } from "../../src/sim/twin.ts";
-import { SshPool } from "../../src/transport/pool.ts";
+import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
 
 export interface ArmEndpoint {
   endpoint: string;
@@ -24,12 +22,9 @@ export interface ArmEndpoint {
   subscriptionId: string;
 }
 
-export interface Connections {
-  pool: SshPool;
-  shells: ShellSessions;
-  provider: ShellSessionProvider;
+/** SSH sessions to the twin (closed by close()) and the Azure gateway to its ARM. */
+export interface Connections extends FleetSessions {
   azure: DedicatedHsmGateway;
-  close(): Promise<void>;
 }
 
 const credential = {
@@ -40,9 +35,6 @@ const credential = {
 };
 
 export function connect(fleet: Fleet, arm: ArmEndpoint): Connections {
-  const pool = new SshPool();
-  const shells = new ShellSessions({ pool });
-  const provider = shellSessionProvider(fleet, { pool, sessions: shells });
   const azure = new DedicatedHsmGateway(
     createAzureClients({
       subscriptionId: arm.subscriptionId,
@@ -54,17 +46,7 @@ export function connect(fleet: Fleet, arm: ArmEndpoint): Connections {
       retryOptions: { maxRetries: 0 },
     }),
   );
-  return {
-    pool,
-    shells,
-    provider,
-    azure,
-    async close() {
-      await provider.close();
-      await shells.closeAll();
-      await pool.closeAll();
-    },
-  };
+  return { ...fleetSessions(fleet), azure };
 }
 
 /** Take a device's partitions out of every HA group on every twin client host (what an operator does first). */

@@ -6,34 +6,29 @@ import { getRunbook } from "../../runbooks/index.ts";
 import { breakerOpenGauge, releaseBreaker } from "../../runbooks/lib/breaker.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { runJob } from "../../src/engine/runner.ts";
-import { type ShellSessionProvider, shellSessionProvider } from "../../src/engine/sessions.ts";
+import { shellSessionProvider } from "../../src/engine/sessions.ts";
 import { RedisStateStore } from "../../src/engine/state.ts";
 import { ShellSessions } from "../../src/shell/sessions.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { SshPool } from "../../src/transport/pool.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
+import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;
-let pool: SshPool;
-let shells: ShellSessions;
-let provider: ShellSessionProvider;
+let ssh: FleetSessions;
 let state: RedisStateStore;
 let seq = 0;
 
 beforeAll(async () => {
   twin = await startTwin(demoFleet(), { rebase: true });
-  pool = new SshPool();
-  shells = new ShellSessions({ pool });
-  provider = shellSessionProvider(twin.fleet, { pool, sessions: shells });
+  ssh = fleetSessions(twin.fleet);
   state = new RedisStateStore(redis.client());
 });
 
 afterAll(async () => {
-  await provider?.close();
-  await shells?.closeAll();
-  await pool?.closeAll();
+  await ssh?.close();
   await twin?.stop();
   await redis.stop();
 });
@@ -46,7 +41,7 @@ async function run(runbook: string, params: Record<string, unknown>) {
     params,
     jobId,
     fleet: twin.fleet,
-    sessions: provider,
+    sessions: ssh.provider,
     evidence,
     checkpoints: new RedisCheckpointStore(redis.client()),
     state,

@@ -6,7 +6,6 @@ import { getRunbook } from "../../runbooks/index.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { planJob } from "../../src/engine/plan.ts";
 import { runJob } from "../../src/engine/runner.ts";
-import { type ShellSessionProvider, shellSessionProvider } from "../../src/engine/sessions.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import { acquireDeviceLocks } from "../../src/queue/locks.ts";
@@ -16,20 +15,17 @@ import { UnexpectedPrompt } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
 import { clientHostTarget } from "../../src/transport/target.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
+import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;
-let pool: SshPool;
-let shells: ShellSessions;
-let provider: ShellSessionProvider;
+let ssh: FleetSessions;
 let seq = 0;
 
 beforeAll(async () => {
   twin = await startTwin(demoFleet(), { rebase: true });
-  pool = new SshPool();
-  shells = new ShellSessions({ pool });
-  provider = shellSessionProvider(twin.fleet, { pool, sessions: shells });
+  ssh = fleetSessions(twin.fleet);
   // The operator's order: hsm-b2 recovered (ha-recover's job), client-a's trust of hsm-a1 repaired.
   twin.clientHosts.get("client-b")!.host.setMemberDown("hsm-b2", "par-tok", false);
   const a = twin.clientHosts.get("client-a")!.host;
@@ -38,9 +34,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await provider?.close();
-  await shells?.closeAll();
-  await pool?.closeAll();
+  await ssh?.close();
   await twin?.stop();
   await redis.stop();
 });
@@ -62,13 +56,13 @@ async function run(target: string) {
       params: { target },
       jobId,
       fleet: twin.fleet,
-      sessions: provider,
+      sessions: ssh.provider,
       evidence,
       checkpoints: new RedisCheckpointStore(redis.client()),
       locks,
       guard: jobGuard({
         guard: new LoginGuard(redis.client()),
-        sessions: shells,
+        sessions: ssh.shells,
         fleet: twin.fleet,
         jobId,
         locks,

@@ -9,13 +9,11 @@ import type { RepairSnapshot } from "../../runbooks/lib/ntls-repair.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import type { DeviceShell, SessionProvider } from "../../src/engine/context.ts";
 import { runJob } from "../../src/engine/runner.ts";
-import { type ShellSessionProvider, shellSessionProvider } from "../../src/engine/sessions.ts";
 import { probeTls } from "../../src/net/probe.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
 import { generateSelfSignedCert } from "../../src/sim/certs.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { SshPool } from "../../src/transport/pool.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
+import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
@@ -25,9 +23,7 @@ const HOST = "client-a";
 const PARTITIONS = ["par-pay", "par-extra"];
 
 let twin: Twin;
-let pool: SshPool;
-let shells: ShellSessions;
-let provider: ShellSessionProvider;
+let ssh: FleetSessions;
 let otherClientCert: string;
 let seq = 0;
 
@@ -40,16 +36,12 @@ beforeAll(async () => {
     ...PARTITIONS,
   ];
   twin = await startTwin(fleet, { rebase: true });
-  pool = new SshPool();
-  shells = new ShellSessions({ pool });
-  provider = shellSessionProvider(twin.fleet, { pool, sessions: shells });
+  ssh = fleetSessions(twin.fleet);
   otherClientCert = (await generateSelfSignedCert({ commonName: HOST, validDays: 365 })).certPem;
 });
 
 afterAll(async () => {
-  await provider?.close();
-  await shells?.closeAll();
-  await pool?.closeAll();
+  await ssh?.close();
   await twin?.stop();
   await redis.stop();
 });
@@ -155,15 +147,15 @@ function arming(trigger: { after: string; target: string; fault: "drop" | "garbl
     },
   });
   const wrapped: SessionProvider = {
-    lunash: async (d) => wrap(await provider.lunash(d)),
-    lunacm: async (h) => wrap(await provider.lunacm(h)),
-    clientShell: async (h) => wrap(await provider.clientShell(h)),
-    ...(provider.files ? { files: provider.files } : {}),
+    lunash: async (d) => wrap(await ssh.provider.lunash(d)),
+    lunacm: async (h) => wrap(await ssh.provider.lunacm(h)),
+    clientShell: async (h) => wrap(await ssh.provider.clientShell(h)),
+    ...(ssh.provider.files ? { files: ssh.provider.files } : {}),
   };
   return wrapped;
 }
 
-async function run(jobId: string, sessions: SessionProvider = provider) {
+async function run(jobId: string, sessions: SessionProvider = ssh.provider) {
   return runJob({
     runbook: getRunbook("ntls-cert-sync"),
     params: { target: DEVICE, repair: true },
@@ -289,7 +281,7 @@ describe("ntls-cert-sync repair interrupted at each command, then resumed", () =
     const target = c.side === "client" ? HOST : DEVICE;
     const sessions = c.after
       ? arming({ after: c.after, target, fault: c.fault, command: c.command })
-      : provider;
+      : ssh.provider;
     if (!c.after) await twin.setFault(target, c.fault, c.command);
     let failed: Awaited<ReturnType<typeof run>>;
     try {

@@ -7,31 +7,23 @@ import { assertRebootSafe, isRebootSafe, type PatchVerifyResult } from "../../ru
 import type { TcpCheckResult } from "../../runbooks/tcp-check.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { runJob } from "../../src/engine/runner.ts";
-import { type ShellSessionProvider, shellSessionProvider } from "../../src/engine/sessions.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { SshPool } from "../../src/transport/pool.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
+import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;
-let pool: SshPool;
-let shells: ShellSessions;
-let provider: ShellSessionProvider;
+let ssh: FleetSessions;
 let seq = 0;
 
 beforeAll(async () => {
   twin = await startTwin(demoFleet(), { rebase: true });
-  pool = new SshPool();
-  shells = new ShellSessions({ pool });
-  provider = shellSessionProvider(twin.fleet, { pool, sessions: shells });
+  ssh = fleetSessions(twin.fleet);
 });
 
 afterAll(async () => {
-  await provider?.close();
-  await shells?.closeAll();
-  await pool?.closeAll();
+  await ssh?.close();
   await twin?.stop();
 });
 
@@ -47,7 +39,7 @@ async function run(
     params,
     jobId,
     fleet,
-    sessions: provider,
+    sessions: ssh.provider,
     evidence,
     checkpoints: new RedisCheckpointStore(redis.client()),
     actor: "test",
