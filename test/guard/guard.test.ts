@@ -19,7 +19,7 @@ import {
   type GuardTwin,
   lockDevice,
   MemoryEvidence,
-  resetTwin,
+  resetGuardTest,
   startGuardTwin,
   WorkerShells,
 } from "./support.ts";
@@ -43,12 +43,7 @@ afterAll(async () => {
   await g?.twin.stop();
 });
 
-beforeEach(async () => {
-  resetTwin(g);
-  const keys = await r.keys("lunafleet:guard:*");
-  if (keys.length) await r.del(...keys);
-  for (const a of g.twin.appliances.values()) a.state.commandLog.length = 0;
-});
+beforeEach(() => resetGuardTest(g, r));
 
 const state = (d: string) => g.twin.appliances.get(d)!.state;
 const logins = (d: string) => state(d).commandLog.filter((c) => /^hsm login/.test(c.command));

@@ -16,7 +16,7 @@ import {
   type GuardTwin,
   lockDevice,
   MemoryEvidence,
-  resetTwin,
+  resetGuardTest,
   startGuardTwin,
   WorkerShells,
 } from "./support.ts";
@@ -35,12 +35,7 @@ afterAll(async () => {
   await shells?.close();
   await g?.twin.stop();
 });
-beforeEach(async () => {
-  resetTwin(g);
-  const keys = await r.keys("lunafleet:guard:*");
-  if (keys.length) await r.del(...keys);
-  for (const a of g.twin.appliances.values()) a.state.commandLog.length = 0;
-});
+beforeEach(() => resetGuardTest(g, r));
 
 const state = () => g.twin.appliances.get("hsm-g1")!.state;
 const recent = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();

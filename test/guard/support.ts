@@ -102,6 +102,14 @@ export function resetTwin(g: GuardTwin): void {
   setCredentials(g.fleet, g.rightCredentials);
 }
 
+/** Before each guard test: the twin back to its first state, no guard ledger in Redis, empty appliance command logs. */
+export async function resetGuardTest(g: GuardTwin, r: Redis): Promise<void> {
+  resetTwin(g);
+  const keys = await r.keys("lunafleet:guard:*");
+  if (keys.length) await r.del(...keys);
+  for (const a of g.twin.appliances.values()) a.state.commandLog.length = 0;
+}
+
 export function setCredentials(fleet: Fleet, creds: Map<string, string>): void {
   for (const d of fleet.devices) {
     const so = creds.get(`${d.name}:hsmSo`);
