@@ -462,6 +462,17 @@ function memberSlotOption(
   return slot;
 }
 
+/** A new, live HA member for the partition in `slot` (what creategroup and addmember record). */
+function memberInSlot(slot: Extract<SlotTarget, { kind: "partition" }>): HaMemberState {
+  return {
+    device: slot.device,
+    partition: slot.partition.label,
+    serial: slot.partition.serial,
+    down: false,
+    recoverFails: false,
+  };
+}
+
 function cloningWarning(slotA: number, slotB: number): string {
   return `Warning: Synchronize may fail.  The members in slot ${slotA} and slot ${slotB} have conflicting settings for private key cloning.`;
 }
@@ -543,15 +554,7 @@ const haCreategroup: Subcommand = {
       const group: HaGroupState = {
         label,
         serial: `1${slot.partition.serial}`,
-        members: [
-          {
-            device: slot.device,
-            partition: slot.partition.label,
-            serial: slot.partition.serial,
-            down: false,
-            recoverFails: false,
-          },
-        ],
+        members: [memberInSlot(slot)],
         standby: [],
       };
       s.model.haGroups.push(group);
@@ -588,13 +591,7 @@ const haAddmember: Subcommand = {
       const primary = liveMembers(s.model, group, slots)[0];
       if (primary && primary.state.partition.cloningDomain !== slot.partition.cloningDomain)
         body.push(cloningWarning(primary.slot, slot.id), "");
-      group.members.push({
-        device: slot.device,
-        partition: slot.partition.label,
-        serial: slot.partition.serial,
-        down: false,
-        recoverFails: false,
-      });
+      group.members.push(memberInSlot(slot));
       body.push(`        Member ${slot.partition.serial} successfully added to group ${group.label}.`);
       return done(OK, body);
     });
