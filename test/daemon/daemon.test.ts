@@ -121,6 +121,9 @@ describe("npm start --once (in-process, rebased twin)", () => {
       job = await demo.daemon.queue.getJob(jobId);
     }
     expect(await job!.getState()).toBe("delayed");
+    // Re-read: the object above may have been fetched while the job was still active (processedOn already set,
+    // delay not yet), and only its state was read fresh.
+    job = await demo.daemon.queue.getJob(jobId);
     const runsAt = job!.timestamp + job!.delay;
     expect(Math.abs(runsAt - state.nextStart.getTime())).toBeLessThan(5_000);
     await job!.remove();
