@@ -3,8 +3,8 @@
 // Ctrl-C / SIGTERM, which stops everything cleanly. `npm start -- --once` exits after the report: 0 when every sweep
 // job finished, 1 otherwise. No terminal needed (CI=true works).
 
-import { runDemo } from "../daemon/demo.ts";
-import { defaultDataDir } from "../queue/redis-server.ts";
+import { defaultDataDir } from "../redis/embedded-server.ts";
+import { runDemo } from "./demo.ts";
 
 const once = process.argv.includes("--once");
 const httpPort = Number(process.env.LUNAFLEET_HTTP_PORT ?? 0);

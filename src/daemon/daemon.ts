@@ -6,15 +6,15 @@ import type { Queue } from "bullmq";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
 import { createJobQueue, type JobData, publishFleet } from "../queue/jobs.ts";
+import { syncSchedules } from "../queue/schedules.ts";
+import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";
 import {
   type ConnectRedisOptions,
   connectRedis,
   type RedisClient,
   redisTargetFromEnv,
-} from "../queue/redis.ts";
-import { type EmbeddedRedis, startEmbeddedRedis } from "../queue/redis-server.ts";
-import { syncSchedules } from "../queue/schedules.ts";
-import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";
+} from "../redis/client.ts";
+import { type EmbeddedRedis, startEmbeddedRedis } from "../redis/embedded-server.ts";
 import { TrustStore } from "../transport/trust-store.ts";
 import { type DaemonHttp, startDaemonHttp } from "./http.ts";
 import { createLogger, type DaemonLogger } from "./logger.ts";

@@ -5,7 +5,7 @@ import type { Redis } from "ioredis";
 import type { Fleet } from "../config/schema.ts";
 import { LoginLedger } from "../guard/ledger.ts";
 import { type Finding, readFindings } from "../queue/findings.ts";
-import type { RedisClient } from "../queue/redis.ts";
+import type { RedisClient } from "../redis/client.ts";
 
 export interface DeviceReportRow {
   device: string;

@@ -7,8 +7,8 @@ import type { DedicatedHsmGateway } from "../azure/dedicated-hsm.ts";
 import { clientHostSecret, getClientHost, getDevice } from "../config/model.ts";
 import type { ClientHost, Device, Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
+import type { ApprovalRequest, ApprovalState } from "../coord/approvals.ts";
 import type { TcpProbeResult, TlsProbeOptions, TlsProbeResult } from "../net/probe.ts";
-import type { ApprovalRequest, ApprovalState } from "../queue/approvals.ts";
 import {
   CapabilityUnavailable,
   describeError,
@@ -124,7 +124,7 @@ export type AzurePort = Pick<
   | "deleteResourceGroup"
 >;
 export type { ApprovalRequest, ApprovalState };
-/** Approvals of the job (src/queue/approvals.ts approvalsPort satisfies it); the context binds the job id. */
+/** Approvals of the job (src/coord/approvals.ts approvalsPort satisfies it); the context binds the job id. */
 export interface ApprovalsPort {
   request(jobId: string, req: ApprovalRequest): Promise<ApprovalState>;
   state(jobId: string): Promise<ApprovalState | null>;

@@ -78,7 +78,7 @@ export interface RunJobOptions<S extends z.ZodType> {
   probes?: NetProbes;
   azure?: AzurePort;
   guard?: GuardPort;
-  /** Approvals store (src/queue/approvals.ts approvalsPort); steps see it bound to this job as ctx.approvals. */
+  /** Approvals store (src/coord/approvals.ts approvalsPort); steps see it bound to this job as ctx.approvals. */
   approvals?: ApprovalsPort;
   /** Durable key-value facts across jobs (RedisStateStore); ctx.state throws CapabilityUnavailable without it. */
   state?: StateStore;

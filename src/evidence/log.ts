@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { link, open, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { redact } from "../config/secret.ts";
-import { type LuaScript, luaScript, type RedisClient, runScript } from "../queue/redis.ts";
+import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 import {
   computeRecordHash,
   EVIDENCE_KINDS,

@@ -15,7 +15,7 @@ import type { Redis } from "ioredis";
 import { deviceSecret, getDevice, getPartition, partitionSecret } from "../config/model.ts";
 import type { Device, Fleet, Partition } from "../config/schema.ts";
 import { redact, type Secret } from "../config/secret.ts";
-import { lockKey, lockValue } from "../queue/locks.ts";
+import { lockKey, lockValue } from "../coord/locks.ts";
 import { issueLoginToken, type LoginToken } from "../shell/login-token.ts";
 import type { RunOutput, ShellSession } from "../shell/session.ts";
 import { type BudgetDecision, decideLoginBudget } from "./budget.ts";

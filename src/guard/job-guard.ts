@@ -4,7 +4,7 @@
 import type { Redis } from "ioredis";
 import { getClientHost, getDevice } from "../config/model.ts";
 import type { ClientHost, Fleet } from "../config/schema.ts";
-import { approvalState } from "../queue/approvals.ts";
+import { approvalState } from "../coord/approvals.ts";
 import type { ShellSession } from "../shell/session.ts";
 import type { ShellSessions } from "../shell/sessions.ts";
 import { clientHostTarget, deviceTarget } from "../transport/target.ts";
@@ -21,7 +21,7 @@ export interface JobGuardDeps {
   locks: GuardLocks;
   evidence: GuardEvidence;
   actor?: string;
-  /** For the sanctioned zeroize of a deprovision job: its approvals are read from here (src/queue/approvals.ts). */
+  /** For the sanctioned zeroize of a deprovision job: its approvals are read from here (src/coord/approvals.ts). */
   redis?: Redis;
 }
 

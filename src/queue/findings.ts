@@ -2,8 +2,8 @@
 // entry of its final step's `devices` list (tcp-check's report, patch-verify's verdict, ...) is stored under the
 // device, by runbook, with the job id and time. A newer job replaces an older one only if it finished later.
 import type { JobResult } from "../engine/runner.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { KEY_PREFIX } from "./jobs.ts";
-import type { RedisClient } from "./redis.ts";
 
 export interface Finding {
   jobId: string;

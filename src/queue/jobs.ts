@@ -14,7 +14,7 @@ import { redact } from "../config/secret.ts";
 import { ParamsInvalid } from "../engine/errors.ts";
 import { type JobPlan, planJob } from "../engine/plan.ts";
 import { isValidJobId } from "../evidence/record.ts";
-import type { RedisClient } from "./redis.ts";
+import type { RedisClient } from "../redis/client.ts";
 
 export const QUEUE_NAME = "lunafleet-jobs";
 /** Key prefix of everything the daemon keeps next to BullMQ (cancel flags, results, findings, the published fleet). */

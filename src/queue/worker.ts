@@ -13,6 +13,8 @@ import { getRunbook } from "../../runbooks/index.ts";
 import { armGatewayFor } from "../azure/access.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
+import { approvalsPort } from "../coord/approvals.ts";
+import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import type { AzurePort, JobLogger } from "../engine/context.ts";
 import { JobCancelled } from "../engine/errors.ts";
@@ -23,14 +25,12 @@ import { RedisStateStore } from "../engine/state.ts";
 import { EvidenceLog } from "../evidence/log.ts";
 import { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
+import { type ConnectRedisOptions, connectRedis, type RedisClient } from "../redis/client.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
 import type { TrustStore } from "../transport/trust-store.ts";
-import { approvalsPort } from "./approvals.ts";
 import { recordFindings } from "./findings.ts";
 import { openJobSessions } from "./job-sessions.ts";
 import { cancelKey, fleetDigest, type JobData, QUEUE_NAME, resultKey } from "./jobs.ts";
-import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "./locks.ts";
-import { type ConnectRedisOptions, connectRedis, type RedisClient } from "./redis.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 
 /** What the daemon's metrics want to hear from a worker (prom-client lives in src/daemon). */

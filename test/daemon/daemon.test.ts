@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DemoRun, runDemo } from "../../src/daemon/demo.ts";
+import { type DemoRun, runDemo } from "../../src/cli/demo.ts";
 import { verifyJobEvidence } from "../../src/evidence/log.ts";
 import { cancelJob, submitJob } from "../../src/queue/jobs.ts";
 import { windowState } from "../../src/queue/schedules.ts";

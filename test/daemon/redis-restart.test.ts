@@ -2,9 +2,9 @@
 // their evidence still verifies.
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { DEMO_FLEET_FILE } from "../../src/cli/demo.ts";
 import { loadFleet } from "../../src/config/load.ts";
 import { type Daemon, startDaemon } from "../../src/daemon/daemon.ts";
-import { DEMO_FLEET_FILE } from "../../src/daemon/demo.ts";
 import { createLogger } from "../../src/daemon/logger.ts";
 import { verifyJobEvidence } from "../../src/evidence/log.ts";
 import { submitJob } from "../../src/queue/jobs.ts";

@@ -10,14 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DemoRun, runDemo } from "../../src/cli/demo.ts";
 import type { Fleet } from "../../src/config/schema.ts";
-import { type DemoRun, runDemo } from "../../src/daemon/demo.ts";
+import { approvalState, approve } from "../../src/coord/approvals.ts";
 import { buildReport } from "../../src/daemon/report.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
-import { approvalState, approve } from "../../src/queue/approvals.ts";
 import { submitJob } from "../../src/queue/jobs.ts";
-import type { RedisClient } from "../../src/queue/redis.ts";
+import type { RedisClient } from "../../src/redis/client.ts";
 import type { Twin } from "../../src/sim/twin.ts";
 import { removeFromHaGroups } from "../runbooks/deprovision-support.ts";
 

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { Secret } from "../../src/config/secret.ts";
+import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { EngineError, isRetryable } from "../../src/engine/errors.ts";
 import { defineRunbook } from "../../src/engine/runbook.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { resolveTarget } from "../../src/engine/targets.ts";
-import { acquireDeviceLocks } from "../../src/queue/locks.ts";
 import { ConnectionLost, DeviceError } from "../../src/transport/errors.ts";
 import { withRedis } from "../helpers/redis.ts";
 import { demoFleet, JobEvidence, noSessions, ScriptedSessions } from "./support.ts";

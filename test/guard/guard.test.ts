@@ -6,13 +6,13 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { lockKey } from "../../src/coord/locks.ts";
 import { EvidenceLog } from "../../src/evidence/log.ts";
 import { GuardRefused, LoginFailed } from "../../src/guard/errors.ts";
 import { type GuardEvidence, LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import { ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { releaseQuarantine } from "../../src/guard/release.ts";
-import { lockKey } from "../../src/queue/locks.ts";
 import { attemptHsmSoLogin } from "../../src/sim/state.ts";
 import { withRedis } from "../helpers/redis.ts";
 import {

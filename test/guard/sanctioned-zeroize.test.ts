@@ -4,12 +4,12 @@
 // nothing. The last-attempt exception issuer can be claimed only once (sanctioned-zeroize.ts holds it).
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { approve, requestApproval } from "../../src/coord/approvals.ts";
 import { SanctionedZeroizeRefused } from "../../src/guard/errors.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import { ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { checkApprovals, sanctionedZeroize } from "../../src/guard/sanctioned-zeroize.ts";
-import { approve, requestApproval } from "../../src/queue/approvals.ts";
 import { claimLastAttemptExceptionIssuer } from "../../src/shell/last-attempt-exception.ts";
 import { withRedis } from "../helpers/redis.ts";
 import {

@@ -5,7 +5,7 @@ import type { Redis } from "ioredis";
 import { parseFleet } from "../../src/config/load.ts";
 import { getClientHost, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
-import { acquireDeviceLocks, type DeviceLockSet } from "../../src/queue/locks.ts";
+import { acquireDeviceLocks, type DeviceLockSet } from "../../src/coord/locks.ts";
 import type { ShellSession } from "../../src/shell/session.ts";
 import { ShellSessions } from "../../src/shell/sessions.ts";
 import type { PartitionState } from "../../src/sim/state.ts";

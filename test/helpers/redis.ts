@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { afterAll } from "vitest";
-import { connectRedis } from "../../src/queue/redis.ts";
-import { startEmbeddedRedis } from "../../src/queue/redis-server.ts";
+import { connectRedis } from "../../src/redis/client.ts";
+import { startEmbeddedRedis } from "../../src/redis/embedded-server.ts";
 
 export interface TestRedis {
   /** `unix://…/redis.sock`, for connectRedis({ url }) or child processes (REDIS_URL). */

@@ -1,9 +1,9 @@
 // A deprovision job through the daemon's real queue and worker: submitted, it waits in awaiting-approval HOLDING its
 // device lock, operators approve, and it finishes in the safe order. The worker's ctx.azure trusts the twin's ARM CA.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { approvalState, approve } from "../../src/queue/approvals.ts";
+import { approvalState, approve } from "../../src/coord/approvals.ts";
+import { lockKey } from "../../src/coord/locks.ts";
 import { createJobQueue, submitJob } from "../../src/queue/jobs.ts";
-import { lockKey } from "../../src/queue/locks.ts";
 import { type RunningWorker, startWorker } from "../../src/queue/worker.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet } from "../engine/support.ts";

@@ -6,13 +6,13 @@ import type { Redis } from "ioredis";
 import { deprovision } from "../../runbooks/deprovision.ts";
 import { createAzureClients, DedicatedHsmGateway } from "../../src/azure/index.ts";
 import type { Fleet } from "../../src/config/schema.ts";
+import { approvalState, approvalsPort, approve } from "../../src/coord/approvals.ts";
+import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { type JobResult, runJob } from "../../src/engine/runner.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
-import { approvalState, approvalsPort, approve } from "../../src/queue/approvals.ts";
-import { acquireDeviceLocks } from "../../src/queue/locks.ts";
 import type { Twin } from "../../src/sim/twin.ts";
 import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
 

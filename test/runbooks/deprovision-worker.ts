@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import type { Fleet } from "../../src/config/schema.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
-import { connectRedis } from "../../src/queue/redis.ts";
+import { connectRedis } from "../../src/redis/client.ts";
 import { type ArmEndpoint, connect, crashingCheckpoints, runDeprovision } from "./deprovision-support.ts";
 
 const [fleetFile, jobId, device, step, when] = process.argv.slice(2);

@@ -2,9 +2,9 @@
 // the happy path in the only safe order, and every failure stopping before the next destructive step.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Fleet } from "../../src/config/schema.ts";
+import { approvalState, reject } from "../../src/coord/approvals.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
-import { approvalState, reject } from "../../src/queue/approvals.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet } from "../engine/support.ts";
 import { withRedis } from "../helpers/redis.ts";

@@ -3,12 +3,12 @@
 // the foreign cloning domain of ha-payments still caught before any synchronize.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getRunbook } from "../../runbooks/index.ts";
+import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { planJob } from "../../src/engine/plan.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
-import { acquireDeviceLocks } from "../../src/queue/locks.ts";
 import { ShellSessions } from "../../src/shell/sessions.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { UnexpectedPrompt } from "../../src/transport/errors.ts";

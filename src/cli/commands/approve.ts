@@ -1,11 +1,9 @@
 // `lunafleet approve <job> --as <principal> --confirm <serial>` and `lunafleet reject <job> --as <principal> --reason
 // "…"`: an operator's decision on a job that waits for approvals (deprovisioning). Each is one atomic transition in
-// Redis (src/queue/approvals.ts) and an `approval` record in the job's evidence. Exit 0 when counted, 1 when refused
+// Redis (src/coord/approvals.ts) and an `approval` record in the job's evidence. Exit 0 when counted, 1 when refused
 // (wrong serial, same principal again, not allowed, not awaiting), 2 when there is nothing to decide or Redis is out
 // of reach.
 import type { Command } from "commander";
-import { withEmbeddedRedis } from "../../daemon/cli-support.ts";
-import { EvidenceLog, isValidJobId } from "../../evidence/index.ts";
 import {
   ApprovalError,
   ApprovalRefused,
@@ -14,9 +12,11 @@ import {
   approve,
   NoApprovalRequest,
   reject,
-} from "../../queue/approvals.ts";
-import { connectRedis, type RedisClient, resolveRedisTarget } from "../../queue/redis.ts";
-import { defaultDataDir, embeddedRedisSocketPath } from "../../queue/redis-server.ts";
+} from "../../coord/approvals.ts";
+import { EvidenceLog, isValidJobId } from "../../evidence/index.ts";
+import { connectRedis, type RedisClient, resolveRedisTarget } from "../../redis/client.ts";
+import { defaultDataDir, embeddedRedisSocketPath } from "../../redis/embedded-server.ts";
+import { withEmbeddedRedis } from "../support.ts";
 
 interface DecisionOptions {
   as: string;

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { armAccessFromFlags, armGatewayFor } from "../../azure/access.ts";
 import { FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
 import { startDaemon } from "../../daemon/daemon.ts";
-import { defaultDataDir } from "../../queue/redis-server.ts";
+import { defaultDataDir } from "../../redis/embedded-server.ts";
 
 export function registerDaemonCommand(program: Command): void {
   program

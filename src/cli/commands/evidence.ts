@@ -14,8 +14,8 @@ import {
   describeRedisTarget,
   type RedisTarget,
   resolveRedisTarget,
-} from "../../queue/redis.ts";
-import { defaultDataDir, embeddedRedisSocketPath } from "../../queue/redis-server.ts";
+} from "../../redis/client.ts";
+import { defaultDataDir, embeddedRedisSocketPath } from "../../redis/embedded-server.ts";
 
 const REDIS_TIMEOUT_MS = 3000;
 

@@ -6,11 +6,11 @@
 // Exit codes: 0 done, 1 refused (not quarantined, attempt in flight), 2 usage error or Redis out of reach.
 import type { Command } from "commander";
 import type { Redis } from "ioredis";
-import { withEmbeddedRedis } from "../../daemon/cli-support.ts";
 import type { LedgerEntry } from "../../guard/ledger.ts";
 import { guardStatus, ReleaseRefused, releaseQuarantine } from "../../guard/release.ts";
 import { GUARD_ROLES, type GuardRole } from "../../guard/roles.ts";
-import { defaultDataDir } from "../../queue/redis-server.ts";
+import { defaultDataDir } from "../../redis/embedded-server.ts";
+import { withEmbeddedRedis } from "../support.ts";
 
 const DATA_DIR_HELP = "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)";
 

@@ -5,10 +5,10 @@
 import type { Command } from "commander";
 import type { Redis } from "ioredis";
 import { releaseBreaker } from "../../../runbooks/lib/breaker.ts";
-import { withEmbeddedRedis } from "../../daemon/cli-support.ts";
 import { RedisStateStore } from "../../engine/state.ts";
 import { EvidenceLog } from "../../evidence/index.ts";
-import { defaultDataDir } from "../../queue/redis-server.ts";
+import { defaultDataDir } from "../../redis/embedded-server.ts";
+import { withEmbeddedRedis } from "../support.ts";
 
 const DATA_DIR_HELP = "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)";
 const MEMBER = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;

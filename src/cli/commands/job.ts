@@ -2,12 +2,12 @@
 // `lunafleet job cancel <id>`: remove a waiting job, or flag a running one (it stops before its next step/command).
 import type { Command } from "commander";
 import type { Redis } from "ioredis";
-import { ago, dataDirOption, failCommand } from "../../daemon/cli-support.ts";
-import { connectCli } from "../../daemon/client.ts";
 import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
 import type { JobResult } from "../../engine/runner.ts";
 import { evidenceKeys, verifyJobEvidence } from "../../evidence/log.ts";
 import { cancelJob, resultKey } from "../../queue/jobs.ts";
+import { connectCli } from "../connection.ts";
+import { ago, dataDirOption, failCommand } from "../support.ts";
 
 export function registerJobCommand(program: Command): void {
   const job = program

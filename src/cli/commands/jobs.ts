@@ -1,8 +1,8 @@
 // `lunafleet jobs [--state s] [--limit n] [--json]`: the queue's jobs, newest first.
 import type { Command } from "commander";
-import { ago, dataDirOption, failCommand } from "../../daemon/cli-support.ts";
-import { connectCli } from "../../daemon/client.ts";
 import type { JobProgress } from "../../queue/worker.ts";
+import { connectCli } from "../connection.ts";
+import { ago, dataDirOption, failCommand } from "../support.ts";
 
 const STATES = ["active", "waiting", "delayed", "prioritized", "completed", "failed"] as const;
 type State = (typeof STATES)[number];

@@ -1,7 +1,7 @@
 // `lunafleet report [--json]`: one row per device from the latest tcp-check / patch-verify results in Redis.
 import type { Command } from "commander";
-import { dataDirOption, failCommand, withCommandFleet } from "../../daemon/cli-support.ts";
 import { buildReport, renderReport } from "../../daemon/report.ts";
+import { dataDirOption, failCommand, withCommandFleet } from "../support.ts";
 
 export function registerReportCommand(program: Command): void {
   program

@@ -2,17 +2,11 @@
 // published fleet, or --fleet), queue it, and with --wait print each step as it finishes.
 import type { Command } from "commander";
 import type { Redis } from "ioredis";
-import {
-  collectParam,
-  dataDirOption,
-  failCommand,
-  parseParams,
-  withCommandFleet,
-} from "../../daemon/cli-support.ts";
-import type { CliConnection } from "../../daemon/client.ts";
 import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
 import type { JobResult } from "../../engine/runner.ts";
 import { resultKey, submitJob } from "../../queue/jobs.ts";
+import type { CliConnection } from "../connection.ts";
+import { collectParam, dataDirOption, failCommand, parseParams, withCommandFleet } from "../support.ts";
 
 interface RunOptions {
   param: string[];

@@ -1,10 +1,10 @@
 // `lunafleet schedule list`: the maintenance-window schedulers in the queue, their next run, and whether the
 // window is open now (from the daemon's published fleet).
 import type { Command } from "commander";
-import { ago, dataDirOption, failCommand } from "../../daemon/cli-support.ts";
-import { connectCli } from "../../daemon/client.ts";
 import { readPublishedFleet } from "../../queue/jobs.ts";
 import { findWindow, listSchedules, windowState } from "../../queue/schedules.ts";
+import { connectCli } from "../connection.ts";
+import { ago, dataDirOption, failCommand } from "../support.ts";
 
 export function registerScheduleCommands(program: Command): void {
   const schedule = program.command("schedule").description("maintenance-window schedules");

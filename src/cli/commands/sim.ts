@@ -2,7 +2,7 @@
 import { join, relative } from "node:path";
 import type { Command } from "commander";
 import { type Fleet, FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
-import { defaultDataDir } from "../../queue/redis-server.ts";
+import { defaultDataDir } from "../../redis/embedded-server.ts";
 import {
   postFault,
   publishArmTwin,

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { acquireDeviceLocks } from "../../src/queue/locks.ts";
+import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();

@@ -13,9 +13,9 @@ import {
   readLock,
   releaseLock,
   renewLock,
-} from "../../src/queue/locks.ts";
-import { connectRedis } from "../../src/queue/redis.ts";
-import { startEmbeddedRedis } from "../../src/queue/redis-server.ts";
+} from "../../src/coord/locks.ts";
+import { connectRedis } from "../../src/redis/client.ts";
+import { startEmbeddedRedis } from "../../src/redis/embedded-server.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();

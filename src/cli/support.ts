@@ -4,9 +4,9 @@
 import type { Redis } from "ioredis";
 import type { Fleet } from "../config/schema.ts";
 import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../queue/jobs.ts";
-import { connectRedis, resolveRedisTarget } from "../queue/redis.ts";
-import { defaultDataDir, embeddedRedisSocketPath } from "../queue/redis-server.ts";
-import { type CliConnection, connectCli, DaemonUnavailable } from "./client.ts";
+import { connectRedis, resolveRedisTarget } from "../redis/client.ts";
+import { defaultDataDir, embeddedRedisSocketPath } from "../redis/embedded-server.ts";
+import { type CliConnection, connectCli, DaemonUnavailable } from "./connection.ts";
 
 export const dataDirOption = [
   "--data-dir <dir>",

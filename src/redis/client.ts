@@ -10,7 +10,7 @@
 //   REDIS_SENTINELS=h1:26379,h2:26379 + REDIS_SENTINEL_NAME=<master-name>   (same as redis-sentinel://)
 //   REDIS_CLUSTER_NODES=h1:6379,h2:6379                                      (same as redis-cluster://)
 //   with REDIS_USERNAME, REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD, REDIS_TLS=1, REDIS_DB when not in a URL.
-//   none of these                → the embedded redis-server of the data dir (see redis-server.ts)
+//   none of these                → the embedded redis-server of the data dir (see embedded-server.ts)
 // Passwords become Secret objects (registered with the redactor) the moment they are parsed.
 //
 // Cluster note: every multi-key script in lunafleet keeps its keys in one hash slot ({resource} / {jobId} tags).

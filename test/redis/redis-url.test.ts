@@ -6,7 +6,7 @@ import {
   RedisConfigError,
   redisTargetFromEnv,
   resolveRedisTarget,
-} from "../../src/queue/redis.ts";
+} from "../../src/redis/client.ts";
 
 describe("Redis configuration", () => {
   it("reads every URL form", () => {

@@ -1,7 +1,6 @@
 // Approvals over a real redis-server: each transition is one Lua script; distinct principals, typed serial, expiry,
 // allow-list, rejection, idempotent re-request, concurrent approvals, and the evidence records.
 import { describe, expect, it } from "vitest";
-import { EvidenceLog } from "../../src/evidence/index.ts";
 import {
   ApprovalRefused,
   ApprovalRequestConflict,
@@ -11,7 +10,8 @@ import {
   NoApprovalRequest,
   reject,
   requestApproval,
-} from "../../src/queue/approvals.ts";
+} from "../../src/coord/approvals.ts";
+import { EvidenceLog } from "../../src/evidence/index.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();

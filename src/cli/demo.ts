@@ -9,11 +9,11 @@ import { pino } from "pino";
 import { armGatewayFor } from "../azure/access.ts";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
+import { type Daemon, startDaemon } from "../daemon/daemon.ts";
+import { createLogger } from "../daemon/logger.ts";
+import { buildReport, type FleetReport, renderReport } from "../daemon/report.ts";
+import { type FinishedJob, submitSweep, waitForJobs } from "../daemon/sweep.ts";
 import { startTwin, type Twin } from "../sim/twin.ts";
-import { type Daemon, startDaemon } from "./daemon.ts";
-import { createLogger } from "./logger.ts";
-import { buildReport, type FleetReport, renderReport } from "./report.ts";
-import { type FinishedJob, submitSweep, waitForJobs } from "./sweep.ts";
 
 export const DEMO_FLEET_FILE = resolve(fileURLToPath(new URL("../../config/demo.yaml", import.meta.url)));
 

@@ -12,7 +12,7 @@
 //
 // Key (hash tag = job id, the same slot as the job's checkpoints):
 //   lunafleet:approval:{<jobId>}  JSON document (see ApprovalState), kept 30 days after its deadline.
-import { type LuaScript, luaScript, type RedisClient, runScript } from "./redis.ts";
+import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 
 export type ApprovalStatus = "awaiting-approval" | "approved" | "rejected" | "expired";
 

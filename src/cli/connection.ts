@@ -9,8 +9,8 @@ import {
   type RedisClient,
   type RedisTarget,
   resolveRedisTarget,
-} from "../queue/redis.ts";
-import { defaultDataDir, embeddedRedisSocketPath, pingSocket } from "../queue/redis-server.ts";
+} from "../redis/client.ts";
+import { defaultDataDir, embeddedRedisSocketPath, pingSocket } from "../redis/embedded-server.ts";
 
 export class DaemonUnavailable extends Error {
   override name = "DaemonUnavailable";

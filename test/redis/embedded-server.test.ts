@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { connectRedis } from "../../src/queue/redis.ts";
-import { EmbeddedRedisError, pingSocket, startEmbeddedRedis } from "../../src/queue/redis-server.ts";
+import { connectRedis } from "../../src/redis/client.ts";
+import { EmbeddedRedisError, pingSocket, startEmbeddedRedis } from "../../src/redis/embedded-server.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();

@@ -3,8 +3,8 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { approvalState, requestApproval } from "../../src/coord/approvals.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
-import { approvalState, requestApproval } from "../../src/queue/approvals.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();

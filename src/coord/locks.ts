@@ -16,7 +16,7 @@
 //   lunafleet:lock:{<resource>}   "<token>|<owner>" with PX ttl
 //   lunafleet:fence:{<resource>}  the last fencing token issued (no TTL)
 // Scripts elsewhere (the guard ledger) can check a fence inside their own atomic step: GET lockKey == lockValue().
-import { type LuaScript, luaScript, type RedisClient, runScript } from "./redis.ts";
+import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 
 const PREFIX = "lunafleet";
 const RESOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$/;
