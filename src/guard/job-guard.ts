@@ -1,10 +1,11 @@
 // The guard as one job sees it (the engine's ctx.guard): `login(device, role, { partition })` picks the session the
 // job's steps use (the same ShellSessions the engine's SessionProvider lends, so the step's later commands run in
 // the logged-in shell), the job's locks and evidence, and calls LoginGuard.login.
-import type { Redis } from "ioredis";
+
 import { getClientHost, getDevice } from "../config/model.ts";
 import type { ClientHost, Fleet } from "../config/schema.ts";
 import { approvalState } from "../coord/approvals.ts";
+import type { RedisClient } from "../redis/client.ts";
 import type { ShellSession } from "../shell/session.ts";
 import type { ShellSessions } from "../shell/sessions.ts";
 import { clientHostTarget, deviceTarget } from "../transport/target.ts";
@@ -22,7 +23,7 @@ export interface JobGuardDeps {
   evidence: GuardEvidence;
   actor?: string;
   /** For the sanctioned zeroize of a deprovision job: its approvals are read from here (src/coord/approvals.ts). */
-  redis?: Redis;
+  redis?: RedisClient;
 }
 
 export interface JobGuard {
