@@ -18,7 +18,6 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Redis } from "ioredis";
 import { getRunbook } from "../runbooks/index.ts";
 import type { PatchVerifyResult } from "../runbooks/patch-verify.ts";
 import type { TcpCheckResult } from "../runbooks/tcp-check.ts";
@@ -289,7 +288,7 @@ async function directPhase(
   const devices = new Map(fleet.devices.map((d) => [d.name, d]));
   const jobs = sweepJobs(fleet);
   const memoryCheckpoints = new MemoryCheckpoints();
-  const redisCheckpoints = new RedisCheckpointStore(daemon.redis as Redis);
+  const redisCheckpoints = new RedisCheckpointStore(daemon.redis);
   const memoryEvidence = new MemoryEvidence();
   const errors: string[] = [];
   let ok = 0;
@@ -498,7 +497,7 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
     if (opts.breakdown) {
       breakdown = [];
       const parts: [string, DirectParts][] = [
-        ["evidence (EvidenceLog: Redis chain + JSONL)", { evidence: true }],
+        ["evidence (EvidenceLog: RedisClient chain + JSONL)", { evidence: true }],
         ["checkpoints (RedisCheckpointStore)", { checkpoints: true }],
         ["device locks (acquire + release)", { locks: true }],
       ];

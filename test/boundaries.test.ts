@@ -14,7 +14,9 @@ const ROOT = join(import.meta.dirname, "..");
 /** From the ground up. A folder may import only folders of a strictly lower layer. */
 const LAYERS: readonly (readonly string[])[] = [
   ["parsers", "src/config"],
-  ["src/redis"],
+  // src/signing: approval statements, SSH signature verification, the approver key registry (pure crypto over the
+  // fleet file): below coord and guard, which re-verify approvals with it at the moment they act.
+  ["src/redis", "src/signing"],
   ["src/coord", "src/evidence", "src/azure", "src/net"],
   ["src/transport"],
   ["src/shell", "src/sim"],

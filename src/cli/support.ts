@@ -1,10 +1,9 @@
 // Small helpers the CLI commands share: job commands (run, jobs, job, schedule, report) and the commands that act on
 // the embedded Redis directly (guard, ha).
 
-import type { Redis } from "ioredis";
 import type { Fleet } from "../config/schema.ts";
 import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../queue/jobs.ts";
-import { connectRedis, resolveRedisTarget } from "../redis/client.ts";
+import { connectRedis, type RedisClient, resolveRedisTarget } from "../redis/client.ts";
 import { defaultDataDir, embeddedRedisSocketPath } from "../redis/embedded-server.ts";
 import { type CliConnection, connectCli, DaemonUnavailable } from "./connection.ts";
 
@@ -83,15 +82,15 @@ export async function withEmbeddedRedis(
   dataDirOpt: string | undefined,
   label: string,
   connectionName: string,
-  act: (redis: Redis) => Promise<number>,
+  act: (redis: RedisClient) => Promise<number>,
 ): Promise<number> {
   const dataDir = dataDirOpt ?? defaultDataDir();
-  let redis: Redis;
+  let redis: RedisClient;
   try {
     redis = connectRedis({
       target: resolveRedisTarget({ socketPath: embeddedRedisSocketPath(dataDir) }),
       connectionName,
-    }) as Redis;
+    });
   } catch (err) {
     console.error(`${label}: ${(err as Error).message}`);
     return 2;

@@ -1,9 +1,9 @@
 // The guard as one job sees it (the engine's ctx.guard): `login(device, role, { partition })` picks the session the
 // job's steps use (the same JobShells the engine lends to the steps, so the step's later commands run in the
 // logged-in session), the job's locks and evidence, and calls LoginGuard.login.
-import type { Redis } from "ioredis";
 import type { Fleet } from "../config/schema.ts";
 import { approvalState } from "../coord/approvals.ts";
+import type { RedisClient } from "../redis/client.ts";
 import type { JobShells } from "../shell/job-shells.ts";
 import { GuardRefused, SanctionedZeroizeRefused } from "./errors.ts";
 import type { GuardEvidence, GuardLocks, LoginGuard, LoginResult } from "./guard.ts";
@@ -20,7 +20,7 @@ export interface JobGuardDeps {
   evidence: GuardEvidence;
   actor?: string;
   /** For the sanctioned zeroize of a deprovision job: its approvals are read from here (src/coord/approvals.ts). */
-  redis?: Redis;
+  redis?: RedisClient;
 }
 
 export interface JobGuard {

@@ -8,7 +8,6 @@
 // One SshPool per worker process: connections are reused across jobs; the shells on them belong to one job (its
 // JobShells, through a lease on the pool, closed and confirmed before the job's locks are released).
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
-import type { Redis } from "ioredis";
 import { getRunbook } from "../../runbooks/index.ts";
 import { armGatewayFor } from "../azure/access.ts";
 import type { Fleet } from "../config/schema.ts";
@@ -118,9 +117,9 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     },
   });
 
-  const loginGuard = new LoginGuard(redis as Redis);
+  const loginGuard = new LoginGuard(redis);
   // Durable facts between jobs (ha-recover's per-member breaker): without it such runbooks fail at their first step.
-  const state = new RedisStateStore(redis as Redis);
+  const state = new RedisStateStore(redis);
 
   const processJob = async (job: Job<JobData, JobResult>, token?: string): Promise<JobResult> => {
     const data = job.data;
@@ -229,7 +228,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
           { event: "acquired", locks: locks.locks, waitedMs: Date.now() - lockStart, worker: workerId },
           data.actor,
         );
-      const store = new RedisCheckpointStore(redis as Redis);
+      const store = new RedisCheckpointStore(redis);
       let done = (await store.finishedSteps(jobId)).size;
       await job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
       const checkpoints: CheckpointStore = {
@@ -266,7 +265,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
                 locks,
                 evidence,
                 actor: data.actor,
-                redis: redis as Redis,
+                redis: redis,
               }),
             }
           : {}),

@@ -2,7 +2,6 @@
 // the twin, the unchanged Azure SDK against the twin's ARM (real HTTPS), the real login guard and its sanctioned
 // zeroize, real Redis approvals, locks, checkpoints and evidence. Nothing here is a mock.
 import type { AccessToken } from "@azure/core-auth";
-import type { Redis } from "ioredis";
 import { deprovision } from "../../runbooks/deprovision.ts";
 import { createAzureClients, DedicatedHsmGateway } from "../../src/azure/index.ts";
 import type { Fleet } from "../../src/config/schema.ts";
@@ -13,6 +12,7 @@ import { type JobResult, runJob } from "../../src/engine/runner.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
+import type { RedisClient } from "../../src/redis/client.ts";
 import type { Twin } from "../../src/sim/twin.ts";
 import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 
@@ -104,7 +104,7 @@ export interface RunOptions {
 export async function runDeprovision(
   conn: Connections,
   fleet: Fleet,
-  redis: Redis,
+  redis: RedisClient,
   dataDir: string,
   opts: RunOptions,
 ): Promise<JobResult> {
@@ -151,7 +151,7 @@ export async function runDeprovision(
 
 /** Operators answering once the job asks: each entry approves in turn (refusals are swallowed, they are recorded). */
 export function approveWhenAsked(
-  redis: Redis,
+  redis: RedisClient,
   jobId: string,
   decisions: { principal: string; confirmation: string }[],
 ): Promise<void> {
