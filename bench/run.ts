@@ -117,7 +117,7 @@ async function runSize(n: number): Promise<SizeResult> {
     try {
       const opened = await open.open(concurrency);
       log(
-        `pooled open (SshPool + ShellSessions, one hsm show): ${fmt(perSecond(opened.ok, opened.wallMs))} devices/s` +
+        `pooled open (SshPool + JobShells, one hsm show): ${fmt(perSecond(opened.ok, opened.wallMs))} devices/s` +
           (opened.errors.length ? `, ${opened.errors.length} ERRORS` : ""),
       );
       reuse = await open.reuse(concurrency, rounds);
