@@ -3,7 +3,7 @@
 // `Error: There are no registered servers` is reported as a device error by the framing.
 import { z } from "zod";
 import { conform, describeLine, isRule, ParseError } from "../common.ts";
-import { readLunacmOutput } from "./capture.ts";
+import { readHostOutput } from "./capture.ts";
 
 export const command = "vtl verify";
 
@@ -22,7 +22,7 @@ const HEADER = /^Slot\s+Serial\s*#\s+Label$/i;
 const ROW = /^\s*(\d+)\s+(\d+)(?:\s+(\S(?:.*\S)?))?\s*$/;
 
 export function parse(raw: string): VtlVerify {
-  const capture = readLunacmOutput(raw, command);
+  const capture = readHostOutput(raw, command);
   const lines = capture.lines;
   let version: string | null = null;
   let found = false;

@@ -2,7 +2,7 @@
 // `There are no servers registered.` when none.
 import { z } from "zod";
 import { conform, describeLine, ParseError } from "../common.ts";
-import { readLunacmOutput } from "./capture.ts";
+import { readHostOutput } from "./capture.ts";
 
 export const command = "vtl listServers";
 
@@ -15,7 +15,7 @@ const ROW = /^\s*Server\s*:\s*(\S+)\s+HTL required\s*:\s*(yes|no)\s*$/i;
 const NONE = /^\s*There are no servers registered\.?\s*$/i;
 
 export function parse(raw: string): VtlListServers {
-  const capture = readLunacmOutput(raw, command);
+  const capture = readHostOutput(raw, command);
   const servers: VtlListServers["servers"] = [];
   let none = false;
   for (const line of capture.lines) {
