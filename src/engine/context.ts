@@ -9,6 +9,7 @@ import type { ClientHost, Device, Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import type { ApprovalRequest, ApprovalState } from "../coord/approvals.ts";
 import type { TcpProbeResult, TlsProbeOptions, TlsProbeResult } from "../net/probe.ts";
+import { type ApprovalWaitOptions, type JobLocksPort, waitForApproval } from "./approval-wait.ts";
 import {
   CapabilityUnavailable,
   describeError,
@@ -210,6 +211,11 @@ export interface StepContext<P = unknown> {
   readonly approvals: {
     request(req: ApprovalRequest): Promise<ApprovalState>;
     state(): Promise<ApprovalState | null>;
+    /**
+     * Ask and wait in `awaiting-approval` until approved (resolves), rejected/expired/withdrawn (ApprovalNotGranted)
+     * or cancelled, holding only the locks of the devices it will change (src/engine/approval-wait.ts).
+     */
+    waitFor(req: ApprovalRequest, opts?: ApprovalWaitOptions): Promise<ApprovalState>;
   };
 }
 
@@ -230,6 +236,13 @@ export interface ContextDeps<P> {
   azure?: AzurePort;
   guard?: GuardPort;
   approvals?: ApprovalsPort;
+  /** The job's runbook name and admitted plan digest (engine/admit.ts), recorded with approval requests. */
+  runbook?: string;
+  planDigest?: string;
+  /** The job's locks (narrowed while it waits for approvals); absent = the wait keeps every lock. */
+  locks?: JobLocksPort;
+  /** How often a job waiting for approvals re-reads them (default 1 s). */
+  approvalPollMs?: number;
   state?: StateStore;
 }
 
@@ -455,9 +468,32 @@ export function createStepContext<P>(
       const port = deps.approvals;
       if (!port)
         throw new CapabilityUnavailable(`step '${step.id}': ctx.approvals is not wired into this engine`);
+      // The job's runbook and plan digest go with every request: they are part of what an approver approves.
+      const request = (req: ApprovalRequest) =>
+        port.request(deps.jobId, {
+          ...(deps.runbook ? { runbook: deps.runbook } : {}),
+          ...(deps.planDigest ? { planDigest: deps.planDigest } : {}),
+          ...req,
+        });
+      const state = () => port.state(deps.jobId);
       return {
-        request: (req: ApprovalRequest) => port.request(deps.jobId, req),
-        state: () => port.state(deps.jobId),
+        request,
+        state,
+        waitFor: (req: ApprovalRequest, opts?: ApprovalWaitOptions) =>
+          waitForApproval(
+            {
+              jobId: deps.jobId,
+              request,
+              state,
+              note: (data) => record("note", { data }),
+              log: deps.log,
+              signal: deps.signal,
+              ...(deps.locks ? { locks: deps.locks } : {}),
+              pollMs: deps.approvalPollMs ?? 1_000,
+            },
+            req,
+            opts,
+          ),
       };
     },
     get guard(): GuardPort {
