@@ -7,19 +7,6 @@ import { redact } from "../config/secret.ts";
 import { probeTcp, probeTls } from "../net/probe.ts";
 import type { CheckpointRecord, CheckpointStore } from "./checkpoints.ts";
 import {
-  type ApprovalsPort,
-  type AzurePort,
-  createStepContext,
-  type EvidenceKind,
-  type EvidenceSink,
-  type GuardPort,
-  type JobLogger,
-  type NetProbes,
-  SessionCache,
-  type SessionProvider,
-  type StateStore,
-} from "./context.ts";
-import {
   describeError,
   type ErrorInfo,
   JobCancelled,
@@ -27,7 +14,20 @@ import {
   RunbookDefinitionError,
 } from "./errors.ts";
 import { type Json, toRedactedJson } from "./json.ts";
+import type {
+  ApprovalsPort,
+  AzurePort,
+  EvidenceKind,
+  EvidenceSink,
+  FileTransport,
+  GuardPort,
+  JobLogger,
+  NetProbes,
+  ShellPort,
+  StateStore,
+} from "./ports.ts";
 import { type ExpandedStep, expandSteps, type JobTargets, type Runbook, type StepKind } from "./runbook.ts";
+import { createStepContext } from "./step-context.ts";
 
 export type JobStatus = "succeeded" | "failed" | "cancelled";
 
@@ -61,7 +61,10 @@ export interface RunJobOptions<S extends z.ZodType> {
   params: unknown;
   jobId: string;
   fleet: Fleet;
-  sessions: SessionProvider;
+  /** The job's sessions (src/shell JobShells), shared by its steps and its guard. */
+  shells: ShellPort;
+  /** Certificate files (src/shell jobFiles); ctx.files throws CapabilityUnavailable without it. */
+  files?: FileTransport;
   evidence: EvidenceSink;
   checkpoints: CheckpointStore;
   signal?: AbortSignal;
@@ -158,7 +161,6 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
 
   // 3. The steps, in order.
   const results = new Map<string, Json>();
-  const sessions = new SessionCache(opts.sessions);
   const outcomes: StepOutcome[] = plan.map((s) => ({
     id: s.id,
     title: s.title,
@@ -192,6 +194,8 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           assertLocked,
           evidence,
           ...(opts.actor ? { actor: opts.actor } : {}),
+          shells: opts.shells,
+          ...(opts.files ? { files: opts.files } : {}),
           probes: opts.probes ?? realProbes,
           log,
           results,
@@ -201,7 +205,6 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           ...(opts.state ? { state: opts.state } : {}),
         },
         step,
-        sessions,
       );
       const result = resultJson(step.id, await step.run(ctx));
       const finishedAt = now().toISOString();

@@ -5,8 +5,8 @@
 // skips every finished step), release the locks. Whether BullMQ retries a failed job is the engine's decision
 // (`error.retryable`); a non-retryable failure is an UnrecoverableError, so no retry policy can touch it.
 //
-// One SshPool per worker process: connections are reused across jobs; the shells on them belong to one job (see
-// job-sessions.ts).
+// One SshPool per worker process: connections are reused across jobs; the shells on them belong to one job (its
+// JobShells, through a lease on the pool, closed and confirmed before the job's locks are released).
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import { getRunbook } from "../../runbooks/index.ts";
 import { armGatewayFor } from "../azure/access.ts";
@@ -15,9 +15,9 @@ import { redact } from "../config/secret.ts";
 import { approvalsPort } from "../coord/approvals.ts";
 import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
-import type { AzurePort, JobLogger } from "../engine/context.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import { planJob } from "../engine/plan.ts";
+import type { AzurePort, JobLogger } from "../engine/ports.ts";
 import type { JobTargets } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { RedisStateStore } from "../engine/state.ts";
@@ -25,10 +25,11 @@ import { EvidenceLog } from "../evidence/log.ts";
 import { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import { type ConnectRedisOptions, connectRedis, type RedisClient } from "../redis/client.ts";
+import { jobFiles } from "../shell/job-files.ts";
+import { JobShells } from "../shell/job-shells.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
 import type { TrustStore } from "../transport/trust-store.ts";
 import { recordFindings } from "./findings.ts";
-import { openJobSessions } from "./job-sessions.ts";
 import { cancelKey, fleetDigest, type JobData, QUEUE_NAME, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 
@@ -207,10 +208,11 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
         .catch(() => {});
     }, cancelPollMs);
     poll.unref();
-    const scope = openJobSessions(fleet, pool, {
+    const lease = pool.lease({
       onChannelOpen: () => metrics?.shellChannels(1),
       onChannelClose: () => metrics?.shellChannels(-1),
     });
+    const shells = JobShells.forFleet(fleet, lease);
     let evidence: EvidenceLog | undefined;
     let finishedStatus = "error";
     metrics?.jobStarted(runbook.name);
@@ -246,7 +248,8 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
         params: data.params,
         jobId,
         fleet,
-        sessions: scope.provider,
+        shells,
+        files: jobFiles(fleet, lease),
         evidence,
         checkpoints,
         signal: cancel.signal,
@@ -256,7 +259,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
               // Logins go through the guard only, under this job's locks, on this job's shells.
               guard: jobGuard({
                 guard: loginGuard,
-                sessions: scope.sessions,
+                shells,
                 fleet,
                 jobId,
                 locks,
@@ -286,7 +289,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
       metrics?.jobFinished(runbook.name, finishedStatus);
       clearInterval(poll);
       // Shells first (confirmed closed), then the locks: nobody else's session may start while ours lives.
-      await scope.close();
+      await shells.close();
       if (locks) {
         const released = await locks.release().catch(() => [] as string[]);
         await evidence

@@ -14,7 +14,7 @@ import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import type { Twin } from "../../src/sim/twin.ts";
-import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
+import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 
 export interface ArmEndpoint {
   endpoint: string;
@@ -23,7 +23,7 @@ export interface ArmEndpoint {
 }
 
 /** SSH sessions to the twin (closed by close()) and the Azure gateway to its ARM. */
-export interface Connections extends FleetSessions {
+export interface Connections extends FleetShells {
   azure: DedicatedHsmGateway;
 }
 
@@ -46,7 +46,7 @@ export function connect(fleet: Fleet, arm: ArmEndpoint): Connections {
       retryOptions: { maxRetries: 0 },
     }),
   );
-  return { ...fleetSessions(fleet), azure };
+  return { ...fleetShells(fleet), azure };
 }
 
 /** Take a device's partitions out of every HA group on every twin client host (what an operator does first). */
@@ -118,7 +118,7 @@ export async function runDeprovision(
   const evidence = await EvidenceLog.open(redis, dataDir, opts.jobId);
   const guard = jobGuard({
     guard: new LoginGuard(redis),
-    sessions: conn.shells,
+    shells: conn.shells,
     fleet,
     jobId: opts.jobId,
     locks,
@@ -132,7 +132,8 @@ export async function runDeprovision(
       params: opts.params,
       jobId: opts.jobId,
       fleet,
-      sessions: conn.provider,
+      shells: conn.shells,
+      files: conn.files,
       evidence,
       checkpoints: opts.checkpoints ?? new RedisCheckpointStore(redis),
       locks,
