@@ -22,9 +22,10 @@ import { parseHsmResourceId } from "../src/azure/resource-id.ts";
 import { getDevice } from "../src/config/model.ts";
 import type { Device, Fleet } from "../src/config/schema.ts";
 import { ApprovalNotGranted } from "../src/engine/approval-wait.ts";
-import type { ApprovalState, StepContext } from "../src/engine/context.ts";
 import { DeviceIdentityMismatch, EngineError, JobCancelled } from "../src/engine/errors.ts";
+import type { ApprovalState } from "../src/engine/ports.ts";
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
+import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 
 /** A deprovisioning precondition does not hold: the job stops before anything destructive. Never retried. */
@@ -415,7 +416,7 @@ export const deprovision = defineRunbook({
 
 async function readHsmShow(ctx: StepContext<Params>, dev: Device) {
   const shell = await ctx.lunash(dev.name);
-  const show = await shell.read("hsm show", hsmShow);
+  const show = await shell.send("hsm show", hsmShow);
   if (show.serial !== dev.serial)
     throw Object.assign(
       new DeviceIdentityMismatch(
@@ -436,7 +437,7 @@ async function checkNoHaMembership(
   const found: string[] = [];
   for (const host of ctx.targets.clientHosts) {
     const shell = await ctx.lunacm(host);
-    const { groups } = await shell.read("hagroup listgroups", haGroups);
+    const { groups } = await shell.send("hagroup listgroups", haGroups);
     for (const g of groups)
       for (const m of g.members)
         if (serials.has(m.serial)) found.push(`${host}: HA group '${g.label}' member ${m.serial}`);

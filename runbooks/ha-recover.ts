@@ -12,10 +12,10 @@
 import { z } from "zod";
 import { getDevice, getHaGroup } from "../src/config/model.ts";
 import type { Fleet, HaGroup } from "../src/config/schema.ts";
-import type { StepContext } from "../src/engine/context.ts";
 import { isDeviceError, UnexpectedResult } from "../src/engine/errors.ts";
 import type { Verdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type JobTargets, type PlannedCommand } from "../src/engine/runbook.ts";
+import type { StepContext } from "../src/engine/step-context.ts";
 import { breakerOpenGauge, memberKey, readBreaker, recordFailure, recordSuccess } from "./lib/breaker.ts";
 import { declaredMembers, findListedGroup, isAlive, listgroupsSchema } from "./lib/ha.ts";
 
@@ -94,7 +94,7 @@ const groupsOnHost = (p: Params, fleet: Fleet, host: string) =>
 
 async function listgroups(ctx: Ctx, host: string) {
   const shell = await ctx.lunacm(host);
-  return shell.read("hagroup listgroups", listgroupsSchema);
+  return shell.send("hagroup listgroups", listgroupsSchema);
 }
 
 async function inspectGroup(ctx: Ctx, group: HaGroup): Promise<GroupInspection> {
@@ -149,7 +149,7 @@ async function inspectGroup(ctx: Ctx, group: HaGroup): Promise<GroupInspection> 
     }
     const shell = await ctx.lunash(m.device);
     try {
-      const par = await shell.read(`partition show -partition ${m.partition}`, partitionShow);
+      const par = await shell.send(`partition show -partition ${m.partition}`, partitionShow);
       check.partitionIntact =
         par.serial === m.serial && par.psoZeroized !== true && (par.objectCount ?? 0) > 0;
       if (!check.partitionIntact)
@@ -303,13 +303,13 @@ export const haRecover = defineRunbook({
         const shell = await ctx.lunacm(host);
         const read = async () => ({
           count: readNumber(
-            await shell.read("hagroup retry -show", retryShow),
+            await shell.send("hagroup retry -show", retryShow),
             /Maximum Auto Recovery Retry:\s*(-?\d+)/,
             host,
             "hagroup retry -show",
           ),
           intervalSeconds: readNumber(
-            await shell.read("hagroup interval -show", retryShow),
+            await shell.send("hagroup interval -show", retryShow),
             /Auto Recovery Poll Interval:\s*(\d+)\s*seconds/,
             host,
             "hagroup interval -show",

@@ -21,7 +21,6 @@
 import { z } from "zod";
 import { getClientHost, getDevice } from "../src/config/model.ts";
 import type { Fleet } from "../src/config/schema.ts";
-import type { StepContext } from "../src/engine/context.ts";
 import {
   describeError,
   EngineError,
@@ -31,6 +30,7 @@ import {
 } from "../src/engine/errors.ts";
 import { findingsVerdict, type Verdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
+import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import { bundleFacts, type CertFacts, certFacts } from "./lib/certs.ts";
 import {
@@ -225,8 +225,8 @@ const cp = <T>(ctx: Ctx, step: string, target: string) => ctx.requireCheckpoint(
 
 /** Does this client trust this appliance now? Reads afresh: used before and after a change. */
 async function readClientSide(ctx: Ctx, device: string, host: string, serverPem: string) {
-  const shell = await ctx.clientShell(host);
-  const { servers } = await shell.read("vtl listServers", listServers);
+  const shell = await ctx.hostShell(host);
+  const { servers } = await shell.send("vtl listServers", listServers);
   const trusted = bundleFacts(await ctx.files.hostRead(host, CA_FILE), `${host}:${CA_FILE}`);
   const current = certFacts(serverPem, `${device}:server.pem`);
   const server = serverNameFor(
@@ -243,8 +243,8 @@ async function readApplianceSide(ctx: Ctx, device: string, host: string): Promis
   const clientName = clientNameOf(ctx.fleet, host);
   const shell = await ctx.lunash(device);
   try {
-    const show = await shell.read(`client show -client ${clientName}`, clientShow);
-    const { fingerprint } = await shell.read(`client fingerprint -client ${clientName}`, clientFingerprint);
+    const show = await shell.send(`client show -client ${clientName}`, clientShow);
+    const { fingerprint } = await shell.send(`client fingerprint -client ${clientName}`, clientFingerprint);
     return {
       host,
       clientName,
@@ -428,8 +428,8 @@ export const ntlsCertSync = defineRunbook({
       ],
       async run(ctx): Promise<ClientTrustResult> {
         const host = ctx.target!;
-        const shell = await ctx.clientShell(host);
-        const { servers } = await shell.read("vtl listServers", listServers);
+        const shell = await ctx.hostShell(host);
+        const { servers } = await shell.send("vtl listServers", listServers);
         const trusted = bundleFacts(await ctx.files.hostRead(host, CA_FILE), `${host}:${CA_FILE}`);
         const path = clientCertPath(ctx.fleet, host);
         const clientCertPem = await ctx.files.hostRead(host, path);
@@ -519,7 +519,7 @@ export const ntlsCertSync = defineRunbook({
           });
         }
         const shell = await ctx.lunash(device);
-        const tail = await shell.read(SYSLOG_TAIL, syslogTail);
+        const tail = await shell.send(SYSLOG_TAIL, syslogTail);
         const handshakes = attempts.map((a): HandshakeView => {
           const address = getClientHost(ctx.fleet, a.host).host;
           const failures = tail.handshakeFailures.filter(
@@ -729,7 +729,7 @@ export const ntlsCertSync = defineRunbook({
           const staged = stagedServerCert(snap.device);
           // Additive first: the certificate is staged before the entry is deleted, so the gap is two commands.
           await ctx.files.hostWrite(host, staged, serverPem);
-          const shell = await ctx.clientShell(host);
+          const shell = await ctx.hostShell(host);
           const progress = new RepairProgress();
           try {
             if (before.server.listed)
@@ -893,9 +893,9 @@ export const ntlsCertSync = defineRunbook({
           const hs = await ctx.tcp.tlsAsClient(device, host, { clientCertPem: certPem, timeoutMs });
           let vtl = vtlByHost.get(host);
           if (!vtl) {
-            const shell = await ctx.clientShell(host);
+            const shell = await ctx.hostShell(host);
             try {
-              const { slots } = await shell.read("vtl verify", vtlVerify);
+              const { slots } = await shell.send("vtl verify", vtlVerify);
               vtl = { ok: true, serials: slots.map((s) => s.serial), error: null };
             } catch (err) {
               if (!isDeviceError(err)) throw err;

@@ -143,7 +143,7 @@ export const patchVerify = defineRunbook({
         const name = ctx.target!;
         const declared = getDevice(ctx.fleet, name);
         const shell = await ctx.lunash(name);
-        const show = await shell.read("hsm show", hsmShow);
+        const show = await shell.send("hsm show", hsmShow);
         if (show.serial !== declared.serial)
           throw Object.assign(
             new DeviceIdentityMismatch(
@@ -170,7 +170,7 @@ export const patchVerify = defineRunbook({
       async run(ctx): Promise<PackageListResult> {
         const name = ctx.target!;
         const shell = await ctx.lunash(name);
-        const { packages } = await shell.read("package list", packageList);
+        const { packages } = await shell.send("package list", packageList);
         const kbRpms: Record<string, string[]> = {};
         for (const [kb, rpm] of Object.entries(KB_RPMS)) kbRpms[kb] = packages.filter((p) => rpm.test(p));
         return { device: name, packageCount: packages.length, kbRpms };

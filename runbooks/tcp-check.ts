@@ -139,9 +139,9 @@ export const tcpCheck = defineRunbook({
       commands: (_p, _f, host) => [{ via: "host", on: host!, command: "vtl verify" }],
       async run(ctx): Promise<VtlVerifyResult> {
         const host = ctx.target!;
-        const shell = await ctx.clientShell(host);
+        const shell = await ctx.hostShell(host);
         try {
-          const { slots } = await shell.read("vtl verify", vtlVerify);
+          const { slots } = await shell.send("vtl verify", vtlVerify);
           return {
             host,
             ok: true,

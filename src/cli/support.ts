@@ -2,10 +2,9 @@
 // the embedded Redis directly (guard, ha).
 
 import { InvalidArgumentError } from "commander";
-import type { Redis } from "ioredis";
 import type { Fleet } from "../config/schema.ts";
 import { JobSubmitError, loadFleetForSubmit, osAccountName, readPublishedFleet } from "../queue/jobs.ts";
-import { connectRedis, resolveRedisTarget } from "../redis/client.ts";
+import { connectRedis, type RedisClient, resolveRedisTarget } from "../redis/client.ts";
 import { defaultDataDir, embeddedRedisSocketPath } from "../redis/embedded-server.ts";
 import { type CliConnection, connectCli, DaemonUnavailable } from "./connection.ts";
 
@@ -111,15 +110,15 @@ export async function withEmbeddedRedis(
   dataDirOpt: string | undefined,
   label: string,
   connectionName: string,
-  act: (redis: Redis) => Promise<number>,
+  act: (redis: RedisClient) => Promise<number>,
 ): Promise<number> {
   const dataDir = dataDirOpt ?? defaultDataDir();
-  let redis: Redis;
+  let redis: RedisClient;
   try {
     redis = connectRedis({
       target: resolveRedisTarget({ socketPath: embeddedRedisSocketPath(dataDir) }),
       connectionName,
-    }) as Redis;
+    });
   } catch (err) {
     console.error(`${label}: ${(err as Error).message}`);
     return 2;

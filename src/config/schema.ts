@@ -2,6 +2,7 @@
 // path. Cross-references (HA members, client hosts, duplicate names and addresses) are checked after the shapes.
 import { CronExpressionParser } from "cron-parser";
 import { z } from "zod";
+import { checkIdentity, IDENTITY_DEFAULT, identitySchema } from "./identity-schema.ts";
 import { secretRefKind } from "./secret.ts";
 
 const name = z
@@ -327,6 +328,8 @@ export const fleetSchema = z
     haGroups: z.array(haGroupSchema).default([]),
     maintenanceWindows: z.array(maintenanceWindowSchema).default([]),
     approvals: approvalPolicySchema.default({ required: 2, expiresMinutes: 60 }),
+    /** Who may do what, and the approvers' registered keys (identity-schema.ts). */
+    identity: identitySchema.default(IDENTITY_DEFAULT),
     azure: z
       .object({
         subscriptionId: z.string().min(1).optional(),
@@ -353,6 +356,7 @@ export type Timeouts = z.infer<typeof timeoutsSchema>;
 type Ctx = z.RefinementCtx;
 
 function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
+  checkIdentity(fleet.identity, fleet.twin, ctx);
   const devicesByName = new Map<string, Device>();
   const endpoints = new Map<string, number>();
   fleet.devices.forEach((dev, i) => {

@@ -10,8 +10,8 @@
 // membership on every client host), this module only says, in the evidence, which locks were given back and when
 // they were taken again.
 import type { ApprovalRequest, ApprovalState } from "../coord/approvals.ts";
-import type { JobLogger } from "./context.ts";
 import { EngineError, JobCancelled } from "./errors.ts";
+import type { JobLogger } from "./ports.ts";
 
 /** Approvals did not arrive, were rejected, expired or were withdrawn. Never retried: a new job asks again. */
 export class ApprovalNotGranted extends EngineError {

@@ -2,9 +2,9 @@
 // engine walks; plan and run expand the same list (expandSteps), so the dry run prints exactly what a run does.
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
-import type { StepContext } from "./context.ts";
 import { RunbookDefinitionError } from "./errors.ts";
 import type { Verdict, VerdictView } from "./outcome.ts";
+import type { StepContext } from "./step-context.ts";
 
 /** Every device and client host a job will touch. The queue locks all of them before step 1. */
 export interface JobTargets {

@@ -8,23 +8,23 @@ import { probeTcp, probeTls } from "../net/probe.ts";
 import { type AdmittedJob, admitJob } from "./admit.ts";
 import type { JobLocksPort } from "./approval-wait.ts";
 import type { CheckpointRecord, CheckpointStore } from "./checkpoints.ts";
-import {
-  type ApprovalsPort,
-  type AzurePort,
-  createStepContext,
-  type EvidenceKind,
-  type EvidenceSink,
-  type GuardPort,
-  type JobLogger,
-  type NetProbes,
-  SessionCache,
-  type SessionProvider,
-  type StateStore,
-} from "./context.ts";
 import { describeError, type ErrorInfo, JobCancelled, RunbookDefinitionError } from "./errors.ts";
 import { type Json, toRedactedJson } from "./json.ts";
 import { GOAL_NOT_MET, type JobOutcome, type Verdict } from "./outcome.ts";
+import type {
+  ApprovalsPort,
+  AzurePort,
+  EvidenceKind,
+  EvidenceSink,
+  FileTransport,
+  GuardPort,
+  JobLogger,
+  NetProbes,
+  ShellPort,
+  StateStore,
+} from "./ports.ts";
 import type { ExpandedStep, JobTargets, Runbook, StepKind } from "./runbook.ts";
+import { createStepContext } from "./step-context.ts";
 
 /** How the engine ended the job; `outcome` says what it amounts to (src/engine/outcome.ts). */
 export type JobStatus = "succeeded" | "failed" | "cancelled";
@@ -68,7 +68,10 @@ export interface RunJobOptions<S extends z.ZodType> {
   admitted?: AdmittedJob<S>;
   jobId: string;
   fleet: Fleet;
-  sessions: SessionProvider;
+  /** The job's sessions (src/shell JobShells), shared by its steps and its guard. */
+  shells: ShellPort;
+  /** Certificate files (src/shell jobFiles); ctx.files throws CapabilityUnavailable without it. */
+  files?: FileTransport;
   evidence: EvidenceSink;
   checkpoints: CheckpointStore;
   signal?: AbortSignal;
@@ -169,7 +172,6 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
 
   // 3. The steps, in order.
   const results = new Map<string, Json>();
-  const sessions = new SessionCache(opts.sessions);
   const outcomes: StepOutcome[] = plan.map((s) => ({
     id: s.id,
     title: s.title,
@@ -203,6 +205,8 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           assertLocked,
           evidence,
           ...(opts.actor ? { actor: opts.actor } : {}),
+          shells: opts.shells,
+          ...(opts.files ? { files: opts.files } : {}),
           probes: opts.probes ?? realProbes,
           log,
           results,
@@ -216,7 +220,6 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           ...(opts.state ? { state: opts.state } : {}),
         },
         step,
-        sessions,
       );
       const result = resultJson(step.id, await step.run(ctx));
       const finishedAt = now().toISOString();

@@ -11,7 +11,6 @@
 //           the job leaves behind is closed with the job's outcome; BullMQ hears success, a retryable failure
 //           (resumes after the last checkpoint), or an UnrecoverableError (never retried)
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
-import type { Redis } from "ioredis";
 import { getRunbook } from "../../runbooks/index.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
@@ -20,17 +19,18 @@ import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "..
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
-import type { AzurePort, JobLogger, StateStore } from "../engine/context.ts";
 import { JobCancelled } from "../engine/errors.ts";
+import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import type { RedisClient } from "../redis/client.ts";
+import { jobFiles } from "../shell/job-files.ts";
+import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
 import { recordFindings } from "./findings.ts";
-import { openJobSessions } from "./job-sessions.ts";
 import { cancelKey, type JobData, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
@@ -167,10 +167,11 @@ async function scope(
   const { redis, metrics } = deps;
   const { locks } = held;
   const cancel = watchCancel(redis, a.jobId, deps.cancelPollMs, a.log);
-  const sessions = openJobSessions(deps.fleet, deps.pool, {
+  const lease = deps.pool.lease({
     onChannelOpen: () => metrics?.shellChannels(1),
     onChannelClose: () => metrics?.shellChannels(-1),
   });
+  const shells = JobShells.forFleet(deps.fleet, lease);
   let evidence: EvidenceLog | undefined;
   try {
     if ((await redis.exists(cancelKey(a.jobId))) > 0) cancel.abort();
@@ -196,7 +197,8 @@ async function scope(
       ...(a.plan ? { admitted: a.plan } : {}),
       jobId: a.jobId,
       fleet: deps.fleet,
-      sessions: sessions.provider,
+      shells,
+      files: jobFiles(deps.fleet, lease),
       evidence,
       checkpoints,
       signal: cancel.signal,
@@ -206,13 +208,13 @@ async function scope(
             // Logins go through the guard only, under this job's locks, on this job's shells.
             guard: jobGuard({
               guard: deps.loginGuard,
-              sessions: sessions.sessions,
+              shells,
               fleet: deps.fleet,
               jobId: a.jobId,
               locks,
               evidence,
               actor: a.data.actor,
-              redis: redis as Redis,
+              redis,
             }),
           }
         : {}),
@@ -228,7 +230,7 @@ async function scope(
   } finally {
     cancel.stop();
     // Shells first (confirmed closed), then the locks: nobody else's session may start while ours lives.
-    await sessions.close();
+    await shells.close();
     if (locks) {
       const released = await locks.release().catch(() => [] as string[]);
       await evidence
@@ -249,7 +251,7 @@ function lockPort(locks: DeviceLockSet, waitMs: number): JobLocksPort {
 
 /** The checkpoint store, reporting progress (steps done of total) to BullMQ and step durations to the metrics. */
 async function progressCheckpoints(deps: JobProcessDeps, a: Admitted): Promise<CheckpointStore> {
-  const store = new RedisCheckpointStore(deps.redis as Redis);
+  const store = new RedisCheckpointStore(deps.redis);
   const total = a.plan?.steps.length ?? 0;
   let done = (await store.finishedSteps(a.jobId)).size;
   await a.job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});

@@ -6,15 +6,14 @@
 // settled. Whether BullMQ retries a failed job is the engine's decision (`error.retryable`); a non-retryable failure
 // is an UnrecoverableError, so no retry policy can touch it.
 //
-// One SshPool per worker process: connections are reused across jobs; the shells on them belong to one job (see
-// job-sessions.ts).
+// One SshPool per worker process: connections are reused across jobs; the shells on them belong to one job (its
+// JobShells, through a lease on the pool, closed and confirmed before the job's locks are released).
 import { Worker } from "bullmq";
-import type { Redis } from "ioredis";
 import { armGatewayFor } from "../azure/access.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { approvalsStore } from "../coord/approvals.ts";
-import type { AzurePort, JobLogger } from "../engine/context.ts";
+import type { AzurePort, JobLogger } from "../engine/ports.ts";
 import type { JobResult } from "../engine/runner.ts";
 import { RedisStateStore } from "../engine/state.ts";
 import { LoginGuard } from "../guard/guard.ts";
@@ -113,9 +112,9 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     digest,
     redis,
     pool,
-    loginGuard: new LoginGuard(redis as Redis),
+    loginGuard: new LoginGuard(redis),
     // Durable facts between jobs (ha-recover's per-member breaker): without it such runbooks fail at their first step.
-    state: new RedisStateStore(redis as Redis),
+    state: new RedisStateStore(redis),
     approvals,
     azure,
     metrics,

@@ -6,24 +6,23 @@ import { getRunbook } from "../../runbooks/index.ts";
 import { breakerOpenGauge, releaseBreaker } from "../../runbooks/lib/breaker.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { runJob } from "../../src/engine/runner.ts";
-import { shellSessionProvider } from "../../src/engine/sessions.ts";
 import { RedisStateStore } from "../../src/engine/state.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { SshPool } from "../../src/transport/pool.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
-import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
+import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;
-let ssh: FleetSessions;
+let ssh: FleetShells;
 let state: RedisStateStore;
 let seq = 0;
 
 beforeAll(async () => {
   twin = await startTwin(demoFleet(), { rebase: true });
-  ssh = fleetSessions(twin.fleet);
+  ssh = fleetShells(twin.fleet);
   state = new RedisStateStore(redis.client());
 });
 
@@ -41,7 +40,8 @@ async function run(runbook: string, params: Record<string, unknown>) {
     params,
     jobId,
     fleet: twin.fleet,
-    sessions: ssh.provider,
+    shells: ssh.shells,
+    files: ssh.files,
     evidence,
     checkpoints: new RedisCheckpointStore(redis.client()),
     state,
@@ -151,7 +151,7 @@ describe("ha-recover over the twin", () => {
     }
     expect(recoverCount("client-b", "ha-tokens")).toBe(before);
     expect(member("client-b", "hsm-b3").down).toBe(true);
-    // The fault cleared, the next job on the same ShellSessions reads the group cleanly (the garbled shell was
+    // The fault cleared, the next job on the same JobShells reads the group cleanly (the garbled shell was
     // abandoned, not lent again out of step) and recovers the member.
     const next = await run("ha-recover", { target: "ha-tokens" });
     expect(next.result.error, JSON.stringify(next.result.error)).toBeUndefined();
@@ -209,18 +209,18 @@ describe("ha-sync over the twin", () => {
     const jobId = `ha-sync-decl-${++seq}`;
     // Fresh sessions: client-b's lunacm session saw garbled output in an earlier test.
     const ownPool = new SshPool();
-    const ownShells = new ShellSessions({ pool: ownPool });
+    const ownShells = JobShells.forFleet(fleet, ownPool.lease());
     const result = await runJob({
       runbook: getRunbook("ha-sync"),
       params: { target: "ha-tokens" },
       jobId,
       fleet,
-      sessions: shellSessionProvider(fleet, { pool: ownPool, sessions: ownShells }),
+      shells: ownShells,
       evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
     expect(result.error, JSON.stringify(result.error)).toMatchObject({ type: "CloningDomainMismatch" });
-    await ownShells.closeAll();
+    await ownShells.close();
     await ownPool.closeAll();
     expect(result.error!.message).toMatch(/fleet file declares domain 'other' for hsm-b1\/par-tok/);
     expect(

@@ -1,7 +1,6 @@
 // `lunafleet job <id>`: one job's state, request, steps and results, and its evidence (record counts + verification).
 // `lunafleet job cancel <id>`: remove a waiting job, or flag a running one (it stops before its next step/command).
 import type { Command } from "commander";
-import type { Redis } from "ioredis";
 import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
 import { evidenceKeys, verifyJobEvidence } from "../../evidence/log.ts";
 import { jobOutcome } from "../../queue/job-outcome.ts";
@@ -56,7 +55,7 @@ async function showJob(id: string, opts: { json?: boolean; dataDir?: string }): 
     const job = await conn.queue.getJob(id);
     const view = await jobOutcome(conn.queue, conn.redis, id, job ?? undefined);
     const result = view.result;
-    const checkpoints = await new RedisCheckpointStore(conn.redis as Redis).finishedSteps(id);
+    const checkpoints = await new RedisCheckpointStore(conn.redis).finishedSteps(id);
     const evidenceCount = await conn.redis.llen(evidenceKeys(id).records);
     if (!job && !result && evidenceCount === 0) {
       console.error(`lunafleet job: no such job '${id}'`);

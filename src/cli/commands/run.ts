@@ -1,7 +1,6 @@
 // `lunafleet run <runbook> [target] [--param k=v]... [--wait]`: check the request against the fleet (the daemon's
 // published fleet, or --fleet), queue it, and with --wait print each step as it finishes.
 import type { Command } from "commander";
-import type { Redis } from "ioredis";
 import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
 import { type JobOutcomeView, jobOutcome } from "../../queue/job-outcome.ts";
 import { submitJob } from "../../queue/jobs.ts";
@@ -78,7 +77,7 @@ export function registerRunCommand(program: Command): void {
  * outcome, findings and failed steps. Returns the outcome's exit code (src/cli/exit-codes.ts), or 4 on timeout.
  */
 export async function waitAndPrint(conn: CliConnection, jobId: string, timeoutMs: number): Promise<number> {
-  const checkpoints = new RedisCheckpointStore(conn.redis as Redis);
+  const checkpoints = new RedisCheckpointStore(conn.redis);
   const printed = new Set<string>();
   const deadline = Date.now() + timeoutMs;
   let lastSaid = "";
