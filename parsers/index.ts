@@ -45,7 +45,7 @@ export type { CloningConflict } from "./lunacm/hagroup-synchronize.ts";
 export { cloningConflictsIn } from "./lunacm/hagroup-synchronize.ts";
 export type { DeviceError } from "./common.ts";
 export { DeviceErrorReported, ParseError } from "./common.ts";
-export type { CommandClass, CommandEntry, Shell } from "./vocabulary.ts";
+export type { CommandClass, CommandEntry, Reading, Shell } from "./vocabulary.ts";
 export { commandWords, findCommand, readings, resolveCommand, splitWords, VOCABULARY } from "./vocabulary.ts";
 
 export interface CommandParser<T = unknown> {

@@ -52,6 +52,19 @@ export interface Step<P> {
   run(ctx: StepContext<P>): Promise<unknown>;
 }
 
+/** Anything with a step id and a run(): what ctx.resultOf() takes to find a finished step's result. */
+export interface StepRef {
+  id: string;
+  run(ctx: never): unknown;
+}
+
+/**
+ * The result of a step: what its run() resolves to. Its checkpoint is the JSON of exactly that value, so a later step
+ * reads it with this type (`ctx.resultOf(inspect, host)`). Declare a step a later one reads as a const
+ * `{ … } satisfies Step<Params>` so its run()'s return type is kept.
+ */
+export type StepResult<S> = S extends { run(ctx: never): infer R } ? Awaited<R> : never;
+
 export interface Runbook<S extends z.ZodType = z.ZodType> {
   name: string;
   description: string;

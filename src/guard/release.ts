@@ -3,15 +3,15 @@
 // `guard:<device>:<role>:<ms>`), naming who released, why, and the job whose failure caused the quarantine. It only
 // resets the ledger: the device's own counter still has to be full before a destructive role is tried again.
 
+import { NonRetryable } from "../errors/non-retryable.ts";
 import { EvidenceLog } from "../evidence/log.ts";
 import type { RedisClient } from "../redis/client.ts";
 import { redactDeep } from "./guard.ts";
 import { type LedgerEntry, type LedgerKey, LoginLedger } from "./ledger.ts";
 import { GUARD_ROLES, type GuardRole } from "./roles.ts";
 
-export class ReleaseRefused extends Error {
+export class ReleaseRefused extends NonRetryable {
   override name = "ReleaseRefused";
-  readonly retryable = false;
 }
 
 export interface ReleaseRequest {
