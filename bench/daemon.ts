@@ -5,7 +5,7 @@
 //
 //   (a) direct  — the same jobs (same runbooks, same targets, same order, same concurrency) with runJob called
 //                 directly, with in-memory checkpoints and an in-memory evidence list, on the worker's own SshPool
-//                 and the same per-job shells (openJobSessions) the worker uses;
+//                 and the same per-job shells (JobShells on a pool lease) the worker uses;
 //   (b) queued  — submitSweep into BullMQ, the worker takes each job, locks the device, writes checkpoints and
 //                 evidence (Redis + JSONL), stores the result, releases the lock.
 //
@@ -18,7 +18,6 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Redis } from "ioredis";
 import { getRunbook } from "../runbooks/index.ts";
 import type { PatchVerifyResult } from "../runbooks/patch-verify.ts";
 import type { TcpCheckResult } from "../runbooks/tcp-check.ts";
@@ -32,11 +31,11 @@ import {
   type CheckpointStore,
   RedisCheckpointStore,
 } from "../src/engine/checkpoints.ts";
-import type { EvidenceSink } from "../src/engine/context.ts";
+import type { EvidenceSink } from "../src/engine/ports.ts";
 import { type JobResult, runJob } from "../src/engine/runner.ts";
 import { EvidenceLog, verifyJobEvidence } from "../src/evidence/log.ts";
-import { openJobSessions } from "../src/queue/job-sessions.ts";
 import { newJobId } from "../src/queue/jobs.ts";
+import { JobShells } from "../src/shell/job-shells.ts";
 import { deviceTarget } from "../src/transport/index.ts";
 import { benchFleet, pinFleet } from "./fleet.ts";
 import { fmt, mb, perSecond } from "./stats.ts";
@@ -289,7 +288,7 @@ async function directPhase(
   const devices = new Map(fleet.devices.map((d) => [d.name, d]));
   const jobs = sweepJobs(fleet);
   const memoryCheckpoints = new MemoryCheckpoints();
-  const redisCheckpoints = new RedisCheckpointStore(daemon.redis as Redis);
+  const redisCheckpoints = new RedisCheckpointStore(daemon.redis);
   const memoryEvidence = new MemoryEvidence();
   const errors: string[] = [];
   let ok = 0;
@@ -297,7 +296,7 @@ async function directPhase(
   const m = await meter(daemon, twin);
   await mapLimit(jobs, concurrency, async (job) => {
     const jobId = newJobId(job.runbook);
-    const scope = openJobSessions(fleet, daemon.worker.pool);
+    const shells = JobShells.forFleet(fleet, daemon.worker.pool.lease());
     let locks: DeviceLockSet | undefined;
     try {
       if (parts.locks)
@@ -311,7 +310,7 @@ async function directPhase(
         params: { target: job.device },
         jobId,
         fleet,
-        sessions: scope.provider,
+        shells,
         evidence: parts.evidence ? await EvidenceLog.open(daemon.redis, dataDir, jobId) : memoryEvidence,
         checkpoints: parts.checkpoints ? redisCheckpoints : memoryCheckpoints,
         ...(locks ? { locks } : {}),
@@ -324,7 +323,7 @@ async function directPhase(
     } catch (err) {
       errors.push((err as Error).message);
     } finally {
-      await scope.close();
+      await shells.close();
       await locks?.release();
     }
   });
@@ -498,7 +497,7 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
     if (opts.breakdown) {
       breakdown = [];
       const parts: [string, DirectParts][] = [
-        ["evidence (EvidenceLog: Redis chain + JSONL)", { evidence: true }],
+        ["evidence (EvidenceLog: RedisClient chain + JSONL)", { evidence: true }],
         ["checkpoints (RedisCheckpointStore)", { checkpoints: true }],
         ["device locks (acquire + release)", { locks: true }],
       ];

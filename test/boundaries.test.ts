@@ -14,9 +14,13 @@ const ROOT = join(import.meta.dirname, "..");
 /** From the ground up. A folder may import only folders of a strictly lower layer. */
 const LAYERS: readonly (readonly string[])[] = [
   ["parsers", "src/config"],
-  ["src/redis"],
+  // src/signing: approval statements, SSH signature verification, the approver key registry (pure crypto over the
+  // fleet file): below coord and guard, which re-verify approvals with it at the moment they act.
+  ["src/redis", "src/signing"],
   ["src/coord", "src/evidence", "src/azure", "src/net"],
-  ["src/transport"],
+  // src/identity: principals, roles, API tokens, OIDC validation, failed-authentication limits: over redis and
+  // evidence (refusals are recorded), below everything that acts for a principal (guard, queue, API).
+  ["src/transport", "src/identity"],
   ["src/shell", "src/sim"],
   ["src/guard"],
   ["src/engine"],

@@ -1,24 +1,18 @@
-// The `lunafleet` command. Each command group lives in its own module under commands/ and registers itself here.
+// The `lunafleet` command. Each command group lives in its own module under commands/ (listed in commands/index.ts)
+// and registers itself on the program. Only the module of the command being run is loaded; the top-level help is
+// built from a summary cached next to the compiled build (first `--help` after a build loads every module once).
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Command } from "commander";
-import { registerApproveCommands } from "./commands/approve.ts";
-import { registerConfigCommands } from "./commands/config.ts";
-import { registerDaemonCommand } from "./commands/daemon.ts";
-import { registerEvidenceCommands } from "./commands/evidence.ts";
-import { registerFleetCommands } from "./commands/fleet.ts";
-import { registerGuardCommands } from "./commands/guard.ts";
-import { registerHaCommands } from "./commands/ha.ts";
-import { registerJobCommand } from "./commands/job.ts";
-import { registerJobsCommand } from "./commands/jobs.ts";
-import { registerParseCommand } from "./commands/parse.ts";
-import { registerPlanCommand } from "./commands/plan.ts";
-import { registerReportCommand } from "./commands/report.ts";
-import { registerRunCommand } from "./commands/run.ts";
-import { registerScheduleCommands } from "./commands/schedule.ts";
-import { registerSimCommands } from "./commands/sim.ts";
+import { COMMAND_MODULES, type Registrar } from "./commands/index.ts";
 
-export function buildProgram(): Command {
-  const program = new Command();
-  program
+interface CommandSummary {
+  name: string;
+  description: string;
+}
+
+function newProgram(): Command {
+  return new Command()
     .name("lunafleet")
     .description("Operate fleets of Thales Luna 7 network HSMs: jobs, login guard, digital twin, evidence")
     .showHelpAfterError()
@@ -26,22 +20,51 @@ export function buildProgram(): Command {
       // commander's own usage errors: exit 2 like other usage errors; help/version: exit 0.
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
-  registerConfigCommands(program);
-  registerSimCommands(program);
-  registerEvidenceCommands(program);
-  registerFleetCommands(program);
-  registerParseCommand(program);
-  registerPlanCommand(program);
-  registerDaemonCommand(program);
-  registerRunCommand(program);
-  registerJobsCommand(program);
-  registerJobCommand(program);
-  registerScheduleCommands(program);
-  registerReportCommand(program);
-  registerGuardCommands(program);
-  registerHaCommands(program);
-  registerApproveCommands(program);
+}
+
+async function registrars(names: readonly string[]): Promise<Registrar[]> {
+  const out = new Set<Registrar>(); // approve/reject/approvals share one module: register it once
+  for (const n of names) out.add(await COMMAND_MODULES[n]!());
+  return [...out];
+}
+
+/** The program with every command registered (help without a cache; tests of the command table). */
+async function buildProgram(): Promise<Command> {
+  const program = newProgram();
+  for (const register of await registrars(Object.keys(COMMAND_MODULES))) register(program);
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+/** Only set when running the compiled build: the summary belongs to that build and goes with it. */
+const summaryFile = import.meta.url.endsWith(".js")
+  ? fileURLToPath(new URL("../../cli-help.json", import.meta.url))
+  : undefined;
+
+async function summaries(): Promise<CommandSummary[]> {
+  if (summaryFile && existsSync(summaryFile)) return JSON.parse(readFileSync(summaryFile, "utf8"));
+  const all = (await buildProgram()).commands.map((c) => ({ name: c.name(), description: c.description() }));
+  if (summaryFile) {
+    try {
+      writeFileSync(summaryFile, JSON.stringify(all));
+    } catch {
+      // a read-only install: the help is only slower
+    }
+  }
+  return all;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const args = argv.slice(2);
+  const first = args.find((a) => !a.startsWith("-"));
+  const wanted = first === "help" ? args[args.indexOf("help") + 1] : first;
+  const program = newProgram();
+  if (wanted && wanted in COMMAND_MODULES) {
+    for (const register of await registrars([wanted])) register(program);
+  } else {
+    // Top-level help, --version, or an unknown command (commander answers it): names and descriptions suffice.
+    for (const s of await summaries()) program.command(s.name).description(s.description);
+  }
+  await program.parseAsync(argv);
+}
+
+await main(process.argv);

@@ -3,6 +3,7 @@
 import { CronExpressionParser } from "cron-parser";
 import { z } from "zod";
 import { azureKeySections, checkAzureKeyReferences } from "./azure-keys.ts";
+import { checkIdentity, IDENTITY_DEFAULT, identitySchema } from "./identity-schema.ts";
 import { secretRefKind } from "./secret.ts";
 
 const name = z
@@ -328,6 +329,8 @@ export const fleetSchema = z
     haGroups: z.array(haGroupSchema).default([]),
     maintenanceWindows: z.array(maintenanceWindowSchema).default([]),
     approvals: approvalPolicySchema.default({ required: 2, expiresMinutes: 60 }),
+    /** Who may do what, and the approvers' registered keys (identity-schema.ts). */
+    identity: identitySchema.default(IDENTITY_DEFAULT),
     azure: z
       .object({
         subscriptionId: z.string().min(1).optional(),
@@ -363,6 +366,7 @@ export type CmkConsumer = Fleet["cmkConsumers"][number];
 type Ctx = z.RefinementCtx;
 
 function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
+  checkIdentity(fleet.identity, fleet.twin, ctx);
   const devicesByName = new Map<string, Device>();
   const endpoints = new Map<string, number>();
   fleet.devices.forEach((dev, i) => {

@@ -1,7 +1,6 @@
 // The fleet report: one row per device, built from the latest tcp-check and patch-verify findings in Redis (what
 // the last succeeded jobs saw), the fleet's HA groups, and the login guard's ledger. Nothing here connects to a
 // device: a device never checked says so ("unknown") instead of being guessed healthy.
-import type { Redis } from "ioredis";
 import type { Fleet } from "../config/schema.ts";
 import { LoginLedger } from "../guard/ledger.ts";
 import { type Finding, readFindings } from "../queue/findings.ts";
@@ -44,7 +43,7 @@ export async function buildReport(redis: RedisClient, fleet: Fleet, now = new Da
   const findings = await readFindings(redis, names);
   let ledger: Awaited<ReturnType<LoginLedger["list"]>> = [];
   try {
-    ledger = await new LoginLedger(redis as Redis).list();
+    ledger = await new LoginLedger(redis).list();
   } catch {
     // A guard ledger we cannot read is reported as unknown, not as clean.
     ledger = [];

@@ -1,7 +1,7 @@
 // Step checkpoints in Redis: a job is a log of finished steps. Recording a step is one atomic script (write the
 // result and append the step to the job's order, or do nothing if it is already there), so a crash never leaves a
 // half-recorded step and two workers can never both "finish" the same step.
-import type { Redis } from "ioredis";
+import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 import { CheckpointConflict } from "./errors.ts";
 import { type Json, toRedactedJson } from "./json.ts";
 
@@ -26,8 +26,10 @@ export interface CheckpointStore {
 }
 
 // KEYS[1] results hash, KEYS[2] order list; ARGV[1] step id, ARGV[2] record JSON, ARGV[3] ttl seconds (0 = none).
-const RECORD_STEP_RESULT = `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+const recordStepResultOnce: LuaScript = luaScript(
+  "recordStepResultOnce",
+  2,
+  `if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[1])
 local ttl = tonumber(ARGV[3])
@@ -35,8 +37,8 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-return 1
-`;
+return 1`,
+);
 
 export interface RedisCheckpointOptions {
   /** Key prefix shared with the rest of the daemon. */
@@ -50,7 +52,7 @@ export class RedisCheckpointStore implements CheckpointStore {
   readonly #ttl: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     opts: RedisCheckpointOptions = {},
   ) {
     this.#prefix = opts.prefix ?? "lunafleet:";
@@ -76,14 +78,11 @@ export class RedisCheckpointStore implements CheckpointStore {
       ...pick(meta),
     };
     const json = JSON.stringify(toRedactedJson(record));
-    const written = await this.redis.eval(
-      RECORD_STEP_RESULT,
-      2,
-      results,
-      order,
-      stepId,
-      json,
-      String(this.#ttl),
+    const written = await runScript(
+      this.redis,
+      recordStepResultOnce,
+      [results, order],
+      [stepId, json, String(this.#ttl)],
     );
     if (written !== 1)
       throw new CheckpointConflict(

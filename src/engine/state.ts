@@ -1,9 +1,9 @@
 // Durable key-value facts a runbook keeps between jobs (ctx.state), in Redis under one namespace. Small and
 // deliberately dumb: the HA breaker's failure counts are its first user. Keys are plain words a runbook builds from
 // names in the fleet file; anything else is refused so a key can never reach outside the namespace.
-import type { Redis } from "ioredis";
-import type { StateStore } from "./context.ts";
+import { type RedisClient, scanKeys } from "../redis/client.ts";
 import { EngineError } from "./errors.ts";
+import type { StateStore } from "./ports.ts";
 
 export const STATE_PREFIX = "lunafleet:state:";
 const KEY = /^[A-Za-z0-9][A-Za-z0-9:._/-]{0,200}$/;
@@ -18,7 +18,7 @@ function keyOf(key: string): string {
 }
 
 export class RedisStateStore implements StateStore {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async get(key: string): Promise<string | null> {
     return this.redis.get(keyOf(key));
@@ -34,13 +34,7 @@ export class RedisStateStore implements StateStore {
   }
   /** Keys under `prefix` (without the namespace), for listings such as `lunafleet ha breakers`. */
   async keys(prefix: string): Promise<string[]> {
-    const out: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, batch] = await this.redis.scan(cursor, "MATCH", `${keyOf(prefix)}*`, "COUNT", 200);
-      cursor = next;
-      for (const k of batch) out.push(k.slice(STATE_PREFIX.length));
-    } while (cursor !== "0");
-    return out.sort();
+    const keys = await scanKeys(this.redis, `${keyOf(prefix)}*`, 200);
+    return keys.map((k) => k.slice(STATE_PREFIX.length)).sort();
   }
 }

@@ -11,11 +11,11 @@
 //      unparsed reply) counts as a failure and quarantines the credential; the guard then throws LoginFailed.
 // A failed or unknown login is never retried here or by the engine (LoginFailed/GuardRefused are non-retryable).
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
 import { deviceSecret, getDevice, getPartition, partitionSecret } from "../config/model.ts";
 import type { Device, Fleet, Partition } from "../config/schema.ts";
 import { redact, type Secret } from "../config/secret.ts";
 import { lockKey, lockValue } from "../coord/locks.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { issueLoginToken, type LoginToken } from "../shell/login-token.ts";
 import type { RunOutput, ShellSession } from "../shell/session.ts";
 import { type BudgetDecision, decideLoginBudget } from "./budget.ts";
@@ -89,7 +89,7 @@ const sessionTurns = new WeakMap<ShellSession, Promise<unknown>>();
 export class LoginGuard {
   readonly ledger: LoginLedger;
 
-  constructor(redis: Redis) {
+  constructor(redis: RedisClient) {
     this.ledger = new LoginLedger(redis);
   }
 

@@ -1,13 +1,10 @@
 // The guard as one job sees it (the engine's ctx.guard): `login(device, role, { partition })` picks the session the
-// job's steps use (the same ShellSessions the engine's SessionProvider lends, so the step's later commands run in
-// the logged-in shell), the job's locks and evidence, and calls LoginGuard.login.
-import type { Redis } from "ioredis";
-import { getClientHost, getDevice } from "../config/model.ts";
-import type { ClientHost, Fleet } from "../config/schema.ts";
+// job's steps use (the same JobShells the engine lends to the steps, so the step's later commands run in the
+// logged-in session), the job's locks and evidence, and calls LoginGuard.login.
+import type { Fleet } from "../config/schema.ts";
 import { approvalState } from "../coord/approvals.ts";
-import type { ShellSession } from "../shell/session.ts";
-import type { ShellSessions } from "../shell/sessions.ts";
-import { clientHostTarget, deviceTarget } from "../transport/target.ts";
+import type { RedisClient } from "../redis/client.ts";
+import type { JobShells } from "../shell/job-shells.ts";
 import { GuardRefused, SanctionedZeroizeRefused } from "./errors.ts";
 import type { GuardEvidence, GuardLocks, LoginGuard, LoginResult } from "./guard.ts";
 import { GUARD_ROLES, type GuardRole } from "./roles.ts";
@@ -15,14 +12,15 @@ import { type SanctionedZeroizeResult, sanctionedZeroize, type ZeroizeLocks } fr
 
 export interface JobGuardDeps {
   guard: LoginGuard;
-  sessions: ShellSessions;
+  /** The job's sessions: the guard logs in on the session the step's next commands use. */
+  shells: Pick<JobShells, "lunash" | "lunacm">;
   fleet: Fleet;
   jobId: string;
   locks: GuardLocks;
   evidence: GuardEvidence;
   actor?: string;
   /** For the sanctioned zeroize of a deprovision job: its approvals are read from here (src/coord/approvals.ts). */
-  redis?: Redis;
+  redis?: RedisClient;
 }
 
 export interface JobGuard {
@@ -39,14 +37,7 @@ export interface JobGuard {
 }
 
 export function jobGuard(deps: JobGuardDeps): JobGuard {
-  const lunash = (device: string): Promise<ShellSession> =>
-    deps.sessions.lunash(deviceTarget(deps.fleet, getDevice(deps.fleet, device)));
-  const lunacm = (host: ClientHost): Promise<ShellSession> =>
-    deps.sessions.lunacm(
-      host.local
-        ? { kind: "local", name: host.name, commandTimeoutMs: deps.fleet.defaults.timeouts.commandMs }
-        : clientHostTarget(deps.fleet, host),
-    );
+  const lunash = (device: string) => deps.shells.lunash(device);
   return {
     async sanctionedZeroize(device) {
       const refuse = (reason: string) => new SanctionedZeroizeRefused({ device, reason });
@@ -104,7 +95,7 @@ export function jobGuard(deps: JobGuardDeps): JobGuard {
       return deps.guard.login({
         ...common,
         partition,
-        session: await lunacm(getClientHost(deps.fleet, hostName)),
+        session: await deps.shells.lunacm(hostName),
         // Policy 15 decides whether a CO lockout is permanent; read it where the device shell is reachable.
         applianceSession:
           role === "co" || role === "cu" ? await lunash(device).catch(() => undefined) : undefined,

@@ -5,7 +5,7 @@
 //
 // Keys carry the device lock's hash tag ({device:<name>}), so a script that checks the device lock and writes the
 // ledger touches one Redis Cluster slot: lunafleet:guard:ledger:{device:<name>}:<partition or ->:<role>
-import type { Redis } from "ioredis";
+import { type LuaScript, luaScript, type RedisClient, runScript, scanKeys } from "../redis/client.ts";
 
 export interface LedgerKey {
   device: string;
@@ -55,8 +55,10 @@ function parseRedisKey(key: string): LedgerKey | undefined {
 // KEYS[1] ledger; KEYS[2] lock key (may be ""); ARGV: attemptId, now, lockValue, maxPriorFailures, jobId
 // Refuses when an attempt is pending, the credential is quarantined, failures exceed what the budget allowed, or
 // the caller no longer holds the device lock (fencing: a worker whose lock expired must not log in).
-const BEGIN = `
-if KEYS[2] ~= '' then
+const beginAttemptIfFencedAndClean: LuaScript = luaScript(
+  "beginAttemptIfFencedAndClean",
+  2,
+  `if KEYS[2] ~= '' then
   local holder = redis.call('GET', KEYS[2])
   if holder ~= ARGV[3] then return {0, 'device lock not held (fencing token mismatch)'} end
 end
@@ -67,13 +69,15 @@ local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
 if failures > tonumber(ARGV[4]) then return {0, 'failures recorded since the last success'} end
 redis.call('HSET', KEYS[1], 'pendingAttempt', ARGV[1], 'pendingSince', ARGV[2], 'lastAttemptAt', ARGV[2],
   'pendingLockValue', ARGV[3], 'pendingJob', ARGV[5])
-return {1, 'recorded'}
-`;
+return {1, 'recorded'}`,
+);
 
 // KEYS[1] ledger; ARGV: attemptId, outcome (success|wrong|unknown|not-sent), now, reason, jobId
 // not-sent: the guard holds proof that nothing reached the device (the one-use token was never spent).
-const FINISH = `
-local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
+const recordOutcomeOfPendingAttempt: LuaScript = luaScript(
+  "recordOutcomeOfPendingAttempt",
+  1,
+  `local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
 if pending ~= ARGV[1] then return {0, 'no such pending attempt'} end
 redis.call('HDEL', KEYS[1], 'pendingAttempt', 'pendingSince', 'pendingLockValue', 'pendingJob')
 redis.call('HSET', KEYS[1], 'lastOutcome', ARGV[2])
@@ -84,15 +88,17 @@ elseif ARGV[2] ~= 'not-sent' then
   redis.call('HSET', KEYS[1], 'quarantined', '1', 'quarantineReason', ARGV[4], 'quarantineJob', ARGV[5],
     'quarantinedAt', ARGV[3])
 end
-return {1, ARGV[2]}
-`;
+return {1, ARGV[2]}`,
+);
 
 // KEYS[1] ledger; KEYS[2] the device lock key; ARGV: reason, now
 // A pending attempt whose owner no longer holds the device lock: its worker is gone (crash, kill, lost lock), the
 // outcome is unknown, so it counts as a failure (never as a success). Returns 1 resolved, 0 nothing pending,
 // 2 the owner still holds the lock (its attempt may be in flight: leave it).
-const RESOLVE_IF_OWNER_GONE = `
-local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
+const failAttemptIfOwnerGone: LuaScript = luaScript(
+  "failAttemptIfOwnerGone",
+  2,
+  `local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
 if not pending then return 0 end
 local owner = redis.call('HGET', KEYS[1], 'pendingLockValue')
 if owner and owner ~= '' and redis.call('GET', KEYS[2]) == owner then return 2 end
@@ -101,33 +107,37 @@ redis.call('HDEL', KEYS[1], 'pendingAttempt', 'pendingSince', 'pendingLockValue'
 redis.call('HINCRBY', KEYS[1], 'failures', 1)
 redis.call('HSET', KEYS[1], 'lastOutcome', 'unknown', 'quarantined', '1', 'quarantineReason', ARGV[1],
   'quarantineJob', job, 'quarantinedAt', ARGV[2])
-return 1
-`;
+return 1`,
+);
 
 // KEYS[1] ledger; ARGV: reason, jobId, now. Quarantine without an attempt (the sanctioned zeroize announces itself).
-const QUARANTINE = `
-if redis.call('HGET', KEYS[1], 'pendingAttempt') then return {0, 'an attempt is in flight'} end
+const quarantineIfNoAttemptInFlight: LuaScript = luaScript(
+  "quarantineIfNoAttemptInFlight",
+  1,
+  `if redis.call('HGET', KEYS[1], 'pendingAttempt') then return {0, 'an attempt is in flight'} end
 redis.call('HSET', KEYS[1], 'quarantined', '1', 'quarantineReason', ARGV[1], 'quarantineJob', ARGV[2],
   'quarantinedAt', ARGV[3])
-return {1, 'quarantined'}
-`;
+return {1, 'quarantined'}`,
+);
 
 // An operator released the quarantine after confirming the fix: ledger failures are cleared. The device's own
 // counter still has to be full before a destructive role may be tried (the budget reads it).
 // KEYS[1] ledger; ARGV: now, principal, reason
-const RELEASE = `
-if redis.call('HGET', KEYS[1], 'pendingAttempt') then return {0, 'an attempt is in flight'} end
+const releaseQuarantineIfNoAttemptInFlight: LuaScript = luaScript(
+  "releaseQuarantineIfNoAttemptInFlight",
+  1,
+  `if redis.call('HGET', KEYS[1], 'pendingAttempt') then return {0, 'an attempt is in flight'} end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 'no ledger entry'} end
 redis.call('HSET', KEYS[1], 'quarantined', '0', 'failures', 0, 'releasedAt', ARGV[1], 'releasedBy', ARGV[2],
   'releaseReason', ARGV[3])
 redis.call('HDEL', KEYS[1], 'quarantineReason', 'quarantineJob', 'quarantinedAt')
-return {1, 'released'}
-`;
+return {1, 'released'}`,
+);
 
 export type FinishOutcome = "success" | "wrong" | "unknown" | "not-sent";
 
 export class LoginLedger {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async get(key: LedgerKey): Promise<LedgerEntry> {
     const h = await this.redis.hgetall(ledgerRedisKey(key));
@@ -140,16 +150,17 @@ export class LoginLedger {
     attemptId: string,
     opts: { lockKey?: string; lockValue?: string; maxPriorFailures: number; jobId?: string },
   ): Promise<{ ok: boolean; reason: string }> {
-    const [ok, reason] = (await this.redis.eval(
-      BEGIN,
-      2,
-      ledgerRedisKey(key),
-      opts.lockKey ?? "",
-      attemptId,
-      new Date().toISOString(),
-      opts.lockValue ?? "",
-      String(opts.maxPriorFailures),
-      opts.jobId ?? "",
+    const [ok, reason] = (await runScript(
+      this.redis,
+      beginAttemptIfFencedAndClean,
+      [ledgerRedisKey(key), opts.lockKey ?? ""],
+      [
+        attemptId,
+        new Date().toISOString(),
+        opts.lockValue ?? "",
+        String(opts.maxPriorFailures),
+        opts.jobId ?? "",
+      ],
     )) as [number, string];
     return { ok: ok === 1, reason };
   }
@@ -161,15 +172,11 @@ export class LoginLedger {
     reason = "",
     jobId = "",
   ): Promise<void> {
-    const [ok, why] = (await this.redis.eval(
-      FINISH,
-      1,
-      ledgerRedisKey(key),
-      attemptId,
-      outcome,
-      new Date().toISOString(),
-      reason || `login outcome: ${outcome}`,
-      jobId,
+    const [ok, why] = (await runScript(
+      this.redis,
+      recordOutcomeOfPendingAttempt,
+      [ledgerRedisKey(key)],
+      [attemptId, outcome, new Date().toISOString(), reason || `login outcome: ${outcome}`, jobId],
     )) as [number, string];
     if (ok !== 1)
       throw new Error(`guard ledger ${ledgerRedisKey(key)}: cannot finish attempt ${attemptId}: ${why}`);
@@ -184,25 +191,21 @@ export class LoginLedger {
     lockKey: string,
     reason: string,
   ): Promise<"resolved" | "none" | "owner-alive"> {
-    const r = await this.redis.eval(
-      RESOLVE_IF_OWNER_GONE,
-      2,
-      ledgerRedisKey(key),
-      lockKey,
-      reason,
-      new Date().toISOString(),
+    const r = await runScript(
+      this.redis,
+      failAttemptIfOwnerGone,
+      [ledgerRedisKey(key), lockKey],
+      [reason, new Date().toISOString()],
     );
     return r === 1 ? "resolved" : r === 2 ? "owner-alive" : "none";
   }
 
   async quarantine(key: LedgerKey, reason: string, jobId: string): Promise<{ ok: boolean; reason: string }> {
-    const [ok, why] = (await this.redis.eval(
-      QUARANTINE,
-      1,
-      ledgerRedisKey(key),
-      reason,
-      jobId,
-      new Date().toISOString(),
+    const [ok, why] = (await runScript(
+      this.redis,
+      quarantineIfNoAttemptInFlight,
+      [ledgerRedisKey(key)],
+      [reason, jobId, new Date().toISOString()],
     )) as [number, string];
     return { ok: ok === 1, reason: why };
   }
@@ -211,13 +214,11 @@ export class LoginLedger {
     key: LedgerKey,
     by: { principal: string; reason: string },
   ): Promise<{ ok: boolean; reason: string }> {
-    const [ok, reason] = (await this.redis.eval(
-      RELEASE,
-      1,
-      ledgerRedisKey(key),
-      new Date().toISOString(),
-      by.principal,
-      by.reason,
+    const [ok, reason] = (await runScript(
+      this.redis,
+      releaseQuarantineIfNoAttemptInFlight,
+      [ledgerRedisKey(key)],
+      [new Date().toISOString(), by.principal, by.reason],
     )) as [number, string];
     return { ok: ok === 1, reason };
   }
@@ -236,14 +237,7 @@ export class LoginLedger {
   }
 
   async list(): Promise<LedgerEntry[]> {
-    const keys: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, batch] = await this.redis.scan(cursor, "MATCH", `${PREFIX}*`, "COUNT", 500);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== "0");
-    keys.sort();
+    const keys = (await scanKeys(this.redis, `${PREFIX}*`)).sort();
     const entries: LedgerEntry[] = [];
     for (const k of keys) {
       const key = parseRedisKey(k);

@@ -2,8 +2,9 @@
 // statement that the credential was fixed; it is recorded in its own evidence log (job id
 // `guard:<device>:<role>:<ms>`), naming who released, why, and the job whose failure caused the quarantine. It only
 // resets the ledger: the device's own counter still has to be full before a destructive role is tried again.
-import type { Redis } from "ioredis";
+
 import { EvidenceLog } from "../evidence/log.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { redactDeep } from "./guard.ts";
 import { type LedgerEntry, type LedgerKey, LoginLedger } from "./ledger.ts";
 import { GUARD_ROLES, type GuardRole } from "./roles.ts";
@@ -36,7 +37,7 @@ export function guardEvidenceJobId(k: LedgerKey, at = Date.now()): string {
 }
 
 export async function releaseQuarantine(
-  redis: Redis,
+  redis: RedisClient,
   dataDir: string,
   req: ReleaseRequest,
 ): Promise<ReleaseResult> {
@@ -86,7 +87,7 @@ export async function releaseQuarantine(
   return { key, evidenceJobId, before };
 }
 
-export async function guardStatus(redis: Redis): Promise<LedgerEntry[]> {
+export async function guardStatus(redis: RedisClient): Promise<LedgerEntry[]> {
   return new LoginLedger(redis).list();
 }
 

@@ -7,11 +7,11 @@
 // answering `proceed` at the LAST caution with an exception only this module can obtain, and finally verifies that
 // `hsm show` reports the HSM zeroized. Resuming after a crash is safe: a device already zeroized gets nothing sent.
 import { randomBytes, randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
 import { deviceSecret, getDevice } from "../config/model.ts";
 import type { Device, Fleet } from "../config/schema.ts";
 import { Secret } from "../config/secret.ts";
 import { isValidJobId } from "../evidence/record.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { claimLastAttemptExceptionIssuer } from "../shell/last-attempt-exception.ts";
 import { issueLoginToken } from "../shell/login-token.ts";
 import type { ShellSession } from "../shell/session.ts";
@@ -106,7 +106,7 @@ export function checkApprovals(
 }
 
 export async function sanctionedZeroize(
-  redis: Redis,
+  redis: RedisClient,
   req: SanctionedZeroizeRequest,
 ): Promise<SanctionedZeroizeResult> {
   const now = req.now ?? Date.now;

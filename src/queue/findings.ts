@@ -2,7 +2,7 @@
 // entry of its final step's `devices` list (tcp-check's report, patch-verify's verdict, ...) is stored under the
 // device, by runbook, with the job id and time. A newer job replaces an older one only if it finished later.
 import type { JobResult } from "../engine/runner.ts";
-import type { RedisClient } from "../redis/client.ts";
+import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 import { KEY_PREFIX } from "./jobs.ts";
 
 export interface Finding {
@@ -17,14 +17,17 @@ export function findingsKey(device: string): string {
 }
 
 // KEYS[1] findings hash; ARGV runbook, json, at. Keep the newer of the stored and the offered finding.
-const KEEP_NEWER = `
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
+const keepNewerFinding: LuaScript = luaScript(
+  "keepNewerFinding",
+  1,
+  `local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local ok, old = pcall(cjson.decode, cur)
   if ok and old.at and old.at > ARGV[3] then return 0 end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1`;
+return 1`,
+);
 
 /** Store the per-device entries of a succeeded job's final result. Returns the devices recorded. */
 export async function recordFindings(
@@ -45,7 +48,12 @@ export async function recordFindings(
       at: at.toISOString(),
       data: entry as Record<string, unknown>,
     };
-    await redis.eval(KEEP_NEWER, 1, findingsKey(device), result.runbook, JSON.stringify(finding), finding.at);
+    await runScript(
+      redis,
+      keepNewerFinding,
+      [findingsKey(device)],
+      [result.runbook, JSON.stringify(finding), finding.at],
+    );
     recorded.push(device);
   }
   return recorded;

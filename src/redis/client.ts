@@ -347,3 +347,21 @@ export async function runScript(
     return await redis.eval(script.source, keys.length, ...keys, ...args);
   }
 }
+
+/**
+ * Every key matching `pattern`, with SCAN (never KEYS: it blocks the server). On a Cluster each primary holds its own
+ * slots, so each is scanned; a single node is scanned once. Order is unspecified.
+ */
+export async function scanKeys(redis: RedisClient, pattern: string, count = 500): Promise<string[]> {
+  const nodes: Redis[] = redis instanceof Cluster ? redis.nodes("master") : [redis];
+  const keys = new Set<string>();
+  for (const node of nodes) {
+    let cursor = "0";
+    do {
+      const [next, batch] = await node.scan(cursor, "MATCH", pattern, "COUNT", count);
+      cursor = next;
+      for (const k of batch) keys.add(k);
+    } while (cursor !== "0");
+  }
+  return [...keys];
+}

@@ -7,7 +7,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { loadFleet } from "../../src/config/load.ts";
@@ -80,7 +79,7 @@ describe("three worker processes on one Redis", () => {
 
     // Kill the process running the first job that has finished at least one step (so it must resume).
     let killed: { worker: string; jobId: string } | undefined;
-    const checkpoints = new RedisCheckpointStore(client as Redis);
+    const checkpoints = new RedisCheckpointStore(client);
     for (let tries = 0; tries < 400 && !killed; tries++) {
       for (const job of await queue.getActive()) {
         // A patch-verify job with its first step done: the second one (100 ms+ of device time) is still running.

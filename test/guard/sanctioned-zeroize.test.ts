@@ -180,7 +180,7 @@ describe("sanctioned zeroize", () => {
     try {
       const jg = jobGuard({
         guard: new LoginGuard(r),
-        sessions: shells.sessions,
+        shells: shells.shells,
         fleet: g.fleet,
         jobId,
         locks,

@@ -2,7 +2,6 @@
 // the twin, the unchanged Azure SDK against the twin's ARM (real HTTPS), the real login guard and its sanctioned
 // zeroize, real Redis approvals, locks, checkpoints and evidence. Nothing here is a mock.
 import type { AccessToken } from "@azure/core-auth";
-import type { Redis } from "ioredis";
 import { deprovision } from "../../runbooks/deprovision.ts";
 import { createAzureClients, DedicatedHsmGateway } from "../../src/azure/index.ts";
 import type { Fleet } from "../../src/config/schema.ts";
@@ -13,8 +12,9 @@ import { type JobResult, runJob } from "../../src/engine/runner.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
+import type { RedisClient } from "../../src/redis/client.ts";
 import type { Twin } from "../../src/sim/twin.ts";
-import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
+import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 
 export interface ArmEndpoint {
   endpoint: string;
@@ -23,7 +23,7 @@ export interface ArmEndpoint {
 }
 
 /** SSH sessions to the twin (closed by close()) and the Azure gateway to its ARM. */
-export interface Connections extends FleetSessions {
+export interface Connections extends FleetShells {
   azure: DedicatedHsmGateway;
 }
 
@@ -46,7 +46,7 @@ export function connect(fleet: Fleet, arm: ArmEndpoint): Connections {
       retryOptions: { maxRetries: 0 },
     }),
   );
-  return { ...fleetSessions(fleet), azure };
+  return { ...fleetShells(fleet), azure };
 }
 
 /** Take a device's partitions out of every HA group on every twin client host (what an operator does first). */
@@ -104,7 +104,7 @@ export interface RunOptions {
 export async function runDeprovision(
   conn: Connections,
   fleet: Fleet,
-  redis: Redis,
+  redis: RedisClient,
   dataDir: string,
   opts: RunOptions,
 ): Promise<JobResult> {
@@ -118,7 +118,7 @@ export async function runDeprovision(
   const evidence = await EvidenceLog.open(redis, dataDir, opts.jobId);
   const guard = jobGuard({
     guard: new LoginGuard(redis),
-    sessions: conn.shells,
+    shells: conn.shells,
     fleet,
     jobId: opts.jobId,
     locks,
@@ -132,7 +132,8 @@ export async function runDeprovision(
       params: opts.params,
       jobId: opts.jobId,
       fleet,
-      sessions: conn.provider,
+      shells: conn.shells,
+      files: conn.files,
       evidence,
       checkpoints: opts.checkpoints ?? new RedisCheckpointStore(redis),
       locks,
@@ -150,7 +151,7 @@ export async function runDeprovision(
 
 /** Operators answering once the job asks: each entry approves in turn (refusals are swallowed, they are recorded). */
 export function approveWhenAsked(
-  redis: Redis,
+  redis: RedisClient,
   jobId: string,
   decisions: { principal: string; confirmation: string }[],
 ): Promise<void> {

@@ -2,7 +2,6 @@
 // kills itself with SIGKILL at the chosen checkpoint (a real process death: no finally blocks, no lock release).
 // argv: <fleet.json> <jobId> <device> <step> <before-commit|after-commit>; env: REDIS_URL, LF_DATA_DIR, LF_ARM.
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
 import type { Fleet } from "../../src/config/schema.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { connectRedis } from "../../src/redis/client.ts";
@@ -15,7 +14,7 @@ if (!fleetFile || !jobId || !device || !step || (when !== "before-commit" && whe
   );
 const fleet = JSON.parse(readFileSync(fleetFile, "utf8")) as Fleet;
 const arm = JSON.parse(process.env.LF_ARM ?? "") as ArmEndpoint;
-const redis = connectRedis({ url: process.env.REDIS_URL }) as Redis;
+const redis = connectRedis({ url: process.env.REDIS_URL });
 const conn = connect(fleet, arm);
 const result = await runDeprovision(conn, fleet, redis, process.env.LF_DATA_DIR ?? "", {
   jobId,

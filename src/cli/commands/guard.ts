@@ -5,10 +5,10 @@
 // and only resets the ledger — the device's own counter still guards destructive roles.
 // Exit codes: 0 done, 1 refused (not quarantined, attempt in flight), 2 usage error or Redis out of reach.
 import type { Command } from "commander";
-import type { Redis } from "ioredis";
 import type { LedgerEntry } from "../../guard/ledger.ts";
 import { guardStatus, ReleaseRefused, releaseQuarantine } from "../../guard/release.ts";
 import { GUARD_ROLES, type GuardRole } from "../../guard/roles.ts";
+import type { RedisClient } from "../../redis/client.ts";
 import { defaultDataDir } from "../../redis/embedded-server.ts";
 import { withEmbeddedRedis } from "../support.ts";
 
@@ -81,7 +81,7 @@ export function registerGuardCommands(program: Command): void {
 function withRedis(
   dataDirOpt: string | undefined,
   what: string,
-  act: (redis: Redis) => Promise<number>,
+  act: (redis: RedisClient) => Promise<number>,
 ): Promise<number> {
   return withEmbeddedRedis(dataDirOpt, `guard ${what}`, `lunafleet:cli:guard-${what}`, act);
 }

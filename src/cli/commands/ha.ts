@@ -3,10 +3,10 @@
 // row is not touched by ha-recover until an operator releases it here; the release is recorded as evidence
 // (job id ha-breaker:<group>:<member>:<ms>). Exit codes: 0 done, 1 nothing to release, 2 usage error / Redis.
 import type { Command } from "commander";
-import type { Redis } from "ioredis";
 import { releaseBreaker } from "../../../runbooks/lib/breaker.ts";
 import { RedisStateStore } from "../../engine/state.ts";
 import { EvidenceLog } from "../../evidence/index.ts";
+import type { RedisClient } from "../../redis/client.ts";
 import { defaultDataDir } from "../../redis/embedded-server.ts";
 import { withEmbeddedRedis } from "../support.ts";
 
@@ -73,7 +73,7 @@ export function registerHaCommands(program: Command): void {
 function withState(
   dataDirOpt: string | undefined,
   what: string,
-  act: (state: RedisStateStore, redis: Redis) => Promise<number>,
+  act: (state: RedisStateStore, redis: RedisClient) => Promise<number>,
 ): Promise<number> {
   return withEmbeddedRedis(dataDirOpt, `ha ${what}`, `lunafleet:cli:ha-${what}`, (redis) =>
     act(new RedisStateStore(redis), redis),
