@@ -36,15 +36,15 @@ import * as ntlsShow from "./lunash/ntls-show.ts";
 import * as packageList from "./lunash/package-list.ts";
 import * as partitionList from "./lunash/partition-list.ts";
 import * as partitionShow from "./lunash/partition-show.ts";
-import * as syslogTail from "./lunash/syslog-tail.ts";
 import * as sysconfRegenCert from "./lunash/sysconf-regen-cert.ts";
+import * as syslogTail from "./lunash/syslog-tail.ts";
 import * as userList from "./lunash/user-list.ts";
 import { resolveCommand, type Shell } from "./vocabulary.ts";
 
-export type { CloningConflict } from "./lunacm/hagroup-synchronize.ts";
-export { cloningConflictsIn } from "./lunacm/hagroup-synchronize.ts";
 export type { DeviceError } from "./common.ts";
 export { DeviceErrorReported, ParseError } from "./common.ts";
+export type { CloningConflict } from "./lunacm/hagroup-synchronize.ts";
+export { cloningConflictsIn } from "./lunacm/hagroup-synchronize.ts";
 export type { CommandClass, CommandEntry, Reading, Shell } from "./vocabulary.ts";
 export { commandWords, findCommand, readings, resolveCommand, splitWords, VOCABULARY } from "./vocabulary.ts";
 

@@ -6,7 +6,7 @@ import type { Runbook } from "../src/engine/runbook.ts";
 import { deprovision } from "./deprovision.ts";
 import { haRecover } from "./ha-recover.ts";
 import { haSync } from "./ha-sync.ts";
-import { ntlsCertSync } from "./ntls-cert-sync.ts";
+import { ntlsCertSync } from "./ntls-cert-sync/index.ts";
 import { patchVerify } from "./patch-verify.ts";
 import { tcpCheck } from "./tcp-check.ts";
 

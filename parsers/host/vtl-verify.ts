@@ -1,9 +1,14 @@
 // `vtl verify`: the slots this client reaches over NTLS (`Slot  Serial #  Label` table). An empty table means NTLS
 // reached no partition (client not registered, partition not assigned, clock skew, NTLS unbound).
-// `Error: There are no registered servers` is reported as a device error by the framing.
+// `Error: There are no registered servers` [V] (and any error without the slot table) is the tool's error. A server it
+// could not reach while others answered is printed, before the table, as
+//   Error: Unable to communicate with server <name>: <reason>.
+// — that form is [I] (no capture of a partly reachable verify exists): it is read as part of the value, per server,
+// so a step knows which appliance failed without reading error text.
 import { z } from "zod";
-import { conform, describeLine, isRule, ParseError } from "../common.ts";
-import { readHostOutput } from "./capture.ts";
+import { conform, DeviceErrorReported, describeLine, frameCapture, isRule, ParseError } from "../common.ts";
+import { findLunacmDeviceError } from "../lunacm/command-result.ts";
+import { resolveCommand } from "../vocabulary.ts";
 
 export const command = "vtl verify";
 
@@ -13,6 +18,8 @@ export const schema = z.strictObject({
   slots: z.array(
     z.strictObject({ slot: z.number().int().min(0), serial: z.string().regex(/^\d+$/), label: z.string() }),
   ),
+  /** Servers vtl could not reach ([I] form), with its reason. */
+  unreachable: z.array(z.strictObject({ server: z.string().min(1), reason: z.string() })),
 });
 export type VtlVerify = z.infer<typeof schema>;
 
@@ -20,10 +27,24 @@ const BANNER = /^vtl \(\d+-bit\) v(\S+?)\.?\s+Copyright\b/i;
 const FOUND = /^The following Luna SA Slots\/Partitions were found:?$/i;
 const HEADER = /^Slot\s+Serial\s*#\s+Label$/i;
 const ROW = /^\s*(\d+)\s+(\d+)(?:\s+(\S(?:.*\S)?))?\s*$/;
+const UNREACHABLE = /^Error:\s*Unable to communicate with server (\S+):\s*(.*?)\.?$/;
 
 export function parse(raw: string): VtlVerify {
-  const capture = readHostOutput(raw, command);
-  const lines = capture.lines;
+  const capture = frameCapture(raw, "host");
+  if (capture.echoedCommand !== null) {
+    const r = resolveCommand("host", capture.echoedCommand);
+    if (!r.ok || r.canonical !== command)
+      throw new ParseError(`capture is not the output of '${command}'`, raw);
+  }
+  const unreachable: VtlVerify["unreachable"] = [];
+  const lines = capture.lines.filter((l) => {
+    const m = UNREACHABLE.exec(l.trim());
+    if (m) unreachable.push({ server: m[1] ?? "", reason: m[2] ?? "" });
+    return !m;
+  });
+  // Any other error (no registered server, no slot found) is vtl's refusal.
+  const error = findLunacmDeviceError({ ...capture, lines });
+  if (error) throw new DeviceErrorReported(error, raw);
   let version: string | null = null;
   let found = false;
   let table = false;
@@ -56,5 +77,5 @@ export function parse(raw: string): VtlVerify {
     throw new ParseError(`unrecognised line in 'vtl verify' output: ${describeLine(line)}`, raw);
   }
   if (!found || !table) throw new ParseError("no slot table in 'vtl verify' output (truncated?)", raw);
-  return conform(schema, { version, slots }, raw);
+  return conform(schema, { version, slots, unreachable }, raw);
 }

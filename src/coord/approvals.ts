@@ -21,8 +21,9 @@
 //   lunafleet:approval:{<jobId>}    JSON document (see ApprovalState), kept 30 days after its deadline.
 //   lunafleet:approvals:waiting     sorted set of job ids awaiting approval, by deadline (an index: each listed
 //                                   document is re-read, and entries that no longer wait are dropped)
-import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
+
 import { NonRetryable } from "../errors/non-retryable.ts";
+import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 
 export type ApprovalStatus = "awaiting-approval" | "approved" | "rejected" | "expired" | "withdrawn";
 

@@ -8,8 +8,8 @@ import type { ApprovalRequest, ApprovalState } from "../coord/approvals.ts";
 import type { LoginResult } from "../guard/guard.ts";
 import type { GuardRole } from "../guard/roles.ts";
 import type { SanctionedZeroizeResult } from "../guard/sanctioned-zeroize.ts";
-import type { ShellSession } from "../shell/session.ts";
 import type { TcpProbeResult, TlsProbeOptions, TlsProbeResult } from "../net/probe.ts";
+import type { ShellSession } from "../shell/session.ts";
 
 export type { ApprovalRequest, ApprovalState, GuardRole, LoginResult, SanctionedZeroizeResult };
 

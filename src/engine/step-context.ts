@@ -176,7 +176,8 @@ export function createStepContext<P>(
     requireCheckpoint,
     // A checkpoint is the JSON of exactly what that step's run() returned (runner.ts resultJson): it has that type.
     // This is the one place the engine says so; runbooks read results typed, never cast.
-    resultOf: <S extends StepRef>(ref: S, target?: string) => requireCheckpoint(ref.id, target) as StepResult<S>,
+    resultOf: <S extends StepRef>(ref: S, target?: string) =>
+      requireCheckpoint(ref.id, target) as StepResult<S>,
     findResultOf: <S extends StepRef>(ref: S, target?: string) =>
       checkpoint(ref.id, target) as StepResult<S> | undefined,
     log: deps.log,

@@ -17,6 +17,9 @@ export class NonRetryable extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // Subclasses inherit this static: for them, `instanceof` keeps its ordinary meaning (their own prototype chain).
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof was asked about (possibly a subclass)
+    if (this !== NonRetryable) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === "object" && value !== null && (value as { [MARK]?: unknown })[MARK] === true;
   }
 }

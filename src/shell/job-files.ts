@@ -3,9 +3,9 @@
 // certificates): the content must be PEM certificates, a path must lie in the certificate directories or /tmp, and
 // no key file is ever read or written through here.
 import type { ClientHost, Device, Fleet } from "../config/schema.ts";
-import { CommandRefused, DeviceError } from "./errors.ts";
 import type { PoolLease } from "../transport/lease.ts";
 import { clientHostTarget, deviceTarget } from "../transport/target.ts";
+import { CommandRefused, DeviceError } from "./errors.ts";
 
 export interface JobFiles {
   readApplianceFile(device: Device, name: string): Promise<string>;

@@ -156,6 +156,8 @@ it("each registered parser is found by its canonical command", () => {
 });
 
 it("the vocabulary and the parsers name each other: one parser per command, one command per parser", () => {
-  const named = VOCABULARY.filter((e) => e.parser !== undefined).map((e) => `${e.shell} ${e.words} ${e.parser}`);
+  const named = VOCABULARY.filter((e) => e.parser !== undefined).map(
+    (e) => `${e.shell} ${e.words} ${e.parser}`,
+  );
   expect(named.sort()).toEqual(PARSERS.map((p) => `${p.shell} ${p.command} ${p.slug}`).sort());
 });

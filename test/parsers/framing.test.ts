@@ -1,9 +1,9 @@
 // Framing and command resolution shared by every parser: what is cut away (echo, prompt, footer, escapes), what is
 // refused (two commands, text after the footer, garbled footers, the other shell), and how abbreviations resolve.
 import { describe, expect, it } from "vitest";
-import { resolveCommand } from "../../parsers/vocabulary.ts";
 import { frameCapture, matchPromptLine, normalizeText, ParseError } from "../../parsers/common.ts";
 import { detectCommand, findDeviceError, parseCommandOutput } from "../../parsers/index.ts";
+import { resolveCommand } from "../../parsers/vocabulary.ts";
 
 function reasonOf(fn: () => unknown): string {
   try {
@@ -137,13 +137,13 @@ describe("parseCommandOutput", () => {
       ok: false,
       parseError: { reason: expect.stringContaining("not a known word"), raw: "x\n" },
     });
-    expect(
-      parseCommandOutput("lunash", "status date", "done\nCommand Result : 0 (Success)\n"),
-    ).toMatchObject({
-      ok: false,
-      command: "status date",
-      parseError: { reason: expect.stringContaining("no parser") },
-    });
+    expect(parseCommandOutput("lunash", "status date", "done\nCommand Result : 0 (Success)\n")).toMatchObject(
+      {
+        ok: false,
+        command: "status date",
+        parseError: { reason: expect.stringContaining("no parser") },
+      },
+    );
     expect(parseCommandOutput("lunash", "hsm show", "\u0000\u0001garbage")).toMatchObject({ ok: false });
   });
 

@@ -289,18 +289,9 @@ const partitionShowinfo: Subcommand = {
         : []),
       "        Partition Storage:",
       `                Object Count:         ${p.objects}`,
-      // [I] Twin-only: real Luna never prints a cloning domain. The twin prints a check value of it (a digest, never
-      // the domain) so that a runbook can compare HA members' domains without a copying command; on hardware the
-      // line is absent and lunacm's own pre-synchronize warning is the client's only answer.
-      `        Cloning Domain Check -> ${domainCheckValue(p.cloningDomain)}`,
     ]);
   },
 };
-
-/** 16 hex digits of SHA-256 over the domain: equal domains give equal values, and the value reveals nothing. */
-function domainCheckValue(domain: string): string {
-  return createHash("sha256").update(`cloning-domain:${domain}`).digest("hex").slice(0, 16).toUpperCase();
-}
 
 // ---- role -------------------------------------------------------------------------------------------------------
 
