@@ -5,6 +5,12 @@ import type { Fleet } from "../config/schema.ts";
 import { LoginLedger } from "../guard/ledger.ts";
 import { type Finding, readFindings } from "../queue/findings.ts";
 import type { RedisClient } from "../redis/client.ts";
+import {
+  buildManagedHsmRows,
+  type ManagedHsmReportRow,
+  managedHsmProblems,
+  renderManagedHsms,
+} from "./report-mhsm.ts";
 
 export interface DeviceReportRow {
   device: string;
@@ -35,6 +41,8 @@ export interface DeviceReportRow {
 export interface FleetReport {
   generatedAt: string;
   devices: DeviceReportRow[];
+  /** Managed HSM pools (src/daemon/report-mhsm.ts); empty when the fleet declares none. */
+  managedHsms: ManagedHsmReportRow[];
   problems: string[];
 }
 
@@ -121,10 +129,15 @@ export async function buildReport(redis: RedisClient, fleet: Fleet, now = new Da
       if (h.state && h.state !== "up" && h.state !== "ok") row.problems.push(`${h.group}: member ${h.state}`);
     return row;
   });
+  const managedHsms = await buildManagedHsmRows(redis, fleet);
   return {
     generatedAt: now.toISOString(),
     devices: rows,
-    problems: rows.flatMap((r) => r.problems.map((p) => `${r.device}: ${p}`)),
+    managedHsms,
+    problems: [
+      ...rows.flatMap((r) => r.problems.map((p) => `${r.device}: ${p}`)),
+      ...managedHsmProblems(managedHsms),
+    ],
   };
 }
 
@@ -205,7 +218,7 @@ export function renderReport(report: FleetReport): string {
       .map((c, i) => c.padEnd(widths[i] ?? 0))
       .join("  ")
       .trimEnd();
-  const out = [line(header), ...rows.map(line)];
+  const out = [line(header), ...rows.map(line), ...renderManagedHsms(report.managedHsms ?? [])];
   out.push("");
   if (report.problems.length === 0) out.push("No problems found.");
   else {

@@ -1,6 +1,7 @@
 // The latest per-device findings of every runbook, kept in Redis for `lunafleet report`: when a job succeeds, each
 // entry of its final step's `devices` list (tcp-check's report, patch-verify's verdict, ...) is stored under the
 // device, by runbook, with the job id and time. A newer job replaces an older one only if it finished later.
+import { GOAL_NOT_MET } from "../engine/outcome.ts";
 import type { JobResult } from "../engine/runner.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 import { KEY_PREFIX } from "./jobs.ts";
@@ -35,11 +36,30 @@ export async function recordFindings(
   result: JobResult,
   at = new Date(),
 ): Promise<string[]> {
-  if (result.status !== "succeeded") return [];
-  const last = result.steps.at(-1)?.result as { devices?: unknown } | undefined;
-  if (!last || !Array.isArray(last.devices)) return [];
+  // Succeeded, or every step ran and the verdict said the goal was not met: either way what it saw is a fact.
+  if (result.status !== "succeeded" && result.error?.type !== GOAL_NOT_MET) return [];
+  const last = result.steps.at(-1)?.result as { devices?: unknown; managedHsms?: unknown } | undefined;
+  if (!last) return [];
   const recorded: string[] = [];
-  for (const entry of last.devices) {
+  // Managed HSM runbooks (mhsm-audit, cmk-health, app-crypto-gate, mhsm-retire) end with one entry per pool; they are
+  // kept under `azure:<pool>` beside the devices' (src/daemon/report-mhsm.ts reads them).
+  for (const entry of Array.isArray(last.managedHsms) ? last.managedHsms : []) {
+    const pool = (entry as { managedHsm?: unknown } | null)?.managedHsm;
+    if (typeof pool !== "string") continue;
+    const finding: Finding = {
+      jobId: result.jobId,
+      at: at.toISOString(),
+      data: entry as Record<string, unknown>,
+    };
+    await runScript(
+      redis,
+      keepNewerFinding,
+      [findingsKey(`azure:${pool}`)],
+      [result.runbook, JSON.stringify(finding), finding.at],
+    );
+    recorded.push(`azure:${pool}`);
+  }
+  for (const entry of Array.isArray(last.devices) ? last.devices : []) {
     if (!entry || typeof entry !== "object") continue;
     const device = (entry as { device?: unknown }).device;
     if (typeof device !== "string") continue;

@@ -21,6 +21,7 @@ import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
+import { GOAL_NOT_MET } from "../engine/outcome.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
@@ -315,10 +316,10 @@ async function settle(
     await closeApproval(redis, a.jobId, result.outcome, { evidence }).catch((err: unknown) =>
       a.log.warn({ error: (err as Error).message }, "could not close the job's approval request"),
     );
-  if (result.status === "succeeded") {
+  // A job whose steps all ran but whose goal was not met (a failed crypto gate, a member left down) saw real facts.
+  if (result.status === "succeeded" || result.error?.type === GOAL_NOT_MET)
     await recordFindings(redis, result);
-    return result;
-  }
+  if (result.status === "succeeded") return result;
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
   if (!retrying) throw new UnrecoverableError(why);
   throw new Error(why);
