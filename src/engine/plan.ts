@@ -2,6 +2,7 @@
 // parameters and the fleet file alone. Nothing connects; `lunafleet plan` prints renderPlan()'s text.
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
+import { canonicalJson, sha256Hex } from "../evidence/canonical.ts";
 import { ParamsInvalid } from "./errors.ts";
 import { toRedactedJson } from "./json.ts";
 import { expandSteps, type JobTargets, type PlannedCommand, type Runbook, type StepKind } from "./runbook.ts";
@@ -85,4 +86,12 @@ export function renderPlan(plan: JobPlan): string {
   out.push("");
   out.push("Nothing was sent: this is a plan.");
   return out.join("\n");
+}
+
+/**
+ * `sha256:<hex>` of the plan's canonical JSON: what an approval statement names, so a signature approves exactly
+ * these steps and commands; a plan that changed (another fleet file, other parameters) no longer matches it.
+ */
+export function planDigest(plan: JobPlan): string {
+  return `sha256:${sha256Hex(canonicalJson(JSON.parse(JSON.stringify(plan))))}`;
 }

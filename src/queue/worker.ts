@@ -30,7 +30,7 @@ import { JobShells } from "../shell/job-shells.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
 import type { TrustStore } from "../transport/trust-store.ts";
 import { recordFindings } from "./findings.ts";
-import { cancelKey, fleetDigest, type JobData, QUEUE_NAME, resultKey } from "./jobs.ts";
+import { cancelKey, cancelledBy, fleetDigest, type JobData, QUEUE_NAME, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 
 /** What the daemon's metrics want to hear from a worker (prom-client lives in src/daemon). */
@@ -197,12 +197,11 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
 
     const cancel = new AbortController();
     const poll = setInterval(() => {
-      redis
-        .exists(cancelKey(jobId))
-        .then((n) => {
-          if (n > 0 && !cancel.signal.aborted) {
-            jlog.warn({}, "cancel requested");
-            cancel.abort(new JobCancelled(`job ${jobId} cancelled by an operator`));
+      cancelledBy(redis, jobId)
+        .then((by) => {
+          if (by !== undefined && !cancel.signal.aborted) {
+            jlog.warn({ by }, "cancel requested");
+            cancel.abort(new JobCancelled(`job ${jobId} cancelled by ${by}`));
           }
         })
         .catch(() => {});
