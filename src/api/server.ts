@@ -17,6 +17,7 @@ import {
   type ZodTypeProvider,
 } from "fastify-type-provider-zod";
 import type { Fleet } from "../config/schema.ts";
+import type { EvidenceSigner } from "../evidence/signing.ts";
 import { redact } from "../config/secret.ts";
 import type { Authenticator } from "../identity/authenticate.ts";
 import type { Principal } from "../identity/principal.ts";
@@ -41,6 +42,8 @@ export interface ApiServices {
   queue: Queue<JobData>;
   fleet: Fleet;
   dataDir: string;
+  /** Seals evidence the API appends to (approvals, cancels, releases). */
+  evidenceSigner: EvidenceSigner;
   /** The fleet report (src/daemon/report.ts, which sits above the API). */
   report(): Promise<unknown>;
 }

@@ -22,6 +22,7 @@ import type { JobTargets } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { RedisStateStore } from "../engine/state.ts";
 import { EvidenceLog } from "../evidence/log.ts";
+import type { EvidenceSigner } from "../evidence/signing.ts";
 import { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import { type ConnectRedisOptions, connectRedis, type RedisClient } from "../redis/client.ts";
@@ -72,6 +73,8 @@ export interface StartWorkerOptions {
   log?: JobLogger;
   metrics?: WorkerMetrics;
   trustStore?: TrustStore;
+  /** Signs each job's evidence chain head when the attempt ends. */
+  evidenceSigner?: EvidenceSigner;
   /**
    * ARM for deprovisioning (ctx.azure). Default: `armGatewayFor(fleet)` (the fleet's `azure` block, system CA store,
    * DefaultAzureCredential); the twin's daemon passes one built for the twin's ARM (its endpoint and CA).
@@ -295,6 +298,11 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
           ?.append("lock", { event: "released", resources: released, worker: workerId }, data.actor)
           .catch(() => {});
       }
+      // The daemon's signature over the chain head seals this attempt's evidence (src/evidence/signing.ts).
+      if (opts.evidenceSigner)
+        await evidence?.append("signature", opts.evidenceSigner.signHead(jobId), workerId).catch((err: Error) =>
+          jlog.error({ error: err.message }, "evidence: could not sign the chain head"),
+        );
     }
   };
 
