@@ -168,6 +168,11 @@ export const haSync = defineRunbook({
     const t = resolveTarget(fleet, p.target, ["haGroup"]);
     return { devices: t.devices, clientHosts: t.clientHosts };
   },
+  // Validation failures stop the job (failed); a group that needed no sync had nothing to do.
+  verdict: ({ result }) =>
+    (result("synchronize") as { synchronized?: boolean } | undefined)?.synchronized === false
+      ? { outcome: "nothing-to-do", findings: [] }
+      : { outcome: "succeeded", findings: [] },
   steps: [
     {
       id: "validate-domains",

@@ -28,6 +28,7 @@ import {
   isRetryable,
   UnexpectedResult,
 } from "../src/engine/errors.ts";
+import { findingsVerdict, type Verdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
 import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
@@ -401,6 +402,7 @@ export const ntlsCertSync = defineRunbook({
       );
     return { devices: t.devices, clientHosts: t.clientHosts };
   },
+  verdict: ({ params, result }) => ntlsVerdict(params, result),
   steps: [
     {
       id: "appliance-cert",
@@ -955,19 +957,19 @@ async function requireRegenApproval(ctx: Ctx, device: string): Promise<unknown> 
     approvals = undefined;
   }
   if (approvals) {
-    const state = await approvals.request({
-      device,
-      serial: dev.serial,
-      required: ctx.fleet.approvals.required,
-      expiresMinutes: ctx.fleet.approvals.expiresMinutes,
-      principals: ctx.fleet.approvals.principals,
-    });
-    if (state.status === "approved")
-      return { via: "approvals", principals: state.approvals.map((a) => a.principal) };
-    throw new RegenNotApproved(
-      `${device}: 'sysconf regenCert' breaks every client of the appliance and needs ${state.required} approval(s) (status: ${state.status}); approve job ${ctx.jobId} with 'lunafleet approve', then run it again`,
-      state.status === "awaiting-approval",
+    // Waits in awaiting-approval (holding only this appliance's lock) until approved; rejected or expired fails.
+    const state = await approvals.waitFor(
+      {
+        action: `regenerate ${device}'s NTLS server certificate (sysconf regenCert), then re-register it with every client of ${device}`,
+        device,
+        serial: dev.serial,
+        required: ctx.fleet.approvals.required,
+        expiresMinutes: ctx.fleet.approvals.expiresMinutes,
+        principals: ctx.fleet.approvals.principals,
+      },
+      { keepDevices: [device] },
     );
+    return { via: "approvals", principals: state.approvals.map((a) => a.principal) };
   }
   // Hook until every engine has an approvals store: the operator names who approved; recorded as evidence.
   if (ctx.params.approvedBy.length === 0)
@@ -976,6 +978,32 @@ async function requireRegenApproval(ctx: Ctx, device: string): Promise<unknown> 
       false,
     );
   return { via: "approvedBy parameter", principals: ctx.params.approvedBy };
+}
+
+/**
+ * Pairs not in sync that this job did not repair and verify are findings; a repair (or regen) that found nothing to
+ * repair had nothing to do.
+ */
+function ntlsVerdict(p: Params, result: (id: string, target?: string) => unknown): Verdict {
+  const report = result("report") as NtlsReport;
+  const verified =
+    (result("verify") as { verified?: { device: string; host: string }[] } | undefined)?.verified ?? [];
+  const fixed = new Set(verified.map((v) => `${v.device} ${v.host}`));
+  const open = report.pairs.filter(
+    (pair) => pair.status !== "in-sync" && !fixed.has(`${pair.device} ${pair.host}`),
+  );
+  const findings = open.map(
+    (pair) =>
+      `${pair.device} <-> ${pair.host}: ${pair.status}` +
+      (pair.mismatch
+        ? ` (${[...pair.mismatch.client, ...pair.mismatch.appliance].join("; ")})`
+        : pair.status === "in-sync"
+          ? ""
+          : ` (${pair.daysLeft} day(s) left)`),
+  );
+  if ((p.repair || p.regen) && fixed.size === 0 && findings.length === 0)
+    return { outcome: "nothing-to-do", findings: [] };
+  return findingsVerdict(findings);
 }
 
 /** Put the reads together: one verdict per pair, with the evidence that decided it. */

@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { getDevice } from "../src/config/model.ts";
 import { DeviceIdentityMismatch, RebootUnsafe } from "../src/engine/errors.ts";
+import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 
@@ -116,6 +117,20 @@ export const patchVerify = defineRunbook({
     // Reads appliances only: no client host is touched.
     const t = resolveTarget(fleet, p.target, ["fleet", "device", "haGroup"]);
     return { devices: t.devices, clientHosts: [] };
+  },
+  verdict: ({ result }) => {
+    const v = result("verdict") as unknown as PatchVerifyResult;
+    return findingsVerdict(
+      v.devices.flatMap((d) => [
+        ...(d.rebootUnsafe ? [`${d.device}: ${REBOOT_PATCH_KB} reboot patch missing: REBOOT-UNSAFE`] : []),
+        ...d.requiredPatches
+          .filter((p) => p.installed !== true && p.kb !== REBOOT_PATCH_KB)
+          .map(
+            (p) =>
+              `${d.device}: required patch ${p.kb} ${p.installed === null ? "cannot be verified" : "missing"}`,
+          ),
+      ]),
+    );
   },
   steps: [
     {

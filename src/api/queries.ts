@@ -2,8 +2,8 @@
 // (on the data dir's Redis), the API calls them for a remote CLI or the console. Nothing here formats text.
 import type { Queue } from "bullmq";
 import { RedisCheckpointStore } from "../engine/checkpoints.ts";
-import { RedisStateStore } from "../engine/state.ts";
 import type { JobResult } from "../engine/runner.ts";
+import { RedisStateStore } from "../engine/state.ts";
 import { evidenceKeys, verifyJobEvidence } from "../evidence/log.ts";
 import type { EvidenceVerification } from "../evidence/verify.ts";
 import { type JobData, resultKey } from "../queue/jobs.ts";
@@ -61,7 +61,11 @@ export interface JobDetail {
   timestamps: { created?: number | undefined; started?: number | undefined; finished?: number | undefined };
   result?: JobResult | undefined;
   checkpoints: Record<string, unknown>;
-  evidence: { records: number; kinds: Record<string, number>; verification?: EvidenceVerification | undefined };
+  evidence: {
+    records: number;
+    kinds: Record<string, number>;
+    verification?: EvidenceVerification | undefined;
+  };
 }
 
 /** One job's state, request, steps and evidence summary; undefined when nothing is known of it. */

@@ -17,8 +17,8 @@ import {
   type ZodTypeProvider,
 } from "fastify-type-provider-zod";
 import type { Fleet } from "../config/schema.ts";
-import type { EvidenceSigner } from "../evidence/signing.ts";
 import { redact } from "../config/secret.ts";
+import type { EvidenceSigner } from "../evidence/signing.ts";
 import type { Authenticator } from "../identity/authenticate.ts";
 import type { Principal } from "../identity/principal.ts";
 import { mayPerform, type Operation } from "../identity/roles.ts";
@@ -117,7 +117,8 @@ export async function startApiServer(opts: StartApiOptions): Promise<ApiServer> 
     if (!op) return;
     const result = await opts.authenticator.authenticate(req.headers.authorization, req.ip);
     if (!result.ok) {
-      if (result.status === 429 && result.retryAfterSeconds) reply.header("retry-after", result.retryAfterSeconds);
+      if (result.status === 429 && result.retryAfterSeconds)
+        reply.header("retry-after", result.retryAfterSeconds);
       reply.header("www-authenticate", 'Bearer realm="lunafleet"');
       return reply.code(result.status).send({ error: result.reason });
     }

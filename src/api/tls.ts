@@ -3,8 +3,8 @@
 // the CLI on the daemon host trusts the data dir's copy; elsewhere LUNAFLEET_CA names the PEM to trust.
 // ECDSA P-256, valid two years, for 127.0.0.1, ::1, localhost and this host's name.
 import "reflect-metadata";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { X509Certificate as NodeX509, randomBytes, webcrypto } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
@@ -46,10 +46,18 @@ export async function loadOrCreateApiTls(
     const parsed = new NodeX509(cert);
     // Reuse it while it has a month left; else make a new one (clients pinned to the old one must re-read it).
     if (Date.parse(parsed.validTo) - Date.now() > 30 * 86_400_000)
-      return { cert, key: readFileSync(paths.key, "utf8"), source: paths.cert, fingerprint256: parsed.fingerprint256 };
+      return {
+        cert,
+        key: readFileSync(paths.key, "utf8"),
+        source: paths.cert,
+        fingerprint256: parsed.fingerprint256,
+      };
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, [
+    "sign",
+    "verify",
+  ])) as webcrypto.CryptoKeyPair;
   const names = [...new Set(["localhost", hostname(), ...extraNames])];
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -71,10 +79,18 @@ export async function loadOrCreateApiTls(
     ],
   });
   const pkcs8 = Buffer.from((await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)) as ArrayBuffer);
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").match(/.{1,64}/g)!.join("\n")}\n-----END PRIVATE KEY-----\n`;
+  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8
+    .toString("base64")
+    .match(/.{1,64}/g)!
+    .join("\n")}\n-----END PRIVATE KEY-----\n`;
   const certPem = `${cert.toString("pem").trim()}\n`;
   writeFileSync(paths.key, keyPem, { mode: 0o600 });
   chmodSync(paths.key, 0o600);
   writeFileSync(paths.cert, certPem, { mode: 0o644 });
-  return { cert: certPem, key: keyPem, source: `${paths.cert} (generated)`, fingerprint256: new NodeX509(certPem).fingerprint256 };
+  return {
+    cert: certPem,
+    key: keyPem,
+    source: `${paths.cert} (generated)`,
+    fingerprint256: new NodeX509(certPem).fingerprint256,
+  };
 }

@@ -32,7 +32,10 @@ export interface ApiClient {
 }
 
 /** The client the environment asks for, or undefined when LUNAFLEET_URL is not set (work on the local daemon). */
-export function apiClientFromEnv(env: NodeJS.ProcessEnv = process.env, dataDir?: string): ApiClient | undefined {
+export function apiClientFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  dataDir?: string,
+): ApiClient | undefined {
   const url = env.LUNAFLEET_URL;
   if (!url) return undefined;
   let ca: string | undefined;
@@ -64,11 +67,15 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+          );
           res.on("error", reject);
         },
       );
-      req.on("error", (err) => reject(new ApiCallError(0, `cannot reach ${base}: ${err.message}`, undefined)));
+      req.on("error", (err) =>
+        reject(new ApiCallError(0, `cannot reach ${base}: ${err.message}`, undefined)),
+      );
       req.end(payload);
     });
   return {
@@ -89,7 +96,8 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     },
     async text(method: string, path: string): Promise<string> {
       const res = await send(method, path);
-      if (res.status >= 400) throw new ApiCallError(res.status, `HTTP ${res.status}: ${res.text.slice(0, 200)}`, res.text);
+      if (res.status >= 400)
+        throw new ApiCallError(res.status, `HTTP ${res.status}: ${res.text.slice(0, 200)}`, res.text);
       return res.text;
     },
   };

@@ -8,13 +8,22 @@
 // - an optional allow-list (`fleet.approvals.principals`) refuses anyone else, recorded too;
 // - the request expires `expiresMinutes` after it was made (Redis server time, the same clock for every host):
 //   an incomplete request becomes `expired`, and an approved one that was not used in time expires as well;
-// - `rejected` and `expired` are final for the job: a new deprovisioning needs a new job.
+// - `rejected` and `expired` are final for the job: a new deprovisioning needs a new job;
+// - a job that ends (failed, cancelled, done) closes its request with its outcome (closeApproval): a request still
+//   awaiting approval becomes `withdrawn`, and approving a job that no longer waits is refused naming its state.
 //
-// Key (hash tag = job id, the same slot as the job's checkpoints):
-//   lunafleet:approval:{<jobId>}  JSON document (see ApprovalState), kept 30 days after its deadline.
+// What waits is listed from an index (listWaitingApprovals): each request says what the job will do (`action`), on
+// which device and serial, by when. The statement an approver approves (approvalStatement: job, runbook, device,
+// serial, action, plan digest, deadline) is what a signature verifier (ApprovalVerifier) checks before approve() counts
+// anything; the store itself stays the one place that decides what counts.
+//
+// Keys (the approval document's hash tag = job id, the same slot as the job's checkpoints):
+//   lunafleet:approval:{<jobId>}    JSON document (see ApprovalState), kept 30 days after its deadline.
+//   lunafleet:approvals:waiting     sorted set of job ids awaiting approval, by deadline (an index: each listed
+//                                   document is re-read, and entries that no longer wait are dropped)
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 
-export type ApprovalStatus = "awaiting-approval" | "approved" | "rejected" | "expired";
+export type ApprovalStatus = "awaiting-approval" | "approved" | "rejected" | "expired" | "withdrawn";
 
 export interface ApprovalEntry {
   principal: string;
@@ -38,6 +47,12 @@ export type ApprovalRefusalReason =
 
 export interface ApprovalState {
   jobId: string;
+  /** The runbook of the job ("deprovision", "ntls-cert-sync"); null for requests made before it was recorded. */
+  runbook: string | null;
+  /** What the job will do once approved, in an operator's words (shown by `lunafleet approvals`). */
+  action: string | null;
+  /** SHA-256 of the job's admitted plan (engine/admit.ts): part of what an approver signs. */
+  planDigest: string | null;
   device: string;
   /** The device serial the typed confirmation must equal (not a secret: it is printed by `hsm show`). */
   serial: string;
@@ -53,9 +68,15 @@ export interface ApprovalState {
   rejection?: { principal: string; at: string; reason: string };
   /** Attempts that did not count, and why (wrong serial, same principal again, not on the allow-list…). */
   refusals: ApprovalRefusal[];
+  /** Set when the job ended: its outcome (src/engine/outcome.ts words) and when. */
+  closed?: { outcome: string; at: string };
 }
 
 export interface ApprovalRequest {
+  runbook?: string;
+  /** What the job will do once approved ("zeroize hsm-c1 (serial 700301), delete its Azure resource …"). */
+  action?: string;
+  planDigest?: string;
   device: string;
   serial: string;
   required: number;
@@ -98,6 +119,8 @@ export class ApprovalRequestConflict extends ApprovalError {
 }
 
 const PREFIX = "lunafleet";
+/** Job ids awaiting approval, scored by deadline (ms). */
+export const WAITING_APPROVALS_KEY = `${PREFIX}:approvals:waiting`;
 const KEEP_AFTER_DEADLINE_SECONDS = 30 * 86_400;
 const MAX_REFUSALS = 100;
 
@@ -138,7 +161,7 @@ local function norm(p) return string.lower(p) end
 -- only for a principal on it. Returns the recorded refusal to send back, or nil when the principal may act.
 local function refuseUnlessOpenTo(key, doc, principal, now)
   if expireIfDue(doc, now) then save(key, doc) end
-  if doc.status ~= 'awaiting-approval' then return refuse(key, doc, principal, now, 'not-awaiting-approval') end
+  if doc.status ~= 'awaiting-approval' or doc.closedOutcome then return refuse(key, doc, principal, now, 'not-awaiting-approval') end
   if type(doc.principals) == 'table' then
     local allowed = false
     for _, p in ipairs(doc.principals) do if norm(p) == norm(principal) then allowed = true end end
@@ -148,7 +171,8 @@ local function refuseUnlessOpenTo(key, doc, principal, now)
 end
 `;
 
-// KEYS: approval. ARGV: jobId, device, serial, required, expiresMs, principals JSON ('null' = any).
+// KEYS: approval. ARGV: jobId, device, serial, required, expiresMs, principals JSON ('null' = any), runbook, action,
+// planDigest ('' = none).
 // Creates the request if absent; a standing request for the same device and serial is returned unchanged (a resumed
 // job asks again). Returns {'created'|'existing', doc} or {'conflict', doc}.
 const requestApprovalOnce: LuaScript = luaScript(
@@ -166,7 +190,8 @@ end
 local doc = {
   jobId = ARGV[1], device = ARGV[2], serial = ARGV[3], required = tonumber(ARGV[4]),
   principals = cjson.decode(ARGV[6]), status = 'awaiting-approval',
-  requestedAt = now, expiresAt = now + tonumber(ARGV[5]), approvals = {}, refusals = {}
+  requestedAt = now, expiresAt = now + tonumber(ARGV[5]), approvals = {}, refusals = {},
+  runbook = ARGV[7], action = ARGV[8], planDigest = ARGV[9]
 }
 save(KEYS[1], doc)
 return { 'created', cjson.encode(doc) }`,
@@ -231,6 +256,27 @@ if expireIfDue(doc, nowMs()) then save(KEYS[1], doc) end
 return { 'state', cjson.encode(doc) }`,
 );
 
+// KEYS: approval. ARGV: the job's outcome. The job has ended: a request still awaiting approval is withdrawn (nobody
+// can approve a job that will not act on it); whatever its status, the outcome is recorded once.
+// Returns {'missing'} | {'closed', doc}.
+const closeWhenJobEnds: LuaScript = luaScript(
+  "closeWhenJobEnds",
+  1,
+  `${LUA_PRELUDE}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return { 'missing' } end
+local doc = cjson.decode(raw)
+local now = nowMs()
+expireIfDue(doc, now)
+if not doc.closedOutcome then
+  doc.closedOutcome = ARGV[1]
+  doc.closedAt = now
+  if doc.status == 'awaiting-approval' then doc.status = 'withdrawn' end
+end
+save(KEYS[1], doc)
+return { 'closed', cjson.encode(doc) }`,
+);
+
 const PRINCIPAL_RE = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$/;
 
 function checkPrincipal(principal: string): void {
@@ -243,6 +289,47 @@ function checkPrincipal(principal: string): void {
 export interface ApprovalOptions {
   /** The job's evidence log: every approval event is appended there as an `approval` record. */
   evidence?: ApprovalEvidence;
+  /**
+   * Checks the approver's proof (a signature over approvalStatement()) before anything is counted; it throws to
+   * refuse. Wired by the API/CLI layer that knows the registered keys; absent = the principal's word (today's CLI).
+   */
+  verifier?: ApprovalVerifier;
+}
+
+/** Exactly what an approver approves: the job, what it will do, to which device, under which plan, until when. */
+export interface ApprovalStatement {
+  jobId: string;
+  runbook: string | null;
+  action: string | null;
+  device: string;
+  serial: string;
+  planDigest: string | null;
+  expiresAt: string;
+}
+
+/** What an approver hands in: who, the typed confirmation, and (for a verifier) the proof over the statement. */
+export interface ApprovalInput {
+  principal: string;
+  confirmation: string;
+  /** E.g. an SSH signature (ssh-keygen -Y sign) over the canonical statement; read only by a verifier. */
+  proof?: string;
+}
+
+export interface ApprovalVerifier {
+  /** Resolve when `input.proof` proves `input.principal` approved exactly `statement`; throw (ApprovalError) otherwise. */
+  verify(statement: ApprovalStatement, input: ApprovalInput): Promise<void>;
+}
+
+export function approvalStatement(state: ApprovalState): ApprovalStatement {
+  return {
+    jobId: state.jobId,
+    runbook: state.runbook,
+    action: state.action,
+    device: state.device,
+    serial: state.serial,
+    planDigest: state.planDigest,
+    expiresAt: state.expiresAt,
+  };
 }
 
 /**
@@ -265,9 +352,20 @@ export async function requestApproval(
     redis,
     requestApprovalOnce,
     [approvalKey(jobId)],
-    [jobId, req.device, req.serial, req.required, expiresMs, JSON.stringify(req.principals ?? null)],
+    [
+      jobId,
+      req.device,
+      req.serial,
+      req.required,
+      expiresMs,
+      JSON.stringify(req.principals ?? null),
+      req.runbook ?? "",
+      req.action ?? "",
+      req.planDigest ?? "",
+    ],
   )) as [string, string];
   const state = toState(reply[1]);
+  await indexWaiting(redis, state);
   if (reply[0] === "conflict")
     throw new ApprovalRequestConflict(
       `job ${jobId} already has an approval request for ${state.device} (serial ${state.serial}); ` +
@@ -276,6 +374,8 @@ export async function requestApproval(
   if (reply[0] === "created")
     await opts.evidence?.append("approval", {
       event: "requested",
+      action: state.action,
+      planDigest: state.planDigest,
       device: state.device,
       serial: state.serial,
       required: state.required,
@@ -292,10 +392,15 @@ export async function requestApproval(
 export async function approve(
   redis: RedisClient,
   jobId: string,
-  input: { principal: string; confirmation: string },
+  input: ApprovalInput,
   opts: ApprovalOptions = {},
 ): Promise<ApprovalState> {
   checkPrincipal(input.principal);
+  if (opts.verifier) {
+    const current = await approvalState(redis, jobId);
+    if (!current) throw noRequest(jobId);
+    await opts.verifier.verify(approvalStatement(current), input);
+  }
   const reply = (await runScript(
     redis,
     approveIfValid,
@@ -306,6 +411,7 @@ export async function approve(
   if (reply[0] === "refused") {
     const reason = reply[1] as ApprovalRefusalReason;
     const state = toState(reply[2]!);
+    await indexWaiting(redis, state);
     await opts.evidence?.append(
       "approval",
       { event: "refused", principal: input.principal, reason, status: state.status },
@@ -314,6 +420,7 @@ export async function approve(
     throw new ApprovalRefused(jobId, reason, state, refusalMessage(jobId, input.principal, reason, state));
   }
   const state = toState(reply[1]!);
+  await indexWaiting(redis, state);
   await opts.evidence?.append(
     "approval",
     {
@@ -349,6 +456,7 @@ export async function reject(
   if (reply[0] === "refused") {
     const why = reply[1] as ApprovalRefusalReason;
     const state = toState(reply[2]!);
+    await indexWaiting(redis, state);
     await opts.evidence?.append(
       "approval",
       { event: "refused", principal: input.principal, reason: why, status: state.status },
@@ -357,6 +465,7 @@ export async function reject(
     throw new ApprovalRefused(jobId, why, state, refusalMessage(jobId, input.principal, why, state));
   }
   const state = toState(reply[1]!);
+  await indexWaiting(redis, state);
   await opts.evidence?.append(
     "approval",
     { event: "rejected", principal: input.principal, reason, status: state.status },
@@ -372,13 +481,67 @@ export async function approvalState(redis: RedisClient, jobId: string): Promise<
   return toState(reply[1]!);
 }
 
-/** The narrow view the engine's context hands to runbooks (ctx.approvals). */
-export function approvalsPort(redis: RedisClient) {
+/**
+ * The job ended with `outcome`: record it on its approval request (if it made one) and withdraw a request still
+ * awaiting approval. Idempotent; the first outcome recorded stands.
+ */
+export async function closeApproval(
+  redis: RedisClient,
+  jobId: string,
+  outcome: string,
+  opts: ApprovalOptions = {},
+): Promise<ApprovalState | null> {
+  const reply = (await runScript(redis, closeWhenJobEnds, [approvalKey(jobId)], [outcome])) as string[];
+  if (reply[0] === "missing") return null;
+  const state = toState(reply[1]!);
+  await indexWaiting(redis, state);
+  if (state.status === "withdrawn" && state.closed?.outcome === outcome)
+    await opts.evidence?.append("approval", {
+      event: "withdrawn",
+      jobOutcome: outcome,
+      status: state.status,
+    });
+  return state;
+}
+
+/** Every request still awaiting approval, soonest deadline first (expired and closed ones are dropped from the index). */
+export async function listWaitingApprovals(redis: RedisClient): Promise<ApprovalState[]> {
+  const ids = await redis.zrange(WAITING_APPROVALS_KEY, "0", "-1");
+  const out: ApprovalState[] = [];
+  for (const id of ids) {
+    const state = await approvalState(redis, id);
+    if (state?.status === "awaiting-approval") out.push(state);
+    else await redis.zrem(WAITING_APPROVALS_KEY, id);
+  }
+  return out.sort((a, b) => a.expiresAt.localeCompare(b.expiresAt));
+}
+
+/**
+ * Keep the waiting index in step with a document just read or written. Separate from the document's own atomic
+ * script on purpose: the index is another key (another Cluster slot), and a stale entry is harmless because every
+ * listing re-reads the document.
+ */
+async function indexWaiting(redis: RedisClient, state: ApprovalState): Promise<void> {
+  if (state.status === "awaiting-approval")
+    await redis.zadd(WAITING_APPROVALS_KEY, String(Date.parse(state.expiresAt)), state.jobId);
+  else await redis.zrem(WAITING_APPROVALS_KEY, state.jobId);
+}
+
+/** The approvals store the worker hands the engine (its ApprovalsPort): ask (idempotent) and read, by job id. */
+export interface ApprovalsStore {
+  request(jobId: string, req: ApprovalRequest): Promise<ApprovalState>;
+  state(jobId: string): Promise<ApprovalState | null>;
+}
+
+export function approvalsStore(redis: RedisClient): ApprovalsStore {
   return {
-    request: (jobId: string, req: ApprovalRequest) => requestApproval(redis, jobId, req),
-    state: (jobId: string) => approvalState(redis, jobId),
+    request: (jobId, req) => requestApproval(redis, jobId, req),
+    state: (jobId) => approvalState(redis, jobId),
   };
 }
+
+/** @deprecated the old name of approvalsStore(). */
+export const approvalsPort = approvalsStore;
 
 function noRequest(jobId: string): NoApprovalRequest {
   return new NoApprovalRequest(
@@ -400,12 +563,19 @@ function refusalMessage(
     case "principal-not-allowed":
       return `job ${jobId}: ${principal} is not on the fleet's approvals allow-list; not counted (recorded)`;
     case "not-awaiting-approval":
-      return `job ${jobId} is ${state.status}, not awaiting approval; nothing changed (recorded)`;
+      return state.closed
+        ? `job ${jobId} is ${state.closed.outcome} (its approval request is ${state.status}); it no longer waits for approval, nothing changed (recorded)`
+        : `job ${jobId} is ${state.status}, not awaiting approval; nothing changed (recorded)`;
   }
 }
 
 interface RawDoc {
   jobId: string;
+  runbook?: string;
+  action?: string;
+  planDigest?: string;
+  closedOutcome?: string;
+  closedAt?: number;
   device: string;
   serial: string;
   required: number;
@@ -424,8 +594,12 @@ function toState(json: string): ApprovalState {
   const d = JSON.parse(json) as RawDoc;
   const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
   const iso = (ms: number) => new Date(ms).toISOString();
+  const text = (v: string | undefined) => (typeof v === "string" && v !== "" ? v : null);
   const state: ApprovalState = {
     jobId: d.jobId,
+    runbook: text(d.runbook),
+    action: text(d.action),
+    planDigest: text(d.planDigest),
     device: d.device,
     serial: d.serial,
     required: d.required,
@@ -445,6 +619,8 @@ function toState(json: string): ApprovalState {
     })),
   };
   if (d.approvedAt !== undefined) state.approvedAt = iso(d.approvedAt);
+  if (d.closedOutcome !== undefined)
+    state.closed = { outcome: d.closedOutcome, at: iso(d.closedAt ?? d.requestedAt) };
   if (d.rejection)
     state.rejection = {
       principal: d.rejection.principal,

@@ -337,6 +337,45 @@ export class DeviceLockSet {
     }
   }
 
+  /**
+   * Give back every lock except those of `keep` (a job that waits for approvals keeps only the devices it will
+   * change). Returns the resources given back; they are no longer part of this set until take() gets them again.
+   */
+  async releaseExcept(keep: readonly string[]): Promise<string[]> {
+    this.throwIfLost();
+    const give = this.#held.filter((h) => !keep.includes(h.resource));
+    for (const h of [...give].reverse()) {
+      await releaseLock(this.#redis, h.resource, this.owner, h.token);
+      this.#held.splice(this.#held.indexOf(h), 1);
+    }
+    return give.map((h) => h.resource);
+  }
+
+  /**
+   * Take more locks into this set (those releaseExcept gave back), all or nothing, waiting up to waitMs. False when
+   * one stays busy (nothing taken). Taking them while holding others is outside the fixed order, so it never waits
+   * for ever: all-or-nothing with a deadline cannot deadlock, it can only be retried.
+   */
+  async take(resources: readonly string[], waitMs: number): Promise<boolean> {
+    this.throwIfLost();
+    if (this.#released) throw new LockError(`job ${this.owner}: take after release`);
+    const wanted = resources.filter((r) => !this.#held.some((h) => h.resource === r));
+    if (wanted.length === 0) return true;
+    try {
+      const more = await acquireDeviceLocks(this.#redis, wanted, {
+        owner: this.owner,
+        ttlMs: this.#ttlMs,
+        waitMs,
+        autoRenew: false,
+      });
+      this.#held.push(...more.#held);
+      return true;
+    } catch (err) {
+      if (err instanceof LockUnavailableError) return false;
+      throw err;
+    }
+  }
+
   /** Stop renewing and release every lock still ours. Returns the resources actually released. Idempotent. */
   async release(): Promise<string[]> {
     if (this.#timer) clearInterval(this.#timer);

@@ -47,7 +47,13 @@ export async function startDaemonApi(
     tls,
     host,
     port: opts.port,
-    routes: [registerFleetRoutes, registerJobRoutes, registerApprovalRoutes, registerGuardRoutes, registerEvidenceRoutes],
+    routes: [
+      registerFleetRoutes,
+      registerJobRoutes,
+      registerApprovalRoutes,
+      registerGuardRoutes,
+      registerEvidenceRoutes,
+    ],
     log,
   });
   return { ...server, certFingerprint: tls.fingerprint256, certSource: tls.source };

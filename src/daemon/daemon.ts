@@ -4,8 +4,8 @@
 import { join } from "node:path";
 import type { Queue } from "bullmq";
 import { loadFleet } from "../config/load.ts";
-import { type EvidenceSigner, loadOrCreateSigner } from "../evidence/signing.ts";
 import type { Fleet } from "../config/schema.ts";
+import { type EvidenceSigner, loadOrCreateSigner } from "../evidence/signing.ts";
 import { createJobQueue, type JobData, publishFleet } from "../queue/jobs.ts";
 import { syncSchedules } from "../queue/schedules.ts";
 import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";

@@ -3,6 +3,7 @@
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
 import { RunbookDefinitionError } from "./errors.ts";
+import type { Verdict, VerdictView } from "./outcome.ts";
 import type { StepContext } from "./step-context.ts";
 
 /** Every device and client host a job will touch. The queue locks all of them before step 1. */
@@ -57,6 +58,11 @@ export interface Runbook<S extends z.ZodType = z.ZodType> {
   params: S;
   targets(params: z.output<S>, fleet: Fleet): JobTargets;
   steps: Step<z.output<S>>[];
+  /**
+   * What a job whose steps all finished amounts to (src/engine/outcome.ts): succeeded, succeeded-with-findings,
+   * nothing-to-do, or failed when its goal was not reached. Without it a finished job is `succeeded`.
+   */
+  verdict?(view: VerdictView<z.output<S>>): Verdict;
 }
 
 const NAME = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;

@@ -3,6 +3,7 @@
 // (recorded-shell.ts, recorded-io.ts, recorded-azure.ts), which put every command, reply and parse on the evidence
 // and fail closed on device errors and on replies that lack what the step relies on.
 import type { Fleet } from "../config/schema.ts";
+import { type ApprovalWaitOptions, type JobLocksPort, waitForApproval } from "./approval-wait.ts";
 import { CapabilityUnavailable, JobCancelled, MissingCheckpoint, TargetNotLocked } from "./errors.ts";
 import { type Json, toRedactedJson } from "./json.ts";
 import type {
@@ -66,6 +67,11 @@ export interface StepContext<P = unknown> {
   readonly approvals: {
     request(req: ApprovalRequest): Promise<ApprovalState>;
     state(): Promise<ApprovalState | null>;
+    /**
+     * Ask and wait in `awaiting-approval` until approved (resolves), rejected/expired/withdrawn (ApprovalNotGranted)
+     * or cancelled, holding only the locks of the devices it will change (src/engine/approval-wait.ts).
+     */
+    waitFor(req: ApprovalRequest, opts?: ApprovalWaitOptions): Promise<ApprovalState>;
   };
 }
 
@@ -89,6 +95,13 @@ export interface ContextDeps<P> {
   azure?: AzurePort;
   guard?: GuardPort;
   approvals?: ApprovalsPort;
+  /** The job's runbook name and admitted plan digest (engine/admit.ts), recorded with approval requests. */
+  runbook?: string;
+  planDigest?: string;
+  /** The job's locks (narrowed while it waits for approvals); absent = the wait keeps every lock. */
+  locks?: JobLocksPort;
+  /** How often a job waiting for approvals re-reads them (default 1 s). */
+  approvalPollMs?: number;
   state?: StateStore;
 }
 
@@ -162,9 +175,32 @@ export function createStepContext<P>(
     },
     get approvals() {
       const port = capability(deps.approvals, "approvals");
+      // The job's runbook and plan digest go with every request: they are part of what an approver approves.
+      const request = (req: ApprovalRequest) =>
+        port.request(deps.jobId, {
+          ...(deps.runbook ? { runbook: deps.runbook } : {}),
+          ...(deps.planDigest ? { planDigest: deps.planDigest } : {}),
+          ...req,
+        });
+      const state = () => port.state(deps.jobId);
       return {
-        request: (req: ApprovalRequest) => port.request(deps.jobId, req),
-        state: () => port.state(deps.jobId),
+        request,
+        state,
+        waitFor: (req: ApprovalRequest, opts?: ApprovalWaitOptions) =>
+          waitForApproval(
+            {
+              jobId: deps.jobId,
+              request,
+              state,
+              note: (data) => record("note", { data }),
+              log: deps.log,
+              signal: deps.signal,
+              ...(deps.locks ? { locks: deps.locks } : {}),
+              pollMs: deps.approvalPollMs ?? 1_000,
+            },
+            req,
+            opts,
+          ),
       };
     },
     get guard(): GuardPort {

@@ -8,7 +8,12 @@ import { type RedisClient, scanKeys } from "../redis/client.ts";
 import { evidenceKeys, verifyJobEvidence } from "./log.ts";
 import type { EvidenceRecord } from "./record.ts";
 import { checkEvidenceSignatures } from "./signing.ts";
-import { type EvidenceVerification, parseEvidenceJsonl, verifyEvidence, verifyEvidenceFile } from "./verify.ts";
+import {
+  type EvidenceVerification,
+  parseEvidenceJsonl,
+  verifyEvidence,
+  verifyEvidenceFile,
+} from "./verify.ts";
 
 export type SignedVerification =
   | { ok: true; count: number; headHash: string; signatures: number; signedBy: string[] }
@@ -26,7 +31,13 @@ export async function verifySignedEvidenceFile(
   const records = (parsed.ok ? parsed.records : []) as EvidenceRecord[];
   const sig = checkEvidenceSignatures(records, keys);
   if (!sig.ok) return sig;
-  return { ok: true, count: chain.count, headHash: chain.headHash, signatures: sig.signatures, signedBy: sig.signedBy };
+  return {
+    ok: true,
+    count: chain.count,
+    headHash: chain.headHash,
+    signatures: sig.signatures,
+    signedBy: sig.signedBy,
+  };
 }
 
 export function evidenceDir(dataDir: string): string {
@@ -86,10 +97,18 @@ export async function verifySignedJobEvidence(
 ): Promise<SignedVerification & { where?: "redis" | "file" | "both" }> {
   const chain = await verifyJobEvidence(redis, dataDir, jobId);
   if (!chain.ok) return chain;
-  const records = (await redis.lrange(evidenceKeys(jobId).records, 0, -1)).map((l) => JSON.parse(l) as EvidenceRecord);
+  const records = (await redis.lrange(evidenceKeys(jobId).records, 0, -1)).map(
+    (l) => JSON.parse(l) as EvidenceRecord,
+  );
   const sig = checkEvidenceSignatures(records, keys, opts);
   if (!sig.ok) return { ...sig, where: "both" };
-  return { ok: true, count: chain.count, headHash: chain.headHash, signatures: sig.signatures, signedBy: sig.signedBy };
+  return {
+    ok: true,
+    count: chain.count,
+    headHash: chain.headHash,
+    signatures: sig.signatures,
+    signedBy: sig.signedBy,
+  };
 }
 
 export interface VerifyAllResult {

@@ -51,7 +51,8 @@ export class EvidenceSigner {
   readonly publicKeyPem: string;
 
   constructor(private readonly privateKey: KeyObject) {
-    if (privateKey.asymmetricKeyType !== "ed25519") throw new Error("the evidence signing key must be ed25519");
+    if (privateKey.asymmetricKeyType !== "ed25519")
+      throw new Error("the evidence signing key must be ed25519");
     const pub = createPublicKey(privateKey);
     this.keyId = keyIdOf(pub);
     this.publicKeyPem = pub.export({ type: "spki", format: "pem" }).toString();
@@ -75,7 +76,10 @@ export class EvidenceSigner {
 }
 
 export function signingKeyPaths(dataDir: string): { key: string; pub: string } {
-  return { key: join(dataDir, "evidence-signing-key.pem"), pub: join(dataDir, "evidence-signing-key.pub.pem") };
+  return {
+    key: join(dataDir, "evidence-signing-key.pem"),
+    pub: join(dataDir, "evidence-signing-key.pub.pem"),
+  };
 }
 
 /** The daemon's signer: the given key file, else the data dir's (created 0600 on first use). */
@@ -108,7 +112,12 @@ export function trustedKeys(pems: Iterable<string>): Map<string, KeyObject> {
 
 export type SignatureCheck =
   | { ok: true; signatures: number; signedBy: string[] }
-  | { ok: false; index: number; problem: "unsigned head" | "bad signature" | "unknown key" | "empty"; detail: string };
+  | {
+      ok: false;
+      index: number;
+      problem: "unsigned head" | "bad signature" | "unknown key" | "empty";
+      detail: string;
+    };
 
 /**
  * Check a copy's signatures (its hash chain must already verify): every `signature` record verifies with a trusted
@@ -141,7 +150,12 @@ export function checkEvidenceSignatures(
     const prev = records[i - 1];
     if (!prev || d.head.seq !== prev.seq || d.head.hash !== prev.hash || r.prevHash !== d.head.hash)
       return fail("bad signature", "it does not sign the record it follows");
-    const good = verify(null, Buffer.from(headMessage(r.jobId, d.head)), key, Buffer.from(d.signature, "base64"));
+    const good = verify(
+      null,
+      Buffer.from(headMessage(r.jobId, d.head)),
+      key,
+      Buffer.from(d.signature, "base64"),
+    );
     if (!good) return fail("bad signature", `the signature does not verify with key ${d.keyId}`);
     signatures += 1;
     signedBy.add(d.keyId);
@@ -158,7 +172,10 @@ export function checkEvidenceSignatures(
 }
 
 /** The public keys a verifier on this host trusts: the data dir's published one and Redis's set, if reachable. */
-export async function localTrustedKeys(dataDir: string, redis?: RedisClient): Promise<Map<string, KeyObject>> {
+export async function localTrustedKeys(
+  dataDir: string,
+  redis?: RedisClient,
+): Promise<Map<string, KeyObject>> {
   const pems: string[] = [];
   const pub = signingKeyPaths(dataDir).pub;
   if (existsSync(pub)) pems.push(readFileSync(pub, "utf8"));

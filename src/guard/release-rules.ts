@@ -35,7 +35,13 @@ export interface GuardReleaseRequest {
   deadline: string;
   status: "awaiting-approval" | "released" | "refused";
   statement: string;
-  approval?: { principal: string; keyFingerprint: string; signature: string; submittedBy: string; at: string };
+  approval?: {
+    principal: string;
+    keyFingerprint: string;
+    signature: string;
+    submittedBy: string;
+    at: string;
+  };
 }
 
 export type ReleaseDecision =
@@ -83,7 +89,9 @@ export async function requestGuardRelease(
     ...(req.partition ? { partition: req.partition } : {}),
   });
   if (!entry.quarantined && entry.failures === 0)
-    throw new ReleaseRefused(`${req.device} ${req.role}${req.partition ? `@${req.partition}` : ""} is not quarantined`);
+    throw new ReleaseRefused(
+      `${req.device} ${req.role}${req.partition ? `@${req.partition}` : ""} is not quarantined`,
+    );
   const now = Date.now();
   const id = `guard-release-${now.toString(36)}-${randomBytes(3).toString("hex")}`;
   const statement: GuardReleaseStatement = {
@@ -119,7 +127,10 @@ export async function requestGuardRelease(
   return { kind: "awaiting-approval", request };
 }
 
-export async function getGuardReleaseRequest(redis: RedisClient, id: string): Promise<GuardReleaseRequest | null> {
+export async function getGuardReleaseRequest(
+  redis: RedisClient,
+  id: string,
+): Promise<GuardReleaseRequest | null> {
   const raw = await redis.get(key(id));
   return raw ? (JSON.parse(raw) as GuardReleaseRequest) : null;
 }
@@ -148,7 +159,8 @@ export async function approveGuardRelease(
     await sealEvidence(log, signer);
     throw new ReleaseRefused(`guard release ${id}: ${reason}`);
   };
-  if (request.status !== "awaiting-approval") return refuse(`it is ${request.status}, not awaiting approval`, "not-awaiting-approval");
+  if (request.status !== "awaiting-approval")
+    return refuse(`it is ${request.status}, not awaiting approval`, "not-awaiting-approval");
   const verdict = checkApproval(approval, new ApproverKeys(fleet.identity), {
     statement: request.statement,
     requester: request.requester,

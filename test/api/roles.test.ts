@@ -16,7 +16,10 @@ let jobToCancel = "";
 
 beforeAll(async () => {
   h = await startApiHarness({
-    clients: ROLE_NAMES.map((r) => ({ id: `user-${r}`, ...(r === "none" ? {} : { roles: [`LunaFleet.${r}`] }) })),
+    clients: ROLE_NAMES.map((r) => ({
+      id: `user-${r}`,
+      ...(r === "none" ? {} : { roles: [`LunaFleet.${r}`] }),
+    })),
     identity: () => ({
       roles: Object.fromEntries(
         ROLE_NAMES.filter((r) => r !== "none").map((r) => [r, { appRoles: [`LunaFleet.${r}`] }]),
@@ -45,13 +48,34 @@ const OPERATIONS: Record<string, Call> = {
   plan: ["POST", () => "/v1/plan", () => ({ runbook: "patch-verify", target: "hsm-a1" })],
   "jobs.submit": ["POST", () => "/v1/jobs", () => ({ runbook: "patch-verify", target: "hsm-a2" })],
   "jobs.cancel": ["POST", () => `/v1/jobs/${jobToCancel}/cancel`],
-  "ha.release-breaker": ["POST", () => "/v1/ha/breakers/release", () => ({ group: "ha-tokens", member: "hsm-b2/par-tok" })],
-  "approvals.decide": ["POST", () => "/v1/approvals/deprovision-none-1/reject", () => ({ reason: "not today, wrong device" })],
-  "guard.release": ["POST", () => "/v1/guard/release", () => ({ device: "hsm-a1", role: "auditor", reason: "auditor password rotated in vault" })],
+  "ha.release-breaker": [
+    "POST",
+    () => "/v1/ha/breakers/release",
+    () => ({ group: "ha-tokens", member: "hsm-b2/par-tok" }),
+  ],
+  "approvals.decide": [
+    "POST",
+    () => "/v1/approvals/deprovision-none-1/reject",
+    () => ({ reason: "not today, wrong device" }),
+  ],
+  "guard.release": [
+    "POST",
+    () => "/v1/guard/release",
+    () => ({ device: "hsm-a1", role: "auditor", reason: "auditor password rotated in vault" }),
+  ],
   "tokens.manage": ["GET", () => "/v1/tokens"],
 };
 
-const READS = ["fleet.read", "report.read", "jobs.read", "approvals.read", "guard.read", "ha.read", "schedules.read", "evidence.read"];
+const READS = [
+  "fleet.read",
+  "report.read",
+  "jobs.read",
+  "approvals.read",
+  "guard.read",
+  "ha.read",
+  "schedules.read",
+  "evidence.read",
+];
 const ALLOWED: Record<RoleName, string[]> = {
   viewer: READS,
   operator: [...READS, "plan", "jobs.submit", "jobs.cancel", "ha.release-breaker"],
@@ -80,15 +104,26 @@ describe("role x operation", () => {
 describe("authentication", () => {
   it("refuses a request without a token (401) and serves the OpenAPI document to anyone", async () => {
     await expect(h.client().call("GET", "/v1/jobs")).rejects.toMatchObject({ status: 401 });
-    const doc = await h.client().call<{ openapi: string; paths: Record<string, unknown> }>("GET", "/openapi.json");
+    const doc = await h
+      .client()
+      .call<{ openapi: string; paths: Record<string, unknown> }>("GET", "/openapi.json");
     expect(doc.openapi).toMatch(/^3\./);
-    for (const p of ["/v1/jobs", "/v1/jobs/{id}/cancel", "/v1/approvals/{id}/approve", "/v1/guard/release", "/v1/evidence/export"])
+    for (const p of [
+      "/v1/jobs",
+      "/v1/jobs/{id}/cancel",
+      "/v1/approvals/{id}/approve",
+      "/v1/guard/release",
+      "/v1/evidence/export",
+    ])
       expect(Object.keys(doc.paths)).toContain(p);
   });
 
   it("names the principal who cancelled in the job's evidence", async () => {
     const op = h.client(tokens.get("operator"));
-    const { jobId } = await op.call<{ jobId: string }>("POST", "/v1/jobs", { runbook: "tcp-check", target: "hsm-a3" });
+    const { jobId } = await op.call<{ jobId: string }>("POST", "/v1/jobs", {
+      runbook: "tcp-check",
+      target: "hsm-a3",
+    });
     const res = await op.call<{ by: string }>("POST", `/v1/jobs/${jobId}/cancel`);
     expect(res.by).toBe("oidc:user-operator@example.test");
     const job = await op.call<{ data: { actor: string } }>("GET", `/v1/jobs/${jobId}`).catch(() => undefined);

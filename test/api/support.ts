@@ -2,9 +2,9 @@
 // identity section pointing at a real OIDC provider on loopback, its own data dir and embedded Redis.
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createApiClient, type ApiClient } from "../../src/cli/api-client.ts";
-import { loadFleet } from "../../src/config/load.ts";
+import { type ApiClient, createApiClient } from "../../src/cli/api-client.ts";
 import { identitySchema } from "../../src/config/identity-schema.ts";
+import { loadFleet } from "../../src/config/load.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { type Daemon, startDaemon } from "../../src/daemon/daemon.ts";
 import { startOidcProvider, type TestClient, type TestOidcProvider } from "../helpers/oidc-provider.ts";
@@ -33,9 +33,20 @@ export async function startApiHarness(opts: {
   const base = opts.fleet ?? loadFleet(DEMO_FLEET);
   const identity = identitySchema.parse({
     ...(opts.identity?.(idp) ?? {}),
-    oidc: { issuer: idp.issuer, audience: idp.audience, principalClaim: "preferred_username", caFile: idp.caFile },
+    oidc: {
+      issuer: idp.issuer,
+      audience: idp.audience,
+      principalClaim: "preferred_username",
+      caFile: idp.caFile,
+    },
   });
-  const fleet: Fleet = { ...base, identity: { ...identity, principals: identity.principals.length ? identity.principals : base.identity.principals } };
+  const fleet: Fleet = {
+    ...base,
+    identity: {
+      ...identity,
+      principals: identity.principals.length ? identity.principals : base.identity.principals,
+    },
+  };
   const daemon = await startDaemon({
     fleet,
     dataDir,

@@ -2,12 +2,23 @@
 // found through the data dir, the decision recorded in the job's evidence.
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { approvalState, requestApproval } from "../../src/coord/approvals.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
+import { createJobQueue } from "../../src/queue/jobs.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
+// The jobs exist in the queue (no worker takes them: they stay queued), as a job that asked for approval does.
+const queue = createJobQueue(redis.client());
+afterAll(() => queue.close());
+async function queued(jobId: string): Promise<void> {
+  await queue.add(
+    "deprovision",
+    { runbook: "deprovision", params: {}, actor: "operator:t", requestedAt: "", fleetDigest: "" },
+    { jobId },
+  );
+}
 const bin = fileURLToPath(new URL("../../bin/lunafleet.js", import.meta.url));
 
 function lunafleet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -27,6 +38,7 @@ function lunafleet(args: string[]): Promise<{ code: number; stdout: string; stde
 describe("lunafleet approve / reject", () => {
   it("counts distinct principals with the right serial, refuses the rest (exit 1), and records it all", async () => {
     const jobId = `cli-appr-${process.pid}`;
+    await queued(jobId);
     await requestApproval(redis.client(), jobId, {
       device: "hsm-b3",
       serial: "700203",
@@ -69,6 +81,7 @@ describe("lunafleet approve / reject", () => {
 
   it("reject stops the request; unknown jobs exit 2 and write nothing", async () => {
     const jobId = `cli-rej-${process.pid}`;
+    await queued(jobId);
     await requestApproval(redis.client(), jobId, {
       device: "hsm-a1",
       serial: "700101",
@@ -81,9 +94,48 @@ describe("lunafleet approve / reject", () => {
     expect((await approvalState(redis.client(), jobId))?.status).toBe("rejected");
 
     const none = await lunafleet(["approve", "no-such-job", "--as", "alice", "--confirm", "700101"]);
+    expect(none.stderr).not.toMatch(/approved/);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/no approval request/);
     const log = await EvidenceLog.open(redis.client(), redis.dataDir, "no-such-job");
     expect(await log.records()).toEqual([]);
+  });
+
+  it("lists what waits (device, serial, what the job will do, deadline); a job that no longer waits is refused with its state", async () => {
+    const waiting = `cli-wait-${process.pid}`;
+    const gone = `cli-gone-${process.pid}`;
+    await queued(waiting);
+    await requestApproval(redis.client(), waiting, {
+      runbook: "deprovision",
+      action: "zeroize hsm-c1 (serial 700301) and delete its Azure Dedicated HSM hsm-c1",
+      device: "hsm-c1",
+      serial: "700301",
+      required: 2,
+      expiresMinutes: 60,
+    });
+    // `gone` asked, then left the queue without closing its request (a worker killed for good, a removed job).
+    await requestApproval(redis.client(), gone, {
+      device: "hsm-a1",
+      serial: "700101",
+      required: 2,
+      expiresMinutes: 60,
+    });
+
+    const list = await lunafleet(["approvals"]);
+    expect(list.code).toBe(0);
+    const row = list.stdout.split("\n").find((l) => l.startsWith(waiting))!;
+    expect(row).toMatch(
+      /deprovision +hsm-c1 +700301 +0\/2 +\d{4}-\d\d-\d\dT[\d:.]+Z +zeroize hsm-c1 \(serial 700301\)/,
+    );
+    const json = JSON.parse((await lunafleet(["approvals", "--json"])).stdout) as { jobId: string }[];
+    expect(json.map((j) => j.jobId)).toContain(waiting);
+
+    const late = await lunafleet(["approve", gone, "--as", "alice", "--confirm", "700101"]);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(new RegExp(`job ${gone} is unknown .*no longer waits for approval`));
+    expect(late.stdout).not.toMatch(/approved/);
+    expect((await approvalState(redis.client(), gone))?.status).toBe("withdrawn");
+    // And it is no longer listed as waiting.
+    expect((await lunafleet(["approvals"])).stdout).not.toContain(gone);
   });
 });

@@ -6,25 +6,31 @@ import { exportEvidence, verifyAllEvidence, verifySignedJobEvidence } from "../.
 import { isValidJobId } from "../../evidence/record.ts";
 import { SIGNING_KEYS_KEY, trustedKeys } from "../../evidence/signing.ts";
 import { resultKey } from "../../queue/jobs.ts";
-import { ApiError, type ApiApp, type ApiRouteContext } from "../server.ts";
+import { type ApiApp, ApiError, type ApiRouteContext } from "../server.ts";
 
 export function registerEvidenceRoutes(app: ApiApp, { services }: ApiRouteContext): void {
   const keys = async () => trustedKeys(Object.values(await services.redis.hgetall(SIGNING_KEYS_KEY)));
 
-  app.get("/v1/evidence/keys", { config: { operation: "evidence.read" }, schema: { tags: ["evidence"] } }, async () =>
-    services.redis.hgetall(SIGNING_KEYS_KEY),
+  app.get(
+    "/v1/evidence/keys",
+    { config: { operation: "evidence.read" }, schema: { tags: ["evidence"] } },
+    async () => services.redis.hgetall(SIGNING_KEYS_KEY),
   );
 
   app.get(
     "/v1/evidence/:id/verify",
     {
       config: { operation: "evidence.read" },
-      schema: { params: z.object({ id: z.string().refine(isValidJobId, "not a log id") }), tags: ["evidence"] },
+      schema: {
+        params: z.object({ id: z.string().refine(isValidJobId, "not a log id") }),
+        tags: ["evidence"],
+      },
     },
     async (req) => {
       const id = req.params.id;
       // A job still running (no result yet) may not be sealed yet; anything else must be.
-      const running = (await services.queue.getJob(id)) !== undefined && !(await services.redis.get(resultKey(id)));
+      const running =
+        (await services.queue.getJob(id)) !== undefined && !(await services.redis.get(resultKey(id)));
       const result = await verifySignedJobEvidence(services.redis, services.dataDir, id, await keys(), {
         requireSealed: !running,
       });
@@ -33,10 +39,17 @@ export function registerEvidenceRoutes(app: ApiApp, { services }: ApiRouteContex
     },
   );
 
-  app.get("/v1/evidence/verify-all", { config: { operation: "evidence.read" }, schema: { tags: ["evidence"] } }, async () => {
-    const results = await verifyAllEvidence(services.dataDir, await keys(), services.redis);
-    return { ok: results.every((r) => r.result.ok), logs: results.map((r) => ({ log: r.log, ...r.result })) };
-  });
+  app.get(
+    "/v1/evidence/verify-all",
+    { config: { operation: "evidence.read" }, schema: { tags: ["evidence"] } },
+    async () => {
+      const results = await verifyAllEvidence(services.dataDir, await keys(), services.redis);
+      return {
+        ok: results.every((r) => r.result.ok),
+        logs: results.map((r) => ({ log: r.log, ...r.result })),
+      };
+    },
+  );
 
   app.get(
     "/v1/evidence/export",

@@ -11,13 +11,17 @@ import { createToken, listTokens, parseExpiry, revokeToken, TokenError } from ".
 import { publicFleet } from "../../queue/jobs.ts";
 import { findWindow, listSchedules, windowState } from "../../queue/schedules.ts";
 import { listBreakers } from "../queries.ts";
-import { ApiError, type ApiApp, type ApiRouteContext, principalOf } from "../server.ts";
+import { type ApiApp, ApiError, type ApiRouteContext, principalOf } from "../server.ts";
 
 export function registerFleetRoutes(app: ApiApp, { services }: ApiRouteContext): void {
-  app.get("/v1/whoami", { config: { operation: "fleet.read" }, schema: { tags: ["identity"] } }, async (req) => {
-    const p = principalOf(req);
-    return { ...p, operations: operationsOf(p.roles) };
-  });
+  app.get(
+    "/v1/whoami",
+    { config: { operation: "fleet.read" }, schema: { tags: ["identity"] } },
+    async (req) => {
+      const p = principalOf(req);
+      return { ...p, operations: operationsOf(p.roles) };
+    },
+  );
 
   app.get("/v1/fleet", { config: { operation: "fleet.read" }, schema: { tags: ["fleet"] } }, async () =>
     publicFleet(services.fleet),
@@ -54,27 +58,40 @@ export function registerFleetRoutes(app: ApiApp, { services }: ApiRouteContext):
       const by = principalOf(req).name;
       const { group, member, reason } = req.body;
       const cleared = await releaseBreaker(new RedisStateStore(services.redis), group, member);
-      if (cleared === 0) throw new ApiError(409, `nothing to release: no failed recoveries recorded for ${member} in ${group}`);
+      if (cleared === 0)
+        throw new ApiError(
+          409,
+          `nothing to release: no failed recoveries recorded for ${member} in ${group}`,
+        );
       const evidenceJobId = `ha-breaker:${group}:${member.replace("/", "_")}:${Date.now()}`;
       const log = await EvidenceLog.open(services.redis, services.dataDir, evidenceJobId);
-      await log.append("note", { event: "ha-breaker-released", group, member, failures: cleared, reason }, by);
+      await log.append(
+        "note",
+        { event: "ha-breaker-released", group, member, failures: cleared, reason },
+        by,
+      );
       return { group, member, cleared, evidenceJobId, by };
     },
   );
 
-  app.get("/v1/schedules", { config: { operation: "schedules.read" }, schema: { tags: ["schedules"] } }, async () =>
-    (await listSchedules(services.queue)).map((s) => {
-      const window = s.window ? findWindow(services.fleet, s.window) : undefined;
-      return {
-        ...s,
-        ...(s.next ? { next: s.next.toISOString() } : {}),
-        ...(window ? { durationMinutes: window.durationMinutes, open: windowState(window).open } : {}),
-      };
-    }),
+  app.get(
+    "/v1/schedules",
+    { config: { operation: "schedules.read" }, schema: { tags: ["schedules"] } },
+    async () =>
+      (await listSchedules(services.queue)).map((s) => {
+        const window = s.window ? findWindow(services.fleet, s.window) : undefined;
+        return {
+          ...s,
+          ...(s.next ? { next: s.next.toISOString() } : {}),
+          ...(window ? { durationMinutes: window.durationMinutes, open: windowState(window).open } : {}),
+        };
+      }),
   );
 
-  app.get("/v1/tokens", { config: { operation: "tokens.manage" }, schema: { tags: ["identity"] } }, async () =>
-    listTokens(services.redis),
+  app.get(
+    "/v1/tokens",
+    { config: { operation: "tokens.manage" }, schema: { tags: ["identity"] } },
+    async () => listTokens(services.redis),
   );
 
   app.post(
@@ -105,7 +122,10 @@ export function registerFleetRoutes(app: ApiApp, { services }: ApiRouteContext):
 
   app.delete(
     "/v1/tokens/:name",
-    { config: { operation: "tokens.manage" }, schema: { params: z.object({ name: z.string().min(1) }), tags: ["identity"] } },
+    {
+      config: { operation: "tokens.manage" },
+      schema: { params: z.object({ name: z.string().min(1) }), tags: ["identity"] },
+    },
     async (req) => {
       const revoked = await revokeToken(services.redis, req.params.name, principalOf(req).name);
       if (revoked === 0) throw new ApiError(404, `no active token '${req.params.name}'`);

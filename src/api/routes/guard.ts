@@ -3,9 +3,13 @@
 // are released at once. Each step is recorded as evidence naming the authenticated principal.
 import { z } from "zod";
 import { ReleaseRefused } from "../../guard/release.ts";
-import { approveGuardRelease, getGuardReleaseRequest, requestGuardRelease } from "../../guard/release-rules.ts";
+import {
+  approveGuardRelease,
+  getGuardReleaseRequest,
+  requestGuardRelease,
+} from "../../guard/release-rules.ts";
 import { GUARD_ROLES } from "../../guard/roles.ts";
-import { ApiError, type ApiApp, type ApiRouteContext, principalOf } from "../server.ts";
+import { type ApiApp, ApiError, type ApiRouteContext, principalOf } from "../server.ts";
 
 export const signedApprovalBody = z
   .object({
@@ -19,7 +23,9 @@ export const signedApprovalBody = z
   })
   .strict();
 
-const requestId = z.object({ id: z.string().regex(/^guard-release-[a-z0-9]+-[0-9a-f]{6}$/, "a release request id") });
+const requestId = z.object({
+  id: z.string().regex(/^guard-release-[a-z0-9]+-[0-9a-f]{6}$/, "a release request id"),
+});
 
 export function registerGuardRoutes(app: ApiApp, { services }: ApiRouteContext): void {
   app.post(
@@ -44,7 +50,11 @@ export function registerGuardRoutes(app: ApiApp, { services }: ApiRouteContext):
           services.redis,
           services.dataDir,
           services.fleet,
-          { ...req.body, role: req.body.role as (typeof GUARD_ROLES)[number], principal: principalOf(req).name },
+          {
+            ...req.body,
+            role: req.body.role as (typeof GUARD_ROLES)[number],
+            principal: principalOf(req).name,
+          },
           services.evidenceSigner,
         );
         return reply.code(decision.kind === "released" ? 200 : 202).send(decision);
@@ -67,7 +77,10 @@ export function registerGuardRoutes(app: ApiApp, { services }: ApiRouteContext):
 
   app.post(
     "/v1/guard/releases/:id/approve",
-    { config: { operation: "approvals.decide" }, schema: { params: requestId, body: signedApprovalBody, tags: ["guard"] } },
+    {
+      config: { operation: "approvals.decide" },
+      schema: { params: requestId, body: signedApprovalBody, tags: ["guard"] },
+    },
     async (req) => {
       try {
         const result = await approveGuardRelease(

@@ -3,13 +3,13 @@
 // connecting), and a live event stream of the job's evidence records (server-sent events) until it finishes.
 import { z } from "zod";
 import { getRunbook } from "../../../runbooks/index.ts";
-import { planDigest, planJob } from "../../engine/plan.ts";
-import { EvidenceLog } from "../../evidence/log.ts";
-import { evidenceKeys } from "../../evidence/log.ts";
+import { admitJob } from "../../engine/admit.ts";
+import { describeAdmitted } from "../../engine/plan.ts";
+import { EvidenceLog, evidenceKeys } from "../../evidence/log.ts";
 import { isValidJobId } from "../../evidence/record.ts";
 import { cancelJob, JobSubmitError, resultKey, submitJob } from "../../queue/jobs.ts";
 import { JOB_STATES, jobDetail, listJobs } from "../queries.ts";
-import { ApiError, type ApiApp, type ApiRouteContext, principalOf } from "../server.ts";
+import { type ApiApp, ApiError, type ApiRouteContext, principalOf } from "../server.ts";
 
 export const jobRequestSchema = z
   .object({
@@ -28,8 +28,8 @@ export function registerJobRoutes(app: ApiApp, { services }: ApiRouteContext): v
     async (req) => {
       try {
         const params = { ...req.body.params, ...(req.body.target ? { target: req.body.target } : {}) };
-        const plan = planJob(getRunbook(req.body.runbook), params, services.fleet);
-        return { plan, digest: planDigest(plan) };
+        const admitted = admitJob(getRunbook(req.body.runbook), params, services.fleet);
+        return { plan: describeAdmitted(admitted), planDigest: admitted.planDigest };
       } catch (err) {
         throw new ApiError(400, (err as Error).message);
       }
@@ -48,7 +48,7 @@ export function registerJobRoutes(app: ApiApp, { services }: ApiRouteContext): v
           params: req.body.params,
           actor: principalOf(req).name,
         });
-        return reply.code(201).send({ ...submitted, digest: planDigest(submitted.plan) });
+        return reply.code(201).send(submitted);
       } catch (err) {
         if (err instanceof JobSubmitError) throw new ApiError(400, err.message, { refusal: err.reason });
         throw err;
