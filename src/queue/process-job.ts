@@ -16,6 +16,7 @@ import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
 import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
+import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.ts";
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
@@ -201,6 +202,9 @@ async function scope(
         a.data.actor,
       );
     const checkpoints = await progressCheckpoints(deps, a);
+    const facts: JobFacts | undefined = a.plan
+      ? { jobId: a.jobId, runbook: a.runbook.name, planDigest: a.plan.planDigest, requester: a.data.actor }
+      : undefined;
     const result = await runJob({
       runbook: a.runbook,
       params: a.data.params,
@@ -225,6 +229,7 @@ async function scope(
               evidence,
               actor: a.data.actor,
               redis,
+              ...(facts ? { approvalFacts: facts } : {}),
             }),
           }
         : {}),
@@ -232,7 +237,8 @@ async function scope(
       actor: a.data.actor,
       log: a.log,
       ...(deps.azure ? { azure: deps.azure } : {}),
-      approvals: deps.approvals,
+      // Requests carry the requester; a granted one is re-verified (signatures, registry, plan) when read.
+      approvals: facts ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence) : deps.approvals,
       approvalPollMs: deps.approvalPollMs,
       state: deps.state,
     });
