@@ -4,6 +4,7 @@
 // means 403 naming the principal and operation. The expected table is written out here, not derived from the code.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiCallError } from "../../src/cli/api-client.ts";
+import { evidenceKeys } from "../../src/evidence/log.ts";
 import type { ApiHarness } from "./support.ts";
 import { startApiHarness } from "./support.ts";
 
@@ -126,7 +127,9 @@ describe("authentication", () => {
     });
     const res = await op.call<{ by: string }>("POST", `/v1/jobs/${jobId}/cancel`);
     expect(res.by).toBe("oidc:user-operator@example.test");
-    const job = await op.call<{ data: { actor: string } }>("GET", `/v1/jobs/${jobId}`).catch(() => undefined);
-    if (job) expect(job.data.actor).toBe("oidc:user-operator@example.test");
+    const records = (await h.daemon.redis.lrange(evidenceKeys(jobId).records, 0, -1)).map(
+      (l) => JSON.parse(l) as { actor?: string; data: { event?: string } },
+    );
+    expect(records.find((r) => r.data.event === "cancel-requested")?.actor).toBe("oidc:user-operator@example.test");
   });
 });
