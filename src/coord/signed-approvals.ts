@@ -104,11 +104,15 @@ export type GrantCheck =
 export function checkGrantedApprovals(
   state: ApprovalState,
   facts: JobFacts,
-  fleet: Pick<Fleet, "identity" | "approvals" | "devices">,
+  fleet: Pick<Fleet, "identity" | "approvals" | "devices" | "managedHsms">,
   required: number,
   now = Date.now(),
 ): GrantCheck {
-  const device = fleet.devices.find((d) => d.name === state.device);
+  // What the statement names, from this worker's fleet file: an appliance and its serial, or a Managed HSM pool
+  // (approved by its name: mhsm-retire types the pool's name as its confirmation).
+  const appliance = fleet.devices.find((d) => d.name === state.device);
+  const pool = fleet.managedHsms?.find((m) => m.name === state.device);
+  const device = appliance ?? (pool ? { name: pool.name, serial: pool.name } : undefined);
   if (!device)
     return { ok: false, reason: `device ${state.device} is not in this worker's fleet file`, refused: [] };
   const expected = signableStatement({
@@ -153,7 +157,7 @@ export function signedApprovalsStore(
     state(jobId: string): Promise<ApprovalState | null>;
   },
   facts: JobFacts,
-  fleet: Pick<Fleet, "identity" | "approvals" | "devices">,
+  fleet: Pick<Fleet, "identity" | "approvals" | "devices" | "managedHsms">,
   evidence: ApprovalEvidence,
 ) {
   return {

@@ -42,7 +42,7 @@ export interface StartDaemonOptions {
   worker?: Partial<
     Pick<
       StartWorkerOptions,
-      "lockTtlMs" | "lockWaitMs" | "jobLockMs" | "stalledIntervalMs" | "cancelPollMs" | "azure"
+      "lockTtlMs" | "lockWaitMs" | "jobLockMs" | "stalledIntervalMs" | "cancelPollMs" | "azure" | "keyVault"
     >
   >;
   workerId?: string;

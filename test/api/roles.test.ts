@@ -130,6 +130,8 @@ describe("authentication", () => {
     const records = (await h.daemon.redis.lrange(evidenceKeys(jobId).records, 0, -1)).map(
       (l) => JSON.parse(l) as { actor?: string; data: { event?: string } },
     );
-    expect(records.find((r) => r.data.event === "cancel-requested")?.actor).toBe("oidc:user-operator@example.test");
+    expect(records.find((r) => r.data.event === "cancel-requested")?.actor).toBe(
+      "oidc:user-operator@example.test",
+    );
   });
 });
