@@ -103,7 +103,7 @@ describe("lunafleet approve / reject", () => {
     expect(signed.map((r) => r.actor)).toEqual(["alice", "bob"]);
     expect((signed[0]!.data as { signature: string }).signature).toMatch(/^-----BEGIN SSH SIGNATURE-----/);
     expect((await log.verify()).ok).toBe(true);
-  });
+  }, 180_000); // seven real CLI processes, each signing with ssh-keygen: about a minute on a loaded 2-core machine
 
   it("reject stops the request; unknown jobs exit 2 and write nothing", async () => {
     const jobId = `cli-rej-${process.pid}`;
