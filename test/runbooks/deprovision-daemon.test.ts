@@ -59,7 +59,7 @@ describe("deprovision through the queue and worker", () => {
       runbook: "deprovision",
       target: device,
       params: { backupsConfirmed: true, deleteResourceGroup: true, approvalPollMs: 25 },
-      actor: "alice",
+      actor: "operator:test", // the requester never approves its own job (alice and bob approve)
     });
     const evidence = await EvidenceLog.open(r, redis.dataDir, jobId);
     const noted = async (key: string) =>
