@@ -16,6 +16,7 @@ import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
 import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
+import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.ts";
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
@@ -26,6 +27,7 @@ import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
+import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import type { RedisClient } from "../redis/client.ts";
@@ -33,7 +35,7 @@ import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
 import { recordFindings } from "./findings.ts";
-import { cancelKey, type JobData, resultKey } from "./jobs.ts";
+import { cancelKey, cancelledBy, type JobData, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
 
@@ -58,6 +60,8 @@ export interface JobProcessDeps {
   cancelPollMs: number;
   /** How often a job waiting for approvals re-reads them (ms). */
   approvalPollMs: number;
+  /** Signs each attempt's evidence chain head when it ends. */
+  evidenceSigner?: EvidenceSigner | undefined;
 }
 
 /** A job past admission: its runbook and, unless its request does not resolve, the admitted plan. */
@@ -85,12 +89,19 @@ export async function processJob(
   const held = await lock(deps, admitted, token);
   let outcome = "error";
   deps.metrics?.jobStarted(admitted.runbook.name);
+  let evidence: EvidenceLog | undefined;
   try {
-    const { result, evidence } = await scope(deps, admitted, held);
-    outcome = result.outcome;
-    return await settle(deps, admitted, result, evidence);
+    const scoped = await scope(deps, admitted, held);
+    evidence = scoped.evidence;
+    outcome = scoped.result.outcome;
+    return await settle(deps, admitted, scoped.result, scoped.evidence);
   } finally {
     deps.metrics?.jobFinished(admitted.runbook.name, outcome);
+    // The daemon's signature over the chain head seals what this attempt wrote (src/evidence/signing.ts).
+    if (evidence && deps.evidenceSigner)
+      await sealEvidence(evidence, deps.evidenceSigner).catch((err: Error) =>
+        admitted.log.error({ error: err.message }, "evidence: could not sign the chain head"),
+      );
   }
 }
 
@@ -199,6 +210,9 @@ async function scope(
         a.data.actor,
       );
     const checkpoints = await progressCheckpoints(deps, a);
+    const facts: JobFacts | undefined = a.plan
+      ? { jobId: a.jobId, runbook: a.runbook.name, planDigest: a.plan.planDigest, requester: a.data.actor }
+      : undefined;
     const result = await runJob({
       runbook: a.runbook,
       params: a.data.params,
@@ -223,6 +237,7 @@ async function scope(
               evidence,
               actor: a.data.actor,
               redis,
+              ...(facts ? { approvalFacts: facts } : {}),
             }),
           }
         : {}),
@@ -231,7 +246,8 @@ async function scope(
       log: a.log,
       ...(deps.azure ? { azure: deps.azure } : {}),
       ...(deps.keyVault ? { keyVault: deps.keyVault } : {}),
-      approvals: deps.approvals,
+      // Requests carry the requester; a granted one is re-verified (signatures, registry, plan) when read.
+      approvals: facts ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence) : deps.approvals,
       approvalPollMs: deps.approvalPollMs,
       state: deps.state,
     });
@@ -285,13 +301,15 @@ function watchCancel(redis: RedisClient, jobId: string, everyMs: number, log: Jo
   const abort = () => {
     if (controller.signal.aborted) return;
     log.warn({}, "cancel requested");
-    controller.abort(new JobCancelled(`job ${jobId} cancelled by an operator`));
+    controller.abort(new JobCancelled(`job ${jobId} cancelled by ${by ?? "an operator"}`));
   };
+  let by: string | undefined;
   const poll = setInterval(() => {
-    redis
-      .exists(cancelKey(jobId))
-      .then((n) => {
-        if (n > 0) abort();
+    cancelledBy(redis, jobId)
+      .then((who) => {
+        if (who === undefined) return;
+        by = who;
+        abort();
       })
       .catch(() => {});
   }, everyMs);
