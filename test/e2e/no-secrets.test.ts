@@ -372,8 +372,8 @@ describe("no secret leaves: Managed HSM, Key Vault and the application crypto ga
       await sleep(25);
     }
     const evidence = await EvidenceLog.open(daemon.redis, dataDir, jobId);
-    await approve(daemon.redis, jobId, { principal: "alice", confirmation: "mhsm-dr" }, { evidence });
-    await approve(daemon.redis, jobId, { principal: "bob", confirmation: "mhsm-dr" }, { evidence });
+    await signedApprove(daemon.redis, jobId, "alice", daemon.fleet, { evidence, confirmation: "mhsm-dr" });
+    await signedApprove(daemon.redis, jobId, "bob", daemon.fleet, { evidence, confirmation: "mhsm-dr" });
     const r = await finish(jobId);
     expect(r.state, r.reason).toBe("completed");
     expect(twin.keyVault!.poolState("mhsm-dr")).toMatchObject({ state: "soft-deleted", billed: true });
