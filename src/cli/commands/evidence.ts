@@ -40,8 +40,13 @@ export function registerEvidenceCommands(program: Command): void {
     .option("--data-dir <dir>", "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)")
     .description("verify evidence; exit 0 intact, 1 tampered (prints where and why)")
     .action(
-      async (jobId: string | undefined, opts: { file?: string; all?: boolean; key?: string; dataDir?: string }) => {
-        const given = [jobId !== undefined, opts.file !== undefined, opts.all === true].filter(Boolean).length;
+      async (
+        jobId: string | undefined,
+        opts: { file?: string; all?: boolean; key?: string; dataDir?: string },
+      ) => {
+        const given = [jobId !== undefined, opts.file !== undefined, opts.all === true].filter(
+          Boolean,
+        ).length;
         if (given !== 1) {
           console.error("evidence verify: give a job id, --file <path> or --all");
           process.exitCode = 2;
@@ -85,7 +90,11 @@ export function registerEvidenceCommands(program: Command): void {
     });
 }
 
-async function keysFor(keyFile: string | undefined, dataDir: string, redis?: RedisClient): Promise<Map<string, KeyObject>> {
+async function keysFor(
+  keyFile: string | undefined,
+  dataDir: string,
+  redis?: RedisClient,
+): Promise<Map<string, KeyObject>> {
   if (keyFile) return trustedKeys([readFileSync(keyFile, "utf8")]);
   return localTrustedKeys(dataDir, redis);
 }
@@ -119,7 +128,9 @@ async function verifyAll(dataDir: string, keyFile: string | undefined): Promise<
       if (!r.result.ok) bad += 1;
       report(`evidence ${r.log}`, r.result);
     }
-    console.log(`evidence verify --all: ${results.length - bad}/${results.length} logs intact${redis ? "" : " (files only: Redis not reachable)"}`);
+    console.log(
+      `evidence verify --all: ${results.length - bad}/${results.length} logs intact${redis ? "" : " (files only: Redis not reachable)"}`,
+    );
     return bad > 0 ? 1 : 0;
   } finally {
     redis?.disconnect();
@@ -158,7 +169,8 @@ async function verifyJob(jobId: string, dataDir: string, keyFile?: string): Prom
     try {
       const keys = await Promise.race([keysFor(keyFile, dataDir, redis), timeout]);
       // A job still running (no result yet) may not be sealed yet; anything else must be.
-      const running = !(await redis.get(resultKey(jobId))) && (await redis.exists(`bull:lunafleet-jobs:${jobId}`)) > 0;
+      const running =
+        !(await redis.get(resultKey(jobId))) && (await redis.exists(`bull:lunafleet-jobs:${jobId}`)) > 0;
       result = await Promise.race([
         verifySignedJobEvidence(redis, dataDir, jobId, keys, { requireSealed: !running }),
         timeout,
