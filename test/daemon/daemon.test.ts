@@ -58,9 +58,17 @@ describe("npm start --once (in-process, rebased twin)", () => {
     ).toBe(true);
     // The Managed HSM facts join the report: the demo's planted pool problems, each once.
     const pay = demo.report.managedHsms.find((m) => m.managedHsm === "mhsm-pay")!;
-    expect(pay).toMatchObject({ lifecycle: "active", activationStatus: "Active", purgeProtection: false, keys: 3 });
+    expect(pay).toMatchObject({
+      lifecycle: "active",
+      activationStatus: "Active",
+      purgeProtection: false,
+      keys: 3,
+    });
     expect(pay.undeclaredKeys).toEqual(["legacy-export"]);
-    expect(pay.consumers.map((c) => `${c.consumer}:${c.gate}`)).toEqual(["secret-server:passed", "payments-api:passed"]);
+    expect(pay.consumers.map((c) => `${c.consumer}:${c.gate}`)).toEqual([
+      "secret-server:passed",
+      "payments-api:passed",
+    ]);
     const dr = demo.report.managedHsms.find((m) => m.managedHsm === "mhsm-dr")!;
     expect(dr.activationStatus).toBe("NotActivated");
     const mhsmProblems = demo.report.problems.filter((p) => /^(mhsm-|consumer |vault )/.test(p));
