@@ -27,6 +27,7 @@ import type { ApprovalState } from "../src/engine/ports.ts";
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
 import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
+import { azureResourceFact, lifecycleFact, zeroizedFact } from "./lib/facts.ts";
 
 /** A deprovisioning precondition does not hold: the job stops before anything destructive. Never retried. */
 export class DeprovisionRefused extends EngineError {
@@ -135,6 +136,10 @@ export const deprovision = defineRunbook({
       id: "preflight",
       title: "Check the resource is a Luna, no HA membership, backups or waiver; wait for approvals",
       kind: "read",
+      facts: (r) => {
+        const p = r as unknown as DeprovisionPreflight;
+        return [azureResourceFact(p.resourceId, "exists", `Dedicated HSM, sku ${p.sku ?? "unknown"}`)];
+      },
       commands: (p, fleet) => {
         const id = resourceOf(p, fleet);
         const approvals = fleet.approvals;
@@ -270,6 +275,11 @@ export const deprovision = defineRunbook({
       id: "verify-zeroized",
       title: "Verify with hsm show that the HSM reports itself zeroized",
       kind: "read",
+      observes: (p) => [{ subject: `device:${p.target}`, fact: "zeroized" }],
+      facts: (_r, { params }) => [
+        zeroizedFact(params.target, true, true),
+        lifecycleFact(params.target, "zeroized", "zeroized by deprovision, verified with hsm show"),
+      ],
       commands: (p) => [lunash(p.target, "hsm show")],
       async run(ctx) {
         const dev = deviceOf(ctx.params, ctx.fleet);
@@ -343,11 +353,32 @@ export const deprovision = defineRunbook({
       id: "verify-hsm-gone",
       title: "Verify the HSM resource answers 404 (gone, no longer billed)",
       kind: "read",
+      observes: (p, fleet) => [{ subject: `azure:${resourceOf(p, fleet).id}`, fact: "resource" }],
+      facts: (r, { params }) => {
+        const proof = r as { resourceId: string; requestId?: string | null };
+        return [
+          azureResourceFact(proof.resourceId, "deleted", "404 on the HSM resource itself"),
+          lifecycleFact(params.target, "deleted", "zeroized, and its Azure resource deleted (404)"),
+        ];
+      },
       commands: (p, fleet) => [azureCmd(resourceOf(p, fleet).id, "GET (expect 404 ResourceNotFound)")],
       async run(ctx) {
         const id = resourceOf(ctx.params, ctx.fleet);
-        const proof = await ctx.azure.verifyHsmGone(id.id, { signal: ctx.signal });
-        return { ...proof };
+        try {
+          const proof = await ctx.azure.verifyHsmGone(id.id, { signal: ctx.signal });
+          return { ...proof };
+        } catch (err) {
+          // A 404 for the group (not the HSM): the HSM may be orphaned and billed. That is the fleet's state now.
+          if (
+            err instanceof AzureOperationError &&
+            /resourcegroupnotfound|subscriptionnotfound/i.test(err.failure.code ?? "")
+          )
+            await ctx.facts.observe(
+              azureResourceFact(id.id, "orphaned", err.message),
+              lifecycleFact(ctx.params.target, "orphaned", `${id.id}: ${err.message}`),
+            );
+          throw err;
+        }
       },
     },
     {
@@ -403,6 +434,13 @@ export const deprovision = defineRunbook({
               );
             throw err;
           });
+        await ctx.facts.observe({
+          subject: `azure:/subscriptions/${id.subscriptionId}/resourceGroups/${id.resourceGroup}`,
+          fact: "resource-group",
+          status: "ok",
+          summary: "deleted",
+          value: { state: "deleted" },
+        });
         return {
           resourceGroup: id.resourceGroup,
           deleted: true,

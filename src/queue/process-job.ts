@@ -24,13 +24,13 @@ import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
+import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import type { RedisClient } from "../redis/client.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
-import { recordFindings } from "./findings.ts";
 import { cancelKey, type JobData, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
@@ -44,6 +44,8 @@ export interface JobProcessDeps {
   loginGuard: LoginGuard;
   state: StateStore;
   approvals: ApprovalsStore;
+  /** The fleet state model: what jobs observe, and which jobs touched each device. */
+  facts: RedisFactStore;
   azure: AzurePort | undefined;
   metrics: WorkerMetrics | undefined;
   log: JobLogger;
@@ -214,6 +216,7 @@ async function scope(
               locks,
               evidence,
               actor: a.data.actor,
+              runbook: a.runbook.name,
               redis,
             }),
           }
@@ -225,6 +228,7 @@ async function scope(
       approvals: deps.approvals,
       approvalPollMs: deps.approvalPollMs,
       state: deps.state,
+      facts: deps.facts,
     });
     return { result, evidence };
   } finally {
@@ -306,10 +310,21 @@ async function settle(
     await closeApproval(redis, a.jobId, result.outcome, { evidence }).catch((err: unknown) =>
       a.log.warn({ error: (err as Error).message }, "could not close the job's approval request"),
     );
-  if (result.status === "succeeded") {
-    await recordFindings(redis, result);
-    return result;
-  }
+  // Every device the job touched keeps it in its history (`report <device>`), whatever came of it.
+  const finishedAt = new Date().toISOString();
+  for (const device of result.targets?.devices ?? a.plan?.targets.devices ?? [])
+    await deps.facts
+      .recordJob(device, {
+        jobId: a.jobId,
+        runbook: a.runbook.name,
+        outcome: retrying ? "failed (will resume)" : result.outcome,
+        actor: a.data.actor,
+        finishedAt,
+      })
+      .catch((err: unknown) =>
+        a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
+      );
+  if (result.status === "succeeded") return result;
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
   if (!retrying) throw new UnrecoverableError(why);
   throw new Error(why);
