@@ -128,6 +128,18 @@ export const deprovision = defineRunbook({
   targets(p, fleet) {
     const t = resolveTarget(fleet, p.target, ["device"]);
     resourceOf(p, fleet);
+    // What the fleet file already says: a group that also holds another of its devices can never be deleted here.
+    if (p.deleteResourceGroup) {
+      const others = fleetDevicesInGroupOf(p, fleet);
+      if (others.length > 0) {
+        const rg = resourceOf(p, fleet).resourceGroup;
+        throw new DeprovisionRefused(
+          `deleteResourceGroup=true: resource group ${rg} also holds ${others.join(", ")} (fleet file); deleting it would take them with it. Deprovision without deleteResourceGroup, or retire them first`,
+          "resource-group",
+          p.target,
+        );
+      }
+    }
     // Every client host is read: an HA group on ANY host that still lists this device must stop the job.
     return { devices: t.devices, clientHosts: fleet.clientHosts.map((h) => h.name) };
   },
@@ -143,12 +155,21 @@ export const deprovision = defineRunbook({
       commands: (p, fleet) => {
         const id = resourceOf(p, fleet);
         const approvals = fleet.approvals;
+        const rg = `/subscriptions/${id.subscriptionId}/resourceGroups/${id.resourceGroup}`;
         return [
           azureCmd(id.id, "GET (exists; sku.name must be 'SafeNet Luna Network HSM A790')"),
           lunash(p.target, "hsm show"),
           ...fleet.clientHosts.map(
             (h): PlannedCommand => ({ via: "lunacm", on: h.name, command: "hagroup listgroups" }),
           ),
+          ...(p.deleteResourceGroup
+            ? [
+                azureCmd(
+                  rg,
+                  `list everything in ${id.resourceGroup} (it must hold nothing but ${id.name}: otherwise the job is refused here, before any approval or zeroize)`,
+                ),
+              ]
+            : []),
           {
             via: "approval",
             on: "operators",
@@ -195,6 +216,9 @@ export const deprovision = defineRunbook({
         ];
         const hosts = await checkNoHaMembership(ctx, dev, partitionSerials);
 
+        // 3b. Asked to delete the group: it must hold nothing but this HSM, now, before anyone is asked to approve.
+        if (ctx.params.deleteResourceGroup) await checkGroupEmptyButThis(ctx, id);
+
         // 4. Backups confirmed, or a written waiver.
         const { backupsConfirmed, waiver } = ctx.params;
         if (!backupsConfirmed && !waiver)
@@ -211,6 +235,7 @@ export const deprovision = defineRunbook({
 
         // 6. Re-read what may have changed during the wait.
         await checkNoHaMembership(ctx, dev, partitionSerials);
+        if (ctx.params.deleteResourceGroup) await checkGroupEmptyButThis(ctx, id);
 
         return {
           device: dev.name,
@@ -463,6 +488,41 @@ async function readHsmShow(ctx: StepContext<Params>, dev: Device) {
       { device: dev.name, command: "hsm show" },
     );
   return show;
+}
+
+/** Devices of the fleet file whose Azure resource is in the same resource group as the target's. */
+function fleetDevicesInGroupOf(p: Params, fleet: Fleet): string[] {
+  const own = resourceOf(p, fleet);
+  return fleet.devices
+    .filter((d) => d.name !== p.target && d.azure?.resourceId)
+    .filter((d) => {
+      try {
+        const id = parseHsmResourceId(d.azure!.resourceId!);
+        return (
+          id.subscriptionId.toLowerCase() === own.subscriptionId.toLowerCase() &&
+          id.resourceGroup.toLowerCase() === own.resourceGroup.toLowerCase()
+        );
+      } catch {
+        return false;
+      }
+    })
+    .map((d) => d.name);
+}
+
+/** The group must hold nothing but this HSM (no other Dedicated HSM, no other resource): else refuse, changing nothing. */
+async function checkGroupEmptyButThis(
+  ctx: StepContext<Params>,
+  id: ReturnType<typeof resourceOf>,
+): Promise<void> {
+  const contents = await ctx.azure.resourceGroupContents(id.resourceGroup, { signal: ctx.signal });
+  const hsms = contents.hsms.filter((h) => h.toLowerCase() !== id.id.toLowerCase());
+  const left = [...hsms, ...contents.others];
+  if (left.length > 0)
+    throw new DeprovisionRefused(
+      `deleteResourceGroup=true: resource group ${id.resourceGroup} would not be empty after ${id.name} is gone: it also holds ${left.join(", ")}. Nothing was changed and no approval was asked; deprovision without deleteResourceGroup, or move them first`,
+      "resource-group",
+      ctx.params.target,
+    );
 }
 
 /** `hagroup listgroups` on every client host; any group listing one of the device's partition serials stops the job. */

@@ -16,6 +16,7 @@ import {
 } from "../redis/client.ts";
 import { type EmbeddedRedis, startEmbeddedRedis } from "../redis/embedded-server.ts";
 import { TrustStore } from "../transport/trust-store.ts";
+import { registerFleetMetrics } from "./fleet-metrics.ts";
 import { type DaemonHttp, startDaemonHttp } from "./http.ts";
 import { createLogger, type DaemonLogger } from "./logger.ts";
 import { createMetrics, type DaemonMetrics } from "./metrics.ts";
@@ -92,6 +93,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
   const redis = connectRedis({ ...redisOptions, connectionName: "lunafleet:daemon" });
   const queue = createJobQueue(redis);
   const metrics = createMetrics(queue);
+  registerFleetMetrics(metrics.registry, redis, fleet);
   let worker: RunningWorker | undefined;
   let http: DaemonHttp | undefined;
   const cleanup = async () => {

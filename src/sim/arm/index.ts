@@ -53,6 +53,10 @@ export interface ArmTwin {
   setFault(fault: ArmFault): void;
   clearFaults(): void;
   hsmState(resourceId: string): HsmState;
+  /** Someone creates a Dedicated HSM in the subscription meanwhile (its group is created if missing). */
+  addHsm(spec: ArmTwinHsmSpec): void;
+  /** Someone creates another resource (a VNet, a gateway…) in a group meanwhile. */
+  addResource(resource: ArmTwinOtherResource): void;
   stop(): Promise<void>;
 }
 
@@ -67,6 +71,7 @@ export async function startArmTwin(options: ArmTwinOptions): Promise<ArmTwin> {
     model.addHsm(h, i);
   });
   for (const o of options.otherResources ?? []) model.addOther(o);
+  let added = 0;
   if (options.failNextDelete) model.setFault({ kind: "fail-next-delete", ...options.failNextDelete });
 
   const tls = await generateArmTwinTls();
@@ -97,6 +102,8 @@ export async function startArmTwin(options: ArmTwinOptions): Promise<ArmTwin> {
     setFault: (fault) => model.setFault(fault),
     clearFaults: () => model.clearFaults(),
     hsmState: (id) => model.hsmState(id),
+    addHsm: (spec) => model.addHsm(spec, options.hsms.length + ++added),
+    addResource: (resource) => model.addOther(resource),
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
