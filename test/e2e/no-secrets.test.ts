@@ -223,7 +223,7 @@ afterAll(async () => {
 
 describe("no secret leaves: a whole demo run", () => {
   it("the sweep (tcp-check + patch-verify on every device) completed", () => {
-    expect(demo.jobs).toHaveLength(12);
+    expect(demo.jobs).toHaveLength(14);
     expect(demo.jobs.every((j) => j.state === "completed")).toBe(true);
   });
 
