@@ -160,14 +160,15 @@ function impureParserImports(edges: readonly ImportEdge[]): string[] {
 /**
  * Rule 3: runbooks (and runbooks/lib) take devices, Redis and the guard only through the engine's context. They may
  * import the engine, config, parsers (types and pure helpers), runbooks/lib, the pure Azure modules (errors, resource
- * ids) and TYPES of anything below them; never a module that talks to a device, Redis or a queue.
+ * ids, Key Vault errors and scopes) and TYPES of anything below them; never a module that talks to a device, Redis or a queue.
  */
 const RUNBOOK_VALUE_ALLOWED = [
   /^src\/engine\//,
   /^src\/config\//,
   /^parsers\//,
   /^runbooks\//,
-  /^src\/azure\/(errors|resource-id)\.ts$/,
+  // Managed HSM's failure classes and id/scope parsing are pure too (no client, no network).
+  /^src\/azure\/(errors|resource-id|key-vault-errors|key-vault-ids)\.ts$/,
   // The fleet state model's vocabulary (subjects, statuses): pure, no Redis; runbooks write facts only via ctx.facts.
   /^src\/facts\/model\.ts$/,
 ];

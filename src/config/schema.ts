@@ -2,6 +2,7 @@
 // path. Cross-references (HA members, client hosts, duplicate names and addresses) are checked after the shapes.
 import { CronExpressionParser } from "cron-parser";
 import { z } from "zod";
+import { azureKeySections, checkAzureKeyReferences } from "./azure-keys.ts";
 import { checkIdentity, IDENTITY_DEFAULT, identitySchema } from "./identity-schema.ts";
 import { secretRefKind } from "./secret.ts";
 
@@ -339,9 +340,14 @@ export const fleetSchema = z
       })
       .strict()
       .optional(),
+    // Managed HSM, Key Vault, keys and their consumers (src/config/azure-keys.ts).
+    ...azureKeySections({ credentialRef, twin: () => parsingTwinFile }),
   })
   .strict()
-  .superRefine((fleet, ctx) => checkCrossReferences(fleet, ctx));
+  .superRefine((fleet, ctx) => {
+    checkCrossReferences(fleet, ctx);
+    checkAzureKeyReferences(fleet, ctx);
+  });
 
 export type Fleet = z.infer<typeof fleetSchema>;
 export type Device = Fleet["devices"][number];
@@ -352,6 +358,10 @@ export type MaintenanceWindow = Fleet["maintenanceWindows"][number];
 export type DeviceSim = z.infer<typeof deviceSimSchema>;
 export type ClientHostSim = z.infer<typeof clientHostSimSchema>;
 export type Timeouts = z.infer<typeof timeoutsSchema>;
+export type ManagedHsmDecl = Fleet["managedHsms"][number];
+export type KeyVaultDecl = Fleet["keyVaults"][number];
+export type KeyDecl = Fleet["keys"][number];
+export type CmkConsumer = Fleet["cmkConsumers"][number];
 
 type Ctx = z.RefinementCtx;
 

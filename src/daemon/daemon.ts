@@ -41,7 +41,7 @@ export interface StartDaemonOptions {
   worker?: Partial<
     Pick<
       StartWorkerOptions,
-      "lockTtlMs" | "lockWaitMs" | "jobLockMs" | "stalledIntervalMs" | "cancelPollMs" | "azure"
+      "lockTtlMs" | "lockWaitMs" | "jobLockMs" | "stalledIntervalMs" | "cancelPollMs" | "azure" | "keyVault"
     >
   >;
   workerId?: string;

@@ -12,6 +12,8 @@ import type { StepContext } from "./step-context.ts";
 export interface JobTargets {
   devices: string[];
   clientHosts: string[];
+  /** Managed HSMs (fleet names) the job reads or changes: locked as `azure:<name>` like devices. */
+  azure?: string[];
 }
 
 /** A read step only observes; a change step alters a device or cloud resource and must re-read state first. */
@@ -44,7 +46,8 @@ export interface Step<P> {
   /** What the operator reads in plan and results; a function gets the target of a forEach step. */
   title: string | ((target: string) => string);
   kind: StepKind;
-  forEach?: "device" | "clientHost";
+  /** `azure`: each Managed HSM of JobTargets.azure (its commands must say where they go: via azure). */
+  forEach?: "device" | "clientHost" | "azure";
   /**
    * The exact commands this step will send, computed without connecting. A plain string is a command on the
    * step's own target: lunash for a device step, lunacm for a client-host step.
@@ -110,7 +113,7 @@ export interface ExpandedStep<P> {
   title: string;
   kind: StepKind;
   target?: string;
-  targetKind?: "device" | "clientHost";
+  targetKind?: "device" | "clientHost" | "azure";
   commands: PlannedCommand[];
   /** The facts it observes (Step.observes), for check-failed when it fails. */
   observes: FactRef[];
@@ -127,7 +130,9 @@ export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Flee
         ? targets.devices
         : step.forEach === "clientHost"
           ? targets.clientHosts
-          : [undefined];
+          : step.forEach === "azure"
+            ? (targets.azure ?? [])
+            : [undefined];
     for (const target of each) {
       const title = typeof step.title === "function" ? step.title(target ?? "") : step.title;
       const expanded: ExpandedStep<P> = {
@@ -154,7 +159,7 @@ export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Flee
 
 function normalizeCommand<P>(c: string | PlannedCommand, step: Step<P>, target: string | undefined) {
   if (typeof c !== "string") return c;
-  if (target === undefined || !step.forEach)
+  if (target === undefined || !step.forEach || step.forEach === "azure")
     throw new RunbookDefinitionError(
       `step '${step.id}': a bare command string needs a forEach target; say where '${c}' goes`,
     );

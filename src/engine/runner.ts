@@ -11,6 +11,7 @@ import type { JobLocksPort } from "./approval-wait.ts";
 import type { CheckpointRecord, CheckpointStore } from "./checkpoints.ts";
 import { describeError, type ErrorInfo, JobCancelled, RunbookDefinitionError } from "./errors.ts";
 import { type Json, toRedactedJson } from "./json.ts";
+import type { KeyVaultPort } from "./key-vault-ports.ts";
 import { GOAL_NOT_MET, type JobOutcome, type Verdict } from "./outcome.ts";
 import type {
   ApprovalsPort,
@@ -88,6 +89,8 @@ export interface RunJobOptions<S extends z.ZodType> {
   log?: JobLogger;
   probes?: NetProbes;
   azure?: AzurePort;
+  /** Managed HSM / Key Vault (src/azure keyVaultAccessFor); ctx.keyVault throws CapabilityUnavailable without it. */
+  keyVault?: KeyVaultPort;
   guard?: GuardPort;
   /** Approvals store (src/coord/approvals.ts approvalsPort); steps see it bound to this job as ctx.approvals. */
   approvals?: ApprovalsPort;
@@ -215,6 +218,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           log,
           results,
           ...(opts.azure ? { azure: opts.azure } : {}),
+          ...(opts.keyVault ? { keyVault: opts.keyVault } : {}),
           ...(opts.guard ? { guard: opts.guard } : {}),
           ...(opts.approvals ? { approvals: opts.approvals } : {}),
           ...(opts.locks ? { locks: opts.locks } : {}),

@@ -7,6 +7,7 @@ import type { FactSink, Observation, ObservationInput } from "../facts/model.ts"
 import { type ApprovalWaitOptions, type JobLocksPort, waitForApproval } from "./approval-wait.ts";
 import { CapabilityUnavailable, JobCancelled, MissingCheckpoint, TargetNotLocked } from "./errors.ts";
 import { type Json, toRedactedJson } from "./json.ts";
+import { type KeyVaultPort, recordedKeyVault, type StepKeyVault } from "./key-vault-ports.ts";
 import type {
   ApprovalRequest,
   ApprovalState,
@@ -69,6 +70,8 @@ export interface StepContext<P = unknown> {
   readonly log: JobLogger;
   /** ARM, recorded: every call is an `azure` evidence record; deletes check the job's locks and signal first. */
   readonly azure: AzurePort;
+  /** Managed HSM, Key Vault, the crypto gate and Graph, recorded (src/engine/key-vault-ports.ts). */
+  readonly keyVault: StepKeyVault;
   readonly guard: GuardPort;
   /** This job's approvals: ask (idempotent) and read; operators approve through `lunafleet approve`. */
   readonly approvals: {
@@ -100,6 +103,7 @@ export interface ContextDeps<P> {
   /** Results of finished steps by expanded id; the runner adds to it as steps finish. */
   results: ReadonlyMap<string, Json>;
   azure?: AzurePort;
+  keyVault?: KeyVaultPort;
   guard?: GuardPort;
   approvals?: ApprovalsPort;
   /** The job's runbook name and admitted plan digest (engine/admit.ts), recorded with approval requests. */
@@ -204,6 +208,16 @@ export function createStepContext<P>(
     log: deps.log,
     get azure(): AzurePort {
       return recordedAzure(capability(deps.azure, "azure"), record, deps);
+    },
+    get keyVault(): StepKeyVault {
+      return recordedKeyVault(capability(deps.keyVault, "keyVault"), {
+        stepId: step.id,
+        fleet: deps.fleet,
+        record,
+        signal: deps.signal,
+        assertLocked: deps.assertLocked,
+        lockedAzure: deps.targets.azure ?? [],
+      });
     },
     get approvals() {
       const port = capability(deps.approvals, "approvals");

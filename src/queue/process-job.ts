@@ -20,6 +20,7 @@ import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import { JobCancelled } from "../engine/errors.ts";
+import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
@@ -47,6 +48,8 @@ export interface JobProcessDeps {
   /** The fleet state model: what jobs observe, and which jobs touched each device. */
   facts: RedisFactStore;
   azure: AzurePort | undefined;
+  /** Managed HSM / Key Vault access (ctx.keyVault); undefined when the fleet declares none. */
+  keyVault?: KeyVaultPort | undefined;
   metrics: WorkerMetrics | undefined;
   log: JobLogger;
   workerId: string;
@@ -136,7 +139,11 @@ async function lock(deps: JobProcessDeps, a: Admitted, token?: string): Promise<
   const startedAt = Date.now();
   const targets = a.plan?.targets;
   const resources = targets
-    ? [...targets.devices.map((d) => `device:${d}`), ...targets.clientHosts.map((h) => `client:${h}`)]
+    ? [
+        ...targets.devices.map((d) => `device:${d}`),
+        ...targets.clientHosts.map((h) => `client:${h}`),
+        ...(targets.azure ?? []).map((n) => `azure:${n}`),
+      ]
     : [];
   if (resources.length === 0) return { locks: undefined, startedAt };
   try {
@@ -225,6 +232,7 @@ async function scope(
       actor: a.data.actor,
       log: a.log,
       ...(deps.azure ? { azure: deps.azure } : {}),
+      ...(deps.keyVault ? { keyVault: deps.keyVault } : {}),
       approvals: deps.approvals,
       approvalPollMs: deps.approvalPollMs,
       state: deps.state,
@@ -248,7 +256,8 @@ async function scope(
 function lockPort(locks: DeviceLockSet, waitMs: number): JobLocksPort {
   return {
     throwIfLost: () => locks.throwIfLost(),
-    narrowTo: (devices) => locks.releaseExcept(devices.map((d) => `device:${d}`)),
+    // A Managed HSM a job will change is locked as `azure:<name>` and kept like a device.
+    narrowTo: (devices) => locks.releaseExcept(devices.flatMap((d) => [`device:${d}`, `azure:${d}`])),
     widen: (resources) => locks.take(resources, waitMs),
   };
 }

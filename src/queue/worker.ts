@@ -10,9 +10,11 @@
 // JobShells, through a lease on the pool, closed and confirmed before the job's locks are released).
 import { Worker } from "bullmq";
 import { armGatewayFor } from "../azure/access.ts";
+import { keyVaultAccessFor } from "../azure/key-vault-access.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { approvalsStore } from "../coord/approvals.ts";
+import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
 import type { AzurePort, JobLogger } from "../engine/ports.ts";
 import type { JobResult } from "../engine/runner.ts";
 import { RedisStateStore } from "../engine/state.ts";
@@ -71,6 +73,11 @@ export interface StartWorkerOptions {
    * DefaultAzureCredential); the twin's daemon passes one built for the twin's ARM (its endpoint and CA).
    */
   azure?: AzurePort;
+  /**
+   * Managed HSM / Key Vault (ctx.keyVault). Default: `keyVaultAccessFor(fleet)` (production endpoints, system CA
+   * store, DefaultAzureCredential); the twin's daemon passes one built for the twin (its endpoints and CAs).
+   */
+  keyVault?: KeyVaultPort;
   /** Start taking jobs right away (default true). */
   autorun?: boolean;
 }
@@ -94,6 +101,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
   const workerId = opts.workerId ?? `worker-${process.pid}`;
   const redis = connectRedis({ ...opts.redis, flavour: "command", connectionName: `lunafleet:${workerId}` });
   const azure = opts.azure ?? defaultAzure(fleet, log);
+  const keyVault = opts.keyVault ?? defaultKeyVault(fleet, log);
   const approvals = approvalsStore(redis);
   const bullConnection = connectRedis({
     ...opts.redis,
@@ -119,6 +127,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     approvals,
     facts: new RedisFactStore(redis),
     azure,
+    keyVault,
     metrics,
     log,
     workerId,
@@ -175,6 +184,19 @@ function defaultAzure(fleet: Fleet, log: JobLogger): AzurePort | undefined {
     log.warn(
       { error: (err as Error).message },
       "azure: not configured; deprovisioning jobs will stop at ctx.azure",
+    );
+    return undefined;
+  }
+}
+
+/** Managed HSM / Key Vault access for fleets that declare it (src/azure/key-vault-access.ts rules); else undefined. */
+function defaultKeyVault(fleet: Fleet, log: JobLogger): KeyVaultPort | undefined {
+  try {
+    return keyVaultAccessFor(fleet);
+  } catch (err) {
+    log.warn(
+      { error: (err as Error).message },
+      "azure: Managed HSM / Key Vault not configured; their runbooks will stop at ctx.keyVault",
     );
     return undefined;
   }
