@@ -29,6 +29,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ["runbooks/lib"],
   ["runbooks"],
   ["src/queue"],
+  // src/api: the HTTPS API's routes over queue, coord, guard, evidence and identity; the daemon serves it.
+  ["src/api"],
   ["src/daemon"],
   ["src/cli"],
 ];

@@ -10,6 +10,7 @@ import {
   REBOOT_PATCH_KB,
   shortUtc,
 } from "./report.ts";
+import { renderManagedHsms } from "./report-mhsm.ts";
 
 /** A cell for one fact: its summary, or what is known about it when it is not ok. */
 function cell(f: FactView | undefined, ok: (f: FactView) => string = (x) => x.summary): string {
@@ -83,7 +84,7 @@ export function renderReport(report: FleetReport): string {
       .map((c, i) => c.padEnd(widths[i] ?? 0))
       .join("  ")
       .trimEnd();
-  const out = [line(header), ...rows.map(line)];
+  const out = [line(header), ...rows.map(line), ...renderManagedHsms(report.managedHsms ?? [])];
   out.push("");
   if (report.problems.length === 0) out.push("No problems found.");
   else {

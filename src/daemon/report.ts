@@ -7,6 +7,7 @@ import type { Fleet } from "../config/schema.ts";
 import { type FactStatus, type JsonValue, type Observation, subjects as S } from "../facts/model.ts";
 import { type JobTouch, RedisFactStore } from "../facts/store.ts";
 import type { RedisClient } from "../redis/client.ts";
+import { buildManagedHsmRows, type ManagedHsmReportRow, managedHsmProblems } from "./report-mhsm.ts";
 
 export interface FactView {
   fact: string;
@@ -68,6 +69,8 @@ export interface FleetReport {
   staleAfterSeconds: number;
   devices: DeviceReportRow[];
   clientHosts: ClientReportRow[];
+  /** Managed HSM pools (src/daemon/report-mhsm.ts); empty when the fleet declares none. */
+  managedHsms: ManagedHsmReportRow[];
   /** `<device or host>: <what>`, every problem and failed check of devices in service, hosts and resources. */
   problems: string[];
   /** Facts seen longer ago than staleAfter: `<device>: <fact> seen <age> ago`. */
@@ -121,15 +124,18 @@ export async function buildReport(
           .filter((f) => f.stale)
           .map((f) => `${r.device}: ${f.fact} seen ${ageText(f.ageSeconds)} ago`),
   );
+  const managedHsms = await buildManagedHsmRows(redis, fleet);
   return {
     generatedAt: now.toISOString(),
     staleAfterSeconds: Math.round(staleAfterMs / 1000),
     devices: rows,
     clientHosts,
+    managedHsms,
     problems: [
       ...rows.flatMap((r) => r.problems.map((p) => `${r.device}: ${p}`)),
       ...clientHosts.flatMap((h) => h.problems.map((p) => `${h.host}: ${p}`)),
       ...azureProblems,
+      ...managedHsmProblems(managedHsms),
     ],
     stale,
   };

@@ -3,6 +3,7 @@
 // logged-in session), the job's locks and evidence, and calls LoginGuard.login.
 import type { Fleet } from "../config/schema.ts";
 import { approvalState } from "../coord/approvals.ts";
+import { checkGrantedApprovals, type JobFacts } from "../coord/signed-approvals.ts";
 import type { RedisClient } from "../redis/client.ts";
 import type { JobShells } from "../shell/job-shells.ts";
 import { GuardRefused, SanctionedZeroizeRefused } from "./errors.ts";
@@ -24,6 +25,11 @@ export interface JobGuardDeps {
   runbook?: string;
   /** For the sanctioned zeroize of a deprovision job: its approvals are read from here (src/coord/approvals.ts). */
   redis?: RedisClient;
+  /**
+   * What the worker knows of this job (runbook, admitted plan digest, requester): every approval's signature is
+   * verified again against it and the fleet's key registry right before the zeroize (src/coord/signed-approvals.ts).
+   */
+  approvalFacts?: JobFacts;
 }
 
 export interface JobGuard {
@@ -55,12 +61,36 @@ export function jobGuard(deps: JobGuardDeps): JobGuard {
         );
       const typed = new Set(approvals.approvals.map((a) => a.confirmation));
       if (typed.size !== 1) throw refuse("the approvals do not carry one typed confirmation");
+      // The signatures, again, now: a request marked approved in Redis is only a claim.
+      if (!deps.approvalFacts) throw refuse("this job's guard does not know the job's plan and requester");
+      const signed = checkGrantedApprovals(approvals, deps.approvalFacts, deps.fleet, 2);
+      if (!signed.ok) {
+        await deps.evidence
+          .append(
+            "guard",
+            {
+              event: "zeroize-refused",
+              flow: "sanctioned-zeroize",
+              device,
+              reason: signed.reason,
+              refused: signed.refused,
+              sent: "nothing",
+            },
+            deps.actor,
+          )
+          .catch(() => {});
+        throw refuse(
+          `approvals do not verify at the moment of the zeroize: ${signed.reason}; nothing was sent`,
+        );
+      }
       return sanctionedZeroize(deps.redis, {
         session: await lunash(device),
         fleet: deps.fleet,
         device,
         deprovisionJobId: deps.jobId,
-        approvals: approvals.approvals.map((a) => ({ principal: a.principal, at: a.at })),
+        approvals: approvals.approvals
+          .filter((a) => signed.principals.includes(a.principal))
+          .map((a) => ({ principal: a.principal, at: a.at })),
         confirmation: [...typed][0]!,
         locks: locks as ZeroizeLocks,
         evidence: deps.evidence,

@@ -268,6 +268,8 @@ export async function cancelJob(
   queue: Queue<JobData>,
   redis: RedisClient,
   jobId: string,
+  /** The authenticated principal who cancels (the worker names them when the job stops). */
+  by?: string,
 ): Promise<CancelOutcome> {
   const job = await queue.getJob(jobId);
   if (!job) return "unknown";
@@ -295,8 +297,24 @@ export async function cancelJob(
       // It became active between getState and remove: flag it instead.
     }
   }
-  await redis.set(cancelKey(jobId), new Date().toISOString(), "EX", 7 * 86_400);
+  await redis.set(
+    cancelKey(jobId),
+    JSON.stringify({ at: new Date().toISOString(), ...(by ? { by } : {}) }),
+    "EX",
+    7 * 86_400,
+  );
   return "flagged";
+}
+
+/** Who asked to cancel a job, from its cancel flag (a flag written before names were kept says so). */
+export async function cancelledBy(redis: RedisClient, jobId: string): Promise<string | undefined> {
+  const raw = await redis.get(cancelKey(jobId));
+  if (!raw) return undefined;
+  try {
+    return (JSON.parse(raw) as { by?: string }).by ?? "an operator";
+  } catch {
+    return "an operator";
+  }
 }
 
 // ---- Results ----

@@ -16,15 +16,18 @@ import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
 import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
+import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.ts";
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
+import { GOAL_NOT_MET } from "../engine/outcome.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
+import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
 import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
@@ -32,7 +35,8 @@ import type { RedisClient } from "../redis/client.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
-import { cancelKey, type JobData, resultKey } from "./jobs.ts";
+import { recordFindings } from "./findings.ts";
+import { cancelKey, cancelledBy, type JobData, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
 
@@ -59,6 +63,8 @@ export interface JobProcessDeps {
   cancelPollMs: number;
   /** How often a job waiting for approvals re-reads them (ms). */
   approvalPollMs: number;
+  /** Signs each attempt's evidence chain head when it ends. */
+  evidenceSigner?: EvidenceSigner | undefined;
 }
 
 /** A job past admission: its runbook and, unless its request does not resolve, the admitted plan. */
@@ -86,12 +92,19 @@ export async function processJob(
   const held = await lock(deps, admitted, token);
   let outcome = "error";
   deps.metrics?.jobStarted(admitted.runbook.name);
+  let evidence: EvidenceLog | undefined;
   try {
-    const { result, evidence } = await scope(deps, admitted, held);
-    outcome = result.outcome;
-    return await settle(deps, admitted, result, evidence);
+    const scoped = await scope(deps, admitted, held);
+    evidence = scoped.evidence;
+    outcome = scoped.result.outcome;
+    return await settle(deps, admitted, scoped.result, scoped.evidence);
   } finally {
     deps.metrics?.jobFinished(admitted.runbook.name, outcome);
+    // The daemon's signature over the chain head seals what this attempt wrote (src/evidence/signing.ts).
+    if (evidence && deps.evidenceSigner)
+      await sealEvidence(evidence, deps.evidenceSigner).catch((err: Error) =>
+        admitted.log.error({ error: err.message }, "evidence: could not sign the chain head"),
+      );
   }
 }
 
@@ -200,6 +213,9 @@ async function scope(
         a.data.actor,
       );
     const checkpoints = await progressCheckpoints(deps, a);
+    const facts: JobFacts | undefined = a.plan
+      ? { jobId: a.jobId, runbook: a.runbook.name, planDigest: a.plan.planDigest, requester: a.data.actor }
+      : undefined;
     const result = await runJob({
       runbook: a.runbook,
       params: a.data.params,
@@ -225,6 +241,7 @@ async function scope(
               actor: a.data.actor,
               runbook: a.runbook.name,
               redis,
+              ...(facts ? { approvalFacts: facts } : {}),
             }),
           }
         : {}),
@@ -233,7 +250,8 @@ async function scope(
       log: a.log,
       ...(deps.azure ? { azure: deps.azure } : {}),
       ...(deps.keyVault ? { keyVault: deps.keyVault } : {}),
-      approvals: deps.approvals,
+      // Requests carry the requester; a granted one is re-verified (signatures, registry, plan) when read.
+      approvals: facts ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence) : deps.approvals,
       approvalPollMs: deps.approvalPollMs,
       state: deps.state,
       facts: deps.facts,
@@ -288,13 +306,15 @@ function watchCancel(redis: RedisClient, jobId: string, everyMs: number, log: Jo
   const abort = () => {
     if (controller.signal.aborted) return;
     log.warn({}, "cancel requested");
-    controller.abort(new JobCancelled(`job ${jobId} cancelled by an operator`));
+    controller.abort(new JobCancelled(`job ${jobId} cancelled by ${by ?? "an operator"}`));
   };
+  let by: string | undefined;
   const poll = setInterval(() => {
-    redis
-      .exists(cancelKey(jobId))
-      .then((n) => {
-        if (n > 0) abort();
+    cancelledBy(redis, jobId)
+      .then((who) => {
+        if (who === undefined) return;
+        by = who;
+        abort();
       })
       .catch(() => {});
   }, everyMs);
@@ -333,6 +353,10 @@ async function settle(
       .catch((err: unknown) =>
         a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
       );
+  // Managed HSM pools' findings (src/daemon/report-mhsm.ts) until they move to the fleet state model: a job whose
+  // steps all ran but whose goal was not met (a failed crypto gate) saw real facts too.
+  if (result.status === "succeeded" || result.error?.type === GOAL_NOT_MET)
+    await recordFindings(redis, result);
   if (result.status === "succeeded") return result;
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
   if (!retrying) throw new UnrecoverableError(why);

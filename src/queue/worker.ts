@@ -18,6 +18,7 @@ import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
 import type { AzurePort, JobLogger } from "../engine/ports.ts";
 import type { JobResult } from "../engine/runner.ts";
 import { RedisStateStore } from "../engine/state.ts";
+import type { EvidenceSigner } from "../evidence/signing.ts";
 import { RedisFactStore } from "../facts/store.ts";
 import { LoginGuard } from "../guard/guard.ts";
 import { type ConnectRedisOptions, connectRedis, type RedisClient } from "../redis/client.ts";
@@ -68,6 +69,8 @@ export interface StartWorkerOptions {
   log?: JobLogger;
   metrics?: WorkerMetrics;
   trustStore?: TrustStore;
+  /** Signs each job's evidence chain head when an attempt ends. */
+  evidenceSigner?: EvidenceSigner;
   /**
    * ARM for deprovisioning (ctx.azure). Default: `armGatewayFor(fleet)` (the fleet's `azure` block, system CA store,
    * DefaultAzureCredential); the twin's daemon passes one built for the twin's ARM (its endpoint and CA).
@@ -136,6 +139,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     lockWaitMs: opts.lockWaitMs ?? 10_000,
     cancelPollMs: opts.cancelPollMs ?? 500,
     approvalPollMs: opts.approvalPollMs ?? 1_000,
+    evidenceSigner: opts.evidenceSigner,
   };
   const worker = new Worker<JobData, JobResult>(QUEUE_NAME, (job, token) => processJob(deps, job, token), {
     connection: bullConnection as never,

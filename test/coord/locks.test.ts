@@ -192,13 +192,21 @@ describe("device locks", () => {
     const device = res("kept");
     const host = res("given");
     const c1 = redis.client();
-    const set = await acquireDeviceLocks(c1, [device, host], { owner: "job-waiting", ttlMs: 5000, waitMs: 0 });
+    const set = await acquireDeviceLocks(c1, [device, host], {
+      owner: "job-waiting",
+      ttlMs: 5000,
+      waitMs: 0,
+    });
     const hostToken = set.tokenFor(host);
     expect(await set.releaseExcept([device])).toEqual([host]);
     expect(set.locks.map((l) => l.resource)).toEqual([device]);
     expect(await readLock(c1, host)).toBeNull();
     // Another job uses the host meanwhile; taking it back is refused (nothing taken), not waited for ever.
-    const other = await acquireDeviceLocks(redis.client(), [host], { owner: "job-other", ttlMs: 5000, waitMs: 0 });
+    const other = await acquireDeviceLocks(redis.client(), [host], {
+      owner: "job-other",
+      ttlMs: 5000,
+      waitMs: 0,
+    });
     expect(await set.take([host], 0)).toBe(false);
     expect(set.locks.map((l) => l.resource)).toEqual([device]);
     await other.release();

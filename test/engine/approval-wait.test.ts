@@ -10,6 +10,7 @@ const base: ApprovalState = {
   runbook: "deprovision",
   action: "zeroize hsm-c1",
   planDigest: "abc",
+  requester: "operator:test",
   device: "hsm-c1",
   serial: "700301",
   required: 2,

@@ -3,7 +3,6 @@
 // operators approve, it takes the client hosts' locks back, re-checks their HA groups and finishes in the safe order.
 // The worker's ctx.azure trusts the twin's ARM CA.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { approve } from "../../src/coord/approvals.ts";
 import { lockKey } from "../../src/coord/locks.ts";
 import { EvidenceLog } from "../../src/evidence/log.ts";
 import { jobOutcome } from "../../src/queue/job-outcome.ts";
@@ -12,6 +11,7 @@ import { type RunningWorker, startWorker } from "../../src/queue/worker.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet } from "../engine/support.ts";
 import { withRedis } from "../helpers/redis.ts";
+import { signedApprove } from "../helpers/ssh-signing.ts";
 import { type Connections, connect, hsmResourceId } from "./deprovision-support.ts";
 
 const redis = await withRedis();
@@ -58,7 +58,7 @@ describe("deprovision through the queue and worker", () => {
       runbook: "deprovision",
       target: device,
       params: { backupsConfirmed: true, deleteResourceGroup: true, approvalPollMs: 25 },
-      actor: "alice",
+      actor: "operator:test", // the requester never approves its own job (alice and bob approve)
     });
     const evidence = await EvidenceLog.open(r, redis.dataDir, jobId);
     const noted = async (key: string) =>
@@ -77,8 +77,8 @@ describe("deprovision through the queue and worker", () => {
     for (const h of twin.fleet.clientHosts) expect(await r.get(lockKey(`client:${h.name}`))).toBeNull();
     expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
 
-    await approve(r, jobId, { principal: "alice", confirmation: "700301" });
-    await approve(r, jobId, { principal: "bob", confirmation: "700301" });
+    await signedApprove(r, jobId, "alice", twin.fleet);
+    await signedApprove(r, jobId, "bob", twin.fleet);
     // Approved: it takes the hosts' locks back before the re-check of their HA groups and the first change.
     await until("the locks taken back", () => noted("locksTakenBack"));
     const job = (await queue.getJob(jobId))!;

@@ -2,8 +2,10 @@
 // locks), the unchanged Azure SDK clients over HTTPS to the Key Vault twin. These runbooks open no shell: the shell
 // port refuses, so a runbook that reached for a device would fail the test.
 import type { Fleet } from "../../src/config/schema.ts";
-import { approvalState, approvalsStore, approve } from "../../src/coord/approvals.ts";
+import { approvalState, approvalsStore } from "../../src/coord/approvals.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
+import { signedApprovalsStore } from "../../src/coord/signed-approvals.ts";
+import { admitJob } from "../../src/engine/admit.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import type { KeyVaultPort } from "../../src/engine/key-vault-ports.ts";
 import type { EvidenceSink, ShellPort } from "../../src/engine/ports.ts";
@@ -12,6 +14,16 @@ import { type JobResult, runJob } from "../../src/engine/runner.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import { JobEvidence } from "../engine/support.ts";
 import type { TestRedis } from "../helpers/redis.ts";
+import { demoApprovers, signedApprove, withDemoApprovers } from "../helpers/ssh-signing.ts";
+
+/** The admitted plan's digest, or a placeholder when the parameters do not admit (the runner refuses the job). */
+function planDigestOf(runbook: Runbook, params: unknown, fleet: Fleet): string {
+  try {
+    return admitJob(runbook, params, fleet).planDigest;
+  } catch {
+    return "0".repeat(64);
+  }
+}
 
 export const noShells: ShellPort = {
   lunash: async (d) => {
@@ -73,7 +85,18 @@ export async function runKvJob(
       attempt: opts.attempt ?? 1,
       actor: "test-operator",
       keyVault,
-      approvals: approvalsStore(client),
+      // As a worker does: requests carry the requester, granted ones are re-verified against the admitted plan.
+      approvals: signedApprovalsStore(
+        approvalsStore(client),
+        {
+          jobId: opts.jobId,
+          runbook: runbook.name,
+          planDigest: planDigestOf(runbook, opts.params, fleet),
+          requester: "test-operator",
+        },
+        withDemoApprovers(fleet),
+        (opts.evidence ?? evidence) as never,
+      ),
       approvalPollMs: opts.approvalPollMs ?? 20,
     });
     return { result, evidence };
@@ -93,8 +116,12 @@ export async function approveWhenAsked(
     if (Date.now() > deadline) throw new Error(`job ${jobId} never asked for approval`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  for (const principal of ["alice", "bob"])
-    await approve(redis, jobId, { principal, confirmation }).catch(() => {});
+  const verifierFleet = {
+    identity: { principals: demoApprovers() },
+    approvals: { required: 2, expiresMinutes: 60 },
+  };
+  for (const principal of ["alice", "bob"] as const)
+    await signedApprove(redis, jobId, principal, verifierFleet as never, { confirmation }).catch(() => {});
 }
 
 /** The demo fleet without its planted Managed HSM / Key Vault problems. */

@@ -119,7 +119,10 @@ describe("tcp-check over the twin", () => {
       ]);
     }
     // The spare hsm-c1 is assigned to no client host: nothing to verify from, nothing missing.
-    expect(report.devices.find((d) => d.device === "hsm-c1")).toMatchObject({ verifiedFrom: [], notVerifiedFrom: [] });
+    expect(report.devices.find((d) => d.device === "hsm-c1")).toMatchObject({
+      verifiedFrom: [],
+      notVerifiedFrom: [],
+    });
     const a1Address = twin.fleet.devices.find((d) => d.name === "hsm-a1")!.host;
     expect(report.problems).toContainEqual(
       expect.stringMatching(
