@@ -49,6 +49,11 @@ export interface Step<P> {
   /** `azure`: each Managed HSM of JobTargets.azure (its commands must say where they go: via azure). */
   forEach?: "device" | "clientHost" | "azure";
   /**
+   * Whether the step is part of this job at all (e.g. the application crypto gate, only where the fleet file asks
+   * for it). Pure: plan and run expand the same steps. Absent = always.
+   */
+  when?(params: P, fleet: Fleet): boolean;
+  /**
    * The exact commands this step will send, computed without connecting. A plain string is a command on the
    * step's own target: lunash for a device step, lunacm for a client-host step.
    */
@@ -125,6 +130,7 @@ export interface ExpandedStep<P> {
 export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Fleet, targets: JobTargets) {
   const out: ExpandedStep<P>[] = [];
   for (const step of steps) {
+    if (step.when && !step.when(params, fleet)) continue;
     const each =
       step.forEach === "device"
         ? targets.devices

@@ -10,6 +10,7 @@ import { type AdmittedJob, admitJob } from "./admit.ts";
 import type { JobLocksPort } from "./approval-wait.ts";
 import type { CheckpointRecord, CheckpointStore } from "./checkpoints.ts";
 import { describeError, type ErrorInfo, JobCancelled, RunbookDefinitionError } from "./errors.ts";
+import type { HostCheckPort } from "./host-check-port.ts";
 import { type Json, toRedactedJson } from "./json.ts";
 import type { KeyVaultPort } from "./key-vault-ports.ts";
 import { GOAL_NOT_MET, type JobOutcome, type Verdict } from "./outcome.ts";
@@ -91,6 +92,8 @@ export interface RunJobOptions<S extends z.ZodType> {
   azure?: AzurePort;
   /** Managed HSM / Key Vault (src/azure keyVaultAccessFor); ctx.keyVault throws CapabilityUnavailable without it. */
   keyVault?: KeyVaultPort;
+  /** The crypto gate's check commands on client hosts (src/shell hostChecks); ctx.hostCheck needs it. */
+  hostChecks?: HostCheckPort;
   guard?: GuardPort;
   /** Approvals store (src/coord/approvals.ts approvalsPort); steps see it bound to this job as ctx.approvals. */
   approvals?: ApprovalsPort;
@@ -219,6 +222,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           results,
           ...(opts.azure ? { azure: opts.azure } : {}),
           ...(opts.keyVault ? { keyVault: opts.keyVault } : {}),
+          ...(opts.hostChecks ? { hostChecks: opts.hostChecks } : {}),
           ...(opts.guard ? { guard: opts.guard } : {}),
           ...(opts.approvals ? { approvals: opts.approvals } : {}),
           ...(opts.locks ? { locks: opts.locks } : {}),

@@ -2,10 +2,12 @@
 // checks that a device or host belongs to the job's (locked) targets, and hands out the recorded forms of each port
 // (recorded-shell.ts, recorded-io.ts, recorded-azure.ts), which put every command, reply and parse on the evidence
 // and fail closed on device errors and on replies that lack what the step relies on.
+import { getClientHost } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
 import type { FactSink, Observation, ObservationInput } from "../facts/model.ts";
 import { type ApprovalWaitOptions, type JobLocksPort, waitForApproval } from "./approval-wait.ts";
 import { CapabilityUnavailable, JobCancelled, MissingCheckpoint, TargetNotLocked } from "./errors.ts";
+import { type HostCheckOutcome, type HostCheckPort, recordedHostCheck } from "./host-check-port.ts";
 import { type Json, toRedactedJson } from "./json.ts";
 import { type KeyVaultPort, recordedKeyVault, type StepKeyVault } from "./key-vault-ports.ts";
 import type {
@@ -72,6 +74,8 @@ export interface StepContext<P = unknown> {
   readonly azure: AzurePort;
   /** Managed HSM, Key Vault, the crypto gate and Graph, recorded (src/engine/key-vault-ports.ts). */
   readonly keyVault: StepKeyVault;
+  /** The application crypto gate's check command on a client host the job locked (exit status 0 = passed). */
+  hostCheck(host: string, command: string): Promise<HostCheckOutcome>;
   readonly guard: GuardPort;
   /** This job's approvals: ask (idempotent) and read; operators approve through `lunafleet approve`. */
   readonly approvals: {
@@ -104,6 +108,7 @@ export interface ContextDeps<P> {
   results: ReadonlyMap<string, Json>;
   azure?: AzurePort;
   keyVault?: KeyVaultPort;
+  hostChecks?: HostCheckPort;
   guard?: GuardPort;
   approvals?: ApprovalsPort;
   /** The job's runbook name and admitted plan digest (engine/admit.ts), recorded with approval requests. */
@@ -209,6 +214,14 @@ export function createStepContext<P>(
     get azure(): AzurePort {
       return recordedAzure(capability(deps.azure, "azure"), record, deps);
     },
+    hostCheck: async (name, command) =>
+      recordedHostCheck(
+        capability(deps.hostChecks, "hostCheck"),
+        getClientHost(deps.fleet, scope.clientHost(name)),
+        command,
+        record,
+        deps,
+      ),
     get keyVault(): StepKeyVault {
       return recordedKeyVault(capability(deps.keyVault, "keyVault"), {
         stepId: step.id,

@@ -32,6 +32,7 @@ import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import type { RedisClient } from "../redis/client.ts";
+import { hostChecks } from "../shell/host-checks.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
@@ -224,6 +225,7 @@ async function scope(
       fleet: deps.fleet,
       shells,
       files: jobFiles(deps.fleet, lease),
+      hostChecks: hostChecks(deps.fleet, lease),
       evidence,
       checkpoints,
       signal: cancel.signal,

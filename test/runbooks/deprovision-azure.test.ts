@@ -226,16 +226,29 @@ describe("no code path deletes a resource group before its HSM is gone", () => {
       return statSync(p).isDirectory() ? sources(p) : p.endsWith(".ts") ? [p] : [];
     });
 
-  it("deleteResourceGroup( is called only by the deprovision runbook's last step (besides its definition and the recorded ctx wrapper)", () => {
+  it("deleteResourceGroup( is called only by the last step of deprovision and mhsm-retire (besides their gateways and recorded ctx wrappers)", () => {
     const callers = [...sources(join(root, "src")), ...sources(join(root, "runbooks"))]
       .filter((f) => /\bdeleteResourceGroup\s*\(/.test(readFileSync(f, "utf8")))
       .map((f) => relative(root, f))
       .sort();
     expect(callers).toEqual([
       "runbooks/deprovision.ts",
+      "runbooks/mhsm-retire.ts",
       "src/azure/dedicated-hsm.ts",
+      "src/azure/managed-hsm.ts",
+      "src/engine/key-vault-ports.ts",
       "src/engine/recorded-azure.ts",
     ]);
+    // mhsm-retire: one call, in its last step, only after the purge is proven and when asked.
+    const retire = readFileSync(join(root, "runbooks/mhsm-retire.ts"), "utf8");
+    const retireCalls = [...retire.matchAll(/\.deleteResourceGroup\s*\(/g)];
+    expect(retireCalls).toHaveLength(1);
+    const retireStep = retire.indexOf('id: "delete-resource-group"');
+    expect(retireStep).toBeGreaterThan(retire.indexOf('id: "verify-purged"'));
+    expect(retireCalls[0]!.index!).toBeGreaterThan(retireStep);
+    const retireBody = retire.slice(retireStep, retireCalls[0]!.index!);
+    expect(retireBody).toMatch(/requireCheckpoint\("verify-purged"\)/);
+    expect(retireBody).toMatch(/if \(!ctx\.params\.deleteResourceGroup\)/);
 
     const text = readFileSync(join(root, "runbooks/deprovision.ts"), "utf8");
     const calls = [...text.matchAll(/\.deleteResourceGroup\s*\(/g)];
