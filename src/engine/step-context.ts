@@ -4,6 +4,7 @@
 // and fail closed on device errors and on replies that lack what the step relies on.
 import { getClientHost } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
+import type { FactSink, Observation, ObservationInput } from "../facts/model.ts";
 import { type ApprovalWaitOptions, type JobLocksPort, waitForApproval } from "./approval-wait.ts";
 import { CapabilityUnavailable, JobCancelled, MissingCheckpoint, TargetNotLocked } from "./errors.ts";
 import { type HostCheckOutcome, type HostCheckPort, recordedHostCheck } from "./host-check-port.ts";
@@ -58,6 +59,12 @@ export interface StepContext<P = unknown> {
   readonly state: StateStore;
   /** Put something on the job's record (a decision, an operator-facing finding); redacted, tagged with the step. */
   readonly evidence: { note(data: unknown): Promise<void> };
+  /**
+   * The fleet state model (src/facts): record what this step saw, each fact with its status (ok, problem,
+   * check-failed, unknown); when, by which job and runbook is added here. Redacted. Not wired (direct runs in tests):
+   * nothing is kept.
+   */
+  readonly facts: { observe(...observations: ObservationInput[]): Promise<void> };
   /** The result of a finished step of this job (also one finished before a resume); undefined if not finished. */
   checkpoint(stepId: string, target?: string): Json | undefined;
   /** Like checkpoint(), but a missing result is an error: use for steps that must have run first. */
@@ -112,6 +119,23 @@ export interface ContextDeps<P> {
   /** How often a job waiting for approvals re-reads them (default 1 s). */
   approvalPollMs?: number;
   state?: StateStore;
+  /** The fleet state model; `observed` collects `<subject>#<fact>` of what this step recorded (for check-failed). */
+  facts?: FactSink;
+  observed?: Set<string>;
+  now?: () => Date;
+}
+
+/** Observations as the engine stores them: redacted, with when, by which job and runbook. */
+export function toObservations(
+  inputs: readonly ObservationInput[],
+  at: Date,
+  jobId: string,
+  by: string,
+): Observation[] {
+  return inputs.map((o) => {
+    const clean = toRedactedJson(o) as unknown as ObservationInput;
+    return { ...clean, observedAt: at.toISOString(), jobId, by };
+  });
 }
 
 export function createStepContext<P>(
@@ -169,6 +193,14 @@ export function createStepContext<P>(
       return capability(deps.state, "state");
     },
     evidence: { note: (data) => record("note", { data }) },
+    facts: {
+      async observe(...observations) {
+        if (!deps.facts || observations.length === 0) return;
+        const at = (deps.now ?? (() => new Date()))();
+        await deps.facts.record(toObservations(observations, at, deps.jobId, deps.runbook ?? "?"));
+        for (const o of observations) deps.observed?.add(`${o.subject}#${o.fact}`);
+      },
+    },
     checkpoint,
     requireCheckpoint(stepId, target) {
       const r = checkpoint(stepId, target);
