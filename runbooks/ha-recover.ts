@@ -18,6 +18,7 @@ import type { Verdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type JobTargets, type PlannedCommand, type Step } from "../src/engine/runbook.ts";
 import type { StepContext, StepShell } from "../src/engine/step-context.ts";
 import { memberKey, readBreaker, recordFailure, recordSuccess } from "./lib/breaker.ts";
+import { haSettingsFact, memberFactRefs, memberFacts, partitionFact } from "./lib/facts.ts";
 import { declaredMembers, isAlive, listGroup } from "./lib/ha.ts";
 import { describeFinding, type HaFinding, type SkipReason } from "./lib/ha-findings.ts";
 
@@ -182,6 +183,12 @@ const inspect = {
     `List ${h}'s HA groups; check each down member (breaker, NTLS reachable, partition intact)`,
   kind: "read",
   forEach: "clientHost",
+  observes: (p: Params, fleet: Fleet, h: string | undefined) =>
+    memberFactRefs(
+      fleet,
+      groupsOnHost(p, fleet, h!).map((g) => g.label),
+    ),
+  facts: (r) => inspectionFacts(r.groups),
   commands: (p: Params, fleet: Fleet, h: string | undefined) => {
     const out: PlannedCommand[] = [{ via: "lunacm", on: h!, command: "hagroup listgroups" }];
     for (const g of groupsOnHost(p, fleet, h!))
@@ -204,7 +211,7 @@ const inspect = {
     for (const g of groupsOnHost(ctx.params, ctx.fleet, host)) groups.push(await inspectGroup(ctx, g));
     return { host, groups };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, { host: string; groups: GroupInspection[] }>;
 
 const recover = {
   id: "recover",
@@ -212,6 +219,8 @@ const recover = {
     `hagroup recover on ${h} for groups with recoverable down members; verify with listgroups`,
   kind: "change",
   forEach: "clientHost",
+  // What recover left: members it brought back, and those still down (re-read with listgroups after it).
+  facts: (r) => recoveryFacts(r.groups),
   commands: (p: Params, fleet: Fleet, h: string | undefined) =>
     groupsOnHost(p, fleet, h!).flatMap((g) => [
       `hagroup recover -group ${g.label}   (only if a member is down and recoverable)`,
@@ -281,7 +290,7 @@ const recover = {
     }
     return { host, groups: out };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, { host: string; groups: GroupRecovery[] }>;
 
 /** A value the -show form of `hagroup retry` / `hagroup interval` must print. */
 function shown<T>(value: T | null, host: string, command: string): T {
@@ -308,6 +317,10 @@ const haSettings = {
     `Set ${h}'s HA retry count and interval to the fleet file's values (report when they differed)`,
   kind: "change",
   forEach: "clientHost",
+  observes: (_p: Params, _f: Fleet, h: string | undefined) => [
+    { subject: `client:${h}`, fact: "ha-settings" },
+  ],
+  facts: (r) => [haSettingsFact(r.host, r.before, r.wanted, r.changed)],
   commands: (p: Params, fleet: Fleet, h: string | undefined) => {
     const want = wantedSettings(p, fleet, h!);
     return [
@@ -317,7 +330,7 @@ const haSettings = {
       `hagroup interval -interval ${want.intervalSeconds}   (only if different)`,
     ];
   },
-  async run(ctx: Ctx) {
+  async run(ctx: Ctx): Promise<HaSettingsResult> {
     const host = ctx.target!;
     const want = wantedSettings(ctx.params, ctx.fleet, host);
     const shell = await ctx.lunacm(host);
@@ -343,7 +356,15 @@ const haSettings = {
       ctx.log.warn({ jobId: ctx.jobId, host, changed }, "HA retry/interval did not match the fleet file");
     return { host, before, wanted: want, matched: changed.length === 0, changed };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, HaSettingsResult>;
+
+export interface HaSettingsResult {
+  host: string;
+  before: { count: number; intervalSeconds: number };
+  wanted: { count: number; intervalSeconds: number };
+  matched: boolean;
+  changed: string[];
+}
 
 export interface HaRecoverReport {
   groups: {
@@ -406,7 +427,7 @@ const report = {
     );
     return { groups, breakersOpen, findings };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, HaRecoverReport>;
 
 export const haRecover = defineRunbook({
   name: "ha-recover",
@@ -436,6 +457,42 @@ export function haRecoverVerdict(r: HaRecoverReport): Verdict {
   if (skipped.length > 0) return { outcome: "succeeded-with-findings", findings: skipped };
   const acted = r.groups.some((g) => g.recovered.length > 0 || !g.settingsMatched);
   return { outcome: acted ? "succeeded" : "nothing-to-do", findings: [] };
+}
+
+/** Member state as inspect saw it (down members with why they are left alone), and partitions it checked. */
+function inspectionFacts(groups: GroupInspection[]) {
+  return groups.flatMap((g) => [
+    ...memberFacts(
+      g.members.map((m) => ({
+        group: g.group,
+        device: m.device,
+        partition: m.partition,
+        status: m.status,
+        alive: isAlive(m.status),
+        why: m.skip?.detail ?? null,
+      })),
+      "seen",
+    ),
+    ...g.members
+      .filter((m) => m.partitionIntact !== null)
+      .map((m) => partitionFact(m.device, m.partition, m.partitionIntact === true, m.skip?.detail ?? null)),
+  ]);
+}
+
+function recoveryFacts(groups: GroupRecovery[]) {
+  const member = (group: string, key: string, alive: boolean) => {
+    const [device = key, partition = ""] = key.split("/");
+    return { group, device, partition, status: alive ? "alive" : "down", alive };
+  };
+  return groups.flatMap((g) =>
+    memberFacts(
+      [
+        ...g.recovered.map((k) => member(g.group, k, true)),
+        ...g.stillDown.map((k) => member(g.group, k, false)),
+      ],
+      "after-recover",
+    ),
+  );
 }
 
 /** One client host has one retry/interval setting for all its groups: the strictest of its groups' values. */

@@ -25,6 +25,7 @@ import type { StepContext, StepShell } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import { CloningDomainMismatch, foreignSlots, remediationPlan } from "./lib/cloning-domains.ts";
 import { type DeclaredMember, declaredMembers, isAlive, type ListedGroup, listGroup } from "./lib/ha.ts";
+import { domainFacts } from "./lib/ha-facts.ts";
 import { describeFinding, type HaFinding, type MemberRef } from "./lib/ha-findings.ts";
 
 export { CloningDomainMismatch, remediationPlan } from "./lib/cloning-domains.ts";
@@ -75,6 +76,10 @@ async function stop(
 ): Promise<never> {
   const remediation = remediationPlan(ctx.fleet, group, foreign);
   const findings: HaFinding[] = foreign.map((f) => ({ ...f, kind: "foreign-member", evidence, remediation }));
+  // Recorded before the job stops: a foreign member is the fleet's state either way; the others are not shown to
+  // be in the group's domain (lunacm names only the conflicting slots), so they stay `not checked`.
+  const members = declaredMembers(ctx.fleet, group).map((m) => refOf(group, m));
+  await ctx.facts.observe(...domainFacts(group, members, [], findings, "not checked: the job stopped first"));
   await ctx.evidence.note({ cloningDomains: { group, problems, findings } });
   ctx.log.warn(
     { jobId: ctx.jobId, group, foreign: foreign.map((f) => `${f.device}/${f.partition}`) },
@@ -87,11 +92,18 @@ async function stop(
   );
 }
 
+const observesMembers = (p: Params, fleet: Fleet) =>
+  getHaGroup(fleet, p.target).members.flatMap((m) => [
+    { subject: `ha-member:${p.target}/${m.device}/${m.partition}`, fact: "member" },
+    { subject: `ha-member:${p.target}/${m.device}/${m.partition}`, fact: "cloning-domain" },
+  ]);
+
 const validate = {
   id: "validate-domains",
   title:
     "Validate cloning domains as the fleet file declares them, and the members the client lists (nothing is copied)",
   kind: "read",
+  observes: observesMembers,
   commands: (p: Params, fleet: Fleet): PlannedCommand[] => [
     { via: "lunacm", on: getHaGroup(fleet, p.target).clientHost, command: "hagroup listgroups" },
   ],
@@ -176,6 +188,15 @@ const synchronize = {
   title:
     "Log in as Crypto Officer on each live member (login guard), hagroup synchronize (lunacm's cloning check), log out",
   kind: "change",
+  observes: observesMembers,
+  facts: (r, { fleet }) =>
+    domainFacts(
+      r.group,
+      declaredMembers(fleet, r.group).map((m) => refOf(r.group, m)),
+      r.checked,
+      r.findings,
+      "not checked",
+    ),
   commands: (p: Params, fleet: Fleet): PlannedCommand[] => {
     const g = getHaGroup(fleet, p.target);
     const on = g.clientHost;
@@ -249,7 +270,7 @@ const synchronize = {
       findings,
     };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, SyncResult>;
 
 export const haSync = defineRunbook({
   name: "ha-sync",

@@ -12,6 +12,7 @@ import { DeviceIdentityMismatch, RebootUnsafe } from "../src/engine/errors.ts";
 import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type Step } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
+import { hsmShowFactRefs, hsmShowFacts, patchFactRefs, patchFacts } from "./lib/facts.ts";
 
 /** The RPM each known KB article installs (what `package list` shows once the patch is in). */
 export const KB_RPMS: Record<string, RegExp> = {
@@ -107,6 +108,8 @@ const hsmShowStep = {
   kind: "read",
   forEach: "device",
   commands: () => ["hsm show"],
+  observes: (_p, _f, device) => hsmShowFactRefs(device!),
+  facts: (r) => hsmShowFacts(r),
   async run(ctx): Promise<HsmShowResult> {
     const name = ctx.target!;
     const declared = getDevice(ctx.fleet, name);
@@ -128,7 +131,7 @@ const hsmShowStep = {
       zeroized: show.zeroized,
     };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, HsmShowResult>;
 
 const packageListStep = {
   id: "package-list",
@@ -136,6 +139,11 @@ const packageListStep = {
   kind: "read",
   forEach: "device",
   commands: () => ["package list"],
+  observes: (_p, _f, device) => patchFactRefs(device!, Object.keys(KB_RPMS)),
+  facts: (r) => {
+    const pkgs = r;
+    return patchFacts(pkgs.device, pkgs.kbRpms, REBOOT_PATCH_KB);
+  },
   async run(ctx): Promise<PackageListResult> {
     const name = ctx.target!;
     const shell = await ctx.lunash(name);
@@ -144,7 +152,7 @@ const packageListStep = {
     for (const [kb, rpm] of Object.entries(KB_RPMS)) kbRpms[kb] = packages.filter((p) => rpm.test(p));
     return { device: name, packageCount: packages.length, kbRpms };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, PackageListResult>;
 
 const verdictStep = {
   id: "verdict",

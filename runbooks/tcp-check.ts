@@ -13,6 +13,7 @@ import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type Step } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import type { PresentedCertificate } from "../src/net/probe.ts";
+import { type ProbeView, probeFactRefs, probeFacts, vtlFactRefs, vtlFacts } from "./lib/facts.ts";
 
 const params = z
   .object({
@@ -84,6 +85,8 @@ const ntlsProbe = {
       { via: "tls", on: ep.label, command: `handshake, read server certificate (timeout ${t} ms)` },
     ];
   },
+  observes: (_p, _f, device) => probeFactRefs(device!),
+  facts: (r) => probeFacts(r),
   async run(ctx): Promise<NtlsProbeResult> {
     const device = ctx.target!;
     const ep = endpointOf(ctx.fleet, device);
@@ -118,7 +121,7 @@ const ntlsProbe = {
       certExpiringSoon: cert ? cert.daysLeft <= ctx.fleet.defaults.certExpiryWarnDays : false,
     };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, NtlsProbeResult>;
 
 const vtlVerify = {
   id: "vtl-verify",
@@ -126,6 +129,8 @@ const vtlVerify = {
   kind: "read",
   forEach: "clientHost",
   commands: (_p, _f, host) => [{ via: "host", on: host!, command: "vtl verify" }],
+  observes: (_p, fleet, host, targets) => vtlFactRefs(fleet, host!, targets.devices),
+  facts: (r, { fleet, target, targets }) => vtlFacts(fleet, target!, targets.devices, r),
   async run(ctx): Promise<VtlVerifyResult> {
     const host = ctx.target!;
     const shell = await ctx.hostShell(host);
@@ -147,7 +152,7 @@ const vtlVerify = {
       error: null,
     };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, VtlVerifyResult>;
 
 const reportStep = {
   id: "report",

@@ -19,7 +19,9 @@ const LAYERS: readonly (readonly string[])[] = [
   // src/signing: approval statements, SSH signature verification, the approver key registry (pure crypto over the
   // fleet file): below coord and guard, which re-verify approvals with it at the moment they act.
   ["src/redis", "src/signing"],
-  ["src/coord", "src/evidence", "src/azure", "src/net"],
+  // src/facts: the fleet state model (every observation with when, by which job, and its status), a Redis-backed
+  // store like coord: runbooks write it through the engine's step context, report and metrics read it.
+  ["src/coord", "src/facts", "src/evidence", "src/azure", "src/net"],
   // src/identity: principals, roles, API tokens, OIDC validation, failed-authentication limits: over redis and
   // evidence (refusals are recorded), below everything that acts for a principal (guard, queue, API).
   ["src/transport", "src/identity"],
@@ -29,6 +31,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ["runbooks/lib"],
   ["runbooks"],
   ["src/queue"],
+  // src/api: the HTTPS API's routes over queue, coord, guard, evidence and identity; the daemon serves it.
+  ["src/api"],
   ["src/daemon"],
   ["src/cli"],
 ];
@@ -160,14 +164,17 @@ function impureParserImports(edges: readonly ImportEdge[]): string[] {
 /**
  * Rule 3: runbooks (and runbooks/lib) take devices, Redis and the guard only through the engine's context. They may
  * import the engine, config, parsers (types and pure helpers), runbooks/lib, the pure Azure modules (errors, resource
- * ids) and TYPES of anything below them; never a module that talks to a device, Redis or a queue.
+ * ids, Key Vault errors and scopes) and TYPES of anything below them; never a module that talks to a device, Redis or a queue.
  */
 const RUNBOOK_VALUE_ALLOWED = [
   /^src\/engine\//,
   /^src\/config\//,
   /^parsers\//,
   /^runbooks\//,
-  /^src\/azure\/(errors|resource-id)\.ts$/,
+  // Managed HSM's failure classes and id/scope parsing are pure too (no client, no network).
+  /^src\/azure\/(errors|resource-id|key-vault-errors|key-vault-ids)\.ts$/,
+  // The fleet state model's vocabulary (subjects, statuses): pure, no Redis; runbooks write facts only via ctx.facts.
+  /^src\/facts\/model\.ts$/,
 ];
 function runbookBypasses(edges: readonly ImportEdge[]): string[] {
   return edges

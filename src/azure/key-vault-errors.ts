@@ -157,6 +157,8 @@ function firstSentence(text: string): string {
 
 /** A Managed HSM / Key Vault call failed; carries the classified failure (safe to log) and the operation. */
 export class KeyVaultOperationError extends Error {
+  /** Only a throttled/failing service or a network fault may pass by itself; identity, role and key need a person. */
+  readonly retryable: boolean;
   constructor(
     readonly operation: string,
     readonly target: string,
@@ -174,11 +176,13 @@ export class KeyVaultOperationError extends Error {
         (detail ? `; ${detail}` : ""),
     );
     this.name = "KeyVaultOperationError";
+    this.retryable = failure.layer === "service" || failure.layer === "network";
   }
 }
 
 /** A change the gateway refuses before sending anything (purge under purge protection, group still holding an HSM). */
 export class KeyVaultChangeRefused extends Error {
+  readonly retryable = false;
   constructor(
     readonly operation: string,
     readonly target: string,

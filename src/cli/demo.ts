@@ -7,12 +7,14 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { armGatewayFor } from "../azure/access.ts";
+import { keyVaultAccessFor } from "../azure/key-vault-access.ts";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
 import { type Daemon, startDaemon } from "../daemon/daemon.ts";
 import { createLogger } from "../daemon/logger.ts";
-import { buildReport, type FleetReport, renderReport } from "../daemon/report.ts";
-import { type FinishedJob, submitSweep, waitForJobs } from "../daemon/sweep.ts";
+import { buildReport, type FleetReport } from "../daemon/report.ts";
+import { renderReport } from "../daemon/report-render.ts";
+import { type FinishedJob, submitKeyVaultSweep, submitSweep, waitForJobs } from "../daemon/sweep.ts";
 import { startTwin, type Twin } from "../sim/twin.ts";
 
 export const DEMO_FLEET_FILE = resolve(fileURLToPath(new URL("../../config/demo.yaml", import.meta.url)));
@@ -64,13 +66,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
         })
       : undefined;
     if (twin.arm) print(`lunafleet: ARM twin ${twin.arm.endpoint} (its own CA, trusted by this daemon only)`);
+    // Managed HSM / Key Vault jobs: the twin's ARM and its data plane, Entra ID and Graph (their CAs), never Azure.
+    const keyVault =
+      twin.arm && twin.keyVault
+        ? keyVaultAccessFor(twin.fleet, { caPems: [twin.arm.caPem, twin.keyVault.caPem] })
+        : undefined;
     daemon = await startDaemon({
       fleet: twin.fleet,
       dataDir: opts.dataDir,
       httpPort: opts.httpPort === undefined ? 0 : opts.httpPort,
       concurrency: opts.concurrency ?? 16,
       log,
-      ...(azure ? { worker: { azure } } : {}),
+      worker: { ...(azure ? { azure } : {}), ...(keyVault ? { keyVault } : {}) },
     });
   } catch (err) {
     await twin.stop();
@@ -87,6 +94,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
     );
     const submitted = await submitSweep(daemon.queue, twin.fleet, "operator:npm-start");
     print(`lunafleet: fleet sweep: ${submitted.length} jobs (tcp-check + patch-verify on every device)`);
+    const keyVault = await submitKeyVaultSweep(daemon.queue, twin.fleet, "operator:npm-start");
+    if (keyVault.length > 0) {
+      print(`lunafleet: Managed HSM / Key Vault sweep: ${keyVault.map((j) => j.runbook).join(", ")}`);
+      submitted.push(...keyVault);
+    }
     const jobs = await waitForJobs(daemon.queue, submitted, {
       timeoutMs: opts.sweepTimeoutMs ?? 120_000,
       onFinished: (j) =>

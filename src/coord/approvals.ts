@@ -33,6 +33,17 @@ export interface ApprovalEntry {
   at: string;
   /** What the principal typed; an approval is only counted when it equals the device serial. */
   confirmation: string;
+  /** The signature that made it count (src/coord/signed-approvals.ts), kept so the worker re-verifies it. */
+  proof?: ApprovalProof;
+}
+
+/** A signed approval as stored: the statement, the armored signature, the key, who submitted it. */
+export interface ApprovalProof {
+  method: "sshsig";
+  keyFingerprint: string;
+  statement: string;
+  signature: string;
+  submittedBy: string;
 }
 
 export interface ApprovalRefusal {
@@ -45,7 +56,16 @@ export type ApprovalRefusalReason =
   | "wrong-confirmation"
   | "duplicate-principal"
   | "principal-not-allowed"
-  | "not-awaiting-approval";
+  | "not-awaiting-approval"
+  // Signed approvals (src/signing/approval-check.ts codes):
+  | "duplicate-key"
+  | "self-approval"
+  | "unsigned"
+  | "unregistered-key"
+  | "key-of-another-principal"
+  | "bad-signature"
+  | "statement-mismatch"
+  | "expired";
 
 export interface ApprovalState {
   jobId: string;
@@ -55,6 +75,8 @@ export interface ApprovalState {
   action: string | null;
   /** SHA-256 of the job's admitted plan (engine/admit.ts): part of what an approver signs. */
   planDigest: string | null;
+  /** Who asked for the job: their approval never counts. */
+  requester: string | null;
   device: string;
   /** The device serial the typed confirmation must equal (not a secret: it is printed by `hsm show`). */
   serial: string;
@@ -76,6 +98,8 @@ export interface ApprovalState {
 
 export interface ApprovalRequest {
   runbook?: string;
+  /** The job's requester (its authenticated principal): never counted as an approver. */
+  requester?: string;
   /** What the job will do once approved ("zeroize hsm-c1 (serial 700301), delete its Azure resource …"). */
   action?: string;
   planDigest?: string;
@@ -192,13 +216,15 @@ local doc = {
   jobId = ARGV[1], device = ARGV[2], serial = ARGV[3], required = tonumber(ARGV[4]),
   principals = cjson.decode(ARGV[6]), status = 'awaiting-approval',
   requestedAt = now, expiresAt = now + tonumber(ARGV[5]), approvals = {}, refusals = {},
-  runbook = ARGV[7], action = ARGV[8], planDigest = ARGV[9]
+  runbook = ARGV[7], action = ARGV[8], planDigest = ARGV[9], requester = ARGV[10]
 }
 save(KEYS[1], doc)
 return { 'created', cjson.encode(doc) }`,
 );
 
-// KEYS: approval. ARGV: principal, confirmation.
+// KEYS: approval. ARGV: principal, confirmation, proof JSON ('' = none), key fingerprint ('' = none).
+// The requester never counts; neither does a principal or a key that already counted (the signature itself was
+// checked before, src/coord/signed-approvals.ts, and is stored with the approval for the worker to check again).
 // Returns {'missing'} | {'approved'|'counted', doc} | {'refused', reason, doc}.
 const approveIfValid: LuaScript = luaScript(
   "approveIfValid",
@@ -211,12 +237,23 @@ local now = nowMs()
 local principal = ARGV[1]
 local refusal = refuseUnlessOpenTo(KEYS[1], doc, principal, now)
 if refusal then return refusal end
+-- The store never counts an unsigned approval, whoever calls it.
+if ARGV[3] == '' then return refuse(KEYS[1], doc, principal, now, 'unsigned') end
 if ARGV[2] ~= doc.serial then return refuse(KEYS[1], doc, principal, now, 'wrong-confirmation') end
+if type(doc.requester) == 'string' and doc.requester ~= '' and norm(doc.requester) == norm(principal) then
+  return refuse(KEYS[1], doc, principal, now, 'self-approval')
+end
 if type(doc.approvals) ~= 'table' or doc.approvals[1] == nil then doc.approvals = {} end
 for _, a in ipairs(doc.approvals) do
   if norm(a.principal) == norm(principal) then return refuse(KEYS[1], doc, principal, now, 'duplicate-principal') end
+  if ARGV[4] ~= '' and a.keyFingerprint == ARGV[4] then return refuse(KEYS[1], doc, principal, now, 'duplicate-key') end
 end
-table.insert(doc.approvals, { principal = principal, at = now, confirmation = ARGV[2] })
+local entry = { principal = principal, at = now, confirmation = ARGV[2] }
+if ARGV[3] ~= '' then
+  entry.proof = cjson.decode(ARGV[3])
+  entry.keyFingerprint = ARGV[4]
+end
+table.insert(doc.approvals, entry)
 local outcome = 'counted'
 if #doc.approvals >= doc.required then
   doc.status = 'approved'
@@ -278,6 +315,18 @@ save(KEYS[1], doc)
 return { 'closed', cjson.encode(doc) }`,
 );
 
+// KEYS: approval. ARGV: principal, reason. A refusal decided before the count (the signature check): recorded on the
+// request like the others. Returns {'missing'} | {'refused', reason, doc}.
+const recordRefusal: LuaScript = luaScript(
+  "recordApprovalRefusal",
+  1,
+  `${LUA_PRELUDE}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return { 'missing' } end
+local doc = cjson.decode(raw)
+return refuse(KEYS[1], doc, ARGV[1], nowMs(), ARGV[2])`,
+);
+
 const PRINCIPAL_RE = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$/;
 
 function checkPrincipal(principal: string): void {
@@ -291,8 +340,8 @@ export interface ApprovalOptions {
   /** The job's evidence log: every approval event is appended there as an `approval` record. */
   evidence?: ApprovalEvidence;
   /**
-   * Checks the approver's proof (a signature over approvalStatement()) before anything is counted; it throws to
-   * refuse. Wired by the API/CLI layer that knows the registered keys; absent = the principal's word (today's CLI).
+   * Checks the approver's proof (a signature over the statement, src/coord/signed-approvals.ts) before anything is
+   * counted. Required: without one every approval is refused as unsigned (a principal's word never counts).
    */
   verifier?: ApprovalVerifier;
 }
@@ -305,6 +354,7 @@ export interface ApprovalStatement {
   device: string;
   serial: string;
   planDigest: string | null;
+  requester: string | null;
   expiresAt: string;
 }
 
@@ -312,13 +362,30 @@ export interface ApprovalStatement {
 export interface ApprovalInput {
   principal: string;
   confirmation: string;
-  /** E.g. an SSH signature (ssh-keygen -Y sign) over the canonical statement; read only by a verifier. */
-  proof?: string;
+  /** The signed approval: statement, armored SSH signature, key fingerprint (checked by the verifier). */
+  proof?: Omit<ApprovalProof, "submittedBy"> & { submittedBy?: string };
+}
+
+/** A verifier's refusal: the code is recorded on the request and in the evidence. */
+export class ApprovalProofRefused extends ApprovalError {
+  override name = "ApprovalProofRefused";
+  constructor(
+    readonly code: ApprovalRefusalReason,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface ApprovalVerifier {
-  /** Resolve when `input.proof` proves `input.principal` approved exactly `statement`; throw (ApprovalError) otherwise. */
-  verify(statement: ApprovalStatement, input: ApprovalInput): Promise<void>;
+  /**
+   * Resolve with the principal the proof counts for when `input.proof` proves it approved exactly `statement`;
+   * throw ApprovalProofRefused otherwise.
+   */
+  verify(
+    statement: ApprovalStatement,
+    input: ApprovalInput,
+  ): Promise<{ principal: string; keyFingerprint: string }>;
 }
 
 export function approvalStatement(state: ApprovalState): ApprovalStatement {
@@ -329,6 +396,7 @@ export function approvalStatement(state: ApprovalState): ApprovalStatement {
     device: state.device,
     serial: state.serial,
     planDigest: state.planDigest,
+    requester: state.requester,
     expiresAt: state.expiresAt,
   };
 }
@@ -363,6 +431,7 @@ export async function requestApproval(
       req.runbook ?? "",
       req.action ?? "",
       req.planDigest ?? "",
+      req.requester ?? "",
     ],
   )) as [string, string];
   const state = toState(reply[1]);
@@ -397,16 +466,54 @@ export async function approve(
   opts: ApprovalOptions = {},
 ): Promise<ApprovalState> {
   checkPrincipal(input.principal);
-  if (opts.verifier) {
-    const current = await approvalState(redis, jobId);
-    if (!current) throw noRequest(jobId);
-    await opts.verifier.verify(approvalStatement(current), input);
+  const current = await approvalState(redis, jobId);
+  if (!current) throw noRequest(jobId);
+  let principal = input.principal;
+  let keyFingerprint = "";
+  // A request that no longer waits is refused by the store itself with its state (below), signed or not.
+  const open = current.status === "awaiting-approval" && !current.closed;
+  try {
+    if (!open) {
+      // fall through to the store's own refusal
+    } else if (!opts.verifier || !input.proof)
+      throw new ApprovalProofRefused(
+        "unsigned",
+        "an approval counts only as a signature by a key registered in the fleet file (lunafleet approve <job> --key …); an unsigned one never counts",
+      );
+    else ({ principal, keyFingerprint } = await opts.verifier.verify(approvalStatement(current), input));
+  } catch (err) {
+    if (!(err instanceof ApprovalProofRefused)) throw err;
+    const reply = (await runScript(
+      redis,
+      recordRefusal,
+      [approvalKey(jobId)],
+      [input.principal, err.code],
+    )) as string[];
+    const state = reply[0] === "refused" ? toState(reply[2]!) : current;
+    await opts.evidence?.append(
+      "approval",
+      {
+        event: "refused",
+        principal: input.principal,
+        reason: err.code,
+        detail: err.message,
+        ...(input.proof
+          ? { keyFingerprint: input.proof.keyFingerprint, submittedBy: input.proof.submittedBy }
+          : {}),
+        status: state.status,
+      },
+      input.proof?.submittedBy ?? input.principal,
+    );
+    throw new ApprovalRefused(jobId, err.code, state, `job ${jobId}: ${err.message}; not counted (recorded)`);
   }
+  const proof = input.proof
+    ? { ...input.proof, submittedBy: input.proof.submittedBy ?? principal }
+    : undefined;
   const reply = (await runScript(
     redis,
     approveIfValid,
     [approvalKey(jobId)],
-    [input.principal, input.confirmation],
+    [principal, input.confirmation, open && proof ? JSON.stringify(proof) : "", open ? keyFingerprint : ""],
   )) as string[];
   if (reply[0] === "missing") throw noRequest(jobId);
   if (reply[0] === "refused") {
@@ -426,13 +533,18 @@ export async function approve(
     "approval",
     {
       event: "approved",
-      principal: input.principal,
+      principal,
+      // The signed statement and signature: an auditor checks them offline with ssh-keygen -Y verify.
+      keyFingerprint,
+      submittedBy: proof?.submittedBy,
+      statement: proof?.statement,
+      signature: proof?.signature,
       confirmation: "matches the device serial",
       approvals: state.approvals.length,
       required: state.required,
       status: state.status,
     },
-    input.principal,
+    principal,
   );
   return state;
 }
@@ -567,6 +679,12 @@ function refusalMessage(
       return state.closed
         ? `job ${jobId} is ${state.closed.outcome} (its approval request is ${state.status}); it no longer waits for approval, nothing changed (recorded)`
         : `job ${jobId} is ${state.status}, not awaiting approval; nothing changed (recorded)`;
+    case "duplicate-key":
+      return `job ${jobId}: ${principal}'s key has already approved; one key counts once (recorded)`;
+    case "self-approval":
+      return `job ${jobId}: ${principal} requested this job; the requester's approval never counts (recorded)`;
+    default:
+      return `job ${jobId}: ${principal}'s approval refused (${reason}); not counted (recorded)`;
   }
 }
 
@@ -575,6 +693,7 @@ interface RawDoc {
   runbook?: string;
   action?: string;
   planDigest?: string;
+  requester?: string;
   closedOutcome?: string;
   closedAt?: number;
   device: string;
@@ -601,6 +720,7 @@ function toState(json: string): ApprovalState {
     runbook: text(d.runbook),
     action: text(d.action),
     planDigest: text(d.planDigest),
+    requester: text(d.requester),
     device: d.device,
     serial: d.serial,
     required: d.required,
@@ -608,10 +728,13 @@ function toState(json: string): ApprovalState {
     status: d.status,
     requestedAt: iso(d.requestedAt),
     expiresAt: iso(d.expiresAt),
-    approvals: list<{ principal: string; at: number; confirmation: string }>(d.approvals).map((a) => ({
+    approvals: list<{ principal: string; at: number; confirmation: string; proof?: ApprovalProof }>(
+      d.approvals,
+    ).map((a) => ({
       principal: a.principal,
       at: iso(a.at),
       confirmation: a.confirmation,
+      ...(a.proof ? { proof: a.proof } : {}),
     })),
     refusals: list<{ principal: string; at: number; reason: ApprovalRefusalReason }>(d.refusals).map((r) => ({
       principal: r.principal,

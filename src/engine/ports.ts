@@ -105,6 +105,7 @@ export type AzurePort = Pick<
   | "verifyHsmGone"
   | "listDedicatedHsms"
   | "resourceGroupHoldsDedicatedHsms"
+  | "resourceGroupContents"
   | "deleteResourceGroup"
 >;
 

@@ -2,7 +2,9 @@
 // engine walks; plan and run expand the same list (expandSteps), so the dry run prints exactly what a run does.
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
+import type { FactRef, ObservationInput } from "../facts/model.ts";
 import { RunbookDefinitionError } from "./errors.ts";
+import type { Json } from "./json.ts";
 import type { Verdict, VerdictView } from "./outcome.ts";
 import type { StepContext } from "./step-context.ts";
 
@@ -10,6 +12,8 @@ import type { StepContext } from "./step-context.ts";
 export interface JobTargets {
   devices: string[];
   clientHosts: string[];
+  /** Managed HSMs (fleet names) the job reads or changes: locked as `azure:<name>` like devices. */
+  azure?: string[];
 }
 
 /** A read step only observes; a change step alters a device or cloud resource and must re-read state first. */
@@ -36,20 +40,40 @@ export interface PlannedCommand {
  * A `change` step must begin by reading the state it is about to change: a resumed job re-runs the step that was
  * interrupted, and that step must find its own half-done work instead of repeating it.
  */
-export interface Step<P> {
+/**
+ * One step of a runbook; `R` is what its run() returns (its checkpoint), which its `facts` hook reads typed. Declare
+ * a step whose result another step or its own `facts` reads as `{ … } satisfies Step<Params, Result>`.
+ */
+export interface Step<P, R = unknown> {
   /** Lowercase words joined by '-', unique in the runbook (e.g. `hsm-show`). */
   id: string;
   /** What the operator reads in plan and results; a function gets the target of a forEach step. */
   title: string | ((target: string) => string);
   kind: StepKind;
-  forEach?: "device" | "clientHost";
+  /** `azure`: each Managed HSM of JobTargets.azure (its commands must say where they go: via azure). */
+  forEach?: "device" | "clientHost" | "azure";
+  /**
+   * Whether the step is part of this job at all (e.g. the application crypto gate, only where the fleet file asks
+   * for it). Pure: plan and run expand the same steps. Absent = always.
+   */
+  when?(params: P, fleet: Fleet): boolean;
   /**
    * The exact commands this step will send, computed without connecting. A plain string is a command on the
    * step's own target: lunash for a device step, lunacm for a client-host step.
    */
   commands?(params: P, fleet: Fleet, target: string | undefined): (string | PlannedCommand)[];
+  /**
+   * The facts this step observes (src/facts), computed without connecting: if the step fails, each one it did not
+   * record becomes `check-failed` with the error as reason, so the report never shows an older green value instead.
+   */
+  observes?(params: P, fleet: Fleet, target: string | undefined, targets: JobTargets): FactRef[];
+  /**
+   * What the step's result tells the fleet state model, recorded by the engine once the step has finished (a step
+   * may also call ctx.facts.observe() itself, e.g. right before it throws).
+   */
+  facts?(result: R, view: StepView<P>): ObservationInput[];
   /** Do the step. Return JSON-able data: it becomes the checkpoint (redacted) and the step's result. */
-  run(ctx: StepContext<P>): Promise<unknown>;
+  run(ctx: StepContext<P>): Promise<R>;
 }
 
 /** Anything with a step id and a run(): what ctx.resultOf() takes to find a finished step's result. */
@@ -64,6 +88,14 @@ export interface StepRef {
  * `{ … } satisfies Step<Params>` so its run()'s return type is kept.
  */
 export type StepResult<S> = S extends { run(ctx: never): infer R } ? Awaited<R> : never;
+
+/** What a step's `facts` sees besides its result. */
+export interface StepView<P> {
+  params: P;
+  fleet: Fleet;
+  target: string | undefined;
+  targets: JobTargets;
+}
 
 export interface Runbook<S extends z.ZodType = z.ZodType> {
   name: string;
@@ -103,8 +135,11 @@ export interface ExpandedStep<P> {
   title: string;
   kind: StepKind;
   target?: string;
-  targetKind?: "device" | "clientHost";
+  targetKind?: "device" | "clientHost" | "azure";
   commands: PlannedCommand[];
+  /** The facts it observes (Step.observes), for check-failed when it fails. */
+  observes: FactRef[];
+  facts?: Step<P>["facts"];
   run: Step<P>["run"];
 }
 
@@ -112,12 +147,15 @@ export interface ExpandedStep<P> {
 export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Fleet, targets: JobTargets) {
   const out: ExpandedStep<P>[] = [];
   for (const step of steps) {
+    if (step.when && !step.when(params, fleet)) continue;
     const each =
       step.forEach === "device"
         ? targets.devices
         : step.forEach === "clientHost"
           ? targets.clientHosts
-          : [undefined];
+          : step.forEach === "azure"
+            ? (targets.azure ?? [])
+            : [undefined];
     for (const target of each) {
       const title = typeof step.title === "function" ? step.title(target ?? "") : step.title;
       const expanded: ExpandedStep<P> = {
@@ -128,6 +166,8 @@ export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Flee
         commands: (step.commands?.(params, fleet, target) ?? []).map((c) =>
           normalizeCommand(c, step, target),
         ),
+        observes: step.observes?.(params, fleet, target, targets) ?? [],
+        ...(step.facts ? { facts: step.facts } : {}),
         run: step.run,
       };
       if (target !== undefined && step.forEach) {
@@ -142,7 +182,7 @@ export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Flee
 
 function normalizeCommand<P>(c: string | PlannedCommand, step: Step<P>, target: string | undefined) {
   if (typeof c !== "string") return c;
-  if (target === undefined || !step.forEach)
+  if (target === undefined || !step.forEach || step.forEach === "azure")
     throw new RunbookDefinitionError(
       `step '${step.id}': a bare command string needs a forEach target; say where '${c}' goes`,
     );

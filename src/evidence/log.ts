@@ -61,6 +61,9 @@ return {1, tonumber(ARGV[5]), ARGV[6]}`,
 
 const MAX_APPEND_RETRIES = 100;
 
+/** Record data computed from the head it is appended after (seq and hash of the previous record). */
+export type HeadBoundData = (head: { seq: number; hash: string }) => unknown;
+
 export function evidenceKeys(jobId: string): { records: string; head: string } {
   return { records: `lunafleet:evidence:{${jobId}}:records`, head: `lunafleet:evidence:{${jobId}}:head` };
 }
@@ -335,12 +338,16 @@ export class EvidenceLog {
    * Append one record. `data` and `actor` are redacted (registered secrets, secret-named fields) before they are
    * hashed. Resolves once the record is in Redis and in the file (fsynced for kind "result").
    */
-  async append(kind: EvidenceKind, data: unknown, actor?: string): Promise<EvidenceRecord> {
+  async append(kind: EvidenceKind, data: unknown | HeadBoundData, actor?: string): Promise<EvidenceRecord> {
     if (!(EVIDENCE_KINDS as readonly string[]).includes(kind))
       throw new EvidenceError(`unknown evidence kind ${kind}`);
-    const cleanData = sanitizeEvidenceData(data);
+    // Data that names the head it follows (the daemon's signature, src/evidence/signing.ts) is rebuilt whenever
+    // another writer moved the head first.
+    const bound = typeof data === "function" ? (data as HeadBoundData) : undefined;
+    let cleanData = bound ? undefined : sanitizeEvidenceData(data);
     const cleanActor = actor === undefined ? undefined : redact(actor);
     for (let attempt = 0; attempt < MAX_APPEND_RETRIES; attempt++) {
+      if (bound) cleanData = sanitizeEvidenceData(bound({ ...this.#head }));
       const body: Omit<EvidenceRecord, "hash"> = {
         seq: this.#head.seq + 1,
         jobId: this.jobId,

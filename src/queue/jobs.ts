@@ -7,12 +7,12 @@
 import { createHash } from "node:crypto";
 import { userInfo } from "node:os";
 import { type JobsOptions, Queue } from "bullmq";
-import { getRunbook, UnknownRunbook } from "../../runbooks/index.ts";
+import { getRunbook } from "../../runbooks/index.ts";
 import { FleetConfigError, formatIssue, loadFleet } from "../config/load.ts";
 import { UnknownTargetError } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
-import { ParamsInvalid } from "../engine/errors.ts";
+import { EngineError } from "../engine/errors.ts";
 import { type JobPlan, planJob } from "../engine/plan.ts";
 import { isValidJobId } from "../evidence/record.ts";
 import type { RedisClient } from "../redis/client.ts";
@@ -78,7 +78,9 @@ export function validateJobRequest(
     const plan = planJob(runbook, params, fleet);
     return { runbook: runbook.name, params, plan };
   } catch (err) {
-    if (err instanceof UnknownRunbook || err instanceof ParamsInvalid || err instanceof UnknownTargetError)
+    // Any refusal the runbook itself makes while resolving its targets (deprovision of a group that is not empty,
+    // ha-recover with both a group and auto=true…) is a refusal at submit: one line, never a stack trace.
+    if (err instanceof EngineError || err instanceof UnknownTargetError)
       throw new JobSubmitError(`refused: ${redact(err.message)}`, err.name);
     throw err;
   }
@@ -266,6 +268,8 @@ export async function cancelJob(
   queue: Queue<JobData>,
   redis: RedisClient,
   jobId: string,
+  /** The authenticated principal who cancels (the worker names them when the job stops). */
+  by?: string,
 ): Promise<CancelOutcome> {
   const job = await queue.getJob(jobId);
   if (!job) return "unknown";
@@ -293,8 +297,24 @@ export async function cancelJob(
       // It became active between getState and remove: flag it instead.
     }
   }
-  await redis.set(cancelKey(jobId), new Date().toISOString(), "EX", 7 * 86_400);
+  await redis.set(
+    cancelKey(jobId),
+    JSON.stringify({ at: new Date().toISOString(), ...(by ? { by } : {}) }),
+    "EX",
+    7 * 86_400,
+  );
   return "flagged";
+}
+
+/** Who asked to cancel a job, from its cancel flag (a flag written before names were kept says so). */
+export async function cancelledBy(redis: RedisClient, jobId: string): Promise<string | undefined> {
+  const raw = await redis.get(cancelKey(jobId));
+  if (!raw) return undefined;
+  try {
+    return (JSON.parse(raw) as { by?: string }).by ?? "an operator";
+  } catch {
+    return "an operator";
+  }
 }
 
 // ---- Results ----

@@ -16,22 +16,28 @@ import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
 import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
+import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.ts";
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import { JobCancelled } from "../engine/errors.ts";
+import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
+import { GOAL_NOT_MET } from "../engine/outcome.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
+import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
+import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import type { RedisClient } from "../redis/client.ts";
+import { hostChecks } from "../shell/host-checks.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
 import { recordFindings } from "./findings.ts";
-import { cancelKey, type JobData, resultKey } from "./jobs.ts";
+import { cancelKey, cancelledBy, type JobData, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
 
@@ -44,7 +50,11 @@ export interface JobProcessDeps {
   loginGuard: LoginGuard;
   state: StateStore;
   approvals: ApprovalsStore;
+  /** The fleet state model: what jobs observe, and which jobs touched each device. */
+  facts: RedisFactStore;
   azure: AzurePort | undefined;
+  /** Managed HSM / Key Vault access (ctx.keyVault); undefined when the fleet declares none. */
+  keyVault?: KeyVaultPort | undefined;
   metrics: WorkerMetrics | undefined;
   log: JobLogger;
   workerId: string;
@@ -54,6 +64,8 @@ export interface JobProcessDeps {
   cancelPollMs: number;
   /** How often a job waiting for approvals re-reads them (ms). */
   approvalPollMs: number;
+  /** Signs each attempt's evidence chain head when it ends. */
+  evidenceSigner?: EvidenceSigner | undefined;
 }
 
 /** A job past admission: its runbook and, unless its request does not resolve, the admitted plan. */
@@ -81,12 +93,19 @@ export async function processJob(
   const held = await lock(deps, admitted, token);
   let outcome = "error";
   deps.metrics?.jobStarted(admitted.runbook.name);
+  let evidence: EvidenceLog | undefined;
   try {
-    const { result, evidence } = await scope(deps, admitted, held);
-    outcome = result.outcome;
-    return await settle(deps, admitted, result, evidence);
+    const scoped = await scope(deps, admitted, held);
+    evidence = scoped.evidence;
+    outcome = scoped.result.outcome;
+    return await settle(deps, admitted, scoped.result, scoped.evidence);
   } finally {
     deps.metrics?.jobFinished(admitted.runbook.name, outcome);
+    // The daemon's signature over the chain head seals what this attempt wrote (src/evidence/signing.ts).
+    if (evidence && deps.evidenceSigner)
+      await sealEvidence(evidence, deps.evidenceSigner).catch((err: Error) =>
+        admitted.log.error({ error: err.message }, "evidence: could not sign the chain head"),
+      );
   }
 }
 
@@ -134,7 +153,11 @@ async function lock(deps: JobProcessDeps, a: Admitted, token?: string): Promise<
   const startedAt = Date.now();
   const targets = a.plan?.targets;
   const resources = targets
-    ? [...targets.devices.map((d) => `device:${d}`), ...targets.clientHosts.map((h) => `client:${h}`)]
+    ? [
+        ...targets.devices.map((d) => `device:${d}`),
+        ...targets.clientHosts.map((h) => `client:${h}`),
+        ...(targets.azure ?? []).map((n) => `azure:${n}`),
+      ]
     : [];
   if (resources.length === 0) return { locks: undefined, startedAt };
   try {
@@ -191,6 +214,9 @@ async function scope(
         a.data.actor,
       );
     const checkpoints = await progressCheckpoints(deps, a);
+    const facts: JobFacts | undefined = a.plan
+      ? { jobId: a.jobId, runbook: a.runbook.name, planDigest: a.plan.planDigest, requester: a.data.actor }
+      : undefined;
     const result = await runJob({
       runbook: a.runbook,
       params: a.data.params,
@@ -199,6 +225,7 @@ async function scope(
       fleet: deps.fleet,
       shells,
       files: jobFiles(deps.fleet, lease),
+      hostChecks: hostChecks(deps.fleet, lease),
       evidence,
       checkpoints,
       signal: cancel.signal,
@@ -214,7 +241,9 @@ async function scope(
               locks,
               evidence,
               actor: a.data.actor,
+              runbook: a.runbook.name,
               redis,
+              ...(facts ? { approvalFacts: facts } : {}),
             }),
           }
         : {}),
@@ -222,9 +251,12 @@ async function scope(
       actor: a.data.actor,
       log: a.log,
       ...(deps.azure ? { azure: deps.azure } : {}),
-      approvals: deps.approvals,
+      ...(deps.keyVault ? { keyVault: deps.keyVault } : {}),
+      // Requests carry the requester; a granted one is re-verified (signatures, registry, plan) when read.
+      approvals: facts ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence) : deps.approvals,
       approvalPollMs: deps.approvalPollMs,
       state: deps.state,
+      facts: deps.facts,
     });
     return { result, evidence };
   } finally {
@@ -244,7 +276,8 @@ async function scope(
 function lockPort(locks: DeviceLockSet, waitMs: number): JobLocksPort {
   return {
     throwIfLost: () => locks.throwIfLost(),
-    narrowTo: (devices) => locks.releaseExcept(devices.map((d) => `device:${d}`)),
+    // A Managed HSM a job will change is locked as `azure:<name>` and kept like a device.
+    narrowTo: (devices) => locks.releaseExcept(devices.flatMap((d) => [`device:${d}`, `azure:${d}`])),
     widen: (resources) => locks.take(resources, waitMs),
   };
 }
@@ -275,13 +308,15 @@ function watchCancel(redis: RedisClient, jobId: string, everyMs: number, log: Jo
   const abort = () => {
     if (controller.signal.aborted) return;
     log.warn({}, "cancel requested");
-    controller.abort(new JobCancelled(`job ${jobId} cancelled by an operator`));
+    controller.abort(new JobCancelled(`job ${jobId} cancelled by ${by ?? "an operator"}`));
   };
+  let by: string | undefined;
   const poll = setInterval(() => {
-    redis
-      .exists(cancelKey(jobId))
-      .then((n) => {
-        if (n > 0) abort();
+    cancelledBy(redis, jobId)
+      .then((who) => {
+        if (who === undefined) return;
+        by = who;
+        abort();
       })
       .catch(() => {});
   }, everyMs);
@@ -306,10 +341,25 @@ async function settle(
     await closeApproval(redis, a.jobId, result.outcome, { evidence }).catch((err: unknown) =>
       a.log.warn({ error: (err as Error).message }, "could not close the job's approval request"),
     );
-  if (result.status === "succeeded") {
+  // Every device the job touched keeps it in its history (`report <device>`), whatever came of it.
+  const finishedAt = new Date().toISOString();
+  for (const device of result.targets?.devices ?? a.plan?.targets.devices ?? [])
+    await deps.facts
+      .recordJob(device, {
+        jobId: a.jobId,
+        runbook: a.runbook.name,
+        outcome: retrying ? "failed (will resume)" : result.outcome,
+        actor: a.data.actor,
+        finishedAt,
+      })
+      .catch((err: unknown) =>
+        a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
+      );
+  // Managed HSM pools' findings (src/daemon/report-mhsm.ts) until they move to the fleet state model: a job whose
+  // steps all ran but whose goal was not met (a failed crypto gate) saw real facts too.
+  if (result.status === "succeeded" || result.error?.type === GOAL_NOT_MET)
     await recordFindings(redis, result);
-    return result;
-  }
+  if (result.status === "succeeded") return result;
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
   if (!retrying) throw new UnrecoverableError(why);
   throw new Error(why);

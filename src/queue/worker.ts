@@ -10,12 +10,16 @@
 // JobShells, through a lease on the pool, closed and confirmed before the job's locks are released).
 import { Worker } from "bullmq";
 import { armGatewayFor } from "../azure/access.ts";
+import { keyVaultAccessFor } from "../azure/key-vault-access.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { approvalsStore } from "../coord/approvals.ts";
+import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
 import type { AzurePort, JobLogger } from "../engine/ports.ts";
 import type { JobResult } from "../engine/runner.ts";
 import { RedisStateStore } from "../engine/state.ts";
+import type { EvidenceSigner } from "../evidence/signing.ts";
+import { RedisFactStore } from "../facts/store.ts";
 import { LoginGuard } from "../guard/guard.ts";
 import { type ConnectRedisOptions, connectRedis, type RedisClient } from "../redis/client.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
@@ -65,11 +69,18 @@ export interface StartWorkerOptions {
   log?: JobLogger;
   metrics?: WorkerMetrics;
   trustStore?: TrustStore;
+  /** Signs each job's evidence chain head when an attempt ends. */
+  evidenceSigner?: EvidenceSigner;
   /**
    * ARM for deprovisioning (ctx.azure). Default: `armGatewayFor(fleet)` (the fleet's `azure` block, system CA store,
    * DefaultAzureCredential); the twin's daemon passes one built for the twin's ARM (its endpoint and CA).
    */
   azure?: AzurePort;
+  /**
+   * Managed HSM / Key Vault (ctx.keyVault). Default: `keyVaultAccessFor(fleet)` (production endpoints, system CA
+   * store, DefaultAzureCredential); the twin's daemon passes one built for the twin (its endpoints and CAs).
+   */
+  keyVault?: KeyVaultPort;
   /** Start taking jobs right away (default true). */
   autorun?: boolean;
 }
@@ -93,6 +104,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
   const workerId = opts.workerId ?? `worker-${process.pid}`;
   const redis = connectRedis({ ...opts.redis, flavour: "command", connectionName: `lunafleet:${workerId}` });
   const azure = opts.azure ?? defaultAzure(fleet, log);
+  const keyVault = opts.keyVault ?? defaultKeyVault(fleet, log);
   const approvals = approvalsStore(redis);
   const bullConnection = connectRedis({
     ...opts.redis,
@@ -116,7 +128,9 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     // Durable facts between jobs (ha-recover's per-member breaker): without it such runbooks fail at their first step.
     state: new RedisStateStore(redis),
     approvals,
+    facts: new RedisFactStore(redis),
     azure,
+    keyVault,
     metrics,
     log,
     workerId,
@@ -125,6 +139,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     lockWaitMs: opts.lockWaitMs ?? 10_000,
     cancelPollMs: opts.cancelPollMs ?? 500,
     approvalPollMs: opts.approvalPollMs ?? 1_000,
+    evidenceSigner: opts.evidenceSigner,
   };
   const worker = new Worker<JobData, JobResult>(QUEUE_NAME, (job, token) => processJob(deps, job, token), {
     connection: bullConnection as never,
@@ -173,6 +188,19 @@ function defaultAzure(fleet: Fleet, log: JobLogger): AzurePort | undefined {
     log.warn(
       { error: (err as Error).message },
       "azure: not configured; deprovisioning jobs will stop at ctx.azure",
+    );
+    return undefined;
+  }
+}
+
+/** Managed HSM / Key Vault access for fleets that declare it (src/azure/key-vault-access.ts rules); else undefined. */
+function defaultKeyVault(fleet: Fleet, log: JobLogger): KeyVaultPort | undefined {
+  try {
+    return keyVaultAccessFor(fleet);
+  } catch (err) {
+    log.warn(
+      { error: (err as Error).message },
+      "azure: Managed HSM / Key Vault not configured; their runbooks will stop at ctx.keyVault",
     );
     return undefined;
   }

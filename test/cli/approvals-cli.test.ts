@@ -5,8 +5,10 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { approvalState, requestApproval } from "../../src/coord/approvals.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
-import { createJobQueue } from "../../src/queue/jobs.ts";
+import { createJobQueue, publishFleet } from "../../src/queue/jobs.ts";
+import { demoFleet } from "../engine/support.ts";
 import { withRedis } from "../helpers/redis.ts";
+import { demoKey, tempDir } from "../helpers/ssh-signing.ts";
 
 const redis = await withRedis();
 // The jobs exist in the queue (no worker takes them: they stay queued), as a job that asked for approval does.
@@ -36,29 +38,42 @@ function lunafleet(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 describe("lunafleet approve / reject", () => {
-  it("counts distinct principals with the right serial, refuses the rest (exit 1), and records it all", async () => {
+  it("counts only signatures by registered keys (ssh-keygen -Y sign), refuses the rest (exit 1), records it all", async () => {
     const jobId = `cli-appr-${process.pid}`;
     await queued(jobId);
+    await publishFleet(redis.client(), demoFleet()); // the daemon publishes its fleet: the key registry
     await requestApproval(redis.client(), jobId, {
       device: "hsm-b3",
       serial: "700203",
       required: 2,
       expiresMinutes: 60,
+      runbook: "deprovision",
+      planDigest: "ef".repeat(32),
+      requester: "operator:t",
     });
+    const keys = tempDir("lf-cli-keys-");
+    const alice = demoKey(keys, "alice").path;
+    const bob = demoKey(keys, "bob").path;
 
-    const wrong = await lunafleet(["approve", jobId, "--as", "alice", "--confirm", "700202"]);
+    // A principal's word is not an approval: refused, recorded, nothing counted.
+    const unsigned = await lunafleet(["approve", jobId, "--as", "alice", "--confirm", "700203"]);
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toMatch(/counts only as a signature by a key registered in the fleet file/);
+
+    const wrong = await lunafleet(["approve", jobId, "--key", alice, "--confirm", "700202"]);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/does not match the serial of hsm-b3/);
 
-    const one = await lunafleet(["approve", jobId, "--as", "alice", "--confirm", "700203"]);
-    expect(one.code).toBe(0);
+    const one = await lunafleet(["approve", jobId, "--key", alice, "--confirm", "700203"]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stderr).toMatch(/signing this statement with .*demo-alice:\n {2}lunafleet-approval v1\n/);
     expect(one.stdout).toMatch(/awaiting-approval — hsm-b3 \(serial 700203\), 1\/2 approvals: alice/);
 
-    const again = await lunafleet(["approve", jobId, "--as", "alice", "--confirm", "700203"]);
+    const again = await lunafleet(["approve", jobId, "--key", alice]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already approved/);
 
-    const two = await lunafleet(["approve", jobId, "--as", "bob", "--confirm", "700203"]);
+    const two = await lunafleet(["approve", jobId, "--key", bob]);
     expect(two.code).toBe(0);
     expect(two.stdout).toMatch(/approved — hsm-b3 .* 2\/2 approvals: alice at .*, bob at /);
     expect((await approvalState(redis.client(), jobId))?.status).toBe("approved");
@@ -66,18 +81,29 @@ describe("lunafleet approve / reject", () => {
     const shown = await lunafleet(["approvals", jobId]);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(/approved — hsm-b3 \(serial 700203\), 2\/2 approvals/);
+    expect(shown.stdout).toMatch(/not counted: alice at .* \(unsigned\)/);
     expect(shown.stdout).toMatch(/not counted: alice at .* \(duplicate-principal\)/);
 
     const log = await EvidenceLog.open(redis.client(), redis.dataDir, jobId);
-    const events = (await log.records()).map((r) => [r.actor, (r.data as { event: string }).event]);
-    expect(events).toEqual([
-      ["alice", "refused"],
-      ["alice", "approved"],
-      ["alice", "refused"],
-      ["bob", "approved"],
+    const approvals = (await log.records()).filter((r) => r.kind === "approval");
+    expect(
+      approvals.map((r) => [
+        (r.data as { event: string }).event,
+        (r.data as { reason?: string }).reason ?? null,
+      ]),
+    ).toEqual([
+      ["refused", "unsigned"],
+      ["refused", "wrong-confirmation"],
+      ["approved", null],
+      ["refused", "duplicate-principal"],
+      ["approved", null],
     ]);
+    // The signed statement and signature are in the evidence, for ssh-keygen -Y verify.
+    const signed = approvals.filter((r) => (r.data as { event: string }).event === "approved");
+    expect(signed.map((r) => r.actor)).toEqual(["alice", "bob"]);
+    expect((signed[0]!.data as { signature: string }).signature).toMatch(/^-----BEGIN SSH SIGNATURE-----/);
     expect((await log.verify()).ok).toBe(true);
-  });
+  }, 180_000); // seven real CLI processes, each signing with ssh-keygen: about a minute on a loaded 2-core machine
 
   it("reject stops the request; unknown jobs exit 2 and write nothing", async () => {
     const jobId = `cli-rej-${process.pid}`;

@@ -2,22 +2,62 @@
 // allow-list, rejection, idempotent re-request, concurrent approvals, and the evidence records.
 import { describe, expect, it } from "vitest";
 import {
+  type ApprovalEvidence,
   ApprovalRefused,
   ApprovalRequestConflict,
   approvalKey,
   approvalState,
-  approve,
   NoApprovalRequest,
   reject,
   requestApproval,
 } from "../../src/coord/approvals.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
+import type { RedisClient } from "../../src/redis/client.ts";
 import { withRedis } from "../helpers/redis.ts";
+import { demoApprovers, signedApprove } from "../helpers/ssh-signing.ts";
 
 const redis = await withRedis();
 let n = 0;
 const job = () => `appr-${process.pid}-${++n}`;
-const REQ = { device: "hsm-a1", serial: "700101", required: 2, expiresMinutes: 60 };
+const REQ = {
+  device: "hsm-a1",
+  serial: "700101",
+  required: 2,
+  expiresMinutes: 60,
+  runbook: "deprovision",
+  planDigest: "cd".repeat(32),
+  requester: "ops",
+};
+const verifierFleet = {
+  identity: { principals: demoApprovers() },
+  approvals: { required: 2, expiresMinutes: 60 },
+};
+
+/** Approvals are signed (src/coord/signed-approvals.ts): each principal signs the statement with its demo key. */
+function approve(
+  redis: RedisClient,
+  jobId: string,
+  input: { principal: string; confirmation: string },
+  opts: { evidence?: ApprovalEvidence } = {},
+) {
+  const who = input.principal.toLowerCase() as "alice" | "bob" | "carol";
+  return signedApprove(redis, jobId, who, verifierFleet as never, {
+    ...opts,
+    confirmation: input.confirmation,
+  });
+}
+
+/**
+ * The request's deadline passes, deterministically: its stored deadline is moved to just before the Redis server's
+ * own clock (the clock every expiry check uses), instead of sleeping past a short deadline under load.
+ */
+async function passDeadline(r: ReturnType<typeof redis.client>, id: string): Promise<void> {
+  const [seconds, micros] = (await r.time()) as [string | number, string | number];
+  const serverNowMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  const doc = JSON.parse((await r.get(approvalKey(id)))!) as { expiresAt: number };
+  doc.expiresAt = serverNowMs - 1;
+  await r.set(approvalKey(id), JSON.stringify(doc), "KEEPTTL");
+}
 
 describe("approvals", () => {
   it("needs two distinct principals, each typing the device serial", async () => {
@@ -52,7 +92,7 @@ describe("approvals", () => {
     expect(two.approvals.map((a) => a.principal)).toEqual(["alice", "bob"]);
     expect(two.approvedAt).toBeDefined();
     expect(two.refusals.map((x) => [x.principal, x.reason])).toEqual([
-      ["ALICE", "duplicate-principal"],
+      ["alice", "duplicate-principal"], // counted for the key's registered principal, whatever the case typed
       ["bob", "wrong-confirmation"],
     ]);
 
@@ -93,9 +133,9 @@ describe("approvals", () => {
   it("expires: an incomplete request becomes expired and approvals stop counting", async () => {
     const r = redis.client();
     const id = job();
-    await requestApproval(r, id, { ...REQ, expiresMinutes: 0.003 }); // 180 ms
+    await requestApproval(r, id, REQ);
     await approve(r, id, { principal: "alice", confirmation: "700101" });
-    await new Promise((res) => setTimeout(res, 250));
+    await passDeadline(r, id);
     expect((await approvalState(r, id))?.status).toBe("expired");
     const after = await approve(r, id, { principal: "bob", confirmation: "700101" }).catch((e: unknown) => e);
     expect((after as ApprovalRefused).reason).toBe("not-awaiting-approval");
@@ -105,9 +145,9 @@ describe("approvals", () => {
   it("an approval that was not used before the deadline expires too", async () => {
     const r = redis.client();
     const id = job();
-    await requestApproval(r, id, { ...REQ, required: 1, expiresMinutes: 0.003 });
+    await requestApproval(r, id, { ...REQ, required: 1 });
     expect((await approve(r, id, { principal: "alice", confirmation: "700101" })).status).toBe("approved");
-    await new Promise((res) => setTimeout(res, 250));
+    await passDeadline(r, id);
     expect((await approvalState(r, id))?.status).toBe("expired");
   });
 
@@ -115,16 +155,16 @@ describe("approvals", () => {
     const r = redis.client();
     const id = job();
     await requestApproval(r, id, { ...REQ, principals: ["alice", "bob"] });
-    const mallory = await approve(r, id, { principal: "mallory", confirmation: "700101" }).catch(
+    const mallory = await approve(r, id, { principal: "carol", confirmation: "700101" }).catch(
       (e: unknown) => e,
     );
     expect((mallory as ApprovalRefused).reason).toBe("principal-not-allowed");
-    const mReject = await reject(r, id, { principal: "mallory", reason: "no" }).catch((e: unknown) => e);
+    const mReject = await reject(r, id, { principal: "carol", reason: "no" }).catch((e: unknown) => e);
     expect((mReject as ApprovalRefused).reason).toBe("principal-not-allowed");
     await approve(r, id, { principal: "Alice", confirmation: "700101" });
     const s = await approve(r, id, { principal: "bob", confirmation: "700101" });
     expect(s.status).toBe("approved");
-    expect(s.refusals.map((x) => x.principal)).toEqual(["mallory", "mallory"]);
+    expect(s.refusals.map((x) => x.principal)).toEqual(["carol", "carol"]);
   });
 
   it("a rejection is final and keeps who and why", async () => {

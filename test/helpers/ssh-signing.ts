@@ -187,3 +187,77 @@ export function startSshAgent(dir: string, keyPath: string): { env: NodeJS.Proce
     },
   };
 }
+
+// ---- signed approvals in tests that drive the approval store directly ----
+
+/** The shipped demo approvers (twin fleets only), as the fleet file's identity principals. */
+export function demoApprovers(): {
+  name: string;
+  roles: ("approver" | "guard-admin")[];
+  oidc: string[];
+  os: string[];
+  approvalKeys: string[];
+}[] {
+  return (["alice", "bob", "carol"] as const).map((name) => ({
+    name,
+    roles: name === "carol" ? ["approver", "guard-admin"] : ["approver"],
+    oidc: [],
+    os: [],
+    approvalKeys: [readFileSync(join(DEMO_KEYS_DIR, `${name}.pub`), "utf8").trim()],
+  }));
+}
+
+/** A twin fleet with the demo approvers registered (what config/demo.yaml has). */
+export function withDemoApprovers<F extends { identity: { principals: unknown[] } }>(fleet: F): F {
+  return { ...fleet, identity: { ...fleet.identity, principals: demoApprovers() } };
+}
+
+const demoKeyDir = mkdtempSync(join(tmpdir(), "lf-demokeys-"));
+
+/**
+ * `who` approves job `jobId` as `lunafleet approve --key config/demo-keys/<who>` does: read the request, sign its
+ * statement with real ssh-keygen, submit it through approve() with the fleet's verifier.
+ */
+export async function signedApprove(
+  redis: import("../../src/redis/client.ts").RedisClient,
+  jobId: string,
+  who: "alice" | "bob" | "carol",
+  fleet: Parameters<typeof import("../../src/coord/signed-approvals.ts").sshApprovalVerifier>[0],
+  opts: {
+    evidence?: import("../../src/coord/approvals.ts").ApprovalEvidence;
+    submittedBy?: string;
+    /** What the approver typed as --confirm (default: the serial). */
+    confirmation?: string;
+  } = {},
+) {
+  const { approvalState, approvalStatement, approve } = await import("../../src/coord/approvals.ts");
+  const { signableStatement, sshApprovalVerifier } = await import("../../src/coord/signed-approvals.ts");
+  const { parseSshSignature } = await import("../../src/signing/sshsig.ts");
+  const state = await approvalState(redis, jobId);
+  // No request: the store itself refuses (NoApprovalRequest), as it does for the CLI.
+  if (!state)
+    return approve(
+      redis,
+      jobId,
+      { principal: who, confirmation: "" },
+      { verifier: sshApprovalVerifier(fleet) },
+    );
+  const statement = signableStatement(approvalStatement(state));
+  const signature = sshKeygenSign(demoKey(demoKeyDir, who).path, statement);
+  return approve(
+    redis,
+    jobId,
+    {
+      principal: who,
+      confirmation: opts.confirmation ?? state.serial,
+      proof: {
+        method: "sshsig",
+        keyFingerprint: parseSshSignature(signature).fingerprint,
+        statement,
+        signature,
+        submittedBy: opts.submittedBy ?? who,
+      },
+    },
+    { verifier: sshApprovalVerifier(fleet), ...(opts.evidence ? { evidence: opts.evidence } : {}) },
+  );
+}

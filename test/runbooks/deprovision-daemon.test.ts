@@ -3,7 +3,6 @@
 // operators approve, it takes the client hosts' locks back, re-checks their HA groups and finishes in the safe order.
 // The worker's ctx.azure trusts the twin's ARM CA.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { approve } from "../../src/coord/approvals.ts";
 import { lockKey } from "../../src/coord/locks.ts";
 import { EvidenceLog } from "../../src/evidence/log.ts";
 import { jobOutcome } from "../../src/queue/job-outcome.ts";
@@ -12,7 +11,8 @@ import { type RunningWorker, startWorker } from "../../src/queue/worker.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet } from "../engine/support.ts";
 import { withRedis } from "../helpers/redis.ts";
-import { type Connections, connect, hsmResourceId, removeFromHaGroups } from "./deprovision-support.ts";
+import { signedApprove } from "../helpers/ssh-signing.ts";
+import { type Connections, connect, hsmResourceId } from "./deprovision-support.ts";
 
 const redis = await withRedis();
 let twin: Twin;
@@ -50,8 +50,7 @@ const until = async (what: string, check: () => Promise<boolean>, ms = 20_000) =
 
 describe("deprovision through the queue and worker", () => {
   it("waits for approvals holding only the device lock, then takes the hosts back and runs to the end", async () => {
-    const device = "hsm-b3";
-    removeFromHaGroups(twin, device);
+    const device = "hsm-c1"; // the demo's spare: alone in rg-hsm-c, in no HA group
     const r = redis.client();
     const queue = createJobQueue(r);
     const { jobId } = await submitJob(queue, {
@@ -59,7 +58,7 @@ describe("deprovision through the queue and worker", () => {
       runbook: "deprovision",
       target: device,
       params: { backupsConfirmed: true, deleteResourceGroup: true, approvalPollMs: 25 },
-      actor: "alice",
+      actor: "operator:test", // the requester never approves its own job (alice and bob approve)
     });
     const evidence = await EvidenceLog.open(r, redis.dataDir, jobId);
     const noted = async (key: string) =>
@@ -69,17 +68,17 @@ describe("deprovision through the queue and worker", () => {
     await until("the client hosts' locks given back", () => noted("locksGivenBack"));
     const view = await jobOutcome(queue, r, jobId);
     expect(view.outcome).toBe("awaiting-approval");
-    expect(view.approval).toMatchObject({ runbook: "deprovision", device, serial: "700203" });
+    expect(view.approval).toMatchObject({ runbook: "deprovision", device, serial: "700301" });
     expect(view.approval?.action).toMatch(
-      /^zeroize hsm-b3 \(serial 700203\) and delete its Azure Dedicated HSM .*, then its resource group /,
+      /^zeroize hsm-c1 \(serial 700301\) and delete its Azure Dedicated HSM .*, then its resource group /,
     );
     // While it waits, the job holds the device's lock only; the client hosts are free for other jobs.
     expect(await r.get(lockKey(`device:${device}`))).toMatch(new RegExp(`\\|${jobId}$`));
     for (const h of twin.fleet.clientHosts) expect(await r.get(lockKey(`client:${h.name}`))).toBeNull();
     expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
 
-    await approve(r, jobId, { principal: "alice", confirmation: "700203" });
-    await approve(r, jobId, { principal: "bob", confirmation: "700203" });
+    await signedApprove(r, jobId, "alice", twin.fleet);
+    await signedApprove(r, jobId, "bob", twin.fleet);
     // Approved: it takes the hosts' locks back before the re-check of their HA groups and the first change.
     await until("the locks taken back", () => noted("locksTakenBack"));
     const job = (await queue.getJob(jobId))!;

@@ -89,6 +89,7 @@ describe("tcp-check over the twin", () => {
       "hsm-b1",
       "hsm-b2",
       "hsm-b3",
+      "hsm-c1",
     ]);
     for (const d of report.devices) {
       expect(d.reachable).toBe(true);
@@ -112,6 +113,11 @@ describe("tcp-check over the twin", () => {
       expect(report.devices.find((d) => d.device === name)?.verifiedFrom).toEqual(["client-b"]);
     for (const name of ["hsm-a2", "hsm-a3"])
       expect(report.devices.find((d) => d.device === name)?.verifiedFrom).toEqual(["client-a"]);
+    // The spare hsm-c1 is assigned to no client host: nothing to verify from, nothing missing.
+    expect(report.devices.find((d) => d.device === "hsm-c1")).toMatchObject({
+      verifiedFrom: [],
+      notVerifiedFrom: [],
+    });
     const a1Address = twin.fleet.devices.find((d) => d.name === "hsm-a1")!.host;
     const a1View = report.devices.find((x) => x.device === "hsm-a1")!;
     expect(a1View.verifiedFrom).toEqual([]);

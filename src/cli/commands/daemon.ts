@@ -5,6 +5,12 @@
 // CA; a production fleet keeps the system CA store (src/azure/access.ts).
 import type { Command } from "commander";
 import { armAccessFromFlags, armGatewayFor } from "../../azure/access.ts";
+import {
+  KEYVAULT_PORT_ENV,
+  keyVaultAccessFor,
+  pemCertificates,
+  pointTwinKeyVaultAt,
+} from "../../azure/key-vault-access.ts";
 import { FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
 import { startDaemon } from "../../daemon/daemon.ts";
 import { defaultDataDir } from "../../redis/embedded-server.ts";
@@ -27,6 +33,14 @@ export function registerDaemonCommand(program: Command): void {
       9464,
     )
     .option("--data-dir <dir>", "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)")
+    .option("--api-port <port>", "HTTPS API port (0 = any free port; 'off' = no API)", "9465")
+    .option("--api-host <addr>", "address the API listens on (default 127.0.0.1: loopback only)", "127.0.0.1")
+    .option("--api-cert <pem>", "the API's certificate (default: generated into the data dir)")
+    .option("--api-key <pem>", "the API certificate's private key")
+    .option(
+      "--evidence-key <pem>",
+      "ed25519 key that signs evidence heads (default: <data dir>/evidence-signing-key.pem)",
+    )
     .option(
       "--azure-endpoint <url>",
       "ARM endpoint instead of the fleet's azure.endpoint (the twin's, printed by lunafleet sim; env LUNAFLEET_AZURE_ENDPOINT)",
@@ -35,23 +49,46 @@ export function registerDaemonCommand(program: Command): void {
       "--azure-ca <file>",
       "PEM CA to trust for ARM instead of the system store: twin fleets only (env LUNAFLEET_AZURE_CA_FILE)",
     )
+    .option(
+      "--azure-keyvault-port <port>",
+      "the Key Vault twin's port (pools, Entra ID, Graph), printed by lunafleet sim: twin fleets only (env LUNAFLEET_AZURE_KEYVAULT_PORT)",
+    )
     .action(async (opts: DaemonCliOptions) => {
       try {
         const fleet = loadFleet(opts.fleet);
         const access = armAccessFromFlags(opts, process.env);
         // Only when asked: otherwise the worker builds its default (fleet azure block, system CA store).
         const azure = Object.keys(access).length > 0 ? armGatewayFor(fleet, access) : undefined;
+        // Managed HSM / Key Vault on a running twin: its port, and the CA bundle the twin published (ARM + Key Vault).
+        const kvPort = opts.azureKeyvaultPort ?? process.env[KEYVAULT_PORT_ENV];
+        if (kvPort) pointTwinKeyVaultAt(fleet, Number(kvPort));
+        const keyVault =
+          kvPort && access.caPem
+            ? keyVaultAccessFor(fleet, {
+                ...(access.endpoint ? { endpoint: access.endpoint } : {}),
+                caPems: pemCertificates(access.caPem),
+              })
+            : undefined;
         const daemon = await startDaemon({
           fleet,
           dataDir: opts.dataDir ?? defaultDataDir(),
           concurrency: opts.concurrency,
           httpPort: opts.httpPort,
           handleSignals: true,
-          ...(azure ? { worker: { azure } } : {}),
+          api:
+            opts.apiPort === "off"
+              ? null
+              : {
+                  port: port(opts.apiPort),
+                  host: opts.apiHost,
+                  ...(opts.apiCert && opts.apiKey ? { certFile: opts.apiCert, keyFile: opts.apiKey } : {}),
+                },
+          ...(opts.evidenceKey ? { evidenceKeyFile: opts.evidenceKey } : {}),
+          worker: { ...(azure ? { azure } : {}), ...(keyVault ? { keyVault } : {}) },
         });
         process.stderr.write(
           `lunafleet daemon: running (redis ${daemon.redisUrl ?? "from REDIS_* env"}, ` +
-            `http 127.0.0.1:${daemon.http?.port ?? "-"}); Ctrl-C stops\n`,
+            `http 127.0.0.1:${daemon.http?.port ?? "-"}, API ${daemon.api?.url ?? "off"}${daemon.api ? ` cert ${daemon.api.certSource}` : ""}); Ctrl-C stops\n`,
         );
       } catch (err) {
         if (err instanceof FleetConfigError)
@@ -69,6 +106,12 @@ interface DaemonCliOptions {
   dataDir?: string;
   azureEndpoint?: string;
   azureCa?: string;
+  azureKeyvaultPort?: string;
+  apiPort: string;
+  apiHost: string;
+  apiCert?: string;
+  apiKey?: string;
+  evidenceKey?: string;
 }
 
 function positiveInt(v: string, name: string): number {
