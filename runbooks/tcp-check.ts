@@ -13,7 +13,7 @@ import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type Step } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import type { PresentedCertificate } from "../src/net/probe.ts";
-import { type ProbeView, probeFactRefs, probeFacts, vtlFactRefs, vtlFacts } from "./lib/facts.ts";
+import { probeFactRefs, probeFacts, vtlFactRefs, vtlFacts } from "./lib/facts.ts";
 
 const params = z
   .object({

@@ -4,8 +4,9 @@ import { parsers } from "../../parsers/index.ts";
 import { getClientHost, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { UnexpectedResult } from "../../src/engine/errors.ts";
-import type { PlannedCommand, Step } from "../../src/engine/runbook.ts";
+import type { JobTargets, PlannedCommand, Step } from "../../src/engine/runbook.ts";
 import { bundleFacts, certFacts } from "../lib/certs.ts";
+import { certFact, pairsOfDevice, pairsOfHost, trustFacts } from "../lib/facts.ts";
 import {
   type ApplianceCertResult,
   type ApplianceClientView,
@@ -27,6 +28,7 @@ import {
   SYSLOG_TAIL,
   serverNameFor,
   timeoutOf,
+  warnDays,
 } from "./model.ts";
 
 export const applianceCert = {
@@ -34,6 +36,8 @@ export const applianceCert = {
   title: (d: string) => `Fetch server.pem from ${d} and read subject, fingerprint and expiry`,
   kind: "read",
   forEach: "device",
+  observes: (_p: Params, _f: Fleet, d: string | undefined) => [{ subject: `device:${d}`, fact: "cert" }],
+  facts: (r, { params, fleet }) => [certFact(r.device, r.cert, r.cert.daysLeft <= warnDays(params, fleet))],
   commands: (_p: Params, _f: Fleet, d: string | undefined): PlannedCommand[] => [
     { via: "sftp", on: d!, command: "get server.pem" },
   ],
@@ -42,13 +46,15 @@ export const applianceCert = {
     const pem = await ctx.files.applianceGet(device, "server.pem");
     return { device, cert: certFacts(pem, `${device}:server.pem`) };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, ApplianceCertResult>;
 
 export const clientTrust = {
   id: "client-trust",
   title: (h: string) => `Read what ${h} trusts (vtl listServers, ${CA_FILE}) and its own client certificate`,
   kind: "read",
   forEach: "clientHost",
+  observes: (_p: Params, fleet: Fleet, h: string | undefined, targets: JobTargets) =>
+    pairsOfHost(fleet, h!, targets.devices),
   commands: (_p: Params, fleet: Fleet, h: string | undefined): PlannedCommand[] => [
     { via: "host", on: h!, command: "vtl listServers" },
     { via: "host", on: h!, command: `cat ${CA_FILE}` },
@@ -70,13 +76,15 @@ export const clientTrust = {
       clientCert: certFacts(clientCertPem, `${host}:${path}`),
     };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, ClientTrustResult>;
 
 export const applianceTrust = {
   id: "appliance-trust",
   title: (d: string) => `Read which clients ${d} trusts (client show, client fingerprint)`,
   kind: "read",
   forEach: "device",
+  observes: (_p: Params, fleet: Fleet, d: string | undefined, targets: JobTargets) =>
+    pairsOfDevice(fleet, d!, targets.clientHosts),
   commands: (_p: Params, fleet: Fleet, d: string | undefined) =>
     clientsOf({ fleet, targets: { clientHosts: fleet.clientHosts.map((h) => h.name) } }, d!).flatMap((h) => [
       `client show -client ${clientNameOf(fleet, h)}`,
@@ -88,7 +96,7 @@ export const applianceTrust = {
     for (const host of clientsOf(ctx, device)) clients.push(await readApplianceSide(ctx, device, host));
     return { device, clients };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, ApplianceTrustResult>;
 
 export const handshake = {
   id: "handshake",
@@ -96,6 +104,8 @@ export const handshake = {
     `TLS handshake to ${d}'s NTLS port as each of its clients, then its NTLS syslog lines`,
   kind: "read",
   forEach: "device",
+  observes: (_p: Params, fleet: Fleet, d: string | undefined, targets: JobTargets) =>
+    pairsOfDevice(fleet, d!, targets.clientHosts),
   commands: (p: Params, fleet: Fleet, d: string | undefined) => {
     const dev = getDevice(fleet, d!);
     const hosts = clientsOf({ fleet, targets: { clientHosts: fleet.clientHosts.map((h) => h.name) } }, d!);
@@ -168,12 +178,16 @@ export const handshake = {
     });
     return { device, handshakes: withSequenceLines(handshakes, tail.lines) };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, HandshakeResult>;
 
 export const report = {
   id: "report",
   title: "Per appliance/client pair: in sync, expiring, expired or mismatched (which side, evidence)",
   kind: "read",
+  observes: (_p: Params, fleet: Fleet, _t: string | undefined, targets: JobTargets) =>
+    targets.devices.flatMap((d) => pairsOfDevice(fleet, d, targets.clientHosts)),
+  // Each problem is the pair's: client-a's stale copy of hsm-a1's certificate is hsm-a1 <-> client-a, no one else.
+  facts: (r) => trustFacts(r.pairs),
   async run(ctx: Ctx): Promise<NtlsReport> {
     const report = buildReport(ctx);
     if (report.problems.length > 0)
@@ -188,7 +202,7 @@ export const report = {
     });
     return report;
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, NtlsReport>;
 
 /** The whole NTLS failure sequence of each attributed handshake (its `peer` appears on the first and last lines). */
 function withSequenceLines(handshakes: HandshakeView[], lines: string[]): HandshakeView[] {

@@ -119,6 +119,8 @@ export interface NtlsReport {
 
 // ---- Names and places ----
 
+export const warnDays = (p: Params, fleet: Fleet) =>
+  p.expiringWithinDays ?? fleet.defaults.certExpiryWarnDays;
 export const timeoutOf = (p: Params, fleet: Fleet) => p.timeoutMs ?? fleet.defaults.timeouts.connectMs;
 export const clientNameOf = (fleet: Fleet, host: string) => {
   const h = getClientHost(fleet, host);

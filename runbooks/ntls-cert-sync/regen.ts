@@ -5,8 +5,9 @@ import { getDevice } from "../../src/config/model.ts";
 import { markNonRetryable } from "../../src/engine/errors.ts";
 import type { Step } from "../../src/engine/runbook.ts";
 import { certFacts } from "../lib/certs.ts";
+import { certFact } from "../lib/facts.ts";
 import { applianceCert } from "./diagnose.ts";
-import { type Ctx, type Params, RepairNotVerified } from "./model.ts";
+import { type Ctx, type Params, RepairNotVerified, warnDays } from "./model.ts";
 
 /** A regen was asked for without the approval it needs. */
 export class RegenNotApproved extends Error {
@@ -31,6 +32,13 @@ export const regenCert = {
   kind: "change",
   forEach: "device",
   commands: (p: Params) => (p.regen ? ["sysconf regenCert"] : []),
+  // The certificate it replaced is seen again, as it is now.
+  facts: (r, { params, fleet }) => {
+    if (!r.regenerated || !("validTo" in r)) return [];
+    const daysLeft = Math.trunc((Date.parse(r.validTo) - Date.now()) / 86_400_000);
+    const cert = { validTo: r.validTo, daysLeft, fingerprint256: r.fingerprint256, subject: "" };
+    return [certFact(r.device, cert, daysLeft <= warnDays(params, fleet))];
+  },
   async run(ctx: Ctx): Promise<RegenResult> {
     const device = ctx.target!;
     if (!ctx.params.regen) return { device, regenerated: false, reason: "regen not requested" };
@@ -61,7 +69,7 @@ export const regenCert = {
       validTo: after.validTo,
     };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, RegenResult>;
 
 async function requireRegenApproval(ctx: Ctx, device: string): Promise<unknown> {
   const dev = getDevice(ctx.fleet, device);

@@ -238,7 +238,7 @@ export const repairSnapshot = {
     await ctx.evidence.note({ repairSnapshot: pairs });
     return { pairs };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, RepairSnapshot>;
 
 export const repairClientTrust = {
   id: "repair-client-trust",
@@ -315,7 +315,7 @@ export const repairClientTrust = {
     }
     return { host, repaired };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, ClientRepairResult>;
 
 export const repairApplianceTrust = {
   id: "repair-appliance-trust",
@@ -414,4 +414,4 @@ export const repairApplianceTrust = {
     }
     return { device, repaired };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, ApplianceRepairResult>;

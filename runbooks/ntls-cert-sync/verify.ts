@@ -4,6 +4,7 @@ import { parsers } from "../../parsers/index.ts";
 import { getClientHost, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import type { Step } from "../../src/engine/runbook.ts";
+import { repairedPairFacts } from "../lib/facts.ts";
 import {
   type Ctx,
   clientCertPath,
@@ -34,6 +35,19 @@ export const verify = {
   commands: (p: Params, fleet: Fleet) => {
     if (!p.repair && !p.regen) return [];
     return fleet.clientHosts.map((h) => ({ via: "host" as const, on: h.name, command: "vtl verify" }));
+  },
+  // A repair re-observes what it repaired: each verified pair, and the client's vtl verify that passed.
+  facts: (r) => {
+    const hosts = [...new Set(r.verified.filter((v) => v.vtlVerify.ok).map((v) => v.host))];
+    return [
+      ...r.verified.flatMap((v) => repairedPairFacts(v.device, v.host)),
+      ...hosts.map((h) => ({
+        subject: `client:${h}`,
+        fact: "vtl-verify",
+        status: "ok" as const,
+        summary: "verified after repair",
+      })),
+    ];
   },
   async run(ctx: Ctx): Promise<VerifyResult> {
     if (!ctx.params.repair && !ctx.params.regen) return { verified: [], reason: "nothing was changed" };
@@ -99,4 +113,4 @@ export const verify = {
     }
     return { verified };
   },
-} satisfies Step<Params>;
+} satisfies Step<Params, VerifyResult>;

@@ -4,7 +4,6 @@ import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
 import type { FactRef, ObservationInput } from "../facts/model.ts";
 import { RunbookDefinitionError } from "./errors.ts";
-import type { Json } from "./json.ts";
 import type { Verdict, VerdictView } from "./outcome.ts";
 import type { StepContext } from "./step-context.ts";
 

@@ -1,8 +1,3 @@
-// The lunacm interpreter of a simulated client host: slots, partition roles and HA groups over the twin's appliance
-// states. Login attempts go through `attemptPartitionLogin`, so counters, lockouts and partition zeroization happen
-// exactly as on the appliance; an HA `synchronize` or `creategroup` password is a CO login on each member and counts
-// the same way. A session logged in as CO on every live member synchronizes without a password prompt.
-import { createHash } from "node:crypto";
 import {
   attemptPartitionLogin,
   type PartitionRole,
