@@ -14,7 +14,7 @@ import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { approvalsPort } from "../coord/approvals.ts";
 import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
-import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
+import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import type { AzurePort, JobLogger } from "../engine/context.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import { planJob } from "../engine/plan.ts";
@@ -216,10 +216,10 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     metrics?.jobStarted(runbook.name);
     try {
       if ((await redis.exists(cancelKey(jobId))) > 0) cancel.abort();
-      evidence = await EvidenceLog.open(redis, opts.dataDir, jobId);
+      evidence = await EvidenceLog.open(redis, opts.dataDir, jobId, { groupCommit: true });
       // An earlier attempt that got as far as the request record (then crashed, stalled or failed) makes this one
       // a resumption, whatever BullMQ counted (a stall or a wait for locks does not count as an attempt).
-      const requestedBefore = (await evidence.records()).some((r) => r.kind === "requested");
+      const requestedBefore = evidence.knownRecords().some((r) => r.kind === "requested");
       if (locks)
         await evidence.append(
           "lock",
@@ -227,10 +227,17 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
           data.actor,
         );
       const store = new RedisCheckpointStore(redis);
-      let done = (await store.finishedSteps(jobId)).size;
-      await job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
+      // Read once: the runner asks for the same job's finished steps right after (one round trip less per job).
+      const finishedAtStart = await store.finishedSteps(jobId);
+      let done = finishedAtStart.size;
+      if (done > 0) await job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
+      let firstRead: Promise<Map<string, CheckpointRecord>> | undefined = Promise.resolve(finishedAtStart);
       const checkpoints: CheckpointStore = {
-        finishedSteps: (id) => store.finishedSteps(id),
+        finishedSteps: (id) => {
+          const read = id === jobId && firstRead ? firstRead : store.finishedSteps(id);
+          firstRead = undefined;
+          return read;
+        },
         async recordStepResult(id, stepId, result, meta) {
           await store.recordStepResult(id, stepId, result, meta);
           done += 1;
@@ -293,6 +300,8 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
           ?.append("lock", { event: "released", resources: released, worker: workerId }, data.actor)
           .catch(() => {});
       }
+      // The chain is sealed: its file copy complete and fsynced (group commit), the seal hooks run.
+      await evidence?.close();
     }
   };
 
