@@ -5,7 +5,7 @@
 //
 //   (a) direct  — the same jobs (same runbooks, same targets, same order, same concurrency) with runJob called
 //                 directly, with in-memory checkpoints and an in-memory evidence list, on the worker's own SshPool
-//                 and the same per-job shells (openJobSessions) the worker uses;
+//                 and the same per-job shells (JobShells on a pool lease) the worker uses;
 //   (b) queued  — submitSweep into BullMQ, the worker takes each job, locks the device, writes checkpoints and
 //                 evidence (Redis + JSONL), stores the result, releases the lock.
 //
@@ -31,11 +31,11 @@ import {
   type CheckpointStore,
   RedisCheckpointStore,
 } from "../src/engine/checkpoints.ts";
-import type { EvidenceSink } from "../src/engine/context.ts";
+import type { EvidenceSink } from "../src/engine/ports.ts";
 import { type JobResult, runJob } from "../src/engine/runner.ts";
 import { EvidenceLog, verifyJobEvidence } from "../src/evidence/log.ts";
-import { openJobSessions } from "../src/queue/job-sessions.ts";
 import { newJobId } from "../src/queue/jobs.ts";
+import { JobShells } from "../src/shell/job-shells.ts";
 import { deviceTarget } from "../src/transport/index.ts";
 import { benchFleet, pinFleet } from "./fleet.ts";
 import { fmt, mb, perSecond } from "./stats.ts";
@@ -314,7 +314,7 @@ async function directPhase(
   const m = await meter(daemon, twin);
   await mapLimit(jobs, concurrency, async (job) => {
     const jobId = newJobId(job.runbook);
-    const scope = openJobSessions(fleet, daemon.worker.pool);
+    const shells = JobShells.forFleet(fleet, daemon.worker.pool.lease());
     let locks: DeviceLockSet | undefined;
     let evidenceLog: EvidenceLog | undefined;
     try {
@@ -331,7 +331,7 @@ async function directPhase(
         params: { target: job.device },
         jobId,
         fleet,
-        sessions: scope.provider,
+        shells,
         evidence: evidenceLog ?? memoryEvidence,
         checkpoints: parts.checkpoints ? redisCheckpoints : memoryCheckpoints,
         ...(locks ? { locks } : {}),
@@ -344,7 +344,7 @@ async function directPhase(
     } catch (err) {
       errors.push((err as Error).message);
     } finally {
-      await scope.close();
+      await shells.close();
       await locks?.release();
       await evidenceLog?.close();
     }

@@ -4,7 +4,7 @@
 // CPU is the client's alone), each appliance on its own loopback address. Then:
 //   1. fresh sweep   — per device: connect (pinned host key), open lunash, `hsm show`, parse, exit, disconnect;
 //   2. OpenSSH       — the same fresh sweep by `ssh` under `xargs -P` (default algorithms and settings);
-//   3. reuse         — every device's lunash kept open through SshPool/ShellSessions, then repeated sweeps of
+//   3. reuse         — every device's lunash kept open through SshPool/JobShells, then repeated sweeps of
 //                      `hsm show` + parse over the open shells (device-commands/s).
 // Then the daemon benchmark (issue 4 item 8, bench/daemon.ts) at the largest size: the same fleet sweep as jobs
 // through the embedded Redis, the queue and a worker, against runJob called directly. A benchmark, not a test: it prints
@@ -118,7 +118,7 @@ async function runSize(n: number): Promise<SizeResult> {
     try {
       const opened = await open.open(concurrency);
       log(
-        `pooled open (SshPool + ShellSessions, one hsm show): ${fmt(perSecond(opened.ok, opened.wallMs))} devices/s` +
+        `pooled open (SshPool + JobShells, one hsm show): ${fmt(perSecond(opened.ok, opened.wallMs))} devices/s` +
           (opened.errors.length ? `, ${opened.errors.length} ERRORS` : ""),
       );
       reuse = await open.reuse(concurrency, rounds);

@@ -2,7 +2,7 @@
 // parse, disconnect) and repeated sweeps over shells that stay open. Every answer is checked against the device's
 // known serial: a sweep that "succeeds" with the wrong data would measure nothing.
 import type { Device, Fleet } from "../src/config/index.ts";
-import { lunashPlatform, ShellSession, ShellSessions } from "../src/shell/index.ts";
+import { JobShells, lunashPlatform, ShellSession } from "../src/shell/index.ts";
 import { connectSsh, deviceTarget, SshPool, type SshTarget } from "../src/transport/index.ts";
 
 export interface SweepFigures {
@@ -113,7 +113,7 @@ async function measured(
 /**
  * Fresh sweep: for every device a new SSH connection (host key checked against the pin before the password goes
  * out), a lunash shell, `hsm show` parsed, `exit`, disconnect. The same transport and driver code SshPool and
- * ShellSessions use, without keeping anything open.
+ * JobShells use, without keeping anything open.
  */
 export function freshSweep(fleet: Fleet, concurrency: number): Promise<SweepFigures> {
   return measured(fleet.devices, concurrency, async (device) => {
@@ -138,13 +138,15 @@ export function freshSweep(fleet: Fleet, concurrency: number): Promise<SweepFigu
 /** The pool and shells of the reuse phase: opened once, then swept repeatedly. */
 export class OpenFleet {
   readonly pool = new SshPool({ backoff: { attempts: 1 } });
-  readonly sessions = new ShellSessions({ pool: this.pool });
-  constructor(readonly fleet: Fleet) {}
+  readonly shells: JobShells;
+  constructor(readonly fleet: Fleet) {
+    this.shells = JobShells.forFleet(fleet, this.pool.lease());
+  }
 
-  /** Connect and open lunash on every device through SshPool/ShellSessions (timed like a sweep, one `hsm show`). */
+  /** Connect and open lunash on every device through SshPool/JobShells (timed like a sweep, one `hsm show`). */
   open(concurrency: number): Promise<SweepFigures> {
     return measured(this.fleet.devices, concurrency, async (device) => {
-      const session = await this.sessions.lunash(deviceTarget(this.fleet, device));
+      const session = await this.shells.lunash(device.name);
       await hsmShow(session, device);
     });
   }
@@ -157,7 +159,7 @@ export class OpenFleet {
     const work: Device[] = [];
     for (let r = 0; r < rounds; r++) work.push(...this.fleet.devices);
     const figures = await measured(work, concurrency, async (device) => {
-      const session = await this.sessions.lunash(deviceTarget(this.fleet, device));
+      const session = await this.shells.lunash(device.name);
       if (session.generation !== generations.get(device.name))
         throw new Error(`${device.name}: the shell was reopened on a new connection (not a reuse)`);
       await hsmShow(session, device);
@@ -166,7 +168,7 @@ export class OpenFleet {
   }
 
   async close(): Promise<void> {
-    await this.sessions.closeAll();
+    await this.shells.close();
     await this.pool.closeAll();
   }
 }

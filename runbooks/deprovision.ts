@@ -2,8 +2,9 @@
 //
 //   preflight             the Azure resource exists and is a Luna; the appliance answers with the fleet's serial; no
 //                         client host of the fleet has any of its partitions in an HA group; backups confirmed or a
-//                         written waiver; then the job WAITS (holding its device lock) until enough distinct
-//                         principals have approved with the serial typed as confirmation; HA membership re-checked
+//                         written waiver; then the job WAITS in awaiting-approval (holding only this device's lock:
+//                         the client hosts' locks are given back meanwhile) until enough distinct principals have
+//                         approved with the serial typed as confirmation; HA membership re-checked after the wait
 //   sanctioned-zeroize    through the login guard only (deliberately failing HSM SO logins); skipped when `hsm show`
 //                         already reports the HSM zeroized (a resumed job)
 //   verify-zeroized       `hsm show`: zeroized
@@ -20,9 +21,11 @@ import { AzureOperationError, HsmDeleteFailedError } from "../src/azure/errors.t
 import { parseHsmResourceId } from "../src/azure/resource-id.ts";
 import { getDevice } from "../src/config/model.ts";
 import type { Device, Fleet } from "../src/config/schema.ts";
-import type { ApprovalState, StepContext } from "../src/engine/context.ts";
+import { ApprovalNotGranted } from "../src/engine/approval-wait.ts";
 import { DeviceIdentityMismatch, EngineError, JobCancelled } from "../src/engine/errors.ts";
+import type { ApprovalState } from "../src/engine/ports.ts";
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
+import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 
 /** A deprovisioning precondition does not hold: the job stops before anything destructive. Never retried. */
@@ -37,17 +40,8 @@ export class DeprovisionRefused extends EngineError {
   }
 }
 
-/** Approvals did not arrive, were rejected, or expired. Never retried: a new deprovisioning needs a new job. */
-export class ApprovalNotGranted extends EngineError {
-  override name = "ApprovalNotGranted";
-  constructor(
-    message: string,
-    readonly status: string,
-    readonly device: string,
-  ) {
-    super(message);
-  }
-}
+/** Approvals did not arrive, were rejected, expired or were withdrawn (src/engine/approval-wait.ts). */
+export { ApprovalNotGranted };
 
 /** Azure refused to delete the HSM because the device is not zeroized: re-running the delete cannot help. */
 export class AzureRefusedDelete extends EngineError {
@@ -422,7 +416,7 @@ export const deprovision = defineRunbook({
 
 async function readHsmShow(ctx: StepContext<Params>, dev: Device) {
   const shell = await ctx.lunash(dev.name);
-  const show = await shell.read("hsm show", hsmShow);
+  const show = await shell.send("hsm show", hsmShow);
   if (show.serial !== dev.serial)
     throw Object.assign(
       new DeviceIdentityMismatch(
@@ -443,7 +437,7 @@ async function checkNoHaMembership(
   const found: string[] = [];
   for (const host of ctx.targets.clientHosts) {
     const shell = await ctx.lunacm(host);
-    const { groups } = await shell.read("hagroup listgroups", haGroups);
+    const { groups } = await shell.send("hagroup listgroups", haGroups);
     for (const g of groups)
       for (const m of g.members)
         if (serials.has(m.serial)) found.push(`${host}: HA group '${g.label}' member ${m.serial}`);
@@ -457,67 +451,31 @@ async function checkNoHaMembership(
   return [...ctx.targets.clientHosts];
 }
 
-/** Ask for approvals (idempotent on resume) and poll until granted; rejected, expired or cancelled stop the job. */
+/**
+ * Ask for approvals (idempotent on resume) and wait, in `awaiting-approval`, holding only this device's lock (the
+ * client hosts' locks are given back and taken again once approved; their HA groups are re-read after the wait).
+ */
 async function waitForApprovals(ctx: StepContext<Params>, dev: Device): Promise<ApprovalState> {
   const policy = ctx.fleet.approvals;
-  let state = await ctx.approvals.request({
-    device: dev.name,
-    serial: dev.serial,
-    required: policy.required,
-    expiresMinutes: policy.expiresMinutes,
-    principals: policy.principals,
-  });
-  let seen = "";
-  for (;;) {
-    const summary = `${state.status}:${state.approvals.map((a) => a.principal).join(",")}:${state.refusals.length}`;
-    if (summary !== seen) {
-      seen = summary;
-      await ctx.evidence.note({
-        approvals: state.status,
-        device: dev.name,
-        granted: state.approvals,
-        required: state.required,
-        refusals: state.refusals,
-        expiresAt: state.expiresAt,
-      });
-      ctx.log.info({ jobId: ctx.jobId, device: dev.name, approvals: state.status }, "deprovision approvals");
-    }
-    if (state.status === "approved") return state;
-    if (state.status === "rejected")
-      throw new ApprovalNotGranted(
-        `${dev.name}: deprovisioning rejected by ${state.rejection?.principal ?? "?"}: ${state.rejection?.reason ?? ""}`,
-        "rejected",
-        dev.name,
-      );
-    if (state.status === "expired")
-      throw new ApprovalNotGranted(
-        `${dev.name}: approvals expired at ${state.expiresAt} with ${state.approvals.length}/${state.required} granted; nothing was changed`,
-        "expired",
-        dev.name,
-      );
-    await sleep(ctx.params.approvalPollMs, ctx.signal);
-    const next = await ctx.approvals.state();
-    if (!next)
-      throw new ApprovalNotGranted(
-        `${dev.name}: the approval request vanished from Redis`,
-        "missing",
-        dev.name,
-      );
-    state = next;
-  }
+  return ctx.approvals.waitFor(
+    {
+      action: deprovisionAction(ctx.params, ctx.fleet),
+      device: dev.name,
+      serial: dev.serial,
+      required: policy.required,
+      expiresMinutes: policy.expiresMinutes,
+      principals: policy.principals,
+    },
+    { keepDevices: [dev.name], pollMs: ctx.params.approvalPollMs },
+  );
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new JobCancelled("job cancelled while awaiting approval"));
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new JobCancelled("job cancelled while awaiting approval"));
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
+/** What an approver approves, in words: shown by `lunafleet approvals`. */
+function deprovisionAction(p: Params, fleet: Fleet): string {
+  const dev = deviceOf(p, fleet);
+  const id = resourceOf(p, fleet);
+  return (
+    `zeroize ${dev.name} (serial ${dev.serial}) and delete its Azure Dedicated HSM ${id.name}` +
+    (p.deleteResourceGroup ? `, then its resource group ${id.resourceGroup}` : "")
+  );
 }

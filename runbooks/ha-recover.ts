@@ -12,9 +12,10 @@
 import { z } from "zod";
 import { getDevice, getHaGroup } from "../src/config/model.ts";
 import type { Fleet, HaGroup } from "../src/config/schema.ts";
-import type { StepContext } from "../src/engine/context.ts";
 import { isDeviceError, UnexpectedResult } from "../src/engine/errors.ts";
+import type { Verdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type JobTargets, type PlannedCommand } from "../src/engine/runbook.ts";
+import type { StepContext } from "../src/engine/step-context.ts";
 import { breakerOpenGauge, memberKey, readBreaker, recordFailure, recordSuccess } from "./lib/breaker.ts";
 import { declaredMembers, findListedGroup, isAlive, listgroupsSchema } from "./lib/ha.ts";
 
@@ -93,7 +94,7 @@ const groupsOnHost = (p: Params, fleet: Fleet, host: string) =>
 
 async function listgroups(ctx: Ctx, host: string) {
   const shell = await ctx.lunacm(host);
-  return shell.read("hagroup listgroups", listgroupsSchema);
+  return shell.send("hagroup listgroups", listgroupsSchema);
 }
 
 async function inspectGroup(ctx: Ctx, group: HaGroup): Promise<GroupInspection> {
@@ -148,7 +149,7 @@ async function inspectGroup(ctx: Ctx, group: HaGroup): Promise<GroupInspection> 
     }
     const shell = await ctx.lunash(m.device);
     try {
-      const par = await shell.read(`partition show -partition ${m.partition}`, partitionShow);
+      const par = await shell.send(`partition show -partition ${m.partition}`, partitionShow);
       check.partitionIntact =
         par.serial === m.serial && par.psoZeroized !== true && (par.objectCount ?? 0) > 0;
       if (!check.partitionIntact)
@@ -174,6 +175,7 @@ export const haRecover = defineRunbook({
     "Recover down HA members (reachable, partition intact, breaker closed) and align retry/interval",
   params,
   targets: targetsOf,
+  verdict: ({ result }) => haRecoverVerdict(result("report") as unknown as HaRecoverReport),
   steps: [
     {
       id: "inspect",
@@ -301,13 +303,13 @@ export const haRecover = defineRunbook({
         const shell = await ctx.lunacm(host);
         const read = async () => ({
           count: readNumber(
-            await shell.read("hagroup retry -show", retryShow),
+            await shell.send("hagroup retry -show", retryShow),
             /Maximum Auto Recovery Retry:\s*(-?\d+)/,
             host,
             "hagroup retry -show",
           ),
           intervalSeconds: readNumber(
-            await shell.read("hagroup interval -show", retryShow),
+            await shell.send("hagroup interval -show", retryShow),
             /Auto Recovery Poll Interval:\s*(\d+)\s*seconds/,
             host,
             "hagroup interval -show",
@@ -376,6 +378,37 @@ export const haRecover = defineRunbook({
     },
   ],
 });
+
+export interface HaRecoverReport {
+  groups: {
+    group: string;
+    downBefore: string[];
+    recovered: string[];
+    stillDown: string[];
+    skipped: { member: string; why: string | null }[];
+    settingsMatched: boolean;
+    settingsChanged: string[];
+  }[];
+  breakersOpen: string[];
+}
+
+/**
+ * A member still down after `hagroup recover` is a failed job (its goal was not reached), never green; a down member
+ * left alone (breaker open, appliance unreachable, partition not intact) is a finding; nothing down and settings as
+ * the fleet file says: nothing to do.
+ */
+export function haRecoverVerdict(report: HaRecoverReport): Verdict {
+  const stillDown = report.groups.flatMap((g) =>
+    g.stillDown.map((m) => `${g.group}: ${m} still down after hagroup recover`),
+  );
+  const skipped = report.groups.flatMap((g) =>
+    g.skipped.map((s) => `${g.group}: ${s.member} down, not recovered: ${s.why ?? "skipped"}`),
+  );
+  if (stillDown.length > 0) return { outcome: "failed", findings: [...stillDown, ...skipped] };
+  if (skipped.length > 0) return { outcome: "succeeded-with-findings", findings: skipped };
+  const acted = report.groups.some((g) => g.recovered.length > 0 || !g.settingsMatched);
+  return { outcome: acted ? "succeeded" : "nothing-to-do", findings: [] };
+}
 
 /** One client host has one retry/interval setting for all its groups: the strictest of its groups' values. */
 function wantedSettings(p: Params, fleet: Fleet, host: string): { count: number; intervalSeconds: number } {

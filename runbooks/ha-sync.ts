@@ -14,9 +14,9 @@
 import { z } from "zod";
 import { getHaGroup } from "../src/config/model.ts";
 import type { Fleet } from "../src/config/schema.ts";
-import type { StepContext } from "../src/engine/context.ts";
 import { CapabilityUnavailable, EngineError, isDeviceError, UnexpectedResult } from "../src/engine/errors.ts";
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
+import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import {
   type DeclaredMember,
@@ -168,6 +168,11 @@ export const haSync = defineRunbook({
     const t = resolveTarget(fleet, p.target, ["haGroup"]);
     return { devices: t.devices, clientHosts: t.clientHosts };
   },
+  // Validation failures stop the job (failed); a group that needed no sync had nothing to do.
+  verdict: ({ result }) =>
+    (result("synchronize") as { synchronized?: boolean } | undefined)?.synchronized === false
+      ? { outcome: "nothing-to-do", findings: [] }
+      : { outcome: "succeeded", findings: [] },
   steps: [
     {
       id: "validate-domains",
@@ -193,7 +198,7 @@ export const haSync = defineRunbook({
         const declared = declaredMembers(ctx.fleet, g.label);
         const shell = await ctx.lunacm(g.clientHost);
         const listed = findListedGroup(
-          await shell.read("hagroup listgroups", listgroupsSchema),
+          await shell.send("hagroup listgroups", listgroupsSchema),
           g.label,
           g.clientHost,
         );
@@ -235,7 +240,7 @@ export const haSync = defineRunbook({
             continue;
           }
           await shell.run(`slot set -slot ${m.slot}`);
-          const info = await shell.read("partition showinfo", showinfo);
+          const info = await shell.send("partition showinfo", showinfo);
           if (info.serial !== m.serial)
             throw Object.assign(
               new UnexpectedResult(
@@ -308,7 +313,7 @@ export const haSync = defineRunbook({
         const shell = await ctx.lunacm(g.clientHost);
         // Re-read (resume-safe): a group that needs no sync is left alone.
         const before = findListedGroup(
-          await shell.read("hagroup listgroups", listgroupsSchema),
+          await shell.send("hagroup listgroups", listgroupsSchema),
           g.label,
           g.clientHost,
         );
@@ -349,7 +354,7 @@ export const haSync = defineRunbook({
             attempts.push(login.attemptId);
           }
           try {
-            const r = await shell.read(`hagroup synchronize -group ${g.label}`, synchronizeResult);
+            const r = await shell.send(`hagroup synchronize -group ${g.label}`, synchronizeResult);
             if (r.cloningConflict)
               warning = r.warnings.join(" ") || "conflicting settings for private key cloning";
           } catch (err) {
@@ -382,7 +387,7 @@ export const haSync = defineRunbook({
           });
         }
         const after = findListedGroup(
-          await shell.read("hagroup listgroups", listgroupsSchema),
+          await shell.send("hagroup listgroups", listgroupsSchema),
           g.label,
           g.clientHost,
         );

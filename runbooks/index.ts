@@ -3,22 +3,39 @@
 
 import { EngineError } from "../src/engine/errors.ts";
 import type { Runbook } from "../src/engine/runbook.ts";
+import { appCryptoGate } from "./app-crypto-gate.ts";
+import { cmkHealth } from "./cmk-health.ts";
 import { deprovision } from "./deprovision.ts";
 import { haRecover } from "./ha-recover.ts";
 import { haSync } from "./ha-sync.ts";
+import { mhsmAudit } from "./mhsm-audit.ts";
+import { mhsmRetire } from "./mhsm-retire.ts";
 import { ntlsCertSync } from "./ntls-cert-sync.ts";
 import { patchVerify } from "./patch-verify.ts";
 import { tcpCheck } from "./tcp-check.ts";
+import { vaultPlacement } from "./vault-placement.ts";
 
 export class UnknownRunbook extends EngineError {
   override name = "UnknownRunbook";
 }
 
 const RUNBOOKS = new Map<string, Runbook>(
-  ([tcpCheck, patchVerify, deprovision, ntlsCertSync, haRecover, haSync] as Runbook[]).map((r) => [
-    r.name,
-    r,
-  ]),
+  (
+    [
+      tcpCheck,
+      patchVerify,
+      deprovision,
+      ntlsCertSync,
+      haRecover,
+      haSync,
+      // Managed HSM / Key Vault / customer-managed keys
+      mhsmAudit,
+      cmkHealth,
+      appCryptoGate,
+      vaultPlacement,
+      mhsmRetire,
+    ] as Runbook[]
+  ).map((r) => [r.name, r]),
 );
 
 export function getRunbook(name: string): Runbook {

@@ -21,7 +21,6 @@
 import { z } from "zod";
 import { getClientHost, getDevice } from "../src/config/model.ts";
 import type { Fleet } from "../src/config/schema.ts";
-import type { StepContext } from "../src/engine/context.ts";
 import {
   describeError,
   EngineError,
@@ -29,7 +28,9 @@ import {
   isRetryable,
   UnexpectedResult,
 } from "../src/engine/errors.ts";
+import { findingsVerdict, type Verdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
+import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import { bundleFacts, type CertFacts, certFacts } from "./lib/certs.ts";
 import {
@@ -224,8 +225,8 @@ const cp = <T>(ctx: Ctx, step: string, target: string) => ctx.requireCheckpoint(
 
 /** Does this client trust this appliance now? Reads afresh: used before and after a change. */
 async function readClientSide(ctx: Ctx, device: string, host: string, serverPem: string) {
-  const shell = await ctx.clientShell(host);
-  const { servers } = await shell.read("vtl listServers", listServers);
+  const shell = await ctx.hostShell(host);
+  const { servers } = await shell.send("vtl listServers", listServers);
   const trusted = bundleFacts(await ctx.files.hostRead(host, CA_FILE), `${host}:${CA_FILE}`);
   const current = certFacts(serverPem, `${device}:server.pem`);
   const server = serverNameFor(
@@ -242,8 +243,8 @@ async function readApplianceSide(ctx: Ctx, device: string, host: string): Promis
   const clientName = clientNameOf(ctx.fleet, host);
   const shell = await ctx.lunash(device);
   try {
-    const show = await shell.read(`client show -client ${clientName}`, clientShow);
-    const { fingerprint } = await shell.read(`client fingerprint -client ${clientName}`, clientFingerprint);
+    const show = await shell.send(`client show -client ${clientName}`, clientShow);
+    const { fingerprint } = await shell.send(`client fingerprint -client ${clientName}`, clientFingerprint);
     return {
       host,
       clientName,
@@ -401,6 +402,7 @@ export const ntlsCertSync = defineRunbook({
       );
     return { devices: t.devices, clientHosts: t.clientHosts };
   },
+  verdict: ({ params, result }) => ntlsVerdict(params, result),
   steps: [
     {
       id: "appliance-cert",
@@ -426,8 +428,8 @@ export const ntlsCertSync = defineRunbook({
       ],
       async run(ctx): Promise<ClientTrustResult> {
         const host = ctx.target!;
-        const shell = await ctx.clientShell(host);
-        const { servers } = await shell.read("vtl listServers", listServers);
+        const shell = await ctx.hostShell(host);
+        const { servers } = await shell.send("vtl listServers", listServers);
         const trusted = bundleFacts(await ctx.files.hostRead(host, CA_FILE), `${host}:${CA_FILE}`);
         const path = clientCertPath(ctx.fleet, host);
         const clientCertPem = await ctx.files.hostRead(host, path);
@@ -517,7 +519,7 @@ export const ntlsCertSync = defineRunbook({
           });
         }
         const shell = await ctx.lunash(device);
-        const tail = await shell.read(SYSLOG_TAIL, syslogTail);
+        const tail = await shell.send(SYSLOG_TAIL, syslogTail);
         const handshakes = attempts.map((a): HandshakeView => {
           const address = getClientHost(ctx.fleet, a.host).host;
           const failures = tail.handshakeFailures.filter(
@@ -727,7 +729,7 @@ export const ntlsCertSync = defineRunbook({
           const staged = stagedServerCert(snap.device);
           // Additive first: the certificate is staged before the entry is deleted, so the gap is two commands.
           await ctx.files.hostWrite(host, staged, serverPem);
-          const shell = await ctx.clientShell(host);
+          const shell = await ctx.hostShell(host);
           const progress = new RepairProgress();
           try {
             if (before.server.listed)
@@ -891,9 +893,9 @@ export const ntlsCertSync = defineRunbook({
           const hs = await ctx.tcp.tlsAsClient(device, host, { clientCertPem: certPem, timeoutMs });
           let vtl = vtlByHost.get(host);
           if (!vtl) {
-            const shell = await ctx.clientShell(host);
+            const shell = await ctx.hostShell(host);
             try {
-              const { slots } = await shell.read("vtl verify", vtlVerify);
+              const { slots } = await shell.send("vtl verify", vtlVerify);
               vtl = { ok: true, serials: slots.map((s) => s.serial), error: null };
             } catch (err) {
               if (!isDeviceError(err)) throw err;
@@ -955,19 +957,19 @@ async function requireRegenApproval(ctx: Ctx, device: string): Promise<unknown> 
     approvals = undefined;
   }
   if (approvals) {
-    const state = await approvals.request({
-      device,
-      serial: dev.serial,
-      required: ctx.fleet.approvals.required,
-      expiresMinutes: ctx.fleet.approvals.expiresMinutes,
-      principals: ctx.fleet.approvals.principals,
-    });
-    if (state.status === "approved")
-      return { via: "approvals", principals: state.approvals.map((a) => a.principal) };
-    throw new RegenNotApproved(
-      `${device}: 'sysconf regenCert' breaks every client of the appliance and needs ${state.required} approval(s) (status: ${state.status}); approve job ${ctx.jobId} with 'lunafleet approve', then run it again`,
-      state.status === "awaiting-approval",
+    // Waits in awaiting-approval (holding only this appliance's lock) until approved; rejected or expired fails.
+    const state = await approvals.waitFor(
+      {
+        action: `regenerate ${device}'s NTLS server certificate (sysconf regenCert), then re-register it with every client of ${device}`,
+        device,
+        serial: dev.serial,
+        required: ctx.fleet.approvals.required,
+        expiresMinutes: ctx.fleet.approvals.expiresMinutes,
+        principals: ctx.fleet.approvals.principals,
+      },
+      { keepDevices: [device] },
     );
+    return { via: "approvals", principals: state.approvals.map((a) => a.principal) };
   }
   // Hook until every engine has an approvals store: the operator names who approved; recorded as evidence.
   if (ctx.params.approvedBy.length === 0)
@@ -976,6 +978,32 @@ async function requireRegenApproval(ctx: Ctx, device: string): Promise<unknown> 
       false,
     );
   return { via: "approvedBy parameter", principals: ctx.params.approvedBy };
+}
+
+/**
+ * Pairs not in sync that this job did not repair and verify are findings; a repair (or regen) that found nothing to
+ * repair had nothing to do.
+ */
+function ntlsVerdict(p: Params, result: (id: string, target?: string) => unknown): Verdict {
+  const report = result("report") as NtlsReport;
+  const verified =
+    (result("verify") as { verified?: { device: string; host: string }[] } | undefined)?.verified ?? [];
+  const fixed = new Set(verified.map((v) => `${v.device} ${v.host}`));
+  const open = report.pairs.filter(
+    (pair) => pair.status !== "in-sync" && !fixed.has(`${pair.device} ${pair.host}`),
+  );
+  const findings = open.map(
+    (pair) =>
+      `${pair.device} <-> ${pair.host}: ${pair.status}` +
+      (pair.mismatch
+        ? ` (${[...pair.mismatch.client, ...pair.mismatch.appliance].join("; ")})`
+        : pair.status === "in-sync"
+          ? ""
+          : ` (${pair.daysLeft} day(s) left)`),
+  );
+  if ((p.repair || p.regen) && fixed.size === 0 && findings.length === 0)
+    return { outcome: "nothing-to-do", findings: [] };
+  return findingsVerdict(findings);
 }
 
 /** Put the reads together: one verdict per pair, with the evidence that decided it. */

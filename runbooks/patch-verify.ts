@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { getDevice } from "../src/config/model.ts";
 import { DeviceIdentityMismatch, RebootUnsafe } from "../src/engine/errors.ts";
+import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 
@@ -117,6 +118,20 @@ export const patchVerify = defineRunbook({
     const t = resolveTarget(fleet, p.target, ["fleet", "device", "haGroup"]);
     return { devices: t.devices, clientHosts: [] };
   },
+  verdict: ({ result }) => {
+    const v = result("verdict") as unknown as PatchVerifyResult;
+    return findingsVerdict(
+      v.devices.flatMap((d) => [
+        ...(d.rebootUnsafe ? [`${d.device}: ${REBOOT_PATCH_KB} reboot patch missing: REBOOT-UNSAFE`] : []),
+        ...d.requiredPatches
+          .filter((p) => p.installed !== true && p.kb !== REBOOT_PATCH_KB)
+          .map(
+            (p) =>
+              `${d.device}: required patch ${p.kb} ${p.installed === null ? "cannot be verified" : "missing"}`,
+          ),
+      ]),
+    );
+  },
   steps: [
     {
       id: "hsm-show",
@@ -128,7 +143,7 @@ export const patchVerify = defineRunbook({
         const name = ctx.target!;
         const declared = getDevice(ctx.fleet, name);
         const shell = await ctx.lunash(name);
-        const show = await shell.read("hsm show", hsmShow);
+        const show = await shell.send("hsm show", hsmShow);
         if (show.serial !== declared.serial)
           throw Object.assign(
             new DeviceIdentityMismatch(
@@ -155,7 +170,7 @@ export const patchVerify = defineRunbook({
       async run(ctx): Promise<PackageListResult> {
         const name = ctx.target!;
         const shell = await ctx.lunash(name);
-        const { packages } = await shell.read("package list", packageList);
+        const { packages } = await shell.send("package list", packageList);
         const kbRpms: Record<string, string[]> = {};
         for (const [kb, rpm] of Object.entries(KB_RPMS)) kbRpms[kb] = packages.filter((p) => rpm.test(p));
         return { device: name, packageCount: packages.length, kbRpms };

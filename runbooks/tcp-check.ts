@@ -9,6 +9,7 @@ import { z } from "zod";
 import { getDevice } from "../src/config/model.ts";
 import type { Fleet } from "../src/config/schema.ts";
 import { isDeviceError } from "../src/engine/errors.ts";
+import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import type { PresentedCertificate } from "../src/net/probe.ts";
@@ -79,6 +80,8 @@ export const tcpCheck = defineRunbook({
     const t = resolveTarget(fleet, p.target, ["fleet", "device", "clientHost", "haGroup"]);
     return { devices: t.devices, clientHosts: t.clientHosts };
   },
+  // Every problem the report lists is a finding: a check that saw something is not plain green.
+  verdict: ({ result }) => findingsVerdict((result("report") as unknown as TcpCheckResult).problems),
   steps: [
     {
       id: "ntls-probe",
@@ -136,9 +139,9 @@ export const tcpCheck = defineRunbook({
       commands: (_p, _f, host) => [{ via: "host", on: host!, command: "vtl verify" }],
       async run(ctx): Promise<VtlVerifyResult> {
         const host = ctx.target!;
-        const shell = await ctx.clientShell(host);
+        const shell = await ctx.hostShell(host);
         try {
-          const { slots } = await shell.read("vtl verify", vtlVerify);
+          const { slots } = await shell.send("vtl verify", vtlVerify);
           return {
             host,
             ok: true,

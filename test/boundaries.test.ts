@@ -14,15 +14,21 @@ const ROOT = join(import.meta.dirname, "..");
 /** From the ground up. A folder may import only folders of a strictly lower layer. */
 const LAYERS: readonly (readonly string[])[] = [
   ["parsers", "src/config"],
-  ["src/redis"],
+  // src/signing: approval statements, SSH signature verification, the approver key registry (pure crypto over the
+  // fleet file): below coord and guard, which re-verify approvals with it at the moment they act.
+  ["src/redis", "src/signing"],
   ["src/coord", "src/evidence", "src/azure", "src/net"],
-  ["src/transport"],
+  // src/identity: principals, roles, API tokens, OIDC validation, failed-authentication limits: over redis and
+  // evidence (refusals are recorded), below everything that acts for a principal (guard, queue, API).
+  ["src/transport", "src/identity"],
   ["src/shell", "src/sim"],
   ["src/guard"],
   ["src/engine"],
   ["runbooks/lib"],
   ["runbooks"],
   ["src/queue"],
+  // src/api: the HTTPS API's routes over queue, coord, guard, evidence and identity; the daemon serves it.
+  ["src/api"],
   ["src/daemon"],
   ["src/cli"],
 ];
@@ -154,14 +160,15 @@ function impureParserImports(edges: readonly ImportEdge[]): string[] {
 /**
  * Rule 3: runbooks (and runbooks/lib) take devices, Redis and the guard only through the engine's context. They may
  * import the engine, config, parsers (types and pure helpers), runbooks/lib, the pure Azure modules (errors, resource
- * ids) and TYPES of anything below them; never a module that talks to a device, Redis or a queue.
+ * ids, Key Vault errors and scopes) and TYPES of anything below them; never a module that talks to a device, Redis or a queue.
  */
 const RUNBOOK_VALUE_ALLOWED = [
   /^src\/engine\//,
   /^src\/config\//,
   /^parsers\//,
   /^runbooks\//,
-  /^src\/azure\/(errors|resource-id)\.ts$/,
+  // Managed HSM's failure classes and id/scope parsing are pure too (no client, no network).
+  /^src\/azure\/(errors|resource-id|key-vault-errors|key-vault-ids)\.ts$/,
 ];
 function runbookBypasses(edges: readonly ImportEdge[]): string[] {
   return edges

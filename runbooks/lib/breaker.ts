@@ -2,7 +2,7 @@
 // until an operator releases it (`lunafleet ha release-breaker <group> <member>`). Counts live in ctx.state (Redis),
 // so every worker and every later job sees the same breaker. Open breakers are a metric and a warn log.
 import { Counter, Gauge, register } from "prom-client";
-import type { StateStore } from "../../src/engine/context.ts";
+import type { StateStore } from "../../src/engine/ports.ts";
 
 /** The member key used in state, CLI and metrics: `<device>/<partition>`. */
 export const memberKey = (device: string, partition: string): string => `${device}/${partition}`;

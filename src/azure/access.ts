@@ -33,7 +33,7 @@ export class ArmAccessError extends Error {
 }
 
 /** The twin's ARM accepts any bearer token; this one says what it is if it ever shows up in a log. */
-const twinCredential: TokenCredential = {
+export const twinCredential: TokenCredential = {
   getToken: async (): Promise<AccessToken> => ({
     token: "lunafleet-twin-placeholder-token",
     expiresOnTimestamp: Date.now() + 3_600_000,

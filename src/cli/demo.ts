@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { armGatewayFor } from "../azure/access.ts";
+import { keyVaultAccessFor } from "../azure/key-vault-access.ts";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
 import { type Daemon, startDaemon } from "../daemon/daemon.ts";
@@ -64,13 +65,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
         })
       : undefined;
     if (twin.arm) print(`lunafleet: ARM twin ${twin.arm.endpoint} (its own CA, trusted by this daemon only)`);
+    // Managed HSM / Key Vault jobs: the twin's ARM and its data plane, Entra ID and Graph (their CAs), never Azure.
+    const keyVault =
+      twin.arm && twin.keyVault
+        ? keyVaultAccessFor(twin.fleet, { caPems: [twin.arm.caPem, twin.keyVault.caPem] })
+        : undefined;
     daemon = await startDaemon({
       fleet: twin.fleet,
       dataDir: opts.dataDir,
       httpPort: opts.httpPort === undefined ? 0 : opts.httpPort,
       concurrency: opts.concurrency ?? 16,
       log,
-      ...(azure ? { worker: { azure } } : {}),
+      worker: { ...(azure ? { azure } : {}), ...(keyVault ? { keyVault } : {}) },
     });
   } catch (err) {
     await twin.stop();

@@ -1,11 +1,24 @@
 // Small helpers the CLI commands share: job commands (run, jobs, job, schedule, report) and the commands that act on
 // the embedded Redis directly (guard, ha).
 
+import { InvalidArgumentError } from "commander";
 import type { Fleet } from "../config/schema.ts";
-import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../queue/jobs.ts";
+import { JobSubmitError, loadFleetForSubmit, osAccountName, readPublishedFleet } from "../queue/jobs.ts";
 import { connectRedis, type RedisClient, resolveRedisTarget } from "../redis/client.ts";
 import { defaultDataDir, embeddedRedisSocketPath } from "../redis/embedded-server.ts";
 import { type CliConnection, connectCli, DaemonUnavailable } from "./connection.ts";
+
+/** `--as <principal>`: who acts; default LUNAFLEET_PRINCIPAL, else the OS account (resolvePrincipal). */
+export function principalOption(what: string): [string, string] {
+  return ["--as <principal>", `${what} (default $LUNAFLEET_PRINCIPAL, else your OS account)`];
+}
+
+/** Who acts: `--as`, else LUNAFLEET_PRINCIPAL, else the OS account running the command — never "unknown". */
+export function resolvePrincipal(as?: string): string {
+  const given = as?.trim() || process.env.LUNAFLEET_PRINCIPAL?.trim();
+  if (given) return given;
+  return osAccountName();
+}
 
 export const dataDirOption = [
   "--data-dir <dir>",
@@ -63,6 +76,21 @@ export function parseParams(pairs: string[]): Record<string, unknown> {
     out[kv.slice(0, eq)] = value;
   }
   return out;
+}
+
+/**
+ * A commander parser for a whole number in [min, max]: `abc`, `1.5`, `1e3`, `-1` are refused as usage errors (exit
+ * 2) instead of becoming NaN and silently changing what the command does.
+ */
+export function integerOption(flag: string, min: number, max: number): (value: string) => number {
+  return (value: string) => {
+    if (!/^\d+$/.test(value.trim()))
+      throw new InvalidArgumentError(`${flag} must be a whole number, got '${value}'`);
+    const n = Number(value);
+    if (n < min || n > max)
+      throw new InvalidArgumentError(`${flag} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
 }
 
 export function ago(ms: number | undefined): string {

@@ -2,6 +2,8 @@
 // path. Cross-references (HA members, client hosts, duplicate names and addresses) are checked after the shapes.
 import { CronExpressionParser } from "cron-parser";
 import { z } from "zod";
+import { azureKeySections, checkAzureKeyReferences } from "./azure-keys.ts";
+import { checkIdentity, IDENTITY_DEFAULT, identitySchema } from "./identity-schema.ts";
 import { secretRefKind } from "./secret.ts";
 
 const name = z
@@ -327,6 +329,8 @@ export const fleetSchema = z
     haGroups: z.array(haGroupSchema).default([]),
     maintenanceWindows: z.array(maintenanceWindowSchema).default([]),
     approvals: approvalPolicySchema.default({ required: 2, expiresMinutes: 60 }),
+    /** Who may do what, and the approvers' registered keys (identity-schema.ts). */
+    identity: identitySchema.default(IDENTITY_DEFAULT),
     azure: z
       .object({
         subscriptionId: z.string().min(1).optional(),
@@ -336,9 +340,14 @@ export const fleetSchema = z
       })
       .strict()
       .optional(),
+    // Managed HSM, Key Vault, keys and their consumers (src/config/azure-keys.ts).
+    ...azureKeySections({ credentialRef, twin: () => parsingTwinFile }),
   })
   .strict()
-  .superRefine((fleet, ctx) => checkCrossReferences(fleet, ctx));
+  .superRefine((fleet, ctx) => {
+    checkCrossReferences(fleet, ctx);
+    checkAzureKeyReferences(fleet, ctx);
+  });
 
 export type Fleet = z.infer<typeof fleetSchema>;
 export type Device = Fleet["devices"][number];
@@ -349,10 +358,15 @@ export type MaintenanceWindow = Fleet["maintenanceWindows"][number];
 export type DeviceSim = z.infer<typeof deviceSimSchema>;
 export type ClientHostSim = z.infer<typeof clientHostSimSchema>;
 export type Timeouts = z.infer<typeof timeoutsSchema>;
+export type ManagedHsmDecl = Fleet["managedHsms"][number];
+export type KeyVaultDecl = Fleet["keyVaults"][number];
+export type KeyDecl = Fleet["keys"][number];
+export type CmkConsumer = Fleet["cmkConsumers"][number];
 
 type Ctx = z.RefinementCtx;
 
 function checkCrossReferences(fleet: Fleet, ctx: Ctx): void {
+  checkIdentity(fleet.identity, fleet.twin, ctx);
   const devicesByName = new Map<string, Device>();
   const endpoints = new Map<string, number>();
   fleet.devices.forEach((dev, i) => {

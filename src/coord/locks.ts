@@ -133,6 +133,11 @@ export interface AcquireOptions {
   autoRenew?: boolean;
   /** Called once when a lock is lost (renewal refused, or not confirmed before the TTL ran out). */
   onLost?: (err: LockLostError) => void;
+  /**
+   * The clock the held set measures its TTL by (confirmed renewals, expiry): Date.now unless a test drives time
+   * itself (waiting for a busy lock always uses real time).
+   */
+  clock?: () => number;
 }
 
 /**
@@ -153,6 +158,7 @@ export async function acquireDeviceLocks(
   }
   // The fixed order: every job sorts the same way, so no two jobs can each hold what the other waits for.
   const ordered = [...new Set(resources)].sort();
+  const clock = opts.clock ?? Date.now;
   const started = Date.now();
   const deadline = started + Math.max(0, opts.waitMs);
   const held: { resource: string; token: number; confirmedAt: number }[] = [];
@@ -160,7 +166,7 @@ export async function acquireDeviceLocks(
     for (const resource of ordered) {
       let pause = 10;
       for (;;) {
-        const sentAt = Date.now();
+        const sentAt = clock();
         const reply = (await runScript(
           redis,
           takeLockIfFree,
@@ -191,7 +197,7 @@ export async function acquireDeviceLocks(
     );
     throw err;
   }
-  const set = new DeviceLockSet(redis, opts.owner, opts.ttlMs, held, opts.onLost);
+  const set = new DeviceLockSet(redis, opts.owner, opts.ttlMs, held, opts.onLost, clock);
   if (opts.autoRenew !== false) set.startRenewing();
   return set;
 }
@@ -202,6 +208,7 @@ export class DeviceLockSet {
   readonly #ttlMs: number;
   readonly #held: { resource: string; token: number; confirmedAt: number }[];
   readonly #onLost: ((err: LockLostError) => void) | undefined;
+  readonly #clock: () => number;
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #lost: LockLostError | undefined;
@@ -214,7 +221,9 @@ export class DeviceLockSet {
     ttlMs: number,
     held: { resource: string; token: number; confirmedAt: number }[],
     onLost?: (err: LockLostError) => void,
+    clock: () => number = Date.now,
   ) {
+    this.#clock = clock;
     this.#redis = redis;
     this.#ttlMs = ttlMs;
     this.#held = held;
@@ -256,7 +265,7 @@ export class DeviceLockSet {
    */
   #checkExpiry(): void {
     if (this.#lost || this.#released) return;
-    const now = Date.now();
+    const now = this.#clock();
     for (const h of this.#held) {
       if (now >= h.confirmedAt + this.#ttlMs) {
         this.#markLost(
@@ -295,7 +304,7 @@ export class DeviceLockSet {
     this.throwIfLost();
     if (this.#released) throw new LockError(`job ${this.owner}: renew after release`);
     for (const h of this.#held) {
-      const sentAt = Date.now();
+      const sentAt = this.#clock();
       let reply: unknown;
       try {
         reply = await runScript(
@@ -305,7 +314,7 @@ export class DeviceLockSet {
           [lockValue(h.token, this.owner), this.#ttlMs],
         );
       } catch (err) {
-        if (Date.now() >= h.confirmedAt + this.#ttlMs) {
+        if (this.#clock() >= h.confirmedAt + this.#ttlMs) {
           throw this.#markLost(
             new LockLostError(
               h.resource,
@@ -334,6 +343,46 @@ export class DeviceLockSet {
         if (err instanceof LockLostError) throw this.#markLost(err);
         throw err;
       }
+    }
+  }
+
+  /**
+   * Give back every lock except those of `keep` (a job that waits for approvals keeps only the devices it will
+   * change). Returns the resources given back; they are no longer part of this set until take() gets them again.
+   */
+  async releaseExcept(keep: readonly string[]): Promise<string[]> {
+    this.throwIfLost();
+    const give = this.#held.filter((h) => !keep.includes(h.resource));
+    for (const h of [...give].reverse()) {
+      await releaseLock(this.#redis, h.resource, this.owner, h.token);
+      this.#held.splice(this.#held.indexOf(h), 1);
+    }
+    return give.map((h) => h.resource);
+  }
+
+  /**
+   * Take more locks into this set (those releaseExcept gave back), all or nothing, waiting up to waitMs. False when
+   * one stays busy (nothing taken). Taking them while holding others is outside the fixed order, so it never waits
+   * for ever: all-or-nothing with a deadline cannot deadlock, it can only be retried.
+   */
+  async take(resources: readonly string[], waitMs: number): Promise<boolean> {
+    this.throwIfLost();
+    if (this.#released) throw new LockError(`job ${this.owner}: take after release`);
+    const wanted = resources.filter((r) => !this.#held.some((h) => h.resource === r));
+    if (wanted.length === 0) return true;
+    try {
+      const more = await acquireDeviceLocks(this.#redis, wanted, {
+        owner: this.owner,
+        ttlMs: this.#ttlMs,
+        waitMs,
+        autoRenew: false,
+        clock: this.#clock,
+      });
+      this.#held.push(...more.#held);
+      return true;
+    } catch (err) {
+      if (err instanceof LockUnavailableError) return false;
+      throw err;
     }
   }
 

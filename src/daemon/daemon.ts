@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Queue } from "bullmq";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
+import { type EvidenceSigner, loadOrCreateSigner } from "../evidence/signing.ts";
 import { createJobQueue, type JobData, publishFleet } from "../queue/jobs.ts";
 import { syncSchedules } from "../queue/schedules.ts";
 import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";
@@ -16,6 +17,7 @@ import {
 } from "../redis/client.ts";
 import { type EmbeddedRedis, startEmbeddedRedis } from "../redis/embedded-server.ts";
 import { TrustStore } from "../transport/trust-store.ts";
+import { type DaemonApiOptions, startDaemonApi } from "./api.ts";
 import { type DaemonHttp, startDaemonHttp } from "./http.ts";
 import { createLogger, type DaemonLogger } from "./logger.ts";
 import { createMetrics, type DaemonMetrics } from "./metrics.ts";
@@ -40,12 +42,16 @@ export interface StartDaemonOptions {
   worker?: Partial<
     Pick<
       StartWorkerOptions,
-      "lockTtlMs" | "lockWaitMs" | "jobLockMs" | "stalledIntervalMs" | "cancelPollMs" | "azure"
+      "lockTtlMs" | "lockWaitMs" | "jobLockMs" | "stalledIntervalMs" | "cancelPollMs" | "azure" | "keyVault"
     >
   >;
   workerId?: string;
   /** Sync the fleet's maintenance windows into job schedulers (default true). */
   schedules?: boolean;
+  /** The HTTPS API (src/api); null or absent = not served. */
+  api?: DaemonApiOptions | null;
+  /** The ed25519 key that signs evidence chain heads; default <dataDir>/evidence-signing-key.pem (created). */
+  evidenceKeyFile?: string;
   /** Stop cleanly on SIGINT/SIGTERM and then exit the process (default false; the CLI turns it on). */
   handleSignals?: boolean;
 }
@@ -61,6 +67,9 @@ export interface Daemon {
   worker: RunningWorker;
   metrics: DaemonMetrics;
   http: DaemonHttp | undefined;
+  /** The HTTPS API, when served. */
+  api: Awaited<ReturnType<typeof startDaemonApi>> | undefined;
+  evidenceSigner: EvidenceSigner;
   log: DaemonLogger;
   embeddedRedis: EmbeddedRedis | undefined;
   stop(): Promise<void>;
@@ -94,7 +103,10 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
   const metrics = createMetrics(queue);
   let worker: RunningWorker | undefined;
   let http: DaemonHttp | undefined;
+  let api: Awaited<ReturnType<typeof startDaemonApi>> | undefined;
+  const evidenceSigner = loadOrCreateSigner(opts.dataDir, opts.evidenceKeyFile);
   const cleanup = async () => {
+    await bounded(api?.close());
     await bounded(http?.close());
     await bounded(worker?.close());
     await bounded(queue.close());
@@ -103,6 +115,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
   };
   try {
     await publishFleet(redis, fleet);
+    await evidenceSigner.publish(redis);
     if (opts.schedules ?? true) {
       const synced = await syncSchedules(queue, fleet);
       log.info(synced, "maintenance window schedulers synced");
@@ -115,6 +128,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
       log,
       metrics,
       trustStore: opts.trustStore ?? new TrustStore(join(opts.dataDir, "known_hosts.json")),
+      evidenceSigner,
       ...(opts.workerId ? { workerId: opts.workerId } : {}),
       ...opts.worker,
     });
@@ -133,6 +147,12 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
           };
         },
       });
+    if (opts.api)
+      api = await startDaemonApi(
+        { redis, queue, fleet, dataDir: opts.dataDir, evidenceSigner },
+        opts.api,
+        log,
+      );
   } catch (err) {
     await cleanup();
     throw err;
@@ -174,6 +194,8 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
     worker: worker!,
     metrics,
     http,
+    api,
+    evidenceSigner,
     log,
     embeddedRedis: embedded,
     stop,

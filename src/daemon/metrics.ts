@@ -32,8 +32,8 @@ export function createMetrics(queue: Queue<JobData>): DaemonMetrics {
   });
   const finished = new Counter({
     name: "lunafleet_jobs_finished_total",
-    help: "Job attempts finished in this daemon by runbook and status",
-    labelNames: ["runbook", "status"],
+    help: "Job attempts finished in this daemon by runbook and outcome (succeeded, succeeded-with-findings, nothing-to-do, failed, cancelled; error = the worker itself failed)",
+    labelNames: ["runbook", "outcome"],
     registers: [registry],
   });
   const steps = new Histogram({
@@ -65,9 +65,9 @@ export function createMetrics(queue: Queue<JobData>): DaemonMetrics {
     lockWait: (seconds, acquired) => lockWait.observe({ acquired: String(acquired) }, seconds),
     stepFinished: (runbook, step, seconds) => steps.observe({ runbook, step }, Math.max(0, seconds)),
     jobStarted: (runbook) => active.inc({ runbook }),
-    jobFinished: (runbook, status) => {
+    jobFinished: (runbook, outcome) => {
       active.dec({ runbook });
-      finished.inc({ runbook, status });
+      finished.inc({ runbook, outcome });
     },
     sshConnections: (delta) => ssh.inc(delta),
     shellChannels: (delta) => shells.inc(delta),

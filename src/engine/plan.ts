@@ -2,9 +2,9 @@
 // parameters and the fleet file alone. Nothing connects; `lunafleet plan` prints renderPlan()'s text.
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
-import { ParamsInvalid } from "./errors.ts";
+import { type AdmittedJob, admitJob } from "./admit.ts";
 import { toRedactedJson } from "./json.ts";
-import { expandSteps, type JobTargets, type PlannedCommand, type Runbook, type StepKind } from "./runbook.ts";
+import type { JobTargets, PlannedCommand, Runbook, StepKind } from "./runbook.ts";
 
 export interface PlannedStep {
   index: number;
@@ -27,13 +27,12 @@ export interface JobPlan {
 }
 
 export function planJob<S extends z.ZodType>(runbook: Runbook<S>, params: unknown, fleet: Fleet): JobPlan {
-  const parsed = runbook.params.safeParse(params);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(params)"}: ${i.message}`);
-    throw new ParamsInvalid(`runbook '${runbook.name}': invalid parameters: ${issues.join("; ")}`);
-  }
-  const targets = runbook.targets(parsed.data, fleet);
-  const steps = expandSteps(runbook.steps, parsed.data, fleet, targets).map((s, i) => ({
+  return describeAdmitted(admitJob(runbook, params, fleet));
+}
+
+/** The plan of an admitted job (what the worker runs), without the step functions. */
+export function describeAdmitted<S extends z.ZodType>(job: AdmittedJob<S>): JobPlan {
+  const steps = job.steps.map((s, i) => ({
     index: i + 1,
     id: s.id,
     title: s.title,
@@ -42,10 +41,10 @@ export function planJob<S extends z.ZodType>(runbook: Runbook<S>, params: unknow
     commands: s.commands,
   }));
   return {
-    runbook: runbook.name,
-    description: runbook.description,
-    params: parsed.data,
-    targets,
+    runbook: job.runbook.name,
+    description: job.runbook.description,
+    params: job.params,
+    targets: job.targets,
     steps,
     changes: steps.some((s) => s.kind === "change"),
   };

@@ -2,13 +2,16 @@
 // engine walks; plan and run expand the same list (expandSteps), so the dry run prints exactly what a run does.
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
-import type { StepContext } from "./context.ts";
 import { RunbookDefinitionError } from "./errors.ts";
+import type { Verdict, VerdictView } from "./outcome.ts";
+import type { StepContext } from "./step-context.ts";
 
 /** Every device and client host a job will touch. The queue locks all of them before step 1. */
 export interface JobTargets {
   devices: string[];
   clientHosts: string[];
+  /** Managed HSMs (fleet names) the job reads or changes: locked as `azure:<name>` like devices. */
+  azure?: string[];
 }
 
 /** A read step only observes; a change step alters a device or cloud resource and must re-read state first. */
@@ -41,7 +44,8 @@ export interface Step<P> {
   /** What the operator reads in plan and results; a function gets the target of a forEach step. */
   title: string | ((target: string) => string);
   kind: StepKind;
-  forEach?: "device" | "clientHost";
+  /** `azure`: each Managed HSM of JobTargets.azure (its commands must say where they go: via azure). */
+  forEach?: "device" | "clientHost" | "azure";
   /**
    * The exact commands this step will send, computed without connecting. A plain string is a command on the
    * step's own target: lunash for a device step, lunacm for a client-host step.
@@ -57,6 +61,11 @@ export interface Runbook<S extends z.ZodType = z.ZodType> {
   params: S;
   targets(params: z.output<S>, fleet: Fleet): JobTargets;
   steps: Step<z.output<S>>[];
+  /**
+   * What a job whose steps all finished amounts to (src/engine/outcome.ts): succeeded, succeeded-with-findings,
+   * nothing-to-do, or failed when its goal was not reached. Without it a finished job is `succeeded`.
+   */
+  verdict?(view: VerdictView<z.output<S>>): Verdict;
 }
 
 const NAME = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
@@ -84,7 +93,7 @@ export interface ExpandedStep<P> {
   title: string;
   kind: StepKind;
   target?: string;
-  targetKind?: "device" | "clientHost";
+  targetKind?: "device" | "clientHost" | "azure";
   commands: PlannedCommand[];
   run: Step<P>["run"];
 }
@@ -98,7 +107,9 @@ export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Flee
         ? targets.devices
         : step.forEach === "clientHost"
           ? targets.clientHosts
-          : [undefined];
+          : step.forEach === "azure"
+            ? (targets.azure ?? [])
+            : [undefined];
     for (const target of each) {
       const title = typeof step.title === "function" ? step.title(target ?? "") : step.title;
       const expanded: ExpandedStep<P> = {
@@ -123,7 +134,7 @@ export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Flee
 
 function normalizeCommand<P>(c: string | PlannedCommand, step: Step<P>, target: string | undefined) {
   if (typeof c !== "string") return c;
-  if (target === undefined || !step.forEach)
+  if (target === undefined || !step.forEach || step.forEach === "azure")
     throw new RunbookDefinitionError(
       `step '${step.id}': a bare command string needs a forEach target; say where '${c}' goes`,
     );

@@ -5,30 +5,29 @@ import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { probeTcp, probeTls } from "../net/probe.ts";
+import { type AdmittedJob, admitJob } from "./admit.ts";
+import type { JobLocksPort } from "./approval-wait.ts";
 import type { CheckpointRecord, CheckpointStore } from "./checkpoints.ts";
-import {
-  type ApprovalsPort,
-  type AzurePort,
-  createStepContext,
-  type EvidenceKind,
-  type EvidenceSink,
-  type GuardPort,
-  type JobLogger,
-  type NetProbes,
-  SessionCache,
-  type SessionProvider,
-  type StateStore,
-} from "./context.ts";
-import {
-  describeError,
-  type ErrorInfo,
-  JobCancelled,
-  ParamsInvalid,
-  RunbookDefinitionError,
-} from "./errors.ts";
+import { describeError, type ErrorInfo, JobCancelled, RunbookDefinitionError } from "./errors.ts";
 import { type Json, toRedactedJson } from "./json.ts";
-import { type ExpandedStep, expandSteps, type JobTargets, type Runbook, type StepKind } from "./runbook.ts";
+import type { KeyVaultPort } from "./key-vault-ports.ts";
+import { GOAL_NOT_MET, type JobOutcome, type Verdict } from "./outcome.ts";
+import type {
+  ApprovalsPort,
+  AzurePort,
+  EvidenceKind,
+  EvidenceSink,
+  FileTransport,
+  GuardPort,
+  JobLogger,
+  NetProbes,
+  ShellPort,
+  StateStore,
+} from "./ports.ts";
+import type { ExpandedStep, JobTargets, Runbook, StepKind } from "./runbook.ts";
+import { createStepContext } from "./step-context.ts";
 
+/** How the engine ended the job; `outcome` says what it amounts to (src/engine/outcome.ts). */
 export type JobStatus = "succeeded" | "failed" | "cancelled";
 
 /** done = ran in this attempt; resumed = finished in an earlier attempt (not re-run); pending = never started. */
@@ -50,6 +49,10 @@ export interface JobResult {
   jobId: string;
   runbook: string;
   status: JobStatus;
+  /** succeeded | succeeded-with-findings | nothing-to-do | failed | cancelled: the word jobs, job, --wait and metrics use. */
+  outcome: JobOutcome;
+  /** What an operator should look at (succeeded-with-findings), or why the goal was not reached (failed verdict). */
+  findings?: string[];
   targets?: JobTargets;
   steps: StepOutcome[];
   /** Why the job did not succeed; `retryable` tells the queue whether a retry (resuming here) may help. */
@@ -59,9 +62,17 @@ export interface JobResult {
 export interface RunJobOptions<S extends z.ZodType> {
   runbook: Runbook<S>;
   params: unknown;
+  /**
+   * The job as the worker admitted it (parameters parsed, targets resolved, steps expanded) before taking its locks;
+   * the runner does not compute it again. Absent: the runner admits the job itself (direct callers, tests).
+   */
+  admitted?: AdmittedJob<S>;
   jobId: string;
   fleet: Fleet;
-  sessions: SessionProvider;
+  /** The job's sessions (src/shell JobShells), shared by its steps and its guard. */
+  shells: ShellPort;
+  /** Certificate files (src/shell jobFiles); ctx.files throws CapabilityUnavailable without it. */
+  files?: FileTransport;
   evidence: EvidenceSink;
   checkpoints: CheckpointStore;
   signal?: AbortSignal;
@@ -69,7 +80,7 @@ export interface RunJobOptions<S extends z.ZodType> {
    * The job's device locks (src/queue DeviceLockSet). Checked before every step and every command: a job that lost
    * a lock stops (LockLostError) and resumes later from its last checkpoint.
    */
-  locks?: { throwIfLost(): void };
+  locks?: JobLocksPort;
   /** BullMQ's attempt number (1 = first); a later attempt's evidence says "resumed", not "requested". */
   attempt?: number;
   /** Who asked (operator principal, `schedule:<window>`, `alert:<id>`), recorded with every evidence record. */
@@ -77,9 +88,13 @@ export interface RunJobOptions<S extends z.ZodType> {
   log?: JobLogger;
   probes?: NetProbes;
   azure?: AzurePort;
+  /** Managed HSM / Key Vault (src/azure keyVaultAccessFor); ctx.keyVault throws CapabilityUnavailable without it. */
+  keyVault?: KeyVaultPort;
   guard?: GuardPort;
   /** Approvals store (src/coord/approvals.ts approvalsPort); steps see it bound to this job as ctx.approvals. */
   approvals?: ApprovalsPort;
+  /** How often a job waiting for approvals re-reads them (default 1 s). */
+  approvalPollMs?: number;
   /** Durable key-value facts across jobs (RedisStateStore); ctx.state throws CapabilityUnavailable without it. */
   state?: StateStore;
   now?: () => Date;
@@ -96,34 +111,36 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
   const assertLocked = () => opts.locks?.throwIfLost();
   const append = (kind: EvidenceKind, data: Record<string, unknown>) =>
     evidence.append(kind, toRedactedJson({ jobId, runbook: runbook.name, ...data }), opts.actor);
-  const failed = (err: unknown, steps: StepOutcome[] = [], targets?: JobTargets): JobResult => ({
-    jobId,
-    runbook: runbook.name,
-    status: err instanceof JobCancelled ? "cancelled" : "failed",
-    ...(targets ? { targets } : {}),
-    steps,
-    error: describeError(err),
-  });
+  const failed = (err: unknown, steps: StepOutcome[] = [], targets?: JobTargets): JobResult => {
+    const status = err instanceof JobCancelled ? "cancelled" : "failed";
+    return {
+      jobId,
+      runbook: runbook.name,
+      status,
+      outcome: status,
+      ...(targets ? { targets } : {}),
+      steps,
+      error: describeError(err),
+    };
+  };
 
-  // 1. Parameters and targets. A job that cannot say what it will touch touches nothing.
+  // 1. Parameters and targets (admitted once, by the worker before its locks, or here). A job that cannot say what
+  //    it will touch touches nothing.
   let params: z.output<S>;
   let targets: JobTargets;
   let plan: ExpandedStep<z.output<S>>[];
+  let planDigest: string;
   try {
-    const parsed = runbook.params.safeParse(opts.params);
-    if (!parsed.success) {
-      // Paths and reasons only: a parameter value may be something an operator should not have typed.
-      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(params)"}: ${i.message}`);
-      throw new ParamsInvalid(`runbook '${runbook.name}': invalid parameters: ${issues.join("; ")}`);
-    }
-    params = parsed.data;
-    targets = runbook.targets(params, fleet);
-    plan = expandSteps(runbook.steps, params, fleet, targets);
+    const admitted = opts.admitted ?? admitJob(runbook, opts.params, fleet);
+    params = admitted.params;
+    targets = admitted.targets;
+    plan = admitted.steps;
+    planDigest = admitted.planDigest;
   } catch (err) {
     const rejected = failed(err);
     await append("requested", { params: opts.params });
     await append("error", { error: rejected.error });
-    await append("result", { status: rejected.status, error: rejected.error });
+    await append("result", { status: rejected.status, outcome: rejected.outcome, error: rejected.error });
     return rejected;
   }
 
@@ -158,7 +175,6 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
 
   // 3. The steps, in order.
   const results = new Map<string, Json>();
-  const sessions = new SessionCache(opts.sessions);
   const outcomes: StepOutcome[] = plan.map((s) => ({
     id: s.id,
     title: s.title,
@@ -192,16 +208,22 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           assertLocked,
           evidence,
           ...(opts.actor ? { actor: opts.actor } : {}),
+          shells: opts.shells,
+          ...(opts.files ? { files: opts.files } : {}),
           probes: opts.probes ?? realProbes,
           log,
           results,
           ...(opts.azure ? { azure: opts.azure } : {}),
+          ...(opts.keyVault ? { keyVault: opts.keyVault } : {}),
           ...(opts.guard ? { guard: opts.guard } : {}),
           ...(opts.approvals ? { approvals: opts.approvals } : {}),
+          ...(opts.locks ? { locks: opts.locks } : {}),
+          runbook: runbook.name,
+          planDigest,
+          ...(opts.approvalPollMs !== undefined ? { approvalPollMs: opts.approvalPollMs } : {}),
           ...(opts.state ? { state: opts.state } : {}),
         },
         step,
-        sessions,
       );
       const result = resultJson(step.id, await step.run(ctx));
       const finishedAt = now().toISOString();
@@ -229,12 +251,73 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
         log.error({ jobId, error: describeError(e) }, "evidence append failed"),
       );
       const result = failed(err, outcomes, targets);
-      await append("result", { status: result.status, error, steps: stepStatuses(outcomes) }).catch(() => {});
+      await append("result", {
+        status: result.status,
+        outcome: result.outcome,
+        error,
+        steps: stepStatuses(outcomes),
+      }).catch(() => {});
       return result;
     }
   }
-  await append("result", { status: "succeeded", steps: stepStatuses(outcomes) });
-  return { jobId, runbook: runbook.name, status: "succeeded", targets, steps: outcomes };
+
+  // 4. What it amounts to: the runbook's verdict over its results (never green by default when it has one).
+  let verdict: Verdict;
+  try {
+    verdict = runbook.verdict?.({
+      params,
+      targets,
+      result: (id, t) => results.get(t === undefined ? id : `${id}:${t}`),
+    }) ?? {
+      outcome: "succeeded",
+      findings: [],
+    };
+  } catch (err) {
+    verdict = {
+      outcome: "failed",
+      findings: [`the runbook's verdict failed: ${describeError(err).message}`],
+    };
+  }
+  const findings = verdict.findings.map((f) => redact(f));
+  if (verdict.outcome === "failed") {
+    const error: ErrorInfo = {
+      type: GOAL_NOT_MET,
+      message: findings.join("; ") || "goal not met",
+      retryable: false,
+    };
+    await append("result", {
+      status: "failed",
+      outcome: "failed",
+      error,
+      findings,
+      steps: stepStatuses(outcomes),
+    });
+    return {
+      jobId,
+      runbook: runbook.name,
+      status: "failed",
+      outcome: "failed",
+      findings,
+      targets,
+      steps: outcomes,
+      error,
+    };
+  }
+  await append("result", {
+    status: "succeeded",
+    outcome: verdict.outcome,
+    findings,
+    steps: stepStatuses(outcomes),
+  });
+  return {
+    jobId,
+    runbook: runbook.name,
+    status: "succeeded",
+    outcome: verdict.outcome,
+    ...(findings.length > 0 ? { findings } : {}),
+    targets,
+    steps: outcomes,
+  };
 }
 
 /** A step must return JSON; anything else is a runbook bug, never retried. */
@@ -258,7 +341,8 @@ function resumedOutcome(done: CheckpointRecord): Partial<StepOutcome> {
 
 /** One line per step for logs and the CLI. */
 export function summarizeJob(result: JobResult): string {
-  const lines = [`${result.runbook} ${result.jobId}: ${result.status}`];
+  const lines = [`${result.runbook} ${result.jobId}: ${result.outcome}`];
+  for (const f of result.findings ?? []) lines.push(`  finding  ${redact(f)}`);
   for (const s of result.steps)
     lines.push(
       `  ${s.status.padEnd(8)} ${s.id}${s.error ? ` — ${s.error.type}: ${redact(s.error.message)}` : ""}`,

@@ -2,8 +2,8 @@
 // deliberately dumb: the HA breaker's failure counts are its first user. Keys are plain words a runbook builds from
 // names in the fleet file; anything else is refused so a key can never reach outside the namespace.
 import { type RedisClient, scanKeys } from "../redis/client.ts";
-import type { StateStore } from "./context.ts";
 import { EngineError } from "./errors.ts";
+import type { StateStore } from "./ports.ts";
 
 export const STATE_PREFIX = "lunafleet:state:";
 const KEY = /^[A-Za-z0-9][A-Za-z0-9:._/-]{0,200}$/;

@@ -28,10 +28,12 @@
 // lost records are put back through the same atomic append before the new ones. A Redis that went back AND took a
 // different record meanwhile is a fork: the append throws, nothing is papered over.
 //
-// close() seals the chain: every record durable in Redis and the file, then the seal hooks (addEvidenceSealHook) see
-// the final head — the seam for signing the chain head.
+// Data that names the head it follows (the daemon's signature, signing.ts) is a HeadBoundData function: it is called
+// at commit time with the record's actual predecessor, so it is right whatever was batched or appended before it,
+// and such a record commits at once. close() makes the chain whole and durable: every record committed, in the file,
+// fsynced, the file's name fsynced in its directory.
 //
-// (Over 400 lines: one class whose parts — commit, catch-up after a Redis loss, file batches, seal — share its private
+// (Over 400 lines: one class whose parts — commit, catch-up after a Redis loss, file batches, close — share its private
 // head, queue and timers; reading the copies is copies.ts, the file's locking file-mirror.ts.)
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -95,27 +97,15 @@ export const WRITE_AHEAD_KINDS: ReadonlySet<EvidenceKind> = new Set([
   "approval",
 ]);
 
+/** Record data computed from the head it is appended after (seq and hash of the previous record). */
+export type HeadBoundData = (head: { seq: number; hash: string }) => unknown;
+
 /** A job's chain as close() left it: every record durable in Redis and in the fsynced file. */
 export interface SealedEvidence {
   jobId: string;
   seq: number;
   hash: string;
   filePath: string;
-  /** The log, still open: a hook may append (e.g. a signature record); close() then writes that durably too. */
-  log: EvidenceLog;
-}
-
-export type EvidenceSealHook = (sealed: SealedEvidence) => Promise<void> | void;
-
-const sealHooks = new Set<EvidenceSealHook>();
-
-/**
- * Run `hook` whenever a log of this process is sealed (close()). For the daemon's chain-head signing. Returns the
- * function that removes it. A hook that throws makes close() throw (the job's evidence is not sealed).
- */
-export function addEvidenceSealHook(hook: EvidenceSealHook): () => void {
-  sealHooks.add(hook);
-  return () => sealHooks.delete(hook);
 }
 
 export interface EvidenceOpenOptions {
@@ -131,7 +121,9 @@ const madeDirs = new Set<string>();
 /** A record made (redacted, timestamped) but not yet on the chain: group commit puts it there with the next batch. */
 interface PendingRecord {
   kind: EvidenceKind;
+  /** Sanitized data, or (head-bound) what makes it from the head the record follows, sanitized at commit time. */
   data: unknown;
+  bound: HeadBoundData | undefined;
   actor: string | undefined;
   at: string;
 }
@@ -271,7 +263,8 @@ export class EvidenceLog {
    * for kind "result"). With group commit a write-ahead record (command, guard, azure, approval) resolves once it
    * and every record before it are on the chain; any other record joins the next batch (see the header).
    */
-  append(kind: EvidenceKind, data: unknown, actor?: string): Promise<void> {
+  append(kind: EvidenceKind, data: unknown | HeadBoundData, actor?: string): Promise<void> {
+    const bound = typeof data === "function" ? (data as HeadBoundData) : undefined;
     try {
       if (this.#closed) throw new EvidenceError(`evidence of job ${this.jobId}: append after close()`);
       if (this.#failure) throw this.#failure;
@@ -279,7 +272,8 @@ export class EvidenceLog {
         throw new EvidenceError(`unknown evidence kind ${kind}`);
       this.#queue.push({
         kind,
-        data: sanitizeEvidenceData(data),
+        data: bound ? undefined : sanitizeEvidenceData(data),
+        bound,
         actor: actor === undefined ? undefined : redact(actor),
         at: new Date().toISOString(),
       });
@@ -293,7 +287,7 @@ export class EvidenceLog {
         await this.#flushFile(sync);
       });
     }
-    if (WRITE_AHEAD_KINDS.has(kind) || this.#queue.length >= BATCH_RECORDS)
+    if (WRITE_AHEAD_KINDS.has(kind) || bound || this.#queue.length >= BATCH_RECORDS)
       return this.#inTurn(() => this.#commit());
     if (!this.#commitTimer) {
       this.#commitTimer = setTimeout(() => {
@@ -330,7 +324,7 @@ export class EvidenceLog {
           at: p.at,
           kind: p.kind,
           ...(p.actor !== undefined ? { actor: p.actor } : {}),
-          data: p.data,
+          data: p.bound ? sanitizeEvidenceData(p.bound({ seq: base.seq + i, hash: prevHash })) : p.data,
           prevHash,
         });
         lines.push(line);
@@ -446,25 +440,16 @@ export class EvidenceLog {
   }
 
   /**
-   * Seal the chain: every record committed and in the fsynced file (and the file's name in its fsynced directory),
-   * then the seal hooks (which may append: what they add is made durable too). Idempotent; no appends after it.
+   * Make the chain whole and durable: every record committed and in the fsynced file, the file's name fsynced in its
+   * directory. Idempotent; the log takes no more records after it.
    */
   async close(): Promise<SealedEvidence> {
     if (!this.#closed) {
       await this.flush();
       await syncDirectory(resolve(this.filePath, ".."));
-      if (sealHooks.size > 0) {
-        const sealedAt = this.#head.seq;
-        for (const hook of sealHooks) await hook(this.#sealed());
-        if (this.#head.seq !== sealedAt || this.#queue.length > 0) await this.flush();
-      }
       this.#closed = true;
     }
-    return this.#sealed();
-  }
-
-  #sealed(): SealedEvidence {
-    return { jobId: this.jobId, ...this.#head, filePath: this.filePath, log: this };
+    return { jobId: this.jobId, ...this.#head, filePath: this.filePath };
   }
 
   /** Verify both copies and that they agree. */

@@ -19,6 +19,8 @@ export const EVIDENCE_KINDS = [
   "error", // a failure and where it happened
   "result", // the job's final result (the file copy is fsynced after this)
   "note", // anything an operator or runbook wants on the record
+  "auth", // an authentication refused (who tried, from where, why; never the credential)
+  "signature", // the daemon's signature over the chain head (src/evidence/signing.ts)
 ] as const;
 export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
 

@@ -1,14 +1,11 @@
 // The guard as one job sees it (the engine's ctx.guard): `login(device, role, { partition })` picks the session the
-// job's steps use (the same ShellSessions the engine's SessionProvider lends, so the step's later commands run in
-// the logged-in shell), the job's locks and evidence, and calls LoginGuard.login.
-
-import { getClientHost, getDevice } from "../config/model.ts";
-import type { ClientHost, Fleet } from "../config/schema.ts";
+// job's steps use (the same JobShells the engine lends to the steps, so the step's later commands run in the
+// logged-in session), the job's locks and evidence, and calls LoginGuard.login.
+import type { Fleet } from "../config/schema.ts";
 import { approvalState } from "../coord/approvals.ts";
+import { checkGrantedApprovals, type JobFacts } from "../coord/signed-approvals.ts";
 import type { RedisClient } from "../redis/client.ts";
-import type { ShellSession } from "../shell/session.ts";
-import type { ShellSessions } from "../shell/sessions.ts";
-import { clientHostTarget, deviceTarget } from "../transport/target.ts";
+import type { JobShells } from "../shell/job-shells.ts";
 import { GuardRefused, SanctionedZeroizeRefused } from "./errors.ts";
 import type { GuardEvidence, GuardLocks, LoginGuard, LoginResult } from "./guard.ts";
 import { GUARD_ROLES, type GuardRole } from "./roles.ts";
@@ -16,7 +13,8 @@ import { type SanctionedZeroizeResult, sanctionedZeroize, type ZeroizeLocks } fr
 
 export interface JobGuardDeps {
   guard: LoginGuard;
-  sessions: ShellSessions;
+  /** The job's sessions: the guard logs in on the session the step's next commands use. */
+  shells: Pick<JobShells, "lunash" | "lunacm">;
   fleet: Fleet;
   jobId: string;
   locks: GuardLocks;
@@ -24,6 +22,11 @@ export interface JobGuardDeps {
   actor?: string;
   /** For the sanctioned zeroize of a deprovision job: its approvals are read from here (src/coord/approvals.ts). */
   redis?: RedisClient;
+  /**
+   * What the worker knows of this job (runbook, admitted plan digest, requester): every approval's signature is
+   * verified again against it and the fleet's key registry right before the zeroize (src/coord/signed-approvals.ts).
+   */
+  approvalFacts?: JobFacts;
 }
 
 export interface JobGuard {
@@ -40,14 +43,7 @@ export interface JobGuard {
 }
 
 export function jobGuard(deps: JobGuardDeps): JobGuard {
-  const lunash = (device: string): Promise<ShellSession> =>
-    deps.sessions.lunash(deviceTarget(deps.fleet, getDevice(deps.fleet, device)));
-  const lunacm = (host: ClientHost): Promise<ShellSession> =>
-    deps.sessions.lunacm(
-      host.local
-        ? { kind: "local", name: host.name, commandTimeoutMs: deps.fleet.defaults.timeouts.commandMs }
-        : clientHostTarget(deps.fleet, host),
-    );
+  const lunash = (device: string) => deps.shells.lunash(device);
   return {
     async sanctionedZeroize(device) {
       const refuse = (reason: string) => new SanctionedZeroizeRefused({ device, reason });
@@ -62,12 +58,36 @@ export function jobGuard(deps: JobGuardDeps): JobGuard {
         );
       const typed = new Set(approvals.approvals.map((a) => a.confirmation));
       if (typed.size !== 1) throw refuse("the approvals do not carry one typed confirmation");
+      // The signatures, again, now: a request marked approved in Redis is only a claim.
+      if (!deps.approvalFacts) throw refuse("this job's guard does not know the job's plan and requester");
+      const signed = checkGrantedApprovals(approvals, deps.approvalFacts, deps.fleet, 2);
+      if (!signed.ok) {
+        await deps.evidence
+          .append(
+            "guard",
+            {
+              event: "zeroize-refused",
+              flow: "sanctioned-zeroize",
+              device,
+              reason: signed.reason,
+              refused: signed.refused,
+              sent: "nothing",
+            },
+            deps.actor,
+          )
+          .catch(() => {});
+        throw refuse(
+          `approvals do not verify at the moment of the zeroize: ${signed.reason}; nothing was sent`,
+        );
+      }
       return sanctionedZeroize(deps.redis, {
         session: await lunash(device),
         fleet: deps.fleet,
         device,
         deprovisionJobId: deps.jobId,
-        approvals: approvals.approvals.map((a) => ({ principal: a.principal, at: a.at })),
+        approvals: approvals.approvals
+          .filter((a) => signed.principals.includes(a.principal))
+          .map((a) => ({ principal: a.principal, at: a.at })),
         confirmation: [...typed][0]!,
         locks: locks as ZeroizeLocks,
         evidence: deps.evidence,
@@ -105,7 +125,7 @@ export function jobGuard(deps: JobGuardDeps): JobGuard {
       return deps.guard.login({
         ...common,
         partition,
-        session: await lunacm(getClientHost(deps.fleet, hostName)),
+        session: await deps.shells.lunacm(hostName),
         // Policy 15 decides whether a CO lockout is permanent; read it where the device shell is reachable.
         applianceSession:
           role === "co" || role === "cu" ? await lunash(device).catch(() => undefined) : undefined,

@@ -5,6 +5,7 @@
 //
 // Job data holds names and parameters only: never a secret, never a fleet object (workers read their own fleet).
 import { createHash } from "node:crypto";
+import { userInfo } from "node:os";
 import { type JobsOptions, Queue } from "bullmq";
 import { getRunbook, UnknownRunbook } from "../../runbooks/index.ts";
 import { FleetConfigError, formatIssue, loadFleet } from "../config/load.ts";
@@ -181,8 +182,24 @@ export function schedulerId(window: string, runbook: string, target: string): st
   return `sched--${window}--${runbook}--${target}`;
 }
 
+/** The requester when none is given: LUNAFLEET_PRINCIPAL, else the OS account of this process (never "unknown"). */
 function defaultActor(): string {
-  return `operator:${process.env.USER || process.env.LOGNAME || "unknown"}`;
+  const principal = process.env.LUNAFLEET_PRINCIPAL?.trim() || osAccountName();
+  return principal.includes(":") ? principal : `operator:${principal}`;
+}
+
+/**
+ * The OS account running this process, from the system's user database (not $USER, which cron and systemd may leave
+ * unset); a uid with no name is still someone: `uid-<n>`.
+ */
+export function osAccountName(): string {
+  try {
+    const name = userInfo().username;
+    if (name) return name;
+  } catch {
+    // no passwd entry for this uid (a container's arbitrary uid)
+  }
+  return `uid-${process.getuid?.() ?? process.pid}`;
 }
 
 /**
@@ -249,6 +266,8 @@ export async function cancelJob(
   queue: Queue<JobData>,
   redis: RedisClient,
   jobId: string,
+  /** The authenticated principal who cancels (the worker names them when the job stops). */
+  by?: string,
 ): Promise<CancelOutcome> {
   const job = await queue.getJob(jobId);
   if (!job) return "unknown";
@@ -257,13 +276,43 @@ export async function cancelJob(
   if (state !== "active") {
     try {
       await job.remove();
+      // It never ran: its result says so, so `job` and `run --wait` read `cancelled`, not an unknown job.
+      const result = {
+        jobId,
+        runbook: job.data.runbook,
+        status: "cancelled",
+        outcome: "cancelled",
+        steps: [],
+        error: {
+          type: "JobCancelled",
+          message: `job ${jobId} cancelled before it started`,
+          retryable: false,
+        },
+      };
+      await redis.set(resultKey(jobId), JSON.stringify(result), "EX", 30 * 86_400);
       return "removed";
     } catch {
       // It became active between getState and remove: flag it instead.
     }
   }
-  await redis.set(cancelKey(jobId), new Date().toISOString(), "EX", 7 * 86_400);
+  await redis.set(
+    cancelKey(jobId),
+    JSON.stringify({ at: new Date().toISOString(), ...(by ? { by } : {}) }),
+    "EX",
+    7 * 86_400,
+  );
   return "flagged";
+}
+
+/** Who asked to cancel a job, from its cancel flag (a flag written before names were kept says so). */
+export async function cancelledBy(redis: RedisClient, jobId: string): Promise<string | undefined> {
+  const raw = await redis.get(cancelKey(jobId));
+  if (!raw) return undefined;
+  try {
+    return (JSON.parse(raw) as { by?: string }).by ?? "an operator";
+  } catch {
+    return "an operator";
+  }
 }
 
 // ---- Results ----

@@ -1,43 +1,38 @@
 // The worker: takes jobs from the queue and runs them through the engine, `concurrency` at a time.
 //
-// Per job: take the locks of every device and client host the runbook declares (one fixed order, all or nothing),
-// open the job's evidence, run the steps with checkpoints in Redis (a job picked up again after a crash or a stall
-// skips every finished step), release the locks. Whether BullMQ retries a failed job is the engine's decision
-// (`error.retryable`); a non-retryable failure is an UnrecoverableError, so no retry policy can touch it.
+// Per job: admit → lock → scope → settle (process-job.ts): the plan is computed once, the locks of every device and
+// client host it declares are taken (one fixed order, all or nothing), the steps run with checkpoints in Redis (a
+// job picked up again after a crash or a stall skips every finished step), the locks are released and the outcome
+// settled. Whether BullMQ retries a failed job is the engine's decision (`error.retryable`); a non-retryable failure
+// is an UnrecoverableError, so no retry policy can touch it.
 //
-// One SshPool per worker process: connections are reused across jobs; the shells on them belong to one job (see
-// job-sessions.ts).
-import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
-import { getRunbook } from "../../runbooks/index.ts";
+// One SshPool per worker process: connections are reused across jobs; the shells on them belong to one job (its
+// JobShells, through a lease on the pool, closed and confirmed before the job's locks are released).
+import { Worker } from "bullmq";
 import { armGatewayFor } from "../azure/access.ts";
+import { keyVaultAccessFor } from "../azure/key-vault-access.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
-import { approvalsPort } from "../coord/approvals.ts";
-import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
-import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
-import type { AzurePort, JobLogger } from "../engine/context.ts";
-import { JobCancelled } from "../engine/errors.ts";
-import { planJob } from "../engine/plan.ts";
-import type { JobTargets } from "../engine/runbook.ts";
-import { type JobResult, runJob } from "../engine/runner.ts";
+import { approvalsStore } from "../coord/approvals.ts";
+import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
+import type { AzurePort, JobLogger } from "../engine/ports.ts";
+import type { JobResult } from "../engine/runner.ts";
 import { RedisStateStore } from "../engine/state.ts";
-import { EvidenceLog } from "../evidence/log.ts";
+import type { EvidenceSigner } from "../evidence/signing.ts";
 import { LoginGuard } from "../guard/guard.ts";
-import { jobGuard } from "../guard/job-guard.ts";
 import { type ConnectRedisOptions, connectRedis, type RedisClient } from "../redis/client.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
 import type { TrustStore } from "../transport/trust-store.ts";
-import { recordFindings } from "./findings.ts";
-import { openJobSessions } from "./job-sessions.ts";
-import { cancelKey, fleetDigest, type JobData, QUEUE_NAME, resultKey } from "./jobs.ts";
-import { delayUntilWindow, findWindow } from "./schedules.ts";
+import { fleetDigest, type JobData, QUEUE_NAME } from "./jobs.ts";
+import { type JobProcessDeps, processJob } from "./process-job.ts";
 
 /** What the daemon's metrics want to hear from a worker (prom-client lives in src/daemon). */
 export interface WorkerMetrics {
   lockWait(seconds: number, acquired: boolean): void;
   stepFinished(runbook: string, step: string, seconds: number): void;
   jobStarted(runbook: string): void;
-  jobFinished(runbook: string, status: string): void;
+  /** `outcome`: the job's outcome word (src/engine/outcome.ts), or `error` when the worker itself failed. */
+  jobFinished(runbook: string, outcome: string): void;
   sshConnections(delta: number): void;
   shellChannels(delta: number): void;
 }
@@ -67,15 +62,24 @@ export interface StartWorkerOptions {
   stalledIntervalMs?: number;
   /** How often a running job checks its cancel flag (default 500 ms). */
   cancelPollMs?: number;
+  /** How often a job waiting for approvals re-reads them (default 1 s). */
+  approvalPollMs?: number;
   workerId?: string;
   log?: JobLogger;
   metrics?: WorkerMetrics;
   trustStore?: TrustStore;
+  /** Signs each job's evidence chain head when an attempt ends. */
+  evidenceSigner?: EvidenceSigner;
   /**
    * ARM for deprovisioning (ctx.azure). Default: `armGatewayFor(fleet)` (the fleet's `azure` block, system CA store,
    * DefaultAzureCredential); the twin's daemon passes one built for the twin's ARM (its endpoint and CA).
    */
   azure?: AzurePort;
+  /**
+   * Managed HSM / Key Vault (ctx.keyVault). Default: `keyVaultAccessFor(fleet)` (production endpoints, system CA
+   * store, DefaultAzureCredential); the twin's daemon passes one built for the twin (its endpoints and CAs).
+   */
+  keyVault?: KeyVaultPort;
   /** Start taking jobs right away (default true). */
   autorun?: boolean;
 }
@@ -97,12 +101,10 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
   const log = opts.log ?? silent;
   const metrics = opts.metrics;
   const workerId = opts.workerId ?? `worker-${process.pid}`;
-  const lockTtlMs = opts.lockTtlMs ?? 15_000;
-  const lockWaitMs = opts.lockWaitMs ?? 10_000;
-  const cancelPollMs = opts.cancelPollMs ?? 500;
   const redis = connectRedis({ ...opts.redis, flavour: "command", connectionName: `lunafleet:${workerId}` });
   const azure = opts.azure ?? defaultAzure(fleet, log);
-  const approvals = approvalsPort(redis);
+  const keyVault = opts.keyVault ?? defaultKeyVault(fleet, log);
+  const approvals = approvalsStore(redis);
   const bullConnection = connectRedis({
     ...opts.redis,
     flavour: "worker",
@@ -116,196 +118,28 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     },
   });
 
-  const loginGuard = new LoginGuard(redis);
-  // Durable facts between jobs (ha-recover's per-member breaker): without it such runbooks fail at their first step.
-  const state = new RedisStateStore(redis);
-
-  const processJob = async (job: Job<JobData, JobResult>, token?: string): Promise<JobResult> => {
-    const data = job.data;
-    const jobId = job.id;
-    if (!jobId) throw new UnrecoverableError("job without id");
-    const jlog = child(log, { jobId, runbook: data.runbook, worker: workerId });
-    if (data.fleetDigest && data.fleetDigest !== digest)
-      jlog.warn(
-        { submitted: data.fleetDigest, worker: digest },
-        "job was validated against another version of the fleet; this worker's fleet decides",
-      );
-    let runbook: ReturnType<typeof getRunbook>;
-    try {
-      runbook = getRunbook(data.runbook);
-    } catch (err) {
-      throw new UnrecoverableError(redact((err as Error).message));
-    }
-
-    // A scheduled job runs inside its window only; outside it, it waits for the next window start.
-    if (data.window) {
-      const window = findWindow(fleet, data.window);
-      if (!window) throw new UnrecoverableError(`maintenance window '${data.window}' is not in the fleet`);
-      const delay = delayUntilWindow(window);
-      if (delay > 0) {
-        jlog.info(
-          { window: data.window, delayMs: delay },
-          "outside its maintenance window; waits for the next",
-        );
-        await job.moveToDelayed(Date.now() + delay, token);
-        throw new DelayedError();
-      }
-    }
-
-    // What the job touches. A job whose parameters or targets do not resolve runs without locks: the engine
-    // refuses it before step 1 and records why.
-    let targets: JobTargets | undefined;
-    let total = 0;
-    try {
-      const plan = planJob(runbook, data.params, fleet);
-      targets = plan.targets;
-      total = plan.steps.length;
-    } catch {
-      targets = undefined;
-    }
-    const resources = targets
-      ? [...targets.devices.map((d) => `device:${d}`), ...targets.clientHosts.map((h) => `client:${h}`)]
-      : [];
-
-    let locks: DeviceLockSet | undefined;
-    const lockStart = Date.now();
-    if (resources.length > 0) {
-      try {
-        locks = await acquireDeviceLocks(redis, resources, {
-          owner: jobId,
-          ttlMs: lockTtlMs,
-          waitMs: lockWaitMs,
-          onLost: (err) =>
-            jlog.error({ error: err.message }, "device lock lost; the job stops before its next step"),
-        });
-        metrics?.lockWait((Date.now() - lockStart) / 1000, true);
-      } catch (err) {
-        if (err instanceof LockUnavailableError) {
-          // Busy devices: give the worker slot back and try again a little later (not a failed attempt).
-          metrics?.lockWait((Date.now() - lockStart) / 1000, false);
-          jlog.info(
-            { resource: err.resource, heldBy: err.heldBy },
-            "device busy; job goes back to the queue",
-          );
-          await job.moveToDelayed(Date.now() + 250 + Math.floor(Math.random() * 750), token);
-          throw new DelayedError();
-        }
-        throw err;
-      }
-    }
-
-    const cancel = new AbortController();
-    const poll = setInterval(() => {
-      redis
-        .exists(cancelKey(jobId))
-        .then((n) => {
-          if (n > 0 && !cancel.signal.aborted) {
-            jlog.warn({}, "cancel requested");
-            cancel.abort(new JobCancelled(`job ${jobId} cancelled by an operator`));
-          }
-        })
-        .catch(() => {});
-    }, cancelPollMs);
-    poll.unref();
-    const scope = openJobSessions(fleet, pool, {
-      onChannelOpen: () => metrics?.shellChannels(1),
-      onChannelClose: () => metrics?.shellChannels(-1),
-    });
-    let evidence: EvidenceLog | undefined;
-    let finishedStatus = "error";
-    metrics?.jobStarted(runbook.name);
-    try {
-      if ((await redis.exists(cancelKey(jobId))) > 0) cancel.abort();
-      evidence = await EvidenceLog.open(redis, opts.dataDir, jobId, { groupCommit: true });
-      // An earlier attempt that got as far as the request record (then crashed, stalled or failed) makes this one
-      // a resumption, whatever BullMQ counted (a stall or a wait for locks does not count as an attempt).
-      const requestedBefore = evidence.knownRecords().some((r) => r.kind === "requested");
-      if (locks)
-        await evidence.append(
-          "lock",
-          { event: "acquired", locks: locks.locks, waitedMs: Date.now() - lockStart, worker: workerId },
-          data.actor,
-        );
-      const store = new RedisCheckpointStore(redis);
-      // Read once: the runner asks for the same job's finished steps right after (one round trip less per job).
-      const finishedAtStart = await store.finishedSteps(jobId);
-      let done = finishedAtStart.size;
-      if (done > 0) await job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
-      let firstRead: Promise<Map<string, CheckpointRecord>> | undefined = Promise.resolve(finishedAtStart);
-      const checkpoints: CheckpointStore = {
-        finishedSteps: (id) => {
-          const read = id === jobId && firstRead ? firstRead : store.finishedSteps(id);
-          firstRead = undefined;
-          return read;
-        },
-        async recordStepResult(id, stepId, result, meta) {
-          await store.recordStepResult(id, stepId, result, meta);
-          done += 1;
-          const seconds = (Date.parse(meta.finishedAt) - Date.parse(meta.startedAt)) / 1000;
-          metrics?.stepFinished(runbook.name, stepId.split(":")[0] ?? stepId, seconds);
-          await job
-            .updateProgress({ total, done, step: stepId, title: meta.title } satisfies JobProgress)
-            .catch(() => {});
-        },
-      };
-      const result = await runJob({
-        runbook,
-        params: data.params,
-        jobId,
-        fleet,
-        sessions: scope.provider,
-        evidence,
-        checkpoints,
-        signal: cancel.signal,
-        ...(locks
-          ? {
-              locks,
-              // Logins go through the guard only, under this job's locks, on this job's shells.
-              guard: jobGuard({
-                guard: loginGuard,
-                sessions: scope.sessions,
-                fleet,
-                jobId,
-                locks,
-                evidence,
-                actor: data.actor,
-                redis: redis,
-              }),
-            }
-          : {}),
-        attempt: requestedBefore ? Math.max(2, job.attemptsMade + 1) : job.attemptsMade + 1,
-        actor: data.actor,
-        log: jlog,
-        ...(azure ? { azure } : {}),
-        approvals,
-        state,
-      });
-      await redis.set(resultKey(jobId), JSON.stringify(result), "EX", 30 * 86_400);
-      finishedStatus = result.status;
-      if (result.status === "succeeded") {
-        await recordFindings(redis, result);
-        return result;
-      }
-      const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
-      if (result.status === "cancelled" || !result.error?.retryable) throw new UnrecoverableError(why);
-      throw new Error(why);
-    } finally {
-      metrics?.jobFinished(runbook.name, finishedStatus);
-      clearInterval(poll);
-      // Shells first (confirmed closed), then the locks: nobody else's session may start while ours lives.
-      await scope.close();
-      if (locks) {
-        const released = await locks.release().catch(() => [] as string[]);
-        await evidence
-          ?.append("lock", { event: "released", resources: released, worker: workerId }, data.actor)
-          .catch(() => {});
-      }
-      // The chain is sealed: its file copy complete and fsynced (group commit), the seal hooks run.
-      await evidence?.close();
-    }
+  const deps: JobProcessDeps = {
+    fleet,
+    digest,
+    redis,
+    pool,
+    loginGuard: new LoginGuard(redis),
+    // Durable facts between jobs (ha-recover's per-member breaker): without it such runbooks fail at their first step.
+    state: new RedisStateStore(redis),
+    approvals,
+    azure,
+    keyVault,
+    metrics,
+    log,
+    workerId,
+    dataDir: opts.dataDir,
+    lockTtlMs: opts.lockTtlMs ?? 15_000,
+    lockWaitMs: opts.lockWaitMs ?? 10_000,
+    cancelPollMs: opts.cancelPollMs ?? 500,
+    approvalPollMs: opts.approvalPollMs ?? 1_000,
+    evidenceSigner: opts.evidenceSigner,
   };
-
-  const worker = new Worker<JobData, JobResult>(QUEUE_NAME, processJob, {
+  const worker = new Worker<JobData, JobResult>(QUEUE_NAME, (job, token) => processJob(deps, job, token), {
     connection: bullConnection as never,
     concurrency: opts.concurrency ?? 16,
     lockDuration: opts.jobLockMs ?? 15_000,
@@ -341,17 +175,6 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
   };
 }
 
-function child(log: JobLogger, bindings: Record<string, unknown>): JobLogger {
-  const withChild = log as JobLogger & { child?: (b: Record<string, unknown>) => JobLogger };
-  if (typeof withChild.child === "function") return withChild.child(bindings);
-  return {
-    info: (o, m) => log.info({ ...bindings, ...o }, m),
-    warn: (o, m) => log.warn({ ...bindings, ...o }, m),
-    error: (o, m) => log.error({ ...bindings, ...o }, m),
-    debug: (o, m) => log.debug({ ...bindings, ...o }, m),
-  };
-}
-
 /**
  * The ARM gateway for fleets that name Dedicated HSM resources (src/azure/access.ts rules); undefined (ctx.azure
  * unavailable, the job stops there) when there is none or it cannot be built safely.
@@ -363,6 +186,19 @@ function defaultAzure(fleet: Fleet, log: JobLogger): AzurePort | undefined {
     log.warn(
       { error: (err as Error).message },
       "azure: not configured; deprovisioning jobs will stop at ctx.azure",
+    );
+    return undefined;
+  }
+}
+
+/** Managed HSM / Key Vault access for fleets that declare it (src/azure/key-vault-access.ts rules); else undefined. */
+function defaultKeyVault(fleet: Fleet, log: JobLogger): KeyVaultPort | undefined {
+  try {
+    return keyVaultAccessFor(fleet);
+  } catch (err) {
+    log.warn(
+      { error: (err as Error).message },
+      "azure: Managed HSM / Key Vault not configured; their runbooks will stop at ctx.keyVault",
     );
     return undefined;
   }

@@ -20,6 +20,7 @@ import { type ArmTwin, startArmTwin } from "./arm/index.ts";
 import { generateSelfSignedCert } from "./certs.ts";
 import { type ClientHostTwin, createClientHostTwin } from "./client/index.ts";
 import { allocateLoopbackBlock, isAddressInUse, type LoopbackBlock } from "./loopback.ts";
+import { fleetHasKeyVault, type KeyVaultTwin, startKeyVaultTwin } from "./mhsm/index.ts";
 import { type CarrierFaults, loadOrCreateHostKey, type SessionRecord, TwinSshServer } from "./ssh-server.ts";
 import type { ApplianceState } from "./state.ts";
 
@@ -101,6 +102,11 @@ export interface Twin {
    * `azure.endpoint` points at it; clients trust it with `tls: { ca: arm.caPem }`.
    */
   arm: ArmTwin | undefined;
+  /**
+   * The Key Vault twin (Managed HSM pools, vaults, Entra ID, Graph) when the fleet declares managedHsms/keyVaults: its
+   * ARM side rides on `arm`; the fleet copy's hsmUris and azureIdentity point at its data-plane listener.
+   */
+  keyVault: KeyVaultTwin | undefined;
   stop(): Promise<void>;
 }
 
@@ -269,7 +275,15 @@ export async function startTwin(source: Fleet, opts: StartTwinOptions = {}): Pro
     log(`twin: appliance ${a.name} ssh ${a.address}:${a.sshPort} ntls ${a.ntlsPort}`);
   for (const c of clientHosts.values()) log(`twin: client host ${c.name} ssh ${c.address}:${c.sshPort}`);
 
-  const arm = await startLinkedArmTwin(fleet, states).catch(async (err: unknown) => {
+  const keyVault = fleetHasKeyVault(fleet)
+    ? await startKeyVaultTwin(fleet).catch(async (err: unknown) => {
+        await stopAll();
+        block?.release();
+        throw err;
+      })
+    : undefined;
+  const arm = await startLinkedArmTwin(fleet, states, keyVault).catch(async (err: unknown) => {
+    await keyVault?.stop();
     await stopAll();
     block?.release();
     throw err;
@@ -337,9 +351,11 @@ export async function startTwin(source: Fleet, opts: StartTwinOptions = {}): Pro
       throw new TwinFaultError(`unknown twin machine '${name}'`);
     },
     arm,
+    keyVault,
     async stop(): Promise<void> {
       clearInterval(sweep);
       await arm?.stop();
+      await keyVault?.stop();
       await stopAll();
       block?.release();
     },
@@ -354,11 +370,14 @@ export async function startTwin(source: Fleet, opts: StartTwinOptions = {}): Pro
 async function startLinkedArmTwin(
   fleet: Fleet,
   states: Map<string, ApplianceState>,
+  keyVault?: KeyVaultTwin,
 ): Promise<ArmTwin | undefined> {
   const withIds = fleet.devices.filter((d) => d.azure?.resourceId);
-  if (withIds.length === 0) return undefined;
+  if (withIds.length === 0 && !keyVault) return undefined;
   const subOf = (id: string) => /^\/subscriptions\/([^/]+)\//i.exec(id)?.[1] ?? "";
-  const subscriptionId = fleet.azure?.subscriptionId ?? subOf(withIds[0]!.azure!.resourceId);
+  const subscriptionId =
+    fleet.azure?.subscriptionId ??
+    (withIds[0] ? subOf(withIds[0].azure!.resourceId) : keyVault!.model.subscriptionId);
   const hsms = withIds
     .filter((d) => subOf(d.azure!.resourceId).toLowerCase() === subscriptionId.toLowerCase())
     .map((d) => ({
@@ -366,8 +385,23 @@ async function startLinkedArmTwin(
       location: "westeurope",
       zeroized: () => states.get(d.name)?.zeroized === true,
     }));
-  const arm = await startArmTwin({ subscriptionId, hsms, resourceGroups: [] });
+  const arm = await startArmTwin({
+    subscriptionId,
+    hsms,
+    resourceGroups: [],
+    ...(keyVault
+      ? { providers: [{ routes: keyVault.armRoutes, resources: keyVault.model, groups: keyVault.groups }] }
+      : {}),
+  });
+  if (keyVault) keyVault.armRoutes.groupExists = (rg) => arm.groupExists(rg);
   if (fleet.azure) fleet.azure.endpoint = arm.endpoint;
+  else if (keyVault)
+    fleet.azure = {
+      subscriptionId,
+      endpoint: arm.endpoint,
+      tokenScope: "https://management.azure.com/.default",
+      pollIntervalMs: 50,
+    };
   return arm;
 }
 

@@ -2,6 +2,7 @@ export * from "./channel.ts";
 export * from "./connection.ts";
 export * from "./errors.ts";
 export * from "./fingerprint.ts";
+export * from "./lease.ts";
 export * from "./local-pty.ts";
 export * from "./pool.ts";
 export * from "./target.ts";

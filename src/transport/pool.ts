@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ConnectOptions, connectSsh, type SshConnection } from "./connection.ts";
 import { DeviceOpError } from "./errors.ts";
+import { type LeaseHooks, PoolLease } from "./lease.ts";
 import type { SshTarget } from "./target.ts";
 import type { TrustStore } from "./trust-store.ts";
 
@@ -62,6 +63,11 @@ export class SshPool {
     const p = this.#connectWithBackoff(target).finally(() => this.#pending.delete(target.name));
     this.#pending.set(target.name, p);
     return p;
+  }
+
+  /** A job's lease: shared connections, the job's own shells (closed and confirmed on release). */
+  lease(hooks: LeaseHooks = {}): PoolLease {
+    return new PoolLease(this, hooks);
   }
 
   /** The live connection for a target, if any (no connecting). */

@@ -2,22 +2,50 @@
 // allow-list, rejection, idempotent re-request, concurrent approvals, and the evidence records.
 import { describe, expect, it } from "vitest";
 import {
+  type ApprovalEvidence,
   ApprovalRefused,
   ApprovalRequestConflict,
   approvalKey,
   approvalState,
-  approve,
   NoApprovalRequest,
   reject,
   requestApproval,
 } from "../../src/coord/approvals.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
+import type { RedisClient } from "../../src/redis/client.ts";
 import { withRedis } from "../helpers/redis.ts";
+import { demoApprovers, signedApprove } from "../helpers/ssh-signing.ts";
 
 const redis = await withRedis();
 let n = 0;
 const job = () => `appr-${process.pid}-${++n}`;
-const REQ = { device: "hsm-a1", serial: "700101", required: 2, expiresMinutes: 60 };
+const REQ = {
+  device: "hsm-a1",
+  serial: "700101",
+  required: 2,
+  expiresMinutes: 60,
+  runbook: "deprovision",
+  planDigest: "cd".repeat(32),
+  requester: "ops",
+};
+const verifierFleet = {
+  identity: { principals: demoApprovers() },
+  approvals: { required: 2, expiresMinutes: 60 },
+};
+
+/** Approvals are signed (src/coord/signed-approvals.ts): each principal signs the statement with its demo key. */
+function approve(
+  redis: RedisClient,
+  jobId: string,
+  input: { principal: string; confirmation: string },
+  opts: { evidence?: ApprovalEvidence } = {},
+) {
+  const who = input.principal.toLowerCase() as "alice" | "bob" | "carol";
+  return signedApprove(redis, jobId, who, verifierFleet as never, {
+    ...opts,
+    confirmation: input.confirmation,
+  });
+}
 
 describe("approvals", () => {
   it("needs two distinct principals, each typing the device serial", async () => {
@@ -52,7 +80,7 @@ describe("approvals", () => {
     expect(two.approvals.map((a) => a.principal)).toEqual(["alice", "bob"]);
     expect(two.approvedAt).toBeDefined();
     expect(two.refusals.map((x) => [x.principal, x.reason])).toEqual([
-      ["ALICE", "duplicate-principal"],
+      ["alice", "duplicate-principal"], // counted for the key's registered principal, whatever the case typed
       ["bob", "wrong-confirmation"],
     ]);
 
@@ -115,16 +143,16 @@ describe("approvals", () => {
     const r = redis.client();
     const id = job();
     await requestApproval(r, id, { ...REQ, principals: ["alice", "bob"] });
-    const mallory = await approve(r, id, { principal: "mallory", confirmation: "700101" }).catch(
+    const mallory = await approve(r, id, { principal: "carol", confirmation: "700101" }).catch(
       (e: unknown) => e,
     );
     expect((mallory as ApprovalRefused).reason).toBe("principal-not-allowed");
-    const mReject = await reject(r, id, { principal: "mallory", reason: "no" }).catch((e: unknown) => e);
+    const mReject = await reject(r, id, { principal: "carol", reason: "no" }).catch((e: unknown) => e);
     expect((mReject as ApprovalRefused).reason).toBe("principal-not-allowed");
     await approve(r, id, { principal: "Alice", confirmation: "700101" });
     const s = await approve(r, id, { principal: "bob", confirmation: "700101" });
     expect(s.status).toBe("approved");
-    expect(s.refusals.map((x) => x.principal)).toEqual(["mallory", "mallory"]);
+    expect(s.refusals.map((x) => x.principal)).toEqual(["carol", "carol"]);
   });
 
   it("a rejection is final and keeps who and why", async () => {

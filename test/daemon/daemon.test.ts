@@ -69,7 +69,11 @@ describe("npm start --once (in-process, rebased twin)", () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true, redis: "ok", worker: "running" });
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toMatch(/lunafleet_jobs_finished_total\{runbook="patch-verify",status="succeeded"\} 6/);
+    // Five patched devices succeed; hsm-b3 (no reboot patch) is a finding, never plain green.
+    expect(metrics).toMatch(/lunafleet_jobs_finished_total\{runbook="patch-verify",outcome="succeeded"\} 5/);
+    expect(metrics).toMatch(
+      /lunafleet_jobs_finished_total\{runbook="patch-verify",outcome="succeeded-with-findings"\} 1/,
+    );
     expect(metrics).toMatch(/lunafleet_jobs\{state="completed"\} 12/);
     expect(metrics).toMatch(
       /lunafleet_step_duration_seconds_count\{runbook="patch-verify",step="hsm-show"\} 6/,

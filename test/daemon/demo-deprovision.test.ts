@@ -11,10 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { armAccessFromFlags, armGatewayFor } from "../../src/azure/access.ts";
 import { describeArmTwin } from "../../src/cli/commands/sim.ts";
 import { type DemoRun, runDemo } from "../../src/cli/demo.ts";
-import { approvalState, approve } from "../../src/coord/approvals.ts";
+import { approvalState } from "../../src/coord/approvals.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { submitJob } from "../../src/queue/jobs.ts";
 import { publishArmTwin, readSimState, removeSimState, writeSimState } from "../../src/sim/control.ts";
+import { signedApprove } from "../helpers/ssh-signing.ts";
 import { hsmResourceId, removeFromHaGroups } from "../runbooks/deprovision-support.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "lf-demo-deprov-"));
@@ -74,19 +75,9 @@ describe("npm start daemon: deprovision over the twin's ARM", () => {
     expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
 
     const evidence = await EvidenceLog.open(daemon.redis, dataDir, jobId);
-    const first = await approve(
-      daemon.redis,
-      jobId,
-      { principal: "alice", confirmation: serial },
-      { evidence },
-    );
+    const first = await signedApprove(daemon.redis, jobId, "alice", twin.fleet, { evidence });
     expect(first.status).toBe("awaiting-approval");
-    const second = await approve(
-      daemon.redis,
-      jobId,
-      { principal: "bob", confirmation: serial },
-      { evidence },
-    );
+    const second = await signedApprove(daemon.redis, jobId, "bob", twin.fleet, { evidence });
     expect(second.status).toBe("approved");
 
     const job = (await daemon.queue.getJob(jobId))!;

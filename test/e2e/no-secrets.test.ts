@@ -12,13 +12,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DemoRun, runDemo } from "../../src/cli/demo.ts";
 import type { Fleet } from "../../src/config/schema.ts";
-import { approvalState, approve } from "../../src/coord/approvals.ts";
+import { approvalState } from "../../src/coord/approvals.ts";
 import { buildReport } from "../../src/daemon/report.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { submitJob } from "../../src/queue/jobs.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import type { Twin } from "../../src/sim/twin.ts";
+import { signedApprove } from "../helpers/ssh-signing.ts";
 import { removeFromHaGroups } from "../runbooks/deprovision-support.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "lf-nosecret-"));
@@ -296,8 +297,8 @@ describe("no secret leaves: a whole demo run", () => {
       await sleep(25);
     }
     const evidence = await EvidenceLog.open(daemon.redis, dataDir, jobId);
-    await approve(daemon.redis, jobId, { principal: "alice", confirmation: serial }, { evidence });
-    await approve(daemon.redis, jobId, { principal: "bob", confirmation: serial }, { evidence });
+    await signedApprove(daemon.redis, jobId, "alice", daemon.fleet, { evidence });
+    await signedApprove(daemon.redis, jobId, "bob", daemon.fleet, { evidence });
     const r = await finish(jobId);
     expect(r.state, r.reason).toBe("completed");
     expect(twin.appliances.get(device)!.state.zeroized).toBe(true);

@@ -42,7 +42,7 @@ describe("lunafleet plan", () => {
     const unknown = await cli("plan", "ha-recovr", "--fleet", "config/demo.yaml");
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain(
-      "known runbooks: deprovision, ha-recover, ha-sync, ntls-cert-sync, patch-verify, tcp-check",
+      "known runbooks: app-crypto-gate, cmk-health, deprovision, ha-recover, ha-sync, mhsm-audit, mhsm-retire, ntls-cert-sync, patch-verify, tcp-check, vault-placement",
     );
     const target = await cli("plan", "tcp-check", "hsm-zz", "--fleet", "config/demo.yaml");
     expect(target.code).toBe(1);

@@ -93,7 +93,7 @@ describe("planJob", () => {
 
   it("getRunbook names the known runbooks when asked for an unknown one", () => {
     expect(() => getRunbook("ha-recover-typo")).toThrow(
-      /unknown runbook 'ha-recover-typo' \(known runbooks: deprovision, ha-recover, ha-sync, ntls-cert-sync, patch-verify, tcp-check\)/,
+      /unknown runbook 'ha-recover-typo' \(known runbooks: app-crypto-gate, cmk-health, deprovision, ha-recover, ha-sync, mhsm-audit, mhsm-retire, ntls-cert-sync, patch-verify, tcp-check, vault-placement\)/,
     );
   });
 });

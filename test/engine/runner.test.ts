@@ -9,7 +9,7 @@ import { runJob } from "../../src/engine/runner.ts";
 import { resolveTarget } from "../../src/engine/targets.ts";
 import { ConnectionLost, DeviceError } from "../../src/transport/errors.ts";
 import { withRedis } from "../helpers/redis.ts";
-import { demoFleet, JobEvidence, noSessions, ScriptedSessions } from "./support.ts";
+import { demoFleet, JobEvidence, noShells, ScriptedShells } from "./support.ts";
 
 const redis = await withRedis();
 const fleet = demoFleet();
@@ -43,7 +43,7 @@ function sampleRunbook(runs: string[], failOn?: { device: string; error: () => E
           runs.push(ctx.stepId);
           if (failOn && ctx.target === failOn.device) throw failOn.error();
           const shell = await ctx.lunash(ctx.target!);
-          const serial = await shell.read("hsm show", z.object({ serial: z.string() }));
+          const serial = await shell.send("hsm show", z.object({ serial: z.string() }));
           return { device: ctx.target, serial: serial.serial };
         },
       },
@@ -67,7 +67,7 @@ function sampleRunbook(runs: string[], failOn?: { device: string; error: () => E
 
 const serialOf = (device: string) => fleet.devices.find((d) => d.name === device)!.serial;
 const answering = () =>
-  new ScriptedSessions((on, command) =>
+  new ScriptedShells((on, command) =>
     command === "hsm show"
       ? { raw: `hsm show output of ${on}`, result: { serial: serialOf(on), extra: 1 } }
       : new Error(`unexpected ${command}`),
@@ -85,7 +85,7 @@ describe("runJob", () => {
       params: { target: "ha-payments" },
       jobId,
       fleet,
-      sessions,
+      shells: sessions,
       evidence,
       checkpoints,
       actor: "alice",
@@ -154,7 +154,7 @@ describe("runJob", () => {
       params: { target: "ha-payments" },
       jobId,
       fleet,
-      sessions: answering(),
+      shells: answering(),
       evidence,
       checkpoints,
     });
@@ -182,7 +182,7 @@ describe("runJob", () => {
       params: { target: "ha-payments" },
       jobId,
       fleet,
-      sessions,
+      shells: sessions,
       evidence,
       checkpoints,
     });
@@ -217,7 +217,7 @@ describe("runJob", () => {
       params: { target: "hsm-a1" },
       jobId,
       fleet,
-      sessions: answering(),
+      shells: answering(),
       evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
@@ -235,13 +235,13 @@ describe("runJob", () => {
       "RC_OBJECT_NOT_IN_LIST",
       "nope",
     );
-    const sessions = new ScriptedSessions(() => ({ raw: "Error:  'hsm show' failed.", result: deviceError }));
+    const sessions = new ScriptedShells(() => ({ raw: "Error:  'hsm show' failed.", result: deviceError }));
     const result = await runJob({
       runbook: sampleRunbook([]),
       params: { target: "hsm-a1" },
       jobId,
       fleet,
-      sessions,
+      shells: sessions,
       evidence,
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
@@ -257,14 +257,14 @@ describe("runJob", () => {
   });
 
   it("fails closed when a parsed reply lacks the fields a step relies on", async () => {
-    const sessions = new ScriptedSessions(() => ({ raw: "x", result: { label: "no serial here" } }));
+    const sessions = new ScriptedShells(() => ({ raw: "x", result: { label: "no serial here" } }));
     const jobId = newJobId();
     const result = await runJob({
       runbook: sampleRunbook([]),
       params: { target: "hsm-a1" },
       jobId,
       fleet,
-      sessions,
+      shells: sessions,
       evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
@@ -297,7 +297,7 @@ describe("runJob", () => {
       params: {},
       jobId,
       fleet,
-      sessions,
+      shells: sessions,
       evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
@@ -314,7 +314,7 @@ describe("runJob", () => {
       params: { target: 42 },
       jobId,
       fleet,
-      sessions: noSessions,
+      shells: noShells,
       evidence,
       checkpoints,
     });
@@ -325,7 +325,7 @@ describe("runJob", () => {
       params: { target: "hsm-zz" },
       jobId: `${jobId}-b`,
       fleet,
-      sessions: noSessions,
+      shells: noShells,
       evidence: new JobEvidence(redis, `${jobId}-b`),
       checkpoints,
     });
@@ -371,7 +371,7 @@ describe("runJob", () => {
       params: {},
       jobId,
       fleet,
-      sessions: noSessions,
+      shells: noShells,
       evidence: new JobEvidence(redis, jobId),
       checkpoints,
       signal: controller.signal,
@@ -383,7 +383,7 @@ describe("runJob", () => {
 
   it("keeps secrets out of results, checkpoints and evidence", async () => {
     const secret = new Secret("Runner-Secret-Pw-77", "literal");
-    const sessions = new ScriptedSessions((_on, command) => ({
+    const sessions = new ScriptedShells((_on, command) => ({
       raw: `echo of ${command}`,
       result: { serial: "700101" },
     }));
@@ -409,7 +409,15 @@ describe("runJob", () => {
       ],
     });
     const checkpoints = new RedisCheckpointStore(redis.client());
-    const result = await runJob({ runbook, params: {}, jobId, fleet, sessions, evidence, checkpoints });
+    const result = await runJob({
+      runbook,
+      params: {},
+      jobId,
+      fleet,
+      shells: sessions,
+      evidence,
+      checkpoints,
+    });
     expect(result.status).toBe("succeeded");
     expect(JSON.stringify(result)).not.toContain(secret.reveal());
     const text = await evidence.text();
@@ -423,12 +431,15 @@ describe("runJob", () => {
 
   it("stops before the next step and sends nothing once the job's device lock is lost", async () => {
     const jobId = newJobId();
-    // A real lock that is never renewed: it is lost once its TTL runs out unconfirmed.
+    // A real lock that is never renewed: it is lost once its TTL runs out unconfirmed. The lock set's clock is the
+    // test's, so the step below outlives the TTL by moving it, not by sleeping (no race with a loaded machine).
+    let now = 1_000_000;
     const locks = await acquireDeviceLocks(redis.client(), ["device:hsm-a1"], {
       owner: jobId,
       ttlMs: 60,
       waitMs: 0,
       autoRenew: false,
+      clock: () => now,
     });
     const runs: string[] = [];
     const sessions = answering();
@@ -444,7 +455,7 @@ describe("runJob", () => {
           kind: "read",
           async run() {
             runs.push("wait");
-            await new Promise((r) => setTimeout(r, 150));
+            now += 150;
             return null;
           },
         },
@@ -465,7 +476,7 @@ describe("runJob", () => {
       params: {},
       jobId,
       fleet,
-      sessions,
+      shells: sessions,
       evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
       locks,

@@ -8,9 +8,9 @@ import type {
   DeviceShell,
   EvidenceKind,
   EvidenceSink,
-  SessionProvider,
+  ShellPort,
   ShellReply,
-} from "../../src/engine/context.ts";
+} from "../../src/engine/ports.ts";
 import { EvidenceLog, type EvidenceRecord, evidenceFilePath } from "../../src/evidence/index.ts";
 import type { TestRedis } from "../helpers/redis.ts";
 
@@ -54,19 +54,19 @@ export class JobEvidence implements EvidenceSink {
 export type Answer = (command: string) => { raw: string; result: unknown } | Error;
 
 /** Sessions whose replies come from `answer`; every opened session and sent command is logged. */
-export class ScriptedSessions implements SessionProvider {
+export class ScriptedShells implements ShellPort {
   readonly sent: { on: string; command: string }[] = [];
   readonly opened: string[] = [];
   constructor(private readonly answer: (on: string, command: string) => ReturnType<Answer>) {}
 
-  async lunash(device: { name: string }): Promise<DeviceShell> {
-    return this.#shell(device.name);
+  async lunash(device: string): Promise<DeviceShell> {
+    return this.#shell(device);
   }
-  async lunacm(host: { name: string }): Promise<DeviceShell> {
-    return this.#shell(host.name);
+  async lunacm(host: string): Promise<DeviceShell> {
+    return this.#shell(host);
   }
-  async clientShell(host: { name: string }): Promise<DeviceShell> {
-    return this.#shell(host.name);
+  async hostShell(host: string): Promise<DeviceShell> {
+    return this.#shell(host);
   }
   #shell(on: string): DeviceShell {
     this.opened.push(on);
@@ -82,14 +82,14 @@ export class ScriptedSessions implements SessionProvider {
 }
 
 /** Sessions that must never be opened (plan, rejected jobs). */
-export const noSessions: SessionProvider = {
+export const noShells: ShellPort = {
   lunash: async (d) => {
-    throw new Error(`test: a session to ${d.name} was opened`);
+    throw new Error(`test: a session to ${d} was opened`);
   },
   lunacm: async (h) => {
-    throw new Error(`test: a session to ${h.name} was opened`);
+    throw new Error(`test: a session to ${h} was opened`);
   },
-  clientShell: async (h) => {
-    throw new Error(`test: a session to ${h.name} was opened`);
+  hostShell: async (h) => {
+    throw new Error(`test: a session to ${h} was opened`);
   },
 };

@@ -5,9 +5,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { EvidenceLog, evidenceKeys } from "../../src/evidence/index.ts";
+import { loadOrCreateSigner, sealEvidence, signingKeyPaths } from "../../src/evidence/signing.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
+const signer = loadOrCreateSigner(redis.dataDir);
+const pubKey = signingKeyPaths(redis.dataDir).pub;
 const bin = fileURLToPath(new URL("../../bin/lunafleet.js", import.meta.url));
 const otherDir = mkdtempSync(join(tmpdir(), "lf-evcli-"));
 afterAll(() => rmSync(otherDir, { recursive: true, force: true }));
@@ -29,6 +32,7 @@ async function job(jobId: string): Promise<EvidenceLog> {
   await log.append("reply", { text: "Command Result : 0 (Success)" });
   await log.append("step", { id: "check", state: "done" });
   await log.append("result", { ok: true });
+  await sealEvidence(log, signer); // the daemon's signature over the head, as the worker leaves it
   return log;
 }
 
@@ -47,16 +51,26 @@ describe("lunafleet evidence verify", () => {
     mkdirSync(join(otherDir, "evidence"), { recursive: true });
     writeFileSync(join(otherDir, "evidence", "cli-good.jsonl"), readFileSync(good.filePath));
 
-    const [ok, cut, redisTampered, usage, noDaemon] = await Promise.all([
+    // The last records removed (the signature with them), and an emptied file: each fails on its own, without Redis.
+    const goodLines = readFileSync(good.filePath, "utf8").trimEnd().split("\n");
+    const tail = join(otherDir, "tail-cut.jsonl");
+    writeFileSync(tail, `${goodLines.slice(0, -2).join("\n")}\n`);
+    const empty = join(otherDir, "empty.jsonl");
+    writeFileSync(empty, "");
+    writeFileSync(join(otherDir, "evidence-signing-key.pub.pem"), readFileSync(pubKey));
+
+    const [ok, cut, redisTampered, usage, noDaemon, tailCut, emptied] = await Promise.all([
       lunafleet(["evidence", "verify", "cli-good", "--data-dir", redis.dataDir]),
-      lunafleet(["evidence", "verify", "--file", cutCopy]),
+      lunafleet(["evidence", "verify", "--file", cutCopy, "--key", pubKey]),
       lunafleet(["evidence", "verify", "cli-bad-redis", "--data-dir", redis.dataDir]),
       lunafleet(["evidence", "verify"]),
       lunafleet(["evidence", "verify", "cli-good", "--data-dir", otherDir]),
+      lunafleet(["evidence", "verify", "--file", tail, "--key", pubKey]),
+      lunafleet(["evidence", "verify", "--file", empty, "--key", pubKey]),
     ]);
     expect(ok).toMatchObject({ code: 0 });
     expect(ok.stdout).toMatch(
-      /^evidence cli-good: ok, 5 records, head [0-9a-f]{64} \(Redis and file agree\)/,
+      /^evidence cli-good: ok, 6 records, head [0-9a-f]{64}, 1 daemon signature\(s\) by [0-9a-f]{16} \(Redis and file agree\)/,
     );
     expect(cut.code).toBe(1);
     expect(cut.stdout).toContain("TAMPERED record 2: sequence gap");
@@ -65,6 +79,10 @@ describe("lunafleet evidence verify", () => {
     expect(usage.code).toBe(2);
     expect(noDaemon.code).toBe(0);
     expect(noDaemon.stderr).toContain("Redis copy not checked");
-    expect(noDaemon.stdout).toContain("ok, 5 records");
+    expect(noDaemon.stdout).toContain("ok, 6 records");
+    expect(tailCut.code).toBe(1);
+    expect(tailCut.stdout).toContain("TAMPERED record 3: unsigned head");
+    expect(emptied.code).toBe(1);
+    expect(emptied.stdout).toContain("TAMPERED record 0: empty");
   });
 });

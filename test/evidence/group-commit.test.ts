@@ -6,16 +6,21 @@ import { existsSync, readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  addEvidenceSealHook,
   buildRecord,
   computeRecordHash,
   EvidenceLog,
+  type EvidenceRecord,
   evidenceKeys,
   genesisHash,
-  type SealedEvidence,
   serializeRecord,
   verifyJobEvidence,
 } from "../../src/evidence/index.ts";
+import {
+  checkEvidenceSignatures,
+  loadOrCreateSigner,
+  localTrustedKeys,
+  sealEvidence,
+} from "../../src/evidence/signing.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
@@ -78,28 +83,22 @@ describe("evidence group commit", () => {
     expect(await client.llen(keys.records)).toBe(1);
   });
 
-  it("close() runs the seal hooks with the durable head; what a hook appends is sealed too", async () => {
-    const seen: Omit<SealedEvidence, "log">[] = [];
-    const remove = addEvidenceSealHook(async ({ log, ...head }) => {
-      seen.push(head);
-      await log.append("note", { sealedHead: head.hash });
-    });
-    try {
-      const log = await EvidenceLog.open(redis.client(), dataDir, newJobId("seal"), { groupCommit: true });
-      await log.append("result", { status: "succeeded" });
-      const sealed = await log.close();
-      expect(seen).toHaveLength(1);
-      expect(seen[0]).toMatchObject({ jobId: log.jobId, seq: 1, filePath: log.filePath });
-      expect(sealed.seq).toBe(2);
-      const file = lines(log.filePath).map((l) => JSON.parse(l));
-      expect(file.map((r) => r.kind)).toEqual(["result", "note"]);
-      expect(file[1].data).toEqual({ sealedHead: seen[0]!.hash });
-      // Idempotent: a second close() runs no hook again.
-      await log.close();
-      expect(seen).toHaveLength(1);
-    } finally {
-      remove();
-    }
+  it("a head-bound record (the daemon's signature) signs the record it really follows, batched ones included", async () => {
+    const log = await EvidenceLog.open(redis.client(), dataDir, newJobId("sign"), { groupCommit: true });
+    await log.append("result", { status: "succeeded" });
+    await log.append("lock", { event: "released" });
+    const signer = loadOrCreateSigner(dataDir);
+    await sealEvidence(log, signer);
+    const sealed = await log.close();
+    expect(sealed.seq).toBe(3);
+    const records = (await log.records()) as EvidenceRecord[];
+    expect(records.map((r) => r.kind)).toEqual(["result", "lock", "signature"]);
+    const keys = await localTrustedKeys(dataDir);
+    expect(checkEvidenceSignatures(records, keys)).toMatchObject({ ok: true, signatures: 1 });
+    const file = lines(log.filePath).map((l) => JSON.parse(l) as EvidenceRecord);
+    expect(checkEvidenceSignatures(file, keys)).toMatchObject({ ok: true, signatures: 1 });
+    // Idempotent, and closed for good.
+    expect(await log.close()).toEqual(sealed);
   });
 
   it("puts back records Redis lost (a failover to a replica that lagged), then goes on", async () => {

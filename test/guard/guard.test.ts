@@ -324,7 +324,7 @@ describe("login guard over the twin", () => {
     try {
       const jg = jobGuard({
         guard,
-        sessions: shells.sessions,
+        shells: shells.shells,
         fleet: g.fleet,
         jobId: "job-jg-1",
         locks,

@@ -4,7 +4,7 @@
 // nothing. The last-attempt exception issuer can be claimed only once (sanctioned-zeroize.ts holds it).
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { approve, requestApproval } from "../../src/coord/approvals.ts";
+import { requestApproval } from "../../src/coord/approvals.ts";
 import { SanctionedZeroizeRefused } from "../../src/guard/errors.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
@@ -12,6 +12,7 @@ import { ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { checkApprovals, sanctionedZeroize } from "../../src/guard/sanctioned-zeroize.ts";
 import { claimLastAttemptExceptionIssuer } from "../../src/shell/last-attempt-exception.ts";
 import { withRedis } from "../helpers/redis.ts";
+import { signedApprove, withDemoApprovers } from "../helpers/ssh-signing.ts";
 import {
   type GuardTwin,
   lockDevice,
@@ -178,10 +179,13 @@ describe("sanctioned zeroize", () => {
     const jobId = "deprovision-hsm-g1-2";
     const locks = await lockDevice(r, "hsm-g1", jobId);
     try {
+      const fleet = withDemoApprovers(g.fleet);
+      const facts = { jobId, runbook: "deprovision", planDigest: "ab".repeat(32), requester: "ops" };
       const jg = jobGuard({
         guard: new LoginGuard(r),
-        sessions: shells.sessions,
-        fleet: g.fleet,
+        shells: shells.shells,
+        fleet,
+        approvalFacts: facts,
         jobId,
         locks,
         evidence: new MemoryEvidence(),
@@ -193,11 +197,14 @@ describe("sanctioned zeroize", () => {
         serial: "700501",
         required: 2,
         expiresMinutes: 60,
+        runbook: facts.runbook,
+        planDigest: facts.planDigest,
+        requester: facts.requester,
       });
-      await approve(r, jobId, { principal: "alice", confirmation: "700501" });
+      await signedApprove(r, jobId, "alice", fleet);
       await expect(jg.sanctionedZeroize("hsm-g1")).rejects.toThrow(/no granted approval/);
       expect(loginsSent()).toBe(0);
-      await approve(r, jobId, { principal: "bob", confirmation: "700501" });
+      await signedApprove(r, jobId, "bob", fleet);
       const res = await jg.sanctionedZeroize("hsm-g1");
       expect(res).toMatchObject({ alreadyZeroized: false, loginsSent: 3 });
       expect(state().zeroized).toBe(true);

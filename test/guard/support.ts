@@ -3,15 +3,13 @@
 // the device lock and to reset the twin between runs.
 import type { Redis } from "ioredis";
 import { parseFleet } from "../../src/config/load.ts";
-import { getClientHost, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { acquireDeviceLocks, type DeviceLockSet } from "../../src/coord/locks.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
 import type { ShellSession } from "../../src/shell/session.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
 import type { PartitionState } from "../../src/sim/state.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { SshPool } from "../../src/transport/pool.ts";
-import { clientHostTarget, deviceTarget } from "../../src/transport/target.ts";
 
 export const GUARD_FLEET_YAML = `
 version: 1
@@ -125,21 +123,23 @@ export function setCredentials(fleet: Fleet, creds: Map<string, string>): void {
 /** A worker's own SSH connections and shells. */
 export class WorkerShells {
   readonly pool = new SshPool();
-  readonly sessions: ShellSessions;
+  readonly shells: JobShells;
   constructor(
     readonly fleet: Fleet,
     opts: { unknownPromptMs?: number } = {},
   ) {
-    this.sessions = new ShellSessions({ pool: this.pool, unknownPromptMs: opts.unknownPromptMs ?? 1000 });
+    this.shells = JobShells.forFleet(fleet, this.pool.lease(), {
+      unknownPromptMs: opts.unknownPromptMs ?? 1000,
+    });
   }
   lunash(device: string): Promise<ShellSession> {
-    return this.sessions.lunash(deviceTarget(this.fleet, getDevice(this.fleet, device)));
+    return this.shells.lunash(device);
   }
   lunacm(host: string): Promise<ShellSession> {
-    return this.sessions.lunacm(clientHostTarget(this.fleet, getClientHost(this.fleet, host)));
+    return this.shells.lunacm(host);
   }
   async close(): Promise<void> {
-    await this.sessions.closeAll();
+    await this.shells.close();
     await this.pool.closeAll();
   }
 }

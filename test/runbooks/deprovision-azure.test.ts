@@ -210,7 +210,7 @@ describe("no code path deletes a resource group before its HSM is gone", () => {
     expect(callers).toEqual([
       "runbooks/deprovision.ts",
       "src/azure/dedicated-hsm.ts",
-      "src/engine/context.ts",
+      "src/engine/recorded-azure.ts",
     ]);
 
     const text = readFileSync(join(root, "runbooks/deprovision.ts"), "utf8");

@@ -5,8 +5,10 @@ import type { AccessToken } from "@azure/core-auth";
 import { deprovision } from "../../runbooks/deprovision.ts";
 import { createAzureClients, DedicatedHsmGateway } from "../../src/azure/index.ts";
 import type { Fleet } from "../../src/config/schema.ts";
-import { approvalState, approvalsPort, approve } from "../../src/coord/approvals.ts";
+import { approvalState, approvalsPort } from "../../src/coord/approvals.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
+import { signedApprovalsStore } from "../../src/coord/signed-approvals.ts";
+import { admitJob } from "../../src/engine/admit.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { type JobResult, runJob } from "../../src/engine/runner.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
@@ -14,7 +16,8 @@ import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import type { Twin } from "../../src/sim/twin.ts";
-import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
+import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
+import { demoApprovers, signedApprove, withDemoApprovers } from "../helpers/ssh-signing.ts";
 
 export interface ArmEndpoint {
   endpoint: string;
@@ -23,7 +26,7 @@ export interface ArmEndpoint {
 }
 
 /** SSH sessions to the twin (closed by close()) and the Azure gateway to its ARM. */
-export interface Connections extends FleetSessions {
+export interface Connections extends FleetShells {
   azure: DedicatedHsmGateway;
 }
 
@@ -46,7 +49,7 @@ export function connect(fleet: Fleet, arm: ArmEndpoint): Connections {
       retryOptions: { maxRetries: 0 },
     }),
   );
-  return { ...fleetSessions(fleet), azure };
+  return { ...fleetShells(fleet), azure };
 }
 
 /** Take a device's partitions out of every HA group on every twin client host (what an operator does first). */
@@ -116,23 +119,38 @@ export async function runDeprovision(
     waitMs: 15_000,
   });
   const evidence = await EvidenceLog.open(redis, dataDir, opts.jobId);
+  // As a worker runs it: the demo approvers registered, approvals re-verified against the admitted plan.
+  const signedFleet = withDemoApprovers(fleet);
+  let facts: { jobId: string; runbook: string; planDigest: string; requester: string } | undefined;
+  try {
+    facts = {
+      jobId: opts.jobId,
+      runbook: "deprovision",
+      planDigest: admitJob(deprovision, opts.params, signedFleet).planDigest,
+      requester: "test-operator",
+    };
+  } catch {
+    facts = undefined; // parameters that do not admit: the runner refuses the job before step 1
+  }
   const guard = jobGuard({
     guard: new LoginGuard(redis),
-    sessions: conn.shells,
-    fleet,
+    shells: conn.shells,
+    fleet: signedFleet,
     jobId: opts.jobId,
     locks,
     evidence,
     actor: "test-operator",
     redis,
+    ...(facts ? { approvalFacts: facts } : {}),
   });
   try {
     return await runJob({
       runbook: deprovision,
       params: opts.params,
       jobId: opts.jobId,
-      fleet,
-      sessions: conn.provider,
+      fleet: signedFleet,
+      shells: conn.shells,
+      files: conn.files,
       evidence,
       checkpoints: opts.checkpoints ?? new RedisCheckpointStore(redis),
       locks,
@@ -140,7 +158,9 @@ export async function runDeprovision(
       actor: "test-operator",
       azure: conn.azure,
       guard,
-      approvals: approvalsPort(redis),
+      approvals: facts
+        ? signedApprovalsStore(approvalsPort(redis), facts, signedFleet, evidence)
+        : approvalsPort(redis),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   } finally {
@@ -160,6 +180,14 @@ export function approveWhenAsked(
       if (Date.now() > deadline) throw new Error(`job ${jobId} never asked for approval`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const d of decisions) await approve(redis, jobId, d).catch(() => {});
+    // Each signs the job's statement with its demo key (lunafleet approve --key); a wrong confirmation is typed as such.
+    const verifierFleet = {
+      identity: { principals: demoApprovers() },
+      approvals: { required: 2, expiresMinutes: 60 },
+    };
+    for (const d of decisions)
+      await signedApprove(redis, jobId, d.principal as "alice" | "bob" | "carol", verifierFleet as never, {
+        confirmation: d.confirmation,
+      }).catch(() => {});
   })();
 }

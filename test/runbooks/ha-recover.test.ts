@@ -6,24 +6,23 @@ import { getRunbook } from "../../runbooks/index.ts";
 import { breakerOpenGauge, releaseBreaker } from "../../runbooks/lib/breaker.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { runJob } from "../../src/engine/runner.ts";
-import { shellSessionProvider } from "../../src/engine/sessions.ts";
 import { RedisStateStore } from "../../src/engine/state.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { SshPool } from "../../src/transport/pool.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
-import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
+import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;
-let ssh: FleetSessions;
+let ssh: FleetShells;
 let state: RedisStateStore;
 let seq = 0;
 
 beforeAll(async () => {
   twin = await startTwin(demoFleet(), { rebase: true });
-  ssh = fleetSessions(twin.fleet);
+  ssh = fleetShells(twin.fleet);
   state = new RedisStateStore(redis.client());
 });
 
@@ -41,7 +40,8 @@ async function run(runbook: string, params: Record<string, unknown>) {
     params,
     jobId,
     fleet: twin.fleet,
-    sessions: ssh.provider,
+    shells: ssh.shells,
+    files: ssh.files,
     evidence,
     checkpoints: new RedisCheckpointStore(redis.client()),
     state,
@@ -77,6 +77,7 @@ describe("ha-recover over the twin", () => {
     expect(twin.clientHosts.get("client-b")!.host.haSettings.retryCount).toBe(0);
     const r = await run("ha-recover", { target: "ha-tokens" });
     expect(r.result.error).toBeUndefined();
+    expect(r.result.outcome).toBe("succeeded");
     const g = reportOf(r).groups[0]!;
     expect(g.recovered).toEqual(["hsm-b2/par-tok"]);
     expect(g.stillDown).toEqual([]);
@@ -87,7 +88,9 @@ describe("ha-recover over the twin", () => {
     expect(await r.evidence.verify()).toBe(true);
     // Again: nothing down, settings match, no recover sent.
     const before = recoverCount("client-b", "ha-tokens");
-    const again = reportOf(await run("ha-recover", { target: "ha-tokens" })).groups[0]!;
+    const againRun = await run("ha-recover", { target: "ha-tokens" });
+    expect(againRun.result.outcome).toBe("nothing-to-do");
+    const again = reportOf(againRun).groups[0]!;
     expect(again.settingsMatched).toBe(true);
     expect(recoverCount("client-b", "ha-tokens")).toBe(before);
   });
@@ -101,9 +104,14 @@ describe("ha-recover over the twin", () => {
     host.setMemberRecoverFails("hsm-a2", "par-pay", true);
     const threshold = twin.fleet.defaults.breakerThreshold;
     for (let i = 1; i <= threshold; i++) {
-      const g = reportOf(await run("ha-recover", { auto: true })).groups.find(
-        (x) => x.group === "ha-payments",
-      )!;
+      const attempt = await run("ha-recover", { auto: true });
+      // A member still down after the recover is a failed job (never green), named in its findings, not retried.
+      expect(attempt.result.outcome).toBe("failed");
+      expect(attempt.result.error).toMatchObject({ type: "GoalNotMet", retryable: false });
+      expect(attempt.result.findings).toContain(
+        "ha-payments: hsm-a2/par-pay still down after hagroup recover",
+      );
+      const g = reportOf(attempt).groups.find((x) => x.group === "ha-payments")!;
       expect(g.stillDown).toEqual(["hsm-a2/par-pay"]);
       expect(g.breakerTripped).toEqual(i === threshold ? ["hsm-a2/par-pay"] : []);
     }
@@ -111,7 +119,13 @@ describe("ha-recover over the twin", () => {
     const gauge = await breakerOpenGauge.get();
     expect(gauge.values.find((v) => v.labels.member === "hsm-a2/par-pay")?.value).toBe(1);
     // Open: the member is not touched again (no further recover for it).
-    const open = reportOf(await run("ha-recover", { target: "ha-payments" })).groups[0]!;
+    const openRun = await run("ha-recover", { target: "ha-payments" });
+    // Left alone behind its open breaker: still down, so not green either — a finding.
+    expect(openRun.result.outcome).toBe("succeeded-with-findings");
+    expect(openRun.result.findings?.[0]).toMatch(
+      /^ha-payments: hsm-a2\/par-pay down, not recovered: breaker open/,
+    );
+    const open = reportOf(openRun).groups[0]!;
     expect(open.skipped.find((s) => s.member === "hsm-a2/par-pay")?.why).toMatch(/breaker open/);
     expect(recoverCount("client-a", "ha-payments")).toBe(threshold);
     // Released and fixed: the next job recovers it.
@@ -137,7 +151,7 @@ describe("ha-recover over the twin", () => {
     }
     expect(recoverCount("client-b", "ha-tokens")).toBe(before);
     expect(member("client-b", "hsm-b3").down).toBe(true);
-    // The fault cleared, the next job on the same ShellSessions reads the group cleanly (the garbled shell was
+    // The fault cleared, the next job on the same JobShells reads the group cleanly (the garbled shell was
     // abandoned, not lent again out of step) and recovers the member.
     const next = await run("ha-recover", { target: "ha-tokens" });
     expect(next.result.error, JSON.stringify(next.result.error)).toBeUndefined();
@@ -195,18 +209,18 @@ describe("ha-sync over the twin", () => {
     const jobId = `ha-sync-decl-${++seq}`;
     // Fresh sessions: client-b's lunacm session saw garbled output in an earlier test.
     const ownPool = new SshPool();
-    const ownShells = new ShellSessions({ pool: ownPool });
+    const ownShells = JobShells.forFleet(fleet, ownPool.lease());
     const result = await runJob({
       runbook: getRunbook("ha-sync"),
       params: { target: "ha-tokens" },
       jobId,
       fleet,
-      sessions: shellSessionProvider(fleet, { pool: ownPool, sessions: ownShells }),
+      shells: ownShells,
       evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
     expect(result.error, JSON.stringify(result.error)).toMatchObject({ type: "CloningDomainMismatch" });
-    await ownShells.closeAll();
+    await ownShells.close();
     await ownPool.closeAll();
     expect(result.error!.message).toMatch(/fleet file declares domain 'other' for hsm-b1\/par-tok/);
     expect(

@@ -9,23 +9,22 @@ import { planJob } from "../../src/engine/plan.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { UnexpectedPrompt } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
-import { clientHostTarget } from "../../src/transport/target.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
-import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
+import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;
-let ssh: FleetSessions;
+let ssh: FleetShells;
 let seq = 0;
 
 beforeAll(async () => {
   twin = await startTwin(demoFleet(), { rebase: true });
-  ssh = fleetSessions(twin.fleet);
+  ssh = fleetShells(twin.fleet);
   // The operator's order: hsm-b2 recovered (ha-recover's job), client-a's trust of hsm-a1 repaired.
   twin.clientHosts.get("client-b")!.host.setMemberDown("hsm-b2", "par-tok", false);
   const a = twin.clientHosts.get("client-a")!.host;
@@ -56,13 +55,14 @@ async function run(target: string) {
       params: { target },
       jobId,
       fleet: twin.fleet,
-      sessions: ssh.provider,
+      shells: ssh.shells,
+      files: ssh.files,
       evidence,
       checkpoints: new RedisCheckpointStore(redis.client()),
       locks,
       guard: jobGuard({
         guard: new LoginGuard(redis.client()),
-        sessions: ssh.shells,
+        shells: ssh.shells,
         fleet: twin.fleet,
         jobId,
         locks,
@@ -154,18 +154,15 @@ describe("ha-sync over the twin with the login guard", () => {
   it("a synchronize nobody logged in for meets the password prompt: the shell has no token, aborts and types nothing", async () => {
     tokPartition("hsm-b1").objects = 9;
     const ownPool = new SshPool();
-    const own = new ShellSessions({ pool: ownPool });
+    const own = JobShells.forFleet(twin.fleet, ownPool.lease());
     try {
-      const fleet = twin.fleet;
-      const cm = await own.lunacm(
-        clientHostTarget(fleet, fleet.clientHosts.find((h) => h.name === "client-b")!),
-      );
+      const cm = await own.lunacm("client-b");
       const err = await cm.run("hagroup synchronize -group ha-tokens").catch((e) => e);
       expect(err).toBeInstanceOf(UnexpectedPrompt);
       expect(err.message).toMatch(/login password prompt the step holds no \(unused\) LoginToken/);
       expect(cm.usable).toBe(false);
     } finally {
-      await own.closeAll();
+      await own.close();
       await ownPool.closeAll();
     }
     expect(["hsm-b1", "hsm-b2", "hsm-b3"].map((d) => tokPartition(d).failures.co)).toEqual([0, 0, 0]);

@@ -7,13 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getRunbook } from "../../runbooks/index.ts";
 import type { RepairSnapshot } from "../../runbooks/lib/ntls-repair.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
-import type { DeviceShell, SessionProvider } from "../../src/engine/context.ts";
+import type { DeviceShell, ShellPort } from "../../src/engine/ports.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { probeTls } from "../../src/net/probe.ts";
 import { generateSelfSignedCert } from "../../src/sim/certs.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
-import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
+import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
@@ -23,7 +23,7 @@ const HOST = "client-a";
 const PARTITIONS = ["par-pay", "par-extra"];
 
 let twin: Twin;
-let ssh: FleetSessions;
+let ssh: FleetShells;
 let otherClientCert: string;
 let seq = 0;
 
@@ -36,7 +36,7 @@ beforeAll(async () => {
     ...PARTITIONS,
   ];
   twin = await startTwin(fleet, { rebase: true });
-  ssh = fleetSessions(twin.fleet);
+  ssh = fleetShells(twin.fleet);
   otherClientCert = (await generateSelfSignedCert({ commonName: HOST, validDays: 365 })).certPem;
 });
 
@@ -130,7 +130,7 @@ function applianceSide(before: Before): SideState {
   return "other";
 }
 
-/** The session provider, but after the first command starting with `after` a twin fault is set (a fault on a read). */
+/** The job's shells, but after the first command starting with `after` a twin fault is set (a fault on a read). */
 function arming(trigger: { after: string; target: string; fault: "drop" | "garble"; command: string }) {
   let armed = false;
   const wrap = (shell: DeviceShell): DeviceShell => ({
@@ -146,22 +146,22 @@ function arming(trigger: { after: string; target: string; fault: "drop" | "garbl
       return reply;
     },
   });
-  const wrapped: SessionProvider = {
-    lunash: async (d) => wrap(await ssh.provider.lunash(d)),
-    lunacm: async (h) => wrap(await ssh.provider.lunacm(h)),
-    clientShell: async (h) => wrap(await ssh.provider.clientShell(h)),
-    ...(ssh.provider.files ? { files: ssh.provider.files } : {}),
+  const wrapped: ShellPort = {
+    lunash: async (d) => wrap(await ssh.shells.lunash(d)),
+    lunacm: async (h) => wrap(await ssh.shells.lunacm(h)),
+    hostShell: async (h) => wrap(await ssh.shells.hostShell(h)),
   };
   return wrapped;
 }
 
-async function run(jobId: string, sessions: SessionProvider = ssh.provider) {
+async function run(jobId: string, shells: ShellPort = ssh.shells) {
   return runJob({
     runbook: getRunbook("ntls-cert-sync"),
     params: { target: DEVICE, repair: true },
     jobId,
     fleet: twin.fleet,
-    sessions,
+    shells,
+    files: ssh.files,
     evidence: new JobEvidence(redis, jobId),
     checkpoints: new RedisCheckpointStore(redis.client()),
   });
@@ -281,7 +281,7 @@ describe("ntls-cert-sync repair interrupted at each command, then resumed", () =
     const target = c.side === "client" ? HOST : DEVICE;
     const sessions = c.after
       ? arming({ after: c.after, target, fault: c.fault, command: c.command })
-      : ssh.provider;
+      : ssh.shells;
     if (!c.after) await twin.setFault(target, c.fault, c.command);
     let failed: Awaited<ReturnType<typeof run>>;
     try {

@@ -10,19 +10,19 @@ import { probeTls } from "../../src/net/probe.ts";
 import { generateSelfSignedCert } from "../../src/sim/certs.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
-import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
+import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;
-let ssh: FleetSessions;
+let ssh: FleetShells;
 let seq = 0;
 
 beforeAll(async () => {
   // No test-side key injection: startTwin puts each twin client's NTLS key into the fleet copy it returns (as the
   // `npm start` demo hands that copy to the daemon).
   twin = await startTwin(demoFleet(), { rebase: true });
-  ssh = fleetSessions(twin.fleet);
+  ssh = fleetShells(twin.fleet);
 });
 
 afterAll(async () => {
@@ -39,7 +39,8 @@ async function run(params: Record<string, unknown>) {
     params,
     jobId,
     fleet: twin.fleet,
-    sessions: ssh.provider,
+    shells: ssh.shells,
+    files: ssh.files,
     evidence,
     checkpoints: new RedisCheckpointStore(redis.client()),
   });

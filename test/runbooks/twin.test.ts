@@ -9,17 +9,17 @@ import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
-import { type FleetSessions, fleetSessions } from "../helpers/fleet-sessions.ts";
+import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;
-let ssh: FleetSessions;
+let ssh: FleetShells;
 let seq = 0;
 
 beforeAll(async () => {
   twin = await startTwin(demoFleet(), { rebase: true });
-  ssh = fleetSessions(twin.fleet);
+  ssh = fleetShells(twin.fleet);
 });
 
 afterAll(async () => {
@@ -39,7 +39,8 @@ async function run(
     params,
     jobId,
     fleet,
-    sessions: ssh.provider,
+    shells: ssh.shells,
+    files: ssh.files,
     evidence,
     checkpoints: new RedisCheckpointStore(redis.client()),
     actor: "test",

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ShellSessions } from "../../src/shell/sessions.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
 import { UnexpectedPrompt } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
 
@@ -16,24 +16,30 @@ afterEach(async () => {
 function setup() {
   const log = join(mkdtempSync(join(tmpdir(), "lf-pty-")), "input.log");
   const pool = new SshPool();
-  const sessions = new ShellSessions({
-    pool,
+  const target = { kind: "local" as const, name: "client-local", commandTimeoutMs: 5000 };
+  const sessions = new JobShells({
+    lease: pool.lease(),
+    targets: {
+      device: () => {
+        throw new Error("no devices here");
+      },
+      clientHost: () => target,
+    },
     parser: null,
     unknownPromptMs: 500,
     localLunacm: { file: process.execPath, args: [standin, log] },
   });
   cleanups.push(
-    () => sessions.closeAll(),
+    () => sessions.close(),
     () => pool.closeAll(),
   );
-  const target = { kind: "local" as const, name: "client-local", commandTimeoutMs: 5000 };
   return { sessions, target, inputs: () => readFileSync(log, "utf8").split("\n").filter(Boolean) };
 }
 
 describe("local lunacm under node-pty", () => {
   it("opens on the lunacm prompt, runs commands, answers a declared confirmation", async () => {
     const { sessions, target, inputs } = setup();
-    const cm = await sessions.lunacm(target);
+    const cm = await sessions.lunacm(target.name);
     expect(cm.prompt).toBe("lunacm:>");
     expect(cm.bannerVersion).toBe("10.7.2-16");
     const r = await cm.run("slot list");
@@ -50,7 +56,7 @@ describe("local lunacm under node-pty", () => {
 
   it("an undeclared confirmation is declined with 'quit' and the session is abandoned", async () => {
     const { sessions, target, inputs } = setup();
-    const cm = await sessions.lunacm(target);
+    const cm = await sessions.lunacm(target.name);
     const err = await cm.run("hagroup recover -group g").catch((e) => e);
     expect(err).toBeInstanceOf(UnexpectedPrompt);
     expect(err.message).toContain("client-local 'hagroup recover -group g'");

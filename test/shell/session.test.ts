@@ -2,10 +2,10 @@
 // error naming device, command and cause, and the server's input log proves nothing further was typed.
 import { afterEach, describe, expect, it } from "vitest";
 import { Secret } from "../../src/config/secret.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
 import { issueLoginToken } from "../../src/shell/login-token.ts";
 import { lunashPlatform } from "../../src/shell/platform.ts";
 import { ShellSession } from "../../src/shell/session.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
 import {
   CommandRefused,
   CommandTimeout,
@@ -88,17 +88,22 @@ const replies: FakeOptions["replies"] = {
 async function setup(opts: FakeOptions = {}) {
   const server = await new FakeLunash({ replies, ...opts }).start();
   const pool = new SshPool();
-  const sessions = new ShellSessions({ pool, unknownPromptMs: 300, parser: null });
-  cleanups.push(
-    () => server.stop(),
-    () => pool.closeAll(),
-    () => sessions.closeAll(),
-  );
   const target = targetFor(server, {
     hostKey: server.fingerprint,
     timeouts: { connectMs: 2000, authMs: 2000, commandMs: 1500, keepaliveMs: 15_000 },
   });
-  const sh = await sessions.lunash(target);
+  const sessions = new JobShells({
+    lease: pool.lease(),
+    targets: { device: () => target, clientHost: () => target },
+    unknownPromptMs: 300,
+    parser: null,
+  });
+  cleanups.push(
+    () => server.stop(),
+    () => pool.closeAll(),
+    () => sessions.close(),
+  );
+  const sh = await sessions.lunash(target.name);
   return { server, pool, sessions, target, sh };
 }
 
@@ -119,7 +124,7 @@ describe("ShellSession over SSH", () => {
     expect(r.raw).not.toContain("\r");
     expect(r.raw.split("\n")[0]).not.toBe("ntls show");
     expect(r.raw.trimEnd().endsWith("Command Result : 0 (Success)")).toBe(true);
-    expect(await sessions.lunash(target)).toBe(sh);
+    expect(await sessions.lunash(target.name)).toBe(sh);
     await sh.run("status date");
     expect(server.shells).toBe(1);
     expect(server.auths).toHaveLength(1);
@@ -159,7 +164,7 @@ describe("ShellSession over SSH", () => {
     expectNames(err, "status sensors", /connection lost mid-command/);
     expect(err.retryable).toBe(true); // read-only: nothing changed
     expect(server.inputs).toEqual(["status sensors"]);
-    const sh2 = await sessions.lunash(target);
+    const sh2 = await sessions.lunash(target.name);
     expect(sh2).not.toBe(sh);
     expect(sh2.generation).toBeGreaterThan(sh.generation ?? 0);
     expect((await sh2.run("status date")).result.ok).toBe(true);
@@ -197,7 +202,7 @@ describe("ShellSession over SSH", () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(server.inputs).toEqual(["client delete -client app-1", "quit"]);
 
-    const sh2 = await sessions.lunash(target);
+    const sh2 = await sessions.lunash(target.name);
     const r = await sh2.run("client delete -client app-1", { confirm: "proceed" });
     expect(r.confirmed).toEqual(["proceed"]);
     expect(r.raw).toContain("'client delete' successful.");

@@ -2,15 +2,13 @@
 // reads, a guarded login with real counters, the TWO-attempts notice, and the twin's drop/garble/slow faults.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet } from "../../src/config/load.ts";
-import { getClientHost, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { Secret } from "../../src/config/secret.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
 import { issueLoginToken } from "../../src/shell/login-token.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { CommandTimeout, ConnectionLost, ParseFailed } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
-import { clientHostTarget, deviceTarget } from "../../src/transport/target.ts";
 
 const YAML = `
 version: 1
@@ -41,7 +39,7 @@ clientHosts:
 let twin: Twin;
 let fleet: Fleet;
 let pool: SshPool;
-let sessions: ShellSessions;
+let sessions: JobShells;
 
 beforeAll(async () => {
   const parsed = parseFleet(YAML);
@@ -49,20 +47,18 @@ beforeAll(async () => {
   twin = await startTwin(parsed.fleet, { rebase: true });
   fleet = twin.fleet;
   pool = new SshPool();
-  sessions = new ShellSessions({ pool, unknownPromptMs: 1000 });
+  sessions = JobShells.forFleet(fleet, pool.lease(), { unknownPromptMs: 1000 });
 }, 30_000);
 
 afterAll(async () => {
-  await sessions?.closeAll();
+  await sessions?.close();
   await pool?.closeAll();
   await twin?.stop();
 });
 
-const dev = (name: string) => deviceTarget(fleet, getDevice(fleet, name));
-
 describe("shell driver against the twin", () => {
   it("hsm show: parsed through parsers/, one connection and one shell for several commands", async () => {
-    const sh = await sessions.lunash(dev("hsm-t1"));
+    const sh = await sessions.lunash("hsm-t1");
     expect(sh.prompt).toBe("[hsm-t1] lunash:>");
     const r = await sh.run("hsm show");
     expect(r.result.ok).toBe(true);
@@ -70,12 +66,12 @@ describe("shell driver against the twin", () => {
     const r2 = await sh.run("partition list");
     expect(r2.result.ok).toBe(true);
     expect(JSON.stringify(r2.result)).toContain("1700301000001");
-    expect(await sessions.lunash(dev("hsm-t1"))).toBe(sh);
+    expect(await sessions.lunash("hsm-t1")).toBe(sh);
     expect(twin.sessionLog("hsm-t1").filter((s) => s.kind === "shell")).toHaveLength(1);
   });
 
   it("hsm login with a guard token: a wrong password is a typed device error, the TWO-left notice is surfaced", async () => {
-    const sh = await sessions.lunash(dev("hsm-t2"));
+    const sh = await sessions.lunash("hsm-t2");
     const wrong = new Secret("Not-the-SO-password-1", "literal");
     const t1 = issueLoginToken({
       target: "hsm-t2",
@@ -104,7 +100,7 @@ describe("shell driver against the twin", () => {
   });
 
   it("lunacm through the client host's shell: slot list parsed", async () => {
-    const cm = await sessions.lunacm(clientHostTarget(fleet, getClientHost(fleet, "client-t")));
+    const cm = await sessions.lunacm("client-t");
     expect(cm.platform.kind).toBe("lunacm");
     expect(cm.prompt).toBe("lunacm:>");
     const r = await cm.run("slot list");
@@ -113,7 +109,7 @@ describe("shell driver against the twin", () => {
   });
 
   it("a lunacm shell that saw a garbled reply is not lent again: the next command runs in a fresh, clean shell", async () => {
-    const target = clientHostTarget(fleet, getClientHost(fleet, "client-t"));
+    const target = "client-t";
     const cm = await sessions.lunacm(target);
     expect((await cm.run("slot list")).result.ok).toBe(true);
     await twin.setFault("client-t", "garble", "slot list");
@@ -136,7 +132,7 @@ describe("shell driver against the twin", () => {
 
   it("twin faults: garbled output → ParseFailed; dropped mid-command → ConnectionLost; slow past the deadline → CommandTimeout", async () => {
     await twin.setFault("hsm-t1", "garble", "hsm showPolicies");
-    let sh = await sessions.lunash(dev("hsm-t1"));
+    let sh = await sessions.lunash("hsm-t1");
     const g = await sh.run("hsm showPolicies").then(
       (r) => r,
       (e) => e,
@@ -146,18 +142,18 @@ describe("shell driver against the twin", () => {
     await twin.setFault("hsm-t1", "garble", "off");
 
     await twin.setFault("hsm-t1", "drop", "package list");
-    sh = await sessions.lunash(dev("hsm-t1"));
+    sh = await sessions.lunash("hsm-t1");
     const d = await sh.run("package list").catch((e) => e);
     expect(d).toBeInstanceOf(ConnectionLost);
     expect(d.message).toMatch(/hsm-t1 'package list': connection lost mid-command/);
     await twin.setFault("hsm-t1", "drop", "off");
 
     await twin.setFault("hsm-t1", "slow", "1500");
-    sh = await sessions.lunash(dev("hsm-t1"));
+    sh = await sessions.lunash("hsm-t1");
     const s = await sh.run("user list", { timeoutMs: 500 }).catch((e) => e);
     expect(s).toBeInstanceOf(CommandTimeout);
     await twin.setFault("hsm-t1", "slow", "off");
-    sh = await sessions.lunash(dev("hsm-t1"));
+    sh = await sessions.lunash("hsm-t1");
     expect((await sh.run("user list")).result.ok).toBe(true);
   }, 30_000);
 });

@@ -13,12 +13,12 @@ import { DEMO_FLEET_FILE } from "../../src/cli/demo.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { startDaemon } from "../../src/daemon/daemon.ts";
 import { submitJob } from "../../src/queue/jobs.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
 import { recordTwinHostKeys } from "../../src/sim/trust-host-keys.ts";
 import { connectSsh } from "../../src/transport/connection.ts";
 import { HostKeyMismatch } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
-import { clientHostTarget, deviceTarget } from "../../src/transport/target.ts";
+import { deviceTarget } from "../../src/transport/target.ts";
 import { TrustStore } from "../../src/transport/trust-store.ts";
 
 const root = mkdtempSync(join(tmpdir(), "lf-simtrust-"));
@@ -86,18 +86,16 @@ describe("lunafleet sim --trust-host-keys", () => {
 
     // A lunash shell on a device and a lunacm shell on a client host, through a pool that knows only the store.
     const pool = new SshPool({ trustStore: store });
-    const shells = new ShellSessions({ pool });
+    const shells = JobShells.forFleet(fleet, pool.lease());
     try {
-      const lunash = await shells.lunash(
-        deviceTarget(fleet, fleet.devices.find((d) => d.name === "hsm-b2")!),
-      );
+      const lunash = await shells.lunash("hsm-b2");
       const show = await lunash.run("hsm show");
       expect(show.result.ok).toBe(true);
       expect(show.raw).toContain("700202");
-      const lunacm = await shells.lunacm(clientHostTarget(fleet, fleet.clientHosts[0]!));
+      const lunacm = await shells.lunacm(fleet.clientHosts[0]!.name);
       expect((await lunacm.run("slot list")).result.ok).toBe(true);
     } finally {
-      await shells.closeAll();
+      await shells.close();
       await pool.closeAll();
     }
 

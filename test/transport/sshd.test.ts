@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadFleet } from "../../src/config/load.ts";
 import { getDevice } from "../../src/config/model.ts";
-import { ShellSessions } from "../../src/shell/sessions.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
 import { connectSsh } from "../../src/transport/connection.ts";
 import { HostKeyMismatch } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
@@ -143,9 +143,12 @@ describe("real OpenSSH sshd with the lunash interpreter as ForceCommand", () => 
     const fleet = loadFleet(fleetFile);
     const target = { ...deviceTarget(fleet, getDevice(fleet, "hsm-sshd")), hostKey: hostFingerprint };
     const pool = new SshPool();
-    const sessions = new ShellSessions({ pool });
+    const sessions = new JobShells({
+      lease: pool.lease(),
+      targets: { device: () => target, clientHost: () => target },
+    });
     try {
-      const sh = await sessions.lunash(target);
+      const sh = await sessions.lunash(target.name);
       expect(sh.prompt).toMatch(/^\[[^\]]+\] lunash:>$/);
       const r = await sh.run<{ hsm: { serial: string } }>("hsm show", { parse: true });
       expect(r.result.ok).toBe(true);
@@ -155,7 +158,7 @@ describe("real OpenSSH sshd with the lunash interpreter as ForceCommand", () => 
       expect(sshdLog).toMatch(/Accepted publickey/);
       expect((sshdLog.match(/Accepted publickey/g) ?? []).length).toBe(1); // one login for both commands
     } finally {
-      await sessions.closeAll();
+      await sessions.close();
       await pool.closeAll();
     }
   }, 30_000);

@@ -2,9 +2,9 @@
 // `lunafleet job cancel <id>`: remove a waiting job, or flag a running one (it stops before its next step/command).
 import type { Command } from "commander";
 import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
-import type { JobResult } from "../../engine/runner.ts";
 import { evidenceKeys, verifyJobEvidence } from "../../evidence/log.ts";
-import { cancelJob, resultKey } from "../../queue/jobs.ts";
+import { jobOutcome } from "../../queue/job-outcome.ts";
+import { cancelJob } from "../../queue/jobs.ts";
 import { connectCli } from "../connection.ts";
 import { ago, dataDirOption, failCommand } from "../support.ts";
 
@@ -53,15 +53,15 @@ async function showJob(id: string, opts: { json?: boolean; dataDir?: string }): 
   const conn = await connectCli(opts.dataDir ? { dataDir: opts.dataDir } : {});
   try {
     const job = await conn.queue.getJob(id);
-    const raw = await conn.redis.get(resultKey(id));
-    const result = raw ? (JSON.parse(raw) as JobResult) : undefined;
+    const view = await jobOutcome(conn.queue, conn.redis, id, job ?? undefined);
+    const result = view.result;
     const checkpoints = await new RedisCheckpointStore(conn.redis).finishedSteps(id);
     const evidenceCount = await conn.redis.llen(evidenceKeys(id).records);
     if (!job && !result && evidenceCount === 0) {
       console.error(`lunafleet job: no such job '${id}'`);
       return 1;
     }
-    const state = job ? await job.getState() : "removed";
+    const state = view.outcome;
     const kinds: Record<string, number> = {};
     for (const line of await conn.redis.lrange(evidenceKeys(id).records, 0, -1)) {
       const kind = (JSON.parse(line) as { kind?: string }).kind ?? "?";
@@ -75,6 +75,9 @@ async function showJob(id: string, opts: { json?: boolean; dataDir?: string }): 
           {
             id,
             state,
+            outcome: state,
+            queueState: view.queueState,
+            ...(view.approval ? { approval: view.approval } : {}),
             data: job?.data,
             attemptsMade: job?.attemptsMade,
             failedReason: job?.failedReason,
@@ -88,7 +91,13 @@ async function showJob(id: string, opts: { json?: boolean; dataDir?: string }): 
       );
       return 0;
     }
-    console.log(`job ${id}: ${state}${result ? ` (${result.status})` : ""}`);
+    console.log(`job ${id}: ${state}`);
+    for (const f of result?.findings ?? []) console.log(`  finding  ${f}`);
+    if (view.approval)
+      console.log(
+        `  awaiting ${view.approval.approvals.length}/${view.approval.required} approvals until ${view.approval.expiresAt}: ${view.approval.action ?? view.approval.device}` +
+          `\n  approve: lunafleet approve ${id} --as <principal> --confirm ${view.approval.serial}`,
+      );
     if (job) {
       console.log(`  runbook  ${job.data.runbook}  params ${JSON.stringify(job.data.params)}`);
       console.log(`  actor    ${job.data.actor}${job.data.window ? `  window ${job.data.window}` : ""}`);

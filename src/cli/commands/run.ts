@@ -2,10 +2,24 @@
 // published fleet, or --fleet), queue it, and with --wait print each step as it finishes.
 import type { Command } from "commander";
 import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
-import type { JobResult } from "../../engine/runner.ts";
-import { resultKey, submitJob } from "../../queue/jobs.ts";
+import { type JobOutcomeView, jobOutcome } from "../../queue/job-outcome.ts";
+import { submitJob } from "../../queue/jobs.ts";
 import type { CliConnection } from "../connection.ts";
-import { collectParam, dataDirOption, failCommand, parseParams, withCommandFleet } from "../support.ts";
+import { EXIT, exitCodeOfOutcome } from "../exit-codes.ts";
+import {
+  collectParam,
+  dataDirOption,
+  failCommand,
+  parseParams,
+  principalOption,
+  resolvePrincipal,
+  withCommandFleet,
+} from "../support.ts";
+
+/** A principal as a job's actor: `operator:<name>` unless it already says what it is (`schedule:…`, `alert:…`). */
+function actorOf(principal: string): string {
+  return principal.includes(":") ? principal : `operator:${principal}`;
+}
 
 interface RunOptions {
   param: string[];
@@ -13,6 +27,7 @@ interface RunOptions {
   wait?: boolean;
   dataDir?: string;
   actor?: string;
+  as?: string;
   timeout: number;
 }
 
@@ -26,7 +41,8 @@ export function registerRunCommand(program: Command): void {
     .option("--fleet <file>", "check against this fleet file instead of the daemon's")
     .option("--wait", "wait for the job and print its progress")
     .option("--timeout <seconds>", "with --wait: give up waiting after this long", Number, 3600)
-    .option("--actor <principal>", "who asks (default operator:$USER)")
+    .option(...principalOption("who asks"))
+    .option("--actor <principal>", "the same as --as (older name)")
     .option(...dataDirOption)
     .action(async (runbook: string, target: string | undefined, opts: RunOptions) => {
       try {
@@ -41,7 +57,7 @@ export function registerRunCommand(program: Command): void {
               runbook,
               ...(target !== undefined ? { target } : {}),
               params,
-              ...(opts.actor ? { actor: opts.actor } : {}),
+              actor: actorOf(resolvePrincipal(opts.as ?? opts.actor)),
             });
             console.log(
               `queued ${submitted.jobId}: ${runbook}${target ? ` on ${target}` : ""} ` +
@@ -56,11 +72,15 @@ export function registerRunCommand(program: Command): void {
     });
 }
 
-async function waitAndPrint(conn: CliConnection, jobId: string, timeoutMs: number): Promise<number> {
+/**
+ * Follow a job until it ends: each step as it finishes, the approval it waits for (and how to give it), then its
+ * outcome, findings and failed steps. Returns the outcome's exit code (src/cli/exit-codes.ts), or 4 on timeout.
+ */
+export async function waitAndPrint(conn: CliConnection, jobId: string, timeoutMs: number): Promise<number> {
   const checkpoints = new RedisCheckpointStore(conn.redis);
   const printed = new Set<string>();
   const deadline = Date.now() + timeoutMs;
-  let lastState = "";
+  let lastSaid = "";
   for (;;) {
     const finished = await checkpoints.finishedSteps(jobId);
     for (const [id, rec] of finished) {
@@ -69,30 +89,43 @@ async function waitAndPrint(conn: CliConnection, jobId: string, timeoutMs: numbe
       const ms = Date.parse(rec.finishedAt) - Date.parse(rec.startedAt);
       console.log(`  done  ${id}  (${ms} ms)  ${rec.title}`);
     }
-    const job = await conn.queue.getJob(jobId);
-    const state = job ? await job.getState() : "missing";
-    if (state !== lastState && state !== "completed" && state !== "failed") {
-      if (state === "delayed" || state === "waiting") console.log(`  ${state}`);
-      lastState = state;
-    }
-    if (state === "completed" || state === "failed" || state === "missing") {
-      const raw = await conn.redis.get(resultKey(jobId));
-      const result = raw ? (JSON.parse(raw) as JobResult) : undefined;
+    const view = await jobOutcome(conn.queue, conn.redis, jobId);
+    const code = exitCodeOfOutcome(view.outcome);
+    if (code !== undefined) {
+      const result = view.result;
       for (const s of result?.steps ?? [])
         if (s.status === "failed") console.log(`  FAILED ${s.id}: ${s.error?.type}: ${s.error?.message}`);
-      if (state === "completed") {
-        console.log(`${jobId}: succeeded`);
-        return 0;
-      }
-      console.log(
-        `${jobId}: ${state === "missing" ? "removed (cancelled?)" : `failed: ${job?.failedReason ?? "?"}`}`,
-      );
-      return 1;
+      for (const f of result?.findings ?? []) console.log(`  finding: ${f}`);
+      const why =
+        view.outcome === "failed" && result?.error
+          ? `: ${result.error.type}: ${result.error.message}`
+          : view.outcome === "unknown"
+            ? " (the queue no longer has it and it left no result)"
+            : "";
+      console.log(`${jobId}: ${view.outcome}${why}`);
+      return code;
+    }
+    const said = describeWait(jobId, view);
+    if (said !== lastSaid) {
+      console.log(said);
+      lastSaid = said;
     }
     if (Date.now() > deadline) {
-      console.log(`${jobId}: still ${state}; stopped waiting (the job goes on)`);
-      return 4;
+      console.log(`${jobId}: still ${view.outcome}; stopped waiting (the job goes on)`);
+      return EXIT.stillRunning;
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** One line (or block) for a job that has not ended; awaiting-approval says what it waits for and how to approve. */
+function describeWait(jobId: string, view: JobOutcomeView): string {
+  const a = view.approval;
+  if (view.outcome !== "awaiting-approval" || !a) return `  ${view.outcome}`;
+  return [
+    `  awaiting-approval: ${a.action ?? a.runbook ?? "the job"} — ${a.device} (serial ${a.serial}), ` +
+      `${a.approvals.length}/${a.required} approvals${a.approvals.length > 0 ? ` (${a.approvals.map((x) => x.principal).join(", ")})` : ""}, until ${a.expiresAt}`,
+    `    approve: lunafleet approve ${jobId} --as <principal> --confirm ${a.serial}`,
+    `    reject:  lunafleet reject ${jobId} --as <principal> --reason "<why>"`,
+  ].join("\n");
 }

@@ -7,14 +7,16 @@ import type { AddressInfo } from "node:net";
 import {
   type ArmFault,
   ArmModel,
+  type ArmResourceProvider,
   type ArmTwinHsmSpec,
   type ArmTwinOtherResource,
   type HsmState,
   type RefusalShape,
 } from "./model.ts";
-import { ArmFrontDoor, type ArmRequestLogEntry } from "./server.ts";
+import { type ArmExtension, ArmFrontDoor, type ArmRequestLogEntry } from "./server.ts";
 import { generateArmTwinTls } from "./tls.ts";
 
+export type { ArmResourceProvider } from "./model.ts";
 export {
   HSM_API_VERSION,
   HSM_RESOURCE_TYPE,
@@ -23,6 +25,7 @@ export {
   NOT_ZEROIZED_MESSAGE,
   RESOURCES_API_VERSIONS,
 } from "./model.ts";
+export type { ArmExtension, Reply as ArmReply } from "./server.ts";
 export type { ArmFault, ArmRequestLogEntry, ArmTwinHsmSpec, ArmTwinOtherResource, HsmState, RefusalShape };
 
 export interface ArmTwinOptions {
@@ -40,6 +43,15 @@ export interface ArmTwinOptions {
   failNextDelete?: Omit<Extract<ArmFault, { kind: "fail-next-delete" }>, "kind">;
   /** Interface to bind; default 127.0.0.1 (port is always ephemeral). */
   host?: string;
+  /**
+   * Other resource providers on the same ARM (the Key Vault twin): their routes, their resources in the generic
+   * list, and what a resource-group delete does to them. `groups` are created at start.
+   */
+  providers?: {
+    routes: ArmExtension;
+    resources: ArmResourceProvider;
+    groups: string[];
+  }[];
 }
 
 export interface ArmTwin {
@@ -53,6 +65,8 @@ export interface ArmTwin {
   setFault(fault: ArmFault): void;
   clearFaults(): void;
   hsmState(resourceId: string): HsmState;
+  /** Whether a resource group exists right now. */
+  groupExists(name: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -67,10 +81,15 @@ export async function startArmTwin(options: ArmTwinOptions): Promise<ArmTwin> {
     model.addHsm(h, i);
   });
   for (const o of options.otherResources ?? []) model.addOther(o);
+  for (const p of options.providers ?? []) {
+    for (const g of p.groups) model.addGroup(g);
+    model.providers.push(p.resources);
+  }
   if (options.failNextDelete) model.setFault({ kind: "fail-next-delete", ...options.failNextDelete });
 
   const tls = await generateArmTwinTls();
   const frontDoor = new ArmFrontDoor(model);
+  for (const p of options.providers ?? []) frontDoor.extensions.push(p.routes);
   const server: Server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
     frontDoor.handle(req, res).catch((e: unknown) => {
       // Only reachable if writing the answer failed (client gone); nothing left to tell anyone.
@@ -97,6 +116,14 @@ export async function startArmTwin(options: ArmTwinOptions): Promise<ArmTwin> {
     setFault: (fault) => model.setFault(fault),
     clearFaults: () => model.clearFaults(),
     hsmState: (id) => model.hsmState(id),
+    groupExists: (name) => {
+      try {
+        model.getGroup(name);
+        return true;
+      } catch {
+        return false;
+      }
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -129,7 +129,14 @@ export interface Operation {
 
 const FUNCTIONAL = "DedicatedHsm device is functional.";
 
+/** Another provider's resources in the twin's groups (the Key Vault twin): listed generically, affected by group deletes. */
+export interface ArmResourceProvider {
+  genericResources(resourceGroup: string): { id: string; name: string; type: string; location: string }[];
+  groupDeleted(resourceGroup: string): void;
+}
+
 export class ArmModel {
+  readonly providers: ArmResourceProvider[] = [];
   private readonly hsms = new Map<string, HsmRecord>();
   private readonly groups = new Map<string, GroupRecord>();
   private readonly others: ArmTwinOtherResource[] = [];
@@ -274,7 +281,7 @@ export class ArmModel {
         type: o.type,
         location: o.location ?? this.getGroup(rg).location,
       }));
-    return [...hsms, ...others];
+    return [...hsms, ...others, ...this.providers.flatMap((p) => p.genericResources(rg))];
   }
 
   hsmState(resourceId: string): HsmState {
@@ -382,6 +389,7 @@ export class ArmModel {
       if (key(h.resourceGroup) === op.target && !h.deleted) h.orphaned = true; // the documented trap
     for (let i = this.others.length - 1; i >= 0; i--)
       if (key(this.others[i]!.resourceGroup) === op.target) this.others.splice(i, 1);
+    for (const p of this.providers) p.groupDeleted(g.name);
     return { status: "Succeeded" };
   }
 

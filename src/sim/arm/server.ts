@@ -40,16 +40,26 @@ export interface ArmRequestLogEntry {
   requestId: string;
 }
 
-interface Reply {
+export interface Reply {
   status: number;
   body?: unknown;
   headers?: Record<string, string>;
+}
+
+/**
+ * Another resource provider served by the same front door (the Key Vault twin's Microsoft.KeyVault and
+ * Microsoft.Insights routes): it answers the requests it owns, after authentication and throttling, or returns
+ * undefined. `base` is the twin's own https base, for absolute poll URLs.
+ */
+export interface ArmExtension {
+  route(method: string, url: URL, base: string): Reply | undefined;
 }
 
 const PROVIDER = "microsoft.hardwaresecuritymodules";
 
 export class ArmFrontDoor {
   readonly requestLog: ArmRequestLogEntry[] = [];
+  readonly extensions: ArmExtension[] = [];
   /** Set once the server listens: `https://127.0.0.1:<port>`. */
   base = "";
 
@@ -107,6 +117,11 @@ export class ArmFrontDoor {
         ...errorReply(429, "TooManyRequests", "The request is being throttled."),
         headers: { "retry-after": String(throttle) },
       };
+
+    for (const extension of this.extensions) {
+      const answer = extension.route(method, url, this.base);
+      if (answer) return answer;
+    }
 
     const seg = url.pathname
       .split("/")

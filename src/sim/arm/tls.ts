@@ -23,7 +23,15 @@ export interface ArmTwinTls {
   keyPem: string;
 }
 
-export async function generateArmTwinTls(): Promise<ArmTwinTls> {
+/** Names the server certificate covers; default: localhost, 127.0.0.1 and ::1 (the ARM twin). */
+export interface TwinTlsNames {
+  dns: string[];
+  ip: string[];
+}
+
+const ARM_NAMES: TwinTlsNames = { dns: ["localhost"], ip: ["127.0.0.1", "::1"] };
+
+export async function generateArmTwinTls(names: TwinTlsNames = ARM_NAMES): Promise<ArmTwinTls> {
   const now = Date.now();
   // An hour of slack on either side of "now" absorbs clock differences between test processes.
   const notBefore = new Date(now - HOUR_MS);
@@ -69,9 +77,8 @@ export async function generateArmTwinTls(): Promise<ArmTwinTls> {
       ),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
       new x509.SubjectAlternativeNameExtension([
-        { type: "dns", value: "localhost" },
-        { type: "ip", value: "127.0.0.1" },
-        { type: "ip", value: "::1" },
+        ...names.dns.map((value) => ({ type: "dns" as const, value })),
+        ...names.ip.map((value) => ({ type: "ip" as const, value })),
       ]),
       await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
     ],

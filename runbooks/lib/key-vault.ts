@@ -1,0 +1,93 @@
+// What the Managed HSM / Key Vault runbooks share: which pools, consumers and vaults a target names, and findings.
+// A finding is one thing an operator must look at, with the subject it is about and a stable check name (so the
+// report, tests and dashboards can tell "purge protection off" from "no diagnostic setting" without parsing text).
+
+import { UnknownTargetError } from "../../src/config/model.ts";
+import type { CmkConsumer, Fleet, KeyDecl, ManagedHsmDecl } from "../../src/config/schema.ts";
+import type { PlannedCommand } from "../../src/engine/runbook.ts";
+
+export interface KvFinding {
+  /** A pool, `pool/keys/<key>`, `consumer <name>`, `vault <name>`. */
+  subject: string;
+  /** Stable name of the rule that found it (e.g. `purge-protection`, `undeclared-key`, `role-scope`). */
+  check: string;
+  message: string;
+}
+
+export const findingLine = (f: KvFinding) => `${f.subject}: ${f.message}`;
+
+export interface KvTarget {
+  managedHsms: string[];
+  consumers: string[];
+  keyVaults: string[];
+}
+
+type Kind = "fleet" | "managedHsm" | "consumer" | "keyVault";
+
+/**
+ * `fleet` = every pool, consumer and vault; a pool = it and the consumers of its keys; a consumer = it and its pool;
+ * a vault = that vault. Order follows the fleet file.
+ */
+export function resolveKvTarget(fleet: Fleet, target: string, allow: readonly Kind[]): KvTarget {
+  const kinds = new Set(allow);
+  const hsmOfKey = (key: string) => fleet.keys.find((k) => k.name === key)?.managedHsm;
+  if (target === "fleet" && kinds.has("fleet"))
+    return {
+      managedHsms: fleet.managedHsms.map((h) => h.name),
+      consumers: fleet.cmkConsumers.map((c) => c.name),
+      keyVaults: fleet.keyVaults.map((v) => v.name),
+    };
+  const hsm = fleet.managedHsms.find((h) => h.name === target);
+  if (hsm && kinds.has("managedHsm"))
+    return {
+      managedHsms: [hsm.name],
+      consumers: fleet.cmkConsumers.filter((c) => hsmOfKey(c.key) === hsm.name).map((c) => c.name),
+      keyVaults: [],
+    };
+  const consumer = fleet.cmkConsumers.find((c) => c.name === target);
+  if (consumer && kinds.has("consumer")) {
+    const pool = hsmOfKey(consumer.key);
+    return { managedHsms: pool ? [pool] : [], consumers: [consumer.name], keyVaults: [] };
+  }
+  const vault = fleet.keyVaults.find((v) => v.name === target);
+  if (vault && kinds.has("keyVault")) return { managedHsms: [], consumers: [], keyVaults: [vault.name] };
+  const accepted: string[] = [];
+  if (kinds.has("fleet")) accepted.push("'fleet'");
+  if (kinds.has("managedHsm"))
+    accepted.push(`a managed HSM (${fleet.managedHsms.map((h) => h.name).join(", ") || "none"})`);
+  if (kinds.has("consumer"))
+    accepted.push(`a CMK consumer (${fleet.cmkConsumers.map((c) => c.name).join(", ") || "none"})`);
+  if (kinds.has("keyVault"))
+    accepted.push(`a key vault (${fleet.keyVaults.map((v) => v.name).join(", ") || "none"})`);
+  throw new UnknownTargetError(`unknown target '${target}': expected ${accepted.join(", or ")}`);
+}
+
+export function managedHsm(fleet: Fleet, name: string): ManagedHsmDecl {
+  const h = fleet.managedHsms.find((x) => x.name === name);
+  if (!h) throw new UnknownTargetError(`unknown managed HSM '${name}'`);
+  return h;
+}
+
+export function consumer(fleet: Fleet, name: string): CmkConsumer {
+  const c = fleet.cmkConsumers.find((x) => x.name === name);
+  if (!c) throw new UnknownTargetError(`unknown CMK consumer '${name}'`);
+  return c;
+}
+
+export function keyOf(fleet: Fleet, c: CmkConsumer): KeyDecl {
+  const k = fleet.keys.find((x) => x.name === c.key);
+  if (!k) throw new UnknownTargetError(`consumer '${c.name}': unknown key '${c.key}'`);
+  return k;
+}
+
+/** The pool holding a consumer's key. */
+export function poolOf(fleet: Fleet, c: CmkConsumer): ManagedHsmDecl {
+  return managedHsm(fleet, keyOf(fleet, c).managedHsm);
+}
+
+/** The scope a consumer's role must have: the declared one, else its key. */
+export function requiredScope(c: CmkConsumer): string {
+  return c.scope ?? `/keys/${c.key}`;
+}
+
+export const azureCommand = (on: string, command: string): PlannedCommand => ({ via: "azure", on, command });

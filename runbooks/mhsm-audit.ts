@@ -1,0 +1,199 @@
+// mhsm-audit: what each Managed HSM pool really is, against what the fleet file declares. Findings, never changes.
+//
+//   read-arm:<pool>         ARM: provisioning, activation (security domain), soft delete and retention, purge
+//                           protection, public network access and rules, private endpoint connections, regions,
+//                           location; diagnostic settings (AuditEvent to the declared destination). A pool that
+//                           answers 404 is looked for among the soft-deleted ones (still billed).
+//   read-data-plane:<pool>  as the daemon's identity: keys (type, size, operations, enabled, expiry, versions,
+//                           rotation policy), role definitions and assignments. Skipped for a pool that is not
+//                           activated (its data plane is unusable). A 403 is a finding naming the missing role.
+//   findings                keys against declarations (an undeclared key has no owner), broad key-using roles at `/`
+//                           or `/keys`, each consumer's required role missing or wider than its key.
+import { z } from "zod";
+import { KeyVaultOperationError } from "../src/azure/key-vault-errors.ts";
+import type {
+  DeletedManagedHsmInfo,
+  DiagnosticSettingInfo,
+  ManagedHsmInfo,
+} from "../src/azure/managed-hsm.ts";
+import type { HsmKeyInfo, RoleAssignmentInfo, RoleDefinitionInfo } from "../src/azure/mhsm-data-plane.ts";
+import { findingsVerdict } from "../src/engine/outcome.ts";
+import { defineRunbook } from "../src/engine/runbook.ts";
+import type { StepContext } from "../src/engine/step-context.ts";
+import { azureCommand, findingLine, type KvFinding, managedHsm, resolveKvTarget } from "./lib/key-vault.ts";
+import { armFindings, keyFindings, roleFindings } from "./lib/mhsm-rules.ts";
+
+const params = z
+  .object({
+    /** A managed HSM (fleet name) or `fleet`. */
+    target: z.string().min(1).default("fleet"),
+    /** A key expiring within this many days is a finding. */
+    keyExpiryWarnDays: z.number().int().min(1).max(365).default(30),
+  })
+  .strict();
+type Params = z.output<typeof params>;
+
+export interface ArmRead {
+  pool: string;
+  hsm: ManagedHsmInfo | null;
+  deleted: DeletedManagedHsmInfo | null;
+  diagnostics: DiagnosticSettingInfo[] | null;
+  readAt: string;
+}
+
+export interface DataPlaneRead {
+  pool: string;
+  /** Why the data plane was not (fully) read: not activated, or what the daemon identity was refused. */
+  skipped?: string;
+  refused?: {
+    operation: string;
+    missingRole: string | null;
+    missingAction: string | null;
+    message: string;
+  }[];
+  keys: HsmKeyInfo[] | null;
+  definitions: RoleDefinitionInfo[] | null;
+  assignments: RoleAssignmentInfo[] | null;
+  readAt: string;
+}
+
+export interface AuditResult {
+  pools: { pool: string; arm: ArmRead; dataPlane: DataPlaneRead }[];
+  findings: KvFinding[];
+}
+
+export const mhsmAudit = defineRunbook({
+  name: "mhsm-audit",
+  description:
+    "Audit Managed HSM pools against the fleet file: activation, soft delete, purge protection, network, diagnostics, keys, role assignments (findings only)",
+  params,
+  targets(p, fleet) {
+    const t = resolveKvTarget(fleet, p.target, ["fleet", "managedHsm"]);
+    return { devices: [], clientHosts: [], azure: t.managedHsms };
+  },
+  verdict: ({ result }) =>
+    findingsVerdict(((result("findings") as unknown as AuditResult).findings ?? []).map(findingLine)),
+  steps: [
+    {
+      id: "read-arm",
+      title: (pool) => `Read ${pool} from Azure Resource Manager (properties, diagnostic settings)`,
+      kind: "read",
+      forEach: "azure",
+      commands: (_p, fleet, pool) => {
+        const h = managedHsm(fleet, pool!);
+        return [
+          azureCommand(h.resourceId, "GET (properties, securityDomainProperties)"),
+          azureCommand(h.resourceId, "GET providers/Microsoft.Insights/diagnosticSettings"),
+          azureCommand(`deletedManagedHSMs/${h.location}/${h.name}`, "GET (only when the pool answers 404)"),
+        ];
+      },
+      async run(ctx): Promise<ArmRead> {
+        const decl = managedHsm(ctx.fleet, ctx.target!);
+        const o = { signal: ctx.signal };
+        const hsm = await ctx.keyVault.arm.getManagedHsm(decl.resourceId, o);
+        const deleted = hsm ? null : await ctx.keyVault.arm.getDeletedManagedHsm(decl.name, decl.location, o);
+        const diagnostics = hsm ? await ctx.keyVault.arm.listDiagnosticSettings(decl.resourceId, o) : null;
+        return { pool: decl.name, hsm, deleted, diagnostics, readAt: new Date().toISOString() };
+      },
+    },
+    {
+      id: "read-data-plane",
+      title: (pool) => `Read ${pool}'s keys, rotation policies and role assignments as the daemon's identity`,
+      kind: "read",
+      forEach: "azure",
+      commands: (_p, fleet, pool) => {
+        const uri = managedHsm(fleet, pool!).hsmUri;
+        return [
+          azureCommand(
+            uri,
+            "GET keys, each key, its versions and rotation policy (skipped unless activated)",
+          ),
+          azureCommand(uri, "GET providers/Microsoft.Authorization/roleDefinitions, roleAssignments"),
+        ];
+      },
+      run: (ctx) => readDataPlane(ctx),
+    },
+    {
+      id: "findings",
+      title: "Compare with the fleet file: pool settings, keys, role assignments",
+      kind: "read",
+      async run(ctx): Promise<AuditResult> {
+        const now = new Date();
+        const pools = (ctx.targets.azure ?? []).map((pool) => ({
+          pool,
+          arm: ctx.requireCheckpoint("read-arm", pool) as unknown as ArmRead,
+          dataPlane: ctx.requireCheckpoint("read-data-plane", pool) as unknown as DataPlaneRead,
+        }));
+        const findings = pools.flatMap(({ pool, arm, dataPlane }) => {
+          const decl = managedHsm(ctx.fleet, pool);
+          const declaredKeys = ctx.fleet.keys.filter((k) => k.managedHsm === pool);
+          const consumers = ctx.fleet.cmkConsumers.filter((c) => declaredKeys.some((k) => k.name === c.key));
+          return [
+            ...armFindings(decl, arm.hsm, arm.deleted, arm.diagnostics),
+            ...(dataPlane.refused ?? []).map(
+              (r): KvFinding => ({
+                subject: pool,
+                check: "access",
+                message: `the daemon's identity was refused ${r.operation}: it needs ${r.missingRole ?? "a data-plane role"}${r.missingAction ? ` (${r.missingAction})` : ""}`,
+              }),
+            ),
+            ...(dataPlane.keys
+              ? keyFindings(pool, declaredKeys, dataPlane.keys, now, ctx.params.keyExpiryWarnDays)
+              : []),
+            ...(dataPlane.assignments && dataPlane.definitions
+              ? roleFindings(decl, consumers, dataPlane.assignments, dataPlane.definitions)
+              : []),
+          ];
+        });
+        return { pools, findings };
+      },
+    },
+  ],
+});
+
+async function readDataPlane(ctx: StepContext<Params>): Promise<DataPlaneRead> {
+  const decl = managedHsm(ctx.fleet, ctx.target!);
+  const arm = ctx.requireCheckpoint("read-arm", decl.name) as unknown as ArmRead;
+  const base = {
+    pool: decl.name,
+    keys: null,
+    definitions: null,
+    assignments: null,
+    readAt: new Date().toISOString(),
+  };
+  if (!arm.hsm) return { ...base, skipped: "the pool is not in Azure (see read-arm)" };
+  if (arm.hsm.activationStatus !== "Active")
+    return {
+      ...base,
+      skipped: `not activated (${arm.hsm.activationStatus ?? "unknown"}): no data plane to read`,
+    };
+  const o = { signal: ctx.signal };
+  const refused: NonNullable<DataPlaneRead["refused"]> = [];
+  // A 403 is a finding (the daemon's identity lacks a role), never a reason to stop the other reads.
+  const attempt = async <T>(operation: string, read: () => Promise<T>): Promise<T | null> => {
+    try {
+      return await read();
+    } catch (err) {
+      if (err instanceof KeyVaultOperationError && err.failure.layer === "role") {
+        refused.push({
+          operation,
+          missingRole: err.failure.missingRole ?? null,
+          missingAction: err.failure.missingAction ?? null,
+          message: err.failure.message,
+        });
+        return null;
+      }
+      throw err;
+    }
+  };
+  const keys = await attempt("listing keys", () => ctx.keyVault.data.listKeys(decl.hsmUri, o));
+  const definitions = await attempt("reading role definitions", () =>
+    ctx.keyVault.data.listRoleDefinitions(decl.hsmUri, o),
+  );
+  const assignments = definitions
+    ? await attempt("reading role assignments", () =>
+        ctx.keyVault.data.listRoleAssignments(decl.hsmUri, definitions, o),
+      )
+    : null;
+  return { ...base, keys, definitions, assignments, ...(refused.length > 0 ? { refused } : {}) };
+}

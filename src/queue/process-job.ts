@@ -1,0 +1,364 @@
+// One queued job through the worker, in four stages, each a function of its own:
+//
+//   admit   the runbook exists; a scheduled job is inside its window (else it is delayed to the next one); the
+//           parameters are parsed, the targets resolved and the steps expanded ONCE (engine/admit.ts) — the runner
+//           gets this admitted job and does not compute it again
+//   lock    the locks of every device and client host the admitted job declares (one fixed order, all or nothing);
+//           busy devices send the job back to the queue for a moment (not a failed attempt)
+//   scope   the job's cancel watch, shells, evidence and checkpoints around one runJob(); shells are closed (and the
+//           close confirmed) before the locks are given back
+//   settle  the result is stored; the job's verdict becomes its outcome (src/engine/outcome.ts); an approval request
+//           the job leaves behind is closed with the job's outcome; BullMQ hears success, a retryable failure
+//           (resumes after the last checkpoint), or an UnrecoverableError (never retried)
+import { DelayedError, type Job, UnrecoverableError } from "bullmq";
+import { getRunbook } from "../../runbooks/index.ts";
+import type { Fleet } from "../config/schema.ts";
+import { redact } from "../config/secret.ts";
+import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
+import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
+import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.ts";
+import { type AdmittedJob, admitJob } from "../engine/admit.ts";
+import type { JobLocksPort } from "../engine/approval-wait.ts";
+import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
+import { JobCancelled } from "../engine/errors.ts";
+import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
+import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
+import type { Runbook } from "../engine/runbook.ts";
+import { type JobResult, runJob } from "../engine/runner.ts";
+import { EvidenceLog } from "../evidence/log.ts";
+import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
+import type { LoginGuard } from "../guard/guard.ts";
+import { jobGuard } from "../guard/job-guard.ts";
+import type { RedisClient } from "../redis/client.ts";
+import { jobFiles } from "../shell/job-files.ts";
+import { JobShells } from "../shell/job-shells.ts";
+import type { SshPool } from "../transport/pool.ts";
+import { recordFindings } from "./findings.ts";
+import { cancelKey, cancelledBy, type JobData, resultKey } from "./jobs.ts";
+import { delayUntilWindow, findWindow } from "./schedules.ts";
+import type { JobProgress, WorkerMetrics } from "./worker.ts";
+
+/** What every job of one worker shares. */
+export interface JobProcessDeps {
+  fleet: Fleet;
+  digest: string;
+  redis: RedisClient;
+  pool: SshPool;
+  loginGuard: LoginGuard;
+  state: StateStore;
+  approvals: ApprovalsStore;
+  azure: AzurePort | undefined;
+  /** Managed HSM / Key Vault access (ctx.keyVault); undefined when the fleet declares none. */
+  keyVault?: KeyVaultPort | undefined;
+  metrics: WorkerMetrics | undefined;
+  log: JobLogger;
+  workerId: string;
+  dataDir: string;
+  lockTtlMs: number;
+  lockWaitMs: number;
+  cancelPollMs: number;
+  /** How often a job waiting for approvals re-reads them (ms). */
+  approvalPollMs: number;
+  /** Signs each attempt's evidence chain head when it ends. */
+  evidenceSigner?: EvidenceSigner | undefined;
+}
+
+/** A job past admission: its runbook and, unless its request does not resolve, the admitted plan. */
+interface Admitted {
+  job: Job<JobData, JobResult>;
+  jobId: string;
+  data: JobData;
+  log: JobLogger;
+  runbook: Runbook;
+  /** Undefined when parameters or targets do not resolve: the runner refuses it before step 1 and records why. */
+  plan: AdmittedJob | undefined;
+}
+
+interface Locked {
+  locks: DeviceLockSet | undefined;
+  startedAt: number;
+}
+
+export async function processJob(
+  deps: JobProcessDeps,
+  job: Job<JobData, JobResult>,
+  token: string | undefined,
+): Promise<JobResult> {
+  const admitted = await admit(deps, job, token);
+  const held = await lock(deps, admitted, token);
+  let outcome = "error";
+  deps.metrics?.jobStarted(admitted.runbook.name);
+  let evidence: EvidenceLog | undefined;
+  try {
+    const scoped = await scope(deps, admitted, held);
+    evidence = scoped.evidence;
+    outcome = scoped.result.outcome;
+    return await settle(deps, admitted, scoped.result, scoped.evidence);
+  } finally {
+    deps.metrics?.jobFinished(admitted.runbook.name, outcome);
+    // The daemon's signature over the chain head seals what this attempt wrote (src/evidence/signing.ts).
+    if (evidence && deps.evidenceSigner)
+      await sealEvidence(evidence, deps.evidenceSigner).catch((err: Error) =>
+        admitted.log.error({ error: err.message }, "evidence: could not sign the chain head"),
+      );
+    // Group commit (src/evidence/log.ts): every record on the chain and in the fsynced file before BullMQ hears
+    // that the job is done.
+    await evidence?.close();
+  }
+}
+
+// ---- admit ----
+
+async function admit(deps: JobProcessDeps, job: Job<JobData, JobResult>, token?: string): Promise<Admitted> {
+  const data = job.data;
+  const jobId = job.id;
+  if (!jobId) throw new UnrecoverableError("job without id");
+  const log = child(deps.log, { jobId, runbook: data.runbook, worker: deps.workerId });
+  if (data.fleetDigest && data.fleetDigest !== deps.digest)
+    log.warn(
+      { submitted: data.fleetDigest, worker: deps.digest },
+      "job was validated against another version of the fleet; this worker's fleet decides",
+    );
+  let runbook: Runbook;
+  try {
+    runbook = getRunbook(data.runbook);
+  } catch (err) {
+    throw new UnrecoverableError(redact((err as Error).message));
+  }
+  // A scheduled job runs inside its window only; outside it, it waits for the next window start.
+  if (data.window) {
+    const window = findWindow(deps.fleet, data.window);
+    if (!window) throw new UnrecoverableError(`maintenance window '${data.window}' is not in the fleet`);
+    const delay = delayUntilWindow(window);
+    if (delay > 0) {
+      log.info({ window: data.window, delayMs: delay }, "outside its maintenance window; waits for the next");
+      await job.moveToDelayed(Date.now() + delay, token);
+      throw new DelayedError();
+    }
+  }
+  let plan: AdmittedJob | undefined;
+  try {
+    plan = admitJob(runbook, data.params, deps.fleet);
+  } catch {
+    plan = undefined;
+  }
+  return { job, jobId, data, log, runbook, plan };
+}
+
+// ---- lock ----
+
+async function lock(deps: JobProcessDeps, a: Admitted, token?: string): Promise<Locked> {
+  const startedAt = Date.now();
+  const targets = a.plan?.targets;
+  const resources = targets
+    ? [
+        ...targets.devices.map((d) => `device:${d}`),
+        ...targets.clientHosts.map((h) => `client:${h}`),
+        ...(targets.azure ?? []).map((n) => `azure:${n}`),
+      ]
+    : [];
+  if (resources.length === 0) return { locks: undefined, startedAt };
+  try {
+    const locks = await acquireDeviceLocks(deps.redis, resources, {
+      owner: a.jobId,
+      ttlMs: deps.lockTtlMs,
+      waitMs: deps.lockWaitMs,
+      onLost: (err) =>
+        a.log.error({ error: err.message }, "device lock lost; the job stops before its next step"),
+    });
+    deps.metrics?.lockWait((Date.now() - startedAt) / 1000, true);
+    return { locks, startedAt };
+  } catch (err) {
+    if (!(err instanceof LockUnavailableError)) throw err;
+    // Busy devices: give the worker slot back and try again a little later (not a failed attempt).
+    deps.metrics?.lockWait((Date.now() - startedAt) / 1000, false);
+    a.log.info({ resource: err.resource, heldBy: err.heldBy }, "device busy; job goes back to the queue");
+    await a.job.moveToDelayed(Date.now() + 250 + Math.floor(Math.random() * 750), token);
+    throw new DelayedError();
+  }
+}
+
+// ---- scope ----
+
+async function scope(
+  deps: JobProcessDeps,
+  a: Admitted,
+  held: Locked,
+): Promise<{ result: JobResult; evidence: EvidenceLog }> {
+  const { redis, metrics } = deps;
+  const { locks } = held;
+  const cancel = watchCancel(redis, a.jobId, deps.cancelPollMs, a.log);
+  const lease = deps.pool.lease({
+    onChannelOpen: () => metrics?.shellChannels(1),
+    onChannelClose: () => metrics?.shellChannels(-1),
+  });
+  const shells = JobShells.forFleet(deps.fleet, lease);
+  let evidence: EvidenceLog | undefined;
+  try {
+    if ((await redis.exists(cancelKey(a.jobId))) > 0) cancel.abort();
+    evidence = await EvidenceLog.open(redis, deps.dataDir, a.jobId, { groupCommit: true });
+    // An earlier attempt that got as far as the request record (then crashed, stalled or failed) makes this one
+    // a resumption, whatever BullMQ counted (a stall or a wait for locks does not count as an attempt).
+    const requestedBefore = evidence.knownRecords().some((r) => r.kind === "requested");
+    if (locks)
+      await evidence.append(
+        "lock",
+        {
+          event: "acquired",
+          locks: locks.locks,
+          waitedMs: Date.now() - held.startedAt,
+          worker: deps.workerId,
+        },
+        a.data.actor,
+      );
+    const checkpoints = await progressCheckpoints(deps, a);
+    const facts: JobFacts | undefined = a.plan
+      ? { jobId: a.jobId, runbook: a.runbook.name, planDigest: a.plan.planDigest, requester: a.data.actor }
+      : undefined;
+    const result = await runJob({
+      runbook: a.runbook,
+      params: a.data.params,
+      ...(a.plan ? { admitted: a.plan } : {}),
+      jobId: a.jobId,
+      fleet: deps.fleet,
+      shells,
+      files: jobFiles(deps.fleet, lease),
+      evidence,
+      checkpoints,
+      signal: cancel.signal,
+      ...(locks
+        ? {
+            locks: lockPort(locks, deps.lockWaitMs),
+            // Logins go through the guard only, under this job's locks, on this job's shells.
+            guard: jobGuard({
+              guard: deps.loginGuard,
+              shells,
+              fleet: deps.fleet,
+              jobId: a.jobId,
+              locks,
+              evidence,
+              actor: a.data.actor,
+              redis,
+              ...(facts ? { approvalFacts: facts } : {}),
+            }),
+          }
+        : {}),
+      attempt: requestedBefore ? Math.max(2, a.job.attemptsMade + 1) : a.job.attemptsMade + 1,
+      actor: a.data.actor,
+      log: a.log,
+      ...(deps.azure ? { azure: deps.azure } : {}),
+      ...(deps.keyVault ? { keyVault: deps.keyVault } : {}),
+      // Requests carry the requester; a granted one is re-verified (signatures, registry, plan) when read.
+      approvals: facts ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence) : deps.approvals,
+      approvalPollMs: deps.approvalPollMs,
+      state: deps.state,
+    });
+    return { result, evidence };
+  } finally {
+    cancel.stop();
+    // Shells first (confirmed closed), then the locks: nobody else's session may start while ours lives.
+    await shells.close();
+    if (locks) {
+      const released = await locks.release().catch(() => [] as string[]);
+      await evidence
+        ?.append("lock", { event: "released", resources: released, worker: deps.workerId }, a.data.actor)
+        .catch(() => {});
+    }
+  }
+}
+
+/** The job's locks as the engine sees them: a wait for approvals keeps only the devices it will change. */
+function lockPort(locks: DeviceLockSet, waitMs: number): JobLocksPort {
+  return {
+    throwIfLost: () => locks.throwIfLost(),
+    // A Managed HSM a job will change is locked as `azure:<name>` and kept like a device.
+    narrowTo: (devices) => locks.releaseExcept(devices.flatMap((d) => [`device:${d}`, `azure:${d}`])),
+    widen: (resources) => locks.take(resources, waitMs),
+  };
+}
+
+/** The checkpoint store, reporting progress (steps done of total) to BullMQ and step durations to the metrics. */
+async function progressCheckpoints(deps: JobProcessDeps, a: Admitted): Promise<CheckpointStore> {
+  const store = new RedisCheckpointStore(deps.redis);
+  const total = a.plan?.steps.length ?? 0;
+  // Read once: the runner asks for the same job's finished steps right after (one round trip less per job).
+  const atStart = await store.finishedSteps(a.jobId);
+  let done = atStart.size;
+  if (done > 0) await a.job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
+  let firstRead: Promise<Map<string, CheckpointRecord>> | undefined = Promise.resolve(atStart);
+  return {
+    finishedSteps: (id) => {
+      const read = id === a.jobId && firstRead ? firstRead : store.finishedSteps(id);
+      firstRead = undefined;
+      return read;
+    },
+    async recordStepResult(id, stepId, result, meta) {
+      await store.recordStepResult(id, stepId, result, meta);
+      done += 1;
+      const seconds = (Date.parse(meta.finishedAt) - Date.parse(meta.startedAt)) / 1000;
+      deps.metrics?.stepFinished(a.runbook.name, stepId.split(":")[0] ?? stepId, seconds);
+      await a.job
+        .updateProgress({ total, done, step: stepId, title: meta.title } satisfies JobProgress)
+        .catch(() => {});
+    },
+  };
+}
+
+/** The job's cancel flag (set by `lunafleet job cancel`), polled and turned into an AbortSignal. */
+function watchCancel(redis: RedisClient, jobId: string, everyMs: number, log: JobLogger) {
+  const controller = new AbortController();
+  const abort = () => {
+    if (controller.signal.aborted) return;
+    log.warn({}, "cancel requested");
+    controller.abort(new JobCancelled(`job ${jobId} cancelled by ${by ?? "an operator"}`));
+  };
+  let by: string | undefined;
+  const poll = setInterval(() => {
+    cancelledBy(redis, jobId)
+      .then((who) => {
+        if (who === undefined) return;
+        by = who;
+        abort();
+      })
+      .catch(() => {});
+  }, everyMs);
+  poll.unref();
+  return { signal: controller.signal, abort, stop: () => clearInterval(poll) };
+}
+
+// ---- settle ----
+
+async function settle(
+  deps: JobProcessDeps,
+  a: Admitted,
+  result: JobResult,
+  evidence: EvidenceLog,
+): Promise<JobResult> {
+  const { redis } = deps;
+  await redis.set(resultKey(a.jobId), JSON.stringify(result), "EX", 30 * 86_400);
+  const lastAttempt = a.job.attemptsMade + 1 >= (a.job.opts.attempts ?? 1);
+  const retrying = result.status === "failed" && result.error?.retryable === true && !lastAttempt;
+  // A job that will not come back leaves no approval request open: approving it later is refused with its outcome.
+  if (!retrying)
+    await closeApproval(redis, a.jobId, result.outcome, { evidence }).catch((err: unknown) =>
+      a.log.warn({ error: (err as Error).message }, "could not close the job's approval request"),
+    );
+  if (result.status === "succeeded") {
+    await recordFindings(redis, result);
+    return result;
+  }
+  const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
+  if (!retrying) throw new UnrecoverableError(why);
+  throw new Error(why);
+}
+
+function child(log: JobLogger, bindings: Record<string, unknown>): JobLogger {
+  const withChild = log as JobLogger & { child?: (b: Record<string, unknown>) => JobLogger };
+  if (typeof withChild.child === "function") return withChild.child(bindings);
+  return {
+    info: (o, m) => log.info({ ...bindings, ...o }, m),
+    warn: (o, m) => log.warn({ ...bindings, ...o }, m),
+    error: (o, m) => log.error({ ...bindings, ...o }, m),
+    debug: (o, m) => log.debug({ ...bindings, ...o }, m),
+  };
+}
