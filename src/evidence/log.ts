@@ -331,7 +331,9 @@ export class EvidenceLog {
         prevHash = record.hash;
       }
       const reply = await appendLines(this.#redis, this.jobId, base, lines, prevHash);
-      if (reply[0] === 1) {
+      // {0} with exactly our head: this very batch is already there (a reply lost to a dropped connection, the
+      // command sent again on reconnect). The hash covers every line, so nothing else can match it.
+      if (reply[0] === 1 || (reply[1] === base.seq + n && reply[2] === prevHash)) {
         this.#queue.splice(0, n);
         this.#lines.push(...lines);
         this.#head = { seq: base.seq + n, hash: prevHash };

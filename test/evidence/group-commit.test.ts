@@ -117,6 +117,28 @@ describe("evidence group commit", () => {
     expect(await log.verify()).toMatchObject({ ok: true, count: 6 });
   });
 
+  it("a batch whose reply was lost and that was sent again is taken as committed, not appended twice", async () => {
+    const client = redis.client();
+    // What ioredis does after a dropped connection: the command already ran, its reply is lost, it is sent again.
+    const resending = new Proxy(client, {
+      get(target, prop, receiver) {
+        if (prop !== "evalsha") return Reflect.get(target, prop, receiver);
+        return async (...args: Parameters<typeof client.evalsha>) => {
+          await target.evalsha(...args);
+          return target.evalsha(...args);
+        };
+      },
+    });
+    const log = await EvidenceLog.open(resending, dataDir, newJobId("resent"), { groupCommit: true });
+    await log.append("step", { step: "a", event: "started" });
+    await log.append("command", { command: "hsm show" });
+    await log.append("result", { status: "succeeded" });
+    await log.close();
+    const records = await log.records();
+    expect(records.map((r) => r.kind)).toEqual(["step", "command", "result"]);
+    expect(await verifyJobEvidence(client, dataDir, log.jobId)).toMatchObject({ ok: true, count: 3 });
+  });
+
   it("refuses to go on when Redis lost records and took different ones (a fork)", async () => {
     const client = redis.client();
     const jobId = newJobId("fork");
