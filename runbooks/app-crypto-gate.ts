@@ -45,11 +45,26 @@ export const appCryptoGate = defineRunbook({
       title: "wrapKey/unwrapKey round trip as each application's own identity",
       kind: "read",
       commands: (p, fleet) => consumersOf(p.target, fleet).flatMap((c) => gatePlan(fleet, c)),
-      async run(ctx): Promise<{ gates: GateOutcome[] }> {
+      async run(ctx) {
         const gates: GateOutcome[] = [];
         for (const name of consumersOf(ctx.params.target, ctx.fleet))
           gates.push(await ctx.keyVault.cryptoGate(name, { signal: ctx.signal }));
-        return { gates };
+        // Per pool, for the fleet report: each consumer's gate as it just ran.
+        const managedHsms = (ctx.targets.azure ?? []).map((pool) => {
+          const here = gates.filter((g) => poolOf(ctx.fleet, consumer(ctx.fleet, g.consumer)).name === pool);
+          return {
+            managedHsm: pool,
+            gates: here.map((g) => ({
+              consumer: g.consumer,
+              passed: g.passed,
+              ...(g.passed ? {} : { layer: g.layer }),
+            })),
+            problems: here
+              .filter((g) => !g.passed)
+              .map((g) => findingLine(gateFinding(g as Extract<GateOutcome, { passed: false }>))),
+          };
+        });
+        return { gates, managedHsms };
       },
     },
   ],

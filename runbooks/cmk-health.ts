@@ -21,6 +21,7 @@ import {
   type KvFinding,
   keyOf,
   poolOf,
+  poolProblems,
   resolveKvTarget,
 } from "./lib/key-vault.ts";
 import { consumerKeyFindings, consumerRoleFindings } from "./lib/mhsm-rules.ts";
@@ -46,6 +47,19 @@ export interface ConsumerRead {
 export interface CmkHealthResult {
   consumers: string[];
   findings: KvFinding[];
+  /** Per pool, for the fleet report: each consumer's gate, secret end date and problems. */
+  managedHsms: {
+    managedHsm: string;
+    consumers: {
+      consumer: string;
+      application: string;
+      key: string;
+      gate: string;
+      secretEndsAt: string | null;
+      problems: string[];
+    }[];
+    problems: string[];
+  }[];
 }
 
 const consumersOf = (target: string, fleet: Parameters<typeof resolveKvTarget>[0]) =>
@@ -180,7 +194,26 @@ export const cmkHealth = defineRunbook({
           if (r.assignments) findings.push(...consumerRoleFindings(c, r.assignments));
         }
         for (const g of gates) if (!g.passed) findings.push(gateFinding(g));
-        return { consumers: consumers.map((r) => r.consumer), findings };
+        const pools = [...new Set(consumers.map((r) => r.pool))];
+        const managedHsms = pools.map((pool) => ({
+          managedHsm: pool,
+          consumers: consumers
+            .filter((r) => r.pool === pool)
+            .map((r) => {
+              const c = consumer(ctx.fleet, r.consumer);
+              const g = gates.find((x) => x.consumer === r.consumer);
+              return {
+                consumer: r.consumer,
+                application: c.application,
+                key: c.key,
+                gate: !g ? "not run" : g.passed ? "passed" : `failed (${g.layer})`,
+                secretEndsAt: r.secret?.endDateTime ?? null,
+                problems: findings.filter((f) => f.subject === `consumer ${r.consumer}`).map(findingLine),
+              };
+            }),
+          problems: poolProblems(ctx.fleet, pool, findings),
+        }));
+        return { consumers: consumers.map((r) => r.consumer), findings, managedHsms };
       },
     },
   ],

@@ -20,7 +20,14 @@ import type { HsmKeyInfo, RoleAssignmentInfo, RoleDefinitionInfo } from "../src/
 import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
 import type { StepContext } from "../src/engine/step-context.ts";
-import { azureCommand, findingLine, type KvFinding, managedHsm, resolveKvTarget } from "./lib/key-vault.ts";
+import {
+  azureCommand,
+  findingLine,
+  type KvFinding,
+  managedHsm,
+  poolProblems,
+  resolveKvTarget,
+} from "./lib/key-vault.ts";
 import { armFindings, keyFindings, roleFindings } from "./lib/mhsm-rules.ts";
 
 const params = z
@@ -57,9 +64,27 @@ export interface DataPlaneRead {
   readAt: string;
 }
 
+/** One pool as the fleet report shows it (src/daemon/report-mhsm.ts). */
+export interface AuditPoolSummary {
+  managedHsm: string;
+  lifecycle: "active" | "soft-deleted" | "not found";
+  provisioningState: string | null;
+  activationStatus: string | null;
+  purgeProtection: boolean | null;
+  softDeleteRetentionDays: number | null;
+  publicNetworkAccess: string | null;
+  privateEndpoint: boolean | null;
+  auditLogs: boolean | null;
+  keys: number | null;
+  undeclaredKeys: string[];
+  roleAssignments: number | null;
+  problems: string[];
+}
+
 export interface AuditResult {
   pools: { pool: string; arm: ArmRead; dataPlane: DataPlaneRead }[];
   findings: KvFinding[];
+  managedHsms: AuditPoolSummary[];
 }
 
 export const mhsmAudit = defineRunbook({
@@ -145,7 +170,28 @@ export const mhsmAudit = defineRunbook({
               : []),
           ];
         });
-        return { pools, findings };
+        const managedHsms = pools.map(
+          ({ pool, arm, dataPlane }): AuditPoolSummary => ({
+            managedHsm: pool,
+            lifecycle: arm.hsm ? "active" : arm.deleted ? "soft-deleted" : "not found",
+            provisioningState: arm.hsm?.provisioningState ?? null,
+            activationStatus: arm.hsm?.activationStatus ?? null,
+            purgeProtection: arm.hsm?.purgeProtection ?? arm.deleted?.purgeProtectionEnabled ?? null,
+            softDeleteRetentionDays: arm.hsm?.softDeleteRetentionDays ?? null,
+            publicNetworkAccess: arm.hsm?.publicNetworkAccess ?? null,
+            privateEndpoint: arm.hsm
+              ? arm.hsm.privateEndpointConnections.some((c) => c.status === "Approved")
+              : null,
+            auditLogs: arm.diagnostics ? arm.diagnostics.some((d) => d.enabledLogs.length > 0) : null,
+            keys: dataPlane.keys?.length ?? null,
+            undeclaredKeys: findings
+              .filter((f) => f.check === "undeclared-key" && f.subject.startsWith(`${pool}/`))
+              .map((f) => f.subject.slice(`${pool}/keys/`.length)),
+            roleAssignments: dataPlane.assignments?.length ?? null,
+            problems: poolProblems(ctx.fleet, pool, findings),
+          }),
+        );
+        return { pools, findings, managedHsms };
       },
     },
   ],

@@ -330,8 +330,24 @@ export const mhsmRetire = defineRunbook({
       async run(ctx) {
         const decl = poolOf(ctx.params, ctx.fleet);
         const id = parseManagedHsmId(decl.resourceId);
+        // What the fleet report shows of the pool once retired (the last step's `managedHsms`).
+        const soft = ctx.requireCheckpoint("verify-soft-deleted") as { scheduledPurgeDate?: string | null };
+        const purged = ctx.params.purge && ctx.checkpoint("verify-purged") !== undefined;
+        const managedHsms = [
+          {
+            managedHsm: decl.name,
+            lifecycle: purged ? "purged" : "soft-deleted",
+            billed: !purged,
+            scheduledPurgeDate: purged ? null : (soft.scheduledPurgeDate ?? null),
+            problems: purged
+              ? []
+              : [
+                  `${decl.name}: retired but soft-deleted: billed until purged or ${soft.scheduledPurgeDate ?? "its scheduled purge date"}`,
+                ],
+          },
+        ];
         if (!ctx.params.deleteResourceGroup)
-          return { resourceGroup: id.resourceGroup, skipped: "not asked", deleted: false };
+          return { resourceGroup: id.resourceGroup, skipped: "not asked", deleted: false, managedHsms };
         ctx.requireCheckpoint("verify-purged");
         await requireApproved(ctx, decl.name);
         // The gateway re-reads the group right before: any Managed HSM (active or soft-deleted) refuses the delete.
@@ -344,7 +360,12 @@ export const mhsmRetire = defineRunbook({
               );
             throw err;
           });
-        return { resourceGroup: id.resourceGroup, deleted: result.deleted, alreadyGone: !result.deleted };
+        return {
+          resourceGroup: id.resourceGroup,
+          deleted: result.deleted,
+          alreadyGone: !result.deleted,
+          managedHsms,
+        };
       },
     },
   ],

@@ -91,3 +91,15 @@ export function requiredScope(c: CmkConsumer): string {
 }
 
 export const azureCommand = (on: string, command: string): PlannedCommand => ({ via: "azure", on, command });
+
+/** The findings about one pool: its own, its keys', and its consumers'. */
+export function poolProblems(fleet: Fleet, pool: string, findings: KvFinding[]): string[] {
+  const consumersHere = new Set(
+    fleet.cmkConsumers
+      .filter((c) => fleet.keys.find((k) => k.name === c.key)?.managedHsm === pool)
+      .map((c) => `consumer ${c.name}`),
+  );
+  return findings
+    .filter((f) => f.subject === pool || f.subject.startsWith(`${pool}/`) || consumersHere.has(f.subject))
+    .map(findingLine);
+}

@@ -12,8 +12,9 @@ import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
 import { type Daemon, startDaemon } from "../daemon/daemon.ts";
 import { createLogger } from "../daemon/logger.ts";
-import { buildReport, type FleetReport, renderReport } from "../daemon/report.ts";
-import { type FinishedJob, submitSweep, waitForJobs } from "../daemon/sweep.ts";
+import { buildReport, type FleetReport } from "../daemon/report.ts";
+import { renderReport } from "../daemon/report-render.ts";
+import { type FinishedJob, submitKeyVaultSweep, submitSweep, waitForJobs } from "../daemon/sweep.ts";
 import { startTwin, type Twin } from "../sim/twin.ts";
 
 export const DEMO_FLEET_FILE = resolve(fileURLToPath(new URL("../../config/demo.yaml", import.meta.url)));
@@ -93,6 +94,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
     );
     const submitted = await submitSweep(daemon.queue, twin.fleet, "operator:npm-start");
     print(`lunafleet: fleet sweep: ${submitted.length} jobs (tcp-check + patch-verify on every device)`);
+    const keyVault = await submitKeyVaultSweep(daemon.queue, twin.fleet, "operator:npm-start");
+    if (keyVault.length > 0) {
+      print(`lunafleet: Managed HSM / Key Vault sweep: ${keyVault.map((j) => j.runbook).join(", ")}`);
+      submitted.push(...keyVault);
+    }
     const jobs = await waitForJobs(daemon.queue, submitted, {
       timeoutMs: opts.sweepTimeoutMs ?? 120_000,
       onFinished: (j) =>

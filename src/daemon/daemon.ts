@@ -18,6 +18,7 @@ import {
 import { type EmbeddedRedis, startEmbeddedRedis } from "../redis/embedded-server.ts";
 import { TrustStore } from "../transport/trust-store.ts";
 import { type DaemonApiOptions, startDaemonApi } from "./api.ts";
+import { registerFleetMetrics } from "./fleet-metrics.ts";
 import { type DaemonHttp, startDaemonHttp } from "./http.ts";
 import { createLogger, type DaemonLogger } from "./logger.ts";
 import { createMetrics, type DaemonMetrics } from "./metrics.ts";
@@ -101,6 +102,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
   const redis = connectRedis({ ...redisOptions, connectionName: "lunafleet:daemon" });
   const queue = createJobQueue(redis);
   const metrics = createMetrics(queue);
+  registerFleetMetrics(metrics.registry, redis, fleet);
   let worker: RunningWorker | undefined;
   let http: DaemonHttp | undefined;
   let api: Awaited<ReturnType<typeof startDaemonApi>> | undefined;

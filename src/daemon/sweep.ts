@@ -71,3 +71,25 @@ export async function waitForJobs(
   }
   return done;
 }
+
+/**
+ * The Managed HSM / Key Vault sweep: mhsm-audit and cmk-health over the fleet's pools, vault-placement over its
+ * vaults (each one job on `fleet`); nothing when the fleet declares none. Findings only, never changes.
+ */
+export async function submitKeyVaultSweep(
+  queue: Queue<JobData>,
+  fleet: Fleet,
+  actor = "operator:sweep",
+): Promise<SweepJob[]> {
+  const runbooks = [
+    ...(fleet.managedHsms.length > 0 ? ["mhsm-audit"] : []),
+    ...(fleet.cmkConsumers.length > 0 ? ["cmk-health"] : []),
+    ...(fleet.keyVaults.length > 0 ? ["vault-placement"] : []),
+  ];
+  const jobs: SweepJob[] = [];
+  for (const runbook of runbooks) {
+    const { jobId } = await submitJob(queue, { fleet, runbook, target: "fleet", actor });
+    jobs.push({ jobId, runbook, device: "fleet" });
+  }
+  return jobs;
+}

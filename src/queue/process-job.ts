@@ -22,14 +22,17 @@ import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
+import { GOAL_NOT_MET } from "../engine/outcome.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
 import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
+import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import type { RedisClient } from "../redis/client.ts";
+import { hostChecks } from "../shell/host-checks.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
@@ -47,6 +50,8 @@ export interface JobProcessDeps {
   loginGuard: LoginGuard;
   state: StateStore;
   approvals: ApprovalsStore;
+  /** The fleet state model: what jobs observe, and which jobs touched each device. */
+  facts: RedisFactStore;
   azure: AzurePort | undefined;
   /** Managed HSM / Key Vault access (ctx.keyVault); undefined when the fleet declares none. */
   keyVault?: KeyVaultPort | undefined;
@@ -223,6 +228,7 @@ async function scope(
       fleet: deps.fleet,
       shells,
       files: jobFiles(deps.fleet, lease),
+      hostChecks: hostChecks(deps.fleet, lease),
       evidence,
       checkpoints,
       signal: cancel.signal,
@@ -238,6 +244,7 @@ async function scope(
               locks,
               evidence,
               actor: a.data.actor,
+              runbook: a.runbook.name,
               redis,
               ...(facts ? { approvalFacts: facts } : {}),
             }),
@@ -252,6 +259,7 @@ async function scope(
       approvals: facts ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence) : deps.approvals,
       approvalPollMs: deps.approvalPollMs,
       state: deps.state,
+      facts: deps.facts,
     });
     return { result, evidence };
   } finally {
@@ -343,10 +351,25 @@ async function settle(
     await closeApproval(redis, a.jobId, result.outcome, { evidence }).catch((err: unknown) =>
       a.log.warn({ error: (err as Error).message }, "could not close the job's approval request"),
     );
-  if (result.status === "succeeded") {
+  // Every device the job touched keeps it in its history (`report <device>`), whatever came of it.
+  const finishedAt = new Date().toISOString();
+  for (const device of result.targets?.devices ?? a.plan?.targets.devices ?? [])
+    await deps.facts
+      .recordJob(device, {
+        jobId: a.jobId,
+        runbook: a.runbook.name,
+        outcome: retrying ? "failed (will resume)" : result.outcome,
+        actor: a.data.actor,
+        finishedAt,
+      })
+      .catch((err: unknown) =>
+        a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
+      );
+  // Managed HSM pools' findings (src/daemon/report-mhsm.ts) until they move to the fleet state model: a job whose
+  // steps all ran but whose goal was not met (a failed crypto gate) saw real facts too.
+  if (result.status === "succeeded" || result.error?.type === GOAL_NOT_MET)
     await recordFindings(redis, result);
-    return result;
-  }
+  if (result.status === "succeeded") return result;
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
   if (!retrying) throw new UnrecoverableError(why);
   throw new Error(why);

@@ -1,7 +1,11 @@
 // The product promise "passwords never appear in logs, evidence, job data, errors or snapshots", checked over one
 // realistic run of the npm start demo (in-process, rebased twin, its own data dir and embedded Redis): the fleet
 // sweep, ha-recover, ntls-cert-sync with repair, ha-sync (CO logins through the guard), a job whose CO login fails
-// (wrong credential in the fleet copy -> quarantine) and a twice-approved deprovision (HSM SO login, zeroize, ARM).
+// (wrong credential in the fleet copy -> quarantine), a twice-approved deprovision (HSM SO login, zeroize, ARM), and
+// the Managed HSM runbooks (audit, cmk-health and the application crypto gates in the sweep, a gate with a wrong
+// application secret, a twice-approved mhsm-retire). Besides the fleet's credentials, the Key Vault twin's own
+// sensitive values are searched for: every access token its Entra ID issued, every key version's material (hex,
+// base64, base64url) and every wrapKey/unwrapKey input and output.
 // Then every secret value the twin fleet holds is searched for in every file of the data dir (daemon log, evidence,
 // Redis AOF), in every Redis value, in the queue's job data/results/errors, in the report JSON and in what the run
 // printed. Failures name the secret's path, never its value.
@@ -28,6 +32,8 @@ const printed: string[] = [];
 const jobIds: string[] = [];
 /** A CO password that is wrong for hsm-b1's par-tok: a secret of the fleet copy while the failing job runs. */
 const WRONG_CO = "Wrong-CO-B1-not-the-real-one";
+/** An application secret that Entra ID refuses: a secret of the fleet copy while the failing gate runs. */
+const WRONG_APP_SECRET = "Wrong-App-Secret-not-the-real-one";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Everything the process prints while the demo runs (stdout, stderr, console), restored afterwards.
@@ -97,6 +103,28 @@ function fleetSecrets(fleet: Fleet, twin: Twin): KnownSecret[] {
       out.push(...credentialsOf(`devices.${d.name}.partitions.${p.label}`, p.credentials));
   }
   for (const ch of fleet.clientHosts) out.push(...credentialsOf(`clientHosts.${ch.name}`, ch.credentials));
+  for (const c of fleet.cmkConsumers) out.push(...credentialsOf(`cmkConsumers.${c.name}`, c.credentials));
+  const kv = twin.keyVault;
+  if (kv) {
+    kv.model.sensitive.tokens.forEach((t, i) => {
+      // A JWT's header is public and alike for every token: its payload+signature identify it.
+      out.push({ path: `twin.keyVault.token[${i}]`, value: t.slice(t.indexOf(".") + 1) });
+    });
+    kv.model.sensitive.wrapValues.forEach((v, i) => {
+      out.push({ path: `twin.keyVault.wrapValue[${i}]`, value: v });
+    });
+    for (const h of kv.model.hsms.values())
+      for (const k of h.keys.values())
+        k.versions.forEach((v, i) => {
+          if (!Buffer.isBuffer(v.material)) return;
+          const where = `twin.keyVault.${h.name}.${k.name}.v${i}`;
+          out.push(
+            { path: `${where} (hex)`, value: v.material.toString("hex") },
+            { path: `${where} (base64)`, value: v.material.toString("base64").replace(/=+$/, "") },
+            { path: `${where} (base64url)`, value: v.material.toString("base64url") },
+          );
+        });
+  }
   for (const [name, a] of twin.appliances) {
     for (const [key, value] of Object.entries(a.state.generatedCredentials))
       out.push(...valuesOf(`twin.${name}.generatedCredentials.${key}`, value));
@@ -223,8 +251,8 @@ afterAll(async () => {
 });
 
 describe("no secret leaves: a whole demo run", () => {
-  it("the sweep (tcp-check + patch-verify on every device) completed", () => {
-    expect(demo.jobs).toHaveLength(12);
+  it("the sweep (tcp-check + patch-verify on every device, the Managed HSM runbooks) completed", () => {
+    expect(demo.jobs).toHaveLength(17);
     expect(demo.jobs.every((j) => j.state === "completed")).toBe(true);
   });
 
@@ -305,12 +333,60 @@ describe("no secret leaves: a whole demo run", () => {
   });
 });
 
+describe("no secret leaves: Managed HSM, Key Vault and the application crypto gate", () => {
+  it("app-crypto-gate passes for every consumer, as each application's own identity", async () => {
+    const r = await runOne("app-crypto-gate", "fleet");
+    expect(r.state, r.reason).toBe("completed");
+    expect(demo.twin.keyVault!.model.sensitive.tokens.length).toBeGreaterThanOrEqual(2);
+    expect(demo.twin.keyVault!.model.sensitive.wrapValues.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it("a wrong application secret fails the gate at the identity layer", async () => {
+    const c = demo.twin.fleet.cmkConsumers.find((x) => x.name === "payments-api")!;
+    const right = c.credentials.clientSecret;
+    c.credentials.clientSecret = WRONG_APP_SECRET;
+    try {
+      const r = await runOne("app-crypto-gate", "payments-api");
+      expect(r.state).toBe("failed");
+      expect(r.reason).toMatch(/identity layer/);
+    } finally {
+      c.credentials.clientSecret = right;
+    }
+  });
+
+  it("mhsm-retire of mhsm-dr with two approvals leaves it soft-deleted", async () => {
+    const { daemon, twin } = demo;
+    const { jobId } = await submitJob(daemon.queue, {
+      fleet: twin.fleet,
+      runbook: "mhsm-retire",
+      target: "mhsm-dr",
+      params: { securityDomainBackupConfirmed: true, keyBackupsConfirmed: true, approvalPollMs: 25 },
+      actor: "operator:no-secrets-test",
+    });
+    jobIds.push(jobId);
+    const deadline = Date.now() + 15_000;
+    while ((await approvalState(daemon.redis, jobId)) === null) {
+      const job = await daemon.queue.getJob(jobId);
+      if ((await job?.getState()) === "failed") throw new Error(`job failed: ${job?.failedReason}`);
+      if (Date.now() > deadline) throw new Error("no approval request");
+      await sleep(25);
+    }
+    const evidence = await EvidenceLog.open(daemon.redis, dataDir, jobId);
+    await signedApprove(daemon.redis, jobId, "alice", daemon.fleet, { evidence, confirmation: "mhsm-dr" });
+    await signedApprove(daemon.redis, jobId, "bob", daemon.fleet, { evidence, confirmation: "mhsm-dr" });
+    const r = await finish(jobId);
+    expect(r.state, r.reason).toBe("completed");
+    expect(twin.keyVault!.poolState("mhsm-dr")).toMatchObject({ state: "soft-deleted", billed: true });
+  });
+});
+
 describe("no secret leaves: the scan", () => {
   let secrets: KnownSecret[];
   beforeAll(() => {
     secrets = [
       ...fleetSecrets(demo.twin.fleet, demo.twin),
       { path: "wrong CO of hsm-b1/par-tok", value: WRONG_CO },
+      { path: "wrong application secret of payments-api", value: WRONG_APP_SECRET },
     ];
   });
 
@@ -321,6 +397,10 @@ describe("no secret leaves: the scan", () => {
     expect(paths).toContain("devices.hsm-b1.partitions.par-tok.credentials.partitionSo");
     expect(paths).toContain("devices.hsm-b1.partitions.par-tok.credentials.co");
     expect(paths).toContain("clientHosts.client-b.credentials.ssh");
+    expect(paths).toContain("cmkConsumers.secret-server.credentials.clientSecret");
+    expect(paths.filter((p) => p.startsWith("twin.keyVault.token[")).length).toBeGreaterThanOrEqual(3);
+    expect(paths.filter((p) => p.startsWith("twin.keyVault.wrapValue[")).length).toBeGreaterThanOrEqual(8);
+    expect(paths).toContain("twin.keyVault.mhsm-pay.payments-kek.v1 (base64url)");
     expect(
       paths.filter((p) => p.startsWith("clientHosts.client-a.credentials.ntlsKey")).length,
     ).toBeGreaterThan(1);

@@ -27,6 +27,14 @@ export function registerDaemonCommand(program: Command): void {
       9464,
     )
     .option("--data-dir <dir>", "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)")
+    .option("--api-port <port>", "HTTPS API port (0 = any free port; 'off' = no API)", "9465")
+    .option("--api-host <addr>", "address the API listens on (default 127.0.0.1: loopback only)", "127.0.0.1")
+    .option("--api-cert <pem>", "the API's certificate (default: generated into the data dir)")
+    .option("--api-key <pem>", "the API certificate's private key")
+    .option(
+      "--evidence-key <pem>",
+      "ed25519 key that signs evidence heads (default: <data dir>/evidence-signing-key.pem)",
+    )
     .option(
       "--azure-endpoint <url>",
       "ARM endpoint instead of the fleet's azure.endpoint (the twin's, printed by lunafleet sim; env LUNAFLEET_AZURE_ENDPOINT)",
@@ -47,11 +55,20 @@ export function registerDaemonCommand(program: Command): void {
           concurrency: opts.concurrency,
           httpPort: opts.httpPort,
           handleSignals: true,
+          api:
+            opts.apiPort === "off"
+              ? null
+              : {
+                  port: port(opts.apiPort),
+                  host: opts.apiHost,
+                  ...(opts.apiCert && opts.apiKey ? { certFile: opts.apiCert, keyFile: opts.apiKey } : {}),
+                },
+          ...(opts.evidenceKey ? { evidenceKeyFile: opts.evidenceKey } : {}),
           ...(azure ? { worker: { azure } } : {}),
         });
         process.stderr.write(
           `lunafleet daemon: running (redis ${daemon.redisUrl ?? "from REDIS_* env"}, ` +
-            `http 127.0.0.1:${daemon.http?.port ?? "-"}); Ctrl-C stops\n`,
+            `http 127.0.0.1:${daemon.http?.port ?? "-"}, API ${daemon.api?.url ?? "off"}${daemon.api ? ` cert ${daemon.api.certSource}` : ""}); Ctrl-C stops\n`,
         );
       } catch (err) {
         if (err instanceof FleetConfigError)
@@ -69,6 +86,11 @@ interface DaemonCliOptions {
   dataDir?: string;
   azureEndpoint?: string;
   azureCa?: string;
+  apiPort: string;
+  apiHost: string;
+  apiCert?: string;
+  apiKey?: string;
+  evidenceKey?: string;
 }
 
 function positiveInt(v: string, name: string): number {

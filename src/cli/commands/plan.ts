@@ -1,9 +1,9 @@
 // `lunafleet plan <runbook> [target] --fleet <file> [--param key=value]...`: the steps a job would run and the exact
 // commands each would send, computed from the fleet file alone. Nothing connects, nothing is queued.
 import type { Command } from "commander";
-import { getRunbook, UnknownRunbook } from "../../../runbooks/index.ts";
+import { getRunbook } from "../../../runbooks/index.ts";
 import { FleetConfigError, formatIssue, loadFleet, UnknownTargetError } from "../../config/index.ts";
-import { ParamsInvalid } from "../../engine/errors.ts";
+import { EngineError, ParamsInvalid } from "../../engine/errors.ts";
 import { planJob, renderPlan } from "../../engine/plan.ts";
 
 interface PlanOptions {
@@ -51,11 +51,7 @@ export function registerPlanCommand(program: Command): void {
       } catch (err) {
         if (err instanceof FleetConfigError) {
           for (const issue of err.issues) console.error(`  ${formatIssue(opts.fleet, issue)}`);
-        } else if (
-          err instanceof UnknownRunbook ||
-          err instanceof ParamsInvalid ||
-          err instanceof UnknownTargetError
-        ) {
+        } else if (err instanceof EngineError || err instanceof UnknownTargetError) {
           console.error(`lunafleet plan: ${err.message}`);
         } else throw err;
         process.exitCode = 1;

@@ -37,7 +37,7 @@ export interface DataPlaneRequest {
   base: string;
 }
 
-export function dataPlane(_model: KeyVaultTwinModel, hsm: TwinManagedHsm, req: DataPlaneRequest): Reply {
+export function dataPlane(model: KeyVaultTwinModel, hsm: TwinManagedHsm, req: DataPlaneRequest): Reply {
   const seg = req.path.split("/").filter(Boolean).map(decodeURIComponent);
   const lower = seg.map((s) => s.toLowerCase());
   const providerAt = lower.indexOf("providers");
@@ -151,7 +151,9 @@ export function dataPlane(_model: KeyVaultTwinModel, hsm: TwinManagedHsm, req: D
     const input = Buffer.from(body.value, "base64url");
     const result = transform(key, v, body.alg, input, opName);
     if ("error" in result) return badParameter(result.error);
-    return ok({ kid: kid(req.base, key, v), value: result.value.toString("base64url") });
+    const value = result.value.toString("base64url");
+    model.sensitive.wrapValues.push(body.value, value);
+    return ok({ kid: kid(req.base, key, v), value });
   }
   return notFound(req);
 }

@@ -138,7 +138,9 @@ export class EntraTwin {
     const sig = createSign("sha256")
       .update(`${head}.${body}`)
       .sign({ key: this.keys.privateKey, dsaEncoding: "ieee-p1363" });
-    return `${head}.${body}.${sig.toString("base64url")}`;
+    const token = `${head}.${body}.${sig.toString("base64url")}`;
+    this.model.sensitive.tokens.push(token);
+    return token;
   }
 
   /** The claims of a token this twin issued, or why it is refused. */

@@ -194,6 +194,11 @@ export class KeyVaultTwinModel {
   asyncPolls = 1;
   /** `:<port>` of the data-plane server once it listens ("" before): part of every pool's hsmUri. */
   dataPlanePort = "";
+  /**
+   * Sensitive values the twin handed out or saw (access tokens it issued, wrap/unwrap inputs and outputs), kept so
+   * tests can prove none of them reaches a log, evidence, job data or output. Key material is in each key version.
+   */
+  readonly sensitive: { tokens: string[]; wrapValues: string[] } = { tokens: [], wrapValues: [] };
   private opCounter = 0;
 
   constructor(
