@@ -5,6 +5,12 @@
 // CA; a production fleet keeps the system CA store (src/azure/access.ts).
 import type { Command } from "commander";
 import { armAccessFromFlags, armGatewayFor } from "../../azure/access.ts";
+import {
+  KEYVAULT_PORT_ENV,
+  keyVaultAccessFor,
+  pemCertificates,
+  pointTwinKeyVaultAt,
+} from "../../azure/key-vault-access.ts";
 import { FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
 import { startDaemon } from "../../daemon/daemon.ts";
 import { defaultDataDir } from "../../redis/embedded-server.ts";
@@ -43,12 +49,26 @@ export function registerDaemonCommand(program: Command): void {
       "--azure-ca <file>",
       "PEM CA to trust for ARM instead of the system store: twin fleets only (env LUNAFLEET_AZURE_CA_FILE)",
     )
+    .option(
+      "--azure-keyvault-port <port>",
+      "the Key Vault twin's port (pools, Entra ID, Graph), printed by lunafleet sim: twin fleets only (env LUNAFLEET_AZURE_KEYVAULT_PORT)",
+    )
     .action(async (opts: DaemonCliOptions) => {
       try {
         const fleet = loadFleet(opts.fleet);
         const access = armAccessFromFlags(opts, process.env);
         // Only when asked: otherwise the worker builds its default (fleet azure block, system CA store).
         const azure = Object.keys(access).length > 0 ? armGatewayFor(fleet, access) : undefined;
+        // Managed HSM / Key Vault on a running twin: its port, and the CA bundle the twin published (ARM + Key Vault).
+        const kvPort = opts.azureKeyvaultPort ?? process.env[KEYVAULT_PORT_ENV];
+        if (kvPort) pointTwinKeyVaultAt(fleet, Number(kvPort));
+        const keyVault =
+          kvPort && access.caPem
+            ? keyVaultAccessFor(fleet, {
+                ...(access.endpoint ? { endpoint: access.endpoint } : {}),
+                caPems: pemCertificates(access.caPem),
+              })
+            : undefined;
         const daemon = await startDaemon({
           fleet,
           dataDir: opts.dataDir ?? defaultDataDir(),
@@ -64,7 +84,7 @@ export function registerDaemonCommand(program: Command): void {
                   ...(opts.apiCert && opts.apiKey ? { certFile: opts.apiCert, keyFile: opts.apiKey } : {}),
                 },
           ...(opts.evidenceKey ? { evidenceKeyFile: opts.evidenceKey } : {}),
-          ...(azure ? { worker: { azure } } : {}),
+          worker: { ...(azure ? { azure } : {}), ...(keyVault ? { keyVault } : {}) },
         });
         process.stderr.write(
           `lunafleet daemon: running (redis ${daemon.redisUrl ?? "from REDIS_* env"}, ` +
@@ -86,6 +106,7 @@ interface DaemonCliOptions {
   dataDir?: string;
   azureEndpoint?: string;
   azureCa?: string;
+  azureKeyvaultPort?: string;
   apiPort: string;
   apiHost: string;
   apiCert?: string;
