@@ -3,6 +3,7 @@
 // Against a running `lunafleet sim`: `--azure-endpoint <url> --azure-ca <file>` (or LUNAFLEET_AZURE_ENDPOINT /
 // LUNAFLEET_AZURE_CA_FILE), as the twin prints them, point deprovisioning at its ARM twin. Twin fleets only for the
 // CA; a production fleet keeps the system CA store (src/azure/access.ts).
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { armAccessFromFlags, armGatewayFor } from "../../azure/access.ts";
 import { FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
@@ -27,6 +28,10 @@ export function registerDaemonCommand(program: Command): void {
       9464,
     )
     .option("--data-dir <dir>", "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)")
+    .option(
+      "--replace-fleet",
+      "start even though the daemons on this Redis run another fleet file, replacing theirs (recorded as evidence)",
+    )
     .option("--api-port <port>", "HTTPS API port (0 = any free port; 'off' = no API)", "9465")
     .option("--api-host <addr>", "address the API listens on (default 127.0.0.1: loopback only)", "127.0.0.1")
     .option("--api-cert <pem>", "the API's certificate (default: generated into the data dir)")
@@ -51,6 +56,8 @@ export function registerDaemonCommand(program: Command): void {
         const azure = Object.keys(access).length > 0 ? armGatewayFor(fleet, access) : undefined;
         const daemon = await startDaemon({
           fleet,
+          fleetName: resolve(opts.fleet),
+          ...(opts.replaceFleet ? { replaceFleet: true } : {}),
           dataDir: opts.dataDir ?? defaultDataDir(),
           concurrency: opts.concurrency,
           httpPort: opts.httpPort,
@@ -81,6 +88,7 @@ export function registerDaemonCommand(program: Command): void {
 
 interface DaemonCliOptions {
   fleet: string;
+  replaceFleet?: boolean;
   concurrency: number;
   httpPort: number;
   dataDir?: string;
