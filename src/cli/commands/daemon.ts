@@ -6,6 +6,12 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { armAccessFromFlags, armGatewayFor } from "../../azure/access.ts";
+import {
+  KEYVAULT_PORT_ENV,
+  keyVaultAccessFor,
+  pemCertificates,
+  pointTwinKeyVaultAt,
+} from "../../azure/key-vault-access.ts";
 import { FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
 import { startDaemon } from "../../daemon/daemon.ts";
 import { defaultDataDir } from "../../redis/embedded-server.ts";
@@ -48,12 +54,26 @@ export function registerDaemonCommand(program: Command): void {
       "--azure-ca <file>",
       "PEM CA to trust for ARM instead of the system store: twin fleets only (env LUNAFLEET_AZURE_CA_FILE)",
     )
+    .option(
+      "--azure-keyvault-port <port>",
+      "the Key Vault twin's port (pools, Entra ID, Graph), printed by lunafleet sim: twin fleets only (env LUNAFLEET_AZURE_KEYVAULT_PORT)",
+    )
     .action(async (opts: DaemonCliOptions) => {
       try {
         const fleet = loadFleet(opts.fleet);
         const access = armAccessFromFlags(opts, process.env);
         // Only when asked: otherwise the worker builds its default (fleet azure block, system CA store).
         const azure = Object.keys(access).length > 0 ? armGatewayFor(fleet, access) : undefined;
+        // Managed HSM / Key Vault on a running twin: its port, and the CA bundle the twin published (ARM + Key Vault).
+        const kvPort = opts.azureKeyvaultPort ?? process.env[KEYVAULT_PORT_ENV];
+        if (kvPort) pointTwinKeyVaultAt(fleet, Number(kvPort));
+        const keyVault =
+          kvPort && access.caPem
+            ? keyVaultAccessFor(fleet, {
+                ...(access.endpoint ? { endpoint: access.endpoint } : {}),
+                caPems: pemCertificates(access.caPem),
+              })
+            : undefined;
         const daemon = await startDaemon({
           fleet,
           fleetName: resolve(opts.fleet),
@@ -71,7 +91,7 @@ export function registerDaemonCommand(program: Command): void {
                   ...(opts.apiCert && opts.apiKey ? { certFile: opts.apiCert, keyFile: opts.apiKey } : {}),
                 },
           ...(opts.evidenceKey ? { evidenceKeyFile: opts.evidenceKey } : {}),
-          ...(azure ? { worker: { azure } } : {}),
+          worker: { ...(azure ? { azure } : {}), ...(keyVault ? { keyVault } : {}) },
         });
         process.stderr.write(
           `lunafleet daemon: running (redis ${daemon.redisUrl ?? "from REDIS_* env"}, ` +
@@ -94,6 +114,7 @@ interface DaemonCliOptions {
   dataDir?: string;
   azureEndpoint?: string;
   azureCa?: string;
+  azureKeyvaultPort?: string;
   apiPort: string;
   apiHost: string;
   apiCert?: string;
