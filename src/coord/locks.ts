@@ -8,6 +8,7 @@
 // - Every acquisition gets a fencing token from a per-resource counter that only goes up (seeded by server time, so
 //   even a Redis that lost the counter does not hand out an old number again). A holder that was paused past its
 //   TTL and comes back holds a stale token; every script that matters compares tokens.
+// - Where Redis has replicas, a lock is acknowledged by one before the job acts under it (src/redis/replica-ack.ts).
 // - Locks expire (TTL) so a dead worker's locks free themselves; a live holder renews every ttl/3. A lock held for
 //   hours (a job waiting for approval) is simply renewed for hours. When renewal fails the holder is told
 //   (onLost + an aborted signal) and must stop before its next step.
@@ -17,6 +18,7 @@
 //   lunafleet:fence:{<resource>}  the last fencing token issued (no TTL)
 // Scripts elsewhere (the guard ledger) can check a fence inside their own atomic step: GET lockKey == lockValue().
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
+import { awaitReplicaAck } from "../redis/replica-ack.ts";
 
 const PREFIX = "lunafleet";
 const RESOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$/;
@@ -133,6 +135,11 @@ export interface AcquireOptions {
   autoRenew?: boolean;
   /** Called once when a lock is lost (renewal refused, or not confirmed before the TTL ran out). */
   onLost?: (err: LockLostError) => void;
+  /**
+   * The clock the held set measures its TTL by (confirmed renewals, expiry): Date.now unless a test drives time
+   * itself (waiting for a busy lock always uses real time).
+   */
+  clock?: () => number;
 }
 
 /**
@@ -153,6 +160,7 @@ export async function acquireDeviceLocks(
   }
   // The fixed order: every job sorts the same way, so no two jobs can each hold what the other waits for.
   const ordered = [...new Set(resources)].sort();
+  const clock = opts.clock ?? Date.now;
   const started = Date.now();
   const deadline = started + Math.max(0, opts.waitMs);
   const held: { resource: string; token: number; confirmedAt: number }[] = [];
@@ -160,7 +168,7 @@ export async function acquireDeviceLocks(
     for (const resource of ordered) {
       let pause = 10;
       for (;;) {
-        const sentAt = Date.now();
+        const sentAt = clock();
         const reply = (await runScript(
           redis,
           takeLockIfFree,
@@ -169,6 +177,8 @@ export async function acquireDeviceLocks(
         )) as [number, number | string, number?];
         if (reply[0] === 1) {
           held.push({ resource, token: Number(reply[1]), confirmedAt: sentAt });
+          // A lock a failover could lose is one another job could take while we act: on a replica first.
+          await awaitReplicaAck(redis, lockKey(resource), `lock ${resource}`);
           break;
         }
         const now = Date.now();
@@ -191,7 +201,7 @@ export async function acquireDeviceLocks(
     );
     throw err;
   }
-  const set = new DeviceLockSet(redis, opts.owner, opts.ttlMs, held, opts.onLost);
+  const set = new DeviceLockSet(redis, opts.owner, opts.ttlMs, held, opts.onLost, clock);
   if (opts.autoRenew !== false) set.startRenewing();
   return set;
 }
@@ -202,6 +212,7 @@ export class DeviceLockSet {
   readonly #ttlMs: number;
   readonly #held: { resource: string; token: number; confirmedAt: number }[];
   readonly #onLost: ((err: LockLostError) => void) | undefined;
+  readonly #clock: () => number;
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #lost: LockLostError | undefined;
@@ -214,7 +225,9 @@ export class DeviceLockSet {
     ttlMs: number,
     held: { resource: string; token: number; confirmedAt: number }[],
     onLost?: (err: LockLostError) => void,
+    clock: () => number = Date.now,
   ) {
+    this.#clock = clock;
     this.#redis = redis;
     this.#ttlMs = ttlMs;
     this.#held = held;
@@ -256,7 +269,7 @@ export class DeviceLockSet {
    */
   #checkExpiry(): void {
     if (this.#lost || this.#released) return;
-    const now = Date.now();
+    const now = this.#clock();
     for (const h of this.#held) {
       if (now >= h.confirmedAt + this.#ttlMs) {
         this.#markLost(
@@ -295,7 +308,7 @@ export class DeviceLockSet {
     this.throwIfLost();
     if (this.#released) throw new LockError(`job ${this.owner}: renew after release`);
     for (const h of this.#held) {
-      const sentAt = Date.now();
+      const sentAt = this.#clock();
       let reply: unknown;
       try {
         reply = await runScript(
@@ -305,7 +318,7 @@ export class DeviceLockSet {
           [lockValue(h.token, this.owner), this.#ttlMs],
         );
       } catch (err) {
-        if (Date.now() >= h.confirmedAt + this.#ttlMs) {
+        if (this.#clock() >= h.confirmedAt + this.#ttlMs) {
           throw this.#markLost(
             new LockLostError(
               h.resource,
@@ -367,6 +380,7 @@ export class DeviceLockSet {
         ttlMs: this.#ttlMs,
         waitMs,
         autoRenew: false,
+        clock: this.#clock,
       });
       this.#held.push(...more.#held);
       return true;

@@ -19,7 +19,7 @@ import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "..
 import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.ts";
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
-import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
+import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
 import { GOAL_NOT_MET } from "../engine/outcome.ts";
@@ -106,6 +106,9 @@ export async function processJob(
       await sealEvidence(evidence, deps.evidenceSigner).catch((err: Error) =>
         admitted.log.error({ error: err.message }, "evidence: could not sign the chain head"),
       );
+    // Group commit (src/evidence/log.ts): every record on the chain and in the fsynced file before BullMQ hears
+    // that the job is done.
+    await evidence?.close();
   }
 }
 
@@ -198,10 +201,10 @@ async function scope(
   let evidence: EvidenceLog | undefined;
   try {
     if ((await redis.exists(cancelKey(a.jobId))) > 0) cancel.abort();
-    evidence = await EvidenceLog.open(redis, deps.dataDir, a.jobId);
+    evidence = await EvidenceLog.open(redis, deps.dataDir, a.jobId, { groupCommit: true });
     // An earlier attempt that got as far as the request record (then crashed, stalled or failed) makes this one
     // a resumption, whatever BullMQ counted (a stall or a wait for locks does not count as an attempt).
-    const requestedBefore = (await evidence.records()).some((r) => r.kind === "requested");
+    const requestedBefore = evidence.knownRecords().some((r) => r.kind === "requested");
     if (locks)
       await evidence.append(
         "lock",
@@ -286,10 +289,17 @@ function lockPort(locks: DeviceLockSet, waitMs: number): JobLocksPort {
 async function progressCheckpoints(deps: JobProcessDeps, a: Admitted): Promise<CheckpointStore> {
   const store = new RedisCheckpointStore(deps.redis);
   const total = a.plan?.steps.length ?? 0;
-  let done = (await store.finishedSteps(a.jobId)).size;
-  await a.job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
+  // Read once: the runner asks for the same job's finished steps right after (one round trip less per job).
+  const atStart = await store.finishedSteps(a.jobId);
+  let done = atStart.size;
+  if (done > 0) await a.job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
+  let firstRead: Promise<Map<string, CheckpointRecord>> | undefined = Promise.resolve(atStart);
   return {
-    finishedSteps: (id) => store.finishedSteps(id),
+    finishedSteps: (id) => {
+      const read = id === a.jobId && firstRead ? firstRead : store.finishedSteps(id);
+      firstRead = undefined;
+      return read;
+    },
     async recordStepResult(id, stepId, result, meta) {
       await store.recordStepResult(id, stepId, result, meta);
       done += 1;
