@@ -12,6 +12,7 @@
 //           (resumes after the last checkpoint), or an UnrecoverableError (never retried)
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import { getRunbook } from "../../runbooks/index.ts";
+import { deviceLockResource, getDevice } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
@@ -157,7 +158,8 @@ async function lock(deps: JobProcessDeps, a: Admitted, token?: string): Promise<
   const targets = a.plan?.targets;
   const resources = targets
     ? [
-        ...targets.devices.map((d) => `device:${d}`),
+        // By the appliance's identity: two names for one appliance (two fleet files) take one lock.
+        ...targets.devices.map((d) => deviceLockResource(getDevice(deps.fleet, d))),
         ...targets.clientHosts.map((h) => `client:${h}`),
         ...(targets.azure ?? []).map((n) => `azure:${n}`),
       ]
@@ -234,7 +236,7 @@ async function scope(
       signal: cancel.signal,
       ...(locks
         ? {
-            locks: lockPort(locks, deps.lockWaitMs),
+            locks: lockPort(locks, deps.lockWaitMs, deps.fleet),
             // Logins go through the guard only, under this job's locks, on this job's shells.
             guard: jobGuard({
               guard: deps.loginGuard,
@@ -276,11 +278,17 @@ async function scope(
 }
 
 /** The job's locks as the engine sees them: a wait for approvals keeps only the devices it will change. */
-function lockPort(locks: DeviceLockSet, waitMs: number): JobLocksPort {
+function lockPort(locks: DeviceLockSet, waitMs: number, fleet: Fleet): JobLocksPort {
   return {
     throwIfLost: () => locks.throwIfLost(),
     // A Managed HSM a job will change is locked as `azure:<name>` and kept like a device.
-    narrowTo: (devices) => locks.releaseExcept(devices.flatMap((d) => [`device:${d}`, `azure:${d}`])),
+    narrowTo: (devices) =>
+      locks.releaseExcept(
+        devices.flatMap((d) => {
+          const device = fleet.devices.find((x) => x.name === d);
+          return [...(device ? [deviceLockResource(device)] : []), `azure:${d}`];
+        }),
+      ),
     widen: (resources) => locks.take(resources, waitMs),
   };
 }

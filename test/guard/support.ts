@@ -3,6 +3,7 @@
 // the device lock and to reset the twin between runs.
 import type { Redis } from "ioredis";
 import { parseFleet } from "../../src/config/load.ts";
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { acquireDeviceLocks, type DeviceLockSet } from "../../src/coord/locks.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
@@ -146,11 +147,13 @@ export class WorkerShells {
 
 export function lockDevice(
   redis: Redis,
+  fleet: Fleet,
   device: string,
   owner: string,
   opts: { ttlMs?: number; waitMs?: number } = {},
 ): Promise<DeviceLockSet> {
-  return acquireDeviceLocks(redis, [`device:${device}`], {
+  // The device lock is the appliance's (its identity), as the worker takes it.
+  return acquireDeviceLocks(redis, [deviceLockResource(getDevice(fleet, device))], {
     owner,
     ttlMs: opts.ttlMs ?? 5000,
     waitMs: opts.waitMs ?? 2000,

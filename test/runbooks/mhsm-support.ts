@@ -1,6 +1,7 @@
 // Running the Managed HSM runbooks as a worker does: the real engine, real Redis (evidence, checkpoints, approvals,
 // locks), the unchanged Azure SDK clients over HTTPS to the Key Vault twin. These runbooks open no shell: the shell
 // port refuses, so a runbook that reached for a device would fail the test.
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { approvalState, approvalsStore } from "../../src/coord/approvals.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
@@ -64,7 +65,7 @@ export async function runKvJob(
     ? runbook.targets(parsed.data, fleet)
     : { devices: [], clientHosts: [], azure: [] };
   const resources = [
-    ...targets.devices.map((d) => `device:${d}`),
+    ...targets.devices.map((d) => deviceLockResource(getDevice(fleet, d))),
     ...(targets.azure ?? []).map((n) => `azure:${n}`),
   ];
   const locks =
