@@ -3,6 +3,7 @@
 // Against a running `lunafleet sim`: `--azure-endpoint <url> --azure-ca <file>` (or LUNAFLEET_AZURE_ENDPOINT /
 // LUNAFLEET_AZURE_CA_FILE), as the twin prints them, point deprovisioning at its ARM twin. Twin fleets only for the
 // CA; a production fleet keeps the system CA store (src/azure/access.ts).
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { armAccessFromFlags, armGatewayFor } from "../../azure/access.ts";
 import {
@@ -33,6 +34,10 @@ export function registerDaemonCommand(program: Command): void {
       9464,
     )
     .option("--data-dir <dir>", "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)")
+    .option(
+      "--replace-fleet",
+      "start even though the daemons on this Redis run another fleet file, replacing theirs (recorded as evidence)",
+    )
     .option("--api-port <port>", "HTTPS API port (0 = any free port; 'off' = no API)", "9465")
     .option("--api-host <addr>", "address the API listens on (default 127.0.0.1: loopback only)", "127.0.0.1")
     .option("--api-cert <pem>", "the API's certificate (default: generated into the data dir)")
@@ -71,6 +76,8 @@ export function registerDaemonCommand(program: Command): void {
             : undefined;
         const daemon = await startDaemon({
           fleet,
+          fleetName: resolve(opts.fleet),
+          ...(opts.replaceFleet ? { replaceFleet: true } : {}),
           dataDir: opts.dataDir ?? defaultDataDir(),
           concurrency: opts.concurrency,
           httpPort: opts.httpPort,
@@ -101,6 +108,7 @@ export function registerDaemonCommand(program: Command): void {
 
 interface DaemonCliOptions {
   fleet: string;
+  replaceFleet?: boolean;
   concurrency: number;
   httpPort: number;
   dataDir?: string;

@@ -1,5 +1,5 @@
-// `lunafleet schedule list`: the maintenance-window schedulers in the queue, their next run, and whether the
-// window is open now (from the daemon's published fleet).
+// `lunafleet schedule list`: every scheduler the daemon runs — the maintenance windows (cron, next run, open now)
+// and its interval schedulers (automatic HA recovery every N minutes) — with the next run of each.
 import type { Command } from "commander";
 import { readPublishedFleet } from "../../queue/jobs.ts";
 import { findWindow, listSchedules, windowState } from "../../queue/schedules.ts";
@@ -7,10 +7,12 @@ import { connectCli } from "../connection.ts";
 import { ago, dataDirOption, failCommand } from "../support.ts";
 
 export function registerScheduleCommands(program: Command): void {
-  const schedule = program.command("schedule").description("maintenance-window schedules");
+  const schedule = program
+    .command("schedule")
+    .description("the daemon's schedulers (maintenance windows, automatic HA recovery)");
   schedule
     .command("list")
-    .description("list the schedulers: window, runbook, target, cron, next run, window open now")
+    .description("list every scheduler: window or interval, runbook, target, when, next run, window open now")
     .option("--json", "print JSON")
     .option(...dataDirOption)
     .action(async (opts: { json?: boolean; dataDir?: string }) => {
@@ -28,13 +30,17 @@ export function registerScheduleCommands(program: Command): void {
             return;
           }
           if (rows.length === 0) {
-            console.log("no schedules (the fleet has no maintenance windows, or the daemon has not started)");
+            console.log(
+              "no schedules (the fleet has no maintenance windows and no auto HA group, or the daemon has not started)",
+            );
             return;
           }
           for (const r of rows)
             console.log(
-              `${r.window ?? "?"}  ${r.runbook ?? "?"} on ${r.target ?? "?"}  cron "${r.cron ?? "?"}" ${r.timezone ?? "UTC"}` +
-                `  ${r.durationMinutes ?? "?"} min  next ${ago(r.next?.getTime())}  ${r.open ? "OPEN now" : "closed"}`,
+              r.everyMinutes !== undefined
+                ? `every ${r.everyMinutes} min  ${r.runbook ?? "?"} ${describeParams(r.params)}  next ${ago(r.next?.getTime())}  (${r.actor ?? r.id})`
+                : `${r.window ?? "?"}  ${r.runbook ?? "?"} on ${r.target ?? "?"}  cron "${r.cron ?? "?"}" ${r.timezone ?? "UTC"}` +
+                    `  ${r.durationMinutes ?? "?"} min  next ${ago(r.next?.getTime())}  ${r.open ? "OPEN now" : "closed"}`,
             );
         } finally {
           await conn.close();
@@ -43,4 +49,10 @@ export function registerScheduleCommands(program: Command): void {
         failCommand("schedule list", err);
       }
     });
+}
+
+function describeParams(params: Record<string, unknown> | undefined): string {
+  return Object.entries(params ?? {})
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(" ");
 }
