@@ -3,9 +3,14 @@
 // credential. Each transition is one Lua script (BullMQ style), so no crash leaves half a transition and two
 // workers cannot both hold an attempt open.
 //
+// Where Redis has replicas (Sentinel, Cluster), every transition waits until a replica acknowledges it
+// (src/redis/replica-ack.ts): above all the attempt, before the password is sent — one that cannot be acknowledged
+// is given back as not sent and the login refused. The embedded server's append-only file is fsynced on every write.
+//
 // Keys carry the device lock's hash tag ({device:<name>}), so a script that checks the device lock and writes the
 // ledger touches one Redis Cluster slot: lunafleet:guard:ledger:{device:<name>}:<partition or ->:<role>
 import { type LuaScript, luaScript, type RedisClient, runScript, scanKeys } from "../redis/client.ts";
+import { awaitReplicaAck, ReplicaAckError } from "../redis/replica-ack.ts";
 
 export interface LedgerKey {
   device: string;
@@ -54,7 +59,8 @@ function parseRedisKey(key: string): LedgerKey | undefined {
 
 // KEYS[1] ledger; KEYS[2] lock key (may be ""); ARGV: attemptId, now, lockValue, maxPriorFailures, jobId
 // Refuses when an attempt is pending, the credential is quarantined, failures exceed what the budget allowed, or
-// the caller no longer holds the device lock (fencing: a worker whose lock expired must not log in).
+// the caller no longer holds the device lock (fencing: a worker whose lock expired must not log in). The same
+// attempt sent again (a reply lost to a dropped connection, resent on reconnect) is answered "recorded" again.
 const beginAttemptIfFencedAndClean: LuaScript = luaScript(
   "beginAttemptIfFencedAndClean",
   2,
@@ -63,6 +69,7 @@ const beginAttemptIfFencedAndClean: LuaScript = luaScript(
   if holder ~= ARGV[3] then return {0, 'device lock not held (fencing token mismatch)'} end
 end
 local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
+if pending == ARGV[1] then return {1, 'recorded'} end
 if pending then return {0, 'an earlier attempt has no recorded outcome'} end
 if redis.call('HGET', KEYS[1], 'quarantined') == '1' then return {0, 'credential quarantined'} end
 local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
@@ -74,13 +81,18 @@ return {1, 'recorded'}`,
 
 // KEYS[1] ledger; ARGV: attemptId, outcome (success|wrong|unknown|not-sent), now, reason, jobId
 // not-sent: the guard holds proof that nothing reached the device (the one-use token was never spent).
+// The same outcome of the same attempt sent again (a resent command) is answered as recorded, and counts once.
 const recordOutcomeOfPendingAttempt: LuaScript = luaScript(
   "recordOutcomeOfPendingAttempt",
   1,
   `local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
-if pending ~= ARGV[1] then return {0, 'no such pending attempt'} end
+if pending ~= ARGV[1] then
+  if not pending and redis.call('HGET', KEYS[1], 'lastAttemptId') == ARGV[1]
+    and redis.call('HGET', KEYS[1], 'lastOutcome') == ARGV[2] then return {1, ARGV[2]} end
+  return {0, 'no such pending attempt'}
+end
 redis.call('HDEL', KEYS[1], 'pendingAttempt', 'pendingSince', 'pendingLockValue', 'pendingJob')
-redis.call('HSET', KEYS[1], 'lastOutcome', ARGV[2])
+redis.call('HSET', KEYS[1], 'lastOutcome', ARGV[2], 'lastAttemptId', ARGV[1])
 if ARGV[2] == 'success' then
   redis.call('HSET', KEYS[1], 'failures', 0, 'lastSuccessAt', ARGV[3])
 elseif ARGV[2] ~= 'not-sent' then
@@ -162,7 +174,17 @@ export class LoginLedger {
         opts.jobId ?? "",
       ],
     )) as [number, string];
-    return { ok: ok === 1, reason };
+    if (ok !== 1) return { ok: false, reason };
+    // Before anything reaches the device, the attempt must be on a replica where there are replicas: a failover
+    // that lost it would let a second attempt through. Not acknowledged: no login (the slot is given back).
+    try {
+      await awaitReplicaAck(this.redis, ledgerRedisKey(key), `guard ledger: attempt ${attemptId}`);
+    } catch (err) {
+      if (!(err instanceof ReplicaAckError)) throw err;
+      await this.finish(key, attemptId, "not-sent", err.message, opts.jobId ?? "").catch(() => {});
+      return { ok: false, reason: err.message };
+    }
+    return { ok: true, reason };
   }
 
   async finish(
@@ -180,6 +202,9 @@ export class LoginLedger {
     )) as [number, string];
     if (ok !== 1)
       throw new Error(`guard ledger ${ledgerRedisKey(key)}: cannot finish attempt ${attemptId}: ${why}`);
+    // Not acknowledged: the caller reports the outcome unrecorded; a failover that lost it leaves the attempt
+    // pending, which counts as a failure (never as a success).
+    await awaitReplicaAck(this.redis, ledgerRedisKey(key), `guard ledger: outcome of ${attemptId}`);
   }
 
   /**
@@ -197,6 +222,8 @@ export class LoginLedger {
       [ledgerRedisKey(key), lockKey],
       [reason, new Date().toISOString()],
     );
+    if (r === 1)
+      await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: stale attempt resolved");
     return r === 1 ? "resolved" : r === 2 ? "owner-alive" : "none";
   }
 
@@ -207,6 +234,7 @@ export class LoginLedger {
       [ledgerRedisKey(key)],
       [reason, jobId, new Date().toISOString()],
     )) as [number, string];
+    if (ok === 1) await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: quarantine");
     return { ok: ok === 1, reason: why };
   }
 
@@ -220,6 +248,7 @@ export class LoginLedger {
       [ledgerRedisKey(key)],
       [new Date().toISOString(), by.principal, by.reason],
     )) as [number, string];
+    if (ok === 1) await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: release");
     return { ok: ok === 1, reason };
   }
 
