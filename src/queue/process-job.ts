@@ -23,7 +23,6 @@ import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
-import { GOAL_NOT_MET } from "../engine/outcome.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
@@ -37,7 +36,6 @@ import { hostChecks } from "../shell/host-checks.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
-import { recordFindings } from "./findings.ts";
 import { cancelKey, cancelledBy, type JobData, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
@@ -373,10 +371,6 @@ async function settle(
       .catch((err: unknown) =>
         a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
       );
-  // Managed HSM pools' findings (src/daemon/report-mhsm.ts) until they move to the fleet state model: a job whose
-  // steps all ran but whose goal was not met (a failed crypto gate) saw real facts too.
-  if (result.status === "succeeded" || result.error?.type === GOAL_NOT_MET)
-    await recordFindings(redis, result);
   if (result.status === "succeeded") return result;
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
   if (!retrying) throw new UnrecoverableError(why);

@@ -12,6 +12,7 @@ import type { KeyVaultPort } from "../../src/engine/key-vault-ports.ts";
 import type { EvidenceSink, ShellPort } from "../../src/engine/ports.ts";
 import type { Runbook } from "../../src/engine/runbook.ts";
 import { type JobResult, runJob } from "../../src/engine/runner.ts";
+import { RedisFactStore } from "../../src/facts/store.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import { JobEvidence } from "../engine/support.ts";
 import type { TestRedis } from "../helpers/redis.ts";
@@ -86,6 +87,7 @@ export async function runKvJob(
       attempt: opts.attempt ?? 1,
       actor: "test-operator",
       keyVault,
+      facts: new RedisFactStore(client),
       // As a worker does: requests carry the requester, granted ones are re-verified against the admitted plan.
       approvals: signedApprovalsStore(
         approvalsStore(client),
