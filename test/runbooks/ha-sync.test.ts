@@ -5,6 +5,7 @@
 // member stops the job before anything is sent; a member that cannot be checked is a finding.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getRunbook } from "../../runbooks/index.ts";
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { planJob } from "../../src/engine/plan.ts";
@@ -48,7 +49,10 @@ async function run(target: string) {
   const { targets } = planJob(runbook, { target }, twin.fleet);
   const locks = await acquireDeviceLocks(
     redis.client(),
-    [...targets.devices.map((d) => `device:${d}`), ...targets.clientHosts.map((h) => `client:${h}`)],
+    [
+      ...targets.devices.map((d) => deviceLockResource(getDevice(twin.fleet, d))),
+      ...targets.clientHosts.map((h) => `client:${h}`),
+    ],
     { owner: jobId, ttlMs: 15_000, waitMs: 5_000 },
   );
   try {
