@@ -12,6 +12,13 @@ import { GUARD_ROLES, type GuardRole } from "./roles.ts";
 export class ReleaseRefused extends Error {
   override name = "ReleaseRefused";
   readonly retryable = false;
+  constructor(
+    message: string,
+    /** The log the refusal was recorded in, when it got that far (its writer seals it). */
+    readonly evidenceJobId?: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface ReleaseRequest {
@@ -77,7 +84,7 @@ export async function releaseQuarantine(
   const r = await ledger.release(key, { principal: req.principal, reason: req.reason });
   if (!r.ok) {
     await evidence.append("guard", { event: "release-refused", ...key, reason: r.reason }, req.principal);
-    throw new ReleaseRefused(`${describe(key)}: ${r.reason}`);
+    throw new ReleaseRefused(`${describe(key)}: ${r.reason}`, evidenceJobId);
   }
   await evidence.append(
     "result",
