@@ -61,6 +61,8 @@ export interface DaemonPhase {
   peakRss: number;
   /** Job-slot seconds spent waiting for device locks (the daemon's lock-wait histogram; 0 in the direct phase). */
   lockWaitSeconds: number;
+  /** Redis commands run during the phase, by name (INFO commandstats, commands inside scripts included). */
+  redisCalls: Record<string, number>;
   /** Evidence records the engine appended (direct phase, in-memory list). */
   evidenceRecords?: number;
   errors: string[];
@@ -151,6 +153,14 @@ async function redisCpuMs(daemon: Daemon): Promise<number> {
   return (field("used_cpu_user") + field("used_cpu_sys")) * 1000;
 }
 
+/** Calls per Redis command so far (INFO commandstats, commands inside scripts included). */
+async function redisCommandCalls(daemon: Daemon): Promise<Map<string, number>> {
+  const info = await daemon.redis.info("commandstats");
+  const calls = new Map<string, number>();
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1] ?? "", Number(m[2]));
+  return calls;
+}
+
 const key = (runbook: string, device: string) => `${runbook}:${device}`;
 
 /** Checks one job's result: succeeded, every step done, and the device's own answers. Returns the steps run. */
@@ -232,6 +242,7 @@ async function meter(daemon: Daemon, twin: TwinProcess): Promise<Meter> {
   const lock0 = await lockWaitSeconds(daemon);
   const twin0 = (await twin.cpu()).cpuUs;
   const redis0 = await redisCpuMs(daemon);
+  const calls0 = await redisCommandCalls(daemon);
   const rss = new RssSampler();
   const cpu0 = cpuMs();
   const t0 = performance.now();
@@ -243,7 +254,14 @@ async function meter(daemon: Daemon, twin: TwinProcess): Promise<Meter> {
       const redisCpu = (await redisCpuMs(daemon)) - redis0;
       const twinCpu = ((await twin.cpu()).cpuUs - twin0) / 1000;
       const lockWait = (await lockWaitSeconds(daemon)) - lock0;
+      const calls = await redisCommandCalls(daemon);
+      const redisCalls: Record<string, number> = {};
+      for (const [name, n] of calls) {
+        const delta = n - (calls0.get(name) ?? 0);
+        if (delta > 0) redisCalls[name] = delta;
+      }
       return {
+        redisCalls,
         wallMs,
         cpuMs: cpu,
         redisCpuMs: redisCpu,
@@ -298,7 +316,10 @@ async function directPhase(
     const jobId = newJobId(job.runbook);
     const shells = JobShells.forFleet(fleet, daemon.worker.pool.lease());
     let locks: DeviceLockSet | undefined;
+    let evidenceLog: EvidenceLog | undefined;
     try {
+      if (parts.evidence)
+        evidenceLog = await EvidenceLog.open(daemon.redis, dataDir, jobId, { groupCommit: true });
       if (parts.locks)
         locks = await acquireDeviceLocks(daemon.redis, [`device:${job.device}`], {
           owner: jobId,
@@ -311,7 +332,7 @@ async function directPhase(
         jobId,
         fleet,
         shells,
-        evidence: parts.evidence ? await EvidenceLog.open(daemon.redis, dataDir, jobId) : memoryEvidence,
+        evidence: evidenceLog ?? memoryEvidence,
         checkpoints: parts.checkpoints ? redisCheckpoints : memoryCheckpoints,
         ...(locks ? { locks } : {}),
         attempt: 1,
@@ -325,6 +346,7 @@ async function directPhase(
     } finally {
       await shells.close();
       await locks?.release();
+      await evidenceLog?.close();
     }
   });
   const figures = await m.stop();
@@ -497,7 +519,7 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
     if (opts.breakdown) {
       breakdown = [];
       const parts: [string, DirectParts][] = [
-        ["evidence (EvidenceLog: RedisClient chain + JSONL)", { evidence: true }],
+        ["evidence (EvidenceLog, group commit: Redis chain + JSONL + fsync)", { evidence: true }],
         ["checkpoints (RedisCheckpointStore)", { checkpoints: true }],
         ["device locks (acquire + release)", { locks: true }],
       ];
@@ -576,12 +598,15 @@ function meanPhase(x: DaemonPhase, y: DaemonPhase): DaemonPhase {
     twinCpuMs: mean((p) => p.twinCpuMs),
     peakRss: Math.max(x.peakRss, y.peakRss),
     lockWaitSeconds: mean((p) => p.lockWaitSeconds),
+    redisCalls: x.redisCalls,
     ...(x.evidenceRecords !== undefined ? { evidenceRecords: x.evidenceRecords } : {}),
     errors: [...x.errors, ...y.errors],
   };
 }
 
 function logPhase(log: (line: string) => void, name: string, p: DaemonPhase): void {
+  const calls = Object.entries(p.redisCalls).sort((a, b) => b[1] - a[1]);
+  const total = calls.reduce((t, [, n]) => t + n, 0);
   log(
     `${name}: ${p.ok}/${p.jobs} jobs, ${p.steps} steps in ${fmt(p.wallMs / 1000, 2)} s ` +
       `(${fmt(perSecond(p.ok, p.wallMs))} jobs/s), per device-step: wall ${fmt(p.wallMs / p.steps, 2)} ms, ` +
@@ -593,4 +618,11 @@ function logPhase(log: (line: string) => void, name: string, p: DaemonPhase): vo
       (p.lockWaitSeconds > 0 ? `, jobs waited ${fmt(p.lockWaitSeconds, 1)} s in all for device locks` : "") +
       (p.errors.length ? `, ${p.errors.length} ERRORS` : ""),
   );
+  if (total > p.jobs)
+    log(
+      `  Redis commands per job (scripts' inner commands included): ${fmt(total / p.jobs, 1)} (${calls
+        .slice(0, 8)
+        .map(([c, n]) => `${c} ${fmt(n / p.jobs, 1)}`)
+        .join(", ")})`,
+    );
 }

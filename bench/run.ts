@@ -32,6 +32,7 @@ const { values: opts } = parseArgs({
     json: { type: "boolean", default: false },
     "no-daemon": { type: "boolean", default: false },
     "daemon-breakdown": { type: "boolean", default: false },
+    "daemon-only": { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -266,8 +267,10 @@ function report(results: SizeResult[]): void {
 }
 
 const results: SizeResult[] = [];
-for (const n of sizes) results.push(await runSize(n));
-report(results);
+if (!opts["daemon-only"]) {
+  for (const n of sizes) results.push(await runSize(n));
+  report(results);
+}
 
 let daemon: DaemonFigures | undefined;
 if (!opts["no-daemon"]) {

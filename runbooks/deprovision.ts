@@ -27,6 +27,7 @@ import type { ApprovalState } from "../src/engine/ports.ts";
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
 import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
+import { azureResourceFact, lifecycleFact, zeroizedFact } from "./lib/facts.ts";
 
 /** A deprovisioning precondition does not hold: the job stops before anything destructive. Never retried. */
 export class DeprovisionRefused extends EngineError {
@@ -127,6 +128,18 @@ export const deprovision = defineRunbook({
   targets(p, fleet) {
     const t = resolveTarget(fleet, p.target, ["device"]);
     resourceOf(p, fleet);
+    // What the fleet file already says: a group that also holds another of its devices can never be deleted here.
+    if (p.deleteResourceGroup) {
+      const others = fleetDevicesInGroupOf(p, fleet);
+      if (others.length > 0) {
+        const rg = resourceOf(p, fleet).resourceGroup;
+        throw new DeprovisionRefused(
+          `deleteResourceGroup=true: resource group ${rg} also holds ${others.join(", ")} (fleet file); deleting it would take them with it. Deprovision without deleteResourceGroup, or retire them first`,
+          "resource-group",
+          p.target,
+        );
+      }
+    }
     // Every client host is read: an HA group on ANY host that still lists this device must stop the job.
     return { devices: t.devices, clientHosts: fleet.clientHosts.map((h) => h.name) };
   },
@@ -135,15 +148,28 @@ export const deprovision = defineRunbook({
       id: "preflight",
       title: "Check the resource is a Luna, no HA membership, backups or waiver; wait for approvals",
       kind: "read",
+      facts: (r) => {
+        const p = r as unknown as DeprovisionPreflight;
+        return [azureResourceFact(p.resourceId, "exists", `Dedicated HSM, sku ${p.sku ?? "unknown"}`)];
+      },
       commands: (p, fleet) => {
         const id = resourceOf(p, fleet);
         const approvals = fleet.approvals;
+        const rg = `/subscriptions/${id.subscriptionId}/resourceGroups/${id.resourceGroup}`;
         return [
           azureCmd(id.id, "GET (exists; sku.name must be 'SafeNet Luna Network HSM A790')"),
           lunash(p.target, "hsm show"),
           ...fleet.clientHosts.map(
             (h): PlannedCommand => ({ via: "lunacm", on: h.name, command: "hagroup listgroups" }),
           ),
+          ...(p.deleteResourceGroup
+            ? [
+                azureCmd(
+                  rg,
+                  `list everything in ${id.resourceGroup} (it must hold nothing but ${id.name}: otherwise the job is refused here, before any approval or zeroize)`,
+                ),
+              ]
+            : []),
           {
             via: "approval",
             on: "operators",
@@ -190,6 +216,9 @@ export const deprovision = defineRunbook({
         ];
         const hosts = await checkNoHaMembership(ctx, dev, partitionSerials);
 
+        // 3b. Asked to delete the group: it must hold nothing but this HSM, now, before anyone is asked to approve.
+        if (ctx.params.deleteResourceGroup) await checkGroupEmptyButThis(ctx, id);
+
         // 4. Backups confirmed, or a written waiver.
         const { backupsConfirmed, waiver } = ctx.params;
         if (!backupsConfirmed && !waiver)
@@ -206,6 +235,7 @@ export const deprovision = defineRunbook({
 
         // 6. Re-read what may have changed during the wait.
         await checkNoHaMembership(ctx, dev, partitionSerials);
+        if (ctx.params.deleteResourceGroup) await checkGroupEmptyButThis(ctx, id);
 
         return {
           device: dev.name,
@@ -270,6 +300,11 @@ export const deprovision = defineRunbook({
       id: "verify-zeroized",
       title: "Verify with hsm show that the HSM reports itself zeroized",
       kind: "read",
+      observes: (p) => [{ subject: `device:${p.target}`, fact: "zeroized" }],
+      facts: (_r, { params }) => [
+        zeroizedFact(params.target, true, true),
+        lifecycleFact(params.target, "zeroized", "zeroized by deprovision, verified with hsm show"),
+      ],
       commands: (p) => [lunash(p.target, "hsm show")],
       async run(ctx) {
         const dev = deviceOf(ctx.params, ctx.fleet);
@@ -343,11 +378,32 @@ export const deprovision = defineRunbook({
       id: "verify-hsm-gone",
       title: "Verify the HSM resource answers 404 (gone, no longer billed)",
       kind: "read",
+      observes: (p, fleet) => [{ subject: `azure:${resourceOf(p, fleet).id}`, fact: "resource" }],
+      facts: (r, { params }) => {
+        const proof = r as { resourceId: string; requestId?: string | null };
+        return [
+          azureResourceFact(proof.resourceId, "deleted", "404 on the HSM resource itself"),
+          lifecycleFact(params.target, "deleted", "zeroized, and its Azure resource deleted (404)"),
+        ];
+      },
       commands: (p, fleet) => [azureCmd(resourceOf(p, fleet).id, "GET (expect 404 ResourceNotFound)")],
       async run(ctx) {
         const id = resourceOf(ctx.params, ctx.fleet);
-        const proof = await ctx.azure.verifyHsmGone(id.id, { signal: ctx.signal });
-        return { ...proof };
+        try {
+          const proof = await ctx.azure.verifyHsmGone(id.id, { signal: ctx.signal });
+          return { ...proof };
+        } catch (err) {
+          // A 404 for the group (not the HSM): the HSM may be orphaned and billed. That is the fleet's state now.
+          if (
+            err instanceof AzureOperationError &&
+            /resourcegroupnotfound|subscriptionnotfound/i.test(err.failure.code ?? "")
+          )
+            await ctx.facts.observe(
+              azureResourceFact(id.id, "orphaned", err.message),
+              lifecycleFact(ctx.params.target, "orphaned", `${id.id}: ${err.message}`),
+            );
+          throw err;
+        }
       },
     },
     {
@@ -403,6 +459,13 @@ export const deprovision = defineRunbook({
               );
             throw err;
           });
+        await ctx.facts.observe({
+          subject: `azure:/subscriptions/${id.subscriptionId}/resourceGroups/${id.resourceGroup}`,
+          fact: "resource-group",
+          status: "ok",
+          summary: "deleted",
+          value: { state: "deleted" },
+        });
         return {
           resourceGroup: id.resourceGroup,
           deleted: true,
@@ -425,6 +488,41 @@ async function readHsmShow(ctx: StepContext<Params>, dev: Device) {
       { device: dev.name, command: "hsm show" },
     );
   return show;
+}
+
+/** Devices of the fleet file whose Azure resource is in the same resource group as the target's. */
+function fleetDevicesInGroupOf(p: Params, fleet: Fleet): string[] {
+  const own = resourceOf(p, fleet);
+  return fleet.devices
+    .filter((d) => d.name !== p.target && d.azure?.resourceId)
+    .filter((d) => {
+      try {
+        const id = parseHsmResourceId(d.azure!.resourceId!);
+        return (
+          id.subscriptionId.toLowerCase() === own.subscriptionId.toLowerCase() &&
+          id.resourceGroup.toLowerCase() === own.resourceGroup.toLowerCase()
+        );
+      } catch {
+        return false;
+      }
+    })
+    .map((d) => d.name);
+}
+
+/** The group must hold nothing but this HSM (no other Dedicated HSM, no other resource): else refuse, changing nothing. */
+async function checkGroupEmptyButThis(
+  ctx: StepContext<Params>,
+  id: ReturnType<typeof resourceOf>,
+): Promise<void> {
+  const contents = await ctx.azure.resourceGroupContents(id.resourceGroup, { signal: ctx.signal });
+  const hsms = contents.hsms.filter((h) => h.toLowerCase() !== id.id.toLowerCase());
+  const left = [...hsms, ...contents.others];
+  if (left.length > 0)
+    throw new DeprovisionRefused(
+      `deleteResourceGroup=true: resource group ${id.resourceGroup} would not be empty after ${id.name} is gone: it also holds ${left.join(", ")}. Nothing was changed and no approval was asked; deprovision without deleteResourceGroup, or move them first`,
+      "resource-group",
+      ctx.params.target,
+    );
 }
 
 /** `hagroup listgroups` on every client host; any group listing one of the device's partition serials stops the job. */

@@ -17,6 +17,7 @@ import type { Verdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type JobTargets, type PlannedCommand } from "../src/engine/runbook.ts";
 import type { StepContext } from "../src/engine/step-context.ts";
 import { breakerOpenGauge, memberKey, readBreaker, recordFailure, recordSuccess } from "./lib/breaker.ts";
+import { haSettingsFact, memberFactRefs, memberFacts, partitionFact } from "./lib/facts.ts";
 import { declaredMembers, findListedGroup, isAlive, listgroupsSchema } from "./lib/ha.ts";
 
 const params = z
@@ -183,6 +184,12 @@ export const haRecover = defineRunbook({
         `List ${h}'s HA groups; check each down member (breaker, NTLS reachable, partition intact)`,
       kind: "read",
       forEach: "clientHost",
+      observes: (p, fleet, h) =>
+        memberFactRefs(
+          fleet,
+          groupsOnHost(p, fleet, h!).map((g) => g.label),
+        ),
+      facts: (r) => inspectionFacts((r as unknown as { groups: GroupInspection[] }).groups),
       commands: (p, fleet, h) => {
         const out: PlannedCommand[] = [{ via: "lunacm", on: h!, command: "hagroup listgroups" }];
         for (const g of groupsOnHost(p, fleet, h!))
@@ -212,6 +219,8 @@ export const haRecover = defineRunbook({
         `hagroup recover on ${h} for groups with recoverable down members; verify with listgroups`,
       kind: "change",
       forEach: "clientHost",
+      // What recover left: members it brought back, and those still down (re-read with listgroups after it).
+      facts: (r) => recoveryFacts((r as unknown as { groups: GroupRecovery[] }).groups),
       commands: (p, fleet, h) =>
         groupsOnHost(p, fleet, h!).flatMap((g) => [
           `hagroup recover -group ${g.label}   (only if a member is down and recoverable)`,
@@ -288,6 +297,16 @@ export const haRecover = defineRunbook({
         `Set ${h}'s HA retry count and interval to the fleet file's values (report when they differed)`,
       kind: "change",
       forEach: "clientHost",
+      observes: (_p, _f, h) => [{ subject: `client:${h}`, fact: "ha-settings" }],
+      facts: (r) => {
+        const s = r as unknown as {
+          host: string;
+          before: { count: number; intervalSeconds: number };
+          wanted: { count: number; intervalSeconds: number };
+          changed: string[];
+        };
+        return [haSettingsFact(s.host, s.before, s.wanted, s.changed)];
+      },
       commands: (p, fleet, h) => {
         const want = wantedSettings(p, fleet, h!);
         return [
@@ -408,6 +427,42 @@ export function haRecoverVerdict(report: HaRecoverReport): Verdict {
   if (skipped.length > 0) return { outcome: "succeeded-with-findings", findings: skipped };
   const acted = report.groups.some((g) => g.recovered.length > 0 || !g.settingsMatched);
   return { outcome: acted ? "succeeded" : "nothing-to-do", findings: [] };
+}
+
+/** Member state as inspect saw it (down members with why they are left alone), and partitions it checked. */
+function inspectionFacts(groups: GroupInspection[]) {
+  return groups.flatMap((g) => [
+    ...memberFacts(
+      g.members.map((m) => ({
+        group: g.group,
+        device: m.device,
+        partition: m.partition,
+        status: m.status,
+        alive: isAlive(m.status),
+        why: m.skip,
+      })),
+      "seen",
+    ),
+    ...g.members
+      .filter((m) => m.partitionIntact !== null)
+      .map((m) => partitionFact(m.device, m.partition, m.partitionIntact === true, m.skip)),
+  ]);
+}
+
+function recoveryFacts(groups: GroupRecovery[]) {
+  const member = (group: string, key: string, alive: boolean) => {
+    const [device = key, partition = ""] = key.split("/");
+    return { group, device, partition, status: alive ? "alive" : "down", alive };
+  };
+  return groups.flatMap((g) =>
+    memberFacts(
+      [
+        ...g.recovered.map((k) => member(g.group, k, true)),
+        ...g.stillDown.map((k) => member(g.group, k, false)),
+      ],
+      "after-recover",
+    ),
+  );
 }
 
 /** One client host has one retry/interval setting for all its groups: the strictest of its groups' values. */

@@ -18,6 +18,7 @@ import { CapabilityUnavailable, EngineError, isDeviceError, UnexpectedResult } f
 import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
 import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
+import { cloningFacts } from "./lib/facts.ts";
 import {
   type DeclaredMember,
   declaredMembers,
@@ -178,6 +179,11 @@ export const haSync = defineRunbook({
       id: "validate-domains",
       title: "Validate cloning domains: fleet file, then the client's own answer (nothing is copied)",
       kind: "read",
+      observes: (p, fleet) =>
+        groupOf(fleet, p.target).members.flatMap((m) => [
+          { subject: `ha-member:${p.target}/${m.device}/${m.partition}`, fact: "member" },
+          { subject: `ha-member:${p.target}/${m.device}/${m.partition}`, fact: "cloning-domain" },
+        ]),
       commands: (p, fleet) => {
         const g = groupOf(fleet, p.target);
         const out: PlannedCommand[] = [{ via: "lunacm", on: g.clientHost, command: "hagroup listgroups" }];
@@ -273,6 +279,8 @@ export const haSync = defineRunbook({
           problems,
           remediation: remediationPlan(ctx.fleet, g.label, foreign),
         };
+        // Recorded before a failed validation stops the job: a foreign member is the fleet's state either way.
+        await ctx.facts.observe(...cloningFacts(g.label, v.members, v.foreign, isAlive));
         if (!v.ok) await failValidation(ctx, v);
         await ctx.evidence.note({ cloningValidation: v });
         return v;
@@ -373,6 +381,17 @@ export const haSync = defineRunbook({
           const slots = /slot (\d+) and slot (\d+)/.exec(warning);
           const oddSerial = before.members.find((r) => slots && r.slot === Number(slots[2]))?.serial;
           const foreign = declaredMembers(ctx.fleet, g.label).filter((m) => m.serial === oddSerial);
+          await ctx.facts.observe(
+            ...cloningFacts(
+              g.label,
+              before.members.flatMap((r) => {
+                const m = declaredMembers(ctx.fleet, g.label).find((x) => x.serial === r.serial);
+                return m ? [{ device: m.device, partition: m.partition, status: r.status }] : [];
+              }),
+              foreign.map((f) => ({ device: f.device, partition: f.partition, reason: warning! })),
+              isAlive,
+            ),
+          );
           await failValidation(ctx, {
             ...v,
             ok: false,

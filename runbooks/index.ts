@@ -8,6 +8,7 @@ import { cmkHealth } from "./cmk-health.ts";
 import { deprovision } from "./deprovision.ts";
 import { haRecover } from "./ha-recover.ts";
 import { haSync } from "./ha-sync.ts";
+import { withAppCryptoGate } from "./lib/crypto-gate.ts";
 import { mhsmAudit } from "./mhsm-audit.ts";
 import { mhsmRetire } from "./mhsm-retire.ts";
 import { ntlsCertSync } from "./ntls-cert-sync.ts";
@@ -25,9 +26,10 @@ const RUNBOOKS = new Map<string, Runbook>(
       tcpCheck,
       patchVerify,
       deprovision,
-      ntlsCertSync,
-      haRecover,
-      haSync,
+      // Maintenance ends with the application crypto gate where the fleet file's appCryptoGate.after says so.
+      withAppCryptoGate(ntlsCertSync),
+      withAppCryptoGate(haRecover),
+      withAppCryptoGate(haSync),
       // Managed HSM / Key Vault / customer-managed keys
       mhsmAudit,
       cmkHealth,

@@ -33,6 +33,7 @@ import { defineRunbook, type PlannedCommand } from "../src/engine/runbook.ts";
 import type { StepContext } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import { bundleFacts, type CertFacts, certFacts } from "./lib/certs.ts";
+import { certFact, pairsOfDevice, pairsOfHost, repairedPairFacts, trustFacts } from "./lib/facts.ts";
 import {
   type ApplianceSideNow,
   applianceBefore,
@@ -410,6 +411,11 @@ export const ntlsCertSync = defineRunbook({
       kind: "read",
       forEach: "device",
       commands: (_p, _f, d): PlannedCommand[] => [{ via: "sftp", on: d!, command: "get server.pem" }],
+      observes: (_p, _f, d) => [{ subject: `device:${d}`, fact: "cert" }],
+      facts: (r, { params, fleet }) => {
+        const { device, cert } = r as unknown as ApplianceCertResult;
+        return [certFact(device, cert, cert.daysLeft <= warnDays(params, fleet))];
+      },
       async run(ctx): Promise<ApplianceCertResult> {
         const device = ctx.target!;
         const pem = await ctx.files.applianceGet(device, "server.pem");
@@ -421,6 +427,7 @@ export const ntlsCertSync = defineRunbook({
       title: (h) => `Read what ${h} trusts (vtl listServers, ${CA_FILE}) and its own client certificate`,
       kind: "read",
       forEach: "clientHost",
+      observes: (_p, fleet, h, targets) => pairsOfHost(fleet, h!, targets.devices),
       commands: (_p, fleet, h): PlannedCommand[] => [
         { via: "host", on: h!, command: "vtl listServers" },
         { via: "host", on: h!, command: `cat ${CA_FILE}` },
@@ -448,6 +455,7 @@ export const ntlsCertSync = defineRunbook({
       title: (d) => `Read which clients ${d} trusts (client show, client fingerprint)`,
       kind: "read",
       forEach: "device",
+      observes: (_p, fleet, d, targets) => pairsOfDevice(fleet, d!, targets.clientHosts),
       commands: (_p, fleet, d) =>
         clientsOf({ fleet, targets: { clientHosts: fleet.clientHosts.map((h) => h.name) } }, d!).flatMap(
           (h) => [
@@ -467,6 +475,7 @@ export const ntlsCertSync = defineRunbook({
       title: (d) => `TLS handshake to ${d}'s NTLS port as each of its clients, then its NTLS syslog lines`,
       kind: "read",
       forEach: "device",
+      observes: (_p, fleet, d, targets) => pairsOfDevice(fleet, d!, targets.clientHosts),
       commands: (p, fleet, d) => {
         const dev = getDevice(fleet, d!);
         const hosts = clientsOf(
@@ -547,6 +556,10 @@ export const ntlsCertSync = defineRunbook({
       id: "report",
       title: "Per appliance/client pair: in sync, expiring, expired or mismatched (which side, evidence)",
       kind: "read",
+      observes: (_p, fleet, _t, targets) =>
+        targets.devices.flatMap((d) => pairsOfDevice(fleet, d, targets.clientHosts)),
+      // Each problem is the pair's: client-a's stale copy of hsm-a1's certificate is hsm-a1 <-> client-a, no one else.
+      facts: (r) => trustFacts((r as unknown as NtlsReport).pairs),
       async run(ctx): Promise<NtlsReport> {
         const report = buildReport(ctx);
         if (report.problems.length > 0)
@@ -568,6 +581,14 @@ export const ntlsCertSync = defineRunbook({
       kind: "change",
       forEach: "device",
       commands: (p) => (p.regen ? ["sysconf regenCert"] : []),
+      // The certificate it replaced is seen again, as it is now.
+      facts: (r, { params, fleet }) => {
+        const x = r as { device?: string; regenerated?: boolean; validTo?: string; fingerprint256?: string };
+        if (!x.regenerated || !x.device || !x.validTo || !x.fingerprint256) return [];
+        const daysLeft = Math.trunc((Date.parse(x.validTo) - Date.now()) / 86_400_000);
+        const cert = { validTo: x.validTo, daysLeft, fingerprint256: x.fingerprint256, subject: "" };
+        return [certFact(x.device, cert, daysLeft <= warnDays(params, fleet))];
+      },
       async run(ctx): Promise<unknown> {
         const device = ctx.target!;
         if (!ctx.params.regen) return { device, regenerated: false, reason: "regen not requested" };
@@ -869,6 +890,21 @@ export const ntlsCertSync = defineRunbook({
         if (!p.repair && !p.regen) return [];
         return fleet.clientHosts.map((h) => ({ via: "host" as const, on: h.name, command: "vtl verify" }));
       },
+      // A repair re-observes what it repaired: each verified pair, and the client's vtl verify that passed.
+      facts: (r) => {
+        const verified =
+          (r as { verified?: { device: string; host: string; vtlVerify: { ok: boolean } }[] }).verified ?? [];
+        const hosts = [...new Set(verified.filter((v) => v.vtlVerify.ok).map((v) => v.host))];
+        return [
+          ...verified.flatMap((v) => repairedPairFacts(v.device, v.host)),
+          ...hosts.map((h) => ({
+            subject: `client:${h}`,
+            fact: "vtl-verify",
+            status: "ok" as const,
+            summary: "verified after repair",
+          })),
+        ];
+      },
       async run(ctx): Promise<unknown> {
         if (!ctx.params.repair && !ctx.params.regen) return { verified: [], reason: "nothing was changed" };
         const changed = new Set<string>();
@@ -1005,6 +1041,8 @@ function ntlsVerdict(p: Params, result: (id: string, target?: string) => unknown
     return { outcome: "nothing-to-do", findings: [] };
   return findingsVerdict(findings);
 }
+
+const warnDays = (p: Params, fleet: Fleet) => p.expiringWithinDays ?? fleet.defaults.certExpiryWarnDays;
 
 /** Put the reads together: one verdict per pair, with the evidence that decided it. */
 function buildReport(ctx: Ctx): NtlsReport {

@@ -11,6 +11,7 @@ import { DeviceIdentityMismatch, RebootUnsafe } from "../src/engine/errors.ts";
 import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
+import { hsmShowFactRefs, hsmShowFacts, patchFactRefs, patchFacts } from "./lib/facts.ts";
 
 /** The RPM each known KB article installs (what `package list` shows once the patch is in). */
 export const KB_RPMS: Record<string, RegExp> = {
@@ -139,6 +140,8 @@ export const patchVerify = defineRunbook({
       kind: "read",
       forEach: "device",
       commands: () => ["hsm show"],
+      observes: (_p, _f, device) => hsmShowFactRefs(device!),
+      facts: (r) => hsmShowFacts(r as unknown as HsmShowResult),
       async run(ctx): Promise<HsmShowResult> {
         const name = ctx.target!;
         const declared = getDevice(ctx.fleet, name);
@@ -167,6 +170,11 @@ export const patchVerify = defineRunbook({
       kind: "read",
       forEach: "device",
       commands: () => ["package list"],
+      observes: (_p, _f, device) => patchFactRefs(device!, Object.keys(KB_RPMS)),
+      facts: (r) => {
+        const pkgs = r as unknown as PackageListResult;
+        return patchFacts(pkgs.device, pkgs.kbRpms, REBOOT_PATCH_KB);
+      },
       async run(ctx): Promise<PackageListResult> {
         const name = ctx.target!;
         const shell = await ctx.lunash(name);

@@ -13,6 +13,7 @@ import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import type { PresentedCertificate } from "../src/net/probe.ts";
+import { type ProbeView, probeFactRefs, probeFacts, vtlFactRefs, vtlFacts } from "./lib/facts.ts";
 
 const params = z
   .object({
@@ -96,6 +97,8 @@ export const tcpCheck = defineRunbook({
           { via: "tls", on: ep.label, command: `handshake, read server certificate (timeout ${t} ms)` },
         ];
       },
+      observes: (_p, _f, device) => probeFactRefs(device!),
+      facts: (r) => probeFacts(r as unknown as ProbeView),
       async run(ctx): Promise<NtlsProbeResult> {
         const device = ctx.target!;
         const ep = endpointOf(ctx.fleet, device);
@@ -137,6 +140,9 @@ export const tcpCheck = defineRunbook({
       kind: "read",
       forEach: "clientHost",
       commands: (_p, _f, host) => [{ via: "host", on: host!, command: "vtl verify" }],
+      observes: (_p, fleet, host, targets) => vtlFactRefs(fleet, host!, targets.devices),
+      facts: (r, { fleet, target, targets }) =>
+        vtlFacts(fleet, target!, targets.devices, r as unknown as VtlVerifyResult),
       async run(ctx): Promise<VtlVerifyResult> {
         const host = ctx.target!;
         const shell = await ctx.hostShell(host);

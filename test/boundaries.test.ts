@@ -17,7 +17,9 @@ const LAYERS: readonly (readonly string[])[] = [
   // src/signing: approval statements, SSH signature verification, the approver key registry (pure crypto over the
   // fleet file): below coord and guard, which re-verify approvals with it at the moment they act.
   ["src/redis", "src/signing"],
-  ["src/coord", "src/evidence", "src/azure", "src/net"],
+  // src/facts: the fleet state model (every observation with when, by which job, and its status), a Redis-backed
+  // store like coord: runbooks write it through the engine's step context, report and metrics read it.
+  ["src/coord", "src/facts", "src/evidence", "src/azure", "src/net"],
   // src/identity: principals, roles, API tokens, OIDC validation, failed-authentication limits: over redis and
   // evidence (refusals are recorded), below everything that acts for a principal (guard, queue, API).
   ["src/transport", "src/identity"],
@@ -169,6 +171,8 @@ const RUNBOOK_VALUE_ALLOWED = [
   /^runbooks\//,
   // Managed HSM's failure classes and id/scope parsing are pure too (no client, no network).
   /^src\/azure\/(errors|resource-id|key-vault-errors|key-vault-ids)\.ts$/,
+  // The fleet state model's vocabulary (subjects, statuses): pure, no Redis; runbooks write facts only via ctx.facts.
+  /^src\/facts\/model\.ts$/,
 ];
 function runbookBypasses(edges: readonly ImportEdge[]): string[] {
   return edges

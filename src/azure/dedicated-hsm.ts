@@ -201,6 +201,24 @@ export class DedicatedHsmGateway {
     return { typed, generic };
   }
 
+  /**
+   * Everything a resource group holds: its Dedicated HSMs (typed and generic lists, merged) and every other resource.
+   * What deleting the group would take with it — deprovision's preflight reads it before any approval.
+   */
+  async resourceGroupContents(
+    resourceGroup: string,
+    options: CallOptions = {},
+  ): Promise<{ resourceGroup: string; hsms: string[]; others: string[] }> {
+    const scan = await this.scanResourceGroupForDedicatedHsms(resourceGroup, options);
+    const hsms = [...new Set([...scan.typed, ...scan.generic])].sort();
+    const lower = new Set(hsms.map((h) => h.toLowerCase()));
+    const others = (await this.listGenericResources(resourceGroup, undefined, options))
+      .map((r) => r.id)
+      .filter((id) => !lower.has(id.toLowerCase()))
+      .sort();
+    return { resourceGroup, hsms, others };
+  }
+
   /** True unless BOTH the typed list and the generic filtered list are empty. */
   async resourceGroupHoldsDedicatedHsms(resourceGroup: string, options: CallOptions = {}): Promise<boolean> {
     const scan = await this.scanResourceGroupForDedicatedHsms(resourceGroup, options);

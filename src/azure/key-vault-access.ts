@@ -69,3 +69,33 @@ export function keyVaultAccessFor(
   });
   return { arm: new ManagedHsmGateway(clients), data: new ManagedHsmDataPlane(clients) };
 }
+
+export const KEYVAULT_PORT_ENV = "LUNAFLEET_AZURE_KEYVAULT_PORT";
+
+/**
+ * A daemon started beside `lunafleet sim`: the Key Vault twin listens on one loopback port for every pool, Entra ID and
+ * Graph (names under `.localhost`). Points a twin fleet's hsmUris and azureIdentity at that port. Refused for a
+ * production fleet, and for any URI not under `.localhost`: nothing real is ever redirected.
+ */
+export function pointTwinKeyVaultAt(fleet: Fleet, port: number): void {
+  if (fleet.twin !== true) throw new ArmAccessError("azure: --azure-keyvault-port is for twin fleets only");
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new ArmAccessError(`azure: --azure-keyvault-port ${port} is not a port`);
+  const at = (uri: string) => {
+    const u = new URL(uri);
+    if (!/(^|\.)localhost$/i.test(u.hostname))
+      throw new ArmAccessError(`azure: ${uri} is not a twin (.localhost) URI; refusing to redirect it`);
+    u.port = String(port);
+    return u.toString();
+  };
+  for (const h of fleet.managedHsms) h.hsmUri = at(h.hsmUri);
+  fleet.azureIdentity = {
+    authorityHost: at("https://login.localhost/").replace(/\/$/, ""),
+    graphEndpoint: at("https://graph.localhost/").replace(/\/$/, ""),
+  };
+}
+
+/** Split a PEM bundle into its certificates (the twin publishes its ARM and Key Vault CAs in one file). */
+export function pemCertificates(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+}

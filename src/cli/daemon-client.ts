@@ -186,9 +186,8 @@ async function localClient(opts: OpenClientOptions): Promise<DaemonClient> {
     dataDir: conn.dataDir,
     evidenceSigner: readSigner(conn.dataDir),
     async report(o) {
-      const { buildReport } = await import("../daemon/report.ts");
-      void o;
-      return buildReport(conn.redis, services.fleet);
+      const { reportService } = await import("../daemon/report-service.ts");
+      return reportService(conn.redis, services.fleet, o);
     },
   };
   const ctx: OpContext = { services, principal };

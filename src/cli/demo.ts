@@ -12,7 +12,8 @@ import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
 import { type Daemon, startDaemon } from "../daemon/daemon.ts";
 import { createLogger } from "../daemon/logger.ts";
-import { buildReport, type FleetReport, renderReport } from "../daemon/report.ts";
+import { buildReport, type FleetReport } from "../daemon/report.ts";
+import { renderReport } from "../daemon/report-render.ts";
 import { type FinishedJob, submitKeyVaultSweep, submitSweep, waitForJobs } from "../daemon/sweep.ts";
 import { startTwin, type Twin } from "../sim/twin.ts";
 

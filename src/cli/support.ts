@@ -143,6 +143,18 @@ export function integerOption(flag: string, min: number, max: number): (value: s
   };
 }
 
+/** A commander parser for a duration: `90s`, `90m`, `24h`, `7d` (a bare number is minutes). Returns milliseconds. */
+export function durationOption(flag: string): (value: string) => number {
+  return (value: string) => {
+    const m = /^(\d{1,7})(s|m|h|d)?$/.exec(value.trim());
+    if (!m) throw new InvalidArgumentError(`${flag} must be a duration like 90m, 24h or 7d, got '${value}'`);
+    const n = Number(m[1]);
+    const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "m") as "s" | "m" | "h" | "d"];
+    if (n === 0) throw new InvalidArgumentError(`${flag} must be more than zero`);
+    return n * unit;
+  };
+}
+
 export function ago(ms: number | undefined): string {
   if (!ms) return "-";
   return new Date(ms)

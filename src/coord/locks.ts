@@ -133,6 +133,11 @@ export interface AcquireOptions {
   autoRenew?: boolean;
   /** Called once when a lock is lost (renewal refused, or not confirmed before the TTL ran out). */
   onLost?: (err: LockLostError) => void;
+  /**
+   * The clock the held set measures its TTL by (confirmed renewals, expiry): Date.now unless a test drives time
+   * itself (waiting for a busy lock always uses real time).
+   */
+  clock?: () => number;
 }
 
 /**
@@ -153,6 +158,7 @@ export async function acquireDeviceLocks(
   }
   // The fixed order: every job sorts the same way, so no two jobs can each hold what the other waits for.
   const ordered = [...new Set(resources)].sort();
+  const clock = opts.clock ?? Date.now;
   const started = Date.now();
   const deadline = started + Math.max(0, opts.waitMs);
   const held: { resource: string; token: number; confirmedAt: number }[] = [];
@@ -160,7 +166,7 @@ export async function acquireDeviceLocks(
     for (const resource of ordered) {
       let pause = 10;
       for (;;) {
-        const sentAt = Date.now();
+        const sentAt = clock();
         const reply = (await runScript(
           redis,
           takeLockIfFree,
@@ -191,7 +197,7 @@ export async function acquireDeviceLocks(
     );
     throw err;
   }
-  const set = new DeviceLockSet(redis, opts.owner, opts.ttlMs, held, opts.onLost);
+  const set = new DeviceLockSet(redis, opts.owner, opts.ttlMs, held, opts.onLost, clock);
   if (opts.autoRenew !== false) set.startRenewing();
   return set;
 }
@@ -202,6 +208,7 @@ export class DeviceLockSet {
   readonly #ttlMs: number;
   readonly #held: { resource: string; token: number; confirmedAt: number }[];
   readonly #onLost: ((err: LockLostError) => void) | undefined;
+  readonly #clock: () => number;
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #lost: LockLostError | undefined;
@@ -214,7 +221,9 @@ export class DeviceLockSet {
     ttlMs: number,
     held: { resource: string; token: number; confirmedAt: number }[],
     onLost?: (err: LockLostError) => void,
+    clock: () => number = Date.now,
   ) {
+    this.#clock = clock;
     this.#redis = redis;
     this.#ttlMs = ttlMs;
     this.#held = held;
@@ -256,7 +265,7 @@ export class DeviceLockSet {
    */
   #checkExpiry(): void {
     if (this.#lost || this.#released) return;
-    const now = Date.now();
+    const now = this.#clock();
     for (const h of this.#held) {
       if (now >= h.confirmedAt + this.#ttlMs) {
         this.#markLost(
@@ -295,7 +304,7 @@ export class DeviceLockSet {
     this.throwIfLost();
     if (this.#released) throw new LockError(`job ${this.owner}: renew after release`);
     for (const h of this.#held) {
-      const sentAt = Date.now();
+      const sentAt = this.#clock();
       let reply: unknown;
       try {
         reply = await runScript(
@@ -305,7 +314,7 @@ export class DeviceLockSet {
           [lockValue(h.token, this.owner), this.#ttlMs],
         );
       } catch (err) {
-        if (Date.now() >= h.confirmedAt + this.#ttlMs) {
+        if (this.#clock() >= h.confirmedAt + this.#ttlMs) {
           throw this.#markLost(
             new LockLostError(
               h.resource,
@@ -367,6 +376,7 @@ export class DeviceLockSet {
         ttlMs: this.#ttlMs,
         waitMs,
         autoRenew: false,
+        clock: this.#clock,
       });
       this.#held.push(...more.#held);
       return true;

@@ -1,12 +1,13 @@
 // The daemon: Redis (embedded unless REDIS_URL says otherwise), the worker, the maintenance-window schedulers, the
 // published fleet, and the local HTTP endpoint (/metrics, /healthz). More daemons on the same Redis are more workers:
 // device locks, checkpoints, the guard ledger and the schedulers all live in Redis.
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Queue } from "bullmq";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
 import { type EvidenceSigner, loadOrCreateSigner } from "../evidence/signing.ts";
-import { createJobQueue, type JobData, publishFleet } from "../queue/jobs.ts";
+import { createJobQueue, fleetDigest, type JobData, osAccountName, publishFleet } from "../queue/jobs.ts";
 import { syncSchedules } from "../queue/schedules.ts";
 import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";
 import {
@@ -18,6 +19,8 @@ import {
 import { type EmbeddedRedis, startEmbeddedRedis } from "../redis/embedded-server.ts";
 import { TrustStore } from "../transport/trust-store.ts";
 import { type DaemonApiOptions, startDaemonApi } from "./api.ts";
+import { claimFleet, type FleetClaim } from "./fleet-claim.ts";
+import { registerFleetMetrics } from "./fleet-metrics.ts";
 import { type DaemonHttp, startDaemonHttp } from "./http.ts";
 import { createLogger, type DaemonLogger } from "./logger.ts";
 import { createMetrics, type DaemonMetrics } from "./metrics.ts";
@@ -25,6 +28,8 @@ import { createMetrics, type DaemonMetrics } from "./metrics.ts";
 export interface StartDaemonOptions {
   fleet?: Fleet;
   fleetFile?: string;
+  /** How the fleet is named to other daemons when it is given as an object (its file path, for the CLI). */
+  fleetName?: string;
   /** A shared Redis (redis://, unix://, redis-sentinel://, redis-cluster://). Default: REDIS_* env, else embedded. */
   redisUrl?: string;
   /** lunafleet state: embedded Redis (socket, AOF), evidence files. */
@@ -46,6 +51,13 @@ export interface StartDaemonOptions {
     >
   >;
   workerId?: string;
+  /**
+   * Start even though the daemons running on this Redis run another fleet (digest), replacing theirs; recorded as
+   * evidence. Without it such a daemon refuses to start (src/daemon/fleet-claim.ts).
+   */
+  replaceFleet?: boolean;
+  /** How often this daemon says it is alive (and looks for a replacement of its fleet); default 5 s. Tests. */
+  fleetHeartbeatMs?: number;
   /** Sync the fleet's maintenance windows into job schedulers (default true). */
   schedules?: boolean;
   /** The HTTPS API (src/api); null or absent = not served. */
@@ -92,7 +104,13 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
     redisOptions = {};
     redisUrl = process.env.REDIS_URL;
   } else {
-    embedded = await startEmbeddedRedis({ dataDir: opts.dataDir, handleSignals: false });
+    embedded = await startEmbeddedRedis({
+      dataDir: opts.dataDir,
+      handleSignals: false,
+      // A daemon killed with SIGKILL leaves its redis-server running: the next start replaces it (checked ours).
+      onOrphanReplaced: (info) =>
+        log.warn(info, "replaced the embedded redis-server a killed daemon left running on this data dir"),
+    });
     redisOptions = { url: embedded.url };
     redisUrl = embedded.url;
     log.info({ socket: embedded.socketPath, pid: embedded.pid }, "embedded redis started");
@@ -101,11 +119,14 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
   const redis = connectRedis({ ...redisOptions, connectionName: "lunafleet:daemon" });
   const queue = createJobQueue(redis);
   const metrics = createMetrics(queue);
+  registerFleetMetrics(metrics.registry, redis, fleet);
   let worker: RunningWorker | undefined;
   let http: DaemonHttp | undefined;
   let api: Awaited<ReturnType<typeof startDaemonApi>> | undefined;
   const evidenceSigner = loadOrCreateSigner(opts.dataDir, opts.evidenceKeyFile);
+  let claim: FleetClaim | undefined;
   const cleanup = async () => {
+    await bounded(claim?.release());
     await bounded(api?.close());
     await bounded(http?.close());
     await bounded(worker?.close());
@@ -114,6 +135,28 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
     await bounded(embedded?.stop());
   };
   try {
+    // One fleet per Redis: refuse (or, when told, replace and record) before publishing anything.
+    claim = await claimFleet(redis, {
+      daemonId: opts.workerId ?? `daemon-${hostname()}-${process.pid}`,
+      digest: fleetDigest(fleet),
+      fleetFile: opts.fleetFile ?? opts.fleetName ?? "(in-process fleet)",
+      ...(opts.replaceFleet ? { replace: true } : {}),
+      by: `operator:${osAccountName()}`,
+      dataDir: opts.dataDir,
+      ...(opts.fleetHeartbeatMs ? { heartbeatMs: opts.fleetHeartbeatMs } : {}),
+      onReplaced: (by) => {
+        log.error(
+          { fleetFile: by.fleetFile, digest: by.digest, daemonId: by.daemonId },
+          "another daemon replaced this daemon's fleet (--replace-fleet): this worker takes no more jobs",
+        );
+        void worker?.worker.pause(true).catch(() => {});
+      },
+    });
+    if (claim.replacementEvidence)
+      log.warn(
+        { evidence: claim.replacementEvidence },
+        "replaced the fleet the other daemons ran (--replace-fleet)",
+      );
     await publishFleet(redis, fleet);
     await evidenceSigner.publish(redis);
     if (opts.schedules ?? true) {

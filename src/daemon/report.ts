@@ -1,154 +1,312 @@
-// The fleet report: one row per device, built from the latest tcp-check and patch-verify findings in Redis (what
-// the last succeeded jobs saw), the fleet's HA groups, and the login guard's ledger. Nothing here connects to a
-// device: a device never checked says so ("unknown") instead of being guessed healthy.
+// The fleet report, read only from the fleet state model (src/facts): per device its facts — NTLS 1792, certificate,
+// software/firmware, KB0019789, zeroized, guard, lifecycle — each with its status (ok, problem, check-failed,
+// unknown), when it was seen and by which job; its HA members and (appliance, client) pairs; how old the row's
+// oldest fact is and whether it is stale. Nothing here connects to a device or reads a job result: a fact never
+// observed is `unknown`, a check that failed says so with its reason and time, a retired device says it is retired.
 import type { Fleet } from "../config/schema.ts";
-import { LoginLedger } from "../guard/ledger.ts";
-import { type Finding, readFindings } from "../queue/findings.ts";
+import { type FactStatus, type JsonValue, type Observation, subjects as S } from "../facts/model.ts";
+import { type JobTouch, RedisFactStore } from "../facts/store.ts";
 import type { RedisClient } from "../redis/client.ts";
-import {
-  buildManagedHsmRows,
-  type ManagedHsmReportRow,
-  managedHsmProblems,
-  renderManagedHsms,
-} from "./report-mhsm.ts";
+import { buildManagedHsmRows, type ManagedHsmReportRow, managedHsmProblems } from "./report-mhsm.ts";
+
+export interface FactView {
+  fact: string;
+  status: FactStatus;
+  summary: string;
+  /** When it was seen (ISO); null when never. */
+  observedAt: string | null;
+  ageSeconds: number | null;
+  /** Seen longer ago than the report's staleAfter. */
+  stale: boolean;
+  jobId: string | null;
+  by: string | null;
+  reason?: string;
+  value?: JsonValue;
+}
+
+export type DeviceState = "in service" | "zeroized (retiring)" | "retired" | "orphaned";
 
 export interface DeviceReportRow {
   device: string;
-  /** NTLS port reachable and TLS handshake completed (null: never checked). */
+  state: DeviceState;
+  retired: boolean;
+  /** Every fact of `device:<name>`, the core ones (ntls, cert, software, patch:KB0019789, zeroized, guard) always. */
+  facts: Record<string, FactView>;
+  ha: { group: string; partition: string; member: FactView; cloningDomain: FactView }[];
+  pairs: { host: string; trust: FactView; vtlVerify: FactView }[];
+  partitions: { partition: string; intact: FactView }[];
+  // Convenience values, read from the facts above.
   reachable: boolean | null;
   ntlsEndpoint: string | null;
   latencyMs: number | null;
   softwareVersion: string | null;
   firmware: string | null;
-  /** KB0019789 reboot patch installed (null: never checked). */
   rebootPatch: boolean | null;
   rebootUnsafe: boolean | null;
-  /** Whole days left, truncated toward zero (as tcp-check reported them; negative = days since expiry). */
+  /** Whole days left as the check saw it (negative = days since expiry). */
   certExpiresInDays: number | null;
-  /** When the NTLS certificate expires (ISO 8601), as the appliance presented it. */
   certExpiresAt: string | null;
   /** Days left at report time, to the hundredth, rounded down (negative once expired): 4.99, not "4". */
   certDaysLeft: number | null;
   certExpiringSoon: boolean;
-  /** HA groups the device is a member of, with the member's state when an HA runbook has reported one. */
-  ha: { group: string; role: string; state: string | null }[];
-  /** Login guard: "ok", "quarantined: <roles>", "pending: <roles>", or null when the guard has no record. */
+  /** "ok", "quarantined: <roles>", "pending: <roles>", or null when the guard never recorded a login. */
   guard: string | null;
-  checkedAt: { tcpCheck: string | null; patchVerify: string | null };
+  /** The oldest of the row's core facts that were seen, and its age. */
+  checkedAt: string | null;
+  ageSeconds: number | null;
+  stale: boolean;
+  problems: string[];
+}
+
+export interface ClientReportRow {
+  host: string;
+  facts: Record<string, FactView>;
   problems: string[];
 }
 
 export interface FleetReport {
   generatedAt: string;
+  staleAfterSeconds: number;
   devices: DeviceReportRow[];
+  clientHosts: ClientReportRow[];
   /** Managed HSM pools (src/daemon/report-mhsm.ts); empty when the fleet declares none. */
   managedHsms: ManagedHsmReportRow[];
+  /** `<device or host>: <what>`, every problem and failed check of devices in service, hosts and resources. */
   problems: string[];
+  /** Facts seen longer ago than staleAfter: `<device>: <fact> seen <age> ago`. */
+  stale: string[];
 }
 
-export async function buildReport(redis: RedisClient, fleet: Fleet, now = new Date()): Promise<FleetReport> {
-  const names = fleet.devices.map((d) => d.name);
-  const findings = await readFindings(redis, names);
-  let ledger: Awaited<ReturnType<LoginLedger["list"]>> = [];
-  try {
-    ledger = await new LoginLedger(redis).list();
-  } catch {
-    // A guard ledger we cannot read is reported as unknown, not as clean.
-    ledger = [];
-  }
-  const rows = fleet.devices.map((device): DeviceReportRow => {
-    const f = findings.get(device.name) ?? {};
-    const tcp = f["tcp-check"] as Finding | undefined;
-    const pv = f["patch-verify"] as Finding | undefined;
-    const t = tcp?.data as Record<string, unknown> | undefined;
-    const p = pv?.data as Record<string, unknown> | undefined;
-    const ha = fleet.haGroups
-      .filter((g) => g.members.some((m) => m.device === device.name))
-      .map((g) => {
-        const state = haStateOf(f, g.label);
-        return { group: g.label, role: "member", state };
-      });
-    const entries = ledger.filter((e) => e.device === device.name);
-    const quarantined = entries.filter((e) => e.quarantined).map((e) => roleLabel(e));
-    const pending = entries.filter((e) => e.pendingAttempt).map((e) => roleLabel(e));
-    const guard =
-      entries.length === 0
-        ? null
-        : quarantined.length > 0
-          ? `quarantined: ${quarantined.join(", ")}`
-          : pending.length > 0
-            ? `pending: ${pending.join(", ")}`
-            : "ok";
-    const reachable = t ? t.reachable === true && t.handshakeOk === true : null;
-    const rebootPatch = p ? p.rebootPatchInstalled === true : null;
-    const certDays = t && typeof t.expiresInDays === "number" ? t.expiresInDays : null;
-    const certValidTo = validToOf(t);
-    const certDaysLeft =
-      certValidTo === null
-        ? null
-        : Math.floor((certValidTo.getTime() - now.getTime()) / (DAY_MS / 100)) / 100;
-    const row: DeviceReportRow = {
-      device: device.name,
-      reachable,
-      ntlsEndpoint: t && typeof t.endpoint === "string" ? t.endpoint : null,
-      latencyMs: t && typeof t.latencyMs === "number" ? Math.round(t.latencyMs * 10) / 10 : null,
-      softwareVersion: p && typeof p.softwareVersion === "string" ? p.softwareVersion : null,
-      firmware: p && typeof p.firmware === "string" ? p.firmware : null,
-      rebootPatch,
-      rebootUnsafe: p ? p.rebootUnsafe === true : null,
-      certExpiresInDays: certDays,
-      certExpiresAt: certValidTo?.toISOString() ?? null,
-      certDaysLeft,
-      certExpiringSoon: t ? t.certExpiringSoon === true : false,
-      ha,
-      guard,
-      checkedAt: { tcpCheck: tcp?.at ?? null, patchVerify: pv?.at ?? null },
-      problems: [],
-    };
-    if (reachable === null) row.problems.push("NTLS never checked (run tcp-check)");
-    else if (!reachable) row.problems.push(`NTLS not reachable on ${row.ntlsEndpoint ?? "1792"}`);
-    if (rebootPatch === null) row.problems.push("patches never checked (run patch-verify)");
-    else if (!rebootPatch) row.problems.push("KB0019789 reboot patch missing: REBOOT-UNSAFE");
-    if (certValidTo !== null && certDaysLeft !== null) {
-      const at = shortUtc(certValidTo);
-      if (certValidTo.getTime() <= now.getTime())
-        row.problems.push(`NTLS certificate expired ${daysText(-certDaysLeft)} ago (${at})`);
-      else if (row.certExpiringSoon)
-        row.problems.push(`NTLS certificate expires in ${daysText(certDaysLeft)} (${at})`);
-    } else if (certDays !== null && certDays < 0)
-      row.problems.push(`NTLS certificate expired ${-certDays} day(s) ago`);
-    else if (certDays !== null && row.certExpiringSoon)
-      row.problems.push(`NTLS certificate expires in ${certDays} day(s)`);
-    const notVerified =
-      t && Array.isArray(t.notVerifiedFrom) ? (t.notVerifiedFrom as { host?: unknown }[]) : [];
-    for (const nv of notVerified)
-      if (typeof nv.host === "string")
-        row.problems.push(`partitions not verified from ${nv.host} (vtl verify)`);
-    if (quarantined.length > 0) row.problems.push(`guard quarantine: ${quarantined.join(", ")}`);
-    for (const h of ha)
-      if (h.state && h.state !== "up" && h.state !== "ok") row.problems.push(`${h.group}: member ${h.state}`);
-    return row;
+export interface ReportOptions {
+  now?: Date;
+  /** A fact older than this is flagged stale (default 24 h). */
+  staleAfterMs?: number;
+}
+
+export const REBOOT_PATCH_KB = "KB0019789";
+const CORE = ["ntls", "cert", "software", `patch:${REBOOT_PATCH_KB}`, "zeroized", "guard"] as const;
+const DAY_MS = 86_400_000;
+export const DEFAULT_STALE_AFTER_MS = DAY_MS;
+
+export async function buildReport(
+  redis: RedisClient,
+  fleet: Fleet,
+  opts: ReportOptions = {},
+): Promise<FleetReport> {
+  const now = opts.now ?? new Date();
+  const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const all = await new RedisFactStore(redis).readAll();
+  const view = (o: Observation | undefined, fact: string): FactView => factView(o, fact, now, staleAfterMs);
+  const known = new Set(fleet.devices.map((d) => d.name));
+  // Devices the model knows as retired that the fleet file no longer lists are still shown, as retired.
+  const retiredElsewhere = [...all.keys()]
+    .filter((s) => s.startsWith("device:"))
+    .map((s) => s.slice("device:".length))
+    .filter((d) => !known.has(d) && typeof all.get(S.device(d))?.lifecycle === "object");
+  const rows = [...fleet.devices.map((d) => d.name), ...retiredElsewhere].map((device) =>
+    deviceRow(device, fleet, all, view, now),
+  );
+  const clientHosts = fleet.clientHosts.map((h): ClientReportRow => {
+    const facts = Object.fromEntries(
+      Object.entries(all.get(S.client(h.name)) ?? {}).map(([f, o]) => [f, view(o, f)]),
+    );
+    return { host: h.name, facts, problems: factProblems(Object.values(facts)) };
   });
+  const azureProblems = [...all.entries()]
+    .filter(([s]) => s.startsWith("azure:"))
+    .flatMap(([s, facts]) =>
+      factProblems(Object.entries(facts).map(([f, o]) => view(o, f))).map((p) => `${s}: ${p}`),
+    );
+  const stale = rows.flatMap((r) =>
+    r.retired
+      ? []
+      : Object.values(r.facts)
+          .filter((f) => f.stale)
+          .map((f) => `${r.device}: ${f.fact} seen ${ageText(f.ageSeconds)} ago`),
+  );
   const managedHsms = await buildManagedHsmRows(redis, fleet);
   return {
     generatedAt: now.toISOString(),
+    staleAfterSeconds: Math.round(staleAfterMs / 1000),
     devices: rows,
+    clientHosts,
     managedHsms,
     problems: [
       ...rows.flatMap((r) => r.problems.map((p) => `${r.device}: ${p}`)),
+      ...clientHosts.flatMap((h) => h.problems.map((p) => `${h.host}: ${p}`)),
+      ...azureProblems,
       ...managedHsmProblems(managedHsms),
     ],
+    stale,
   };
 }
 
-const DAY_MS = 86_400_000;
+function deviceRow(
+  device: string,
+  fleet: Fleet,
+  all: Map<string, Record<string, Observation>>,
+  view: (o: Observation | undefined, fact: string) => FactView,
+  now: Date,
+): DeviceReportRow {
+  const own = all.get(S.device(device)) ?? {};
+  const facts: Record<string, FactView> = {};
+  for (const f of CORE) facts[f] = view(own[f], f);
+  for (const [f, o] of Object.entries(own)) facts[f] = view(o, f);
+  const lifecycle = own.lifecycle?.value;
+  const state: DeviceState =
+    lifecycle === "deleted"
+      ? "retired"
+      : lifecycle === "orphaned"
+        ? "orphaned"
+        : lifecycle === "zeroized"
+          ? "zeroized (retiring)"
+          : "in service";
+  const ha = fleet.haGroups.flatMap((g) =>
+    g.members
+      .filter((m) => m.device === device)
+      .map((m) => {
+        const f = all.get(S.haMember(g.label, m.device, m.partition)) ?? {};
+        return {
+          group: g.label,
+          partition: m.partition,
+          member: view(f.member, "member"),
+          cloningDomain: view(f["cloning-domain"], "cloning-domain"),
+        };
+      }),
+  );
+  const pairs = fleet.clientHosts
+    .filter((h) => h.assignments.some((a) => a.device === device))
+    .map((h) => {
+      const f = all.get(S.pair(device, h.name)) ?? {};
+      return { host: h.name, trust: view(f.trust, "trust"), vtlVerify: view(f["vtl-verify"], "vtl-verify") };
+    });
+  const declared = fleet.devices.find((d) => d.name === device)?.partitions.map((p) => p.label) ?? [];
+  const partitions = declared.flatMap((p) => {
+    const f = all.get(S.partition(device, p))?.intact;
+    return f ? [{ partition: p, intact: view(f, "intact") }] : [];
+  });
 
-/** The certificate's expiry instant from a tcp-check finding (`cert.validTo`), or null. */
-function validToOf(t: Record<string, unknown> | undefined): Date | null {
-  const cert = t?.cert as { validTo?: unknown } | null | undefined;
-  if (!cert || typeof cert.validTo !== "string") return null;
-  const d = new Date(cert.validTo);
-  return Number.isNaN(d.getTime()) ? null : d;
+  const ntls = own.ntls;
+  const ntlsValue = (ntls?.value ?? {}) as { endpoint?: string; latencyMs?: number | null };
+  const software = (own.software?.value ?? {}) as { softwareVersion?: string | null; firmware?: string };
+  const patch = own[`patch:${REBOOT_PATCH_KB}`];
+  const cert = certOf(own.cert, fleet, now);
+  const guard = own.guard ? own.guard.summary : null;
+  const seen = CORE.map((f) => facts[f]!).filter((f) => f.observedAt !== null && f.fact !== "guard");
+  const oldest = seen.sort((a, b) => (a.observedAt ?? "").localeCompare(b.observedAt ?? ""))[0];
+  const row: DeviceReportRow = {
+    device,
+    state,
+    retired: state === "retired",
+    facts,
+    ha,
+    pairs,
+    partitions,
+    reachable:
+      ntls && ntls.status !== "check-failed" && ntls.status !== "unknown" ? ntls.status === "ok" : null,
+    ntlsEndpoint: typeof ntlsValue.endpoint === "string" ? ntlsValue.endpoint : null,
+    latencyMs: typeof ntlsValue.latencyMs === "number" ? Math.round(ntlsValue.latencyMs * 10) / 10 : null,
+    softwareVersion: own.software ? (software.softwareVersion ?? null) : null,
+    firmware: own.software && typeof software.firmware === "string" ? software.firmware : null,
+    rebootPatch:
+      patch && (patch.status === "ok" || patch.status === "problem") ? patch.status === "ok" : null,
+    rebootUnsafe:
+      patch && (patch.status === "ok" || patch.status === "problem") ? patch.status === "problem" : null,
+    ...cert,
+    guard,
+    checkedAt: oldest?.observedAt ?? null,
+    ageSeconds: oldest?.ageSeconds ?? null,
+    stale: seen.some((f) => f.stale),
+    problems: [],
+  };
+  row.problems = state === "in service" ? serviceProblems(row, fleet) : retiredProblems(row);
+  return row;
+}
+
+/** Certificate expiry at report time, from the observed validTo (not the days the check counted then). */
+function certOf(o: Observation | undefined, fleet: Fleet, now: Date) {
+  const v = (o?.value ?? {}) as { validTo?: string; daysLeft?: number };
+  const validTo = typeof v.validTo === "string" ? new Date(v.validTo) : null;
+  const ok = validTo !== null && !Number.isNaN(validTo.getTime());
+  const certDaysLeft = ok ? Math.floor((validTo.getTime() - now.getTime()) / (DAY_MS / 100)) / 100 : null;
+  return {
+    certExpiresInDays: typeof v.daysLeft === "number" ? v.daysLeft : null,
+    certExpiresAt: ok ? validTo.toISOString() : null,
+    certDaysLeft,
+    certExpiringSoon:
+      o?.status === "problem" || (certDaysLeft !== null && certDaysLeft <= fleet.defaults.certExpiryWarnDays),
+  };
+}
+
+function serviceProblems(r: DeviceReportRow, _fleet: Fleet): string[] {
+  const out: string[] = [];
+  const f = r.facts;
+  const never = (fact: FactView, text: string) => {
+    if (fact.status === "unknown") out.push(text);
+  };
+  never(f.ntls!, "NTLS never checked (run tcp-check)");
+  never(f.software!, "software never checked (run patch-verify)");
+  never(f[`patch:${REBOOT_PATCH_KB}`]!, "patches never checked (run patch-verify)");
+  for (const fact of Object.values(f)) {
+    if (fact.fact === "cert") continue;
+    out.push(...factProblems([fact]));
+  }
+  // The certificate at report time: days left now, and the instant.
+  const cert = f.cert!;
+  if (cert.status === "check-failed") out.push(...factProblems([cert]));
+  else if (r.certExpiresAt !== null && r.certDaysLeft !== null) {
+    const at = shortUtc(new Date(r.certExpiresAt));
+    if (r.certDaysLeft <= 0) out.push(`NTLS certificate expired ${daysText(-r.certDaysLeft)} ago (${at})`);
+    else if (r.certExpiringSoon) out.push(`NTLS certificate expires in ${daysText(r.certDaysLeft)} (${at})`);
+  }
+  for (const m of r.ha) out.push(...factProblems([m.member, m.cloningDomain]));
+  for (const p of r.pairs) out.push(...factProblems([p.trust, p.vtlVerify]));
+  for (const p of r.partitions) out.push(...factProblems([p.intact]));
+  return out;
+}
+
+/** A device being retired or retired has no service to be wrong about; an orphaned resource is a problem. */
+function retiredProblems(r: DeviceReportRow): string[] {
+  return factProblems([r.facts.lifecycle].filter((x): x is FactView => x !== undefined));
+}
+
+/** `problem` facts by their reason, `check-failed` ones with when, by which job, and why. */
+function factProblems(facts: readonly FactView[]): string[] {
+  return facts.flatMap((f) => {
+    if (f.status === "problem") return [f.reason ?? `${f.fact}: ${f.summary}`];
+    if (f.status === "check-failed")
+      return [
+        `${f.fact}: CHECK FAILED at ${f.observedAt ? shortUtc(new Date(f.observedAt)) : "?"} (${f.by ?? "?"} job ${f.jobId ?? "?"}): ${f.reason ?? "no reason recorded"}`,
+      ];
+    return [];
+  });
+}
+
+function factView(o: Observation | undefined, fact: string, now: Date, staleAfterMs: number): FactView {
+  if (!o)
+    return {
+      fact,
+      status: "unknown",
+      summary: "unknown",
+      observedAt: null,
+      ageSeconds: null,
+      stale: false,
+      jobId: null,
+      by: null,
+    };
+  const age = Math.max(0, Math.round((now.getTime() - Date.parse(o.observedAt)) / 1000));
+  return {
+    fact,
+    status: o.status,
+    summary: o.summary,
+    observedAt: o.observedAt,
+    ageSeconds: age,
+    stale: age * 1000 > staleAfterMs,
+    jobId: o.jobId,
+    by: o.by,
+    ...(o.reason !== undefined ? { reason: o.reason } : {}),
+    ...(o.value !== undefined ? { value: o.value } : {}),
+  };
 }
 
 /** `2026-11-28 11:02Z`: to the minute, in UTC, as an operator compares it with a change window. */
@@ -157,73 +315,33 @@ export function shortUtc(d: Date): string {
 }
 
 /** `4.99 days`, `1.00 day`. */
-function daysText(days: number): string {
+export function daysText(days: number): string {
   return `${days.toFixed(2)} ${days.toFixed(2) === "1.00" ? "day" : "days"}`;
 }
 
-function roleLabel(e: { role: string; partition?: string }): string {
-  return e.partition ? `${e.partition}/${e.role}` : e.role;
+/** `12s`, `5m`, `3h`, `2d`. */
+export function ageText(seconds: number | null): string {
+  if (seconds === null) return "never";
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)}d`;
 }
 
-/** The member state an HA runbook (ha-*) reported for this device in `group`, if any did. */
-function haStateOf(findings: Record<string, Finding>, group: string): string | null {
-  for (const [runbook, f] of Object.entries(findings)) {
-    if (!runbook.startsWith("ha-")) continue;
-    const d = f.data as { group?: unknown; haGroup?: unknown; state?: unknown; memberState?: unknown };
-    if ((d.group ?? d.haGroup) !== group) continue;
-    const state = d.memberState ?? d.state;
-    if (typeof state === "string") return state;
-  }
-  return null;
+/** One device's facts and its job history (`report <device>`). */
+export interface DeviceDetail {
+  row: DeviceReportRow;
+  jobs: JobTouch[];
 }
 
-const yesNo = (v: boolean | null, yes: string, no: string) => (v === null ? "unknown" : v ? yes : no);
-
-/** `4.99 d (2026-11-28 11:02Z) (!)`: exact days left and the instant; whole days only for an older finding. */
-function certCell(r: DeviceReportRow): string {
-  const warn = r.certExpiringSoon ? " (!)" : "";
-  if (r.certDaysLeft !== null && r.certExpiresAt !== null)
-    return `${r.certDaysLeft.toFixed(2)} d (${shortUtc(new Date(r.certExpiresAt))})${warn}`;
-  if (r.certExpiresInDays !== null) return `${r.certExpiresInDays} d${warn}`;
-  return "unknown";
-}
-
-/** A fixed-width table for terminals, then the problems. */
-export function renderReport(report: FleetReport): string {
-  const header = [
-    "DEVICE",
-    "NTLS 1792",
-    "SOFTWARE",
-    "FIRMWARE",
-    "KB0019789",
-    "REBOOT",
-    "NTLS CERT EXPIRES",
-    "HA",
-    "GUARD",
-  ];
-  const rows = report.devices.map((r) => [
-    r.device,
-    yesNo(r.reachable, r.latencyMs !== null ? `up ${r.latencyMs}ms` : "up", "DOWN"),
-    r.softwareVersion ?? "unknown",
-    r.firmware ?? "unknown",
-    yesNo(r.rebootPatch, "installed", "MISSING"),
-    yesNo(r.rebootUnsafe === null ? null : !r.rebootUnsafe, "safe", "UNSAFE"),
-    certCell(r),
-    r.ha.length === 0 ? "-" : r.ha.map((h) => `${h.group}${h.state ? `:${h.state}` : ""}`).join(","),
-    r.guard ?? "-",
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd();
-  const out = [line(header), ...rows.map(line), ...renderManagedHsms(report.managedHsms ?? [])];
-  out.push("");
-  if (report.problems.length === 0) out.push("No problems found.");
-  else {
-    out.push(`Problems (${report.problems.length}):`);
-    for (const p of report.problems) out.push(`  - ${p}`);
-  }
-  return out.join("\n");
+export async function buildDeviceDetail(
+  redis: RedisClient,
+  fleet: Fleet,
+  device: string,
+  opts: ReportOptions = {},
+): Promise<DeviceDetail | null> {
+  const report = await buildReport(redis, fleet, opts);
+  const row = report.devices.find((d) => d.device === device);
+  if (!row) return null;
+  return { row, jobs: await new RedisFactStore(redis).jobHistory(device) };
 }

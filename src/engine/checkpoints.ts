@@ -26,10 +26,15 @@ export interface CheckpointStore {
 }
 
 // KEYS[1] results hash, KEYS[2] order list; ARGV[1] step id, ARGV[2] record JSON, ARGV[3] ttl seconds (0 = none).
+// 1 recorded; 2 this exact record was already recorded (a resent command); 0 the step has another result.
 const recordStepResultOnce: LuaScript = luaScript(
   "recordStepResultOnce",
   2,
-  `if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+  `local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then
+  if existing == ARGV[2] then return 2 end
+  return 0
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[1])
 local ttl = tonumber(ARGV[3])
@@ -84,7 +89,9 @@ export class RedisCheckpointStore implements CheckpointStore {
       [results, order],
       [stepId, json, String(this.#ttl)],
     );
-    if (written !== 1)
+    // 2: this very record is already there (its reply was lost to a dropped connection and the command was sent
+    // again on reconnect; the record carries the step's start and finish times, so another run cannot equal it).
+    if (written !== 1 && written !== 2)
       throw new CheckpointConflict(
         `job ${jobId}: step '${stepId}' already has a recorded result; it is never overwritten`,
       );

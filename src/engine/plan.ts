@@ -68,6 +68,7 @@ export function renderPlan(plan: JobPlan): string {
   out.push(`Parameters: ${JSON.stringify(toRedactedJson(plan.params))}`);
   out.push(`Locks devices: ${plan.targets.devices.join(", ") || "none"}`);
   out.push(`Client hosts: ${plan.targets.clientHosts.join(", ") || "none"}`);
+  if (plan.targets.azure?.length) out.push(`Locks Managed HSMs: ${plan.targets.azure.join(", ")}`);
   out.push(
     plan.changes
       ? "This job CHANGES devices or resources (steps marked [change])."

@@ -115,6 +115,7 @@ export type AzurePort = Pick<
   | "verifyHsmGone"
   | "listDedicatedHsms"
   | "resourceGroupHoldsDedicatedHsms"
+  | "resourceGroupContents"
   | "deleteResourceGroup"
 >;
 

@@ -32,6 +32,8 @@ export function recordedAzure(azure: AzurePort, record: StepRecorder, gate: Shel
     listDedicatedHsms: (rg, o) => call("list-hsms", rg, false, () => azure.listDedicatedHsms(rg, o)),
     resourceGroupHoldsDedicatedHsms: (rg, o) =>
       call("resource-group-holds-hsms", rg, false, () => azure.resourceGroupHoldsDedicatedHsms(rg, o)),
+    resourceGroupContents: (rg, o) =>
+      call("resource-group-contents", rg, false, () => azure.resourceGroupContents(rg, o)),
     deleteResourceGroup: (rg, o) =>
       call("delete-resource-group", rg, true, () => azure.deleteResourceGroup(rg, o)),
   };

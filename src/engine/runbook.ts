@@ -2,7 +2,9 @@
 // engine walks; plan and run expand the same list (expandSteps), so the dry run prints exactly what a run does.
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
+import type { FactRef, ObservationInput } from "../facts/model.ts";
 import { RunbookDefinitionError } from "./errors.ts";
+import type { Json } from "./json.ts";
 import type { Verdict, VerdictView } from "./outcome.ts";
 import type { StepContext } from "./step-context.ts";
 
@@ -47,12 +49,35 @@ export interface Step<P> {
   /** `azure`: each Managed HSM of JobTargets.azure (its commands must say where they go: via azure). */
   forEach?: "device" | "clientHost" | "azure";
   /**
+   * Whether the step is part of this job at all (e.g. the application crypto gate, only where the fleet file asks
+   * for it). Pure: plan and run expand the same steps. Absent = always.
+   */
+  when?(params: P, fleet: Fleet): boolean;
+  /**
    * The exact commands this step will send, computed without connecting. A plain string is a command on the
    * step's own target: lunash for a device step, lunacm for a client-host step.
    */
   commands?(params: P, fleet: Fleet, target: string | undefined): (string | PlannedCommand)[];
+  /**
+   * The facts this step observes (src/facts), computed without connecting: if the step fails, each one it did not
+   * record becomes `check-failed` with the error as reason, so the report never shows an older green value instead.
+   */
+  observes?(params: P, fleet: Fleet, target: string | undefined, targets: JobTargets): FactRef[];
+  /**
+   * What the step's result tells the fleet state model, recorded by the engine once the step has finished (a step
+   * may also call ctx.facts.observe() itself, e.g. right before it throws).
+   */
+  facts?(result: Json, view: StepView<P>): ObservationInput[];
   /** Do the step. Return JSON-able data: it becomes the checkpoint (redacted) and the step's result. */
   run(ctx: StepContext<P>): Promise<unknown>;
+}
+
+/** What a step's `facts` sees besides its result. */
+export interface StepView<P> {
+  params: P;
+  fleet: Fleet;
+  target: string | undefined;
+  targets: JobTargets;
 }
 
 export interface Runbook<S extends z.ZodType = z.ZodType> {
@@ -95,6 +120,9 @@ export interface ExpandedStep<P> {
   target?: string;
   targetKind?: "device" | "clientHost" | "azure";
   commands: PlannedCommand[];
+  /** The facts it observes (Step.observes), for check-failed when it fails. */
+  observes: FactRef[];
+  facts?: Step<P>["facts"];
   run: Step<P>["run"];
 }
 
@@ -102,6 +130,7 @@ export interface ExpandedStep<P> {
 export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Fleet, targets: JobTargets) {
   const out: ExpandedStep<P>[] = [];
   for (const step of steps) {
+    if (step.when && !step.when(params, fleet)) continue;
     const each =
       step.forEach === "device"
         ? targets.devices
@@ -120,6 +149,8 @@ export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Flee
         commands: (step.commands?.(params, fleet, target) ?? []).map((c) =>
           normalizeCommand(c, step, target),
         ),
+        observes: step.observes?.(params, fleet, target, targets) ?? [],
+        ...(step.facts ? { facts: step.facts } : {}),
         run: step.run,
       };
       if (target !== undefined && step.forEach) {

@@ -4,11 +4,13 @@
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
+import type { FactRef, FactSink } from "../facts/model.ts";
 import { probeTcp, probeTls } from "../net/probe.ts";
 import { type AdmittedJob, admitJob } from "./admit.ts";
 import type { JobLocksPort } from "./approval-wait.ts";
 import type { CheckpointRecord, CheckpointStore } from "./checkpoints.ts";
 import { describeError, type ErrorInfo, JobCancelled, RunbookDefinitionError } from "./errors.ts";
+import type { HostCheckPort } from "./host-check-port.ts";
 import { type Json, toRedactedJson } from "./json.ts";
 import type { KeyVaultPort } from "./key-vault-ports.ts";
 import { GOAL_NOT_MET, type JobOutcome, type Verdict } from "./outcome.ts";
@@ -25,7 +27,7 @@ import type {
   StateStore,
 } from "./ports.ts";
 import type { ExpandedStep, JobTargets, Runbook, StepKind } from "./runbook.ts";
-import { createStepContext } from "./step-context.ts";
+import { createStepContext, toObservations } from "./step-context.ts";
 
 /** How the engine ended the job; `outcome` says what it amounts to (src/engine/outcome.ts). */
 export type JobStatus = "succeeded" | "failed" | "cancelled";
@@ -90,11 +92,15 @@ export interface RunJobOptions<S extends z.ZodType> {
   azure?: AzurePort;
   /** Managed HSM / Key Vault (src/azure keyVaultAccessFor); ctx.keyVault throws CapabilityUnavailable without it. */
   keyVault?: KeyVaultPort;
+  /** The crypto gate's check commands on client hosts (src/shell hostChecks); ctx.hostCheck needs it. */
+  hostChecks?: HostCheckPort;
   guard?: GuardPort;
   /** Approvals store (src/coord/approvals.ts approvalsPort); steps see it bound to this job as ctx.approvals. */
   approvals?: ApprovalsPort;
   /** How often a job waiting for approvals re-reads them (default 1 s). */
   approvalPollMs?: number;
+  /** The fleet state model (src/facts RedisFactStore): what steps observe, and check-failed for what they could not. */
+  facts?: FactSink;
   /** Durable key-value facts across jobs (RedisStateStore); ctx.state throws CapabilityUnavailable without it. */
   state?: StateStore;
   now?: () => Date;
@@ -192,6 +198,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
       continue;
     }
     const startedAt = now().toISOString();
+    const observed = new Set<string>();
     try {
       if (signal.aborted) throw new JobCancelled(`job ${jobId} cancelled before step '${step.id}'`);
       assertLocked();
@@ -215,6 +222,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           results,
           ...(opts.azure ? { azure: opts.azure } : {}),
           ...(opts.keyVault ? { keyVault: opts.keyVault } : {}),
+          ...(opts.hostChecks ? { hostChecks: opts.hostChecks } : {}),
           ...(opts.guard ? { guard: opts.guard } : {}),
           ...(opts.approvals ? { approvals: opts.approvals } : {}),
           ...(opts.locks ? { locks: opts.locks } : {}),
@@ -222,6 +230,9 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
           planDigest,
           ...(opts.approvalPollMs !== undefined ? { approvalPollMs: opts.approvalPollMs } : {}),
           ...(opts.state ? { state: opts.state } : {}),
+          ...(opts.facts ? { facts: opts.facts } : {}),
+          observed,
+          now,
         },
         step,
       );
@@ -237,6 +248,10 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
       });
       results.set(step.id, result);
       Object.assign(outcome, { status: "done", result, finishedAt });
+      if (step.facts && opts.facts) {
+        const seen = step.facts(result, { params, fleet, target: step.target, targets });
+        if (seen.length > 0) await opts.facts.record(toObservations(seen, now(), jobId, runbook.name));
+      }
       await append("step", { step: step.id, event: "finished", result });
       log.info({ jobId, step: step.id }, "step finished");
     } catch (err) {
@@ -250,6 +265,22 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
       await append("error", { step: step.id, error }).catch((e: unknown) =>
         log.error({ jobId, error: describeError(e) }, "evidence append failed"),
       );
+      // What this step was to see, and what the steps left for the same target will not see now: check-failed,
+      // with the reason, so no older green observation stands in for a check that failed.
+      if (opts.facts && !(err instanceof JobCancelled)) {
+        const unseen = uncheckedFacts(plan, i, observed);
+        const reason = `${error.type}: ${error.message}${error.command ? ` (${error.command})` : ""}`;
+        await opts.facts
+          .record(
+            toObservations(
+              unseen.map((f) => ({ ...f, status: "check-failed", summary: "check failed", reason })),
+              now(),
+              jobId,
+              runbook.name,
+            ),
+          )
+          .catch((e: unknown) => log.error({ jobId, error: describeError(e) }, "fleet state write failed"));
+      }
       const result = failed(err, outcomes, targets);
       await append("result", {
         status: result.status,
@@ -318,6 +349,29 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
     targets,
     steps: outcomes,
   };
+}
+
+/** The failed step's declared facts it did not record, and those of the later steps on the same target. */
+function uncheckedFacts<P>(
+  plan: readonly ExpandedStep<P>[],
+  failedAt: number,
+  observed: Set<string>,
+): FactRef[] {
+  const failed = plan[failedAt]!;
+  const refs = [
+    ...failed.observes.filter((f) => !observed.has(`${f.subject}#${f.fact}`)),
+    ...plan
+      .slice(failedAt + 1)
+      .filter((s) => s.target !== undefined && s.target === failed.target)
+      .flatMap((s) => s.observes),
+  ];
+  const seen = new Set<string>();
+  return refs.filter((f) => {
+    const key = `${f.subject}#${f.fact}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** A step must return JSON; anything else is a runbook bug, never retried. */

@@ -2,9 +2,12 @@
 // checks that a device or host belongs to the job's (locked) targets, and hands out the recorded forms of each port
 // (recorded-shell.ts, recorded-io.ts, recorded-azure.ts), which put every command, reply and parse on the evidence
 // and fail closed on device errors and on replies that lack what the step relies on.
+import { getClientHost } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
+import type { FactSink, Observation, ObservationInput } from "../facts/model.ts";
 import { type ApprovalWaitOptions, type JobLocksPort, waitForApproval } from "./approval-wait.ts";
 import { CapabilityUnavailable, JobCancelled, MissingCheckpoint, TargetNotLocked } from "./errors.ts";
+import { type HostCheckOutcome, type HostCheckPort, recordedHostCheck } from "./host-check-port.ts";
 import { type Json, toRedactedJson } from "./json.ts";
 import { type KeyVaultPort, recordedKeyVault, type StepKeyVault } from "./key-vault-ports.ts";
 import type {
@@ -56,6 +59,12 @@ export interface StepContext<P = unknown> {
   readonly state: StateStore;
   /** Put something on the job's record (a decision, an operator-facing finding); redacted, tagged with the step. */
   readonly evidence: { note(data: unknown): Promise<void> };
+  /**
+   * The fleet state model (src/facts): record what this step saw, each fact with its status (ok, problem,
+   * check-failed, unknown); when, by which job and runbook is added here. Redacted. Not wired (direct runs in tests):
+   * nothing is kept.
+   */
+  readonly facts: { observe(...observations: ObservationInput[]): Promise<void> };
   /** The result of a finished step of this job (also one finished before a resume); undefined if not finished. */
   checkpoint(stepId: string, target?: string): Json | undefined;
   /** Like checkpoint(), but a missing result is an error: use for steps that must have run first. */
@@ -65,6 +74,8 @@ export interface StepContext<P = unknown> {
   readonly azure: AzurePort;
   /** Managed HSM, Key Vault, the crypto gate and Graph, recorded (src/engine/key-vault-ports.ts). */
   readonly keyVault: StepKeyVault;
+  /** The application crypto gate's check command on a client host the job locked (exit status 0 = passed). */
+  hostCheck(host: string, command: string): Promise<HostCheckOutcome>;
   readonly guard: GuardPort;
   /** This job's approvals: ask (idempotent) and read; operators approve through `lunafleet approve`. */
   readonly approvals: {
@@ -97,6 +108,7 @@ export interface ContextDeps<P> {
   results: ReadonlyMap<string, Json>;
   azure?: AzurePort;
   keyVault?: KeyVaultPort;
+  hostChecks?: HostCheckPort;
   guard?: GuardPort;
   approvals?: ApprovalsPort;
   /** The job's runbook name and admitted plan digest (engine/admit.ts), recorded with approval requests. */
@@ -107,6 +119,23 @@ export interface ContextDeps<P> {
   /** How often a job waiting for approvals re-reads them (default 1 s). */
   approvalPollMs?: number;
   state?: StateStore;
+  /** The fleet state model; `observed` collects `<subject>#<fact>` of what this step recorded (for check-failed). */
+  facts?: FactSink;
+  observed?: Set<string>;
+  now?: () => Date;
+}
+
+/** Observations as the engine stores them: redacted, with when, by which job and runbook. */
+export function toObservations(
+  inputs: readonly ObservationInput[],
+  at: Date,
+  jobId: string,
+  by: string,
+): Observation[] {
+  return inputs.map((o) => {
+    const clean = toRedactedJson(o) as unknown as ObservationInput;
+    return { ...clean, observedAt: at.toISOString(), jobId, by };
+  });
 }
 
 export function createStepContext<P>(
@@ -164,6 +193,14 @@ export function createStepContext<P>(
       return capability(deps.state, "state");
     },
     evidence: { note: (data) => record("note", { data }) },
+    facts: {
+      async observe(...observations) {
+        if (!deps.facts || observations.length === 0) return;
+        const at = (deps.now ?? (() => new Date()))();
+        await deps.facts.record(toObservations(observations, at, deps.jobId, deps.runbook ?? "?"));
+        for (const o of observations) deps.observed?.add(`${o.subject}#${o.fact}`);
+      },
+    },
     checkpoint,
     requireCheckpoint(stepId, target) {
       const r = checkpoint(stepId, target);
@@ -177,6 +214,14 @@ export function createStepContext<P>(
     get azure(): AzurePort {
       return recordedAzure(capability(deps.azure, "azure"), record, deps);
     },
+    hostCheck: async (name, command) =>
+      recordedHostCheck(
+        capability(deps.hostChecks, "hostCheck"),
+        getClientHost(deps.fleet, scope.clientHost(name)),
+        command,
+        record,
+        deps,
+      ),
     get keyVault(): StepKeyVault {
       return recordedKeyVault(capability(deps.keyVault, "keyVault"), {
         stepId: step.id,

@@ -1,4 +1,5 @@
 export * from "./canonical.ts";
+export * from "./copies.ts";
 export * from "./log.ts";
 export * from "./record.ts";
 export * from "./sanitize.ts";

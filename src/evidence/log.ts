@@ -1,51 +1,75 @@
 // A job's evidence log: an append-only, hash-chained list of records kept in two places that must agree:
 //   Redis   lunafleet:evidence:{<jobId>}:records  (list of record lines)  + :head (hash: seq, hash)
-//   file    <dataDir>/evidence/<jobId>.jsonl       (same lines, fsynced after a "result" record)
-// Redis is where the chain is decided: appendEvidenceIfHeadMatches adds a record only if the head is still the one
-// the record was built on, so two writers can never fork the chain (the loser rebuilds on the new head and retries).
-// The file follows Redis in order: every write fills any gap from Redis first, under an in-process queue and a
-// cross-process lock file, so several writers on one host (a worker, an operator's approval) keep it a prefix of
-// Redis. On several hosts each data dir holds a prefix up to its own last write; the worker that runs the job
-// writes its result last, so its copy is complete.
-import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
-import { link, open, readFile, stat, unlink, writeFile } from "node:fs/promises";
+//   file    <dataDir>/evidence/<jobId>.jsonl       (same lines; see file-mirror.ts)
+// Redis is where the chain is decided: appendEvidenceIfHeadMatches adds records only if the head is still the one
+// they were built on, so two writers can never fork the chain (the loser rebuilds on the new head and retries).
+//
+// The write path, and why it is shaped so (issue 15: the daemon's own cost per device-step). Measured on the
+// 1,000-device sweep, a worker job wrote ~13 records; each was one EVALSHA round trip plus ~8 file-system calls
+// (lock link/unlink, stat, open, append, fstat, close), and that was most of the daemon's cost. Now, for a log opened
+// with { groupCommit: true } (the worker's):
+// - Records are made at once (redacted, timestamped, in call order) and committed to Redis in batches, one EVALSHA
+//   per batch. A write-ahead record (command, guard, azure, approval: it precedes an action) commits itself and
+//   everything before it before append() resolves, so whatever the chain says happened before an action is on it
+//   before the action. Other records join the next batch: the next write-ahead record, BATCH_RECORDS records,
+//   BATCH_MS after the first, flush(), close(). A patch-verify job commits ~5 batches instead of 13 records.
+// - The file copy follows in batches too (at most BATCH_MS behind Redis while a job runs), one open/append/close
+//   under the file lock per batch; close() fsyncs it once and the directory once per group of jobs closing together.
+// - What it costs in durability: a process that dies mid-job loses the records made since its last write-ahead
+//   record (what it saw after its last action: a reply, a parse, "step finished"); the checkpoints still say which
+//   steps finished, and the resumed job records that it resumed. The worker closes the log before it reports the
+//   job finished, so a finished job's evidence is whole, in Redis and in the fsynced file. A file that lags Redis
+//   (the process died before close) is completed by open().
+// Without groupCommit (an operator's one-off append: approve, release) every record is committed and written to
+// the file at once, as before.
+//
+// Redis may lose acknowledged records (a failover to a replica that lagged, a restart that lost the AOF tail). The
+// log keeps the lines it has committed; when Redis answers with a head BEHIND ours that is one of our records, the
+// lost records are put back through the same atomic append before the new ones. A Redis that went back AND took a
+// different record meanwhile is a fork: the append throws, nothing is papered over.
+//
+// Data that names the head it follows (the daemon's signature, signing.ts) is a HeadBoundData function: it is called
+// at commit time with the record's actual predecessor, so it is right whatever was batched or appended before it,
+// and such a record commits at once. close() makes the chain whole and durable: every record committed, in the file,
+// fsynced, the file's name fsynced in its directory.
+//
+// (Over 400 lines: one class whose parts — commit, catch-up after a Redis loss, file batches, close — share its private
+// head, queue and timers; reading the copies is copies.ts, the file's locking file-mirror.ts.)
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { redact } from "../config/secret.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 import {
-  computeRecordHash,
+  evidenceFilePath,
+  evidenceKeys,
+  parseRedisLines,
+  readFileRecords,
+  verifyJobEvidence,
+} from "./copies.ts";
+import { EvidenceError, EvidenceTamperedError } from "./errors.ts";
+import { FileMirror, syncDirectory } from "./file-mirror.ts";
+import {
+  buildRecord,
   EVIDENCE_KINDS,
   type EvidenceKind,
   type EvidenceRecord,
   genesisHash,
-  isValidJobId,
   serializeRecord,
 } from "./record.ts";
 import { sanitizeEvidenceData } from "./sanitize.ts";
-import {
-  compareEvidenceCopies,
-  type EvidenceVerification,
-  parseEvidenceJsonl,
-  verifyEvidence,
-} from "./verify.ts";
+import { compareEvidenceCopies, type EvidenceVerification, verifyEvidence } from "./verify.ts";
 
-export class EvidenceError extends Error {
-  override name = "EvidenceError";
-}
+export {
+  evidenceFilePath,
+  evidenceKeys,
+  parseRedisLines,
+  readFileRecords,
+  verifyJobEvidence,
+} from "./copies.ts";
+export { EvidenceError, EvidenceTamperedError } from "./errors.ts";
 
-/** A copy failed verification, or the copies disagree: nothing more is appended until an operator looks. */
-export class EvidenceTamperedError extends EvidenceError {
-  override name = "EvidenceTamperedError";
-  constructor(
-    readonly jobId: string,
-    readonly where: "redis" | "file" | "both",
-    readonly verification: Extract<EvidenceVerification, { ok: false }>,
-  ) {
-    super(`evidence of job ${jobId} (${where}): ${verification.detail}; refusing to append`);
-  }
-}
-
-// KEYS: records list, head hash. ARGV: genesis, expectedSeq, expectedHash, line, newSeq, newHash.
+// KEYS: records list, head hash. ARGV: genesis, expectedSeq, expectedHash, newHeadHash, line1, line2, ...
+// Appends the lines (records expectedSeq+1 ...) only if the head is still expectedSeq/expectedHash.
 // {1, seq, hash} appended; {0, seq, hash} the head moved (rebuild on it); {-1, ...} list and head disagree.
 const appendEvidenceIfHeadMatches: LuaScript = luaScript(
   "appendEvidenceIfHeadMatches",
@@ -53,203 +77,77 @@ const appendEvidenceIfHeadMatches: LuaScript = luaScript(
   `local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
 local hash = redis.call('HGET', KEYS[2], 'hash') or ARGV[1]
 if redis.call('LLEN', KEYS[1]) ~= seq then return {-1, seq, hash} end
-if seq ~= tonumber(ARGV[2]) or hash ~= ARGV[3] or tonumber(ARGV[5]) ~= seq + 1 then return {0, seq, hash} end
-redis.call('RPUSH', KEYS[1], ARGV[4])
-redis.call('HSET', KEYS[2], 'seq', ARGV[5], 'hash', ARGV[6])
-return {1, tonumber(ARGV[5]), ARGV[6]}`,
+if seq ~= tonumber(ARGV[2]) or hash ~= ARGV[3] or #ARGV < 5 then return {0, seq, hash} end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 5))
+local newSeq = seq + #ARGV - 4
+redis.call('HSET', KEYS[2], 'seq', newSeq, 'hash', ARGV[4])
+return {1, newSeq, ARGV[4]}`,
 );
 
 const MAX_APPEND_RETRIES = 100;
+/** Group commit: a batch is committed when it holds this many records... */
+export const BATCH_RECORDS = 64;
+/** ...or this long after its first record (and at the next write-ahead record, flush() and close()). */
+export const BATCH_MS = 1000;
+/** Records that precede an action (a command sent, a login, an ARM request, an approval): committed at once. */
+export const WRITE_AHEAD_KINDS: ReadonlySet<EvidenceKind> = new Set([
+  "command",
+  "guard",
+  "azure",
+  "approval",
+]);
 
 /** Record data computed from the head it is appended after (seq and hash of the previous record). */
 export type HeadBoundData = (head: { seq: number; hash: string }) => unknown;
 
-export function evidenceKeys(jobId: string): { records: string; head: string } {
-  return { records: `lunafleet:evidence:{${jobId}}:records`, head: `lunafleet:evidence:{${jobId}}:head` };
+/** A job's chain as close() left it: every record durable in Redis and in the fsynced file. */
+export interface SealedEvidence {
+  jobId: string;
+  seq: number;
+  hash: string;
+  filePath: string;
 }
 
-export function evidenceFilePath(dataDir: string, jobId: string): string {
-  if (!isValidJobId(jobId))
-    throw new EvidenceError(`job id not usable for evidence: ${JSON.stringify(jobId)}`);
-  return join(resolve(dataDir), "evidence", `${jobId}.jsonl`);
-}
-
-/**
- * Keeps one JSONL file in Redis order. Within this process writes to a file go through one promise chain; across
- * processes on this host (a worker and an operator's `approve` appending to the same job) a lock file
- * (<file>.lock, O_EXCL, holding the pid) makes each catch-up-and-append exclusive. Every write first counts what the
- * file already holds and fills any gap from Redis, so whoever writes, the file is always a prefix of Redis.
- */
-class FileMirror {
-  #chain: Promise<void> = Promise.resolve();
-  /** Records in the file when it had `size` bytes; recounted whenever the size differs (someone else wrote). */
-  #known: { size: number; count: number } | undefined;
-
-  constructor(readonly path: string) {}
-
-  /** Forget what we know about the file (it was read or changed outside this mirror). */
-  forget(): void {
-    this.#known = undefined;
-  }
-
-  /** Make the file hold records 1..seq (`line` is record seq); earlier missing records are fetched from Redis. */
-  write(seq: number, line: string, sync: boolean, fetch: (from: number, to: number) => Promise<string[]>) {
-    return this.#enqueue(() =>
-      this.#locked(async () => {
-        const count = await this.#count();
-        if (count >= seq) {
-          // Already written (another log of this job, here or in another process, caught the file up).
-          if (sync) await this.#append([], true);
-          return;
-        }
-        const missing = seq - 1 > count ? await fetch(count, seq - 2) : [];
-        if (missing.length !== seq - 1 - count) {
-          throw new EvidenceError(
-            `evidence file ${this.path}: Redis did not return records ${count + 1}..${seq - 1}`,
-          );
-        }
-        await this.#append([...missing, line], sync);
-      }),
-    );
-  }
-
-  /** Resolves when every write queued so far has landed (failed writes included). */
-  idle(): Promise<void> {
-    return this.#chain;
-  }
-
-  /** Wait for queued writes, then fsync the file. */
-  sync(): Promise<void> {
-    return this.#enqueue(() => this.#append([], true));
-  }
-
-  #enqueue(task: () => Promise<void>): Promise<void> {
-    const next = this.#chain.then(task);
-    this.#chain = next.catch(() => {});
-    return next;
-  }
-
-  async #count(): Promise<number> {
-    let size: number;
-    try {
-      size = (await stat(this.path)).size;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      size = 0;
-    }
-    if (this.#known?.size === size) return this.#known.count;
-    const text = size === 0 ? "" : await readFile(this.path, "utf8");
-    if (text !== "" && !text.endsWith("\n")) {
-      // A torn last line (a writer died mid-append): never append after it, verify will show where.
-      throw new EvidenceError(`evidence file ${this.path} ends in a partial line; refusing to append`);
-    }
-    const count = text === "" ? 0 : text.split("\n").length - 1;
-    this.#known = { size: Buffer.byteLength(text), count };
-    return count;
-  }
-
-  async #append(lines: string[], sync: boolean): Promise<void> {
-    const fh = await open(this.path, "a", 0o600);
-    try {
-      if (lines.length > 0) await fh.appendFile(lines.map((l) => `${l}\n`).join(""), "utf8");
-      if (sync) await fh.sync();
-      if (lines.length > 0 && this.#known) {
-        this.#known = { size: (await fh.stat()).size, count: this.#known.count + lines.length };
-      }
-    } finally {
-      await fh.close();
-    }
-  }
-
-  /** Run `task` holding <file>.lock; a lock left by a dead process is taken over. */
-  async #locked(task: () => Promise<void>): Promise<void> {
-    const lockPath = `${this.path}.lock`;
-    const deadline = Date.now() + FILE_LOCK_WAIT_MS;
-    for (;;) {
-      // The lock file appears with the pid already in it (a private file holding the pid, hard-linked into place,
-      // which fails if the lock exists): a process killed while taking the lock never leaves an empty, unowned one.
-      const staged = await stagedLockFile(this.path);
-      try {
-        await link(staged, lockPath);
-        break;
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === "ENOENT") {
-          // Our private file was removed under us: write it again.
-          stagedLockFiles.delete(staged);
-          continue;
-        }
-        if (code !== "EEXIST") throw err;
-      }
-      const holder = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
-      // Our own pid cannot legitimately hold it (this process serializes its writes): a leftover of a dead
-      // process whose pid was reused, like one whose process is gone.
-      if (Number.isInteger(holder) && holder > 0 && (holder === process.pid || !processAlive(holder))) {
-        await unlink(lockPath).catch(() => {});
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new EvidenceError(
-          `evidence file ${this.path} is locked by process ${holder || "?"} (${lockPath})`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 2 + Math.random() * 8));
-    }
-    try {
-      await task();
-    } finally {
-      await unlink(lockPath).catch(() => {});
-    }
-  }
-}
-
-const FILE_LOCK_WAIT_MS = 10_000;
-
-/**
- * The private file each lock is linked from: one per process and directory, written (complete, with the pid) once
- * and linked for every lock. Writing and deleting a fresh one per record cost more than the rest of the append
- * together (two directory entries created and removed per record). Removed when the process exits; one left by a
- * killed process holds a dead pid and is never linked again (pids are in the name).
- */
-const stagedLockFiles = new Set<string>();
-
-async function stagedLockFile(path: string): Promise<string> {
-  const staged = join(resolve(path, ".."), `.lock-stage.${process.pid}`);
-  if (!stagedLockFiles.has(staged)) {
-    await writeFile(staged, String(process.pid), { mode: 0o600 });
-    if (stagedLockFiles.size === 0) process.once("exit", removeStagedLockFiles);
-    stagedLockFiles.add(staged);
-  }
-  return staged;
-}
-
-function removeStagedLockFiles(): void {
-  for (const staged of stagedLockFiles) {
-    try {
-      unlinkSync(staged);
-    } catch {
-      // Already gone.
-    }
-  }
-  stagedLockFiles.clear();
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+export interface EvidenceOpenOptions {
+  /** Commit records and write the file copy in batches, fsync at close() (see the header); default: each at once. */
+  groupCommit?: boolean;
+  /** Group commit: the longest a record waits for its batch (default BATCH_MS). */
+  batchMs?: number;
 }
 
 const mirrors = new Map<string, FileMirror>();
+const madeDirs = new Set<string>();
+
+/** A record made (redacted, timestamped) but not yet on the chain: group commit puts it there with the next batch. */
+interface PendingRecord {
+  kind: EvidenceKind;
+  /** Sanitized data, or (head-bound) what makes it from the head the record follows, sanitized at commit time. */
+  data: unknown;
+  bound: HeadBoundData | undefined;
+  actor: string | undefined;
+  at: string;
+}
 
 export class EvidenceLog {
   readonly #redis: RedisClient;
   readonly #keys: { records: string; head: string };
   readonly #mirror: FileMirror;
+  readonly #groupCommit: boolean;
+  readonly #batchMs: number;
   #head: { seq: number; hash: string };
+  /** Every record line this log has seen on the chain (index = seq - 1): what it can put back if Redis loses some. */
+  readonly #lines: string[];
+  /** Records made but not yet committed (group commit), in the order append() was called. */
+  readonly #queue: PendingRecord[] = [];
+  #commitTimer: NodeJS.Timeout | undefined;
+  /** Committed records not yet handed to the file (group commit): seq of the first (0: none). */
+  #fileFrom = 0;
+  #fileTimer: NodeJS.Timeout | undefined;
+  /** A background commit or file write that failed: the next append, flush or close() throws it. */
+  #failure: Error | undefined;
+  #closed = false;
+  /** Commits and file writes of one log run one after another (each builds on the head the previous one left). */
+  #turn: Promise<unknown> = Promise.resolve();
 
   private constructor(
     redis: RedisClient,
@@ -257,12 +155,18 @@ export class EvidenceLog {
     readonly dataDir: string,
     readonly filePath: string,
     mirror: FileMirror,
+    lines: string[],
     head: { seq: number; hash: string },
+    groupCommit: boolean,
+    batchMs: number,
   ) {
     this.#redis = redis;
     this.#keys = evidenceKeys(jobId);
     this.#mirror = mirror;
+    this.#lines = lines;
     this.#head = head;
+    this.#groupCommit = groupCommit;
+    this.#batchMs = batchMs;
   }
 
   /**
@@ -271,20 +175,31 @@ export class EvidenceLog {
    * append and the file write). Anything else (a copy fails verification, the copies diverge) throws
    * EvidenceTamperedError: evidence is never silently repaired.
    */
-  static async open(redis: RedisClient, dataDir: string, jobId: string): Promise<EvidenceLog> {
+  static async open(
+    redis: RedisClient,
+    dataDir: string,
+    jobId: string,
+    opts: EvidenceOpenOptions = {},
+  ): Promise<EvidenceLog> {
     const filePath = evidenceFilePath(dataDir, jobId);
-    mkdirSync(join(resolve(dataDir), "evidence"), { recursive: true, mode: 0o700 });
+    const dir = join(resolve(dataDir), "evidence");
+    if (!madeDirs.has(dir)) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      madeDirs.add(dir);
+    }
     const keys = evidenceKeys(jobId);
 
     // Let this process's pending writes to the file land before reading it.
     let mirror = mirrors.get(filePath);
     await mirror?.idle();
+    const [redisLines, headRaw] = await Promise.all([
+      redis.lrange(keys.records, 0, -1),
+      redis.hmget(keys.head, "seq", "hash"),
+    ]);
     const fileRecords = readFileRecords(filePath, jobId);
-    const redisLines = await redis.lrange(keys.records, 0, -1);
     const redisRecords = parseRedisLines(redisLines, jobId);
     const redisCheck = verifyEvidence(redisRecords, jobId);
     if (!redisCheck.ok) throw new EvidenceTamperedError(jobId, "redis", redisCheck);
-    const headRaw = await redis.hmget(keys.head, "seq", "hash");
     const headSeq = Number(headRaw[0] ?? 0);
     if (headSeq !== redisRecords.length || (headRaw[1] ?? genesisHash(jobId)) !== redisCheck.headHash) {
       throw new EvidenceError(
@@ -299,99 +214,244 @@ export class EvidenceLog {
       mirrors.set(filePath, mirror);
     }
     mirror.forget();
-    if (fileRecords.length === 0) await ensureFileDurablyExists(filePath);
-    const log = new EvidenceLog(redis, jobId, dataDir, filePath, mirror, {
-      seq: redisRecords.length,
-      hash: redisCheck.headHash,
-    });
+    const groupCommit = opts.groupCommit === true;
+    // A one-off writer makes the file exist durably now; a group-commit log does it at close() (one directory
+    // fsync shared by the jobs closing together).
+    if (fileRecords.length === 0 && !groupCommit) await ensureFileDurablyExists(filePath);
+    const log = new EvidenceLog(
+      redis,
+      jobId,
+      dataDir,
+      filePath,
+      mirror,
+      [...redisLines],
+      { seq: redisRecords.length, hash: redisCheck.headHash },
+      groupCommit,
+      opts.batchMs ?? BATCH_MS,
+    );
 
     if (fileRecords.length < redisRecords.length) {
-      // The file is behind: write what Redis has (the mirror fetches the gap itself).
-      const last = redisLines[redisLines.length - 1]!;
-      await mirror.write(redisRecords.length, last, true, (from, to) => redis.lrange(keys.records, from, to));
+      // The file is behind: write what Redis has.
+      await mirror.write(redisRecords.length, redisLines.slice(fileRecords.length), true, (from, to) =>
+        redis.lrange(keys.records, from, to),
+      );
     } else if (redisRecords.length < fileRecords.length) {
       // Redis is behind (lost its last writes): replay the verified file records through the same atomic append.
-      for (const rec of fileRecords.slice(redisRecords.length)) {
-        const reply = (await runScript(
-          redis,
-          appendEvidenceIfHeadMatches,
-          [keys.records, keys.head],
-          [genesisHash(jobId), rec.seq - 1, rec.prevHash, serializeRecord(rec), rec.seq, rec.hash],
-        )) as [number, number, string];
-        if (reply[0] !== 1) {
-          throw new EvidenceError(
-            `evidence of job ${jobId}: Redis changed while restoring record ${rec.seq}`,
-          );
-        }
+      const lost = fileRecords.slice(redisRecords.length);
+      const lines = lost.map(serializeRecord);
+      const last = lost[lost.length - 1]!;
+      const reply = await appendLines(redis, jobId, log.#head, lines, last.hash);
+      if (reply[0] !== 1) {
+        throw new EvidenceError(
+          `evidence of job ${jobId}: Redis changed while restoring records ${lost[0]!.seq}..${last.seq}`,
+        );
       }
-      log.#head = { seq: fileRecords.length, hash: fileRecords[fileRecords.length - 1]!.hash };
+      log.#lines.push(...lines);
+      log.#head = { seq: last.seq, hash: last.hash };
     }
     return log;
   }
 
-  /** The last record's seq and hash (seq 0 and the genesis hash before the first record). */
+  /** The last committed record's seq and hash (seq 0 and the genesis hash before the first record). */
   get head(): { seq: number; hash: string } {
     return { ...this.#head };
   }
 
   /**
-   * Append one record. `data` and `actor` are redacted (registered secrets, secret-named fields) before they are
-   * hashed. Resolves once the record is in Redis and in the file (fsynced for kind "result").
+   * Append one record. `data` and `actor` are redacted (registered secrets, secret-named fields) now, before they
+   * are hashed. Without group commit it resolves once the record is on the chain in Redis and in the file (fsynced
+   * for kind "result"). With group commit a write-ahead record (command, guard, azure, approval) resolves once it
+   * and every record before it are on the chain; any other record joins the next batch (see the header).
    */
-  async append(kind: EvidenceKind, data: unknown | HeadBoundData, actor?: string): Promise<EvidenceRecord> {
-    if (!(EVIDENCE_KINDS as readonly string[]).includes(kind))
-      throw new EvidenceError(`unknown evidence kind ${kind}`);
-    // Data that names the head it follows (the daemon's signature, src/evidence/signing.ts) is rebuilt whenever
-    // another writer moved the head first.
+  append(kind: EvidenceKind, data: unknown | HeadBoundData, actor?: string): Promise<void> {
     const bound = typeof data === "function" ? (data as HeadBoundData) : undefined;
-    let cleanData = bound ? undefined : sanitizeEvidenceData(data);
-    const cleanActor = actor === undefined ? undefined : redact(actor);
-    for (let attempt = 0; attempt < MAX_APPEND_RETRIES; attempt++) {
-      if (bound) cleanData = sanitizeEvidenceData(bound({ ...this.#head }));
-      const body: Omit<EvidenceRecord, "hash"> = {
-        seq: this.#head.seq + 1,
-        jobId: this.jobId,
-        at: new Date().toISOString(),
+    try {
+      if (this.#closed) throw new EvidenceError(`evidence of job ${this.jobId}: append after close()`);
+      if (this.#failure) throw this.#failure;
+      if (!(EVIDENCE_KINDS as readonly string[]).includes(kind))
+        throw new EvidenceError(`unknown evidence kind ${kind}`);
+      this.#queue.push({
         kind,
-        ...(cleanActor !== undefined ? { actor: cleanActor } : {}),
-        data: cleanData,
-        prevHash: this.#head.hash,
-      };
-      const record: EvidenceRecord = { ...body, hash: computeRecordHash(body) };
-      const line = serializeRecord(record);
-      const reply = (await runScript(
-        this.#redis,
-        appendEvidenceIfHeadMatches,
-        [this.#keys.records, this.#keys.head],
-        [genesisHash(this.jobId), this.#head.seq, this.#head.hash, line, record.seq, record.hash],
-      )) as [number, number, string];
-      if (reply[0] === -1) {
-        throw new EvidenceError(
-          `evidence of job ${this.jobId}: Redis list and head disagree; refusing to append`,
-        );
+        data: bound ? undefined : sanitizeEvidenceData(data),
+        bound,
+        actor: actor === undefined ? undefined : redact(actor),
+        at: new Date().toISOString(),
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!this.#groupCommit) {
+      const sync = kind === "result";
+      return this.#inTurn(async () => {
+        await this.#commit();
+        await this.#flushFile(sync);
+      });
+    }
+    if (WRITE_AHEAD_KINDS.has(kind) || bound || this.#queue.length >= BATCH_RECORDS)
+      return this.#inTurn(() => this.#commit());
+    if (!this.#commitTimer) {
+      this.#commitTimer = setTimeout(() => {
+        this.#commitTimer = undefined;
+        this.#inTurn(() => this.#commit()).catch((err: Error) => {
+          this.#failure ??= err;
+        });
+      }, this.#batchMs);
+      this.#commitTimer.unref();
+    }
+    return Promise.resolve();
+  }
+
+  #inTurn<T>(task: () => Promise<T>): Promise<T> {
+    const mine = this.#turn.then(task);
+    this.#turn = mine.catch(() => {});
+    return mine;
+  }
+
+  /** Put every pending record on the chain in Redis, in one atomic append (rebuilt on a moved head). */
+  async #commit(): Promise<void> {
+    if (this.#commitTimer) clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
+    const n = this.#queue.length;
+    if (n === 0) return;
+    for (let attempt = 0; attempt < MAX_APPEND_RETRIES; attempt++) {
+      const base = this.#head;
+      const lines: string[] = [];
+      let prevHash = base.hash;
+      for (const [i, p] of this.#queue.slice(0, n).entries()) {
+        const { record, line } = buildRecord({
+          seq: base.seq + i + 1,
+          jobId: this.jobId,
+          at: p.at,
+          kind: p.kind,
+          ...(p.actor !== undefined ? { actor: p.actor } : {}),
+          data: p.bound ? sanitizeEvidenceData(p.bound({ seq: base.seq + i, hash: prevHash })) : p.data,
+          prevHash,
+        });
+        lines.push(line);
+        prevHash = record.hash;
       }
-      this.#head = { seq: Number(reply[1]), hash: String(reply[2]) };
-      if (reply[0] === 1) {
-        await this.#mirror.write(record.seq, line, kind === "result", (from, to) =>
-          this.#redis.lrange(this.#keys.records, from, to),
-        );
-        return record;
+      const reply = await appendLines(this.#redis, this.jobId, base, lines, prevHash);
+      // {0} with exactly our head: this very batch is already there (a reply lost to a dropped connection, the
+      // command sent again on reconnect). The hash covers every line, so nothing else can match it.
+      if (reply[0] === 1 || (reply[1] === base.seq + n && reply[2] === prevHash)) {
+        this.#queue.splice(0, n);
+        this.#lines.push(...lines);
+        this.#head = { seq: base.seq + n, hash: prevHash };
+        this.#scheduleFile(base.seq + 1);
+        return;
       }
-      // Someone else appended first: rebuild on the new head.
+      await this.#catchUp(reply[1], reply[2]);
     }
     throw new EvidenceError(
       `evidence of job ${this.jobId}: could not append after ${MAX_APPEND_RETRIES} tries`,
     );
   }
 
-  /** All records, from Redis (the copy the chain is decided in). */
+  /**
+   * Redis's head is not ours. Ahead: another writer appended (an operator's approval): learn its records and build
+   * on them. Behind, on one of our records: Redis lost acknowledged records (failover, AOF tail): put them back, in
+   * order, through the same atomic append. Anything else is a fork, and the append stops.
+   */
+  async #catchUp(seq: number, hash: string): Promise<void> {
+    const ours = this.#head;
+    if (seq === ours.seq && hash === ours.hash) return; // our view was current after all: build again
+    if (seq > ours.seq) {
+      const theirs = await this.#redis.lrange(this.#keys.records, ours.seq, seq - 1);
+      const first = theirs[0] ? (JSON.parse(theirs[0]) as EvidenceRecord) : undefined;
+      if (theirs.length !== seq - ours.seq || first?.prevHash !== ours.hash) {
+        throw new EvidenceError(
+          `evidence of job ${this.jobId}: Redis holds records ${ours.seq + 1}..${seq} that do not continue this ` +
+            `writer's record ${ours.seq} (Redis lost records and took others): refusing to append`,
+        );
+      }
+      // A pending file batch simply grows by them: the file takes every record in Redis order, whoever wrote it.
+      this.#lines.push(...theirs);
+      this.#head = { seq, hash };
+      return;
+    }
+    const hashAt = (s: number) =>
+      s === 0 ? genesisHash(this.jobId) : (JSON.parse(this.#lines[s - 1] ?? "{}") as { hash?: string }).hash;
+    if (seq < ours.seq && hashAt(seq) === hash) {
+      const reply = await appendLines(
+        this.#redis,
+        this.jobId,
+        { seq, hash },
+        this.#lines.slice(seq, ours.seq),
+        ours.hash,
+      );
+      if (reply[0] !== 1) {
+        throw new EvidenceError(
+          `evidence of job ${this.jobId}: Redis lost records ${seq + 1}..${ours.seq} and changed again ` +
+            "while they were put back: refusing to append",
+        );
+      }
+      return;
+    }
+    throw new EvidenceError(
+      `evidence of job ${this.jobId}: Redis's head (seq ${seq}) is not on this writer's chain (seq ${ours.seq}): ` +
+        "Redis lost records and took others; refusing to append",
+    );
+  }
+
+  /** Committed records from `from` on are due in the file: at once, or within BATCH_MS (group commit). */
+  #scheduleFile(from: number): void {
+    if (this.#fileFrom === 0) this.#fileFrom = from;
+    if (!this.#groupCommit || this.#fileTimer) return;
+    this.#fileTimer = setTimeout(() => {
+      this.#fileTimer = undefined;
+      this.#inTurn(() => this.#flushFile(false)).catch((err: Error) => {
+        this.#failure ??= err;
+      });
+    }, this.#batchMs);
+    this.#fileTimer.unref();
+  }
+
+  /** Write the committed records the file lacks (fileFrom..head) in one go; fsync when asked. */
+  async #flushFile(sync: boolean): Promise<void> {
+    if (this.#fileTimer) clearTimeout(this.#fileTimer);
+    this.#fileTimer = undefined;
+    const from = this.#fileFrom;
+    const last = this.#head.seq;
+    this.#fileFrom = 0;
+    if (from === 0 || from > last) {
+      if (sync) await this.#mirror.sync();
+      return;
+    }
+    await this.#mirror.write(last, this.#lines.slice(from - 1, last), sync, (a, b) =>
+      this.#redis.lrange(this.#keys.records, a, b),
+    );
+  }
+
+  /** All committed records, from Redis (the copy the chain is decided in). */
   async records(): Promise<EvidenceRecord[]> {
     return parseRedisLines(await this.#redis.lrange(this.#keys.records, 0, -1), this.jobId);
   }
 
-  /** Wait for pending file writes and fsync the file. */
-  async flush(): Promise<void> {
-    await this.#mirror.sync();
+  /** The committed records this log has seen (open() read them, then every commit), without a Redis round trip. */
+  knownRecords(): EvidenceRecord[] {
+    return this.#lines.map((l) => JSON.parse(l) as EvidenceRecord);
+  }
+
+  /** Commit every pending record, write the file copy and fsync it. */
+  flush(): Promise<void> {
+    return this.#inTurn(async () => {
+      if (this.#failure) throw this.#failure;
+      await this.#commit();
+      await this.#flushFile(true);
+    });
+  }
+
+  /**
+   * Make the chain whole and durable: every record committed and in the fsynced file, the file's name fsynced in its
+   * directory. Idempotent; the log takes no more records after it.
+   */
+  async close(): Promise<SealedEvidence> {
+    if (!this.#closed) {
+      await this.flush();
+      await syncDirectory(resolve(this.filePath, ".."));
+      this.#closed = true;
+    }
+    return { jobId: this.jobId, ...this.#head, filePath: this.filePath };
   }
 
   /** Verify both copies and that they agree. */
@@ -401,101 +461,33 @@ export class EvidenceLog {
   }
 }
 
-/**
- * Verify a job's evidence in Redis and in the data dir, and that the two copies hold the same records.
- * A missing file is "missing records" at index 0 when Redis has any.
- */
-export async function verifyJobEvidence(
+/** One atomic append of consecutive lines on `head`; [1|0, seq, hash] (see appendEvidenceIfHeadMatches). */
+async function appendLines(
   redis: RedisClient,
-  dataDir: string,
   jobId: string,
-): Promise<EvidenceVerification & { where?: "redis" | "file" | "both" }> {
+  head: { seq: number; hash: string },
+  lines: readonly string[],
+  lastHash: string,
+): Promise<[number, number, string]> {
   const keys = evidenceKeys(jobId);
-  const redisRecords = (await redis.lrange(keys.records, 0, -1)).map(parseLine);
-  const redisCheck = verifyEvidence(redisRecords, jobId);
-  if (!redisCheck.ok) return { ...redisCheck, where: "redis" };
-  const headRaw = await redis.hmget(keys.head, "seq", "hash");
-  const headSeq = Number(headRaw[0] ?? 0);
-  if (headSeq !== redisRecords.length || (headRaw[1] ?? redisCheck.headHash) !== redisCheck.headHash) {
-    // Truncation of the list alone keeps a valid prefix; the head remembers how far the chain went.
-    return {
-      ok: false,
-      index: redisRecords.length,
-      problem: "missing records",
-      detail: `record ${redisRecords.length}: missing records: Redis head says seq ${headSeq}, list has ${redisRecords.length}`,
-      where: "redis",
-    };
+  const reply = (await runScript(
+    redis,
+    appendEvidenceIfHeadMatches,
+    [keys.records, keys.head],
+    [genesisHash(jobId), head.seq, head.hash, lastHash, ...lines],
+  )) as [number, number | string, string];
+  if (reply[0] === -1) {
+    throw new EvidenceError(`evidence of job ${jobId}: Redis list and head disagree; refusing to append`);
   }
-  let text = "";
-  try {
-    text = readFileSync(evidenceFilePath(dataDir, jobId), "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  const parsed = parseEvidenceJsonl(text);
-  if (!parsed.ok) {
-    return {
-      ok: false,
-      index: parsed.index,
-      problem: "unparseable",
-      detail: `record ${parsed.index}: unparseable: ${parsed.detail}`,
-      where: "file",
-    };
-  }
-  const fileCheck = verifyEvidence(parsed.records, jobId);
-  if (!fileCheck.ok) return { ...fileCheck, where: "file" };
-  const cmp = compareEvidenceCopies(redisRecords as EvidenceRecord[], parsed.records as EvidenceRecord[]);
-  if (!cmp.ok) return { ...cmp, where: "both" };
-  return redisCheck;
-}
-
-function parseLine(line: string): unknown {
-  try {
-    return JSON.parse(line);
-  } catch {
-    return line; // verifyEvidence reports it as a malformed record at its index
-  }
-}
-
-function parseRedisLines(lines: string[], jobId: string): EvidenceRecord[] {
-  const records = lines.map(parseLine);
-  const check = verifyEvidence(records, jobId);
-  if (!check.ok) throw new EvidenceTamperedError(jobId, "redis", check);
-  return records as EvidenceRecord[];
-}
-
-function readFileRecords(path: string, jobId: string): EvidenceRecord[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
-  }
-  const parsed = parseEvidenceJsonl(text);
-  if (!parsed.ok) {
-    throw new EvidenceTamperedError(jobId, "file", {
-      ok: false,
-      index: parsed.index,
-      problem: "unparseable",
-      detail: `record ${parsed.index}: unparseable: ${parsed.detail}`,
-    });
-  }
-  const check = verifyEvidence(parsed.records, jobId);
-  if (!check.ok) throw new EvidenceTamperedError(jobId, "file", check);
-  return parsed.records as EvidenceRecord[];
+  return [Number(reply[0]), Number(reply[1]), String(reply[2])];
 }
 
 /**
  * Create the file and fsync its directory, so the file's existence survives a crash, not only its contents.
- * Asynchronous: a worker opens one log per job, and a directory fsync must not stall every other running job.
+ * The directory fsync waits in the thread pool (and is shared with concurrent callers): it must not stall the event
+ * loop of a worker running other jobs.
  */
 async function ensureFileDurablyExists(path: string): Promise<void> {
-  await (await open(path, "a", 0o600)).close();
-  const dir = await open(resolve(path, ".."), "r");
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  closeSync(openSync(path, "a", 0o600));
+  await syncDirectory(resolve(path, ".."));
 }

@@ -60,3 +60,24 @@ export function computeRecordHash(record: Omit<EvidenceRecord, "hash"> & { hash?
 export function serializeRecord(record: EvidenceRecord): string {
   return canonicalJson(record);
 }
+
+/**
+ * Build a record's hash and its stored line together, serializing its data once (the record's own fields are few
+ * and flat; `data` is most of the bytes). Equal to computeRecordHash + serializeRecord (a test holds them to it).
+ */
+export function buildRecord(body: Omit<EvidenceRecord, "hash">): { record: EvidenceRecord; line: string } {
+  // canonicalJson sorts keys: actor, at, data, [hash], jobId, kind, prevHash, seq.
+  const head = [
+    ...(body.actor !== undefined ? [`"actor":${JSON.stringify(body.actor)}`] : []),
+    `"at":${JSON.stringify(body.at)}`,
+    `"data":${canonicalJson(body.data)}`,
+  ].join(",");
+  const tail = [
+    `"jobId":${JSON.stringify(body.jobId)}`,
+    `"kind":${JSON.stringify(body.kind)}`,
+    `"prevHash":${JSON.stringify(body.prevHash)}`,
+    `"seq":${canonicalJson(body.seq)}`,
+  ].join(",");
+  const hash = sha256Hex(`{${head},${tail}}`);
+  return { record: { ...body, hash }, line: `{${head},"hash":${JSON.stringify(hash)},${tail}}` };
+}

@@ -41,7 +41,20 @@ const SECRET_PAIRS = new Set([
  */
 const PUBLIC_NUMERIC_FIELDS = new Set(["fencingtoken", "fencetoken", "fencingtokens"]);
 
+/** Field names repeat (every record has "step", "command", ...): each is judged once. Bounded, then cleared. */
+const judged = new Map<string, boolean>();
+const JUDGED_MAX = 10_000;
+
 export function isSecretFieldName(name: string): boolean {
+  const known = judged.get(name);
+  if (known !== undefined) return known;
+  const verdict = judgeFieldName(name);
+  if (judged.size >= JUDGED_MAX) judged.clear();
+  judged.set(name, verdict);
+  return verdict;
+}
+
+function judgeFieldName(name: string): boolean {
   const words = name
     .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
     .replace(/([A-Z]+)([A-Z][a-z])/g, "$1 $2")

@@ -8,6 +8,7 @@ import type { RedisClient } from "../redis/client.ts";
 import type { JobShells } from "../shell/job-shells.ts";
 import { GuardRefused, SanctionedZeroizeRefused } from "./errors.ts";
 import type { GuardEvidence, GuardLocks, LoginGuard, LoginResult } from "./guard.ts";
+import { observeGuard } from "./guard-facts.ts";
 import { GUARD_ROLES, type GuardRole } from "./roles.ts";
 import { type SanctionedZeroizeResult, sanctionedZeroize, type ZeroizeLocks } from "./sanctioned-zeroize.ts";
 
@@ -20,6 +21,8 @@ export interface JobGuardDeps {
   locks: GuardLocks;
   evidence: GuardEvidence;
   actor?: string;
+  /** The job's runbook (who observed the guard state after a login). */
+  runbook?: string;
   /** For the sanctioned zeroize of a deprovision job: its approvals are read from here (src/coord/approvals.ts). */
   redis?: RedisClient;
   /**
@@ -95,41 +98,57 @@ export function jobGuard(deps: JobGuardDeps): JobGuard {
       });
     },
     async login(device, role, opts = {}) {
-      if (!GUARD_ROLES.includes(role))
-        throw new GuardRefused({ device, role: String(role), reason: `unknown role '${String(role)}'` });
-      const common = {
-        fleet: deps.fleet,
-        device,
-        role,
-        jobId: deps.jobId,
-        locks: deps.locks,
-        evidence: deps.evidence,
-        ...(deps.actor ? { actor: deps.actor } : {}),
-      };
-      if (role === "hsmSo" || role === "auditor")
-        return deps.guard.login({ ...common, session: await lunash(device) });
-      const partition = opts.partition;
-      if (!partition) throw new GuardRefused({ device, role, reason: `${role} needs { partition }` });
-      const hostName =
-        opts.clientHost ??
-        deps.fleet.clientHosts.find((h) =>
-          h.assignments.some((a) => a.device === device && a.partitions.includes(partition)),
-        )?.name;
-      if (!hostName)
-        throw new GuardRefused({
-          device,
-          partition,
-          role,
-          reason: "no client host in the fleet file is assigned this partition",
-        });
-      return deps.guard.login({
-        ...common,
-        partition,
-        session: await deps.shells.lunacm(hostName),
-        // Policy 15 decides whether a CO lockout is permanent; read it where the device shell is reachable.
-        applianceSession:
-          role === "co" || role === "cu" ? await lunash(device).catch(() => undefined) : undefined,
-      });
+      try {
+        return await loginThroughGuard(device, role, opts);
+      } finally {
+        // Whatever came of it, the device's guard state is seen again (a failed or unknown attempt quarantines).
+        if (deps.redis)
+          await observeGuard(deps.redis, device, { jobId: deps.jobId, by: deps.runbook ?? "guard" }).catch(
+            () => {},
+          );
+      }
     },
   };
+
+  async function loginThroughGuard(
+    device: string,
+    role: GuardRole,
+    opts: { partition?: string; clientHost?: string },
+  ): Promise<LoginResult> {
+    if (!GUARD_ROLES.includes(role))
+      throw new GuardRefused({ device, role: String(role), reason: `unknown role '${String(role)}'` });
+    const common = {
+      fleet: deps.fleet,
+      device,
+      role,
+      jobId: deps.jobId,
+      locks: deps.locks,
+      evidence: deps.evidence,
+      ...(deps.actor ? { actor: deps.actor } : {}),
+    };
+    if (role === "hsmSo" || role === "auditor")
+      return deps.guard.login({ ...common, session: await lunash(device) });
+    const partition = opts.partition;
+    if (!partition) throw new GuardRefused({ device, role, reason: `${role} needs { partition }` });
+    const hostName =
+      opts.clientHost ??
+      deps.fleet.clientHosts.find((h) =>
+        h.assignments.some((a) => a.device === device && a.partitions.includes(partition)),
+      )?.name;
+    if (!hostName)
+      throw new GuardRefused({
+        device,
+        partition,
+        role,
+        reason: "no client host in the fleet file is assigned this partition",
+      });
+    return deps.guard.login({
+      ...common,
+      partition,
+      session: await deps.shells.lunacm(hostName),
+      // Policy 15 decides whether a CO lockout is permanent; read it where the device shell is reachable.
+      applianceSession:
+        role === "co" || role === "cu" ? await lunash(device).catch(() => undefined) : undefined,
+    });
+  }
 }

@@ -6,6 +6,7 @@
 import { EvidenceLog } from "../evidence/log.ts";
 import type { RedisClient } from "../redis/client.ts";
 import { redactDeep } from "./guard.ts";
+import { observeGuard } from "./guard-facts.ts";
 import { type LedgerEntry, type LedgerKey, LoginLedger } from "./ledger.ts";
 import { GUARD_ROLES, type GuardRole } from "./roles.ts";
 
@@ -91,6 +92,7 @@ export async function releaseQuarantine(
     { event: "released", ...key, note: "ledger reset; the device counter still guards destructive roles" },
     req.principal,
   );
+  await observeGuard(redis, req.device, { jobId: null, by: `guard release by ${req.principal}` });
   return { key, evidenceJobId, before };
 }
 

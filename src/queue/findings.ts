@@ -1,6 +1,8 @@
-// The latest per-device findings of every runbook, kept in Redis for `lunafleet report`: when a job succeeds, each
-// entry of its final step's `devices` list (tcp-check's report, patch-verify's verdict, ...) is stored under the
-// device, by runbook, with the job id and time. A newer job replaces an older one only if it finished later.
+// The latest Managed HSM findings (mhsm-audit, cmk-health, app-crypto-gate, mhsm-retire), kept in Redis under
+// `azure:<pool>` for the Managed HSM part of `lunafleet report` (src/daemon/report-mhsm.ts): when a job ends, each
+// entry of its final step's `managedHsms` list is stored by runbook, with the job id and time; a newer job replaces an
+// older one only if it finished later. Devices, hosts, pairs and HA members live in the fleet state model
+// (src/facts), which report and /metrics read; these pool findings are to move there too (ctx.facts).
 import { GOAL_NOT_MET } from "../engine/outcome.ts";
 import type { JobResult } from "../engine/runner.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
@@ -30,7 +32,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1`,
 );
 
-/** Store the per-device entries of a succeeded job's final result. Returns the devices recorded. */
+/** Store the per-pool entries of a job's final result. Returns the `azure:<pool>` keys recorded. */
 export async function recordFindings(
   redis: RedisClient,
   result: JobResult,
@@ -38,7 +40,7 @@ export async function recordFindings(
 ): Promise<string[]> {
   // Succeeded, or every step ran and the verdict said the goal was not met: either way what it saw is a fact.
   if (result.status !== "succeeded" && result.error?.type !== GOAL_NOT_MET) return [];
-  const last = result.steps.at(-1)?.result as { devices?: unknown; managedHsms?: unknown } | undefined;
+  const last = result.steps.at(-1)?.result as { managedHsms?: unknown } | undefined;
   if (!last) return [];
   const recorded: string[] = [];
   // Managed HSM runbooks (mhsm-audit, cmk-health, app-crypto-gate, mhsm-retire) end with one entry per pool; they are
@@ -58,23 +60,6 @@ export async function recordFindings(
       [result.runbook, JSON.stringify(finding), finding.at],
     );
     recorded.push(`azure:${pool}`);
-  }
-  for (const entry of Array.isArray(last.devices) ? last.devices : []) {
-    if (!entry || typeof entry !== "object") continue;
-    const device = (entry as { device?: unknown }).device;
-    if (typeof device !== "string") continue;
-    const finding: Finding = {
-      jobId: result.jobId,
-      at: at.toISOString(),
-      data: entry as Record<string, unknown>,
-    };
-    await runScript(
-      redis,
-      keepNewerFinding,
-      [findingsKey(device)],
-      [result.runbook, JSON.stringify(finding), finding.at],
-    );
-    recorded.push(device);
   }
   return recorded;
 }

@@ -7,12 +7,12 @@
 import { createHash } from "node:crypto";
 import { userInfo } from "node:os";
 import { type JobsOptions, Queue } from "bullmq";
-import { getRunbook, UnknownRunbook } from "../../runbooks/index.ts";
+import { getRunbook } from "../../runbooks/index.ts";
 import { FleetConfigError, formatIssue, loadFleet } from "../config/load.ts";
 import { UnknownTargetError } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
-import { ParamsInvalid } from "../engine/errors.ts";
+import { EngineError } from "../engine/errors.ts";
 import { type JobPlan, planJob } from "../engine/plan.ts";
 import { isValidJobId } from "../evidence/record.ts";
 import type { RedisClient } from "../redis/client.ts";
@@ -78,7 +78,9 @@ export function validateJobRequest(
     const plan = planJob(runbook, params, fleet);
     return { runbook: runbook.name, params, plan };
   } catch (err) {
-    if (err instanceof UnknownRunbook || err instanceof ParamsInvalid || err instanceof UnknownTargetError)
+    // Any refusal the runbook itself makes while resolving its targets (deprovision of a group that is not empty,
+    // ha-recover with both a group and auto=true…) is a refusal at submit: one line, never a stack trace.
+    if (err instanceof EngineError || err instanceof UnknownTargetError)
       throw new JobSubmitError(`refused: ${redact(err.message)}`, err.name);
     throw err;
   }

@@ -19,7 +19,7 @@ import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "..
 import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.ts";
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
-import { type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
+import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
 import { GOAL_NOT_MET } from "../engine/outcome.ts";
@@ -28,9 +28,11 @@ import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
 import { type EvidenceSigner, sealEvidence, sealFinal } from "../evidence/signing.ts";
+import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
 import type { RedisClient } from "../redis/client.ts";
+import { hostChecks } from "../shell/host-checks.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
@@ -48,6 +50,8 @@ export interface JobProcessDeps {
   loginGuard: LoginGuard;
   state: StateStore;
   approvals: ApprovalsStore;
+  /** The fleet state model: what jobs observe, and which jobs touched each device. */
+  facts: RedisFactStore;
   azure: AzurePort | undefined;
   /** Managed HSM / Key Vault access (ctx.keyVault); undefined when the fleet declares none. */
   keyVault?: KeyVaultPort | undefined;
@@ -109,6 +113,9 @@ export async function processJob(
       ).catch((err: Error) =>
         admitted.log.error({ error: err.message }, "evidence: could not sign the chain head"),
       );
+    // Group commit (src/evidence/log.ts): every record on the chain and in the fsynced file before BullMQ hears
+    // that the job is done.
+    await evidence?.close();
   }
 }
 
@@ -207,10 +214,10 @@ async function scope(
   let evidence: EvidenceLog | undefined;
   try {
     if ((await redis.exists(cancelKey(a.jobId))) > 0) cancel.abort();
-    evidence = await EvidenceLog.open(redis, deps.dataDir, a.jobId);
+    evidence = await EvidenceLog.open(redis, deps.dataDir, a.jobId, { groupCommit: true });
     // An earlier attempt that got as far as the request record (then crashed, stalled or failed) makes this one
     // a resumption, whatever BullMQ counted (a stall or a wait for locks does not count as an attempt).
-    const requestedBefore = (await evidence.records()).some((r) => r.kind === "requested");
+    const requestedBefore = evidence.knownRecords().some((r) => r.kind === "requested");
     if (locks)
       await evidence.append(
         "lock",
@@ -234,6 +241,7 @@ async function scope(
       fleet: deps.fleet,
       shells,
       files: jobFiles(deps.fleet, lease),
+      hostChecks: hostChecks(deps.fleet, lease),
       evidence,
       checkpoints,
       signal: cancel.signal,
@@ -249,6 +257,7 @@ async function scope(
               locks,
               evidence,
               actor: a.data.actor,
+              runbook: a.runbook.name,
               redis,
               ...(facts ? { approvalFacts: facts } : {}),
             }),
@@ -263,6 +272,7 @@ async function scope(
       approvals: facts ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence) : deps.approvals,
       approvalPollMs: deps.approvalPollMs,
       state: deps.state,
+      facts: deps.facts,
     });
     return { result, evidence };
   } finally {
@@ -292,10 +302,17 @@ function lockPort(locks: DeviceLockSet, waitMs: number): JobLocksPort {
 async function progressCheckpoints(deps: JobProcessDeps, a: Admitted): Promise<CheckpointStore> {
   const store = new RedisCheckpointStore(deps.redis);
   const total = a.plan?.steps.length ?? 0;
-  let done = (await store.finishedSteps(a.jobId)).size;
-  await a.job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
+  // Read once: the runner asks for the same job's finished steps right after (one round trip less per job).
+  const atStart = await store.finishedSteps(a.jobId);
+  let done = atStart.size;
+  if (done > 0) await a.job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
+  let firstRead: Promise<Map<string, CheckpointRecord>> | undefined = Promise.resolve(atStart);
   return {
-    finishedSteps: (id) => store.finishedSteps(id),
+    finishedSteps: (id) => {
+      const read = id === a.jobId && firstRead ? firstRead : store.finishedSteps(id);
+      firstRead = undefined;
+      return read;
+    },
     async recordStepResult(id, stepId, result, meta) {
       await store.recordStepResult(id, stepId, result, meta);
       done += 1;
@@ -346,7 +363,22 @@ async function settle(
     await closeApproval(redis, a.jobId, result.outcome, { evidence }).catch((err: unknown) =>
       a.log.warn({ error: (err as Error).message }, "could not close the job's approval request"),
     );
-  // A job whose steps all ran but whose goal was not met (a failed crypto gate, a member left down) saw real facts.
+  // Every device the job touched keeps it in its history (`report <device>`), whatever came of it.
+  const finishedAt = new Date().toISOString();
+  for (const device of result.targets?.devices ?? a.plan?.targets.devices ?? [])
+    await deps.facts
+      .recordJob(device, {
+        jobId: a.jobId,
+        runbook: a.runbook.name,
+        outcome: retrying ? "failed (will resume)" : result.outcome,
+        actor: a.data.actor,
+        finishedAt,
+      })
+      .catch((err: unknown) =>
+        a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
+      );
+  // Managed HSM pools' findings (src/daemon/report-mhsm.ts) until they move to the fleet state model: a job whose
+  // steps all ran but whose goal was not met (a failed crypto gate) saw real facts too.
   if (result.status === "succeeded" || result.error?.type === GOAL_NOT_MET)
     await recordFindings(redis, result);
   if (result.status === "succeeded") return result;

@@ -3,6 +3,9 @@
 // BullMQ (`repeat:<scheduler>:<slot ms>`), so no daemon, restart or second process can queue a slot twice.
 // A scheduled job carries its window's name: a worker that picks it up after the window has closed (a backed-up
 // queue, a daemon that was down) does not run it late but delays it to the next window start.
+//
+// Besides the windows, the daemon's own interval schedulers: automatic HA recovery (`ha-recover auto=true` every
+// `defaults.haRecoverEveryMinutes`) as soon as one HA group says `auto: true`. `schedule list` shows them all.
 
 import type { Queue } from "bullmq";
 import { CronExpressionParser } from "cron-parser";
@@ -116,6 +119,43 @@ export async function syncSchedules(
   const planned = plannedSchedules(fleet);
   const digest = fleetDigest(fleet);
   const upserted: string[] = [];
+  for (const s of plannedIntervalSchedules(fleet)) {
+    const every = s.everyMinutes * 60_000;
+    // The first run comes one interval after the scheduler is created (the daemon's own start is not an incident);
+    // a daemon that starts again, or a second daemon, leaves a scheduler with the same interval and job as it is.
+    const existing = await queue.getJobScheduler(s.id);
+    const same =
+      existing &&
+      Number(existing.every) === every &&
+      JSON.stringify((existing.template?.data as Partial<JobData> | undefined)?.params) ===
+        JSON.stringify(s.params) &&
+      (existing.template?.data as Partial<JobData> | undefined)?.fleetDigest === digest;
+    if (same) {
+      upserted.push(s.id);
+      continue;
+    }
+    await queue.upsertJobScheduler(
+      s.id,
+      { every, startDate: new Date(Date.now() + every) },
+      {
+        name: s.runbook,
+        data: {
+          runbook: s.runbook,
+          params: s.params,
+          actor: s.actor,
+          requestedAt: "scheduled",
+          fleetDigest: digest,
+        },
+        opts: {
+          attempts: DEFAULT_JOB_OPTIONS.attempts ?? 5,
+          backoff: { type: "exponential", delay: 1000 },
+          removeOnComplete: { age: 7 * 86_400, count: 10_000 },
+          removeOnFail: { age: 30 * 86_400, count: 10_000 },
+        },
+      },
+    );
+    upserted.push(s.id);
+  }
   for (const s of planned) {
     const window = findWindow(fleet, s.window)!;
     const entry = window.runbooks.find((r) => r.runbook === s.runbook && r.target === s.target)!;
@@ -154,8 +194,43 @@ export async function syncSchedules(
   return { upserted, removed };
 }
 
+/** A scheduler the daemon runs by itself, every N minutes (not a maintenance window). */
+export interface IntervalSchedule {
+  id: string;
+  runbook: string;
+  params: Record<string, unknown>;
+  everyMinutes: number;
+  actor: string;
+  why: string;
+}
+
+/** The id of the automatic HA recovery scheduler. */
+export const HA_RECOVER_AUTO_SCHEDULER = `${SCHEDULER_PREFIX}interval--ha-recover--auto`;
+
+/** Automatic HA recovery, when any HA group is `auto: true`: every defaults.haRecoverEveryMinutes. */
+export function plannedIntervalSchedules(fleet: Fleet): IntervalSchedule[] {
+  const auto = fleet.haGroups.filter((g) => g.auto).map((g) => g.label);
+  if (auto.length === 0) return [];
+  const params = { auto: true };
+  validateJobRequest(fleet, "ha-recover", params);
+  return [
+    {
+      id: HA_RECOVER_AUTO_SCHEDULER,
+      runbook: "ha-recover",
+      params,
+      everyMinutes: fleet.defaults.haRecoverEveryMinutes,
+      actor: "schedule:ha-recover-auto",
+      why: `HA groups with auto: true (${auto.join(", ")})`,
+    },
+  ];
+}
+
 export interface ScheduleListing {
   id: string;
+  /** Interval schedulers: every how many minutes. */
+  everyMinutes?: number;
+  params?: Record<string, unknown>;
+  actor?: string;
   window?: string;
   runbook?: string;
   target?: string;
@@ -171,6 +246,9 @@ export async function listSchedules(queue: Queue<JobData>): Promise<ScheduleList
     const data = s.template?.data as Partial<JobData> | undefined;
     return {
       id: s.key,
+      ...(s.every ? { everyMinutes: Number(s.every) / 60_000 } : {}),
+      ...(data?.params ? { params: data.params } : {}),
+      ...(data?.actor ? { actor: data.actor } : {}),
       ...(data?.window ? { window: data.window } : {}),
       ...(data?.runbook ? { runbook: data.runbook } : {}),
       ...(typeof data?.params?.target === "string" ? { target: data.params.target } : {}),

@@ -19,6 +19,7 @@ import type { AzurePort, JobLogger } from "../engine/ports.ts";
 import type { JobResult } from "../engine/runner.ts";
 import { RedisStateStore } from "../engine/state.ts";
 import type { EvidenceSigner } from "../evidence/signing.ts";
+import { RedisFactStore } from "../facts/store.ts";
 import { LoginGuard } from "../guard/guard.ts";
 import { type ConnectRedisOptions, connectRedis, type RedisClient } from "../redis/client.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
@@ -127,6 +128,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     // Durable facts between jobs (ha-recover's per-member breaker): without it such runbooks fail at their first step.
     state: new RedisStateStore(redis),
     approvals,
+    facts: new RedisFactStore(redis),
     azure,
     keyVault,
     metrics,

@@ -76,6 +76,10 @@ export function connectRedis(opts: ConnectRedisOptions = {}): RedisClient {
   const flavour = opts.flavour ?? "command";
   const common: RedisOptions = {
     maxRetriesPerRequest: flavour === "worker" ? null : COMMAND_MAX_RETRIES,
+    // A command connection is shared by every job of a worker: commands issued in the same tick go out in one
+    // write (and one read of the replies) instead of one syscall each. Measured in `npm run bench` (issue 15).
+    // Never on the worker flavour, whose connections block (BullMQ).
+    enableAutoPipelining: flavour === "command",
     retryStrategy: (times) => Math.min(times * 100, 2000),
     ...(opts.connectionName ? { connectionName: opts.connectionName } : {}),
   };
@@ -112,6 +116,7 @@ export function connectRedis(opts: ConnectRedisOptions = {}): RedisClient {
     case "cluster":
       client = new Cluster(target.nodes, {
         clusterRetryStrategy: (times) => Math.min(times * 100, 2000),
+        enableAutoPipelining: flavour === "command",
         redisOptions: {
           ...auth(target),
           maxRetriesPerRequest: common.maxRetriesPerRequest ?? null,

@@ -8,7 +8,7 @@
 //   <dataDir>/redis/appendonlydir/  the AOF (Redis 7 multi-part AOF)
 //   <dataDir>/redis/redis.log       the server's log (read back into the error when it fails to start)
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 
@@ -33,6 +33,8 @@ export interface EmbeddedRedisOptions {
    * passes false and calls stop() itself; the server is still killed when the process exits.
    */
   handleSignals?: boolean;
+  /** Told when an orphaned redis-server of this data dir (its daemon killed) was stopped and replaced. */
+  onOrphanReplaced?: (info: { redisPid: number; daemonPid: number }) => void;
 }
 
 export interface EmbeddedRedis {
@@ -74,12 +76,11 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
   mkdirSync(redisDir, { recursive: true, mode: 0o700 });
 
   // Redis unlinks an existing socket file when it starts: starting a second server on the same data dir would
-  // silently steal the first one's socket while both write the same AOF. Refuse instead.
+  // silently steal the first one's socket while both write the same AOF. A server left behind by a daemon that was
+  // killed (SIGKILL: no exit handler ran) is ours to replace — only when the owner file proves it: its daemon is dead
+  // and the process serving the socket is the redis-server that daemon started. Anything else is refused.
   if (existsSync(socketPath) && (await pingSocket(socketPath, 500)) === "pong") {
-    throw new EmbeddedRedisError(
-      `embedded redis: another redis-server is already serving ${socketPath}; is a lunafleet daemon already ` +
-        "running on this data dir?",
-    );
+    await replaceOrphanOrRefuse(redisDir, socketPath, opts.onOrphanReplaced);
   }
 
   const args = [
@@ -128,6 +129,8 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
   const launch = async (): Promise<void> => {
     const spawned = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"], detached: false });
     child = spawned;
+    if (spawned.pid !== undefined)
+      writeOwner(redisDir, { daemonPid: process.pid, redisPid: spawned.pid, socketPath });
     let stderr = "";
     spawned.stderr?.setEncoding("utf8");
     spawned.stderr?.on("data", (chunk: string) => {
@@ -212,6 +215,115 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
       await launch();
     },
   };
+}
+
+/** Who started the redis-server of a data dir: written at each launch, read by the next start. */
+interface OwnerRecord {
+  daemonPid: number;
+  redisPid: number;
+  socketPath: string;
+  startedAt?: string;
+}
+
+const OWNER_FILE = "lunafleet-owner.json";
+
+function writeOwner(redisDir: string, o: OwnerRecord): void {
+  writeFileSync(
+    join(redisDir, OWNER_FILE),
+    `${JSON.stringify({ ...o, startedAt: new Date().toISOString() })}\n`,
+    {
+      mode: 0o600,
+    },
+  );
+}
+
+function readOwner(redisDir: string): OwnerRecord | undefined {
+  try {
+    const o = JSON.parse(readFileSync(join(redisDir, OWNER_FILE), "utf8")) as OwnerRecord;
+    return Number.isInteger(o.daemonPid) && Number.isInteger(o.redisPid) ? o : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process exists (EPERM: it exists, owned by someone else). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** `INFO server` over the socket: the pid of the process that really answers there. */
+export function servingPid(socketPath: string, timeoutMs: number): Promise<number | undefined> {
+  return new Promise((resolvePid) => {
+    const sock = connect(socketPath);
+    let buf = "";
+    const done = (pid: number | undefined) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolvePid(pid);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write("*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"));
+    sock.on("data", (chunk: string) => {
+      buf += chunk;
+      const m = /\r\nprocess_id:(\d+)\r\n/.exec(buf);
+      if (m) done(Number(m[1]));
+      else if (buf.startsWith("-")) done(undefined);
+    });
+    sock.on("error", () => done(undefined));
+  });
+}
+
+/** The command line of a process (Linux /proc), to check a pid is the redis-server of this socket. */
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+  } catch {
+    return "";
+  }
+}
+
+async function replaceOrphanOrRefuse(
+  redisDir: string,
+  socketPath: string,
+  onReplaced?: (info: { redisPid: number; daemonPid: number }) => void,
+): Promise<void> {
+  const owner = readOwner(redisDir);
+  const refuse = (why: string) =>
+    new EmbeddedRedisError(`embedded redis: another redis-server is already serving ${socketPath}; ${why}`);
+  if (!owner)
+    throw refuse("it was not started by lunafleet here (no owner record): is another daemon running?");
+  if (processAlive(owner.daemonPid))
+    throw refuse(
+      `the lunafleet process that started it (pid ${owner.daemonPid}) is still running on this data dir`,
+    );
+  const serving = await servingPid(socketPath, 2000);
+  if (serving === undefined || serving !== owner.redisPid)
+    throw refuse(
+      `it is not the redis-server lunafleet started (serving pid ${serving ?? "unknown"}, recorded ${owner.redisPid}); stop it by hand`,
+    );
+  if (existsSync("/proc/self") && !commandLine(serving).includes(socketPath))
+    throw refuse(
+      `process ${serving} does not serve this data dir's socket on its command line; stop it by hand`,
+    );
+  // Ours, orphaned by a daemon that died without stopping it: stop it (SIGTERM lets it finish its AOF), then start
+  // a fresh child. Nothing is lost: the AOF is the state.
+  process.kill(serving, "SIGTERM");
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (processAlive(serving) && (await pingSocket(socketPath, 200)) !== "refused") {
+    if (Date.now() > deadline) {
+      process.kill(serving, "SIGKILL");
+      break;
+    }
+    await sleep(50);
+  }
+  while (processAlive(serving) && Date.now() < deadline + 2000) await sleep(20);
+  onReplaced?.({ redisPid: serving, daemonPid: owner.daemonPid });
 }
 
 type PingAnswer = "pong" | "loading" | "refused" | "timeout" | "error";

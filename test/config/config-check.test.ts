@@ -175,7 +175,7 @@ describe("fleet file validation", () => {
         encoding: "utf8",
       },
     );
-    expect(out).toMatch(/ok \(6 devices, 2 client hosts, 2 HA groups/);
+    expect(out).toMatch(/ok \(7 devices, 2 client hosts, 2 HA groups/);
   });
 
   it(`rejects ${cases.length} kinds of broken fleet files`, () => {

@@ -47,6 +47,18 @@ function approve(
   });
 }
 
+/**
+ * The request's deadline passes, deterministically: its stored deadline is moved to just before the Redis server's
+ * own clock (the clock every expiry check uses), instead of sleeping past a short deadline under load.
+ */
+async function passDeadline(r: ReturnType<typeof redis.client>, id: string): Promise<void> {
+  const [seconds, micros] = (await r.time()) as [string | number, string | number];
+  const serverNowMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  const doc = JSON.parse((await r.get(approvalKey(id)))!) as { expiresAt: number };
+  doc.expiresAt = serverNowMs - 1;
+  await r.set(approvalKey(id), JSON.stringify(doc), "KEEPTTL");
+}
+
 describe("approvals", () => {
   it("needs two distinct principals, each typing the device serial", async () => {
     const r = redis.client();
@@ -121,9 +133,9 @@ describe("approvals", () => {
   it("expires: an incomplete request becomes expired and approvals stop counting", async () => {
     const r = redis.client();
     const id = job();
-    await requestApproval(r, id, { ...REQ, expiresMinutes: 0.003 }); // 180 ms
+    await requestApproval(r, id, REQ);
     await approve(r, id, { principal: "alice", confirmation: "700101" });
-    await new Promise((res) => setTimeout(res, 250));
+    await passDeadline(r, id);
     expect((await approvalState(r, id))?.status).toBe("expired");
     const after = await approve(r, id, { principal: "bob", confirmation: "700101" }).catch((e: unknown) => e);
     expect((after as ApprovalRefused).reason).toBe("not-awaiting-approval");
@@ -133,9 +145,9 @@ describe("approvals", () => {
   it("an approval that was not used before the deadline expires too", async () => {
     const r = redis.client();
     const id = job();
-    await requestApproval(r, id, { ...REQ, required: 1, expiresMinutes: 0.003 });
+    await requestApproval(r, id, { ...REQ, required: 1 });
     expect((await approve(r, id, { principal: "alice", confirmation: "700101" })).status).toBe("approved");
-    await new Promise((res) => setTimeout(res, 250));
+    await passDeadline(r, id);
     expect((await approvalState(r, id))?.status).toBe("expired");
   });
 

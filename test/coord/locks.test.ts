@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   acquireDeviceLocks,
   assertFence,
@@ -155,16 +155,65 @@ describe("device locks", () => {
   });
 
   it("renews automatically: a lock held far beyond its TTL stays held", async () => {
-    const d = res("long");
+    // Deterministic: the set's renewal timer and its clock are faked, Redis is real. Each round makes Redis believe
+    // most of the TTL has passed (PEXPIRE), fires one renewal tick, and waits for the renewal to reach Redis; ten
+    // rounds hold a 30 s lock through 100 s of its own time. Scheduling delays under load cannot expire it.
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    try {
+      const d = res("long");
+      const c1 = redis.client();
+      const probe = redis.client();
+      const set = await acquireDeviceLocks(c1, [d], {
+        owner: "job-waits-approval",
+        ttlMs: 30_000,
+        waitMs: 0,
+      });
+      for (let round = 0; round < 10; round++) {
+        await probe.pexpire(lockKey(d), 5_000);
+        await vi.advanceTimersByTimeAsync(10_000);
+        const deadline = performance.now() + 10_000;
+        while ((await probe.pttl(lockKey(d))) <= 20_000) {
+          if (performance.now() > deadline) throw new Error(`renewal ${round + 1} never reached Redis`);
+          await sleep(5);
+        }
+      }
+      await expect(
+        acquireDeviceLocks(redis.client(), [d], { owner: "job-other", ttlMs: 1000, waitMs: 0 }),
+      ).rejects.toBeInstanceOf(LockUnavailableError);
+      await set.assertHeld();
+      expect(set.lost).toBeUndefined();
+      await set.release();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("gives back every lock but those kept (a job waiting for approval), and takes them back all or nothing", async () => {
+    const device = res("kept");
+    const host = res("given");
     const c1 = redis.client();
-    const set = await acquireDeviceLocks(c1, [d], { owner: "job-waits-approval", ttlMs: 120, waitMs: 0 });
-    await sleep(500);
-    await expect(
-      acquireDeviceLocks(redis.client(), [d], { owner: "job-other", ttlMs: 1000, waitMs: 0 }),
-    ).rejects.toBeInstanceOf(LockUnavailableError);
+    const set = await acquireDeviceLocks(c1, [device, host], {
+      owner: "job-waiting",
+      ttlMs: 5000,
+      waitMs: 0,
+    });
+    const hostToken = set.tokenFor(host);
+    expect(await set.releaseExcept([device])).toEqual([host]);
+    expect(set.locks.map((l) => l.resource)).toEqual([device]);
+    expect(await readLock(c1, host)).toBeNull();
+    // Another job uses the host meanwhile; taking it back is refused (nothing taken), not waited for ever.
+    const other = await acquireDeviceLocks(redis.client(), [host], {
+      owner: "job-other",
+      ttlMs: 5000,
+      waitMs: 0,
+    });
+    expect(await set.take([host], 0)).toBe(false);
+    expect(set.locks.map((l) => l.resource)).toEqual([device]);
+    await other.release();
+    expect(await set.take([host], 0)).toBe(true);
+    expect(set.tokenFor(host)).toBeGreaterThan(hostToken);
     await set.assertHeld();
-    expect(set.lost).toBeUndefined();
-    await set.release();
+    expect((await set.release()).sort()).toEqual([device, host].sort());
   });
 
   it("reports a lost lock through onLost and the abort signal when renewal is refused", async () => {

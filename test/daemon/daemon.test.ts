@@ -35,8 +35,8 @@ async function waitState(id: string, states: string[], ms = 15_000): Promise<str
 
 describe("npm start --once (in-process, rebased twin)", () => {
   it("sweeps the fleet and reports the planted problems", async () => {
-    // 12 sweep jobs (tcp-check + patch-verify on 6 devices) and the Managed HSM sweep (audit, cmk-health, placement).
-    expect(demo.jobs).toHaveLength(15);
+    // 14 sweep jobs (tcp-check + patch-verify on 7 devices) and the Managed HSM sweep (audit, cmk-health, placement).
+    expect(demo.jobs).toHaveLength(17);
     expect(demo.jobs.every((j) => j.state === "completed")).toBe(true);
     const b3 = demo.report.devices.find((d) => d.device === "hsm-b3")!;
     expect(b3).toMatchObject({ rebootPatch: false, rebootUnsafe: true, reachable: true });
@@ -58,9 +58,17 @@ describe("npm start --once (in-process, rebased twin)", () => {
     ).toBe(true);
     // The Managed HSM facts join the report: the demo's planted pool problems, each once.
     const pay = demo.report.managedHsms.find((m) => m.managedHsm === "mhsm-pay")!;
-    expect(pay).toMatchObject({ lifecycle: "active", activationStatus: "Active", purgeProtection: false, keys: 3 });
+    expect(pay).toMatchObject({
+      lifecycle: "active",
+      activationStatus: "Active",
+      purgeProtection: false,
+      keys: 3,
+    });
     expect(pay.undeclaredKeys).toEqual(["legacy-export"]);
-    expect(pay.consumers.map((c) => `${c.consumer}:${c.gate}`)).toEqual(["secret-server:passed", "payments-api:passed"]);
+    expect(pay.consumers.map((c) => `${c.consumer}:${c.gate}`)).toEqual([
+      "secret-server:passed",
+      "payments-api:passed",
+    ]);
     const dr = demo.report.managedHsms.find((m) => m.managedHsm === "mhsm-dr")!;
     expect(dr.activationStatus).toBe("NotActivated");
     const mhsmProblems = demo.report.problems.filter((p) => /^(mhsm-|consumer |vault )/.test(p));
@@ -89,17 +97,17 @@ describe("npm start --once (in-process, rebased twin)", () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true, redis: "ok", worker: "running" });
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    // Five patched devices succeed; hsm-b3 (no reboot patch) is a finding, never plain green.
-    expect(metrics).toMatch(/lunafleet_jobs_finished_total\{runbook="patch-verify",outcome="succeeded"\} 5/);
+    // Six patched devices succeed; hsm-b3 (no reboot patch) is a finding, never plain green.
+    expect(metrics).toMatch(/lunafleet_jobs_finished_total\{runbook="patch-verify",outcome="succeeded"\} 6/);
     expect(metrics).toMatch(
       /lunafleet_jobs_finished_total\{runbook="patch-verify",outcome="succeeded-with-findings"\} 1/,
     );
-    expect(metrics).toMatch(/lunafleet_jobs\{state="completed"\} 15/);
+    expect(metrics).toMatch(/lunafleet_jobs\{state="completed"\} 17/);
     expect(metrics).toMatch(
-      /lunafleet_step_duration_seconds_count\{runbook="patch-verify",step="hsm-show"\} 6/,
+      /lunafleet_step_duration_seconds_count\{runbook="patch-verify",step="hsm-show"\} 7/,
     );
-    // 12 device jobs and the two Managed HSM jobs that lock their pools (vault-placement only reads, locks none).
-    expect(metrics).toMatch(/lunafleet_device_lock_wait_seconds_count\{acquired="true"\} 14/);
+    // 14 device jobs and the two Managed HSM jobs that lock their pools (vault-placement only reads, locks none).
+    expect(metrics).toMatch(/lunafleet_device_lock_wait_seconds_count\{acquired="true"\} 16/);
     expect(metrics).toMatch(/lunafleet_ssh_connections [1-9]/);
     expect(metrics).toMatch(/lunafleet_shell_sessions 0/);
   });

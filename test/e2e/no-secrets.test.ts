@@ -252,7 +252,7 @@ afterAll(async () => {
 
 describe("no secret leaves: a whole demo run", () => {
   it("the sweep (tcp-check + patch-verify on every device, the Managed HSM runbooks) completed", () => {
-    expect(demo.jobs).toHaveLength(15);
+    expect(demo.jobs).toHaveLength(17);
     expect(demo.jobs.every((j) => j.state === "completed")).toBe(true);
   });
 

@@ -1,4 +1,4 @@
-// Scale-out: three worker processes on one Redis run 60 jobs over the six devices of a (rebased) demo twin.
+// Scale-out: three worker processes on one Redis run 60 jobs over the seven devices of a (rebased) demo twin.
 // - The twin's own session logs show that no two shells on one device (or client host) ever overlapped.
 // - One process is SIGKILLed while it runs a job: every job still completes, and no step finished twice (the job
 //   picked up again resumed from its checkpoints).

@@ -37,6 +37,23 @@ describe("RedisCheckpointStore", () => {
     expect(done.size).toBe(1);
   });
 
+  it("takes the very same record again (a command resent after a dropped connection), once in the order", async () => {
+    const store = new RedisCheckpointStore(redis.client());
+    await store.recordStepResult("job-2b", "s", { v: "only" }, timing("S"));
+    await store.recordStepResult("job-2b", "s", { v: "only" }, timing("S"));
+    const order = await redis.client().lrange("lunafleet:job:{job-2b}:checkpoint-order", 0, -1);
+    expect(order).toEqual(["s"]);
+    // Another finish time is another run of the step: refused.
+    await expect(
+      store.recordStepResult(
+        "job-2b",
+        "s",
+        { v: "only" },
+        { ...timing("S"), finishedAt: "2026-01-01T00:00:02.000Z" },
+      ),
+    ).rejects.toBeInstanceOf(CheckpointConflict);
+  });
+
   it("lets exactly one of many concurrent writers finish a step", async () => {
     const stores = Array.from({ length: 8 }, () => new RedisCheckpointStore(redis.client()));
     const outcomes = await Promise.allSettled(

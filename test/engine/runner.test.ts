@@ -431,12 +431,15 @@ describe("runJob", () => {
 
   it("stops before the next step and sends nothing once the job's device lock is lost", async () => {
     const jobId = newJobId();
-    // A real lock that is never renewed: it is lost once its TTL runs out unconfirmed.
+    // A real lock that is never renewed: it is lost once its TTL runs out unconfirmed. The lock set's clock is the
+    // test's, so the step below outlives the TTL by moving it, not by sleeping (no race with a loaded machine).
+    let now = 1_000_000;
     const locks = await acquireDeviceLocks(redis.client(), ["device:hsm-a1"], {
       owner: jobId,
       ttlMs: 60,
       waitMs: 0,
       autoRenew: false,
+      clock: () => now,
     });
     const runs: string[] = [];
     const sessions = answering();
@@ -452,7 +455,7 @@ describe("runJob", () => {
           kind: "read",
           async run() {
             runs.push("wait");
-            await new Promise((r) => setTimeout(r, 150));
+            now += 150;
             return null;
           },
         },

@@ -14,7 +14,13 @@ import {
   scheduledJobId,
   submitJob,
 } from "../../src/queue/jobs.ts";
-import { delayUntilWindow, listSchedules, syncSchedules, windowState } from "../../src/queue/schedules.ts";
+import {
+  delayUntilWindow,
+  HA_RECOVER_AUTO_SCHEDULER,
+  listSchedules,
+  syncSchedules,
+  windowState,
+} from "../../src/queue/schedules.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -137,8 +143,10 @@ describe("maintenance windows", () => {
   });
 
   it("become one scheduler per (window, runbook, target), idempotently, with deterministic job ids", async () => {
-    const first = await syncSchedules(queue, fleet);
-    const again = await syncSchedules(queue, fleet);
+    // Windows only here (no automatic HA recovery: the next test has it).
+    const windowsOnly: Fleet = { ...fleet, haGroups: fleet.haGroups.map((g) => ({ ...g, auto: false })) };
+    const first = await syncSchedules(queue, windowsOnly);
+    const again = await syncSchedules(queue, windowsOnly);
     expect(first.upserted).toEqual(again.upserted);
     expect(first.upserted).toHaveLength(2);
     const listed = await listSchedules(queue);
@@ -155,10 +163,53 @@ describe("maintenance windows", () => {
     expect(delayed.filter((j) => j.data.window === "sunday-night")).toHaveLength(2);
 
     // A fleet without the window: its schedulers go away.
-    const without: Fleet = { ...fleet, maintenanceWindows: [] };
+    const without: Fleet = { ...windowsOnly, maintenanceWindows: [] };
     const synced = await syncSchedules(queue, without);
     expect(synced.removed.sort()).toEqual([...first.upserted].sort());
     expect(await listSchedules(queue)).toEqual([]);
+  });
+
+  it("an HA group with auto: true gets automatic recovery every haRecoverEveryMinutes, and its first run is queued", async () => {
+    const auto: Fleet = {
+      ...fleet,
+      maintenanceWindows: [],
+      defaults: { ...fleet.defaults, haRecoverEveryMinutes: 7 },
+      haGroups: fleet.haGroups.map((g, i) => ({ ...g, auto: i === 0 })),
+    };
+    expect(auto.haGroups.length).toBeGreaterThan(0);
+    const synced = await syncSchedules(queue, auto);
+    expect(synced.upserted).toEqual([HA_RECOVER_AUTO_SCHEDULER]);
+    const listed = await listSchedules(queue);
+    expect(listed).toEqual([
+      expect.objectContaining({
+        id: HA_RECOVER_AUTO_SCHEDULER,
+        everyMinutes: 7,
+        runbook: "ha-recover",
+        params: { auto: true },
+        actor: "schedule:ha-recover-auto",
+      }),
+    ]);
+    // The scheduler has put its first run in the queue: an ha-recover auto=true job by the schedule.
+    const queued = [...(await queue.getWaiting()), ...(await queue.getDelayed())].filter(
+      (j) => j.data.actor === "schedule:ha-recover-auto",
+    );
+    expect(queued).toHaveLength(1);
+    expect(queued[0]!.data).toMatchObject({ runbook: "ha-recover", params: { auto: true } });
+    // Due one interval after the scheduler was made (not at the daemon's start), and a second sync leaves it alone.
+    expect(await queued[0]!.getState()).toBe("delayed");
+    expect(queued[0]!.timestamp + queued[0]!.delay).toBeGreaterThan(Date.now() + 6.5 * 60_000);
+    await syncSchedules(queue, auto);
+    expect(
+      (await queue.getDelayed()).filter((j) => j.data.actor === "schedule:ha-recover-auto").map((j) => j.id),
+    ).toEqual([queued[0]!.id]);
+    // No auto group any more: the scheduler goes.
+    const none = await syncSchedules(queue, {
+      ...auto,
+      haGroups: auto.haGroups.map((g) => ({ ...g, auto: false })),
+    });
+    expect(none.removed).toEqual([HA_RECOVER_AUTO_SCHEDULER]);
+    expect(await listSchedules(queue)).toEqual([]);
+    await queue.drain(true);
   });
 
   it("a window that names an unknown runbook or target is refused", async () => {

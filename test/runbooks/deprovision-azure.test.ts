@@ -5,6 +5,7 @@ import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HsmDeleteFailedError, ResourceGroupDeleteRefusedError } from "../../src/azure/errors.ts";
 import type { Fleet } from "../../src/config/schema.ts";
+import { approvalState } from "../../src/coord/approvals.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet } from "../engine/support.ts";
@@ -84,7 +85,7 @@ describe("deprovision: Azure failures stop the job", () => {
       statusCode: 409,
       code: "HsmNotZeroized",
     });
-    const result = await deprovision(device, `az-refuse-${process.pid}`, { deleteResourceGroup: true });
+    const result = await deprovision(device, `az-refuse-${process.pid}`);
     expect(result.status).toBe("failed");
     expect(result.error).toMatchObject({ type: "AzureRefusedDelete", retryable: false });
     expect(result.error?.message).toMatch(/Azure refused to delete .*hsm-b2: the device is not zeroized/);
@@ -139,25 +140,48 @@ describe("deprovision: Azure failures stop the job", () => {
     expect(logins(device)).toHaveLength(3); // the zeroize was not repeated
   });
 
-  it("the group still holds other HSMs: the HSM is deleted, the group is refused with the ids left", async () => {
+  it("deleteResourceGroup on a group the fleet file says holds other devices: refused before anything, naming them", async () => {
     const device = "hsm-a1"; // rg-hsm-a also holds hsm-a2 and hsm-a3
-    removeFromHaGroups(twin, device);
-    const result = await deprovision(device, `az-rg-${process.pid}`, { deleteResourceGroup: true });
-    expect(result.status).toBe("failed");
-    expect(result.error?.type).toBe("DeprovisionRefused");
-    expect(result.error?.message).toContain(hsmResourceId(fleet, "hsm-a2"));
-    expect(result.error?.message).toContain(hsmResourceId(fleet, "hsm-a3"));
-    expect(result.steps.map((s) => s.status)).toEqual(["done", "done", "done", "done", "done", "failed"]);
-    expect(twin.arm!.hsmState(hsmResourceId(fleet, device))).toMatchObject({
-      deleted: true,
-      orphaned: false,
+    const jobId = `az-rg-fleet-${process.pid}`;
+    const result = await runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId,
+      params: { target: device, backupsConfirmed: true, deleteResourceGroup: true },
     });
-    expect(deletesOf(groupOf(device))).toHaveLength(0);
-    for (const other of ["hsm-a2", "hsm-a3"])
-      expect(twin.arm!.hsmState(hsmResourceId(fleet, other))).toMatchObject({
-        exists: true,
-        orphaned: false,
-      });
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatchObject({ type: "DeprovisionRefused", retryable: false });
+    expect(result.error?.message).toMatch(/resource group rg-hsm-a also holds hsm-a2, hsm-a3 \(fleet file\)/);
+    expect(result.steps).toEqual([]);
+    expect(await approvalState(r(), jobId)).toBeNull();
+    expect(logins(device)).toHaveLength(0);
+    expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
+  });
+
+  it("deleteResourceGroup on a group that holds something else in Azure: refused at preflight, before any approval", async () => {
+    const device = "hsm-c1"; // alone in rg-hsm-c as far as the fleet file knows
+    const vnet = { resourceGroup: "rg-hsm-c", type: "Microsoft.Network/virtualNetworks", name: "vnet-c" };
+    twin.arm!.addResource(vnet);
+    const jobId = `az-rg-arm-${process.pid}`;
+    const before = twin.arm!.requestLog.length;
+    const result = await runDeprovision(conn, fleet, r(), redis.dataDir, {
+      jobId,
+      params: { target: device, backupsConfirmed: true, deleteResourceGroup: true },
+    });
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatchObject({ type: "DeprovisionRefused", retryable: false });
+    expect(result.error?.message).toMatch(
+      /resource group rg-hsm-c would not be empty after hsm-c1 is gone: it also holds .*virtualNetworks\/vnet-c/,
+    );
+    expect(result.steps.map((s) => s.status)).toEqual([
+      "failed",
+      "pending",
+      "pending",
+      "pending",
+      "pending",
+      "pending",
+    ]);
+    expect(await approvalState(r(), jobId)).toBeNull();
+    expect(logins(device)).toHaveLength(0);
+    expect(twin.arm!.requestLog.slice(before).filter((e) => e.method === "DELETE")).toEqual([]);
   });
 
   it("a device no longer zeroized when the delete step resumes: no DELETE is sent", async () => {
@@ -189,7 +213,7 @@ describe("deprovision: Azure failures stop the job", () => {
     const before = twin.arm!.requestLog.length;
     const err = await conn.azure.deleteResourceGroup("rg-hsm-c").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ResourceGroupDeleteRefusedError);
-    expect((err as ResourceGroupDeleteRefusedError).hsmIds).toEqual([hsmResourceId(fleet, "hsm-b3")]);
+    expect((err as ResourceGroupDeleteRefusedError).hsmIds).toEqual([hsmResourceId(fleet, "hsm-c1")]);
     expect(twin.arm!.requestLog.slice(before).filter((e) => e.method === "DELETE")).toEqual([]);
   });
 });
@@ -202,16 +226,29 @@ describe("no code path deletes a resource group before its HSM is gone", () => {
       return statSync(p).isDirectory() ? sources(p) : p.endsWith(".ts") ? [p] : [];
     });
 
-  it("deleteResourceGroup( is called only by the deprovision runbook's last step (besides its definition and the recorded ctx wrapper)", () => {
+  it("deleteResourceGroup( is called only by the last step of deprovision and mhsm-retire (besides their gateways and recorded ctx wrappers)", () => {
     const callers = [...sources(join(root, "src")), ...sources(join(root, "runbooks"))]
       .filter((f) => /\bdeleteResourceGroup\s*\(/.test(readFileSync(f, "utf8")))
       .map((f) => relative(root, f))
       .sort();
     expect(callers).toEqual([
       "runbooks/deprovision.ts",
+      "runbooks/mhsm-retire.ts",
       "src/azure/dedicated-hsm.ts",
+      "src/azure/managed-hsm.ts",
+      "src/engine/key-vault-ports.ts",
       "src/engine/recorded-azure.ts",
     ]);
+    // mhsm-retire: one call, in its last step, only after the purge is proven and when asked.
+    const retire = readFileSync(join(root, "runbooks/mhsm-retire.ts"), "utf8");
+    const retireCalls = [...retire.matchAll(/\.deleteResourceGroup\s*\(/g)];
+    expect(retireCalls).toHaveLength(1);
+    const retireStep = retire.indexOf('id: "delete-resource-group"');
+    expect(retireStep).toBeGreaterThan(retire.indexOf('id: "verify-purged"'));
+    expect(retireCalls[0]!.index!).toBeGreaterThan(retireStep);
+    const retireBody = retire.slice(retireStep, retireCalls[0]!.index!);
+    expect(retireBody).toMatch(/requireCheckpoint\("verify-purged"\)/);
+    expect(retireBody).toMatch(/if \(!ctx\.params\.deleteResourceGroup\)/);
 
     const text = readFileSync(join(root, "runbooks/deprovision.ts"), "utf8");
     const calls = [...text.matchAll(/\.deleteResourceGroup\s*\(/g)];

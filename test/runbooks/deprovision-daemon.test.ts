@@ -12,7 +12,7 @@ import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet } from "../engine/support.ts";
 import { withRedis } from "../helpers/redis.ts";
 import { signedApprove } from "../helpers/ssh-signing.ts";
-import { type Connections, connect, hsmResourceId, removeFromHaGroups } from "./deprovision-support.ts";
+import { type Connections, connect, hsmResourceId } from "./deprovision-support.ts";
 
 const redis = await withRedis();
 let twin: Twin;
@@ -50,8 +50,7 @@ const until = async (what: string, check: () => Promise<boolean>, ms = 20_000) =
 
 describe("deprovision through the queue and worker", () => {
   it("waits for approvals holding only the device lock, then takes the hosts back and runs to the end", async () => {
-    const device = "hsm-b3";
-    removeFromHaGroups(twin, device);
+    const device = "hsm-c1"; // the demo's spare: alone in rg-hsm-c, in no HA group
     const r = redis.client();
     const queue = createJobQueue(r);
     const { jobId } = await submitJob(queue, {
@@ -69,9 +68,9 @@ describe("deprovision through the queue and worker", () => {
     await until("the client hosts' locks given back", () => noted("locksGivenBack"));
     const view = await jobOutcome(queue, r, jobId);
     expect(view.outcome).toBe("awaiting-approval");
-    expect(view.approval).toMatchObject({ runbook: "deprovision", device, serial: "700203" });
+    expect(view.approval).toMatchObject({ runbook: "deprovision", device, serial: "700301" });
     expect(view.approval?.action).toMatch(
-      /^zeroize hsm-b3 \(serial 700203\) and delete its Azure Dedicated HSM .*, then its resource group /,
+      /^zeroize hsm-c1 \(serial 700301\) and delete its Azure Dedicated HSM .*, then its resource group /,
     );
     // While it waits, the job holds the device's lock only; the client hosts are free for other jobs.
     expect(await r.get(lockKey(`device:${device}`))).toMatch(new RegExp(`\\|${jobId}$`));

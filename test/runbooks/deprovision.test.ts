@@ -50,12 +50,11 @@ async function records(id: string) {
 
 describe("deprovision over the twin", () => {
   it("happy path: approvals, zeroize, HSM DELETE after zeroization, 404, then the group DELETE", async () => {
-    const device = "hsm-b3"; // alone in rg-hsm-c
-    removeFromHaGroups(twin, device);
+    const device = "hsm-c1"; // the demo's spare: alone in rg-hsm-c, in no HA group
     const id = jobId("happy");
     const approvals = approveWhenAsked(r(), id, [
-      { principal: "alice", confirmation: "700203" },
-      { principal: "bob", confirmation: "700203" },
+      { principal: "alice", confirmation: "700301" },
+      { principal: "bob", confirmation: "700301" },
     ]);
     const result = await runDeprovision(conn, fleet, r(), redis.dataDir, {
       jobId: id,
@@ -104,7 +103,7 @@ describe("deprovision over the twin", () => {
     // The job's record: approvals, the guard's zeroize, ARM calls; chain intact, no password anywhere.
     const recs = await records(id);
     const text = JSON.stringify(recs);
-    expect(text).not.toContain("HsmSo-B3-secret");
+    expect(text).not.toContain("HsmSo-C1-secret");
     const guardEvents = recs
       .filter((x) => x.kind === "guard")
       .map((x) => (x.data as { event: string }).event);
@@ -305,8 +304,8 @@ describe("lunafleet plan deprovision <device>", () => {
     const { planJob, renderPlan } = await import("../../src/engine/plan.ts");
     const { getRunbook } = await import("../../runbooks/index.ts");
     const demo = demoFleet();
-    const plan = planJob(getRunbook("deprovision"), { target: "hsm-b3", deleteResourceGroup: true }, demo);
-    expect(plan.targets).toEqual({ devices: ["hsm-b3"], clientHosts: ["client-a", "client-b"] });
+    const plan = planJob(getRunbook("deprovision"), { target: "hsm-c1", deleteResourceGroup: true }, demo);
+    expect(plan.targets).toEqual({ devices: ["hsm-c1"], clientHosts: ["client-a", "client-b"] });
     expect(plan.steps.map((s) => [s.id, s.kind])).toEqual([
       ["preflight", "read"],
       ["sanctioned-zeroize", "change"],
@@ -315,11 +314,15 @@ describe("lunafleet plan deprovision <device>", () => {
       ["verify-hsm-gone", "read"],
       ["delete-resource-group", "change"],
     ]);
-    const id = hsmResourceId(demo, "hsm-b3");
+    const id = hsmResourceId(demo, "hsm-c1");
     const text = renderPlan(plan);
     expect(text).toContain(`arm ${id}> DELETE, then poll Azure-AsyncOperation until Succeeded`);
     expect(text).toContain("lunacm client-a> hagroup listgroups");
-    expect(text).toContain("--confirm 700203");
+    expect(text).toContain("--confirm 700301");
+    // Preflight lists the group's contents before anyone is asked to approve.
+    const listing = text.indexOf("rg-hsm-c> list everything in rg-hsm-c (it must hold nothing but hsm-c1");
+    expect(listing).toBeGreaterThan(0);
+    expect(listing).toBeLessThan(text.indexOf("approval operators> wait for 2 approvals"));
     expect(text).toContain(
       "arm /subscriptions/00000000-0000-4000-8000-00000000d3m0/resourceGroups/rg-hsm-c> DELETE",
     );
@@ -333,6 +336,10 @@ describe("lunafleet plan deprovision <device>", () => {
     // Not asked: no group commands at all.
     const kept = planJob(getRunbook("deprovision"), { target: "hsm-b3" }, demo);
     expect(kept.steps.at(-1)?.commands).toEqual([]);
+    // A group the fleet file knows holds other devices: refused at plan time, naming them.
+    expect(() =>
+      planJob(getRunbook("deprovision"), { target: "hsm-b3", deleteResourceGroup: true }, demo),
+    ).toThrow(/resource group rg-hsm-b also holds hsm-b1, hsm-b2 \(fleet file\)/);
     // A device without an Azure resource, or an HA group as target, is refused at plan time.
     expect(() => planJob(getRunbook("deprovision"), { target: "ha-tokens" }, demo)).toThrow(/unknown target/);
   });

@@ -89,6 +89,7 @@ describe("tcp-check over the twin", () => {
       "hsm-b1",
       "hsm-b2",
       "hsm-b3",
+      "hsm-c1",
     ]);
     for (const d of report.devices) {
       expect(d.reachable).toBe(true);
@@ -117,6 +118,11 @@ describe("tcp-check over the twin", () => {
         { host: "client-a", missing: ["par-pay"], error: expect.stringMatching(/certificate/) },
       ]);
     }
+    // The spare hsm-c1 is assigned to no client host: nothing to verify from, nothing missing.
+    expect(report.devices.find((d) => d.device === "hsm-c1")).toMatchObject({
+      verifiedFrom: [],
+      notVerifiedFrom: [],
+    });
     const a1Address = twin.fleet.devices.find((d) => d.name === "hsm-a1")!.host;
     expect(report.problems).toContainEqual(
       expect.stringMatching(

@@ -90,6 +90,10 @@ export async function releaseBreakerOp(
 
 export interface ScheduleRow {
   id: string;
+  /** Interval schedulers (automatic HA recovery): every how many minutes, with what parameters, as whom. */
+  everyMinutes?: number;
+  params?: Record<string, unknown>;
+  actor?: string;
   window?: string;
   runbook?: string;
   target?: string;

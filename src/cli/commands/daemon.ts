@@ -3,8 +3,15 @@
 // Against a running `lunafleet sim`: `--azure-endpoint <url> --azure-ca <file>` (or LUNAFLEET_AZURE_ENDPOINT /
 // LUNAFLEET_AZURE_CA_FILE), as the twin prints them, point deprovisioning at its ARM twin. Twin fleets only for the
 // CA; a production fleet keeps the system CA store (src/azure/access.ts).
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { armAccessFromFlags, armGatewayFor } from "../../azure/access.ts";
+import {
+  KEYVAULT_PORT_ENV,
+  keyVaultAccessFor,
+  pemCertificates,
+  pointTwinKeyVaultAt,
+} from "../../azure/key-vault-access.ts";
 import { FleetConfigError, formatIssue, loadFleet } from "../../config/index.ts";
 import { startDaemon } from "../../daemon/daemon.ts";
 import { defaultDataDir } from "../../redis/embedded-server.ts";
@@ -27,6 +34,10 @@ export function registerDaemonCommand(program: Command): void {
       9464,
     )
     .option("--data-dir <dir>", "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)")
+    .option(
+      "--replace-fleet",
+      "start even though the daemons on this Redis run another fleet file, replacing theirs (recorded as evidence)",
+    )
     .option("--api-port <port>", "HTTPS API port (0 = any free port; 'off' = no API)", "9465")
     .option("--api-host <addr>", "address the API listens on (default 127.0.0.1: loopback only)", "127.0.0.1")
     .option("--api-cert <pem>", "the API's certificate (default: generated into the data dir)")
@@ -43,14 +54,30 @@ export function registerDaemonCommand(program: Command): void {
       "--azure-ca <file>",
       "PEM CA to trust for ARM instead of the system store: twin fleets only (env LUNAFLEET_AZURE_CA_FILE)",
     )
+    .option(
+      "--azure-keyvault-port <port>",
+      "the Key Vault twin's port (pools, Entra ID, Graph), printed by lunafleet sim: twin fleets only (env LUNAFLEET_AZURE_KEYVAULT_PORT)",
+    )
     .action(async (opts: DaemonCliOptions) => {
       try {
         const fleet = loadFleet(opts.fleet);
         const access = armAccessFromFlags(opts, process.env);
         // Only when asked: otherwise the worker builds its default (fleet azure block, system CA store).
         const azure = Object.keys(access).length > 0 ? armGatewayFor(fleet, access) : undefined;
+        // Managed HSM / Key Vault on a running twin: its port, and the CA bundle the twin published (ARM + Key Vault).
+        const kvPort = opts.azureKeyvaultPort ?? process.env[KEYVAULT_PORT_ENV];
+        if (kvPort) pointTwinKeyVaultAt(fleet, Number(kvPort));
+        const keyVault =
+          kvPort && access.caPem
+            ? keyVaultAccessFor(fleet, {
+                ...(access.endpoint ? { endpoint: access.endpoint } : {}),
+                caPems: pemCertificates(access.caPem),
+              })
+            : undefined;
         const daemon = await startDaemon({
           fleet,
+          fleetName: resolve(opts.fleet),
+          ...(opts.replaceFleet ? { replaceFleet: true } : {}),
           dataDir: opts.dataDir ?? defaultDataDir(),
           concurrency: opts.concurrency,
           httpPort: opts.httpPort,
@@ -64,7 +91,7 @@ export function registerDaemonCommand(program: Command): void {
                   ...(opts.apiCert && opts.apiKey ? { certFile: opts.apiCert, keyFile: opts.apiKey } : {}),
                 },
           ...(opts.evidenceKey ? { evidenceKeyFile: opts.evidenceKey } : {}),
-          ...(azure ? { worker: { azure } } : {}),
+          worker: { ...(azure ? { azure } : {}), ...(keyVault ? { keyVault } : {}) },
         });
         process.stderr.write(
           `lunafleet daemon: running (redis ${daemon.redisUrl ?? "from REDIS_* env"}, ` +
@@ -81,11 +108,13 @@ export function registerDaemonCommand(program: Command): void {
 
 interface DaemonCliOptions {
   fleet: string;
+  replaceFleet?: boolean;
   concurrency: number;
   httpPort: number;
   dataDir?: string;
   azureEndpoint?: string;
   azureCa?: string;
+  azureKeyvaultPort?: string;
   apiPort: string;
   apiHost: string;
   apiCert?: string;

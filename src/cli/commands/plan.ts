@@ -2,9 +2,9 @@
 // commands each would send. With --fleet, computed from that file alone (nothing connects); without it, against the
 // daemon's fleet through the daemon client (the API with LUNAFLEET_URL, or on the daemon host). Nothing is queued.
 import type { Command } from "commander";
-import { getRunbook, UnknownRunbook } from "../../../runbooks/index.ts";
+import { getRunbook } from "../../../runbooks/index.ts";
 import { FleetConfigError, formatIssue, loadFleet, UnknownTargetError } from "../../config/index.ts";
-import { ParamsInvalid } from "../../engine/errors.ts";
+import { EngineError, ParamsInvalid } from "../../engine/errors.ts";
 import { planJob, renderPlan } from "../../engine/plan.ts";
 import { dataDirOption, withDaemonClient } from "../support.ts";
 
@@ -71,11 +71,7 @@ export function registerPlanCommand(program: Command): void {
       } catch (err) {
         if (err instanceof FleetConfigError) {
           for (const issue of err.issues) console.error(`  ${formatIssue(opts.fleet ?? "", issue)}`);
-        } else if (
-          err instanceof UnknownRunbook ||
-          err instanceof ParamsInvalid ||
-          err instanceof UnknownTargetError
-        ) {
+        } else if (err instanceof EngineError || err instanceof UnknownTargetError) {
           console.error(`lunafleet plan: ${err.message}`);
         } else throw err;
         process.exitCode = 1;

@@ -1,13 +1,16 @@
-// `lunafleet schedule list`: the maintenance-window schedulers in the queue, their next run, and whether the
-// window is open now (from the daemon's fleet), through the daemon client (src/api/ops/fleet.ts).
+// `lunafleet schedule list`: every scheduler the daemon runs — the maintenance windows (cron, next run, open now)
+// and its interval schedulers (automatic HA recovery every N minutes) — with the next run of each, through the
+// daemon client (src/api/ops/fleet.ts).
 import type { Command } from "commander";
 import { ago, dataDirOption, withDaemonClient } from "../support.ts";
 
 export function registerScheduleCommands(program: Command): void {
-  const schedule = program.command("schedule").description("maintenance-window schedules");
+  const schedule = program
+    .command("schedule")
+    .description("the daemon's schedulers (maintenance windows, automatic HA recovery)");
   schedule
     .command("list")
-    .description("list the schedulers: window, runbook, target, cron, next run, window open now")
+    .description("list every scheduler: window or interval, runbook, target, when, next run, window open now")
     .option("--json", "print JSON")
     .option(...dataDirOption)
     .action(async (opts: { json?: boolean; dataDir?: string }) => {
@@ -18,15 +21,27 @@ export function registerScheduleCommands(program: Command): void {
           return undefined;
         }
         if (rows.length === 0) {
-          console.log("no schedules (the fleet has no maintenance windows, or the daemon has not started)");
+          console.log(
+            "no schedules (the fleet has no maintenance windows and no auto HA group, or the daemon has not started)",
+          );
           return undefined;
         }
-        for (const r of rows)
+        for (const r of rows) {
+          const next = ago(r.next ? Date.parse(r.next) : undefined);
           console.log(
-            `${r.window ?? "?"}  ${r.runbook ?? "?"} on ${r.target ?? "?"}  cron "${r.cron ?? "?"}" ${r.timezone ?? "UTC"}` +
-              `  ${r.durationMinutes ?? "?"} min  next ${ago(r.next ? Date.parse(r.next) : undefined)}  ${r.open ? "OPEN now" : "closed"}`,
+            r.everyMinutes !== undefined
+              ? `every ${r.everyMinutes} min  ${r.runbook ?? "?"} ${describeParams(r.params)}  next ${next}  (${r.actor ?? r.id})`
+              : `${r.window ?? "?"}  ${r.runbook ?? "?"} on ${r.target ?? "?"}  cron "${r.cron ?? "?"}" ${r.timezone ?? "UTC"}` +
+                  `  ${r.durationMinutes ?? "?"} min  next ${next}  ${r.open ? "OPEN now" : "closed"}`,
           );
+        }
         return undefined;
       });
     });
+}
+
+function describeParams(params: Record<string, unknown> | undefined): string {
+  return Object.entries(params ?? {})
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(" ");
 }

@@ -177,7 +177,10 @@ export async function startSim(opts: StartSimOptions): Promise<RunningSim> {
     await twin.stop();
     throw new SimStartRefused([`lunafleet sim: ${(err as Error).message}`]);
   }
-  const arm = twin.arm ? publishArmTwin(opts.stateDir, twin.arm).arm : undefined;
+  // One CA bundle for a separately started daemon: the ARM twin's and, when there is one, the Key Vault twin's.
+  const arm = twin.arm
+    ? publishArmTwin(opts.stateDir, { ...twin.arm, caPem: twin.arm.caPem + (twin.keyVault?.caPem ?? "") }).arm
+    : undefined;
   writeSimState(opts.stateDir, {
     pid: process.pid,
     url: control.url,
@@ -189,6 +192,10 @@ export async function startSim(opts: StartSimOptions): Promise<RunningSim> {
 
   for (const line of describeTwin(twin, opts.fleet)) print(line);
   if (arm) for (const line of describeArmTwin(arm, opts.fleet)) print(line);
+  if (twin.keyVault)
+    print(
+      `key vault: pools, Entra ID and Graph on port ${twin.keyVault.server.port}; add --azure-keyvault-port ${twin.keyVault.server.port} to the daemon line`,
+    );
   if (opts.trustHostKeys) {
     for (const line of describeRecordedHostKeys(trusted, storeFile)) print(line);
     if (opts.rebase)

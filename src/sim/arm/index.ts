@@ -65,6 +65,10 @@ export interface ArmTwin {
   setFault(fault: ArmFault): void;
   clearFaults(): void;
   hsmState(resourceId: string): HsmState;
+  /** Someone creates a Dedicated HSM in the subscription meanwhile (its group is created if missing). */
+  addHsm(spec: ArmTwinHsmSpec): void;
+  /** Someone creates another resource (a VNet, a gateway…) in a group meanwhile. */
+  addResource(resource: ArmTwinOtherResource): void;
   /** Whether a resource group exists right now. */
   groupExists(name: string): boolean;
   stop(): Promise<void>;
@@ -81,6 +85,7 @@ export async function startArmTwin(options: ArmTwinOptions): Promise<ArmTwin> {
     model.addHsm(h, i);
   });
   for (const o of options.otherResources ?? []) model.addOther(o);
+  let added = 0;
   for (const p of options.providers ?? []) {
     for (const g of p.groups) model.addGroup(g);
     model.providers.push(p.resources);
@@ -116,6 +121,8 @@ export async function startArmTwin(options: ArmTwinOptions): Promise<ArmTwin> {
     setFault: (fault) => model.setFault(fault),
     clearFaults: () => model.clearFaults(),
     hsmState: (id) => model.hsmState(id),
+    addHsm: (spec) => model.addHsm(spec, options.hsms.length + ++added),
+    addResource: (resource) => model.addOther(resource),
     groupExists: (name) => {
       try {
         model.getGroup(name);

@@ -1,8 +1,10 @@
 // The shell of a simulated client host as a runbook uses it: a root prompt that runs `lunacm` (interactive or
 // `-q`), `vtl`, and the few file commands needed to move certificates (`cat`, `cat > f <<EOF`, `cp`, `ls`). Anything
 // else is refused: the twin is a Luna client, not a general shell, and must not pretend to run what it cannot.
+
 import { redact } from "../../config/secret.ts";
 import type { InteractiveShell, ShellIO } from "../shell-session.ts";
+import { appCheck } from "./app-check.ts";
 import { redactPasswordOptions, tokenize } from "./args.ts";
 import { listDir, readFile, resolvePath, writeFile } from "./files.ts";
 import { type CommandStep, LunacmSession, renderDone } from "./lunacm.ts";
@@ -79,6 +81,8 @@ function isTool(word: string, tool: "lunacm" | "vtl"): boolean {
 
 /** Decide what one host command line does (without performing interactive parts). */
 function hostAction(model: ClientHostModel, line: string, user: string): HostAction {
+  const check = appCheck(model, line);
+  if (check) return out(check.text, check.exitCode);
   const heredoc = HEREDOC.exec(line);
   if (heredoc) return { kind: "heredoc", path: resolvePath(heredoc[1]!, user), delimiter: heredoc[3]! };
   const tok = tokenize(line, { shellMeta: true });

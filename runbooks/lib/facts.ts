@@ -1,0 +1,451 @@
+// What each runbook tells the fleet state model (src/facts): the observations a step records through
+// ctx.facts.observe(), built here from the step's own result so the runbooks themselves change by one line per step,
+// and the facts each step declares (`observes`) so a failed step records `check-failed` for them.
+//
+// The vocabulary (subject : fact):
+//   device:<d>            ntls, cert, software, zeroized, patch:<KB>, lifecycle, guard
+//   partition:<d>/<p>     intact
+//   client:<h>            vtl-verify, ha-settings
+//   pair:<d>|<h>          vtl-verify, trust          (a problem of a pair is that pair's, never the other devices')
+//   ha-member:<g>/<d>/<p> member, cloning-domain
+//   ha-group:<g>          sync
+//   azure:<resource id>   resource, resource-group
+import type { Fleet } from "../../src/config/schema.ts";
+import { type FactRef, type JsonValue, type ObservationInput, subjects as S } from "../../src/facts/model.ts";
+
+const DAY_MS = 86_400_000;
+
+// ---- tcp-check ----
+
+export interface ProbeView {
+  device: string;
+  endpoint: string;
+  reachable: boolean;
+  latencyMs: number | null;
+  handshakeOk: boolean;
+  error: string | null;
+  cert: {
+    validTo: string;
+    daysLeft: number;
+    fingerprint256: string;
+    subject: string;
+    expired?: boolean;
+  } | null;
+  certExpiringSoon: boolean;
+}
+
+export const probeFactRefs = (device: string): FactRef[] => [
+  { subject: S.device(device), fact: "ntls" },
+  { subject: S.device(device), fact: "cert" },
+];
+
+export function probeFacts(p: ProbeView): ObservationInput[] {
+  const subject = S.device(p.device);
+  const up = p.reachable && p.handshakeOk;
+  const ntls: ObservationInput = up
+    ? {
+        subject,
+        fact: "ntls",
+        status: "ok",
+        summary: p.latencyMs !== null ? `up ${Math.round(p.latencyMs * 10) / 10}ms` : "up",
+        value: { endpoint: p.endpoint, latencyMs: p.latencyMs },
+      }
+    : {
+        subject,
+        fact: "ntls",
+        status: "problem",
+        summary: p.reachable ? "TLS FAILED" : "DOWN",
+        value: { endpoint: p.endpoint, reachable: p.reachable, handshakeOk: p.handshakeOk },
+        reason: `NTLS ${p.endpoint} ${p.reachable ? "TLS handshake failed" : "not reachable"}: ${p.error ?? "no answer"}`,
+      };
+  return [ntls, certFact(p.device, p.cert, p.certExpiringSoon, p.error)];
+}
+
+/** The appliance's NTLS certificate as presented (tcp-check) or fetched (ntls-cert-sync). */
+export function certFact(
+  device: string,
+  cert: ProbeView["cert"],
+  expiringSoon: boolean,
+  whyMissing: string | null = null,
+): ObservationInput {
+  const subject = S.device(device);
+  if (!cert)
+    return {
+      subject,
+      fact: "cert",
+      status: "check-failed",
+      summary: "not read",
+      reason: `no certificate read from ${device}: ${whyMissing ?? "no handshake"}`,
+    };
+  const expired = cert.expired ?? Date.parse(cert.validTo) <= Date.now();
+  const value = {
+    validTo: cert.validTo,
+    daysLeft: cert.daysLeft,
+    fingerprint256: cert.fingerprint256,
+    subject: cert.subject,
+  };
+  const summary = `${cert.daysLeft} d (${cert.validTo})`;
+  if (expired)
+    return {
+      subject,
+      fact: "cert",
+      status: "problem",
+      summary,
+      value,
+      reason: `NTLS certificate expired (${cert.validTo})`,
+    };
+  if (expiringSoon)
+    return {
+      subject,
+      fact: "cert",
+      status: "problem",
+      summary,
+      value,
+      reason: `NTLS certificate expires in ${Math.floor(((Date.parse(cert.validTo) - Date.now()) / DAY_MS) * 100) / 100} days (${cert.validTo})`,
+    };
+  return { subject, fact: "cert", status: "ok", summary, value };
+}
+
+/** The devices assigned to a client host that a job targets: the pairs its `vtl verify` speaks for. */
+function assignedDevices(fleet: Fleet, host: string, devices: readonly string[]): string[] {
+  const h = fleet.clientHosts.find((x) => x.name === host);
+  return (h?.assignments ?? []).map((a) => a.device).filter((d) => devices.includes(d));
+}
+
+export const vtlFactRefs = (fleet: Fleet, host: string, devices: readonly string[]): FactRef[] => [
+  { subject: S.client(host), fact: "vtl-verify" },
+  ...assignedDevices(fleet, host, devices).map((d) => ({ subject: S.pair(d, host), fact: "vtl-verify" })),
+];
+
+/**
+ * `vtl verify` on a client host: the host's own fact, and one per (appliance, host) pair. When vtl reports an error
+ * the table is not kept (the parser keeps no partial table), so which appliance it concerns is not known: the host
+ * carries the problem and the pairs become `unknown` (no older green stands), never blamed on every appliance.
+ */
+export function vtlFacts(
+  fleet: Fleet,
+  host: string,
+  devices: readonly string[],
+  seen: { ok: boolean; slots: { serial: string }[]; error: string | null },
+): ObservationInput[] {
+  const out: ObservationInput[] = [];
+  out.push(
+    seen.ok
+      ? {
+          subject: S.client(host),
+          fact: "vtl-verify",
+          status: "ok",
+          summary: `${seen.slots.length} slot(s)`,
+          value: { slots: seen.slots.map((s) => s.serial) },
+        }
+      : {
+          subject: S.client(host),
+          fact: "vtl-verify",
+          status: "problem",
+          summary: "vtl verify reported an error",
+          reason: `vtl verify on ${host}: ${seen.error ?? "error"}`,
+        },
+  );
+  const serials = new Set(seen.slots.map((s) => s.serial));
+  const h = fleet.clientHosts.find((x) => x.name === host);
+  for (const d of assignedDevices(fleet, host, devices)) {
+    const subject = S.pair(d, host);
+    if (!seen.ok) {
+      out.push({
+        subject,
+        fact: "vtl-verify",
+        status: "unknown",
+        summary: "not told",
+        reason: `vtl verify on ${host} reported an error without saying which appliance it concerns`,
+      });
+      continue;
+    }
+    const dev = fleet.devices.find((x) => x.name === d);
+    const labels = h?.assignments.find((a) => a.device === d)?.partitions ?? [];
+    const missing = labels.filter((l) => {
+      const par = dev?.partitions.find((p) => p.label === l);
+      return !par || !serials.has(par.serial);
+    });
+    out.push(
+      missing.length === 0
+        ? {
+            subject,
+            fact: "vtl-verify",
+            status: "ok",
+            summary: `sees ${labels.join(", ") || "nothing assigned"}`,
+          }
+        : {
+            subject,
+            fact: "vtl-verify",
+            status: "problem",
+            summary: `misses ${missing.join(", ")}`,
+            reason: `${host} does not see partition(s) ${missing.join(", ")} of ${d} (vtl verify)`,
+            value: { missing },
+          },
+    );
+  }
+  return out;
+}
+
+// ---- patch-verify ----
+
+export const hsmShowFactRefs = (device: string): FactRef[] => [
+  { subject: S.device(device), fact: "software" },
+  { subject: S.device(device), fact: "zeroized" },
+];
+
+export function hsmShowFacts(show: {
+  device: string;
+  serial: string;
+  softwareVersion: string | null;
+  firmware: string;
+  model: string;
+  zeroized: boolean;
+}): ObservationInput[] {
+  const subject = S.device(show.device);
+  return [
+    {
+      subject,
+      fact: "software",
+      status: "ok",
+      summary: `${show.softwareVersion ?? "unknown"} / firmware ${show.firmware}`,
+      value: {
+        softwareVersion: show.softwareVersion,
+        firmware: show.firmware,
+        model: show.model,
+        serial: show.serial,
+      },
+    },
+    zeroizedFact(show.device, show.zeroized, false),
+  ];
+}
+
+/** Zeroized: a problem for a device in service, the expected state for one being retired. */
+export function zeroizedFact(device: string, zeroized: boolean, retiring: boolean): ObservationInput {
+  return zeroized
+    ? {
+        subject: S.device(device),
+        fact: "zeroized",
+        status: retiring ? "ok" : "problem",
+        summary: "ZEROIZED",
+        value: true,
+        ...(retiring ? {} : { reason: `${device} reports itself zeroized (hsm show)` }),
+      }
+    : { subject: S.device(device), fact: "zeroized", status: "ok", summary: "no", value: false };
+}
+
+export const patchFactRefs = (device: string, kbs: readonly string[]): FactRef[] =>
+  kbs.map((kb) => ({ subject: S.device(device), fact: `patch:${kb}` }));
+
+export function patchFacts(
+  device: string,
+  kbRpms: Record<string, string[]>,
+  rebootPatchKb: string,
+): ObservationInput[] {
+  return Object.entries(kbRpms).map(([kb, rpms]) =>
+    rpms.length > 0
+      ? {
+          subject: S.device(device),
+          fact: `patch:${kb}`,
+          status: "ok",
+          summary: "installed",
+          value: { rpms },
+        }
+      : {
+          subject: S.device(device),
+          fact: `patch:${kb}`,
+          status: "problem",
+          summary: "MISSING",
+          value: { rpms },
+          reason:
+            kb === rebootPatchKb
+              ? `${kb} reboot patch missing: REBOOT-UNSAFE`
+              : `${kb} missing (package list)`,
+        },
+  );
+}
+
+// ---- ntls-cert-sync ----
+
+export const pairsOfDevice = (fleet: Fleet, device: string, hosts: readonly string[]): FactRef[] =>
+  hosts
+    .filter((h) => fleet.clientHosts.find((x) => x.name === h)?.assignments.some((a) => a.device === device))
+    .map((h) => ({ subject: S.pair(device, h), fact: "trust" }));
+
+export const pairsOfHost = (fleet: Fleet, host: string, devices: readonly string[]): FactRef[] =>
+  assignedDevices(fleet, host, devices).map((d) => ({ subject: S.pair(d, host), fact: "trust" }));
+
+export function trustFacts(
+  pairs: readonly {
+    device: string;
+    host: string;
+    status: string;
+    daysLeft: number;
+    mismatch: { client: string[]; appliance: string[] } | null;
+  }[],
+): ObservationInput[] {
+  return pairs.map((p): ObservationInput => {
+    const subject = S.pair(p.device, p.host);
+    if (p.status === "in-sync")
+      return { subject, fact: "trust", status: "ok", summary: "in sync", value: { daysLeft: p.daysLeft } };
+    const sides = p.mismatch ? [...p.mismatch.client, ...p.mismatch.appliance] : [];
+    return {
+      subject,
+      fact: "trust",
+      status: "problem",
+      summary: p.status,
+      value: { status: p.status, daysLeft: p.daysLeft, mismatch: p.mismatch as JsonValue },
+      reason:
+        p.status === "mismatched"
+          ? `${p.device} <-> ${p.host} mismatched: ${sides.join("; ") || "certificates differ"}`
+          : `${p.device} <-> ${p.host} ${p.status} (${p.daysLeft} day(s) left)`,
+    };
+  });
+}
+
+/** A pair repaired and verified (handshake as the client, trusted certificate, vtl verify lists its partitions). */
+export function repairedPairFacts(device: string, host: string): ObservationInput[] {
+  const subject = S.pair(device, host);
+  return [
+    { subject, fact: "trust", status: "ok", summary: "repaired, verified" },
+    { subject, fact: "vtl-verify", status: "ok", summary: "verified after repair" },
+  ];
+}
+
+// ---- ha-recover, ha-sync ----
+
+export interface MemberView {
+  group: string;
+  device: string;
+  partition: string;
+  status: string;
+  alive: boolean;
+  why?: string | null;
+}
+
+export const memberFactRefs = (fleet: Fleet, groups: readonly string[]): FactRef[] =>
+  fleet.haGroups
+    .filter((g) => groups.includes(g.label))
+    .flatMap((g) =>
+      g.members.map((m) => ({ subject: S.haMember(g.label, m.device, m.partition), fact: "member" })),
+    );
+
+export function memberFacts(
+  members: readonly MemberView[],
+  when: "seen" | "after-recover",
+): ObservationInput[] {
+  return members.map((m): ObservationInput => {
+    const subject = S.haMember(m.group, m.device, m.partition);
+    if (m.alive)
+      return {
+        subject,
+        fact: "member",
+        status: "ok",
+        summary: when === "after-recover" ? "recovered" : "up",
+        value: { status: m.status },
+      };
+    return {
+      subject,
+      fact: "member",
+      status: "problem",
+      summary: when === "after-recover" ? "still DOWN" : "DOWN",
+      value: { status: m.status },
+      reason:
+        when === "after-recover"
+          ? `${m.group}: ${m.device}/${m.partition} still down after hagroup recover`
+          : `${m.group}: ${m.device}/${m.partition} is ${m.status}${m.why ? ` (${m.why})` : ""}`,
+    };
+  });
+}
+
+export function partitionFact(
+  device: string,
+  partition: string,
+  intact: boolean,
+  why: string | null,
+): ObservationInput {
+  return intact
+    ? { subject: S.partition(device, partition), fact: "intact", status: "ok", summary: "intact" }
+    : {
+        subject: S.partition(device, partition),
+        fact: "intact",
+        status: "problem",
+        summary: "NOT INTACT",
+        reason: why ?? `partition ${partition} on ${device} is not intact`,
+      };
+}
+
+export function haSettingsFact(
+  host: string,
+  before: { count: number; intervalSeconds: number },
+  wanted: { count: number; intervalSeconds: number },
+  changed: string[],
+): ObservationInput {
+  return {
+    subject: S.client(host),
+    fact: "ha-settings",
+    status: "ok",
+    summary:
+      changed.length > 0
+        ? `set: ${changed.join(", ")}`
+        : `retry ${wanted.count}, interval ${wanted.intervalSeconds}s`,
+    value: { before, now: wanted },
+  };
+}
+
+export function cloningFacts(
+  group: string,
+  members: readonly { device: string; partition: string; status: string }[],
+  foreign: readonly { device: string; partition: string; reason: string }[],
+  alive: (status: string) => boolean,
+): ObservationInput[] {
+  return members.flatMap((m): ObservationInput[] => {
+    const subject = S.haMember(group, m.device, m.partition);
+    const odd = foreign.find((f) => f.device === m.device && f.partition === m.partition);
+    const domain: ObservationInput = odd
+      ? { subject, fact: "cloning-domain", status: "problem", summary: "FOREIGN", reason: odd.reason }
+      : alive(m.status)
+        ? { subject, fact: "cloning-domain", status: "ok", summary: "same domain" }
+        : {
+            subject,
+            fact: "cloning-domain",
+            status: "unknown",
+            summary: "not checked",
+            reason: `${m.device}/${m.partition} is ${m.status}: its domain cannot be checked`,
+          };
+    return [domain, ...memberFacts([{ group, ...m, alive: alive(m.status) }], "seen")];
+  });
+}
+
+// ---- deprovision ----
+
+export function lifecycleFact(
+  device: string,
+  state: "zeroized" | "deleted" | "orphaned",
+  detail: string,
+): ObservationInput {
+  return {
+    subject: S.device(device),
+    fact: "lifecycle",
+    status: state === "orphaned" ? "problem" : "ok",
+    summary:
+      state === "deleted" ? "RETIRED (deleted)" : state === "zeroized" ? "ZEROIZED (retiring)" : "ORPHANED",
+    value: state,
+    ...(state === "orphaned" ? { reason: detail } : {}),
+  };
+}
+
+export function azureResourceFact(
+  resourceId: string,
+  state: "exists" | "deleted" | "orphaned",
+  detail: string,
+): ObservationInput {
+  return {
+    subject: S.azure(resourceId),
+    fact: "resource",
+    status: state === "orphaned" ? "problem" : "ok",
+    summary: state,
+    value: { state, detail },
+    ...(state === "orphaned" ? { reason: detail } : {}),
+  };
+}

@@ -1,0 +1,110 @@
+// The two copies of a job's evidence — where they live, how each is read, and whether they agree:
+//   Redis   lunafleet:evidence:{<jobId>}:records  (list of record lines)  + :head (hash: seq, hash)
+//   file    <dataDir>/evidence/<jobId>.jsonl
+// Reading only; writing is log.ts (the chain) and file-mirror.ts (the file).
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { RedisClient } from "../redis/client.ts";
+import { EvidenceError, EvidenceTamperedError } from "./errors.ts";
+import { type EvidenceRecord, isValidJobId } from "./record.ts";
+import {
+  compareEvidenceCopies,
+  type EvidenceVerification,
+  parseEvidenceJsonl,
+  verifyEvidence,
+} from "./verify.ts";
+
+export function evidenceKeys(jobId: string): { records: string; head: string } {
+  return { records: `lunafleet:evidence:{${jobId}}:records`, head: `lunafleet:evidence:{${jobId}}:head` };
+}
+
+export function evidenceFilePath(dataDir: string, jobId: string): string {
+  if (!isValidJobId(jobId))
+    throw new EvidenceError(`job id not usable for evidence: ${JSON.stringify(jobId)}`);
+  return join(resolve(dataDir), "evidence", `${jobId}.jsonl`);
+}
+
+/**
+ * Verify a job's evidence in Redis and in the data dir, and that the two copies hold the same records.
+ * A missing file is "missing records" at index 0 when Redis has any.
+ */
+export async function verifyJobEvidence(
+  redis: RedisClient,
+  dataDir: string,
+  jobId: string,
+): Promise<EvidenceVerification & { where?: "redis" | "file" | "both" }> {
+  const keys = evidenceKeys(jobId);
+  const redisRecords = (await redis.lrange(keys.records, 0, -1)).map(parseLine);
+  const redisCheck = verifyEvidence(redisRecords, jobId);
+  if (!redisCheck.ok) return { ...redisCheck, where: "redis" };
+  const headRaw = await redis.hmget(keys.head, "seq", "hash");
+  const headSeq = Number(headRaw[0] ?? 0);
+  if (headSeq !== redisRecords.length || (headRaw[1] ?? redisCheck.headHash) !== redisCheck.headHash) {
+    // Truncation of the list alone keeps a valid prefix; the head remembers how far the chain went.
+    return {
+      ok: false,
+      index: redisRecords.length,
+      problem: "missing records",
+      detail: `record ${redisRecords.length}: missing records: Redis head says seq ${headSeq}, list has ${redisRecords.length}`,
+      where: "redis",
+    };
+  }
+  let text = "";
+  try {
+    text = readFileSync(evidenceFilePath(dataDir, jobId), "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const parsed = parseEvidenceJsonl(text);
+  if (!parsed.ok) {
+    return {
+      ok: false,
+      index: parsed.index,
+      problem: "unparseable",
+      detail: `record ${parsed.index}: unparseable: ${parsed.detail}`,
+      where: "file",
+    };
+  }
+  const fileCheck = verifyEvidence(parsed.records, jobId);
+  if (!fileCheck.ok) return { ...fileCheck, where: "file" };
+  const cmp = compareEvidenceCopies(redisRecords as EvidenceRecord[], parsed.records as EvidenceRecord[]);
+  if (!cmp.ok) return { ...cmp, where: "both" };
+  return redisCheck;
+}
+
+function parseLine(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return line; // verifyEvidence reports it as a malformed record at its index
+  }
+}
+
+export function parseRedisLines(lines: string[], jobId: string): EvidenceRecord[] {
+  const records = lines.map(parseLine);
+  const check = verifyEvidence(records, jobId);
+  if (!check.ok) throw new EvidenceTamperedError(jobId, "redis", check);
+  return records as EvidenceRecord[];
+}
+
+export function readFileRecords(path: string, jobId: string): EvidenceRecord[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const parsed = parseEvidenceJsonl(text);
+  if (!parsed.ok) {
+    throw new EvidenceTamperedError(jobId, "file", {
+      ok: false,
+      index: parsed.index,
+      problem: "unparseable",
+      detail: `record ${parsed.index}: unparseable: ${parsed.detail}`,
+    });
+  }
+  const check = verifyEvidence(parsed.records, jobId);
+  if (!check.ok) throw new EvidenceTamperedError(jobId, "file", check);
+  return parsed.records as EvidenceRecord[];
+}
