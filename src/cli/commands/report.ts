@@ -33,7 +33,10 @@ export function registerReportCommand(program: Command): void {
       durationOption("--stale-after"),
       DEFAULT_STALE_AFTER_MS,
     )
-    .option("--fleet <file>", "report on this fleet file's devices instead of the daemon's fleet (daemon host only)")
+    .option(
+      "--fleet <file>",
+      "report on this fleet file's devices instead of the daemon's fleet (daemon host only)",
+    )
     .option(...dataDirOption)
     .action(async (device: string | undefined, opts: ReportOptions) => {
       await withDaemonClient("report", opts, async (client) => {
