@@ -408,5 +408,5 @@ describe("login guard over the twin", () => {
     const again = await cli("release", "hsm-g1", "auditor", "--reason", "x").catch((e) => e);
     expect(again.code).toBe(1);
     expect(String(again.stderr)).toMatch(/not quarantined/);
-  });
+  }, 120_000); // four CLI processes through tsx: about 50 s on a loaded 2-core machine
 });
