@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { GateOutcome } from "../src/engine/key-vault-ports.ts";
 import type { Verdict } from "../src/engine/outcome.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
-import { gateFinding, gatePlan } from "./lib/crypto-gate.ts";
+import { gateFact, gateFinding, gateObservation, gatePlan } from "./lib/crypto-gate.ts";
 import { consumer, findingLine, poolOf, resolveKvTarget } from "./lib/key-vault.ts";
 
 const params = z
@@ -45,26 +45,14 @@ export const appCryptoGate = defineRunbook({
       title: "wrapKey/unwrapKey round trip as each application's own identity",
       kind: "read",
       commands: (p, fleet) => consumersOf(p.target, fleet).flatMap((c) => gatePlan(fleet, c)),
+      observes: (p, fleet) => consumersOf(p.target, fleet).map((c) => gateFact(fleet, c)),
       async run(ctx) {
         const gates: GateOutcome[] = [];
         for (const name of consumersOf(ctx.params.target, ctx.fleet))
           gates.push(await ctx.keyVault.cryptoGate(name, { signal: ctx.signal }));
-        // Per pool, for the fleet report: each consumer's gate as it just ran.
-        const managedHsms = (ctx.targets.azure ?? []).map((pool) => {
-          const here = gates.filter((g) => poolOf(ctx.fleet, consumer(ctx.fleet, g.consumer)).name === pool);
-          return {
-            managedHsm: pool,
-            gates: here.map((g) => ({
-              consumer: g.consumer,
-              passed: g.passed,
-              ...(g.passed ? {} : { layer: g.layer }),
-            })),
-            problems: here
-              .filter((g) => !g.passed)
-              .map((g) => findingLine(gateFinding(g as Extract<GateOutcome, { passed: false }>))),
-          };
-        });
-        return { gates, managedHsms };
+        // The state model: each consumer's gate, on its pool.
+        await ctx.facts.observe(...gates.map((g) => gateObservation(ctx.fleet, g)));
+        return { gates };
       },
     },
   ],

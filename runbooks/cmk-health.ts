@@ -10,9 +10,11 @@
 import { z } from "zod";
 import { KeyVaultOperationError } from "../src/azure/key-vault-errors.ts";
 import type { HsmKeyInfo, RoleAssignmentInfo } from "../src/azure/mhsm-data-plane.ts";
+import type { Fleet } from "../src/config/schema.ts";
 import type { GateOutcome } from "../src/engine/key-vault-ports.ts";
 import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
+import type { FactRef, ObservationInput } from "../src/facts/model.ts";
 import { gateFinding, gatePlan } from "./lib/crypto-gate.ts";
 import {
   azureCommand,
@@ -21,7 +23,7 @@ import {
   type KvFinding,
   keyOf,
   poolOf,
-  poolProblems,
+  poolSubject,
   resolveKvTarget,
 } from "./lib/key-vault.ts";
 import { consumerKeyFindings, consumerRoleFindings } from "./lib/mhsm-rules.ts";
@@ -47,19 +49,6 @@ export interface ConsumerRead {
 export interface CmkHealthResult {
   consumers: string[];
   findings: KvFinding[];
-  /** Per pool, for the fleet report: each consumer's gate, secret end date and problems. */
-  managedHsms: {
-    managedHsm: string;
-    consumers: {
-      consumer: string;
-      application: string;
-      key: string;
-      gate: string;
-      secretEndsAt: string | null;
-      problems: string[];
-    }[];
-    problems: string[];
-  }[];
 }
 
 const consumersOf = (target: string, fleet: Parameters<typeof resolveKvTarget>[0]) =>
@@ -82,6 +71,8 @@ export const cmkHealth = defineRunbook({
       id: "read",
       title: "Read each consumer's key, role assignments and client secret end date (daemon identity)",
       kind: "read",
+      // Declared here: a read that fails leaves each consumer's fact check-failed, never an older green one.
+      observes: (p, fleet) => consumersOf(p.target, fleet).map((c) => consumerFact(fleet, c)),
       commands: (p, fleet) =>
         consumersOf(p.target, fleet).flatMap((name) => {
           const c = consumer(fleet, name);
@@ -194,27 +185,34 @@ export const cmkHealth = defineRunbook({
           if (r.assignments) findings.push(...consumerRoleFindings(c, r.assignments));
         }
         for (const g of gates) if (!g.passed) findings.push(gateFinding(g));
-        const pools = [...new Set(consumers.map((r) => r.pool))];
-        const managedHsms = pools.map((pool) => ({
-          managedHsm: pool,
-          consumers: consumers
-            .filter((r) => r.pool === pool)
-            .map((r) => {
-              const c = consumer(ctx.fleet, r.consumer);
-              const g = gates.find((x) => x.consumer === r.consumer);
-              return {
-                consumer: r.consumer,
-                application: c.application,
-                key: c.key,
-                gate: !g ? "not run" : g.passed ? "passed" : `failed (${g.layer})`,
+        // The state model: one fact per consumer on its pool (`consumer:<name>`), problem when a rule failed.
+        await ctx.facts.observe(
+          ...consumers.map((r): ObservationInput => {
+            const g = gates.find((x) => x.consumer === r.consumer);
+            const gate = !g ? "not run" : g.passed ? "passed" : `failed (${g.layer})`;
+            const mine = findings.filter((f) => f.subject === `consumer ${r.consumer}`);
+            const seen = {
+              subject: consumerFact(ctx.fleet, r.consumer).subject,
+              fact: consumerFact(ctx.fleet, r.consumer).fact,
+              summary: `gate ${gate}; secret ends ${r.secret?.endDateTime?.slice(0, 10) ?? "unknown"}`,
+              value: {
+                gate,
                 secretEndsAt: r.secret?.endDateTime ?? null,
-                problems: findings.filter((f) => f.subject === `consumer ${r.consumer}`).map(findingLine),
-              };
-            }),
-          problems: poolProblems(ctx.fleet, pool, findings),
-        }));
-        return { consumers: consumers.map((r) => r.consumer), findings, managedHsms };
+                application: consumer(ctx.fleet, r.consumer).application,
+              },
+            };
+            return mine.length === 0
+              ? { ...seen, status: "ok" }
+              : { ...seen, status: "problem", reason: mine.map(findingLine).join("; ") };
+          }),
+        );
+        return { consumers: consumers.map((r) => r.consumer), findings };
       },
     },
   ],
 });
+
+/** The state model's fact of a consumer: `consumer:<name>` on its pool's subject. */
+function consumerFact(fleet: Fleet, name: string): FactRef {
+  return { subject: poolSubject(fleet, poolOf(fleet, consumer(fleet, name)).name), fact: `consumer:${name}` };
+}

@@ -9,7 +9,18 @@ import type { VaultInfo } from "../src/azure/managed-hsm.ts";
 import type { Fleet, KeyVaultDecl } from "../src/config/schema.ts";
 import { findingsVerdict } from "../src/engine/outcome.ts";
 import { defineRunbook } from "../src/engine/runbook.ts";
-import { azureCommand, findingLine, type KvFinding, resolveKvTarget } from "./lib/key-vault.ts";
+import type { FactStatus, JsonValue } from "../src/facts/model.ts";
+import {
+  azureCommand,
+  factRefs,
+  findingLine,
+  type KvFinding,
+  observationsFor,
+  resolveKvTarget,
+} from "./lib/key-vault.ts";
+
+const VAULT_FACTS = ["lifecycle", "declaration", "placement", "soft-delete", "purge-protection"] as const;
+type VaultSeen = { status?: FactStatus; summary: string; value?: JsonValue };
 
 const params = z
   .object({
@@ -46,6 +57,8 @@ export const vaultPlacement = defineRunbook({
       id: "read-vaults",
       title: "Read each vault's SKU, soft delete and purge protection from ARM",
       kind: "read",
+      observes: (p, fleet) =>
+        vaultsOf(p.target, fleet).flatMap((v) => factRefs(`azure:${decl(fleet, v).resourceId}`, VAULT_FACTS)),
       commands: (p, fleet) =>
         vaultsOf(p.target, fleet).map((v) =>
           azureCommand(decl(fleet, v).resourceId, "GET (sku, enableSoftDelete, enablePurgeProtection)"),
@@ -69,6 +82,33 @@ export const vaultPlacement = defineRunbook({
         const findings = vaults.flatMap(({ vault, actual }) =>
           placementFindings(decl(ctx.fleet, vault), actual),
         );
+        // The state model: per vault, whether it exists, its SKU, its keys' placement, its recoverability.
+        for (const { vault, actual } of vaults) {
+          const d = decl(ctx.fleet, vault);
+          const mine = findings.filter(
+            (f) => f.subject === `vault ${vault}` || f.subject.startsWith(`vault ${vault}/`),
+          );
+          await ctx.facts.observe(
+            ...observationsFor(`azure:${d.resourceId}`, VAULT_FACTS, mine, (fact): VaultSeen => {
+              if (!actual) return { status: fact === "lifecycle" ? "ok" : "unknown", summary: "not found" };
+              switch (fact) {
+                case "lifecycle":
+                  return { summary: "active", value: { state: "active" } };
+                case "declaration":
+                  return { summary: `SKU ${actual.sku ?? "?"}` };
+                case "placement":
+                  return { summary: `${d.keys.length} key requirement(s) on ${actual.sku ?? d.sku}` };
+                case "soft-delete":
+                  return { summary: actual.softDeleteEnabled === false ? "off" : "on" };
+                default:
+                  return {
+                    summary: actual.purgeProtection ? "on" : "off",
+                    value: { on: actual.purgeProtection },
+                  };
+              }
+            }),
+          );
+        }
         return {
           vaults,
           managedHsmKeys:

@@ -88,3 +88,17 @@ export function clientHostSecret(
 export function applianceHostname(device: Device): string {
   return device.hostname ?? device.name;
 }
+
+/**
+ * What identifies an appliance whatever a fleet file calls it: the serial it reports (the guard and the runbooks
+ * refuse a device whose `hsm show` serial is not this one) and where it answers, `<serial>@<host>:<port>`. Two names
+ * for one appliance in two fleet files share one identity, so one guard ledger and one device lock.
+ */
+export function applianceIdentity(device: Device): string {
+  return `${device.serial}@${device.host.toLowerCase()}:${device.port}`;
+}
+
+/** The lock resource every job takes before touching a device: by the appliance's identity, not its fleet name. */
+export function deviceLockResource(device: Device): string {
+  return `device:${applianceIdentity(device)}`;
+}

@@ -8,6 +8,7 @@
 // - Every acquisition gets a fencing token from a per-resource counter that only goes up (seeded by server time, so
 //   even a Redis that lost the counter does not hand out an old number again). A holder that was paused past its
 //   TTL and comes back holds a stale token; every script that matters compares tokens.
+// - Where Redis has replicas, a lock is acknowledged by one before the job acts under it (src/redis/replica-ack.ts).
 // - Locks expire (TTL) so a dead worker's locks free themselves; a live holder renews every ttl/3. A lock held for
 //   hours (a job waiting for approval) is simply renewed for hours. When renewal fails the holder is told
 //   (onLost + an aborted signal) and must stop before its next step.
@@ -17,6 +18,7 @@
 //   lunafleet:fence:{<resource>}  the last fencing token issued (no TTL)
 // Scripts elsewhere (the guard ledger) can check a fence inside their own atomic step: GET lockKey == lockValue().
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
+import { awaitReplicaAck } from "../redis/replica-ack.ts";
 
 const PREFIX = "lunafleet";
 const RESOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$/;
@@ -175,6 +177,8 @@ export async function acquireDeviceLocks(
         )) as [number, number | string, number?];
         if (reply[0] === 1) {
           held.push({ resource, token: Number(reply[1]), confirmedAt: sentAt });
+          // A lock a failover could lose is one another job could take while we act: on a replica first.
+          await awaitReplicaAck(redis, lockKey(resource), `lock ${resource}`);
           break;
         }
         const now = Date.now();

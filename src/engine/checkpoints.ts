@@ -2,6 +2,7 @@
 // result and append the step to the job's order, or do nothing if it is already there), so a crash never leaves a
 // half-recorded step and two workers can never both "finish" the same step.
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
+import { awaitReplicaAck } from "../redis/replica-ack.ts";
 import { CheckpointConflict } from "./errors.ts";
 import { type Json, toRedactedJson } from "./json.ts";
 
@@ -95,6 +96,8 @@ export class RedisCheckpointStore implements CheckpointStore {
       throw new CheckpointConflict(
         `job ${jobId}: step '${stepId}' already has a recorded result; it is never overwritten`,
       );
+    // A checkpoint a failover could lose is a finished step that runs again: on a replica before the next step.
+    await awaitReplicaAck(this.redis, results, `checkpoint of job ${jobId} step '${stepId}'`);
   }
 
   /** Finished steps of a job, in the order they finished. */

@@ -39,6 +39,7 @@ import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { redact } from "../config/secret.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
+import { awaitReplicaAck } from "../redis/replica-ack.ts";
 import {
   evidenceFilePath,
   evidenceKeys,
@@ -449,6 +450,8 @@ export class EvidenceLog {
     if (!this.#closed) {
       await this.flush();
       await syncDirectory(resolve(this.filePath, ".."));
+      // Where Redis has replicas, a finished job's chain is on one before the job is reported done.
+      await awaitReplicaAck(this.#redis, evidenceKeys(this.jobId).records, `evidence of job ${this.jobId}`);
       this.#closed = true;
     }
     return { jobId: this.jobId, ...this.#head, filePath: this.filePath };

@@ -11,7 +11,14 @@
 //      unparsed reply) counts as a failure and quarantines the credential; the guard then throws LoginFailed.
 // A failed or unknown login is never retried here or by the engine (LoginFailed/GuardRefused are non-retryable).
 import { randomUUID } from "node:crypto";
-import { deviceSecret, getDevice, getPartition, partitionSecret } from "../config/model.ts";
+import {
+  applianceIdentity,
+  deviceLockResource,
+  deviceSecret,
+  getDevice,
+  getPartition,
+  partitionSecret,
+} from "../config/model.ts";
 import type { Device, Fleet, Partition } from "../config/schema.ts";
 import { redact, type Secret } from "../config/secret.ts";
 import { lockKey, lockValue } from "../coord/locks.ts";
@@ -68,8 +75,8 @@ export interface LoginResult {
   attemptsLeftAfterFailure: number;
 }
 
-/** The device lock resource name every job takes before touching a device. */
-export const deviceLockResource = (device: string): string => `device:${device}`;
+/** The device lock resource every job takes before touching a device: the appliance's identity (config/model.ts). */
+export { deviceLockResource };
 
 const LOGIN_COMMAND: Record<GuardRole, { shell: "lunash" | "lunacm"; canonical: string }> = {
   hsmSo: { shell: "lunash", canonical: "hsm login" },
@@ -126,7 +133,7 @@ export class LoginGuard {
     const target = resolveTarget(fleet, req);
     if ("refused" in target) return refuse(target.refused);
     const { device, partition, key } = target;
-    const resource = deviceLockResource(device.name);
+    const resource = deviceLockResource(device);
     let token: number;
     try {
       req.locks.throwIfLost();
@@ -299,10 +306,12 @@ export class LoginGuard {
         device: e.device,
         role: e.role,
         ...(e.partition ? { partition: e.partition } : {}),
+        ...(e.appliance ? { appliance: e.appliance } : {}),
+        ...(e.partitionSerial ? { partitionSerial: e.partitionSerial } : {}),
       };
       const r = await this.ledger.resolveStale(
         key,
-        lockKey(deviceLockResource(e.device)),
+        lockKey(`device:${e.appliance ?? e.device}`),
         "found pending at startup: its worker no longer holds the device lock",
       );
       if (r === "resolved") resolved.push(key);
@@ -331,7 +340,11 @@ function resolveTarget(
     return { refused: `the lunash session is for '${req.session.target}', not '${device.name}'` };
   if (spec.shell === "lunash") {
     if (req.partition !== undefined) return { refused: `${req.role} is not a partition role` };
-    return { device, partition: undefined, key: { device: device.name, role: req.role } };
+    return {
+      device,
+      partition: undefined,
+      key: { device: device.name, role: req.role, appliance: applianceIdentity(device) },
+    };
   }
   if (req.partition === undefined) return { refused: `${req.role} needs a partition` };
   let partition: Partition;
@@ -340,7 +353,17 @@ function resolveTarget(
   } catch (err) {
     return { refused: (err as Error).message };
   }
-  return { device, partition, key: { device: device.name, partition: partition.label, role: req.role } };
+  return {
+    device,
+    partition,
+    key: {
+      device: device.name,
+      partition: partition.label,
+      role: req.role,
+      appliance: applianceIdentity(device),
+      partitionSerial: partition.serial,
+    },
+  };
 }
 
 function credentialOf(

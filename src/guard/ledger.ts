@@ -3,15 +3,48 @@
 // credential. Each transition is one Lua script (BullMQ style), so no crash leaves half a transition and two
 // workers cannot both hold an attempt open.
 //
-// Keys carry the device lock's hash tag ({device:<name>}), so a script that checks the device lock and writes the
-// ledger touches one Redis Cluster slot: lunafleet:guard:ledger:{device:<name>}:<partition or ->:<role>
+// Where Redis has replicas (Sentinel, Cluster), every transition waits until a replica acknowledges it
+// (src/redis/replica-ack.ts): above all the attempt, before the password is sent — one that cannot be acknowledged
+// is given back as not sent and the login refused. The embedded server's append-only file is fsynced on every write.
+//
+// Keys carry the device lock's hash tag ({device:<appliance identity>}), so a script that checks the device lock and
+// writes the ledger touches one Redis Cluster slot. Both are keyed by what identifies the appliance — its serial and
+// host:port (config/model.ts applianceIdentity), the partition by its serial — never by a fleet file's names for
+// them: two names for one appliance in two fleet files share one budget. The names are kept in the entry for
+// display (deviceName, partitionLabel).
+//   lunafleet:guard:ledger:{device:<serial>@<host>:<port>}:<partition serial or ->:<role>
+import { applianceIdentity, getDevice, getPartition } from "../config/model.ts";
+import type { Fleet } from "../config/schema.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript, scanKeys } from "../redis/client.ts";
+import { awaitReplicaAck, ReplicaAckError } from "../redis/replica-ack.ts";
 
 export interface LedgerKey {
+  /** The fleet's name for the device (display; the key is `appliance` when known). */
   device: string;
   /** Partition label, or undefined for appliance-level roles (HSM SO, auditor). */
   partition?: string;
   role: string;
+  /** The appliance's identity (applianceIdentity): what the Redis key is made of. */
+  appliance?: string;
+  /** The partition's serial: what the Redis key is made of for partition roles. */
+  partitionSerial?: string;
+}
+
+/** The ledger key of a fleet device's role (and partition): by identity, with the fleet's names for display. */
+export function ledgerKeyFor(
+  fleet: Fleet,
+  deviceName: string,
+  role: string,
+  partitionLabel?: string,
+): LedgerKey {
+  const device = getDevice(fleet, deviceName);
+  const partition = partitionLabel === undefined ? undefined : getPartition(device, partitionLabel);
+  return {
+    device: device.name,
+    role,
+    appliance: applianceIdentity(device),
+    ...(partition ? { partition: partition.label, partitionSerial: partition.serial } : {}),
+  };
 }
 
 export interface LedgerEntry extends LedgerKey {
@@ -42,19 +75,29 @@ export interface LedgerEntry extends LedgerKey {
 const PREFIX = "lunafleet:guard:ledger:";
 
 export function ledgerRedisKey(k: LedgerKey): string {
-  return `${PREFIX}{device:${k.device}}:${k.partition ?? "-"}:${k.role}`;
+  return `${PREFIX}{device:${k.appliance ?? k.device}}:${k.partitionSerial ?? k.partition ?? "-"}:${k.role}`;
 }
 
-function parseRedisKey(key: string): LedgerKey | undefined {
+/** The key's parts; the names come from the entry (deviceName, partitionLabel) when it has them. */
+function parseRedisKey(
+  key: string,
+): { appliance: string; partition: string | undefined; role: string } | undefined {
   const m = /^\{device:([^}]+)\}:([^:]+):([^:]+)$/.exec(key.slice(PREFIX.length));
   if (!m) return undefined;
-  const [, device = "", partition = "-", role = ""] = m;
-  return { device, partition: partition === "-" ? undefined : partition, role };
+  const [, appliance = "", partition = "-", role = ""] = m;
+  return { appliance, partition: partition === "-" ? undefined : partition, role };
+}
+
+/** The display names written beside the counters, so listings say `hsm-a1 par-pay` rather than serials. */
+function nameFields(key: LedgerKey): Record<string, string> {
+  if (key.appliance === undefined) return {};
+  return { deviceName: key.device, ...(key.partition ? { partitionLabel: key.partition } : {}) };
 }
 
 // KEYS[1] ledger; KEYS[2] lock key (may be ""); ARGV: attemptId, now, lockValue, maxPriorFailures, jobId
 // Refuses when an attempt is pending, the credential is quarantined, failures exceed what the budget allowed, or
-// the caller no longer holds the device lock (fencing: a worker whose lock expired must not log in).
+// the caller no longer holds the device lock (fencing: a worker whose lock expired must not log in). The same
+// attempt sent again (a reply lost to a dropped connection, resent on reconnect) is answered "recorded" again.
 const beginAttemptIfFencedAndClean: LuaScript = luaScript(
   "beginAttemptIfFencedAndClean",
   2,
@@ -63,6 +106,7 @@ const beginAttemptIfFencedAndClean: LuaScript = luaScript(
   if holder ~= ARGV[3] then return {0, 'device lock not held (fencing token mismatch)'} end
 end
 local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
+if pending == ARGV[1] then return {1, 'recorded'} end
 if pending then return {0, 'an earlier attempt has no recorded outcome'} end
 if redis.call('HGET', KEYS[1], 'quarantined') == '1' then return {0, 'credential quarantined'} end
 local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
@@ -74,13 +118,18 @@ return {1, 'recorded'}`,
 
 // KEYS[1] ledger; ARGV: attemptId, outcome (success|wrong|unknown|not-sent), now, reason, jobId
 // not-sent: the guard holds proof that nothing reached the device (the one-use token was never spent).
+// The same outcome of the same attempt sent again (a resent command) is answered as recorded, and counts once.
 const recordOutcomeOfPendingAttempt: LuaScript = luaScript(
   "recordOutcomeOfPendingAttempt",
   1,
   `local pending = redis.call('HGET', KEYS[1], 'pendingAttempt')
-if pending ~= ARGV[1] then return {0, 'no such pending attempt'} end
+if pending ~= ARGV[1] then
+  if not pending and redis.call('HGET', KEYS[1], 'lastAttemptId') == ARGV[1]
+    and redis.call('HGET', KEYS[1], 'lastOutcome') == ARGV[2] then return {1, ARGV[2]} end
+  return {0, 'no such pending attempt'}
+end
 redis.call('HDEL', KEYS[1], 'pendingAttempt', 'pendingSince', 'pendingLockValue', 'pendingJob')
-redis.call('HSET', KEYS[1], 'lastOutcome', ARGV[2])
+redis.call('HSET', KEYS[1], 'lastOutcome', ARGV[2], 'lastAttemptId', ARGV[1])
 if ARGV[2] == 'success' then
   redis.call('HSET', KEYS[1], 'failures', 0, 'lastSuccessAt', ARGV[3])
 elseif ARGV[2] ~= 'not-sent' then
@@ -150,6 +199,7 @@ export class LoginLedger {
     attemptId: string,
     opts: { lockKey?: string; lockValue?: string; maxPriorFailures: number; jobId?: string },
   ): Promise<{ ok: boolean; reason: string }> {
+    await this.nameEntry(key);
     const [ok, reason] = (await runScript(
       this.redis,
       beginAttemptIfFencedAndClean,
@@ -162,7 +212,17 @@ export class LoginLedger {
         opts.jobId ?? "",
       ],
     )) as [number, string];
-    return { ok: ok === 1, reason };
+    if (ok !== 1) return { ok: false, reason };
+    // Before anything reaches the device, the attempt must be on a replica where there are replicas: a failover
+    // that lost it would let a second attempt through. Not acknowledged: no login (the slot is given back).
+    try {
+      await awaitReplicaAck(this.redis, ledgerRedisKey(key), `guard ledger: attempt ${attemptId}`);
+    } catch (err) {
+      if (!(err instanceof ReplicaAckError)) throw err;
+      await this.finish(key, attemptId, "not-sent", err.message, opts.jobId ?? "").catch(() => {});
+      return { ok: false, reason: err.message };
+    }
+    return { ok: true, reason };
   }
 
   async finish(
@@ -180,6 +240,9 @@ export class LoginLedger {
     )) as [number, string];
     if (ok !== 1)
       throw new Error(`guard ledger ${ledgerRedisKey(key)}: cannot finish attempt ${attemptId}: ${why}`);
+    // Not acknowledged: the caller reports the outcome unrecorded; a failover that lost it leaves the attempt
+    // pending, which counts as a failure (never as a success).
+    await awaitReplicaAck(this.redis, ledgerRedisKey(key), `guard ledger: outcome of ${attemptId}`);
   }
 
   /**
@@ -197,16 +260,20 @@ export class LoginLedger {
       [ledgerRedisKey(key), lockKey],
       [reason, new Date().toISOString()],
     );
+    if (r === 1)
+      await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: stale attempt resolved");
     return r === 1 ? "resolved" : r === 2 ? "owner-alive" : "none";
   }
 
   async quarantine(key: LedgerKey, reason: string, jobId: string): Promise<{ ok: boolean; reason: string }> {
+    await this.nameEntry(key);
     const [ok, why] = (await runScript(
       this.redis,
       quarantineIfNoAttemptInFlight,
       [ledgerRedisKey(key)],
       [reason, jobId, new Date().toISOString()],
     )) as [number, string];
+    if (ok === 1) await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: quarantine");
     return { ok: ok === 1, reason: why };
   }
 
@@ -220,6 +287,7 @@ export class LoginLedger {
       [ledgerRedisKey(key)],
       [new Date().toISOString(), by.principal, by.reason],
     )) as [number, string];
+    if (ok === 1) await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: release");
     return { ok: ok === 1, reason };
   }
 
@@ -232,7 +300,7 @@ export class LoginLedger {
       deviceObservedAt: new Date().toISOString(),
     };
     if (seen.attemptsLeft !== undefined) fields.deviceAttemptsLeft = seen.attemptsLeft;
-    await this.redis.hset(ledgerRedisKey(key), fields);
+    await this.redis.hset(ledgerRedisKey(key), { ...fields, ...nameFields(key) });
     if (seen.attemptsLeft === undefined) await this.redis.hdel(ledgerRedisKey(key), "deviceAttemptsLeft");
   }
 
@@ -240,10 +308,34 @@ export class LoginLedger {
     const keys = (await scanKeys(this.redis, `${PREFIX}*`)).sort();
     const entries: LedgerEntry[] = [];
     for (const k of keys) {
-      const key = parseRedisKey(k);
-      if (key) entries.push(toEntry(key, await this.redis.hgetall(k)));
+      const parts = parseRedisKey(k);
+      if (!parts) continue;
+      const h = await this.redis.hgetall(k);
+      // Entries written before keys were by identity have no names beside them: their key parts are the names.
+      const named = h.deviceName !== undefined;
+      const key: LedgerKey = named
+        ? {
+            device: h.deviceName!,
+            role: parts.role,
+            appliance: parts.appliance,
+            ...(parts.partition !== undefined
+              ? { partition: h.partitionLabel ?? parts.partition, partitionSerial: parts.partition }
+              : {}),
+          }
+        : {
+            device: parts.appliance,
+            role: parts.role,
+            ...(parts.partition ? { partition: parts.partition } : {}),
+          };
+      entries.push(toEntry(key, h));
     }
     return entries;
+  }
+
+  /** Names beside the counters (not part of any transition: a display field, written before the transition). */
+  private async nameEntry(key: LedgerKey): Promise<void> {
+    const fields = nameFields(key);
+    if (Object.keys(fields).length > 0) await this.redis.hset(ledgerRedisKey(key), fields);
   }
 }
 

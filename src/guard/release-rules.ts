@@ -15,7 +15,7 @@ import type { RedisClient } from "../redis/client.ts";
 import { ApproverKeys, checkApproval, type SignedApproval } from "../signing/approval-check.ts";
 import { type GuardReleaseStatement, renderStatement } from "../signing/statement.ts";
 import { LoginLedger } from "./ledger.ts";
-import { ReleaseRefused, type ReleaseResult, releaseQuarantine } from "./release.ts";
+import { findLedgerKey, ReleaseRefused, type ReleaseResult, releaseQuarantine } from "./release.ts";
 import { type GuardRole, isDestructive, rolePolicy } from "./roles.ts";
 
 const TTL_SECONDS = 7 * 86_400;
@@ -87,11 +87,8 @@ export async function requestGuardRelease(
   }
   const lacking = reasonOfSubstance(req.reason);
   if (lacking) throw new ReleaseRefused(lacking);
-  const entry = await new LoginLedger(redis).get({
-    device: req.device,
-    role: req.role,
-    ...(req.partition ? { partition: req.partition } : {}),
-  });
+  const ledger = new LoginLedger(redis);
+  const entry = await ledger.get(await findLedgerKey(ledger, req));
   if (!entry.quarantined && entry.failures === 0)
     throw new ReleaseRefused(
       `${req.device} ${req.role}${req.partition ? `@${req.partition}` : ""} is not quarantined`,

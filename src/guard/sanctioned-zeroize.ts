@@ -7,7 +7,7 @@
 // answering `proceed` at the LAST caution with an exception only this module can obtain, and finally verifies that
 // `hsm show` reports the HSM zeroized. Resuming after a crash is safe: a device already zeroized gets nothing sent.
 import { randomBytes, randomUUID } from "node:crypto";
-import { deviceSecret, getDevice } from "../config/model.ts";
+import { applianceIdentity, deviceSecret, getDevice } from "../config/model.ts";
 import type { Device, Fleet } from "../config/schema.ts";
 import { Secret } from "../config/secret.ts";
 import { isValidJobId } from "../evidence/record.ts";
@@ -146,7 +146,7 @@ export async function sanctionedZeroize(
     return refuse(`the typed confirmation does not match ${device.name}'s serial (fleet file)`);
   if (req.session.platform.kind !== "lunash" || req.session.target !== device.name)
     return refuse(`needs a lunash session of ${device.name}`);
-  const resource = deviceLockResource(device.name);
+  const resource = deviceLockResource(device);
   try {
     req.locks.throwIfLost();
     req.locks.tokenFor(resource);
@@ -178,7 +178,7 @@ export async function sanctionedZeroize(
   });
   const ledger = new LoginLedger(redis);
   const q = await ledger.quarantine(
-    { device: device.name, role: "hsmSo" },
+    { device: device.name, role: "hsmSo", appliance: applianceIdentity(device) },
     `sanctioned zeroize by deprovision job ${req.deprovisionJobId}`,
     req.deprovisionJobId,
   );

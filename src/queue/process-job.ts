@@ -12,6 +12,7 @@
 //           (resumes after the last checkpoint), or an UnrecoverableError (never retried)
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import { getRunbook } from "../../runbooks/index.ts";
+import { deviceLockResource, getDevice } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
@@ -22,7 +23,6 @@ import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import { JobCancelled } from "../engine/errors.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
-import { GOAL_NOT_MET } from "../engine/outcome.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
@@ -36,7 +36,6 @@ import { hostChecks } from "../shell/host-checks.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
-import { recordFindings } from "./findings.ts";
 import { cancelKey, cancelledBy, type JobData, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
@@ -170,7 +169,8 @@ async function lock(deps: JobProcessDeps, a: Admitted, token?: string): Promise<
   const targets = a.plan?.targets;
   const resources = targets
     ? [
-        ...targets.devices.map((d) => `device:${d}`),
+        // By the appliance's identity: two names for one appliance (two fleet files) take one lock.
+        ...targets.devices.map((d) => deviceLockResource(getDevice(deps.fleet, d))),
         ...targets.clientHosts.map((h) => `client:${h}`),
         ...(targets.azure ?? []).map((n) => `azure:${n}`),
       ]
@@ -247,7 +247,7 @@ async function scope(
       signal: cancel.signal,
       ...(locks
         ? {
-            locks: lockPort(locks, deps.lockWaitMs),
+            locks: lockPort(locks, deps.lockWaitMs, deps.fleet),
             // Logins go through the guard only, under this job's locks, on this job's shells.
             guard: jobGuard({
               guard: deps.loginGuard,
@@ -289,11 +289,17 @@ async function scope(
 }
 
 /** The job's locks as the engine sees them: a wait for approvals keeps only the devices it will change. */
-function lockPort(locks: DeviceLockSet, waitMs: number): JobLocksPort {
+function lockPort(locks: DeviceLockSet, waitMs: number, fleet: Fleet): JobLocksPort {
   return {
     throwIfLost: () => locks.throwIfLost(),
     // A Managed HSM a job will change is locked as `azure:<name>` and kept like a device.
-    narrowTo: (devices) => locks.releaseExcept(devices.flatMap((d) => [`device:${d}`, `azure:${d}`])),
+    narrowTo: (devices) =>
+      locks.releaseExcept(
+        devices.flatMap((d) => {
+          const device = fleet.devices.find((x) => x.name === d);
+          return [...(device ? [deviceLockResource(device)] : []), `azure:${d}`];
+        }),
+      ),
     widen: (resources) => locks.take(resources, waitMs),
   };
 }
@@ -377,10 +383,6 @@ async function settle(
       .catch((err: unknown) =>
         a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
       );
-  // Managed HSM pools' findings (src/daemon/report-mhsm.ts) until they move to the fleet state model: a job whose
-  // steps all ran but whose goal was not met (a failed crypto gate) saw real facts too.
-  if (result.status === "succeeded" || result.error?.type === GOAL_NOT_MET)
-    await recordFindings(redis, result);
   if (result.status === "succeeded") return result;
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
   if (!retrying) throw new UnrecoverableError(why);

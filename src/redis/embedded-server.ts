@@ -1,7 +1,7 @@
 // The embedded Redis: when no REDIS_URL is given, the daemon runs its own private redis-server as a child process.
 // It listens only on a unix socket inside the data dir (no TCP port, so nothing else on the machine or the network
-// can reach it), keeps an append-only file so locks, the guard ledger and evidence survive a restart, and dies with
-// the daemon.
+// can reach it), keeps an append-only file, fsynced on every write, so locks, the guard ledger and evidence survive a
+// restart and a machine crash, and dies with the daemon.
 //
 // Data dir layout (dataDir is the lunafleet state directory, default ./.lunafleet or $LUNAFLEET_DATA_DIR):
 //   <dataDir>/redis/redis.sock      the socket
@@ -33,6 +33,11 @@ export interface EmbeddedRedisOptions {
    * passes false and calls stop() itself; the server is still killed when the process exits.
    */
   handleSignals?: boolean;
+  /**
+   * When Redis fsyncs its append-only file. Default "always" (or LUNAFLEET_EMBEDDED_APPENDFSYNC): see
+   * embeddedAppendfsync.
+   */
+  appendfsync?: "always" | "everysec";
   /** Told when an orphaned redis-server of this data dir (its daemon killed) was stopped and replaced. */
   onOrphanReplaced?: (info: { redisPid: number; daemonPid: number }) => void;
 }
@@ -48,6 +53,21 @@ export interface EmbeddedRedis {
   stop(): Promise<void>;
   /** Stop, then start again on the same data: what a crashed-and-restarted Redis looks like to clients. */
   restart(): Promise<void>;
+}
+
+/**
+ * The embedded server fsyncs its append-only file before it answers a write ("always"): on one machine there is no
+ * replica to acknowledge the guard ledger's record of a login attempt, so the disk must have it before the password
+ * is sent — "everysec" can lose the last second of writes when the machine (not just the process) dies, and with it
+ * an attempt that was made. Redis 7.0 (Debian 12) has no WAITAOF to fsync only the writes that need it, so every
+ * write pays; Redis groups the writes of one event-loop turn into one fsync, and `npm run bench` measures what it
+ * costs the sweep (issue 15). LUNAFLEET_EMBEDDED_APPENDFSYNC=everysec trades that durability for throughput.
+ */
+export function embeddedAppendfsync(env: NodeJS.ProcessEnv): "always" | "everysec" {
+  const v = env.LUNAFLEET_EMBEDDED_APPENDFSYNC;
+  if (v === undefined || v === "" || v === "always") return "always";
+  if (v === "everysec") return "everysec";
+  throw new EmbeddedRedisError(`LUNAFLEET_EMBEDDED_APPENDFSYNC: expected always or everysec, got "${v}"`);
 }
 
 /** The default lunafleet data dir: $LUNAFLEET_DATA_DIR or ./.lunafleet. */
@@ -95,7 +115,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
     "--appendonly",
     "yes",
     "--appendfsync",
-    "everysec",
+    opts.appendfsync ?? embeddedAppendfsync(process.env),
     "--save",
     "", // the AOF is the persistence; no forking RDB snapshots on a 2-core box
     "--daemonize",

@@ -7,12 +7,13 @@ import { userInfo } from "node:os";
 import { promisify } from "node:util";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import { lockKey } from "../../src/coord/locks.ts";
 import { EvidenceLog } from "../../src/evidence/log.ts";
 import { GuardRefused, LoginFailed } from "../../src/guard/errors.ts";
 import { type GuardEvidence, LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
-import { ledgerRedisKey } from "../../src/guard/ledger.ts";
+import { ledgerKeyFor, ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { releaseQuarantine } from "../../src/guard/release.ts";
 import { publishFleet } from "../../src/queue/jobs.ts";
 import { attemptHsmSoLogin } from "../../src/sim/state.ts";
@@ -51,7 +52,7 @@ const state = (d: string) => g.twin.appliances.get(d)!.state;
 const logins = (d: string) => state(d).commandLog.filter((c) => /^hsm login/.test(c.command));
 
 async function soLogin(jobId: string, evidence: GuardEvidence = new MemoryEvidence()) {
-  const locks = await lockDevice(r, "hsm-g1", jobId);
+  const locks = await lockDevice(r, g.fleet, "hsm-g1", jobId);
   try {
     return await guard.login({
       session: await shells.lunash("hsm-g1"),
@@ -78,7 +79,7 @@ describe("login guard over the twin", () => {
     expect(cmds.indexOf("hsm show")).toBeGreaterThanOrEqual(0);
     expect(cmds.indexOf("hsm show")).toBeLessThan(cmds.findIndex((c) => c.startsWith("hsm login")));
     expect(cmds.some((c) => /-force|-p(assword)?\b/.test(c))).toBe(false);
-    const entry = await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" });
+    const entry = await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"));
     expect(entry).toMatchObject({
       failures: 0,
       quarantined: false,
@@ -96,7 +97,7 @@ describe("login guard over the twin", () => {
     expect(err).toBeInstanceOf(LoginFailed);
     expect(err).toMatchObject({ outcome: "wrong", retryable: false });
     expect(state("hsm-g1").soFailures).toBe(1);
-    expect(await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" })).toMatchObject({
+    expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"))).toMatchObject({
       failures: 1,
       quarantined: true,
       quarantineJob: "job-wrong-1",
@@ -140,13 +141,13 @@ describe("login guard over the twin", () => {
       reason: expect.stringMatching(/someone failed a login outside/),
       device: { attemptsLeft: 2, state: "ok" },
     });
-    expect(await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" })).toMatchObject({
+    expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"))).toMatchObject({
       deviceAttemptsLeft: 2,
     });
   });
 
   it("without the device lock nothing is sent; with a stale fencing token the ledger refuses", async () => {
-    const locks = await lockDevice(r, "hsm-g2", "job-otherdev");
+    const locks = await lockDevice(r, g.fleet, "hsm-g2", "job-otherdev");
     const session = await shells.lunash("hsm-g1");
     const err = await guard
       .login({
@@ -161,11 +162,13 @@ describe("login guard over the twin", () => {
       .catch((e) => e);
     await locks.release();
     expect(err).toBeInstanceOf(GuardRefused);
-    expect(err.message).toMatch(/does not hold the device lock device:hsm-g1/);
+    // The lock is the appliance's: its serial and where it answers, not the fleet's name for it.
+    const g1 = getDevice(g.fleet, "hsm-g1");
+    expect(err.message).toContain(`does not hold the device lock device:700501@${g1.host}:${g1.port}`);
 
     // A holder whose lock was taken over (expired, someone else now holds it) fails the fence inside the ledger.
-    const mine = await lockDevice(r, "hsm-g1", "job-stale", { ttlMs: 5000 });
-    await r.set(lockKey("device:hsm-g1"), "999|job-thief");
+    const mine = await lockDevice(r, g.fleet, "hsm-g1", "job-stale", { ttlMs: 5000 });
+    await r.set(lockKey(deviceLockResource(getDevice(g.fleet, "hsm-g1"))), "999|job-thief");
     const stale = await guard
       .login({
         session,
@@ -177,7 +180,7 @@ describe("login guard over the twin", () => {
         evidence: new MemoryEvidence(),
       })
       .catch((e) => e);
-    await r.del(lockKey("device:hsm-g1"));
+    await r.del(lockKey(deviceLockResource(getDevice(g.fleet, "hsm-g1"))));
     await mine.release().catch(() => {});
     expect(stale).toBeInstanceOf(GuardRefused);
     expect(stale.message).toMatch(/fencing token mismatch/);
@@ -186,7 +189,7 @@ describe("login guard over the twin", () => {
 
   it("a pending attempt whose worker lost the lock is resolved as a failure and quarantines", async () => {
     // A worker recorded an attempt under a lock it no longer holds, then died.
-    await guard.ledger.begin({ device: "hsm-g1", role: "hsmSo" }, "job-dead:1", {
+    await guard.ledger.begin(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"), "job-dead:1", {
       lockKey: "",
       lockValue: "1|job-dead",
       maxPriorFailures: 0,
@@ -196,7 +199,7 @@ describe("login guard over the twin", () => {
     const err = await soLogin("job-after-crash", ev).catch((e) => e);
     expect(err).toBeInstanceOf(GuardRefused);
     expect(ev.events()).toEqual(["stale-attempt-resolved", "refused"]);
-    expect(await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" })).toMatchObject({
+    expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"))).toMatchObject({
       failures: 1,
       quarantined: true,
       quarantineJob: "job-dead",
@@ -222,12 +225,14 @@ describe("login guard over the twin", () => {
     const sent = session.transcript.entries.filter((e) => e.dir === "sent").map((e) => e.text);
     expect(sent.slice(-2)).toEqual(["hsm login", "quit"]);
     expect(sent).not.toContain("proceed");
-    expect(await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" })).toMatchObject({ quarantined: true });
+    expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"))).toMatchObject({
+      quarantined: true,
+    });
   });
 
   it("partition roles log in through lunacm after reading partition showinfo / role show; a wrong CO password quarantines", async () => {
     const ev = new MemoryEvidence();
-    const locks = await lockDevice(r, "hsm-g1", "job-co-1");
+    const locks = await lockDevice(r, g.fleet, "hsm-g1", "job-co-1");
     const session = await shells.lunacm("client-g");
     const applianceSession = await shells.lunash("hsm-g1");
     try {
@@ -271,7 +276,7 @@ describe("login guard over the twin", () => {
         .catch((e) => e);
       expect(err).toBeInstanceOf(LoginFailed);
       expect(state("hsm-g1").partitions[0]!.failures.co).toBe(1);
-      expect(await guard.ledger.get({ device: "hsm-g1", partition: "par-g1", role: "co" })).toMatchObject({
+      expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "co", "par-g1"))).toMatchObject({
         quarantined: true,
         failures: 1,
       });
@@ -283,7 +288,7 @@ describe("login guard over the twin", () => {
   it("CO under policy 15 = 1 (healing) with policy 20 = 3 read from the device: allowed while two attempts remain", async () => {
     const p = state("hsm-g2").partitions[0]!;
     p.failures.co = 1; // two left of three
-    const locks = await lockDevice(r, "hsm-g2", "job-heal-1");
+    const locks = await lockDevice(r, g.fleet, "hsm-g2", "job-heal-1");
     const ev = new MemoryEvidence();
     try {
       const ok = await guard.login({
@@ -322,7 +327,7 @@ describe("login guard over the twin", () => {
   });
 
   it("ctx.guard-style job guard picks the sessions and logs in the Partition SO", async () => {
-    const locks = await lockDevice(r, "hsm-g1", "job-jg-1");
+    const locks = await lockDevice(r, g.fleet, "hsm-g1", "job-jg-1");
     try {
       const jg = jobGuard({
         guard,
@@ -403,7 +408,7 @@ describe("login guard over the twin", () => {
       actor: `os:${userInfo().username}`,
       data: { event: "release-requested", quarantinedBy: jobId },
     });
-    expect(await r.hget(ledgerRedisKey({ device: "hsm-g1", role: "hsmSo" }), "quarantined")).toBe("1");
+    expect(await r.hget(ledgerRedisKey(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo")), "quarantined")).toBe("1");
 
     const again = await cli("release", "hsm-g1", "auditor", "--reason", "x").catch((e) => e);
     expect(again.code).toBe(1);

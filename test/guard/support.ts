@@ -1,10 +1,12 @@
 // Shared setup of the guard tests: a small twin fleet (two appliances, one with HSM policy 15 = 1 and a lowered
 // partition policy 20; one client host with both partitions), real SSH sessions, a real Redis, and helpers to take
 // the device lock and to reset the twin between runs.
-import type { Redis } from "ioredis";
+
 import { parseFleet } from "../../src/config/load.ts";
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { acquireDeviceLocks, type DeviceLockSet } from "../../src/coord/locks.ts";
+import type { RedisClient } from "../../src/redis/client.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
 import type { ShellSession } from "../../src/shell/session.ts";
 import type { PartitionState } from "../../src/sim/state.ts";
@@ -101,7 +103,7 @@ export function resetTwin(g: GuardTwin): void {
 }
 
 /** Before each guard test: the twin back to its first state, no guard ledger in Redis, empty appliance command logs. */
-export async function resetGuardTest(g: GuardTwin, r: Redis): Promise<void> {
+export async function resetGuardTest(g: GuardTwin, r: RedisClient): Promise<void> {
   resetTwin(g);
   const keys = await r.keys("lunafleet:guard:*");
   if (keys.length) await r.del(...keys);
@@ -145,12 +147,14 @@ export class WorkerShells {
 }
 
 export function lockDevice(
-  redis: Redis,
+  redis: RedisClient,
+  fleet: Fleet,
   device: string,
   owner: string,
   opts: { ttlMs?: number; waitMs?: number } = {},
 ): Promise<DeviceLockSet> {
-  return acquireDeviceLocks(redis, [`device:${device}`], {
+  // The device lock is the appliance's (its identity), as the worker takes it.
+  return acquireDeviceLocks(redis, [deviceLockResource(getDevice(fleet, device))], {
     owner,
     ttlMs: opts.ttlMs ?? 5000,
     waitMs: opts.waitMs ?? 2000,

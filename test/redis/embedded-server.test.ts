@@ -3,7 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { connectRedis } from "../../src/redis/client.ts";
-import { EmbeddedRedisError, pingSocket, startEmbeddedRedis } from "../../src/redis/embedded-server.ts";
+import {
+  EmbeddedRedisError,
+  embeddedAppendfsync,
+  pingSocket,
+  startEmbeddedRedis,
+} from "../../src/redis/embedded-server.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
@@ -18,7 +23,7 @@ function tempDir(prefix: string): string {
 }
 
 describe("embedded redis-server", () => {
-  it("answers on a socket inside the data dir, with no TCP port and AOF on", async () => {
+  it("answers on a socket inside the data dir, with no TCP port and AOF on, fsynced before every answer", async () => {
     expect(redis.socketPath).toBe(join(redis.dataDir, "redis", "redis.sock"));
     expect(statSync(redis.socketPath).isSocket()).toBe(true);
     const c = redis.client();
@@ -28,7 +33,14 @@ describe("embedded redis-server", () => {
     const [, aof] = (await c.config("GET", "appendonly")) as [string, string];
     expect(aof).toBe("yes");
     const [, fsync] = (await c.config("GET", "appendfsync")) as [string, string];
-    expect(fsync).toBe("everysec");
+    // The guard ledger has no replica to acknowledge it on one machine: the disk must have it (issue 15).
+    expect(fsync).toBe("always");
+  });
+
+  it("takes appendfsync from LUNAFLEET_EMBEDDED_APPENDFSYNC, and refuses a value it does not know", () => {
+    expect(embeddedAppendfsync({})).toBe("always");
+    expect(embeddedAppendfsync({ LUNAFLEET_EMBEDDED_APPENDFSYNC: "everysec" })).toBe("everysec");
+    expect(() => embeddedAppendfsync({ LUNAFLEET_EMBEDDED_APPENDFSYNC: "no" })).toThrow(/always or everysec/);
   });
 
   it("keeps data across restart (AOF) and clients reconnect by themselves", async () => {

@@ -1,8 +1,10 @@
 // ha-sync end to end over the twin (demo fleet rebased, real Redis): validation, the CO login on every member through
 // the real login guard (ledger, evidence, device locks), `hagroup synchronize` with no password prompt, logout; and
 // the foreign cloning domain of ha-payments still caught before any synchronize.
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getRunbook } from "../../runbooks/index.ts";
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { planJob } from "../../src/engine/plan.ts";
@@ -46,7 +48,10 @@ async function run(target: string) {
   const { targets } = planJob(runbook, { target }, twin.fleet);
   const locks = await acquireDeviceLocks(
     redis.client(),
-    [...targets.devices.map((d) => `device:${d}`), ...targets.clientHosts.map((h) => `client:${h}`)],
+    [
+      ...targets.devices.map((d) => deviceLockResource(getDevice(twin.fleet, d))),
+      ...targets.clientHosts.map((h) => `client:${h}`),
+    ],
     { owner: jobId, ttlMs: 15_000, waitMs: 5_000 },
   );
   try {
