@@ -3,21 +3,66 @@
 
 import { InvalidArgumentError } from "commander";
 import type { Fleet } from "../config/schema.ts";
-import { JobSubmitError, loadFleetForSubmit, osAccountName, readPublishedFleet } from "../queue/jobs.ts";
-import { connectRedis, type RedisClient, resolveRedisTarget } from "../redis/client.ts";
-import { defaultDataDir, embeddedRedisSocketPath } from "../redis/embedded-server.ts";
+import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../queue/jobs.ts";
 import { type CliConnection, connectCli, DaemonUnavailable } from "./connection.ts";
+import {
+  ApiCallError,
+  ClientUsageError,
+  type DaemonClient,
+  exitCodeOfRefusal,
+  openDaemonClient,
+} from "./daemon-client.ts";
 
-/** `--as <principal>`: who acts; default LUNAFLEET_PRINCIPAL, else the OS account (resolvePrincipal). */
+/**
+ * `--as <principal>`: an assertion, never a choice. Who acts is whoever authenticated — the OS account's principal on
+ * the daemon host (the fleet file's identity.principals[].os lists which account is which person), the token's over
+ * the API. `--as` only checks that this is the principal expected (scripts written for a named principal stop instead
+ * of acting as someone else); a different name is refused.
+ */
 export function principalOption(what: string): [string, string] {
-  return ["--as <principal>", `${what} (default $LUNAFLEET_PRINCIPAL, else your OS account)`];
+  return [
+    "--as <principal>",
+    `${what}: must be who you are authenticated as (the OS account's principal, or the API token's)`,
+  ];
 }
 
-/** Who acts: `--as`, else LUNAFLEET_PRINCIPAL, else the OS account running the command — never "unknown". */
-export function resolvePrincipal(as?: string): string {
-  const given = as?.trim() || process.env.LUNAFLEET_PRINCIPAL?.trim();
-  if (given) return given;
-  return osAccountName();
+/** Refuse (exit 1) when `--as` names another principal than the authenticated one; returns who acts. */
+export async function assertPrincipal(client: DaemonClient, as: string | undefined): Promise<string> {
+  const me = await client.whoami();
+  if (as !== undefined && as.trim() !== me.name)
+    throw new ApiCallError(
+      403,
+      `--as ${as}: you are authenticated as ${me.name} (${me.method === "os" ? `OS account ${me.subject}` : me.method === "token" ? `API token ${me.subject}` : `OIDC subject ${me.subject}`}); ` +
+        "a principal is never chosen on the command line (on the daemon host the fleet file's identity.principals[].os says which OS account is which principal)",
+      undefined,
+    );
+  return me.name;
+}
+
+/**
+ * Run `act` with the daemon client (the API with LUNAFLEET_URL, else the local operations on the data dir); its return
+ * value is the exit code. Refusals print `lunafleet <command>: <why>` with their exit code; the client is closed.
+ */
+export async function withDaemonClient(
+  command: string,
+  opts: { dataDir?: string | undefined; fleet?: string | undefined },
+  act: (client: DaemonClient) => Promise<number | undefined>,
+): Promise<void> {
+  let client: DaemonClient;
+  try {
+    client = await openDaemonClient({ dataDir: opts.dataDir, fleetFile: opts.fleet });
+  } catch (err) {
+    failCommand(command, err);
+    return;
+  }
+  try {
+    const code = await act(client);
+    if (code !== undefined) process.exitCode = code;
+  } catch (err) {
+    failCommand(command, err);
+  } finally {
+    await client.close();
+  }
 }
 
 export const dataDirOption = [
@@ -25,11 +70,16 @@ export const dataDirOption = [
   "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)",
 ] as const;
 
-/** Print a known refusal plainly (exit 1); anything else is a bug and keeps its stack. */
+/** Print a known refusal plainly (exit 1, 2 for usage, 3 when the daemon is out of reach); anything else is a bug. */
 export function failCommand(command: string, err: unknown): void {
-  if (err instanceof DaemonUnavailable || err instanceof JobSubmitError) {
+  if (
+    err instanceof DaemonUnavailable ||
+    err instanceof JobSubmitError ||
+    err instanceof ApiCallError ||
+    err instanceof ClientUsageError
+  ) {
     console.error(`lunafleet ${command}: ${err.message}`);
-    process.exitCode = err instanceof DaemonUnavailable ? 3 : 1;
+    process.exitCode = exitCodeOfRefusal(err);
     return;
   }
   throw err;
@@ -111,36 +161,4 @@ export function ago(ms: number | undefined): string {
     .toISOString()
     .replace("T", " ")
     .replace(/\.\d+Z$/, "Z");
-}
-
-/**
- * Run `act` on a connection to the data dir's embedded Redis (commands that read or change state without the daemon).
- * A failure to connect or inside `act` is printed as `<label>: <message>` and returns exit code 2; the connection is
- * always closed.
- */
-export async function withEmbeddedRedis(
-  dataDirOpt: string | undefined,
-  label: string,
-  connectionName: string,
-  act: (redis: RedisClient) => Promise<number>,
-): Promise<number> {
-  const dataDir = dataDirOpt ?? defaultDataDir();
-  let redis: RedisClient;
-  try {
-    redis = connectRedis({
-      target: resolveRedisTarget({ socketPath: embeddedRedisSocketPath(dataDir) }),
-      connectionName,
-    });
-  } catch (err) {
-    console.error(`${label}: ${(err as Error).message}`);
-    return 2;
-  }
-  try {
-    return await act(redis);
-  } catch (err) {
-    console.error(`${label}: ${(err as Error).message}`);
-    return 2;
-  } finally {
-    redis.disconnect();
-  }
 }

@@ -362,6 +362,8 @@ export interface ApprovalStatement {
 export interface ApprovalInput {
   principal: string;
   confirmation: string;
+  /** The authenticated principal who handed it in (the record's actor; a signed one names the key's owner too). */
+  submittedBy?: string;
   /** The signed approval: statement, armored SSH signature, key fingerprint (checked by the verifier). */
   proof?: Omit<ApprovalProof, "submittedBy"> & { submittedBy?: string };
 }
@@ -497,12 +499,11 @@ export async function approve(
         principal: input.principal,
         reason: err.code,
         detail: err.message,
-        ...(input.proof
-          ? { keyFingerprint: input.proof.keyFingerprint, submittedBy: input.proof.submittedBy }
-          : {}),
+        ...(input.proof ? { keyFingerprint: input.proof.keyFingerprint } : {}),
+        submittedBy: input.proof?.submittedBy ?? input.submittedBy,
         status: state.status,
       },
-      input.proof?.submittedBy ?? input.principal,
+      input.proof?.submittedBy ?? input.submittedBy ?? input.principal,
     );
     throw new ApprovalRefused(jobId, err.code, state, `job ${jobId}: ${err.message}; not counted (recorded)`);
   }
@@ -523,7 +524,7 @@ export async function approve(
     await opts.evidence?.append(
       "approval",
       { event: "refused", principal: input.principal, reason, status: state.status },
-      input.principal,
+      input.proof?.submittedBy ?? input.submittedBy ?? input.principal,
     );
     throw new ApprovalRefused(jobId, reason, state, refusalMessage(jobId, input.principal, reason, state));
   }

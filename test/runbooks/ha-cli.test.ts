@@ -33,8 +33,6 @@ describe("lunafleet ha", () => {
       "release-breaker",
       "ha-tokens",
       "hsm-b2/par-tok",
-      "--as",
-      "alice",
       "--data-dir",
       redis.dataDir,
     ]);
@@ -46,8 +44,6 @@ describe("lunafleet ha", () => {
       "release-breaker",
       "ha-tokens",
       "hsm-b2/par-tok",
-      "--as",
-      "alice",
       "--data-dir",
       redis.dataDir,
     ]);
@@ -57,8 +53,6 @@ describe("lunafleet ha", () => {
       "release-breaker",
       "ha-tokens",
       "hsm-b2",
-      "--as",
-      "alice",
       "--data-dir",
       redis.dataDir,
     ]);

@@ -1,13 +1,16 @@
-// `lunafleet plan <runbook> [target] --fleet <file> [--param key=value]...`: the steps a job would run and the exact
-// commands each would send, computed from the fleet file alone. Nothing connects, nothing is queued.
+// `lunafleet plan <runbook> [target] [--fleet <file>] [--param key=value]...`: the steps a job would run and the exact
+// commands each would send. With --fleet, computed from that file alone (nothing connects); without it, against the
+// daemon's fleet through the daemon client (the API with LUNAFLEET_URL, or on the daemon host). Nothing is queued.
 import type { Command } from "commander";
 import { getRunbook } from "../../../runbooks/index.ts";
 import { FleetConfigError, formatIssue, loadFleet, UnknownTargetError } from "../../config/index.ts";
 import { EngineError, ParamsInvalid } from "../../engine/errors.ts";
 import { planJob, renderPlan } from "../../engine/plan.ts";
+import { dataDirOption, withDaemonClient } from "../support.ts";
 
 interface PlanOptions {
-  fleet: string;
+  fleet?: string;
+  dataDir?: string;
   param: string[];
   json?: boolean;
 }
@@ -31,7 +34,10 @@ export function registerPlanCommand(program: Command): void {
     .command("plan")
     .argument("<runbook>", "runbook name (e.g. patch-verify, tcp-check)")
     .argument("[target]", "device, client host, HA group or 'fleet' (sets the 'target' parameter)")
-    .requiredOption("--fleet <file>", "fleet file (YAML)")
+    .option(
+      "--fleet <file>",
+      "plan against this fleet file, without connecting (default: the daemon's fleet)",
+    )
     .option(
       "--param <key=value>",
       "a runbook parameter (repeatable)",
@@ -39,18 +45,32 @@ export function registerPlanCommand(program: Command): void {
       [],
     )
     .option("--json", "print the plan as JSON")
+    .option(...dataDirOption)
     .description("print the steps and exact commands a job would run, without connecting to anything")
-    .action((name: string, target: string | undefined, opts: PlanOptions) => {
+    .action(async (name: string, target: string | undefined, opts: PlanOptions) => {
       try {
+        let params: Record<string, unknown> = {};
+        for (const kv of opts.param) params = parseParam(kv, params);
+        if (opts.fleet === undefined) {
+          await withDaemonClient("plan", opts, async (client) => {
+            const { plan } = await client.plan({
+              runbook: name,
+              ...(target !== undefined ? { target } : {}),
+              params,
+            });
+            console.log(opts.json ? JSON.stringify(plan, null, 2) : renderPlan(plan));
+            return undefined;
+          });
+          return;
+        }
         const fleet = loadFleet(opts.fleet);
         const runbook = getRunbook(name);
-        let params: Record<string, unknown> = target === undefined ? {} : { target };
-        for (const kv of opts.param) params = parseParam(kv, params);
+        if (target !== undefined) params = { ...params, target };
         const plan = planJob(runbook, params, fleet);
         console.log(opts.json ? JSON.stringify(plan, null, 2) : renderPlan(plan));
       } catch (err) {
         if (err instanceof FleetConfigError) {
-          for (const issue of err.issues) console.error(`  ${formatIssue(opts.fleet, issue)}`);
+          for (const issue of err.issues) console.error(`  ${formatIssue(opts.fleet ?? "", issue)}`);
         } else if (err instanceof EngineError || err instanceof UnknownTargetError) {
           console.error(`lunafleet plan: ${err.message}`);
         } else throw err;
