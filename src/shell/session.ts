@@ -77,6 +77,7 @@ type WaitEvent =
   | { type: "login-password"; text: string }
   | { type: "password"; text: string }
   | { type: "unknown"; text: string }
+  | { type: "refused"; text: string; why: string }
   | { type: "timeout"; text: string }
   | { type: "closed"; text: string; reason: string };
 
@@ -340,6 +341,8 @@ export class ShellSession {
         }
         case "password":
           throw await this.#abort(ev, command, "a password prompt that is not a login the guard authorized");
+        case "refused":
+          throw await this.#abort(ev, command, ev.why);
         case "foreign-prompt":
         case "unknown":
           throw await this.#abort(ev, command, "an unknown prompt");
@@ -431,9 +434,12 @@ export class ShellSession {
   }
 
   #classify(text: string, platform: PlatformTable, other?: PlatformTable): WaitEvent | undefined {
-    const last = lastLine(text);
+    // A prompt may carry trailing blanks on real devices: the prompt is what is left of the last line without them.
+    const last = lastLine(text).trimEnd();
     if (platform.prompt.test(last)) return { type: "prompt", text, prompt: last };
     if (other?.prompt.test(last)) return { type: "foreign-prompt", text, prompt: last };
+    for (const r of platform.refusedPrompts)
+      if (r.pattern.test(text)) return { type: "refused", text, why: r.why };
     for (const spec of platform.confirmations)
       if (spec.pattern.test(text)) return { type: "confirm", text, spec };
     for (const spec of platform.loginPasswordPrompts)
@@ -483,6 +489,8 @@ function describe(ev: WaitEvent): string {
       return "password prompt";
     case "foreign-prompt":
       return `prompt '${ev.prompt}'`;
+    case "refused":
+      return `prompt (${ev.why})`;
     default:
       return "prompt";
   }
