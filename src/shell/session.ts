@@ -82,6 +82,8 @@ type WaitEvent =
   | { type: "closed"; text: string; reason: string };
 
 const DEFAULT_UNKNOWN_PROMPT_MS = 2000;
+/** The received text ends inside an ANSI escape sequence (ESC, ESC [ params, ESC ] ... without its terminator). */
+const INCOMPLETE_ESCAPE = /\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*)?$/;
 /** How long a declined confirmation may take to bring the prompt back before the channel is closed anyway. */
 const DECLINE_SETTLE_MS = 1000;
 
@@ -467,6 +469,9 @@ export class ShellSession {
         if (ev) return done(ev);
         clearTimeout(settle);
         settle = undefined;
+        // A chunk may end inside an escape sequence (a coloured prompt split in two): more is coming, so the partial
+        // line is not yet a prompt nobody knows.
+        if (INCOMPLETE_ESCAPE.test(this.#raw)) return;
         if (lastLine(t).trim() !== "")
           settle = setTimeout(() => done({ type: "unknown", text: text() }), settleMs);
       };
