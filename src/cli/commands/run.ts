@@ -1,6 +1,7 @@
 // `lunafleet run <runbook> [target] [--param k=v]... [--wait]`: check the request against the fleet (the daemon's
 // published fleet, or --fleet), queue it, and with --wait print each step as it finishes.
 import type { Command } from "commander";
+import { getRunbook } from "../../../runbooks/index.ts";
 import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
 import { type JobOutcomeView, jobOutcome } from "../../queue/job-outcome.ts";
 import { submitJob } from "../../queue/jobs.ts";
@@ -10,7 +11,8 @@ import {
   collectParam,
   dataDirOption,
   failCommand,
-  parseParams,
+  integerOption,
+  jobParams,
   principalOption,
   resolvePrincipal,
   withCommandFleet,
@@ -40,14 +42,21 @@ export function registerRunCommand(program: Command): void {
     .option("--param <key=value>", "a runbook parameter (repeatable)", collectParam, [])
     .option("--fleet <file>", "check against this fleet file instead of the daemon's")
     .option("--wait", "wait for the job and print its progress")
-    .option("--timeout <seconds>", "with --wait: give up waiting after this long", Number, 3600)
+    .option(
+      "--timeout <seconds>",
+      "with --wait: give up waiting after this long",
+      integerOption("--timeout", 1, 30 * 86_400),
+      3600,
+    )
     .option(...principalOption("who asks"))
     .option("--actor <principal>", "the same as --as (older name)")
     .option(...dataDirOption)
     .action(async (runbook: string, target: string | undefined, opts: RunOptions) => {
       try {
         // Parameters (and a given fleet file, in withCommandFleet) are checked before anything connects.
-        const params = parseParams(opts.param);
+        // The runbook first (an unknown name lists the known ones), then the request's shape.
+        getRunbook(runbook);
+        const params = jobParams(target, opts.param);
         await withCommandFleet(
           opts,
           "refused: the daemon has not published a fleet yet; pass --fleet <file>",
@@ -55,7 +64,6 @@ export function registerRunCommand(program: Command): void {
             const submitted = await submitJob(conn.queue, {
               fleet,
               runbook,
-              ...(target !== undefined ? { target } : {}),
               params,
               actor: actorOf(resolvePrincipal(opts.as ?? opts.actor)),
             });
