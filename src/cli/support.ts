@@ -4,21 +4,67 @@
 import { InvalidArgumentError } from "commander";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
-import { JobSubmitError, loadFleetForSubmit, osAccountName, readPublishedFleet } from "../queue/jobs.ts";
-import type { RedisClient } from "../redis/client.ts";
-import { type CliConnection, connectCli, connectDaemonRedis, DaemonUnavailable } from "./connection.ts";
+import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../queue/jobs.ts";
+import { type CliConnection, connectCli, DaemonUnavailable } from "./connection.ts";
+import {
+  ApiCallError,
+  ClientUsageError,
+  type DaemonClient,
+  exitCodeOfRefusal,
+  openDaemonClient,
+} from "./daemon-client.ts";
 import { EXIT } from "./exit-codes.ts";
 
-/** `--as <principal>`: who acts; default LUNAFLEET_PRINCIPAL, else the OS account (resolvePrincipal). */
+/**
+ * `--as <principal>`: an assertion, never a choice. Who acts is whoever authenticated — the OS account's principal on
+ * the daemon host (the fleet file's identity.principals[].os lists which account is which person), the token's over
+ * the API. `--as` only checks that this is the principal expected (scripts written for a named principal stop instead
+ * of acting as someone else); a different name is refused.
+ */
 export function principalOption(what: string): [string, string] {
-  return ["--as <principal>", `${what} (default $LUNAFLEET_PRINCIPAL, else your OS account)`];
+  return [
+    "--as <principal>",
+    `${what}: must be who you are authenticated as (the OS account's principal, or the API token's)`,
+  ];
 }
 
-/** Who acts: `--as`, else LUNAFLEET_PRINCIPAL, else the OS account running the command — never "unknown". */
-export function resolvePrincipal(as?: string): string {
-  const given = as?.trim() || process.env.LUNAFLEET_PRINCIPAL?.trim();
-  if (given) return given;
-  return osAccountName();
+/** Refuse (exit 1) when `--as` names another principal than the authenticated one; returns who acts. */
+export async function assertPrincipal(client: DaemonClient, as: string | undefined): Promise<string> {
+  const me = await client.whoami();
+  if (as !== undefined && as.trim() !== me.name)
+    throw new ApiCallError(
+      403,
+      `--as ${as}: you are authenticated as ${me.name} (${me.method === "os" ? `OS account ${me.subject}` : me.method === "token" ? `API token ${me.subject}` : `OIDC subject ${me.subject}`}); ` +
+        "a principal is never chosen on the command line (on the daemon host the fleet file's identity.principals[].os says which OS account is which principal)",
+      undefined,
+    );
+  return me.name;
+}
+
+/**
+ * Run `act` with the daemon client (the API with LUNAFLEET_URL, else the local operations on the data dir); its return
+ * value is the exit code. Refusals print `lunafleet <command>: <why>` with their exit code; the client is closed.
+ */
+export async function withDaemonClient(
+  command: string,
+  opts: { dataDir?: string | undefined; fleet?: string | undefined },
+  act: (client: DaemonClient) => Promise<number | undefined>,
+): Promise<void> {
+  let client: DaemonClient;
+  try {
+    client = await openDaemonClient({ dataDir: opts.dataDir, fleetFile: opts.fleet });
+  } catch (err) {
+    failCommand(command, err);
+    return;
+  }
+  try {
+    const code = await act(client);
+    if (code !== undefined) process.exitCode = code;
+  } catch (err) {
+    failCommand(command, err);
+  } finally {
+    await client.close();
+  }
 }
 
 export const dataDirOption = [
@@ -27,8 +73,8 @@ export const dataDirOption = [
 ] as const;
 
 /**
- * Print a refusal plainly, as one line: the daemon not reachable (exit 3), a request refused (exit 1), a usage
- * error (exit 2). Anything else is one line too (exit 1), never a stack trace (LUNAFLEET_DEBUG=1 prints it).
+ * Print a refusal plainly, as one line: a usage error (exit 2), the daemon out of reach (exit 3), a request refused
+ * (exit 1). Anything else is one line too (exit 1), never a stack trace (LUNAFLEET_DEBUG=1 prints it).
  */
 export function failCommand(command: string, err: unknown): void {
   if (err instanceof UsageError) {
@@ -38,11 +84,15 @@ export function failCommand(command: string, err: unknown): void {
   }
   // An unknown runbook named before anything connects is a refusal like any at submit (it lists the known ones).
   const unknownRunbook = err instanceof Error && err.name === "UnknownRunbook";
-  if (err instanceof DaemonUnavailable || err instanceof JobSubmitError || unknownRunbook) {
-    console.error(
-      `lunafleet ${command}: ${unknownRunbook ? "refused: " : ""}${redact((err as Error).message)}`,
-    );
-    process.exitCode = err instanceof DaemonUnavailable ? EXIT.daemonDown : EXIT.failed;
+  if (
+    err instanceof DaemonUnavailable ||
+    err instanceof JobSubmitError ||
+    err instanceof ApiCallError ||
+    err instanceof ClientUsageError ||
+    unknownRunbook
+  ) {
+    console.error(`lunafleet ${command}: ${unknownRunbook ? "refused: " : ""}${redact(err.message)}`);
+    process.exitCode = unknownRunbook ? EXIT.failed : exitCodeOfRefusal(err);
     return;
   }
   const e = err instanceof Error ? err : new Error(String(err));
@@ -51,11 +101,6 @@ export function failCommand(command: string, err: unknown): void {
   );
   if (process.env.LUNAFLEET_DEBUG) console.error(e.stack);
   process.exitCode = EXIT.failed;
-}
-
-/** A missing or malformed argument: exit 2 with the command's usage line. */
-export class UsageError extends Error {
-  override name = "UsageError";
 }
 
 /**
@@ -124,6 +169,11 @@ export function jobParams(target: string | undefined, pairs: string[]): Record<s
   return target === undefined ? params : { ...params, target };
 }
 
+/** A missing or malformed argument: exit 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
 /**
  * A commander parser for a whole number in [min, max]: `abc`, `1.5`, `1e3`, `-1` are refused as usage errors (exit
  * 2) instead of becoming NaN and silently changing what the command does.
@@ -157,35 +207,4 @@ export function ago(ms: number | undefined): string {
     .toISOString()
     .replace("T", " ")
     .replace(/\.\d+Z$/, "Z");
-}
-
-/**
- * Run `act` on a connection to the data dir's embedded Redis (commands that read or change state without the daemon).
- * A failure to connect or inside `act` is printed as `<label>: <message>` and returns exit code 2; the connection is
- * always closed.
- */
-export async function withEmbeddedRedis(
-  dataDirOpt: string | undefined,
-  label: string,
-  connectionName: string,
-  act: (redis: RedisClient) => Promise<number>,
-): Promise<number> {
-  let redis: RedisClient;
-  try {
-    ({ redis } = await connectDaemonRedis({
-      ...(dataDirOpt ? { dataDir: dataDirOpt } : {}),
-      connectionName,
-    }));
-  } catch (err) {
-    console.error(`${label}: ${(err as Error).message}`);
-    return err instanceof DaemonUnavailable ? EXIT.daemonDown : EXIT.failed;
-  }
-  try {
-    return await act(redis);
-  } catch (err) {
-    console.error(`${label}: ${(err as Error).message}`);
-    return 2;
-  } finally {
-    redis.disconnect();
-  }
 }

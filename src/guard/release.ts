@@ -3,6 +3,7 @@
 // `guard:<device>:<role>:<ms>`), naming who released, why, and the job whose failure caused the quarantine. It only
 // resets the ledger: the device's own counter still has to be full before a destructive role is tried again.
 
+import { NonRetryable } from "../errors/non-retryable.ts";
 import { EvidenceLog } from "../evidence/log.ts";
 import type { RedisClient } from "../redis/client.ts";
 import { redactDeep } from "./guard.ts";
@@ -10,9 +11,15 @@ import { observeGuard } from "./guard-facts.ts";
 import { type LedgerEntry, type LedgerKey, LoginLedger } from "./ledger.ts";
 import { GUARD_ROLES, type GuardRole } from "./roles.ts";
 
-export class ReleaseRefused extends Error {
+export class ReleaseRefused extends NonRetryable {
   override name = "ReleaseRefused";
-  readonly retryable = false;
+  constructor(
+    message: string,
+    /** The log the refusal was recorded in, when it got that far (its writer seals it). */
+    readonly evidenceJobId?: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface ReleaseRequest {
@@ -74,7 +81,7 @@ export async function releaseQuarantine(
   const r = await ledger.release(key, { principal: req.principal, reason: req.reason });
   if (!r.ok) {
     await evidence.append("guard", { event: "release-refused", ...key, reason: r.reason }, req.principal);
-    throw new ReleaseRefused(`${describe(key)}: ${r.reason}`);
+    throw new ReleaseRefused(`${describe(key)}: ${r.reason}`, evidenceJobId);
   }
   await evidence.append(
     "result",
@@ -94,7 +101,7 @@ export async function guardStatus(redis: RedisClient): Promise<LedgerEntry[]> {
  * appliance's identity, with the names beside them: find it there; an entry from before keys were by identity is
  * still found under the names themselves.
  */
-async function findLedgerKey(
+export async function findLedgerKey(
   ledger: LoginLedger,
   req: { device: string; role: string; partition?: string | undefined },
 ): Promise<LedgerKey> {

@@ -27,7 +27,7 @@ import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
-import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
+import { type EvidenceSigner, sealEvidence, sealFinal } from "../evidence/signing.ts";
 import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
@@ -93,22 +93,35 @@ export async function processJob(
   let outcome = "error";
   deps.metrics?.jobStarted(admitted.runbook.name);
   let evidence: EvidenceLog | undefined;
+  // Set once this attempt's result is the job's last: its evidence then ends with a final seal naming the outcome.
+  let finalOutcome: string | undefined;
   try {
     const scoped = await scope(deps, admitted, held);
     evidence = scoped.evidence;
     outcome = scoped.result.outcome;
+    if (!willRetry(admitted.job, scoped.result)) finalOutcome = scoped.result.outcome;
     return await settle(deps, admitted, scoped.result, scoped.evidence);
   } finally {
     deps.metrics?.jobFinished(admitted.runbook.name, outcome);
-    // The daemon's signature over the chain head seals what this attempt wrote (src/evidence/signing.ts).
+    // The daemon's signature over the chain head seals what this attempt wrote (src/evidence/signing.ts): final
+    // when the job will not run again, so a copy cut back to an earlier seal no longer verifies on its own.
     if (evidence && deps.evidenceSigner)
-      await sealEvidence(evidence, deps.evidenceSigner).catch((err: Error) =>
+      await (finalOutcome
+        ? sealFinal(evidence, deps.evidenceSigner, deps.redis, finalOutcome)
+        : sealEvidence(evidence, deps.evidenceSigner)
+      ).catch((err: Error) =>
         admitted.log.error({ error: err.message }, "evidence: could not sign the chain head"),
       );
     // Group commit (src/evidence/log.ts): every record on the chain and in the fsynced file before BullMQ hears
     // that the job is done.
     await evidence?.close();
   }
+}
+
+/** Will BullMQ run this job again after this attempt's result (a retryable failure with attempts left)? */
+function willRetry(job: Job<JobData, JobResult>, result: JobResult): boolean {
+  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  return result.status === "failed" && result.error?.retryable === true && !lastAttempt;
 }
 
 // ---- admit ----
@@ -350,8 +363,7 @@ async function settle(
 ): Promise<JobResult> {
   const { redis } = deps;
   await redis.set(resultKey(a.jobId), JSON.stringify(result), "EX", 30 * 86_400);
-  const lastAttempt = a.job.attemptsMade + 1 >= (a.job.opts.attempts ?? 1);
-  const retrying = result.status === "failed" && result.error?.retryable === true && !lastAttempt;
+  const retrying = willRetry(a.job, result);
   // A job that will not come back leaves no approval request open: approving it later is refused with its outcome.
   if (!retrying)
     await closeApproval(redis, a.jobId, result.outcome, { evidence }).catch((err: unknown) =>
