@@ -105,8 +105,8 @@ describe("what the operator sees is true (issue 12)", () => {
   it("a failed patch-verify shows hsm-b1's software and patch facts as CHECK FAILED, with reason and time", async () => {
     await demo.twin.setFault("hsm-b1", "drop", "hsm show");
     try {
-      const run = await lunafleet(["run", "patch-verify", "hsm-b1", "--wait", "--as", "alice"]);
-      expect(run.code).toBe(1);
+      const run = await lunafleet(["run", "patch-verify", "hsm-b1", "--wait"]);
+      expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(1);
       expect(run.stdout).toMatch(/: failed: /);
       const jobId = queuedId(run.stdout)!;
       const text = await lunafleet(["report"]);
@@ -131,9 +131,9 @@ describe("what the operator sees is true (issue 12)", () => {
   }, 180_000);
 
   it("hsm-b2's down member is in the HA column and /metrics; after ha-recover it shows recovered", async () => {
-    // ha-sync reads the members (and stops: a member is down), which is an observation of their state.
+    // ha-sync reads the members (a member down is a finding: its domain is not verified), an observation of them.
     const sync = await lunafleet(["run", "ha-sync", "ha-tokens", "--wait"]);
-    expect(sync.code).toBe(1);
+    expect(sync.code).toBe(5);
     const before = await lunafleet(["report"]);
     expect(before.stdout).toMatch(/hsm-b2 .*ha-tokens:DOWN/);
     const metrics = async () => (await fetch(`http://127.0.0.1:${demo.daemon.http!.port}/metrics`)).text();
@@ -247,8 +247,6 @@ describe("what the operator sees is true (issue 12)", () => {
       "--param",
       "deleteResourceGroup=true",
       "--wait",
-      "--as",
-      "operator-olga",
     ]);
     const id = (await until("the job id", async () => queuedId(waiting.out()), Boolean))!;
     // --wait says what the job waits for and how to approve it, while it waits.
@@ -279,20 +277,12 @@ describe("what the operator sees is true (issue 12)", () => {
     expect(c1row.facts.lifecycle).toMatchObject({ status: "ok", jobId: id });
     const detail = await lunafleet(["report", "hsm-c1"]);
     expect(detail.stdout).toMatch(/^hsm-c1: retired/);
-    expect(detail.stdout).toMatch(new RegExp(`succeeded +deprovision +${id} +operator:operator-olga`));
+    expect(detail.stdout).toMatch(new RegExp(`succeeded +deprovision +${id} +os:${userInfo().username}`));
   }, 300_000);
 
   it("regen waits in awaiting-approval for 60 s without failing, is listed by approvals, runs after two approvals", async () => {
     const before = demo.twin.appliances.get("hsm-a2")!.state.ntls.certPem;
-    const submit = await lunafleet([
-      "run",
-      "ntls-cert-sync",
-      "hsm-a2",
-      "--param",
-      "regen=true",
-      "--as",
-      "olga",
-    ]);
+    const submit = await lunafleet(["run", "ntls-cert-sync", "hsm-a2", "--param", "regen=true"]);
     expect(submit.code).toBe(0);
     const id = queuedId(submit.stdout)!;
     await until(
@@ -378,22 +368,20 @@ describe("what the operator sees is true (issue 12)", () => {
     const version = await lunafleet(["--version"], baseEnv(), null);
     expect(version.code).toBe(0);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    // Who asks: --as, else LUNAFLEET_PRINCIPAL, else the OS account — never "unknown", even without $USER.
-    const { USER: _u, LOGNAME: _l, LUNAFLEET_PRINCIPAL: _p, ...noUser } = baseEnv();
+    // Who asks is the authenticated principal — on the daemon host the OS account, from the system's user database,
+    // never "unknown" even without $USER; --as only asserts it (another name is one refusal line).
+    const { USER: _u, LOGNAME: _l, ...noUser } = baseEnv();
     const asOs = await lunafleet(["run", "tcp-check", "hsm-a1"], noUser);
-    const asEnv = await lunafleet(["run", "tcp-check", "hsm-a1"], {
-      ...noUser,
-      LUNAFLEET_PRINCIPAL: "carol",
-    });
-    const asFlag = await lunafleet(["run", "tcp-check", "hsm-a1", "--as", "dave"], noUser);
     const jobs = JSON.parse((await lunafleet(["jobs", "--json", "--limit", "200"])).stdout) as {
       id: string;
       actor: string;
     }[];
-    const actor = (r: Ran) => jobs.find((j) => j.id === queuedId(r.stdout))?.actor;
-    expect(actor(asOs)).toBe(`operator:${userInfo().username}`);
-    expect(actor(asEnv)).toBe("operator:carol");
-    expect(actor(asFlag)).toBe("operator:dave");
+    expect(jobs.find((j) => j.id === queuedId(asOs.stdout))?.actor).toBe(`os:${userInfo().username}`);
+    const someoneElse = await lunafleet(["run", "tcp-check", "hsm-a1", "--as", "dave"], noUser);
+    expect(someoneElse.code).toBe(1);
+    expect(someoneElse.stderr.trim().split("\n")).toHaveLength(1);
+    expect(someoneElse.stderr).toMatch(/--as dave: you are authenticated as /);
+    noStack(someoneElse);
   }, 300_000);
 
   it("with the daemon down, every command answers with one plain line and exit 3", async () => {
