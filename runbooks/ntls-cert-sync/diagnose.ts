@@ -6,7 +6,8 @@ import type { Fleet } from "../../src/config/schema.ts";
 import { UnexpectedResult } from "../../src/engine/errors.ts";
 import type { JobTargets, PlannedCommand, Step } from "../../src/engine/runbook.ts";
 import { bundleFacts, certFacts } from "../lib/certs.ts";
-import { certFact, pairsOfDevice, pairsOfHost, trustFacts } from "../lib/facts.ts";
+import { certFact } from "../lib/facts.ts";
+import { pairsOfDevice, pairsOfHost, trustFacts } from "../lib/trust-facts.ts";
 import {
   type ApplianceCertResult,
   type ApplianceClientView,

@@ -4,6 +4,7 @@ import { parsers } from "../../parsers/index.ts";
 import { getClientHost, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import type { JobTargets, PlannedCommand, Step } from "../../src/engine/runbook.ts";
+import { repairedPairFacts } from "../lib/trust-facts.ts";
 import {
   type Ctx,
   clientCertPath,
