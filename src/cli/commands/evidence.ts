@@ -14,7 +14,7 @@ import {
 } from "../../evidence/audit.ts";
 import { evidenceFilePath, isValidJobId } from "../../evidence/index.ts";
 import { localTrustedKeys, trustedKeys } from "../../evidence/signing.ts";
-import { resultKey } from "../../queue/jobs.ts";
+import { bullJobKey, resultKey } from "../../queue/jobs.ts";
 import {
   connectRedis,
   describeRedisTarget,
@@ -169,8 +169,7 @@ async function verifyJob(jobId: string, dataDir: string, keyFile?: string): Prom
     try {
       const keys = await Promise.race([keysFor(keyFile, dataDir, redis), timeout]);
       // A job still running (no result yet) may not be sealed yet; anything else must be.
-      const running =
-        !(await redis.get(resultKey(jobId))) && (await redis.exists(`bull:lunafleet-jobs:${jobId}`)) > 0;
+      const running = !(await redis.get(resultKey(jobId))) && (await redis.exists(bullJobKey(jobId))) > 0;
       result = await Promise.race([
         verifySignedJobEvidence(redis, dataDir, jobId, keys, { requireSealed: !running }),
         timeout,
