@@ -14,6 +14,7 @@
 // open (the pool is warmed first, not counted), so neither pays for SSH handshakes. Every job must succeed with the
 // device's own serial in both phases, and both phases must reach the same verdicts: a fast wrong answer measures
 // nothing. The daemon's logger is silent in both phases (log lines are not part of the measured overhead).
+
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
@@ -22,6 +23,7 @@ import { getRunbook } from "../runbooks/index.ts";
 import type { PatchVerifyResult } from "../runbooks/patch-verify.ts";
 import type { TcpCheckResult } from "../runbooks/tcp-check.ts";
 import type { Device, Fleet } from "../src/config/index.ts";
+import { deviceLockResource, getDevice } from "../src/config/model.ts";
 import { acquireDeviceLocks, type DeviceLockSet } from "../src/coord/locks.ts";
 import { type Daemon, startDaemon } from "../src/daemon/daemon.ts";
 import { createLogger } from "../src/daemon/logger.ts";
@@ -321,11 +323,15 @@ async function directPhase(
       if (parts.evidence)
         evidenceLog = await EvidenceLog.open(daemon.redis, dataDir, jobId, { groupCommit: true });
       if (parts.locks)
-        locks = await acquireDeviceLocks(daemon.redis, [`device:${job.device}`], {
-          owner: jobId,
-          ttlMs: 15_000,
-          waitMs: 10_000,
-        });
+        locks = await acquireDeviceLocks(
+          daemon.redis,
+          [deviceLockResource(getDevice(daemon.fleet, job.device))],
+          {
+            owner: jobId,
+            ttlMs: 15_000,
+            waitMs: 10_000,
+          },
+        );
       const result = await runJob({
         runbook: getRunbook(job.runbook),
         params: { target: job.device },

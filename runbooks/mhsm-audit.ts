@@ -17,15 +17,21 @@ import type {
   ManagedHsmInfo,
 } from "../src/azure/managed-hsm.ts";
 import type { HsmKeyInfo, RoleAssignmentInfo, RoleDefinitionInfo } from "../src/azure/mhsm-data-plane.ts";
+import type { Fleet } from "../src/config/schema.ts";
 import { findingsVerdict } from "../src/engine/outcome.ts";
-import { defineRunbook } from "../src/engine/runbook.ts";
+import { defineRunbook, type Step } from "../src/engine/runbook.ts";
 import type { StepContext } from "../src/engine/step-context.ts";
+import type { FactStatus, JsonValue } from "../src/facts/model.ts";
 import {
+  ARM_FACTS,
   azureCommand,
+  DATA_PLANE_FACTS,
+  factRefs,
   findingLine,
   type KvFinding,
   managedHsm,
-  poolProblems,
+  observationsFor,
+  poolSubject,
   resolveKvTarget,
 } from "./lib/key-vault.ts";
 import { armFindings, keyFindings, roleFindings } from "./lib/mhsm-rules.ts";
@@ -64,28 +70,91 @@ export interface DataPlaneRead {
   readAt: string;
 }
 
-/** One pool as the fleet report shows it (src/daemon/report-mhsm.ts). */
-export interface AuditPoolSummary {
-  managedHsm: string;
-  lifecycle: "active" | "soft-deleted" | "not found";
-  provisioningState: string | null;
-  activationStatus: string | null;
-  purgeProtection: boolean | null;
-  softDeleteRetentionDays: number | null;
-  publicNetworkAccess: string | null;
-  privateEndpoint: boolean | null;
-  auditLogs: boolean | null;
-  keys: number | null;
-  undeclaredKeys: string[];
-  roleAssignments: number | null;
-  problems: string[];
-}
-
 export interface AuditResult {
   pools: { pool: string; arm: ArmRead; dataPlane: DataPlaneRead }[];
   findings: KvFinding[];
-  managedHsms: AuditPoolSummary[];
 }
+
+const readArmStep = {
+  id: "read-arm",
+  title: (pool) => `Read ${pool} from Azure Resource Manager (properties, diagnostic settings)`,
+  kind: "read",
+  forEach: "azure",
+  observes: (_p, fleet, pool) => factRefs(poolSubject(fleet, pool!), ARM_FACTS),
+  commands: (_p, fleet, pool) => {
+    const h = managedHsm(fleet, pool!);
+    return [
+      azureCommand(h.resourceId, "GET (properties, securityDomainProperties)"),
+      azureCommand(h.resourceId, "GET providers/Microsoft.Insights/diagnosticSettings"),
+      azureCommand(`deletedManagedHSMs/${h.location}/${h.name}`, "GET (only when the pool answers 404)"),
+    ];
+  },
+  async run(ctx): Promise<ArmRead> {
+    const decl = managedHsm(ctx.fleet, ctx.target!);
+    const o = { signal: ctx.signal };
+    const hsm = await ctx.keyVault.arm.getManagedHsm(decl.resourceId, o);
+    const deleted = hsm ? null : await ctx.keyVault.arm.getDeletedManagedHsm(decl.name, decl.location, o);
+    const diagnostics = hsm ? await ctx.keyVault.arm.listDiagnosticSettings(decl.resourceId, o) : null;
+    await ctx.facts.observe(
+      ...observationsFor(
+        poolSubject(ctx.fleet, decl.name),
+        ARM_FACTS,
+        armFindings(decl, hsm, deleted, diagnostics),
+        (fact) => armSeen(fact, hsm, deleted, diagnostics),
+      ),
+    );
+    return { pool: decl.name, hsm, deleted, diagnostics, readAt: new Date().toISOString() };
+  },
+} satisfies Step<Params>;
+
+const readDataPlaneStep = {
+  id: "read-data-plane",
+  title: (pool) => `Read ${pool}'s keys, rotation policies and role assignments as the daemon's identity`,
+  kind: "read",
+  forEach: "azure",
+  observes: (_p, fleet, pool) => factRefs(poolSubject(fleet, pool!), DATA_PLANE_FACTS),
+  commands: (_p, fleet, pool) => {
+    const uri = managedHsm(fleet, pool!).hsmUri;
+    return [
+      azureCommand(uri, "GET keys, each key, its versions and rotation policy (skipped unless activated)"),
+      azureCommand(uri, "GET providers/Microsoft.Authorization/roleDefinitions, roleAssignments"),
+    ];
+  },
+  async run(ctx) {
+    const read = await readDataPlane(ctx);
+    const decl = managedHsm(ctx.fleet, read.pool);
+    const declaredKeys = ctx.fleet.keys.filter((k) => k.managedHsm === decl.name);
+    const consumers = ctx.fleet.cmkConsumers.filter((c) => declaredKeys.some((k) => k.name === c.key));
+    await ctx.facts.observe(
+      ...observationsFor(
+        poolSubject(ctx.fleet, decl.name),
+        DATA_PLANE_FACTS,
+        dataPlaneFindings(decl.name, read, ctx.fleet, ctx.params.keyExpiryWarnDays, new Date()),
+        (fact) => dataPlaneSeen(fact, read, consumers.length),
+      ),
+    );
+    return read;
+  },
+} satisfies Step<Params>;
+
+const findingsStep = {
+  id: "findings",
+  title: "Compare with the fleet file: pool settings, keys, role assignments",
+  kind: "read",
+  async run(ctx): Promise<AuditResult> {
+    const now = new Date();
+    const pools = (ctx.targets.azure ?? []).map((pool) => ({
+      pool,
+      arm: ctx.resultOf(readArmStep, pool),
+      dataPlane: ctx.resultOf(readDataPlaneStep, pool),
+    }));
+    const findings = pools.flatMap(({ pool, arm, dataPlane }) => [
+      ...armFindings(managedHsm(ctx.fleet, pool), arm.hsm, arm.deleted, arm.diagnostics),
+      ...dataPlaneFindings(pool, dataPlane, ctx.fleet, ctx.params.keyExpiryWarnDays, now),
+    ]);
+    return { pools, findings };
+  },
+} satisfies Step<Params>;
 
 export const mhsmAudit = defineRunbook({
   name: "mhsm-audit",
@@ -96,110 +165,13 @@ export const mhsmAudit = defineRunbook({
     const t = resolveKvTarget(fleet, p.target, ["fleet", "managedHsm"]);
     return { devices: [], clientHosts: [], azure: t.managedHsms };
   },
-  verdict: ({ result }) =>
-    findingsVerdict(((result("findings") as unknown as AuditResult).findings ?? []).map(findingLine)),
-  steps: [
-    {
-      id: "read-arm",
-      title: (pool) => `Read ${pool} from Azure Resource Manager (properties, diagnostic settings)`,
-      kind: "read",
-      forEach: "azure",
-      commands: (_p, fleet, pool) => {
-        const h = managedHsm(fleet, pool!);
-        return [
-          azureCommand(h.resourceId, "GET (properties, securityDomainProperties)"),
-          azureCommand(h.resourceId, "GET providers/Microsoft.Insights/diagnosticSettings"),
-          azureCommand(`deletedManagedHSMs/${h.location}/${h.name}`, "GET (only when the pool answers 404)"),
-        ];
-      },
-      async run(ctx): Promise<ArmRead> {
-        const decl = managedHsm(ctx.fleet, ctx.target!);
-        const o = { signal: ctx.signal };
-        const hsm = await ctx.keyVault.arm.getManagedHsm(decl.resourceId, o);
-        const deleted = hsm ? null : await ctx.keyVault.arm.getDeletedManagedHsm(decl.name, decl.location, o);
-        const diagnostics = hsm ? await ctx.keyVault.arm.listDiagnosticSettings(decl.resourceId, o) : null;
-        return { pool: decl.name, hsm, deleted, diagnostics, readAt: new Date().toISOString() };
-      },
-    },
-    {
-      id: "read-data-plane",
-      title: (pool) => `Read ${pool}'s keys, rotation policies and role assignments as the daemon's identity`,
-      kind: "read",
-      forEach: "azure",
-      commands: (_p, fleet, pool) => {
-        const uri = managedHsm(fleet, pool!).hsmUri;
-        return [
-          azureCommand(
-            uri,
-            "GET keys, each key, its versions and rotation policy (skipped unless activated)",
-          ),
-          azureCommand(uri, "GET providers/Microsoft.Authorization/roleDefinitions, roleAssignments"),
-        ];
-      },
-      run: (ctx) => readDataPlane(ctx),
-    },
-    {
-      id: "findings",
-      title: "Compare with the fleet file: pool settings, keys, role assignments",
-      kind: "read",
-      async run(ctx): Promise<AuditResult> {
-        const now = new Date();
-        const pools = (ctx.targets.azure ?? []).map((pool) => ({
-          pool,
-          arm: ctx.requireCheckpoint("read-arm", pool) as unknown as ArmRead,
-          dataPlane: ctx.requireCheckpoint("read-data-plane", pool) as unknown as DataPlaneRead,
-        }));
-        const findings = pools.flatMap(({ pool, arm, dataPlane }) => {
-          const decl = managedHsm(ctx.fleet, pool);
-          const declaredKeys = ctx.fleet.keys.filter((k) => k.managedHsm === pool);
-          const consumers = ctx.fleet.cmkConsumers.filter((c) => declaredKeys.some((k) => k.name === c.key));
-          return [
-            ...armFindings(decl, arm.hsm, arm.deleted, arm.diagnostics),
-            ...(dataPlane.refused ?? []).map(
-              (r): KvFinding => ({
-                subject: pool,
-                check: "access",
-                message: `the daemon's identity was refused ${r.operation}: it needs ${r.missingRole ?? "a data-plane role"}${r.missingAction ? ` (${r.missingAction})` : ""}`,
-              }),
-            ),
-            ...(dataPlane.keys
-              ? keyFindings(pool, declaredKeys, dataPlane.keys, now, ctx.params.keyExpiryWarnDays)
-              : []),
-            ...(dataPlane.assignments && dataPlane.definitions
-              ? roleFindings(decl, consumers, dataPlane.assignments, dataPlane.definitions)
-              : []),
-          ];
-        });
-        const managedHsms = pools.map(
-          ({ pool, arm, dataPlane }): AuditPoolSummary => ({
-            managedHsm: pool,
-            lifecycle: arm.hsm ? "active" : arm.deleted ? "soft-deleted" : "not found",
-            provisioningState: arm.hsm?.provisioningState ?? null,
-            activationStatus: arm.hsm?.activationStatus ?? null,
-            purgeProtection: arm.hsm?.purgeProtection ?? arm.deleted?.purgeProtectionEnabled ?? null,
-            softDeleteRetentionDays: arm.hsm?.softDeleteRetentionDays ?? null,
-            publicNetworkAccess: arm.hsm?.publicNetworkAccess ?? null,
-            privateEndpoint: arm.hsm
-              ? arm.hsm.privateEndpointConnections.some((c) => c.status === "Approved")
-              : null,
-            auditLogs: arm.diagnostics ? arm.diagnostics.some((d) => d.enabledLogs.length > 0) : null,
-            keys: dataPlane.keys?.length ?? null,
-            undeclaredKeys: findings
-              .filter((f) => f.check === "undeclared-key" && f.subject.startsWith(`${pool}/`))
-              .map((f) => f.subject.slice(`${pool}/keys/`.length)),
-            roleAssignments: dataPlane.assignments?.length ?? null,
-            problems: poolProblems(ctx.fleet, pool, findings),
-          }),
-        );
-        return { pools, findings, managedHsms };
-      },
-    },
-  ],
+  verdict: ({ resultOf }) => findingsVerdict((resultOf(findingsStep)?.findings ?? []).map(findingLine)),
+  steps: [readArmStep, readDataPlaneStep, findingsStep],
 });
 
 async function readDataPlane(ctx: StepContext<Params>): Promise<DataPlaneRead> {
   const decl = managedHsm(ctx.fleet, ctx.target!);
-  const arm = ctx.requireCheckpoint("read-arm", decl.name) as unknown as ArmRead;
+  const arm = ctx.resultOf(readArmStep, decl.name);
   const base = {
     pool: decl.name,
     keys: null,
@@ -242,4 +214,113 @@ async function readDataPlane(ctx: StepContext<Params>): Promise<DataPlaneRead> {
       )
     : null;
   return { ...base, keys, definitions, assignments, ...(refused.length > 0 ? { refused } : {}) };
+}
+
+/** Data-plane findings of one pool: what the daemon identity was refused, keys, role assignments. */
+function dataPlaneFindings(
+  pool: string,
+  dataPlane: DataPlaneRead,
+  fleet: Fleet,
+  warnDays: number,
+  now: Date,
+): KvFinding[] {
+  const decl = managedHsm(fleet, pool);
+  const declaredKeys = fleet.keys.filter((k) => k.managedHsm === pool);
+  const consumers = fleet.cmkConsumers.filter((c) => declaredKeys.some((k) => k.name === c.key));
+  return [
+    ...(dataPlane.refused ?? []).map(
+      (r): KvFinding => ({
+        subject: pool,
+        check: "access",
+        message: `the daemon's identity was refused ${r.operation}: it needs ${r.missingRole ?? "a data-plane role"}${r.missingAction ? ` (${r.missingAction})` : ""}`,
+      }),
+    ),
+    ...(dataPlane.keys ? keyFindings(pool, declaredKeys, dataPlane.keys, now, warnDays) : []),
+    ...(dataPlane.assignments && dataPlane.definitions
+      ? roleFindings(decl, consumers, dataPlane.assignments, dataPlane.definitions)
+      : []),
+  ];
+}
+
+/** What was seen of an ARM fact (the state model's summary and value). */
+function armSeen(
+  fact: string,
+  hsm: ManagedHsmInfo | null,
+  deleted: DeletedManagedHsmInfo | null,
+  diagnostics: DiagnosticSettingInfo[] | null,
+): { status?: FactStatus; summary: string; value?: JsonValue } {
+  if (fact === "lifecycle")
+    return hsm
+      ? { summary: "active", value: { state: "active", provisioningState: hsm.provisioningState } }
+      : deleted
+        ? {
+            summary: `soft-deleted, billed until ${deleted.scheduledPurgeDate ?? "?"}`,
+            value: { state: "soft-deleted", scheduledPurgeDate: deleted.scheduledPurgeDate },
+          }
+        : { summary: "not found", value: { state: "not found" } };
+  if (!hsm) return { status: "unknown", summary: "not in Azure" };
+  switch (fact) {
+    case "activation":
+      return {
+        summary: hsm.activationStatus ?? "unknown",
+        value: { activationStatus: hsm.activationStatus },
+      };
+    case "declaration":
+      return { summary: `${hsm.location ?? "?"}, ${hsm.hsmUri ?? "?"}` };
+    case "soft-delete":
+      return {
+        summary: `${hsm.softDeleteEnabled === false ? "off" : "on"}, ${hsm.softDeleteRetentionDays ?? "?"} days`,
+        value: { enabled: hsm.softDeleteEnabled, retentionDays: hsm.softDeleteRetentionDays },
+      };
+    case "purge-protection":
+      return { summary: hsm.purgeProtection ? "on" : "off", value: { on: hsm.purgeProtection } };
+    case "network": {
+      const approved = hsm.privateEndpointConnections.filter((c) => c.status === "Approved").length;
+      return {
+        summary: `public network ${hsm.publicNetworkAccess ?? "?"}, default ${hsm.networkAcls?.defaultAction ?? "?"}, ${approved} approved private endpoint(s)`,
+        value: { publicNetworkAccess: hsm.publicNetworkAccess, privateEndpoints: approved },
+      };
+    }
+    case "regions":
+      return {
+        summary:
+          hsm.regions.map((r) => `${r.name ?? "?"}:${r.provisioningState ?? "?"}`).join(", ") ||
+          "primary only",
+      };
+    case "diagnostics": {
+      const logs = (diagnostics ?? []).filter((d) => d.enabledLogs.length > 0);
+      return {
+        summary:
+          logs.length > 0
+            ? `audit logs to ${logs.map((d) => d.workspaceId ?? d.storageAccountId ?? d.eventHubAuthorizationRuleId ?? d.name).join(", ")}`
+            : "no audit logs",
+        value: { auditLogs: logs.length > 0 },
+      };
+    }
+    default:
+      return { summary: "seen" };
+  }
+}
+
+function dataPlaneSeen(
+  fact: string,
+  read: DataPlaneRead,
+  consumers: number,
+): { status?: FactStatus; summary: string; value?: JsonValue } {
+  if (read.skipped) return { status: "unknown", summary: read.skipped };
+  switch (fact) {
+    case "keys":
+      return read.keys
+        ? { summary: `${read.keys.length} key(s)`, value: { keys: read.keys.map((k) => k.name) } }
+        : { status: "unknown", summary: "not readable (see data-plane-access)" };
+    case "roles":
+      return read.assignments
+        ? {
+            summary: `${read.assignments.length} role assignment(s), ${consumers} consumer(s)`,
+            value: { assignments: read.assignments.length },
+          }
+        : { status: "unknown", summary: "not readable (see data-plane-access)" };
+    default:
+      return { summary: read.refused?.length ? "refused" : "keys and role assignments readable" };
+  }
 }

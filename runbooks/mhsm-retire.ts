@@ -26,7 +26,6 @@ import { azureCommand, managedHsm, resolveKvTarget } from "./lib/key-vault.ts";
 /** A retirement precondition does not hold: the job stops before anything is changed. Never retried. */
 export class RetireRefused extends EngineError {
   override name = "RetireRefused";
-  override readonly retryable = false;
   constructor(
     message: string,
     readonly check: string,
@@ -216,6 +215,7 @@ export const mhsmRetire = defineRunbook({
       id: "verify-soft-deleted",
       title: "Verify the pool answers 404 and is listed among the soft-deleted pools",
       kind: "read",
+      observes: (p, fleet) => [{ subject: `azure:${poolOf(p, fleet).resourceId}`, fact: "lifecycle" }],
       commands: (p, fleet) => {
         const h = poolOf(p, fleet);
         return [
@@ -239,6 +239,15 @@ export const mhsmRetire = defineRunbook({
             "soft-deleted",
             decl.name,
           );
+        // The state model: retired, but a soft-deleted pool is still billed (until purged or its scheduled purge date).
+        await ctx.facts.observe({
+          subject: `azure:${decl.resourceId}`,
+          fact: "lifecycle",
+          status: "problem",
+          summary: `soft-deleted, billed until ${deleted.scheduledPurgeDate ?? "?"}`,
+          reason: `retired by mhsm-retire but soft-deleted: billed until purged or ${deleted.scheduledPurgeDate ?? "its scheduled purge date"}`,
+          value: { state: "soft-deleted", scheduledPurgeDate: deleted.scheduledPurgeDate },
+        });
         return { pool: decl.name, softDeleted: true, ...deleted, billedUntil: deleted.scheduledPurgeDate };
       },
     },
@@ -306,6 +315,13 @@ export const mhsmRetire = defineRunbook({
             "purged",
             decl.name,
           );
+        await ctx.facts.observe({
+          subject: `azure:${decl.resourceId}`,
+          fact: "lifecycle",
+          status: "ok",
+          summary: "purged (retired, no longer billed)",
+          value: { state: "purged" },
+        });
         return { pool: decl.name, purged: true, checkedAt: new Date().toISOString() };
       },
     },
@@ -330,24 +346,8 @@ export const mhsmRetire = defineRunbook({
       async run(ctx) {
         const decl = poolOf(ctx.params, ctx.fleet);
         const id = parseManagedHsmId(decl.resourceId);
-        // What the fleet report shows of the pool once retired (the last step's `managedHsms`).
-        const soft = ctx.requireCheckpoint("verify-soft-deleted") as { scheduledPurgeDate?: string | null };
-        const purged = ctx.params.purge && ctx.checkpoint("verify-purged") !== undefined;
-        const managedHsms = [
-          {
-            managedHsm: decl.name,
-            lifecycle: purged ? "purged" : "soft-deleted",
-            billed: !purged,
-            scheduledPurgeDate: purged ? null : (soft.scheduledPurgeDate ?? null),
-            problems: purged
-              ? []
-              : [
-                  `${decl.name}: retired but soft-deleted: billed until purged or ${soft.scheduledPurgeDate ?? "its scheduled purge date"}`,
-                ],
-          },
-        ];
         if (!ctx.params.deleteResourceGroup)
-          return { resourceGroup: id.resourceGroup, skipped: "not asked", deleted: false, managedHsms };
+          return { resourceGroup: id.resourceGroup, skipped: "not asked", deleted: false };
         ctx.requireCheckpoint("verify-purged");
         await requireApproved(ctx, decl.name);
         // The gateway re-reads the group right before: any Managed HSM (active or soft-deleted) refuses the delete.
@@ -364,7 +364,6 @@ export const mhsmRetire = defineRunbook({
           resourceGroup: id.resourceGroup,
           deleted: result.deleted,
           alreadyGone: !result.deleted,
-          managedHsms,
         };
       },
     },

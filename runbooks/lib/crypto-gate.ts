@@ -17,7 +17,8 @@ import {
   type Runbook,
   type Step,
 } from "../../src/engine/runbook.ts";
-import { azureCommand, consumer, findingLine, type KvFinding, poolOf } from "./key-vault.ts";
+import type { FactRef, ObservationInput } from "../../src/facts/model.ts";
+import { azureCommand, consumer, findingLine, type KvFinding, poolOf, poolSubject } from "./key-vault.ts";
 
 const LAYER_HINT: Record<string, string> = {
   identity: "the application could not get a token: check its app registration, client secret and tenant",
@@ -42,6 +43,30 @@ export function gatePlan(fleet: Fleet, name: string): PlannedCommand[] {
       `as ${c.application}: GET keys/${c.key}, POST wrapkey then unwrapkey (A256KW, 32 random bytes)`,
     ),
   ];
+}
+
+/** The state model's fact of a consumer's gate: `gate:<consumer>` on its pool's subject. */
+export function gateFact(fleet: Fleet, name: string): FactRef {
+  return { subject: poolSubject(fleet, poolOf(fleet, consumer(fleet, name)).name), fact: `gate:${name}` };
+}
+
+export function gateObservation(fleet: Fleet, g: GateOutcome): ObservationInput {
+  const ref = gateFact(fleet, g.consumer);
+  if (g.passed)
+    return {
+      ...ref,
+      status: "ok",
+      summary: `passed (${g.algorithm})`,
+      value: { passed: true, keyId: g.keyId },
+    };
+  const f = gateFinding(g);
+  return {
+    ...ref,
+    status: "problem",
+    summary: `failed at the ${g.layer} layer`,
+    reason: f.message,
+    value: { passed: false, layer: g.layer },
+  };
 }
 
 export function gateFinding(g: Extract<GateOutcome, { passed: false }>): KvFinding {
@@ -72,7 +97,6 @@ export function gateApplies(runbook: string, params: unknown, fleet: Fleet): boo
 /** A failed application crypto gate after maintenance: the job failed, whatever the maintenance itself did. */
 export class CryptoGateFailed extends EngineError {
   override name = "CryptoGateFailed";
-  override readonly retryable = false;
 }
 
 export interface MaintenanceGateResult {

@@ -5,6 +5,7 @@
 import { UnknownTargetError } from "../../src/config/model.ts";
 import type { CmkConsumer, Fleet, KeyDecl, ManagedHsmDecl } from "../../src/config/schema.ts";
 import type { PlannedCommand } from "../../src/engine/runbook.ts";
+import type { FactRef, FactStatus, JsonValue, ObservationInput } from "../../src/facts/model.ts";
 
 export interface KvFinding {
   /** A pool, `pool/keys/<key>`, `consumer <name>`, `vault <name>`. */
@@ -92,14 +93,82 @@ export function requiredScope(c: CmkConsumer): string {
 
 export const azureCommand = (on: string, command: string): PlannedCommand => ({ via: "azure", on, command });
 
-/** The findings about one pool: its own, its keys', and its consumers'. */
-export function poolProblems(fleet: Fleet, pool: string, findings: KvFinding[]): string[] {
-  const consumersHere = new Set(
-    fleet.cmkConsumers
-      .filter((c) => fleet.keys.find((k) => k.name === c.key)?.managedHsm === pool)
-      .map((c) => `consumer ${c.name}`),
-  );
-  return findings
-    .filter((f) => f.subject === pool || f.subject.startsWith(`${pool}/`) || consumersHere.has(f.subject))
-    .map(findingLine);
+// ---- the fleet state model (src/facts): one subject per pool or vault, `azure:<resource id>` ----
+
+/** Which fact of a pool a finding's check belongs to. */
+export const FACT_OF_CHECK: Record<string, string> = {
+  exists: "lifecycle",
+  provisioning: "lifecycle",
+  activation: "activation",
+  location: "declaration",
+  "hsm-uri": "declaration",
+  "soft-delete": "soft-delete",
+  "soft-delete-retention": "soft-delete",
+  "purge-protection": "purge-protection",
+  "public-network-access": "network",
+  "network-rules": "network",
+  "private-endpoint": "network",
+  regions: "regions",
+  diagnostics: "diagnostics",
+  "undeclared-key": "keys",
+  "missing-key": "keys",
+  "key-type": "keys",
+  "key-size": "keys",
+  "key-curve": "keys",
+  "key-operations": "keys",
+  "key-enabled": "keys",
+  "key-expiry": "keys",
+  rotation: "keys",
+  "broad-role": "roles",
+  "role-missing": "roles",
+  "role-scope": "roles",
+  access: "data-plane-access",
+  "placement-symmetric": "placement",
+  "placement-fips": "placement",
+  "placement-hsm": "placement",
+  sku: "declaration",
+};
+
+export const ARM_FACTS = [
+  "lifecycle",
+  "activation",
+  "declaration",
+  "soft-delete",
+  "purge-protection",
+  "network",
+  "regions",
+  "diagnostics",
+] as const;
+export const DATA_PLANE_FACTS = ["keys", "roles", "data-plane-access"] as const;
+
+export const poolSubject = (fleet: Fleet, pool: string) => `azure:${managedHsm(fleet, pool).resourceId}`;
+
+export function factRefs(subject: string, facts: readonly string[]): FactRef[] {
+  return facts.map((fact) => ({ subject, fact }));
+}
+
+/**
+ * One observation per fact: `seen` says what was seen (summary, value); the findings that belong to the fact make it
+ * a `problem` (reason: each finding), otherwise it is `ok` (or the status `seen` gives, e.g. `unknown`).
+ */
+export function observationsFor(
+  subject: string,
+  facts: readonly string[],
+  findings: KvFinding[],
+  seen: (fact: string) => { status?: FactStatus; summary: string; value?: JsonValue },
+): ObservationInput[] {
+  return facts.map((fact) => {
+    const mine = findings.filter((f) => (FACT_OF_CHECK[f.check] ?? f.check) === fact);
+    const s = seen(fact);
+    const value = s.value !== undefined ? { value: s.value } : {};
+    if (mine.length === 0) return { subject, fact, status: s.status ?? "ok", summary: s.summary, ...value };
+    return {
+      subject,
+      fact,
+      status: "problem",
+      summary: s.summary,
+      reason: mine.map(findingLine).join("; "),
+      ...value,
+    };
+  });
 }

@@ -7,7 +7,6 @@
 // Same origin and same authentication serve the console (issue 16): a page calls these routes with the same bearer
 // token (the live event stream is read with fetch(), which, unlike EventSource, can send the Authorization header).
 import swagger from "@fastify/swagger";
-import type { Queue } from "bullmq";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
   hasZodFastifySchemaValidationErrors,
@@ -16,15 +15,15 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from "fastify-type-provider-zod";
-import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
-import type { EvidenceSigner } from "../evidence/signing.ts";
 import type { Authenticator } from "../identity/authenticate.ts";
 import type { Principal } from "../identity/principal.ts";
 import { mayPerform, type Operation } from "../identity/roles.ts";
-import type { JobData } from "../queue/jobs.ts";
-import type { RedisClient } from "../redis/client.ts";
+import { ApiError } from "./errors.ts";
+import type { OpServices } from "./ops/context.ts";
 import type { ApiTls } from "./tls.ts";
+
+export { ApiError };
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -36,17 +35,8 @@ declare module "fastify" {
   }
 }
 
-/** What the routes work with; the daemon hands in its own (nothing is reached behind its back). */
-export interface ApiServices {
-  redis: RedisClient;
-  queue: Queue<JobData>;
-  fleet: Fleet;
-  dataDir: string;
-  /** Seals evidence the API appends to (approvals, cancels, releases). */
-  evidenceSigner: EvidenceSigner;
-  /** The fleet report (src/daemon/report.ts, which sits above the API). */
-  report(): Promise<unknown>;
-}
+/** What the routes work with (the operations' services); the daemon hands in its own. */
+export type ApiServices = OpServices;
 
 export interface ApiRouteContext {
   services: ApiServices;
@@ -76,18 +66,6 @@ export interface ApiServer {
   url: string;
   port: number;
   close(): Promise<void>;
-}
-
-/** A refusal the API sends as-is: status and a message for the caller (never a stack, never a secret). */
-export class ApiError extends Error {
-  override name = "ApiError";
-  constructor(
-    readonly statusCode: number,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
 }
 
 export async function startApiServer(opts: StartApiOptions): Promise<ApiServer> {

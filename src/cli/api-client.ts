@@ -27,11 +27,18 @@ export interface ApiClientOptions {
 export interface ApiClient {
   readonly url: string;
   call<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
-  /** The raw text of a response (NDJSON export). */
-  text(method: string, path: string): Promise<string>;
+  /** The raw text of a response (NDJSON export) and its headers. */
+  text(
+    method: string,
+    path: string,
+  ): Promise<{ text: string; headers: import("node:http").IncomingHttpHeaders }>;
 }
 
-/** The client the environment asks for, or undefined when LUNAFLEET_URL is not set (work on the local daemon). */
+/**
+ * The client the environment asks for, or undefined when LUNAFLEET_URL is not set (work on the local daemon). The
+ * bearer token: LUNAFLEET_TOKEN, or the first line of the file LUNAFLEET_TOKEN_FILE names (kept out of the
+ * environment of every child process); without one the API would only answer 401, so it is refused here.
+ */
 export function apiClientFromEnv(
   env: NodeJS.ProcessEnv = process.env,
   dataDir?: string,
@@ -44,40 +51,55 @@ export function apiClientFromEnv(
     const local = apiCertPaths(dataDir ?? defaultDataDir()).cert;
     if (existsSync(local)) ca = readFileSync(local, "utf8");
   }
-  return createApiClient({ url, token: env.LUNAFLEET_TOKEN, ca });
+  const token = env.LUNAFLEET_TOKEN_FILE
+    ? readFileSync(env.LUNAFLEET_TOKEN_FILE, "utf8").split("\n")[0]!.trim()
+    : env.LUNAFLEET_TOKEN?.trim();
+  if (!token)
+    throw new ApiCallError(
+      401,
+      "LUNAFLEET_URL is set but no token: set LUNAFLEET_TOKEN (an API token or an OIDC access token) or LUNAFLEET_TOKEN_FILE",
+      undefined,
+    );
+  return createApiClient({ url, token, ca });
 }
 
 export function createApiClient(opts: ApiClientOptions): ApiClient {
   const base = opts.url.replace(/\/$/, "");
   if (!base.startsWith("https://")) throw new Error(`LUNAFLEET_URL must be https:// (got ${base})`);
   const send = (method: string, path: string, body?: unknown) =>
-    new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = request(
-        `${base}${path}`,
-        {
-          method,
-          ...(opts.ca ? { ca: opts.ca } : {}),
-          headers: {
-            accept: "application/json",
-            ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-            ...(payload ? { "content-type": "application/json" } : {}),
+    new Promise<{ status: number; text: string; headers: import("node:http").IncomingHttpHeaders }>(
+      (resolve, reject) => {
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        const req = request(
+          `${base}${path}`,
+          {
+            method,
+            ...(opts.ca ? { ca: opts.ca } : {}),
+            headers: {
+              accept: "application/json",
+              ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+              ...(payload ? { "content-type": "application/json" } : {}),
+            },
           },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () =>
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
-          );
-          res.on("error", reject);
-        },
-      );
-      req.on("error", (err) =>
-        reject(new ApiCallError(0, `cannot reach ${base}: ${err.message}`, undefined)),
-      );
-      req.end(payload);
-    });
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (c: Buffer) => chunks.push(c));
+            res.on("end", () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                text: Buffer.concat(chunks).toString("utf8"),
+                headers: res.headers,
+              }),
+            );
+            res.on("error", reject);
+          },
+        );
+        req.on("error", (err) =>
+          reject(new ApiCallError(0, `cannot reach ${base}: ${err.message}`, undefined)),
+        );
+        req.end(payload);
+      },
+    );
   return {
     url: base,
     async call<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -94,11 +116,18 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
       }
       return parsed as T;
     },
-    async text(method: string, path: string): Promise<string> {
+    async text(method: string, path: string) {
       const res = await send(method, path);
-      if (res.status >= 400)
-        throw new ApiCallError(res.status, `HTTP ${res.status}: ${res.text.slice(0, 200)}`, res.text);
-      return res.text;
+      if (res.status >= 400) {
+        let msg = `HTTP ${res.status}`;
+        try {
+          msg = (JSON.parse(res.text) as { error?: string }).error ?? msg;
+        } catch {
+          // not JSON: the status says it
+        }
+        throw new ApiCallError(res.status, msg, res.text);
+      }
+      return { text: res.text, headers: res.headers };
     },
   };
 }

@@ -28,6 +28,8 @@ export interface DemoOptions {
   dataDir: string;
   /** /metrics and /healthz; 0 = ephemeral, null = none. */
   httpPort?: number | null;
+  /** The HTTPS API's port on 127.0.0.1 (0 = ephemeral, null = none); default 0. `npm start` serves it on 9465. */
+  apiPort?: number | null;
   concurrency?: number;
   /** Where the human-readable progress and report go (default stdout). */
   print?: (line: string) => void;
@@ -77,6 +79,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
       httpPort: opts.httpPort === undefined ? 0 : opts.httpPort,
       concurrency: opts.concurrency ?? 16,
       log,
+      ...(opts.apiPort === null ? {} : { api: { port: opts.apiPort ?? 0 } }),
       worker: { ...(azure ? { azure } : {}), ...(keyVault ? { keyVault } : {}) },
     });
   } catch (err) {
@@ -92,6 +95,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
       `lunafleet: daemon up (redis ${daemon.redisUrl}, ${twin.fleet.devices.length} devices` +
         `${daemon.http ? `, metrics http://127.0.0.1:${daemon.http.port}/metrics` : ""}, log ${logFile})`,
     );
+    if (daemon.api)
+      print(
+        `lunafleet: API ${daemon.api.url} (certificate ${join(opts.dataDir, "api-cert.pem")}, SHA-256 ${daemon.api.certFingerprint}); ` +
+          "on this host the CLI acts as your OS account; elsewhere: LUNAFLEET_URL, LUNAFLEET_TOKEN (lunafleet token create), LUNAFLEET_CA",
+      );
     const submitted = await submitSweep(daemon.queue, twin.fleet, "operator:npm-start");
     print(`lunafleet: fleet sweep: ${submitted.length} jobs (tcp-check + patch-verify on every device)`);
     const keyVault = await submitKeyVaultSweep(daemon.queue, twin.fleet, "operator:npm-start");

@@ -8,11 +8,17 @@ import { runDemo } from "./demo.ts";
 
 const once = process.argv.includes("--once");
 const httpPort = Number(process.env.LUNAFLEET_HTTP_PORT ?? 0);
+// The API on its documented port (README), unless LUNAFLEET_API_PORT says otherwise (0 = any free port).
+const apiPort = Number(process.env.LUNAFLEET_API_PORT ?? 9465);
 
 async function main(): Promise<number> {
   let demo: Awaited<ReturnType<typeof runDemo>>;
   try {
-    demo = await runDemo({ dataDir: defaultDataDir(), httpPort: Number.isInteger(httpPort) ? httpPort : 0 });
+    demo = await runDemo({
+      dataDir: defaultDataDir(),
+      httpPort: Number.isInteger(httpPort) ? httpPort : 0,
+      apiPort: Number.isInteger(apiPort) && apiPort >= 0 && apiPort < 65_536 ? apiPort : 9465,
+    });
   } catch (err) {
     console.error(`lunafleet: ${(err as Error).message}`);
     return 1;
@@ -22,7 +28,9 @@ async function main(): Promise<number> {
     await demo.stop();
     return failed.length === 0 ? 0 : 1;
   }
-  console.log("lunafleet: running; submit more with `lunafleet run <runbook> <target>` — Ctrl-C stops.");
+  console.log(
+    `lunafleet: running; submit more with \`npx lunafleet run <runbook> <target>\`${demo.daemon.api ? ` (or over the API at ${demo.daemon.api.url})` : ""} — Ctrl-C stops.`,
+  );
   await new Promise<void>((resolveStop) => {
     const onSignal = (signal: NodeJS.Signals) => {
       console.log(`\nlunafleet: ${signal}: stopping`);

@@ -3,21 +3,68 @@
 
 import { InvalidArgumentError } from "commander";
 import type { Fleet } from "../config/schema.ts";
-import { JobSubmitError, loadFleetForSubmit, osAccountName, readPublishedFleet } from "../queue/jobs.ts";
-import { connectRedis, type RedisClient, resolveRedisTarget } from "../redis/client.ts";
-import { defaultDataDir, embeddedRedisSocketPath } from "../redis/embedded-server.ts";
+import { redact } from "../config/secret.ts";
+import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../queue/jobs.ts";
 import { type CliConnection, connectCli, DaemonUnavailable } from "./connection.ts";
+import {
+  ApiCallError,
+  ClientUsageError,
+  type DaemonClient,
+  exitCodeOfRefusal,
+  openDaemonClient,
+} from "./daemon-client.ts";
+import { EXIT } from "./exit-codes.ts";
 
-/** `--as <principal>`: who acts; default LUNAFLEET_PRINCIPAL, else the OS account (resolvePrincipal). */
+/**
+ * `--as <principal>`: an assertion, never a choice. Who acts is whoever authenticated — the OS account's principal on
+ * the daemon host (the fleet file's identity.principals[].os lists which account is which person), the token's over
+ * the API. `--as` only checks that this is the principal expected (scripts written for a named principal stop instead
+ * of acting as someone else); a different name is refused.
+ */
 export function principalOption(what: string): [string, string] {
-  return ["--as <principal>", `${what} (default $LUNAFLEET_PRINCIPAL, else your OS account)`];
+  return [
+    "--as <principal>",
+    `${what}: must be who you are authenticated as (the OS account's principal, or the API token's)`,
+  ];
 }
 
-/** Who acts: `--as`, else LUNAFLEET_PRINCIPAL, else the OS account running the command — never "unknown". */
-export function resolvePrincipal(as?: string): string {
-  const given = as?.trim() || process.env.LUNAFLEET_PRINCIPAL?.trim();
-  if (given) return given;
-  return osAccountName();
+/** Refuse (exit 1) when `--as` names another principal than the authenticated one; returns who acts. */
+export async function assertPrincipal(client: DaemonClient, as: string | undefined): Promise<string> {
+  const me = await client.whoami();
+  if (as !== undefined && as.trim() !== me.name)
+    throw new ApiCallError(
+      403,
+      `--as ${as}: you are authenticated as ${me.name} (${me.method === "os" ? `OS account ${me.subject}` : me.method === "token" ? `API token ${me.subject}` : `OIDC subject ${me.subject}`}); ` +
+        "a principal is never chosen on the command line (on the daemon host the fleet file's identity.principals[].os says which OS account is which principal)",
+      undefined,
+    );
+  return me.name;
+}
+
+/**
+ * Run `act` with the daemon client (the API with LUNAFLEET_URL, else the local operations on the data dir); its return
+ * value is the exit code. Refusals print `lunafleet <command>: <why>` with their exit code; the client is closed.
+ */
+export async function withDaemonClient(
+  command: string,
+  opts: { dataDir?: string | undefined; fleet?: string | undefined },
+  act: (client: DaemonClient) => Promise<number | undefined>,
+): Promise<void> {
+  let client: DaemonClient;
+  try {
+    client = await openDaemonClient({ dataDir: opts.dataDir, fleetFile: opts.fleet });
+  } catch (err) {
+    failCommand(command, err);
+    return;
+  }
+  try {
+    const code = await act(client);
+    if (code !== undefined) process.exitCode = code;
+  } catch (err) {
+    failCommand(command, err);
+  } finally {
+    await client.close();
+  }
 }
 
 export const dataDirOption = [
@@ -25,14 +72,35 @@ export const dataDirOption = [
   "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)",
 ] as const;
 
-/** Print a known refusal plainly (exit 1); anything else is a bug and keeps its stack. */
+/**
+ * Print a refusal plainly, as one line: a usage error (exit 2), the daemon out of reach (exit 3), a request refused
+ * (exit 1). Anything else is one line too (exit 1), never a stack trace (LUNAFLEET_DEBUG=1 prints it).
+ */
 export function failCommand(command: string, err: unknown): void {
-  if (err instanceof DaemonUnavailable || err instanceof JobSubmitError) {
+  if (err instanceof UsageError) {
     console.error(`lunafleet ${command}: ${err.message}`);
-    process.exitCode = err instanceof DaemonUnavailable ? 3 : 1;
+    process.exitCode = EXIT.usage;
     return;
   }
-  throw err;
+  // An unknown runbook named before anything connects is a refusal like any at submit (it lists the known ones).
+  const unknownRunbook = err instanceof Error && err.name === "UnknownRunbook";
+  if (
+    err instanceof DaemonUnavailable ||
+    err instanceof JobSubmitError ||
+    err instanceof ApiCallError ||
+    err instanceof ClientUsageError ||
+    unknownRunbook
+  ) {
+    console.error(`lunafleet ${command}: ${unknownRunbook ? "refused: " : ""}${redact(err.message)}`);
+    process.exitCode = unknownRunbook ? EXIT.failed : exitCodeOfRefusal(err);
+    return;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  console.error(
+    `lunafleet ${command}: ${e.name === "Error" ? "" : `${e.name}: `}${redact(e.message.split("\n")[0] ?? "")}`,
+  );
+  if (process.env.LUNAFLEET_DEBUG) console.error(e.stack);
+  process.exitCode = EXIT.failed;
 }
 
 /**
@@ -65,7 +133,12 @@ export function parseParams(pairs: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of pairs) {
     const eq = kv.indexOf("=");
-    if (eq <= 0) throw new JobSubmitError(`refused: --param '${kv}': expected key=value`, "ParamsInvalid");
+    if (eq <= 0) throw new UsageError(`--param '${kv}': expected key=value`);
+    const key = kv.slice(0, eq);
+    // A parameter name, never an object's machinery: `__proto__` or `constructor` would reach into the object itself.
+    if (!/^[A-Za-z][A-Za-z0-9]{0,63}$/.test(key) || key in Object.prototype)
+      throw new UsageError(`--param ${JSON.stringify(key)}: not a parameter name (letters and digits)`);
+    if (Object.hasOwn(out, key)) throw new UsageError(`--param ${key} given twice`);
     const raw = kv.slice(eq + 1);
     let value: unknown = raw;
     try {
@@ -73,9 +146,32 @@ export function parseParams(pairs: string[]): Record<string, unknown> {
     } catch {
       // a plain word stays a string
     }
-    out[kv.slice(0, eq)] = value;
+    out[key] = value;
   }
   return out;
+}
+
+/**
+ * A job request's parameters from the command line: `--param` pairs and the positional target, which must agree.
+ * A runbook acting on the whole fleet needs `fleet` spelled out; without a target a request is a usage error (unless
+ * it asks for auto=true, which names its own targets).
+ */
+export function jobParams(target: string | undefined, pairs: string[]): Record<string, unknown> {
+  const params = parseParams(pairs);
+  if (target !== undefined && params.target !== undefined && params.target !== target)
+    throw new UsageError(
+      `--param target=${JSON.stringify(params.target)} disagrees with the target '${target}'; give the target once`,
+    );
+  if (target === undefined && params.target === undefined && params.auto !== true)
+    throw new UsageError(
+      "no target: name a device, a client host, an HA group, or `fleet` for the whole fleet (ha-recover also takes --param auto=true)",
+    );
+  return target === undefined ? params : { ...params, target };
+}
+
+/** A missing or malformed argument: exit 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
 }
 
 /**
@@ -111,36 +207,4 @@ export function ago(ms: number | undefined): string {
     .toISOString()
     .replace("T", " ")
     .replace(/\.\d+Z$/, "Z");
-}
-
-/**
- * Run `act` on a connection to the data dir's embedded Redis (commands that read or change state without the daemon).
- * A failure to connect or inside `act` is printed as `<label>: <message>` and returns exit code 2; the connection is
- * always closed.
- */
-export async function withEmbeddedRedis(
-  dataDirOpt: string | undefined,
-  label: string,
-  connectionName: string,
-  act: (redis: RedisClient) => Promise<number>,
-): Promise<number> {
-  const dataDir = dataDirOpt ?? defaultDataDir();
-  let redis: RedisClient;
-  try {
-    redis = connectRedis({
-      target: resolveRedisTarget({ socketPath: embeddedRedisSocketPath(dataDir) }),
-      connectionName,
-    });
-  } catch (err) {
-    console.error(`${label}: ${(err as Error).message}`);
-    return 2;
-  }
-  try {
-    return await act(redis);
-  } catch (err) {
-    console.error(`${label}: ${(err as Error).message}`);
-    return 2;
-  } finally {
-    redis.disconnect();
-  }
 }

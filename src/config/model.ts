@@ -1,9 +1,11 @@
 // Lookups over a validated fleet, and credential resolution. Everything downstream asks the fleet through here
 // rather than walking arrays, so "unknown device" is one error with one wording.
+
+import { NonRetryable } from "../errors/non-retryable.ts";
 import type { ClientHost, Device, Fleet, HaGroup, Partition } from "./schema.ts";
 import { resolveSecret, type Secret } from "./secret.ts";
 
-export class UnknownTargetError extends Error {
+export class UnknownTargetError extends NonRetryable {
   override name = "UnknownTargetError";
 }
 
@@ -87,4 +89,18 @@ export function clientHostSecret(
 /** The name lunash prints in its prompt: the configured hostname, else the device name. */
 export function applianceHostname(device: Device): string {
   return device.hostname ?? device.name;
+}
+
+/**
+ * What identifies an appliance whatever a fleet file calls it: the serial it reports (the guard and the runbooks
+ * refuse a device whose `hsm show` serial is not this one) and where it answers, `<serial>@<host>:<port>`. Two names
+ * for one appliance in two fleet files share one identity, so one guard ledger and one device lock.
+ */
+export function applianceIdentity(device: Device): string {
+  return `${device.serial}@${device.host.toLowerCase()}:${device.port}`;
+}
+
+/** The lock resource every job takes before touching a device: by the appliance's identity, not its fleet name. */
+export function deviceLockResource(device: Device): string {
+  return `device:${applianceIdentity(device)}`;
 }

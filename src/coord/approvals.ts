@@ -21,6 +21,8 @@
 //   lunafleet:approval:{<jobId>}    JSON document (see ApprovalState), kept 30 days after its deadline.
 //   lunafleet:approvals:waiting     sorted set of job ids awaiting approval, by deadline (an index: each listed
 //                                   document is re-read, and entries that no longer wait are dropped)
+
+import { NonRetryable } from "../errors/non-retryable.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 
 export type ApprovalStatus = "awaiting-approval" | "approved" | "rejected" | "expired" | "withdrawn";
@@ -114,9 +116,8 @@ export interface ApprovalEvidence {
   append(kind: "approval", data: unknown, actor?: string): Promise<unknown>;
 }
 
-export class ApprovalError extends Error {
+export class ApprovalError extends NonRetryable {
   override name = "ApprovalError";
-  readonly retryable = false;
 }
 
 /** There is no approval request for this job (it has not reached preflight, or the id is wrong). */
@@ -361,6 +362,8 @@ export interface ApprovalStatement {
 export interface ApprovalInput {
   principal: string;
   confirmation: string;
+  /** The authenticated principal who handed it in (the record's actor; a signed one names the key's owner too). */
+  submittedBy?: string;
   /** The signed approval: statement, armored SSH signature, key fingerprint (checked by the verifier). */
   proof?: Omit<ApprovalProof, "submittedBy"> & { submittedBy?: string };
 }
@@ -496,12 +499,11 @@ export async function approve(
         principal: input.principal,
         reason: err.code,
         detail: err.message,
-        ...(input.proof
-          ? { keyFingerprint: input.proof.keyFingerprint, submittedBy: input.proof.submittedBy }
-          : {}),
+        ...(input.proof ? { keyFingerprint: input.proof.keyFingerprint } : {}),
+        submittedBy: input.proof?.submittedBy ?? input.submittedBy,
         status: state.status,
       },
-      input.proof?.submittedBy ?? input.principal,
+      input.proof?.submittedBy ?? input.submittedBy ?? input.principal,
     );
     throw new ApprovalRefused(jobId, err.code, state, `job ${jobId}: ${err.message}; not counted (recorded)`);
   }
@@ -522,7 +524,7 @@ export async function approve(
     await opts.evidence?.append(
       "approval",
       { event: "refused", principal: input.principal, reason, status: state.status },
-      input.principal,
+      input.proof?.submittedBy ?? input.submittedBy ?? input.principal,
     );
     throw new ApprovalRefused(jobId, reason, state, refusalMessage(jobId, input.principal, reason, state));
   }

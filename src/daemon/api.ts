@@ -9,7 +9,7 @@ import { type ApiServer, type ApiServices, startApiServer } from "../api/server.
 import { loadOrCreateApiTls } from "../api/tls.ts";
 import { Authenticator } from "../identity/authenticate.ts";
 import type { DaemonLogger } from "./logger.ts";
-import { buildReport } from "./report.ts";
+import { reportService } from "./report-service.ts";
 
 export interface DaemonApiOptions {
   /** 0 = any free port. */
@@ -42,7 +42,7 @@ export async function startDaemonApi(
     onRecordError: (err) => log.warn({ error: err.message }, "api: could not record a failed authentication"),
   });
   const server = await startApiServer({
-    services: { ...services, report: () => buildReport(services.redis, services.fleet) },
+    services: { ...services, report: (o) => reportService(services.redis, services.fleet, o) },
     authenticator,
     tls,
     host,

@@ -7,7 +7,13 @@ import type { Fleet } from "../config/schema.ts";
 import { type FactStatus, type JsonValue, type Observation, subjects as S } from "../facts/model.ts";
 import { type JobTouch, RedisFactStore } from "../facts/store.ts";
 import type { RedisClient } from "../redis/client.ts";
-import { buildManagedHsmRows, type ManagedHsmReportRow, managedHsmProblems } from "./report-mhsm.ts";
+import {
+  buildKeyVaultRows,
+  buildManagedHsmRows,
+  type KeyVaultReportRow,
+  keyVaultSubjects,
+  type ManagedHsmReportRow,
+} from "./report-mhsm.ts";
 
 export interface FactView {
   fact: string;
@@ -71,6 +77,8 @@ export interface FleetReport {
   clientHosts: ClientReportRow[];
   /** Managed HSM pools (src/daemon/report-mhsm.ts); empty when the fleet declares none. */
   managedHsms: ManagedHsmReportRow[];
+  /** Key Vault vaults (placement, recoverability); empty when the fleet declares none. */
+  keyVaults: KeyVaultReportRow[];
   /** `<device or host>: <what>`, every problem and failed check of devices in service, hosts and resources. */
   problems: string[];
   /** Facts seen longer ago than staleAfter: `<device>: <fact> seen <age> ago`. */
@@ -112,8 +120,10 @@ export async function buildReport(
     );
     return { host: h.name, facts, problems: factProblems(Object.values(facts)) };
   });
+  // Managed HSM pools and vaults have rows of their own (report-mhsm.ts), which name them by their fleet names.
+  const ownRows = keyVaultSubjects(fleet);
   const azureProblems = [...all.entries()]
-    .filter(([s]) => s.startsWith("azure:"))
+    .filter(([s]) => s.startsWith("azure:") && !ownRows.has(s))
     .flatMap(([s, facts]) =>
       factProblems(Object.entries(facts).map(([f, o]) => view(o, f))).map((p) => `${s}: ${p}`),
     );
@@ -124,18 +134,21 @@ export async function buildReport(
           .filter((f) => f.stale)
           .map((f) => `${r.device}: ${f.fact} seen ${ageText(f.ageSeconds)} ago`),
   );
-  const managedHsms = await buildManagedHsmRows(redis, fleet);
+  const managedHsms = buildManagedHsmRows(fleet, all);
+  const keyVaults = buildKeyVaultRows(fleet, all);
   return {
     generatedAt: now.toISOString(),
     staleAfterSeconds: Math.round(staleAfterMs / 1000),
     devices: rows,
     clientHosts,
     managedHsms,
+    keyVaults,
     problems: [
       ...rows.flatMap((r) => r.problems.map((p) => `${r.device}: ${p}`)),
       ...clientHosts.flatMap((h) => h.problems.map((p) => `${h.host}: ${p}`)),
       ...azureProblems,
-      ...managedHsmProblems(managedHsms),
+      ...managedHsms.flatMap((r) => r.problems),
+      ...keyVaults.flatMap((r) => r.problems),
     ],
     stale,
   };

@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { type RedisClient, scanKeys } from "../redis/client.ts";
 import { evidenceKeys, verifyJobEvidence } from "./log.ts";
 import type { EvidenceRecord } from "./record.ts";
-import { checkEvidenceSignatures } from "./signing.ts";
+import { checkEvidenceSignatures, finalMarkKey, type SealRequirement } from "./signing.ts";
 import {
   type EvidenceVerification,
   parseEvidenceJsonl,
@@ -16,20 +16,32 @@ import {
 } from "./verify.ts";
 
 export type SignedVerification =
-  | { ok: true; count: number; headHash: string; signatures: number; signedBy: string[] }
+  | {
+      ok: true;
+      count: number;
+      headHash: string;
+      signatures: number;
+      signedBy: string[];
+      /** How the log ends: a final seal (and the outcome it signs), an intermediate one, or unsigned (growing). */
+      end: { seal: "final"; outcome: string } | { seal: "intermediate" } | { seal: "none" };
+    }
   | { ok: false; index: number; problem: string; detail: string };
 
-/** A whole JSONL copy on its own: chain, canonical form, signatures, sealed at its end. */
+/**
+ * A whole JSONL copy on its own: chain, canonical form, signatures, and how it ends (`final` by default: a finished
+ * job's copy; `sealed` accepts a copy ending at an intermediate seal, which proves its records up to that seal only).
+ */
 export async function verifySignedEvidenceFile(
   path: string,
   keys: ReadonlyMap<string, KeyObject>,
   jobId?: string,
+  require: SealRequirement = "final",
 ): Promise<SignedVerification> {
   const chain: EvidenceVerification = await verifyEvidenceFile(path, jobId);
   if (!chain.ok) return chain;
   const parsed = parseEvidenceJsonl(readFileSync(path, "utf8"));
   const records = (parsed.ok ? parsed.records : []) as EvidenceRecord[];
-  const sig = checkEvidenceSignatures(records, keys);
+  const sig = checkEvidenceSignatures(records, keys, { require });
   if (!sig.ok) return sig;
   return {
     ok: true,
@@ -37,6 +49,7 @@ export async function verifySignedEvidenceFile(
     headHash: chain.headHash,
     signatures: sig.signatures,
     signedBy: sig.signedBy,
+    end: sig.end,
   };
 }
 
@@ -85,22 +98,31 @@ export function exportEvidence(
 }
 
 /**
- * A job's evidence in Redis and in the data dir (chain, the two copies agree), then its signatures. `requireSealed`:
- * the log must end with the daemon's signature (a finished job's must; a running job's may still be growing).
+ * How a log kept in Redis must end: `final` once its writer marked it finished (finalMarkKey), else `sealed`; a caller
+ * that knows the job is still running passes `growing` instead (its last records may not be signed yet).
+ */
+export async function sealRequirementOf(redis: RedisClient, jobId: string): Promise<SealRequirement> {
+  return (await redis.exists(finalMarkKey(jobId))) > 0 ? "final" : "sealed";
+}
+
+/**
+ * A job's evidence in Redis and in the data dir (chain, the two copies agree), then its signatures and how it ends
+ * (`require`; a log marked finished must end with a final seal whatever is asked).
  */
 export async function verifySignedJobEvidence(
   redis: RedisClient,
   dataDir: string,
   jobId: string,
   keys: ReadonlyMap<string, KeyObject>,
-  opts: { requireSealed: boolean },
+  opts: { require: SealRequirement },
 ): Promise<SignedVerification & { where?: "redis" | "file" | "both" }> {
   const chain = await verifyJobEvidence(redis, dataDir, jobId);
   if (!chain.ok) return chain;
   const records = (await redis.lrange(evidenceKeys(jobId).records, 0, -1)).map(
     (l) => JSON.parse(l) as EvidenceRecord,
   );
-  const sig = checkEvidenceSignatures(records, keys, opts);
+  const require = (await sealRequirementOf(redis, jobId)) === "final" ? "final" : opts.require;
+  const sig = checkEvidenceSignatures(records, keys, { require });
   if (!sig.ok) return { ...sig, where: "both" };
   return {
     ok: true,
@@ -108,6 +130,7 @@ export async function verifySignedJobEvidence(
     headHash: chain.headHash,
     signatures: sig.signatures,
     signedBy: sig.signedBy,
+    end: sig.end,
   };
 }
 
@@ -116,11 +139,19 @@ export interface VerifyAllResult {
   result: SignedVerification;
 }
 
-/** Every log with a file in the data dir (and, with Redis, every log Redis holds), each verified and sealed. */
+/**
+ * Every log with a file in the data dir (and, with Redis, every log Redis holds), each verified and sealed. With
+ * Redis a log must end as its final mark says (`requirementOf` may relax a running job's to `growing`); files alone
+ * carry no mark, so each must end as `filesRequire` says (default `final`).
+ */
 export async function verifyAllEvidence(
   dataDir: string,
   keys: ReadonlyMap<string, KeyObject>,
   redis?: RedisClient,
+  opts: {
+    requirementOf?: (log: string) => Promise<SealRequirement>;
+    filesRequire?: SealRequirement;
+  } = {},
 ): Promise<VerifyAllResult[]> {
   const logs = new Set(listEvidenceLogs(dataDir));
   if (redis) {
@@ -130,8 +161,15 @@ export async function verifyAllEvidence(
   const out: VerifyAllResult[] = [];
   for (const log of [...logs].sort()) {
     const result = redis
-      ? await verifySignedJobEvidence(redis, dataDir, log, keys, { requireSealed: true })
-      : await verifySignedEvidenceFile(join(evidenceDir(dataDir), `${log}.jsonl`), keys, log);
+      ? await verifySignedJobEvidence(redis, dataDir, log, keys, {
+          require: (await opts.requirementOf?.(log)) ?? (await sealRequirementOf(redis, log)),
+        })
+      : await verifySignedEvidenceFile(
+          join(evidenceDir(dataDir), `${log}.jsonl`),
+          keys,
+          log,
+          opts.filesRequire ?? "final",
+        );
     out.push({ log, result });
   }
   return out;

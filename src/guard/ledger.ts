@@ -7,16 +7,44 @@
 // (src/redis/replica-ack.ts): above all the attempt, before the password is sent — one that cannot be acknowledged
 // is given back as not sent and the login refused. The embedded server's append-only file is fsynced on every write.
 //
-// Keys carry the device lock's hash tag ({device:<name>}), so a script that checks the device lock and writes the
-// ledger touches one Redis Cluster slot: lunafleet:guard:ledger:{device:<name>}:<partition or ->:<role>
+// Keys carry the device lock's hash tag ({device:<appliance identity>}), so a script that checks the device lock and
+// writes the ledger touches one Redis Cluster slot. Both are keyed by what identifies the appliance — its serial and
+// host:port (config/model.ts applianceIdentity), the partition by its serial — never by a fleet file's names for
+// them: two names for one appliance in two fleet files share one budget. The names are kept in the entry for
+// display (deviceName, partitionLabel).
+//   lunafleet:guard:ledger:{device:<serial>@<host>:<port>}:<partition serial or ->:<role>
+import { applianceIdentity, getDevice, getPartition } from "../config/model.ts";
+import type { Fleet } from "../config/schema.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript, scanKeys } from "../redis/client.ts";
 import { awaitReplicaAck, ReplicaAckError } from "../redis/replica-ack.ts";
 
 export interface LedgerKey {
+  /** The fleet's name for the device (display; the key is `appliance` when known). */
   device: string;
   /** Partition label, or undefined for appliance-level roles (HSM SO, auditor). */
   partition?: string;
   role: string;
+  /** The appliance's identity (applianceIdentity): what the Redis key is made of. */
+  appliance?: string;
+  /** The partition's serial: what the Redis key is made of for partition roles. */
+  partitionSerial?: string;
+}
+
+/** The ledger key of a fleet device's role (and partition): by identity, with the fleet's names for display. */
+export function ledgerKeyFor(
+  fleet: Fleet,
+  deviceName: string,
+  role: string,
+  partitionLabel?: string,
+): LedgerKey {
+  const device = getDevice(fleet, deviceName);
+  const partition = partitionLabel === undefined ? undefined : getPartition(device, partitionLabel);
+  return {
+    device: device.name,
+    role,
+    appliance: applianceIdentity(device),
+    ...(partition ? { partition: partition.label, partitionSerial: partition.serial } : {}),
+  };
 }
 
 export interface LedgerEntry extends LedgerKey {
@@ -49,14 +77,23 @@ export interface LedgerEntry extends LedgerKey {
 const PREFIX = "lunafleet:guard:ledger:";
 
 export function ledgerRedisKey(k: LedgerKey): string {
-  return `${PREFIX}{device:${k.device}}:${k.partition ?? "-"}:${k.role}`;
+  return `${PREFIX}{device:${k.appliance ?? k.device}}:${k.partitionSerial ?? k.partition ?? "-"}:${k.role}`;
 }
 
-function parseRedisKey(key: string): LedgerKey | undefined {
+/** The key's parts; the names come from the entry (deviceName, partitionLabel) when it has them. */
+function parseRedisKey(
+  key: string,
+): { appliance: string; partition: string | undefined; role: string } | undefined {
   const m = /^\{device:([^}]+)\}:([^:]+):([^:]+)$/.exec(key.slice(PREFIX.length));
   if (!m) return undefined;
-  const [, device = "", partition = "-", role = ""] = m;
-  return { device, partition: partition === "-" ? undefined : partition, role };
+  const [, appliance = "", partition = "-", role = ""] = m;
+  return { appliance, partition: partition === "-" ? undefined : partition, role };
+}
+
+/** The display names written beside the counters, so listings say `hsm-a1 par-pay` rather than serials. */
+function nameFields(key: LedgerKey): Record<string, string> {
+  if (key.appliance === undefined) return {};
+  return { deviceName: key.device, ...(key.partition ? { partitionLabel: key.partition } : {}) };
 }
 
 // KEYS[1] ledger; KEYS[2] lock key; ARGV: attemptId, now, lockValue, maxPriorFailures, jobId, fenced ('1' or '0':
@@ -166,6 +203,7 @@ export class LoginLedger {
     attemptId: string,
     opts: { lockKey?: string; lockValue?: string; maxPriorFailures: number; jobId?: string },
   ): Promise<{ ok: boolean; reason: string }> {
+    await this.nameEntry(key);
     const [ok, reason] = (await runScript(
       this.redis,
       beginAttemptIfFencedAndClean,
@@ -239,6 +277,7 @@ export class LoginLedger {
   }
 
   async quarantine(key: LedgerKey, reason: string, jobId: string): Promise<{ ok: boolean; reason: string }> {
+    await this.nameEntry(key);
     const [ok, why] = (await runScript(
       this.redis,
       quarantineIfNoAttemptInFlight,
@@ -274,7 +313,7 @@ export class LoginLedger {
       deviceObservedAt: new Date().toISOString(),
     };
     if (seen.attemptsLeft !== undefined) fields.deviceAttemptsLeft = seen.attemptsLeft;
-    await this.redis.hset(ledgerRedisKey(key), fields);
+    await this.redis.hset(ledgerRedisKey(key), { ...fields, ...nameFields(key) });
     if (seen.attemptsLeft === undefined) await this.redis.hdel(ledgerRedisKey(key), "deviceAttemptsLeft");
   }
 
@@ -282,10 +321,34 @@ export class LoginLedger {
     const keys = (await scanKeys(this.redis, `${PREFIX}*`)).sort();
     const entries: LedgerEntry[] = [];
     for (const k of keys) {
-      const key = parseRedisKey(k);
-      if (key) entries.push(toEntry(key, await this.redis.hgetall(k)));
+      const parts = parseRedisKey(k);
+      if (!parts) continue;
+      const h = await this.redis.hgetall(k);
+      // Entries written before keys were by identity have no names beside them: their key parts are the names.
+      const named = h.deviceName !== undefined;
+      const key: LedgerKey = named
+        ? {
+            device: h.deviceName!,
+            role: parts.role,
+            appliance: parts.appliance,
+            ...(parts.partition !== undefined
+              ? { partition: h.partitionLabel ?? parts.partition, partitionSerial: parts.partition }
+              : {}),
+          }
+        : {
+            device: parts.appliance,
+            role: parts.role,
+            ...(parts.partition ? { partition: parts.partition } : {}),
+          };
+      entries.push(toEntry(key, h));
     }
     return entries;
+  }
+
+  /** Names beside the counters (not part of any transition: a display field, written before the transition). */
+  private async nameEntry(key: LedgerKey): Promise<void> {
+    const fields = nameFields(key);
+    if (Object.keys(fields).length > 0) await this.redis.hset(ledgerRedisKey(key), fields);
   }
 }
 

@@ -10,12 +10,12 @@ import { randomBytes } from "node:crypto";
 import { getDevice } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
 import { EvidenceLog } from "../evidence/log.ts";
-import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
+import { type EvidenceSigner, sealEvidence, sealFinal } from "../evidence/signing.ts";
 import type { RedisClient } from "../redis/client.ts";
 import { ApproverKeys, checkApproval, type SignedApproval } from "../signing/approval-check.ts";
 import { type GuardReleaseStatement, renderStatement } from "../signing/statement.ts";
 import { LoginLedger } from "./ledger.ts";
-import { ReleaseRefused, type ReleaseResult, releaseQuarantine } from "./release.ts";
+import { findLedgerKey, ReleaseRefused, type ReleaseResult, releaseQuarantine } from "./release.ts";
 import { type GuardRole, isDestructive, rolePolicy } from "./roles.ts";
 
 const TTL_SECONDS = 7 * 86_400;
@@ -77,17 +77,18 @@ export async function requestGuardRelease(
 ): Promise<ReleaseDecision> {
   const device = getDevice(fleet, req.device);
   if (!releaseNeedsSecondApproval(fleet, req.role)) {
-    const result = await releaseQuarantine(redis, dataDir, req);
-    await sealEvidence(await EvidenceLog.open(redis, dataDir, result.evidenceJobId), signer);
+    const result = await releaseQuarantine(redis, dataDir, req).catch(async (err: unknown) => {
+      if (err instanceof ReleaseRefused && err.evidenceJobId)
+        await sealFinal(await EvidenceLog.open(redis, dataDir, err.evidenceJobId), signer, redis, "refused");
+      throw err;
+    });
+    await sealFinal(await EvidenceLog.open(redis, dataDir, result.evidenceJobId), signer, redis, "released");
     return { kind: "released", result };
   }
   const lacking = reasonOfSubstance(req.reason);
   if (lacking) throw new ReleaseRefused(lacking);
-  const entry = await new LoginLedger(redis).get({
-    device: req.device,
-    role: req.role,
-    ...(req.partition ? { partition: req.partition } : {}),
-  });
+  const ledger = new LoginLedger(redis);
+  const entry = await ledger.get(await findLedgerKey(ledger, req));
   if (!entry.quarantined && entry.failures === 0)
     throw new ReleaseRefused(
       `${req.device} ${req.role}${req.partition ? `@${req.partition}` : ""} is not quarantined`,
@@ -123,7 +124,7 @@ export async function requestGuardRelease(
   await redis.set(key(id), JSON.stringify(request), "EX", TTL_SECONDS, "NX");
   const log = await EvidenceLog.open(redis, dataDir, id);
   await log.append("guard", { event: "release-requested", ...request }, req.principal);
-  await sealEvidence(log, signer);
+  await sealEvidence(log, signer, redis);
   return { kind: "awaiting-approval", request };
 }
 
@@ -156,7 +157,7 @@ export async function approveGuardRelease(
       { event: "refused", code, reason, principal: approval.principal, submittedBy: approval.submittedBy },
       approval.submittedBy,
     );
-    await sealEvidence(log, signer);
+    await sealEvidence(log, signer, redis);
     throw new ReleaseRefused(`guard release ${id}: ${reason}`);
   };
   if (request.status !== "awaiting-approval")
@@ -185,6 +186,12 @@ export async function approveGuardRelease(
     partition: request.partition,
     reason: `${request.reason} (requested by ${request.requester}, approved by ${verdict.principal}: ${id})`,
     principal: request.requester,
+  }).catch(async (err: unknown) => {
+    // Approved, but the ledger would not be reset (an attempt in flight): both logs say so, sealed; the request stays.
+    if (err instanceof ReleaseRefused && err.evidenceJobId)
+      await sealFinal(await EvidenceLog.open(redis, dataDir, err.evidenceJobId), signer, redis, "refused");
+    await sealEvidence(log, signer, redis);
+    throw err;
   });
   const done: GuardReleaseRequest = {
     ...request,
@@ -199,7 +206,7 @@ export async function approveGuardRelease(
   };
   await redis.set(key(id), JSON.stringify(done), "EX", TTL_SECONDS);
   await log.append("result", { event: "released", releaseEvidence: result.evidenceJobId }, verdict.principal);
-  await sealEvidence(log, signer);
-  await sealEvidence(await EvidenceLog.open(redis, dataDir, result.evidenceJobId), signer);
+  await sealFinal(log, signer, redis, "released");
+  await sealFinal(await EvidenceLog.open(redis, dataDir, result.evidenceJobId), signer, redis, "released");
   return result;
 }

@@ -7,6 +7,7 @@
 //   os     the OS account running the CLI on the daemon host (it reaches the data dir's Redis socket): a principal
 //          listing that account is that person; anyone else is `os:<user>` with identity.localRoles.
 // The requester of a job is its principal's name, so "the requester's approval never counts" compares like with like.
+import { userInfo } from "node:os";
 import type { IdentityConfig, Role } from "../config/identity-schema.ts";
 import { ROLES } from "./roles.ts";
 
@@ -61,12 +62,17 @@ export function principalFromToken(tokenName: string, role: Role): Principal {
   return { name: `token:${tokenName}`, method: "token", roles: [role], subject: tokenName };
 }
 
-/** The OS account running this process (the CLI on the daemon host). */
+/**
+ * The OS account running this process (the CLI on the daemon host), from the process's uid — never from $USER or
+ * $LOGNAME, which anyone sets: `USER=alice lunafleet run …` must not make the requester alice.
+ */
 export function currentOsUser(): string {
-  return process.env.USER || process.env.LOGNAME || osUserFromId();
-}
-
-function osUserFromId(): string {
+  try {
+    const name = userInfo().username;
+    if (name) return name;
+  } catch {
+    // no passwd entry for this uid (a container's arbitrary uid)
+  }
   const uid = process.getuid?.();
   return uid === 0 ? "root" : `uid-${uid ?? "unknown"}`;
 }

@@ -12,6 +12,7 @@
 //           (resumes after the last checkpoint), or an UnrecoverableError (never retried)
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import { getRunbook } from "../../runbooks/index.ts";
+import { deviceLockResource, getDevice } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
@@ -20,14 +21,12 @@ import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.t
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
-import { JobCancelled } from "../engine/errors.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
-import { GOAL_NOT_MET } from "../engine/outcome.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
-import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
+import { type EvidenceSigner, sealEvidence, sealFinal } from "../evidence/signing.ts";
 import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
@@ -36,8 +35,8 @@ import { hostChecks } from "../shell/host-checks.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
-import { recordFindings } from "./findings.ts";
-import { cancelKey, cancelledBy, type JobData, resultKey } from "./jobs.ts";
+import { watchCancel } from "./cancel-watch.ts";
+import { cancelKey, type JobData, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
 
@@ -94,22 +93,35 @@ export async function processJob(
   let outcome = "error";
   deps.metrics?.jobStarted(admitted.runbook.name);
   let evidence: EvidenceLog | undefined;
+  // Set once this attempt's result is the job's last: its evidence then ends with a final seal naming the outcome.
+  let finalOutcome: string | undefined;
   try {
     const scoped = await scope(deps, admitted, held);
     evidence = scoped.evidence;
     outcome = scoped.result.outcome;
+    if (!willRetry(admitted.job, scoped.result)) finalOutcome = scoped.result.outcome;
     return await settle(deps, admitted, scoped.result, scoped.evidence);
   } finally {
     deps.metrics?.jobFinished(admitted.runbook.name, outcome);
-    // The daemon's signature over the chain head seals what this attempt wrote (src/evidence/signing.ts).
+    // The daemon's signature over the chain head seals what this attempt wrote (src/evidence/signing.ts): final
+    // when the job will not run again, so a copy cut back to an earlier seal no longer verifies on its own.
     if (evidence && deps.evidenceSigner)
-      await sealEvidence(evidence, deps.evidenceSigner).catch((err: Error) =>
+      await (finalOutcome
+        ? sealFinal(evidence, deps.evidenceSigner, deps.redis, finalOutcome)
+        : sealEvidence(evidence, deps.evidenceSigner)
+      ).catch((err: Error) =>
         admitted.log.error({ error: err.message }, "evidence: could not sign the chain head"),
       );
     // Group commit (src/evidence/log.ts): every record on the chain and in the fsynced file before BullMQ hears
     // that the job is done.
     await evidence?.close();
   }
+}
+
+/** Will BullMQ run this job again after this attempt's result (a retryable failure with attempts left)? */
+function willRetry(job: Job<JobData, JobResult>, result: JobResult): boolean {
+  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  return result.status === "failed" && result.error?.retryable === true && !lastAttempt;
 }
 
 // ---- admit ----
@@ -157,7 +169,8 @@ async function lock(deps: JobProcessDeps, a: Admitted, token?: string): Promise<
   const targets = a.plan?.targets;
   const resources = targets
     ? [
-        ...targets.devices.map((d) => `device:${d}`),
+        // By the appliance's identity: two names for one appliance (two fleet files) take one lock.
+        ...targets.devices.map((d) => deviceLockResource(getDevice(deps.fleet, d))),
         ...targets.clientHosts.map((h) => `client:${h}`),
         ...(targets.azure ?? []).map((n) => `azure:${n}`),
       ]
@@ -234,7 +247,7 @@ async function scope(
       signal: cancel.signal,
       ...(locks
         ? {
-            locks: lockPort(locks, deps.lockWaitMs),
+            locks: lockPort(locks, deps.lockWaitMs, deps.fleet),
             // Logins go through the guard only, under this job's locks, on this job's shells.
             guard: jobGuard({
               guard: deps.loginGuard,
@@ -276,11 +289,17 @@ async function scope(
 }
 
 /** The job's locks as the engine sees them: a wait for approvals keeps only the devices it will change. */
-function lockPort(locks: DeviceLockSet, waitMs: number): JobLocksPort {
+function lockPort(locks: DeviceLockSet, waitMs: number, fleet: Fleet): JobLocksPort {
   return {
     throwIfLost: () => locks.throwIfLost(),
     // A Managed HSM a job will change is locked as `azure:<name>` and kept like a device.
-    narrowTo: (devices) => locks.releaseExcept(devices.flatMap((d) => [`device:${d}`, `azure:${d}`])),
+    narrowTo: (devices) =>
+      locks.releaseExcept(
+        devices.flatMap((d) => {
+          const device = fleet.devices.find((x) => x.name === d);
+          return [...(device ? [deviceLockResource(device)] : []), `azure:${d}`];
+        }),
+      ),
     widen: (resources) => locks.take(resources, waitMs),
   };
 }
@@ -312,28 +331,6 @@ async function progressCheckpoints(deps: JobProcessDeps, a: Admitted): Promise<C
   };
 }
 
-/** The job's cancel flag (set by `lunafleet job cancel`), polled and turned into an AbortSignal. */
-function watchCancel(redis: RedisClient, jobId: string, everyMs: number, log: JobLogger) {
-  const controller = new AbortController();
-  const abort = () => {
-    if (controller.signal.aborted) return;
-    log.warn({}, "cancel requested");
-    controller.abort(new JobCancelled(`job ${jobId} cancelled by ${by ?? "an operator"}`));
-  };
-  let by: string | undefined;
-  const poll = setInterval(() => {
-    cancelledBy(redis, jobId)
-      .then((who) => {
-        if (who === undefined) return;
-        by = who;
-        abort();
-      })
-      .catch(() => {});
-  }, everyMs);
-  poll.unref();
-  return { signal: controller.signal, abort, stop: () => clearInterval(poll) };
-}
-
 // ---- settle ----
 
 async function settle(
@@ -344,8 +341,7 @@ async function settle(
 ): Promise<JobResult> {
   const { redis } = deps;
   await redis.set(resultKey(a.jobId), JSON.stringify(result), "EX", 30 * 86_400);
-  const lastAttempt = a.job.attemptsMade + 1 >= (a.job.opts.attempts ?? 1);
-  const retrying = result.status === "failed" && result.error?.retryable === true && !lastAttempt;
+  const retrying = willRetry(a.job, result);
   // A job that will not come back leaves no approval request open: approving it later is refused with its outcome.
   if (!retrying)
     await closeApproval(redis, a.jobId, result.outcome, { evidence }).catch((err: unknown) =>
@@ -365,10 +361,6 @@ async function settle(
       .catch((err: unknown) =>
         a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
       );
-  // Managed HSM pools' findings (src/daemon/report-mhsm.ts) until they move to the fleet state model: a job whose
-  // steps all ran but whose goal was not met (a failed crypto gate) saw real facts too.
-  if (result.status === "succeeded" || result.error?.type === GOAL_NOT_MET)
-    await recordFindings(redis, result);
   if (result.status === "succeeded") return result;
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
   if (!retrying) throw new UnrecoverableError(why);

@@ -1,6 +1,7 @@
 // `lunafleet approve` / `lunafleet reject` as operators run them: the real CLI in a child process, the embedded Redis
 // found through the data dir, the decision recorded in the job's evidence.
 import { execFile } from "node:child_process";
+import { userInfo } from "node:os";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { approvalState, requestApproval } from "../../src/coord/approvals.ts";
@@ -22,6 +23,8 @@ async function queued(jobId: string): Promise<void> {
   );
 }
 const bin = fileURLToPath(new URL("../../bin/lunafleet.js", import.meta.url));
+/** The principal of the OS account running the tests (the demo fleet lists no OS account: os:<user>). */
+const me = `os:${userInfo().username}`;
 
 function lunafleet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("REDIS_")));
@@ -114,9 +117,14 @@ describe("lunafleet approve / reject", () => {
       required: 2,
       expiresMinutes: 60,
     });
-    const r = await lunafleet(["reject", jobId, "--as", "carol", "--reason", "keys not yet migrated"]);
+    // Who rejects is who runs the command (the OS account's principal), never a name typed on the command line.
+    const named = await lunafleet(["reject", jobId, "--as", "carol", "--reason", "keys not yet migrated"]);
+    expect(named.code).toBe(1);
+    expect(named.stderr).toMatch(new RegExp(`--as carol: you are authenticated as ${me} \\(OS account `));
+    expect((await approvalState(redis.client(), jobId))?.status).toBe("awaiting-approval");
+    const r = await lunafleet(["reject", jobId, "--reason", "keys not yet migrated"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/rejected by carol: keys not yet migrated/);
+    expect(r.stdout).toContain(`rejected by ${me}: keys not yet migrated`);
     expect((await approvalState(redis.client(), jobId))?.status).toBe("rejected");
 
     const none = await lunafleet(["approve", "no-such-job", "--as", "alice", "--confirm", "700101"]);

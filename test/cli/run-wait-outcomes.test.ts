@@ -3,7 +3,7 @@
 // nothing-to-do, 5 succeeded-with-findings, 1 failed — a member left down by ha-recover is never green.
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +11,8 @@ import { type DemoRun, runDemo } from "../../src/cli/demo.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "lf-runwait-"));
 const bin = fileURLToPath(new URL("../../bin/lunafleet.js", import.meta.url));
+/** The requester is the OS account's principal (the demo fleet lists no OS account: os:<user>). */
+const me = `os:${userInfo().username}`;
 let demo: DemoRun;
 
 beforeAll(async () => {
@@ -34,7 +36,12 @@ describe("run --wait: outcomes and exit codes", () => {
   it("ha-recover leaving a member down: failed, exit 1; recovered: succeeded, exit 0; again: nothing-to-do, exit 0", async () => {
     const host = demo.twin.clientHosts.get("client-b")!.host;
     host.setMemberRecoverFails("hsm-b2", "par-tok", true);
-    const down = await lunafleet(["run", "ha-recover", "ha-tokens", "--wait", "--as", "alice"]);
+    // --as only asserts who you are: naming someone else is refused before anything is queued.
+    const asAlice = await lunafleet(["run", "ha-recover", "ha-tokens", "--wait", "--as", "alice"]);
+    expect(asAlice.code).toBe(1);
+    expect(asAlice.stderr).toMatch(/--as alice: you are authenticated as os:\S+ \(OS account /);
+    expect(asAlice.stdout).toBe("");
+    const down = await lunafleet(["run", "ha-recover", "ha-tokens", "--wait", "--as", me]);
     expect(down.stdout).toMatch(/finding: ha-tokens: hsm-b2\/par-tok still down after hagroup recover/);
     expect(down.stdout).toMatch(/: failed: GoalNotMet: /);
     expect(down.stdout).not.toMatch(/succeeded/);
@@ -53,7 +60,7 @@ describe("run --wait: outcomes and exit codes", () => {
     const rows = JSON.parse(jobs.stdout) as { runbook: string; state: string; actor: string }[];
     const ha = rows.filter((r) => r.runbook === "ha-recover").map((r) => r.state);
     expect(ha).toEqual(["nothing-to-do", "succeeded", "failed"]);
-    expect(rows.find((r) => r.state === "failed")?.actor).toBe("operator:alice");
+    expect(rows.find((r) => r.state === "failed")?.actor).toBe(me);
   });
 
   it("a check that finds something: succeeded-with-findings, exit 5", async () => {

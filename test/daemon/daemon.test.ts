@@ -56,7 +56,7 @@ describe("npm start --once (in-process, rebased twin)", () => {
         /^hsm-a2: NTLS certificate expires in 4\.9\d days \(\d{4}-\d\d-\d\d \d\d:\d\dZ\)$/.test(p),
       ),
     ).toBe(true);
-    // The Managed HSM facts join the report: the demo's planted pool problems, each once.
+    // The Managed HSM facts join the report from the fleet state model: the demo's planted problems, each once.
     const pay = demo.report.managedHsms.find((m) => m.managedHsm === "mhsm-pay")!;
     expect(pay).toMatchObject({
       lifecycle: "active",
@@ -64,7 +64,9 @@ describe("npm start --once (in-process, rebased twin)", () => {
       purgeProtection: false,
       keys: 3,
     });
-    expect(pay.undeclaredKeys).toEqual(["legacy-export"]);
+    expect(pay.facts.keys).toMatchObject({ status: "problem", by: "mhsm-audit" });
+    expect(pay.facts["purge-protection"]).toMatchObject({ status: "problem", summary: "off" });
+    expect(pay.facts["gate:payments-api"] ?? pay.facts["consumer:payments-api"]).toBeDefined();
     expect(pay.consumers.map((c) => `${c.consumer}:${c.gate}`)).toEqual([
       "secret-server:passed",
       "payments-api:passed",
@@ -80,10 +82,13 @@ describe("npm start --once (in-process, rebased twin)", () => {
         "mhsm-dr",
         "mhsm-pay",
         "mhsm-pay/keys/legacy-export",
+        "vault kv-app-std/keys/app-dek",
       ].sort(),
     );
     const text = printed.join("\n");
-    expect(text).toMatch(/mhsm-pay +active +Active +OFF +Disabled +3 \(1 undeclared\)/);
+    expect(text).toMatch(
+      /mhsm-pay +active +Active +OFF +Disabled +3 +secret-server:passed,payments-api:passed/,
+    );
     expect(text).toMatch(/hsm-b3 .*MISSING +UNSAFE/);
     expect(text).toMatch(/hsm-a2 .* 4\.9\d d \(\d{4}-\d\d-\d\d \d\d:\d\dZ\) \(!\)/);
     // Every sweep job left verifiable evidence (Redis and file copy agree).

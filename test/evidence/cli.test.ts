@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { EvidenceLog, evidenceKeys } from "../../src/evidence/index.ts";
-import { loadOrCreateSigner, sealEvidence, signingKeyPaths } from "../../src/evidence/signing.ts";
+import { computeRecordHash, type EvidenceRecord, serializeRecord } from "../../src/evidence/record.ts";
+import { loadOrCreateSigner, sealEvidence, sealFinal, signingKeyPaths } from "../../src/evidence/signing.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
@@ -32,7 +33,8 @@ async function job(jobId: string): Promise<EvidenceLog> {
   await log.append("reply", { text: "Command Result : 0 (Success)" });
   await log.append("step", { id: "check", state: "done" });
   await log.append("result", { ok: true });
-  await sealEvidence(log, signer); // the daemon's signature over the head, as the worker leaves it
+  // The daemon's final seal over the head, as the worker leaves a job that will not run again.
+  await sealFinal(log, signer, redis.client(), "succeeded");
   return log;
 }
 
@@ -68,9 +70,9 @@ describe("lunafleet evidence verify", () => {
       lunafleet(["evidence", "verify", "--file", tail, "--key", pubKey]),
       lunafleet(["evidence", "verify", "--file", empty, "--key", pubKey]),
     ]);
-    expect(ok).toMatchObject({ code: 0 });
+    expect(ok, ok.stdout + ok.stderr).toMatchObject({ code: 0 });
     expect(ok.stdout).toMatch(
-      /^evidence cli-good: ok, 6 records, head [0-9a-f]{64}, 1 daemon signature\(s\) by [0-9a-f]{16} \(Redis and file agree\)/,
+      /^evidence cli-good: ok, 6 records, head [0-9a-f]{64}, 1 daemon signature\(s\) by [0-9a-f]{16}, final seal: succeeded \(Redis and file agree\)/,
     );
     expect(cut.code).toBe(1);
     expect(cut.stdout).toContain("TAMPERED record 2: sequence gap");
@@ -78,11 +80,85 @@ describe("lunafleet evidence verify", () => {
     expect(redisTampered.stdout).toContain("in the redis copy: record 1: hash mismatch");
     expect(usage.code).toBe(2);
     expect(noDaemon.code).toBe(0);
-    expect(noDaemon.stderr).toContain("Redis copy not checked");
+    expect(noDaemon.stderr).toContain("the daemon is not reachable; reading the files only");
     expect(noDaemon.stdout).toContain("ok, 6 records");
     expect(tailCut.code).toBe(1);
     expect(tailCut.stdout).toContain("TAMPERED record 3: unsigned head");
+    expect(tailCut.stdout).not.toContain("records 1-");
     expect(emptied.code).toBe(1);
     expect(emptied.stdout).toContain("TAMPERED record 0: empty");
+  }, 120_000); // seven real CLI processes at once: ~40 s on a loaded 2-core machine
+});
+
+describe("a finished job's copy ends with a final seal", () => {
+  it("a copy cut back to an intermediate seal fails on its own; --unfinished accepts it and says what it cannot prove", async () => {
+    // An attempt that ends and will be retried (intermediate seal), then the last attempt (final seal).
+    const log = await EvidenceLog.open(redis.client(), redis.dataDir, "cli-two-attempts");
+    await log.append("requested", { runbook: "tcp-check", target: "device:hsm-a1" }, "alice");
+    await log.append("result", { ok: false, attempt: 1 });
+    await sealEvidence(log, signer);
+    await log.append("step", { id: "check", state: "done", attempt: 2 });
+    await log.append("result", { ok: true, attempt: 2 });
+    await sealFinal(log, signer, redis.client(), "succeeded");
+    const lines = readFileSync(log.filePath, "utf8").trimEnd().split("\n");
+    expect(lines).toHaveLength(6);
+    const whole = join(otherDir, "whole.jsonl");
+    writeFileSync(whole, `${lines.join("\n")}\n`);
+    // Cut back exactly to the first attempt's seal: the chain and that signature are intact.
+    const cut = join(otherDir, "cut-to-seal.jsonl");
+    writeFileSync(cut, `${lines.slice(0, 3).join("\n")}\n`);
+
+    const [full, cutAlone, cutUnfinished, fullUnfinished, viaRedis] = await Promise.all([
+      lunafleet(["evidence", "verify", "--file", whole, "--key", pubKey]),
+      lunafleet(["evidence", "verify", "--file", cut, "--key", pubKey]),
+      lunafleet(["evidence", "verify", "--file", cut, "--key", pubKey, "--unfinished"]),
+      lunafleet(["evidence", "verify", "--file", whole, "--key", pubKey, "--unfinished"]),
+      lunafleet(["evidence", "verify", "cli-two-attempts", "--data-dir", redis.dataDir]),
+    ]);
+    expect(full.code, full.stdout).toBe(0);
+    expect(full.stdout).toMatch(/ok, 6 records, .*2 daemon signature\(s\).*final seal: succeeded/);
+    expect(cutAlone.code).toBe(1);
+    expect(cutAlone.stdout).toContain(
+      "TAMPERED record 2: not final: the copy ends at an intermediate seal (seq 3), not the final seal of a finished job",
+    );
+    expect(cutUnfinished.code).toBe(0);
+    expect(cutUnfinished.stdout).toMatch(
+      /ok, 3 records, .*ends at an intermediate seal: proves these records only, not that none followed/,
+    );
+    expect(fullUnfinished.code).toBe(0);
+    expect(fullUnfinished.stdout).toContain("final seal: succeeded");
+    expect(viaRedis.code).toBe(0);
+    expect(viaRedis.stdout).toContain("final seal: succeeded (Redis and file agree)");
+
+    // A final seal's outcome is signed: another outcome (the record re-hashed so the chain holds) fails the signature.
+    const finalRecord = JSON.parse(lines[5]!) as EvidenceRecord & { data: { final: { outcome: string } } };
+    expect(finalRecord.data.final.outcome).toBe("succeeded");
+    finalRecord.data.final.outcome = "failed";
+    finalRecord.hash = computeRecordHash(finalRecord);
+    const relabelled = join(otherDir, "relabelled.jsonl");
+    writeFileSync(relabelled, `${[...lines.slice(0, 5), serializeRecord(finalRecord)].join("\n")}\n`);
+    const r = await lunafleet(["evidence", "verify", "--file", relabelled, "--key", pubKey]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /TAMPERED record 5: bad signature: seq 6: the signature does not verify with key/,
+    );
+  }, 120_000);
+
+  it("a log marked finished must end with a final seal even where a growing one is asked for", async () => {
+    const log = await EvidenceLog.open(redis.client(), redis.dataDir, "cli-late-record");
+    await log.append("result", { ok: true });
+    await sealFinal(log, signer, redis.client(), "failed");
+    // A later writer (a late approval, refused and recorded) seals again: final, because the log is marked finished.
+    await log.append("approval", { event: "refused", reason: "not-awaiting-approval" }, "bob");
+    await sealEvidence(log, signer, redis.client());
+    const records = await log.records();
+    expect(records.map((r) => r.kind)).toEqual(["result", "signature", "approval", "signature"]);
+    expect((records[3]!.data as { final?: { outcome: string } }).final).toEqual({ outcome: "failed" });
+    const lines = readFileSync(log.filePath, "utf8").trimEnd().split("\n");
+    const cut = join(otherDir, "late-cut.jsonl");
+    writeFileSync(cut, `${lines.slice(0, 3).join("\n")}\n`);
+    const r = await lunafleet(["evidence", "verify", "--file", cut, "--key", pubKey, "--unfinished"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("record 2: unsigned head");
   });
 });

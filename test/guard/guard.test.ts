@@ -3,16 +3,20 @@
 // fence (no lock, no login), a stale pending attempt, the LAST caution answered `quit`, partition roles over lunacm,
 // and quarantine + release both in the evidence (including `lunafleet guard status|release`).
 import { execFile } from "node:child_process";
+import { userInfo } from "node:os";
 import { promisify } from "node:util";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import { lockKey } from "../../src/coord/locks.ts";
+import { NonRetryable } from "../../src/errors/non-retryable.ts";
 import { EvidenceLog } from "../../src/evidence/log.ts";
 import { GuardRefused, LoginFailed } from "../../src/guard/errors.ts";
 import { type GuardEvidence, LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
-import { ledgerRedisKey } from "../../src/guard/ledger.ts";
+import { ledgerKeyFor, ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { releaseQuarantine } from "../../src/guard/release.ts";
+import { publishFleet } from "../../src/queue/jobs.ts";
 import { attemptHsmSoLogin } from "../../src/sim/state.ts";
 import { withRedis } from "../helpers/redis.ts";
 import {
@@ -49,7 +53,7 @@ const state = (d: string) => g.twin.appliances.get(d)!.state;
 const logins = (d: string) => state(d).commandLog.filter((c) => /^hsm login/.test(c.command));
 
 async function soLogin(jobId: string, evidence: GuardEvidence = new MemoryEvidence()) {
-  const locks = await lockDevice(r, "hsm-g1", jobId);
+  const locks = await lockDevice(r, g.fleet, "hsm-g1", jobId);
   try {
     return await guard.login({
       session: await shells.lunash("hsm-g1"),
@@ -76,7 +80,7 @@ describe("login guard over the twin", () => {
     expect(cmds.indexOf("hsm show")).toBeGreaterThanOrEqual(0);
     expect(cmds.indexOf("hsm show")).toBeLessThan(cmds.findIndex((c) => c.startsWith("hsm login")));
     expect(cmds.some((c) => /-force|-p(assword)?\b/.test(c))).toBe(false);
-    const entry = await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" });
+    const entry = await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"));
     expect(entry).toMatchObject({
       failures: 0,
       quarantined: false,
@@ -92,9 +96,10 @@ describe("login guard over the twin", () => {
     const ev = new MemoryEvidence();
     const err = await soLogin("job-wrong-1", ev).catch((e) => e);
     expect(err).toBeInstanceOf(LoginFailed);
-    expect(err).toMatchObject({ outcome: "wrong", retryable: false });
+    expect(err).toMatchObject({ outcome: "wrong" });
+    expect(err).toBeInstanceOf(NonRetryable);
     expect(state("hsm-g1").soFailures).toBe(1);
-    expect(await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" })).toMatchObject({
+    expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"))).toMatchObject({
       failures: 1,
       quarantined: true,
       quarantineJob: "job-wrong-1",
@@ -138,13 +143,13 @@ describe("login guard over the twin", () => {
       reason: expect.stringMatching(/someone failed a login outside/),
       device: { attemptsLeft: 2, state: "ok" },
     });
-    expect(await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" })).toMatchObject({
+    expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"))).toMatchObject({
       deviceAttemptsLeft: 2,
     });
   });
 
   it("without the device lock nothing is sent; with a stale fencing token the ledger refuses", async () => {
-    const locks = await lockDevice(r, "hsm-g2", "job-otherdev");
+    const locks = await lockDevice(r, g.fleet, "hsm-g2", "job-otherdev");
     const session = await shells.lunash("hsm-g1");
     const err = await guard
       .login({
@@ -159,11 +164,13 @@ describe("login guard over the twin", () => {
       .catch((e) => e);
     await locks.release();
     expect(err).toBeInstanceOf(GuardRefused);
-    expect(err.message).toMatch(/does not hold the device lock device:hsm-g1/);
+    // The lock is the appliance's: its serial and where it answers, not the fleet's name for it.
+    const g1 = getDevice(g.fleet, "hsm-g1");
+    expect(err.message).toContain(`does not hold the device lock device:700501@${g1.host}:${g1.port}`);
 
     // A holder whose lock was taken over (expired, someone else now holds it) fails the fence inside the ledger.
-    const mine = await lockDevice(r, "hsm-g1", "job-stale", { ttlMs: 5000 });
-    await r.set(lockKey("device:hsm-g1"), "999|job-thief");
+    const mine = await lockDevice(r, g.fleet, "hsm-g1", "job-stale", { ttlMs: 5000 });
+    await r.set(lockKey(deviceLockResource(getDevice(g.fleet, "hsm-g1"))), "999|job-thief");
     const stale = await guard
       .login({
         session,
@@ -175,7 +182,7 @@ describe("login guard over the twin", () => {
         evidence: new MemoryEvidence(),
       })
       .catch((e) => e);
-    await r.del(lockKey("device:hsm-g1"));
+    await r.del(lockKey(deviceLockResource(getDevice(g.fleet, "hsm-g1"))));
     await mine.release().catch(() => {});
     expect(stale).toBeInstanceOf(GuardRefused);
     expect(stale.message).toMatch(/fencing token mismatch/);
@@ -184,7 +191,7 @@ describe("login guard over the twin", () => {
 
   it("a pending attempt whose worker lost the lock is resolved as a failure and quarantines", async () => {
     // A worker recorded an attempt under a lock it no longer holds, then died.
-    await guard.ledger.begin({ device: "hsm-g1", role: "hsmSo" }, "job-dead:1", {
+    await guard.ledger.begin(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"), "job-dead:1", {
       lockValue: "1|job-dead",
       maxPriorFailures: 0,
       jobId: "job-dead",
@@ -193,7 +200,7 @@ describe("login guard over the twin", () => {
     const err = await soLogin("job-after-crash", ev).catch((e) => e);
     expect(err).toBeInstanceOf(GuardRefused);
     expect(ev.events()).toEqual(["stale-attempt-resolved", "refused"]);
-    expect(await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" })).toMatchObject({
+    expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"))).toMatchObject({
       failures: 1,
       quarantined: true,
       quarantineJob: "job-dead",
@@ -219,12 +226,14 @@ describe("login guard over the twin", () => {
     const sent = session.transcript.entries.filter((e) => e.dir === "sent").map((e) => e.text);
     expect(sent.slice(-2)).toEqual(["hsm login", "quit"]);
     expect(sent).not.toContain("proceed");
-    expect(await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" })).toMatchObject({ quarantined: true });
+    expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"))).toMatchObject({
+      quarantined: true,
+    });
   });
 
   it("partition roles log in through lunacm after reading partition showinfo / role show; a wrong CO password quarantines", async () => {
     const ev = new MemoryEvidence();
-    const locks = await lockDevice(r, "hsm-g1", "job-co-1");
+    const locks = await lockDevice(r, g.fleet, "hsm-g1", "job-co-1");
     const session = await shells.lunacm("client-g");
     const applianceSession = await shells.lunash("hsm-g1");
     try {
@@ -240,8 +249,8 @@ describe("login guard over the twin", () => {
         evidence: ev,
       });
       expect(ok.partition).toBe("par-g1");
-      const out = await session.run("role logout", { parse: false });
-      expect(out.result.ok).toBe(true);
+      const out = await session.run("role logout");
+      expect(out.footer).toBe("Command Result : No Error");
       const recorded = ev.records[0]?.data as {
         policy: { effect: string; threshold: number };
         device: { reads: string[]; policy15: number };
@@ -268,7 +277,7 @@ describe("login guard over the twin", () => {
         .catch((e) => e);
       expect(err).toBeInstanceOf(LoginFailed);
       expect(state("hsm-g1").partitions[0]!.failures.co).toBe(1);
-      expect(await guard.ledger.get({ device: "hsm-g1", partition: "par-g1", role: "co" })).toMatchObject({
+      expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "co", "par-g1"))).toMatchObject({
         quarantined: true,
         failures: 1,
       });
@@ -280,7 +289,7 @@ describe("login guard over the twin", () => {
   it("CO under policy 15 = 1 (healing) with policy 20 = 3 read from the device: allowed while two attempts remain", async () => {
     const p = state("hsm-g2").partitions[0]!;
     p.failures.co = 1; // two left of three
-    const locks = await lockDevice(r, "hsm-g2", "job-heal-1");
+    const locks = await lockDevice(r, g.fleet, "hsm-g2", "job-heal-1");
     const ev = new MemoryEvidence();
     try {
       const ok = await guard.login({
@@ -295,7 +304,7 @@ describe("login guard over the twin", () => {
         evidence: ev,
       });
       expect(ok.attemptsLeftAfterFailure).toBe(1);
-      await (await shells.lunacm("client-g")).run("role logout", { parse: false });
+      await (await shells.lunacm("client-g")).run("role logout");
       expect(ev.records[0]?.data).toMatchObject({ policy: { effect: "healing-lockout", threshold: 3 } });
       p.failures.co = 2; // one left: a failure would lock it out
       const err = await guard
@@ -319,7 +328,7 @@ describe("login guard over the twin", () => {
   });
 
   it("ctx.guard-style job guard picks the sessions and logs in the Partition SO", async () => {
-    const locks = await lockDevice(r, "hsm-g1", "job-jg-1");
+    const locks = await lockDevice(r, g.fleet, "hsm-g1", "job-jg-1");
     try {
       const jg = jobGuard({
         guard,
@@ -331,7 +340,7 @@ describe("login guard over the twin", () => {
       });
       const res = await jg.login("hsm-g1", "partitionSo", { partition: "par-g1" });
       expect(res).toMatchObject({ device: "hsm-g1", partition: "par-g1", role: "partitionSo" });
-      await (await shells.lunacm("client-g")).run("role logout", { parse: false });
+      await (await shells.lunacm("client-g")).run("role logout");
       await expect(jg.login("hsm-g1", "co")).rejects.toThrow(/needs \{ partition \}/);
     } finally {
       await locks.release();
@@ -376,23 +385,34 @@ describe("login guard over the twin", () => {
     const text = await cli("status");
     expect(text.stdout).toMatch(/hsm-g1 hsmSo: QUARANTINED/);
 
-    const rel = await cli("release", "hsm-g1", "hsmSo", "--reason", "vault entry fixed", "--as", "bob");
-    const evJob = /evidence (guard:hsm-g1:hsmSo:\d+)/.exec(rel.stdout)?.[1];
-    expect(evJob).toBeDefined();
-    const relLog = await EvidenceLog.open(r, redis.dataDir, evJob!);
+    // The CLI acts on the daemon's published fleet, as the OS account's principal (guard-admin by localRoles).
+    await publishFleet(r, g.fleet);
+    const thin = await cli("release", "hsm-g1", "hsmSo", "--reason", "vault entry fixed").catch((e) => e);
+    expect(thin.code).toBe(1);
+    expect(thin.stderr).toMatch(/needs a reason of substance/);
+    // An HSM SO release waits for a second principal's signed approval; the ledger stays quarantined meanwhile.
+    const rel = await cli(
+      "release",
+      "hsm-g1",
+      "hsmSo",
+      "--reason",
+      "the vault entry held last year's SO password; rotated and checked by hand",
+    );
+    const request = /(guard-release-[a-z0-9]+-[0-9a-f]{6}) awaits a second principal's signed approval/.exec(
+      rel.stdout,
+    )?.[1];
+    expect(request, rel.stdout).toBeDefined();
+    expect(rel.stdout).toContain(`approve: lunafleet approve ${request} --key`);
+    const relLog = await EvidenceLog.open(r, redis.dataDir, request!);
     const relRecords = await relLog.records();
-    expect(relRecords.map((x) => (x.data as { event: string }).event)).toEqual([
-      "release-requested",
-      "released",
-    ]);
     expect(relRecords[0]).toMatchObject({
-      actor: "bob",
-      data: { reason: "vault entry fixed", quarantineJob: jobId },
+      actor: `os:${userInfo().username}`,
+      data: { event: "release-requested", quarantinedBy: jobId },
     });
-    expect(await r.hget(ledgerRedisKey({ device: "hsm-g1", role: "hsmSo" }), "quarantined")).toBe("0");
+    expect(await r.hget(ledgerRedisKey(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo")), "quarantined")).toBe("1");
 
-    const again = await cli("release", "hsm-g1", "hsmSo", "--reason", "x", "--as", "bob").catch((e) => e);
+    const again = await cli("release", "hsm-g1", "auditor", "--reason", "x").catch((e) => e);
     expect(again.code).toBe(1);
     expect(String(again.stderr)).toMatch(/not quarantined/);
-  });
+  }, 120_000); // four CLI processes through tsx: about 50 s on a loaded 2-core machine
 });

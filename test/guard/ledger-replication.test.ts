@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { GuardRefused } from "../../src/guard/errors.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
-import { ledgerRedisKey } from "../../src/guard/ledger.ts";
+import { ledgerKeyFor, ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { connectRedis, type RedisClient } from "../../src/redis/client.ts";
 import { replicaAckPolicy } from "../../src/redis/replica-ack.ts";
 import { type SentinelGroup, startSentinelGroup } from "../helpers/redis-ha.ts";
@@ -54,7 +54,7 @@ describe("guard ledger acknowledged by a replica", () => {
   });
 
   it("a guarded login: the attempt and its outcome are on the replica when the login returns", async () => {
-    const locks = await lockDevice(redis, "hsm-g1", "job-ack-1");
+    const locks = await lockDevice(redis, g.fleet, "hsm-g1", "job-ack-1");
     try {
       const res = await guard.login({
         session: await shells.lunash("hsm-g1"),
@@ -73,7 +73,7 @@ describe("guard ledger acknowledged by a replica", () => {
     // Read from the replica itself, with no wait: WAIT already made it hold the outcome.
     const onReplica = await replica()
       .client()
-      .hgetall(ledgerRedisKey({ device: "hsm-g1", role: "hsmSo" }));
+      .hgetall(ledgerRedisKey(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo")));
     expect(onReplica).toMatchObject({ lastOutcome: "success", failures: "0" });
   });
 
@@ -81,7 +81,7 @@ describe("guard ledger acknowledged by a replica", () => {
     resetTwin(g);
     const ev = new MemoryEvidence();
     // The lock is taken (and acknowledged) first; then the replica stops answering.
-    const locks = await lockDevice(redis, "hsm-g1", "job-ack-2");
+    const locks = await lockDevice(redis, g.fleet, "hsm-g1", "job-ack-2");
     replica().pause();
     let err: unknown;
     try {
@@ -107,7 +107,7 @@ describe("guard ledger acknowledged by a replica", () => {
     expect(state("hsm-g1").soFailures).toBe(0);
     expect(ev.events()).toEqual(["refused"]);
     // The slot was given back as not sent: no pending attempt, no failure, no quarantine.
-    const entry = await guard.ledger.get({ device: "hsm-g1", role: "hsmSo" });
+    const entry = await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"));
     expect(entry.pendingAttempt).toBeUndefined();
     expect(entry).toMatchObject({ failures: 0, quarantined: false, lastOutcome: "not-sent" });
   });

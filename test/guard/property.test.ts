@@ -13,7 +13,7 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GuardRefused, LoginFailed } from "../../src/guard/errors.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
-import { ledgerRedisKey } from "../../src/guard/ledger.ts";
+import { ledgerKeyFor, ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { ReleaseRefused, releaseQuarantine } from "../../src/guard/release.ts";
 import type { GuardRole } from "../../src/guard/roles.ts";
 import { withRedis } from "../helpers/redis.ts";
@@ -147,7 +147,7 @@ class InProcessWorker {
     this.shells = new WorkerShells(g.fleet);
   }
   async login(t: Target, jobId: string, onRecorded: () => void): Promise<string> {
-    const locks = await lockDevice(this.redis, t.device, jobId, { ttlMs: 3000, waitMs: 4000 });
+    const locks = await lockDevice(this.redis, g.fleet, t.device, jobId, { ttlMs: 3000, waitMs: 4000 });
     try {
       const lunash = await this.shells.lunash(t.device);
       const session = t.partition ? await this.shells.lunacm("client-g") : lunash;
@@ -166,7 +166,7 @@ class InProcessWorker {
         locks,
         evidence: ev,
       });
-      await session.run(t.partition ? "role logout" : "hsm logout", { parse: false }).catch(() => {});
+      await session.run(t.partition ? "role logout" : "hsm logout").catch(() => {});
       return "success";
     } finally {
       await locks.release().catch(() => {});
@@ -379,7 +379,13 @@ async function runStep(s: Step): Promise<void> {
       // The operator works on what is quarantined (the generated target when nothing is).
       const quarantined: Target[] = [];
       for (const x of TARGETS)
-        if ((await admin.hget(ledgerRedisKey(x), "quarantined")) === "1") quarantined.push(x);
+        if (
+          (await admin.hget(
+            ledgerRedisKey(ledgerKeyFor(g.fleet, x.device, x.role, x.partition)),
+            "quarantined",
+          )) === "1"
+        )
+          quarantined.push(x);
       const t = quarantined.length ? quarantined[Math.abs(s.target) % quarantined.length]! : target(s.target);
       await release(t, s.fixFirst);
       return;

@@ -8,7 +8,7 @@ import { requestApproval } from "../../src/coord/approvals.ts";
 import { SanctionedZeroizeRefused } from "../../src/guard/errors.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
-import { ledgerRedisKey } from "../../src/guard/ledger.ts";
+import { ledgerKeyFor, ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { checkApprovals, sanctionedZeroize } from "../../src/guard/sanctioned-zeroize.ts";
 import { claimLastAttemptExceptionIssuer } from "../../src/shell/last-attempt-exception.ts";
 import { withRedis } from "../helpers/redis.ts";
@@ -46,7 +46,7 @@ const twoApprovals = () => [
 ];
 
 async function zeroize(over: Partial<Parameters<typeof sanctionedZeroize>[1]> = {}) {
-  const locks = await lockDevice(r, "hsm-g1", "deprovision-hsm-g1-1");
+  const locks = await lockDevice(r, g.fleet, "hsm-g1", "deprovision-hsm-g1-1");
   const evidence = new MemoryEvidence();
   try {
     const result = await sanctionedZeroize(r, {
@@ -111,7 +111,7 @@ describe("sanctioned zeroize", () => {
   });
 
   it("refuses without the device lock", async () => {
-    const locks = await lockDevice(r, "hsm-g2", "deprovision-x");
+    const locks = await lockDevice(r, g.fleet, "hsm-g2", "deprovision-x");
     const err = await sanctionedZeroize(r, {
       session: await shells.lunash("hsm-g1"),
       fleet: g.fleet,
@@ -164,9 +164,9 @@ describe("sanctioned zeroize", () => {
     ]);
     expect(evidence.records[0]?.data).toMatchObject({ approvedBy: ["alice", "bob"] });
     expect(JSON.stringify(evidence.records)).not.toContain("HsmSo-G1-secret");
-    expect(await r.hget(ledgerRedisKey({ device: "hsm-g1", role: "hsmSo" }), "quarantineReason")).toMatch(
-      /sanctioned zeroize by deprovision job deprovision-hsm-g1-1/,
-    );
+    expect(
+      await r.hget(ledgerRedisKey(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo")), "quarantineReason"),
+    ).toMatch(/sanctioned zeroize by deprovision job deprovision-hsm-g1-1/);
 
     // Resume (the worker died after the zeroize): the device says it is zeroized, nothing more is sent.
     const resumed = await zeroize();
@@ -177,7 +177,7 @@ describe("sanctioned zeroize", () => {
 
   it("through the job guard (ctx.guard.sanctionedZeroize): approvals and confirmation come from the approvals store", async () => {
     const jobId = "deprovision-hsm-g1-2";
-    const locks = await lockDevice(r, "hsm-g1", jobId);
+    const locks = await lockDevice(r, g.fleet, "hsm-g1", jobId);
     try {
       const fleet = withDemoApprovers(g.fleet);
       const facts = { jobId, runbook: "deprovision", planDigest: "ab".repeat(32), requester: "ops" };

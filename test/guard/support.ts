@@ -3,6 +3,7 @@
 // the device lock and to reset the twin between runs.
 
 import { parseFleet } from "../../src/config/load.ts";
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { acquireDeviceLocks, type DeviceLockSet } from "../../src/coord/locks.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
@@ -147,11 +148,13 @@ export class WorkerShells {
 
 export function lockDevice(
   redis: RedisClient,
+  fleet: Fleet,
   device: string,
   owner: string,
   opts: { ttlMs?: number; waitMs?: number } = {},
 ): Promise<DeviceLockSet> {
-  return acquireDeviceLocks(redis, [`device:${device}`], {
+  // The device lock is the appliance's (its identity), as the worker takes it.
+  return acquireDeviceLocks(redis, [deviceLockResource(getDevice(fleet, device))], {
     owner,
     ttlMs: opts.ttlMs ?? 5000,
     waitMs: opts.waitMs ?? 2000,

@@ -2,7 +2,9 @@
 // its device lock (every client host's lock is given back, so the fleet's ha-recover and tcp-check are not stalled),
 // operators approve, it takes the client hosts' locks back, re-checks their HA groups and finishes in the safe order.
 // The worker's ctx.azure trusts the twin's ARM CA.
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import { lockKey } from "../../src/coord/locks.ts";
 import { EvidenceLog } from "../../src/evidence/log.ts";
 import { jobOutcome } from "../../src/queue/job-outcome.ts";
@@ -73,7 +75,9 @@ describe("deprovision through the queue and worker", () => {
       /^zeroize hsm-c1 \(serial 700301\) and delete its Azure Dedicated HSM .*, then its resource group /,
     );
     // While it waits, the job holds the device's lock only; the client hosts are free for other jobs.
-    expect(await r.get(lockKey(`device:${device}`))).toMatch(new RegExp(`\\|${jobId}$`));
+    expect(await r.get(lockKey(deviceLockResource(getDevice(twin.fleet, device))))).toMatch(
+      new RegExp(`\\|${jobId}$`),
+    );
     for (const h of twin.fleet.clientHosts) expect(await r.get(lockKey(`client:${h.name}`))).toBeNull();
     expect(twin.appliances.get(device)!.state.zeroized).toBe(false);
 
@@ -106,7 +110,7 @@ describe("deprovision through the queue and worker", () => {
       orphaned: false,
       resourceGroupExists: false,
     });
-    expect(await r.get(lockKey(`device:${device}`))).toBeNull();
+    expect(await r.get(lockKey(deviceLockResource(getDevice(twin.fleet, device))))).toBeNull();
     await queue.close();
   });
 });

@@ -1,9 +1,11 @@
 // Shared wiring for the deprovision tests (in-process and the SIGKILLed child): the real engine, real SSH sessions to
 // the twin, the unchanged Azure SDK against the twin's ARM (real HTTPS), the real login guard and its sanctioned
 // zeroize, real Redis approvals, locks, checkpoints and evidence. Nothing here is a mock.
+
 import type { AccessToken } from "@azure/core-auth";
 import { deprovision } from "../../runbooks/deprovision.ts";
 import { createAzureClients, DedicatedHsmGateway } from "../../src/azure/index.ts";
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { approvalState, approvalsPort } from "../../src/coord/approvals.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
@@ -112,7 +114,10 @@ export async function runDeprovision(
   opts: RunOptions,
 ): Promise<JobResult> {
   const device = String(opts.params.target);
-  const resources = [`device:${device}`, ...fleet.clientHosts.map((h) => `client:${h.name}`)];
+  const resources = [
+    deviceLockResource(getDevice(fleet, device)),
+    ...fleet.clientHosts.map((h) => `client:${h.name}`),
+  ];
   const locks = await acquireDeviceLocks(redis, resources, {
     owner: opts.jobId,
     ttlMs: opts.lockTtlMs ?? 10_000,

@@ -8,6 +8,7 @@ import { KeyVaultChangeRefused } from "../../src/azure/key-vault-errors.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { expandSteps } from "../../src/engine/runbook.ts";
+import { RedisFactStore } from "../../src/facts/store.ts";
 import { type KvHarness, startKvHarness } from "../azure/key-vault-support.ts";
 import { withRedis } from "../helpers/redis.ts";
 import { approveWhenAsked, cleanKeyVaultFleet, newJobId, runKvJob } from "./mhsm-support.ts";
@@ -122,6 +123,15 @@ describe("mhsm-retire", () => {
     expect(soft).toMatchObject({ softDeleted: true, purgeProtectionEnabled: false, location: "northeurope" });
     assertFinalState(h);
     expect(changes(h)).toEqual(EXPECTED_CHANGES);
+    // The state model: the pool's lifecycle, last seen purged by this job.
+    const facts = await new RedisFactStore(redis.client()).read(
+      `azure:${h.fleet.managedHsms[1]!.resourceId}`,
+    );
+    expect(facts.lifecycle).toMatchObject({
+      status: "ok",
+      summary: "purged (retired, no longer billed)",
+      by: "mhsm-retire",
+    });
     const approvals = (await evidence.records()).filter(
       (r) => r.kind === "note" && JSON.stringify(r.data).includes("approved"),
     );

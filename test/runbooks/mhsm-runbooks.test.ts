@@ -9,6 +9,7 @@ import { mhsmAudit } from "../../runbooks/mhsm-audit.ts";
 import { vaultPlacement } from "../../runbooks/vault-placement.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import type { Runbook } from "../../src/engine/runbook.ts";
+import { RedisFactStore } from "../../src/facts/store.ts";
 import { DAEMON_PRINCIPAL } from "../../src/sim/mhsm/index.ts";
 import { type KvHarness, startKvHarness } from "../azure/key-vault-support.ts";
 import { withRedis } from "../helpers/redis.ts";
@@ -79,6 +80,46 @@ describe("mhsm-audit", () => {
     const { result } = await run(mhsmAudit, { target: "fleet" }, cleanKeyVaultFleet);
     expect(checks(result, "findings")).toEqual([]);
     expect(result.outcome).toBe("succeeded");
+  });
+
+  it("writes what it saw into the fleet state model: one subject per pool, each fact with its status and the job", async () => {
+    const { result } = await run(mhsmAudit, { target: "fleet" });
+    const store = new RedisFactStore(redis.client());
+    const pay = await store.read(`azure:${h!.fleet.managedHsms[0]!.resourceId}`);
+    const dr = await store.read(`azure:${h!.fleet.managedHsms[1]!.resourceId}`);
+    const status = (facts: typeof pay) =>
+      Object.fromEntries(Object.entries(facts).map(([f, o]) => [f, `${o.status} ${o.summary}`]));
+    expect(status(pay)).toMatchObject({
+      lifecycle: "ok active",
+      activation: "ok Active",
+      "purge-protection": "problem off",
+      keys: "problem 3 key(s)",
+      roles: expect.stringMatching(/^problem 4 role assignment\(s\)/),
+      "data-plane-access": "ok keys and role assignments readable",
+      diagnostics: expect.stringMatching(/^ok audit logs to /),
+      network: expect.stringMatching(/^ok public network Disabled/),
+    });
+    expect(pay["purge-protection"]).toMatchObject({ jobId: result.jobId, by: "mhsm-audit" });
+    expect(pay.keys!.reason).toMatch(
+      /mhsm-pay\/keys\/legacy-export: oct-HSM found in the HSM with no declaration: no owner/,
+    );
+    expect(status(dr)).toMatchObject({
+      activation: "problem NotActivated",
+      keys: expect.stringMatching(/^unknown not activated/),
+    });
+  });
+
+  it("a read that fails leaves its facts check-failed, never an older green value", async () => {
+    h = await startKvHarness(cleanKeyVaultFleet);
+    h.kv.setFault({ on: "arm", status: 500, count: 1, path: "managedHSMs/mhsm-dr" });
+    const { result } = await runKvJob(redis, h.fleet, h.accessNoRetry, mhsmAudit, {
+      jobId: newJobId("audit-check-failed"),
+      params: { target: "mhsm-dr" },
+    });
+    expect(result.status).toBe("failed");
+    const dr = await new RedisFactStore(redis.client()).read(`azure:${h.fleet.managedHsms[1]!.resourceId}`);
+    expect(dr.activation).toMatchObject({ status: "check-failed", jobId: result.jobId });
+    expect(dr.keys).toMatchObject({ status: "check-failed" });
   });
 
   it("a 403 on the data plane is a finding naming the daemon identity's missing role, not a crash", async () => {

@@ -1,6 +1,7 @@
 // Running the Managed HSM runbooks as a worker does: the real engine, real Redis (evidence, checkpoints, approvals,
 // locks), the unchanged Azure SDK clients over HTTPS to the Key Vault twin. These runbooks open no shell: the shell
 // port refuses, so a runbook that reached for a device would fail the test.
+import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { approvalState, approvalsStore } from "../../src/coord/approvals.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
@@ -11,6 +12,7 @@ import type { KeyVaultPort } from "../../src/engine/key-vault-ports.ts";
 import type { EvidenceSink, ShellPort } from "../../src/engine/ports.ts";
 import type { Runbook } from "../../src/engine/runbook.ts";
 import { type JobResult, runJob } from "../../src/engine/runner.ts";
+import { RedisFactStore } from "../../src/facts/store.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import { JobEvidence } from "../engine/support.ts";
 import type { TestRedis } from "../helpers/redis.ts";
@@ -64,7 +66,7 @@ export async function runKvJob(
     ? runbook.targets(parsed.data, fleet)
     : { devices: [], clientHosts: [], azure: [] };
   const resources = [
-    ...targets.devices.map((d) => `device:${d}`),
+    ...targets.devices.map((d) => deviceLockResource(getDevice(fleet, d))),
     ...(targets.azure ?? []).map((n) => `azure:${n}`),
   ];
   const locks =
@@ -85,6 +87,7 @@ export async function runKvJob(
       attempt: opts.attempt ?? 1,
       actor: "test-operator",
       keyVault,
+      facts: new RedisFactStore(client),
       // As a worker does: requests carry the requester, granted ones are re-verified against the admitted plan.
       approvals: signedApprovalsStore(
         approvalsStore(client),

@@ -1,20 +1,17 @@
-// Evidence over the API: verify one log (chain, Redis and file agree, the daemon's signatures; a finished job's log
-// must end with one), verify every log, export records since a time as JSON lines (application/x-ndjson), and the
-// daemon's published signing keys (what an auditor verifies a copied file with).
+// Evidence over the API (the operations themselves: ../ops/evidence.ts): verify one log or all, export records since
+// a time as JSON lines (application/x-ndjson), and the daemon's published signing keys.
 import { z } from "zod";
-import { exportEvidence, verifyAllEvidence, verifySignedJobEvidence } from "../../evidence/audit.ts";
 import { isValidJobId } from "../../evidence/record.ts";
-import { SIGNING_KEYS_KEY, trustedKeys } from "../../evidence/signing.ts";
-import { resultKey } from "../../queue/jobs.ts";
-import { type ApiApp, ApiError, type ApiRouteContext } from "../server.ts";
+import { evidenceKeysOp, exportEvidenceOp, verifyAllEvidenceOp, verifyEvidenceOp } from "../ops/evidence.ts";
+import { type ApiApp, type ApiRouteContext, principalOf } from "../server.ts";
 
 export function registerEvidenceRoutes(app: ApiApp, { services }: ApiRouteContext): void {
-  const keys = async () => trustedKeys(Object.values(await services.redis.hgetall(SIGNING_KEYS_KEY)));
+  const op = (req: Parameters<typeof principalOf>[0]) => ({ services, principal: principalOf(req) });
 
   app.get(
     "/v1/evidence/keys",
     { config: { operation: "evidence.read" }, schema: { tags: ["evidence"] } },
-    async () => services.redis.hgetall(SIGNING_KEYS_KEY),
+    async (req) => evidenceKeysOp(op(req)),
   );
 
   app.get(
@@ -26,29 +23,13 @@ export function registerEvidenceRoutes(app: ApiApp, { services }: ApiRouteContex
         tags: ["evidence"],
       },
     },
-    async (req) => {
-      const id = req.params.id;
-      // A job still running (no result yet) may not be sealed yet; anything else must be.
-      const running =
-        (await services.queue.getJob(id)) !== undefined && !(await services.redis.get(resultKey(id)));
-      const result = await verifySignedJobEvidence(services.redis, services.dataDir, id, await keys(), {
-        requireSealed: !running,
-      });
-      if (result.ok && result.count === 0) throw new ApiError(404, `no evidence recorded for '${id}'`);
-      return { log: id, ...result };
-    },
+    async (req) => verifyEvidenceOp(op(req), req.params.id),
   );
 
   app.get(
     "/v1/evidence/verify-all",
     { config: { operation: "evidence.read" }, schema: { tags: ["evidence"] } },
-    async () => {
-      const results = await verifyAllEvidence(services.dataDir, await keys(), services.redis);
-      return {
-        ok: results.every((r) => r.result.ok),
-        logs: results.map((r) => ({ log: r.log, ...r.result })),
-      };
-    },
+    async (req) => verifyAllEvidenceOp(op(req)),
   );
 
   app.get(
@@ -58,8 +39,13 @@ export function registerEvidenceRoutes(app: ApiApp, { services }: ApiRouteContex
       schema: { querystring: z.object({ since: z.iso.datetime({ offset: true }) }), tags: ["evidence"] },
     },
     async (req, reply) => {
-      const { lines, problems } = exportEvidence(services.dataDir, new Date(req.query.since));
-      if (problems.length > 0) reply.header("x-lunafleet-evidence-problems", String(problems.length));
+      const { lines, problems } = exportEvidenceOp(op(req), new Date(req.query.since));
+      reply.header("x-lunafleet-evidence-records", String(lines.length));
+      if (problems.length > 0) {
+        reply.header("x-lunafleet-evidence-problems", String(problems.length));
+        // Which logs, and why (log ids and verification details hold no secret): the CLI prints them as locally.
+        reply.header("x-lunafleet-evidence-problem-detail", encodeURIComponent(JSON.stringify(problems)));
+      }
       return reply.type("application/x-ndjson").send(lines.map((l) => `${l}\n`).join(""));
     },
   );

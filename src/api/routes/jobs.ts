@@ -1,15 +1,19 @@
-// Jobs over the API: submit (validated by the runbook's own zod parameters, refused with path and reason, nothing
-// enqueued), list, get, cancel (attributed to who cancelled, recorded in the job's evidence), plan (without
-// connecting), and a live event stream of the job's evidence records (server-sent events) until it finishes.
+// Jobs over the API (the operations themselves: ../ops/jobs.ts): submit, plan, list, get, progress, cancel, and a
+// live event stream of the job's evidence records (server-sent events) until it finishes.
 import { z } from "zod";
-import { getRunbook } from "../../../runbooks/index.ts";
-import { admitJob } from "../../engine/admit.ts";
-import { describeAdmitted } from "../../engine/plan.ts";
-import { EvidenceLog, evidenceKeys } from "../../evidence/log.ts";
+import { evidenceKeys } from "../../evidence/log.ts";
 import { isValidJobId } from "../../evidence/record.ts";
-import { cancelJob, JobSubmitError, resultKey, submitJob } from "../../queue/jobs.ts";
-import { JOB_STATES, jobDetail, listJobs } from "../queries.ts";
-import { type ApiApp, ApiError, type ApiRouteContext, principalOf } from "../server.ts";
+import { resultKey } from "../../queue/jobs.ts";
+import {
+  cancelJobOp,
+  JOB_STATE_WORDS,
+  jobDetailOp,
+  jobStatusOp,
+  listJobsOp,
+  planOp,
+  submitJobOp,
+} from "../ops/jobs.ts";
+import { type ApiApp, type ApiRouteContext, principalOf } from "../server.ts";
 
 export const jobRequestSchema = z
   .object({
@@ -22,38 +26,18 @@ export const jobRequestSchema = z
 const jobIdParam = z.object({ id: z.string().refine(isValidJobId, "not a job id") });
 
 export function registerJobRoutes(app: ApiApp, { services }: ApiRouteContext): void {
+  const op = (req: Parameters<typeof principalOf>[0]) => ({ services, principal: principalOf(req) });
+
   app.post(
     "/v1/plan",
     { config: { operation: "plan" }, schema: { body: jobRequestSchema, tags: ["jobs"] } },
-    async (req) => {
-      try {
-        const params = { ...req.body.params, ...(req.body.target ? { target: req.body.target } : {}) };
-        const admitted = admitJob(getRunbook(req.body.runbook), params, services.fleet);
-        return { plan: describeAdmitted(admitted), planDigest: admitted.planDigest };
-      } catch (err) {
-        throw new ApiError(400, (err as Error).message);
-      }
-    },
+    async (req) => planOp(op(req), req.body),
   );
 
   app.post(
     "/v1/jobs",
     { config: { operation: "jobs.submit" }, schema: { body: jobRequestSchema, tags: ["jobs"] } },
-    async (req, reply) => {
-      try {
-        const submitted = await submitJob(services.queue, {
-          fleet: services.fleet,
-          runbook: req.body.runbook,
-          ...(req.body.target ? { target: req.body.target } : {}),
-          params: req.body.params,
-          actor: principalOf(req).name,
-        });
-        return reply.code(201).send(submitted);
-      } catch (err) {
-        if (err instanceof JobSubmitError) throw new ApiError(400, err.message, { refusal: err.reason });
-        throw err;
-      }
-    },
+    async (req, reply) => reply.code(201).send(await submitJobOp(op(req), req.body)),
   );
 
   app.get(
@@ -62,38 +46,31 @@ export function registerJobRoutes(app: ApiApp, { services }: ApiRouteContext): v
       config: { operation: "jobs.read" },
       schema: {
         querystring: z.object({
-          state: z.enum(JOB_STATES).optional(),
-          limit: z.coerce.number().int().min(1).max(1000).default(50),
+          state: z.enum(JOB_STATE_WORDS).optional(),
+          limit: z.coerce.number().int().min(1).max(10_000).default(50),
         }),
         tags: ["jobs"],
       },
     },
-    async (req) => listJobs(services.queue, { state: req.query.state, limit: req.query.limit }),
+    async (req) => listJobsOp(op(req), { state: req.query.state, limit: req.query.limit }),
   );
 
   app.get(
     "/v1/jobs/:id",
     { config: { operation: "jobs.read" }, schema: { params: jobIdParam, tags: ["jobs"] } },
-    async (req) => {
-      const detail = await jobDetail(services.queue, services.redis, services.dataDir, req.params.id);
-      if (!detail) throw new ApiError(404, `no such job '${req.params.id}'`);
-      return detail;
-    },
+    async (req) => jobDetailOp(op(req), req.params.id),
+  );
+
+  app.get(
+    "/v1/jobs/:id/status",
+    { config: { operation: "jobs.read" }, schema: { params: jobIdParam, tags: ["jobs"] } },
+    async (req) => jobStatusOp(op(req), req.params.id),
   );
 
   app.post(
     "/v1/jobs/:id/cancel",
     { config: { operation: "jobs.cancel" }, schema: { params: jobIdParam, tags: ["jobs"] } },
-    async (req) => {
-      const by = principalOf(req).name;
-      const outcome = await cancelJob(services.queue, services.redis, req.params.id, by);
-      if (outcome === "unknown") throw new ApiError(404, `no such job '${req.params.id}'`);
-      if (outcome !== "finished") {
-        const log = await EvidenceLog.open(services.redis, services.dataDir, req.params.id);
-        await log.append("note", { event: "cancel-requested", outcome }, by);
-      }
-      return { id: req.params.id, outcome, by };
-    },
+    async (req) => cancelJobOp(op(req), req.params.id),
   );
 
   // Server-sent events: every evidence record of the job as it is appended (steps starting and ending, commands,

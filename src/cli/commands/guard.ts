@@ -1,31 +1,27 @@
-// `lunafleet guard status [--json]` and `lunafleet guard release <device> <role> [--partition p] --reason "…"
-// --as <principal>`: the login guard's ledger for operators. Status lists every (device, partition, role) entry:
-// failures, a pending attempt, the quarantine and why, and the device's own counter as last seen. Release is an
-// operator's statement that the credential was fixed; it is recorded as evidence (job id guard:<device>:<role>:<ms>)
-// and only resets the ledger — the device's own counter still guards destructive roles.
-// Exit codes: 0 done, 1 refused (not quarantined, attempt in flight), 2 usage error or Redis out of reach.
+// `lunafleet guard status [--json]` and `lunafleet guard release <device> <role> [--partition p] --reason "…"`: the
+// login guard's ledger for operators, through the daemon client (src/api/ops/guard.ts). Status lists every (device,
+// partition, role) entry: failures, a pending attempt, the quarantine and why, and the device's own counter as last
+// seen. Release is a guard-admin's statement that the credential was fixed (src/guard/release-rules.ts): HSM SO,
+// Partition SO and permanent-lockout CO releases need a reason of substance and then a second principal's signed
+// approval (`lunafleet approve <request id> --key …`); others are released at once. Recorded as evidence; it only
+// resets the ledger — the device's own counter still guards destructive roles.
+// Exit codes: 0 done (or waiting for the second approval), 1 refused, 2 usage error, 3 daemon out of reach.
 import type { Command } from "commander";
 import type { LedgerEntry } from "../../guard/ledger.ts";
-import { guardStatus, ReleaseRefused, releaseQuarantine } from "../../guard/release.ts";
 import { GUARD_ROLES, type GuardRole } from "../../guard/roles.ts";
-import type { RedisClient } from "../../redis/client.ts";
-import { defaultDataDir } from "../../redis/embedded-server.ts";
-import { withEmbeddedRedis } from "../support.ts";
-
-const DATA_DIR_HELP = "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)";
+import { assertPrincipal, dataDirOption, principalOption, withDaemonClient } from "../support.ts";
 
 export function registerGuardCommands(program: Command): void {
   const guard = program.command("guard").description("login guard: ledger, quarantines and their release");
   guard
     .command("status")
     .option("--json", "machine-readable output")
-    .option("--data-dir <dir>", DATA_DIR_HELP)
+    .option(...dataDirOption)
     .description("every ledger entry: failures, pending attempt, quarantine, the device's last known counter")
     .action(async (opts: { json?: boolean; dataDir?: string }) => {
-      process.exitCode = await withRedis(opts.dataDir, "status", async (redis) => {
-        const entries = await guardStatus(redis);
-        if (opts.json) console.log(JSON.stringify(entries, null, 2));
-        else console.log(renderStatus(entries));
+      await withDaemonClient("guard status", opts, async (client) => {
+        const entries = await client.guardStatus();
+        console.log(opts.json ? JSON.stringify(entries, null, 2) : renderStatus(entries));
         return 0;
       });
     });
@@ -34,56 +30,53 @@ export function registerGuardCommands(program: Command): void {
     .argument("<device>", "device name")
     .argument("<role>", `role (${GUARD_ROLES.join(", ")})`)
     .option("--partition <label>", "partition, for partitionSo / co / cu")
-    .requiredOption("--reason <text>", "what was fixed (kept in the evidence)")
-    .requiredOption("--as <principal>", "who confirms the fix")
-    .option("--data-dir <dir>", DATA_DIR_HELP)
-    .description("release a quarantined credential after fixing it (recorded as evidence)")
+    .requiredOption("--reason <text>", "what was wrong and what was fixed (kept in the evidence)")
+    .option(...principalOption("who confirms the fix"))
+    .option(...dataDirOption)
+    .description(
+      "release a quarantined credential after fixing it (guard-admin; SO, Partition SO and permanent-lockout CO also need a second signed approval)",
+    )
     .action(
       async (
         device: string,
         role: string,
-        opts: { partition?: string; reason: string; as: string; dataDir?: string },
+        opts: { partition?: string; reason: string; as?: string; dataDir?: string },
       ) => {
         if (!(GUARD_ROLES as readonly string[]).includes(role)) {
           console.error(`guard release: unknown role '${role}' (one of ${GUARD_ROLES.join(", ")})`);
           process.exitCode = 2;
           return;
         }
-        const dataDir = opts.dataDir ?? defaultDataDir();
-        process.exitCode = await withRedis(dataDir, "release", async (redis) => {
-          try {
-            const r = await releaseQuarantine(redis, dataDir, {
-              device,
-              role: role as GuardRole,
-              partition: opts.partition,
-              reason: opts.reason,
-              principal: opts.as,
-            });
+        await withDaemonClient("guard release", opts, async (client) => {
+          await assertPrincipal(client, opts.as);
+          const decision = await client.guardRelease({
+            device,
+            role: role as GuardRole,
+            ...(opts.partition ? { partition: opts.partition } : {}),
+            reason: opts.reason,
+          });
+          if (decision.kind === "awaiting-approval") {
+            const r = decision.request;
             console.log(
-              `released ${where(r.before)} (was: ${r.before.quarantineReason ?? "failures recorded"}); evidence ${r.evidenceJobId}`,
+              `release of ${where(r)} requested by ${r.requester}: ${r.id} awaits a second principal's signed approval until ${r.deadline}`,
             );
             console.log(
-              "note: only the ledger was reset; a destructive role is tried again only when the device's own counter is full",
+              `  approve: lunafleet approve ${r.id} --key <a registered SSH key, not ${r.requester}'s>`,
             );
+            console.log(`  statement:\n${r.statement.replace(/^/gm, "    ")}`);
             return 0;
-          } catch (err) {
-            if (err instanceof ReleaseRefused) {
-              console.error(`refused: ${err.message}`);
-              return 1;
-            }
-            throw err;
           }
+          const res = decision.result;
+          console.log(
+            `released ${where(res.before)} (was: ${res.before.quarantineReason ?? "failures recorded"}); evidence ${res.evidenceJobId}`,
+          );
+          console.log(
+            "note: only the ledger was reset; a destructive role is tried again only when the device's own counter is full",
+          );
+          return 0;
         });
       },
     );
-}
-
-function withRedis(
-  dataDirOpt: string | undefined,
-  what: string,
-  act: (redis: RedisClient) => Promise<number>,
-): Promise<number> {
-  return withEmbeddedRedis(dataDirOpt, `guard ${what}`, `lunafleet:cli:guard-${what}`, act);
 }
 
 function where(e: { device: string; partition?: string | undefined; role: string }): string {

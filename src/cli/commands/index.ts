@@ -24,4 +24,5 @@ export const COMMAND_MODULES: Readonly<Record<string, () => Promise<Registrar>>>
   run: () => import("./run.ts").then((m) => m.registerRunCommand),
   schedule: () => import("./schedule.ts").then((m) => m.registerScheduleCommands),
   sim: () => import("./sim.ts").then((m) => m.registerSimCommands),
+  token: () => import("./token.ts").then((m) => m.registerTokenCommands),
 };

@@ -1,12 +1,10 @@
 // `lunafleet job <id>`: one job's state, request, steps and results, and its evidence (record counts + verification).
-// `lunafleet job cancel <id>`: remove a waiting job, or flag a running one (it stops before its next step/command).
+// `lunafleet job cancel <id>`: remove a waiting job, or flag a running one (it stops before its next step/command);
+// attributed to whoever is authenticated. Both through the daemon client (src/api/ops/jobs.ts); this renders.
 import type { Command } from "commander";
-import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
-import { evidenceKeys, verifyJobEvidence } from "../../evidence/log.ts";
-import { jobOutcome } from "../../queue/job-outcome.ts";
-import { cancelJob } from "../../queue/jobs.ts";
-import { connectCli } from "../connection.ts";
-import { ago, dataDirOption, failCommand } from "../support.ts";
+import type { JobDetail } from "../../api/ops/jobs.ts";
+import { ApiCallError } from "../daemon-client.ts";
+import { ago, dataDirOption, withDaemonClient } from "../support.ts";
 
 export function registerJobCommand(program: Command): void {
   const job = program
@@ -16,11 +14,19 @@ export function registerJobCommand(program: Command): void {
     .option("--json", "print JSON")
     .option(...dataDirOption)
     .action(async (id: string, opts: { json?: boolean; dataDir?: string }) => {
-      try {
-        process.exitCode = await showJob(id, opts);
-      } catch (err) {
-        failCommand("job", err);
-      }
+      await withDaemonClient("job", opts, async (client) => {
+        let detail: JobDetail;
+        try {
+          detail = await client.job(id);
+        } catch (err) {
+          if (err instanceof ApiCallError && err.status === 404) {
+            console.error(`lunafleet job: no such job '${id}'`);
+            return 1;
+          }
+          throw err;
+        }
+        return showJob(detail, opts.json === true);
+      });
     });
   job
     .command("cancel")
@@ -28,110 +34,89 @@ export function registerJobCommand(program: Command): void {
     .argument("<id>", "job id")
     .option(...dataDirOption)
     .action(async (id: string, opts: { dataDir?: string }) => {
-      try {
-        const conn = await connectCli(opts.dataDir ? { dataDir: opts.dataDir } : {});
+      await withDaemonClient("job cancel", opts, async (client) => {
+        let outcome: string;
         try {
-          const outcome = await cancelJob(conn.queue, conn.redis, id);
-          const say = {
-            removed: `${id}: removed from the queue (it had not started)`,
-            flagged: `${id}: cancel requested; it stops before its next step or command`,
-            finished: `${id}: already finished; nothing to cancel`,
-            unknown: `${id}: no such job`,
-          }[outcome];
-          console.log(say);
-          process.exitCode = outcome === "unknown" ? 1 : 0;
-        } finally {
-          await conn.close();
+          outcome = (await client.cancel(id)).outcome;
+        } catch (err) {
+          if (!(err instanceof ApiCallError && err.status === 404)) throw err;
+          outcome = "unknown";
         }
-      } catch (err) {
-        failCommand("job cancel", err);
-      }
+        const say: Record<string, string> = {
+          removed: `${id}: removed from the queue (it had not started)`,
+          flagged: `${id}: cancel requested; it stops before its next step or command`,
+          finished: `${id}: already finished; nothing to cancel`,
+          unknown: `${id}: no such job`,
+        };
+        console.log(say[outcome] ?? `${id}: ${outcome}`);
+        return outcome === "unknown" ? 1 : 0;
+      });
     });
 }
 
-async function showJob(id: string, opts: { json?: boolean; dataDir?: string }): Promise<number> {
-  const conn = await connectCli(opts.dataDir ? { dataDir: opts.dataDir } : {});
-  try {
-    const job = await conn.queue.getJob(id);
-    const view = await jobOutcome(conn.queue, conn.redis, id, job ?? undefined);
-    const result = view.result;
-    const checkpoints = await new RedisCheckpointStore(conn.redis).finishedSteps(id);
-    const evidenceCount = await conn.redis.llen(evidenceKeys(id).records);
-    if (!job && !result && evidenceCount === 0) {
-      console.error(`lunafleet job: no such job '${id}'`);
-      return 1;
-    }
-    const state = view.outcome;
-    const kinds: Record<string, number> = {};
-    for (const line of await conn.redis.lrange(evidenceKeys(id).records, 0, -1)) {
-      const kind = (JSON.parse(line) as { kind?: string }).kind ?? "?";
-      kinds[kind] = (kinds[kind] ?? 0) + 1;
-    }
-    const verification =
-      evidenceCount > 0 ? await verifyJobEvidence(conn.redis, conn.dataDir, id) : undefined;
-    if (opts.json) {
-      console.log(
-        JSON.stringify(
-          {
-            id,
-            state,
-            outcome: state,
-            queueState: view.queueState,
-            ...(view.approval ? { approval: view.approval } : {}),
-            data: job?.data,
-            attemptsMade: job?.attemptsMade,
-            failedReason: job?.failedReason,
-            result,
-            checkpoints: Object.fromEntries(checkpoints),
-            evidence: { records: evidenceCount, kinds, verification },
-          },
-          null,
-          2,
-        ),
-      );
-      return 0;
-    }
-    console.log(`job ${id}: ${state}`);
-    for (const f of result?.findings ?? []) console.log(`  finding  ${f}`);
-    if (view.approval)
-      console.log(
-        `  awaiting ${view.approval.approvals.length}/${view.approval.required} approvals until ${view.approval.expiresAt}: ${view.approval.action ?? view.approval.device}` +
-          `\n  approve: lunafleet approve ${id} --as <principal> --confirm ${view.approval.serial}`,
-      );
-    if (job) {
-      console.log(`  runbook  ${job.data.runbook}  params ${JSON.stringify(job.data.params)}`);
-      console.log(`  actor    ${job.data.actor}${job.data.window ? `  window ${job.data.window}` : ""}`);
-      console.log(
-        `  created  ${ago(job.timestamp)}  started ${ago(job.processedOn)}  finished ${ago(job.finishedOn)}  attempts ${job.attemptsMade}`,
-      );
-      if (job.failedReason) console.log(`  failed   ${job.failedReason}`);
-    }
-    console.log("  steps:");
-    const steps =
-      result?.steps ??
-      [...checkpoints.values()].map((c) => ({ id: c.stepId, status: "done", result: c.result }));
-    for (const s of steps) {
-      const err = "error" in s && s.error ? `  ${s.error.type}: ${s.error.message}` : "";
-      console.log(`    ${String(s.status).padEnd(8)} ${s.id}${err}`);
-    }
-    const final = steps.at(-1);
-    if (final && "result" in final && final.result !== undefined)
-      console.log(`  result (${final.id}):\n${indent(JSON.stringify(final.result, null, 2), 4)}`);
+function showJob(d: JobDetail, json: boolean): number {
+  const verification = d.evidence.verification;
+  if (json) {
     console.log(
-      `  evidence: ${evidenceCount} records (${Object.entries(kinds)
-        .map(([k, n]) => `${k} ${n}`)
-        .join(", ")})`,
+      JSON.stringify(
+        {
+          id: d.id,
+          state: d.outcome,
+          outcome: d.outcome,
+          queueState: d.queueState,
+          ...(d.approval ? { approval: d.approval } : {}),
+          data: d.data,
+          attemptsMade: d.attemptsMade,
+          failedReason: d.failedReason,
+          timestamps: d.timestamps,
+          result: d.result,
+          checkpoints: d.checkpoints,
+          evidence: d.evidence,
+        },
+        null,
+        2,
+      ),
     );
-    if (verification)
-      console.log(
-        verification.ok
-          ? `  evidence verify: ok (Redis and file agree, head ${verification.headHash})`
-          : `  evidence verify: TAMPERED: ${verification.detail}`,
-      );
-    return verification && !verification.ok ? 1 : 0;
-  } finally {
-    await conn.close();
+    return 0;
   }
+  const result = d.result;
+  console.log(`job ${d.id}: ${d.outcome}`);
+  for (const f of result?.findings ?? []) console.log(`  finding  ${f}`);
+  if (d.approval)
+    console.log(
+      `  awaiting ${d.approval.approvals.length}/${d.approval.required} approvals until ${d.approval.expiresAt}: ${d.approval.action ?? d.approval.device}` +
+        `\n  approve: lunafleet approve ${d.id} --key <your registered SSH key> --confirm ${d.approval.serial}`,
+    );
+  if (d.data) {
+    console.log(`  runbook  ${d.data.runbook}  params ${JSON.stringify(d.data.params)}`);
+    console.log(`  actor    ${d.data.actor}${d.data.window ? `  window ${d.data.window}` : ""}`);
+    console.log(
+      `  created  ${ago(d.timestamps.created)}  started ${ago(d.timestamps.started)}  finished ${ago(d.timestamps.finished)}  attempts ${d.attemptsMade}`,
+    );
+    if (d.failedReason) console.log(`  failed   ${d.failedReason}`);
+  }
+  console.log("  steps:");
+  const checkpoints = Object.values(d.checkpoints) as { stepId: string; result?: unknown }[];
+  const steps = result?.steps ?? checkpoints.map((c) => ({ id: c.stepId, status: "done", result: c.result }));
+  for (const s of steps) {
+    const err = "error" in s && s.error ? `  ${s.error.type}: ${s.error.message}` : "";
+    console.log(`    ${String(s.status).padEnd(8)} ${s.id}${err}`);
+  }
+  const final = steps.at(-1);
+  if (final && "result" in final && final.result !== undefined)
+    console.log(`  result (${final.id}):\n${indent(JSON.stringify(final.result, null, 2), 4)}`);
+  console.log(
+    `  evidence: ${d.evidence.records} records (${Object.entries(d.evidence.kinds)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ")})`,
+  );
+  if (verification)
+    console.log(
+      verification.ok
+        ? `  evidence verify: ok (Redis and file agree, head ${verification.headHash})`
+        : `  evidence verify: TAMPERED: ${verification.detail}`,
+    );
+  return verification && !verification.ok ? 1 : 0;
 }
 
 function indent(text: string, n: number): string {

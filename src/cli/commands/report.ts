@@ -1,11 +1,13 @@
 // `lunafleet report [device] [--json] [--stale-after 24h]`: the fleet, or one device, from the fleet state model
 // (src/facts) only: each fact with its status, when it was seen and by which job; an age column and stale flags;
-// retired devices as such; HA member state; guard state. `report <device>` adds the jobs that touched it.
+// retired devices as such; HA member state; guard state. `report <device>` adds the jobs that touched it. Through
+// the daemon client (the API with LUNAFLEET_URL; on the daemon host --fleet reports on that file's devices instead).
 import type { Command } from "commander";
-import { buildDeviceDetail, buildReport, DEFAULT_STALE_AFTER_MS } from "../../daemon/report.ts";
+import { DEFAULT_STALE_AFTER_MS, type DeviceDetail, type FleetReport } from "../../daemon/report.ts";
 import { renderDeviceDetail, renderReport } from "../../daemon/report-render.ts";
+import { ApiCallError } from "../daemon-client.ts";
 import { EXIT } from "../exit-codes.ts";
-import { dataDirOption, durationOption, failCommand, withCommandFleet } from "../support.ts";
+import { dataDirOption, durationOption, withDaemonClient } from "../support.ts";
 
 interface ReportOptions {
   json?: boolean;
@@ -31,33 +33,28 @@ export function registerReportCommand(program: Command): void {
       durationOption("--stale-after"),
       DEFAULT_STALE_AFTER_MS,
     )
-    .option("--fleet <file>", "report on this fleet file's devices instead of the daemon's fleet")
+    .option(
+      "--fleet <file>",
+      "report on this fleet file's devices instead of the daemon's fleet (daemon host only)",
+    )
     .option(...dataDirOption)
     .action(async (device: string | undefined, opts: ReportOptions) => {
-      try {
-        await withCommandFleet(
-          opts,
-          "no fleet: the daemon has not published one; pass --fleet <file>",
-          async (conn, fleet) => {
-            const reportOpts = { staleAfterMs: opts.staleAfter };
-            if (device === undefined) {
-              const report = await buildReport(conn.redis, fleet, reportOpts);
-              console.log(opts.json ? JSON.stringify(report, null, 2) : renderReport(report));
-              return;
-            }
-            const detail = await buildDeviceDetail(conn.redis, fleet, device, reportOpts);
-            if (!detail) {
-              console.error(
-                `lunafleet report: no device '${device}' in the fleet or the state model (devices: ${fleet.devices.map((d) => d.name).join(", ")})`,
-              );
-              process.exitCode = EXIT.usage;
-              return;
-            }
-            console.log(opts.json ? JSON.stringify(detail, null, 2) : renderDeviceDetail(detail));
-          },
-        );
-      } catch (err) {
-        failCommand("report", err);
-      }
+      await withDaemonClient("report", opts, async (client) => {
+        if (device === undefined) {
+          const report = (await client.report({ staleAfterMs: opts.staleAfter })) as FleetReport;
+          console.log(opts.json ? JSON.stringify(report, null, 2) : renderReport(report));
+          return undefined;
+        }
+        let detail: DeviceDetail;
+        try {
+          detail = (await client.report({ device, staleAfterMs: opts.staleAfter })) as DeviceDetail;
+        } catch (err) {
+          if (!(err instanceof ApiCallError && err.status === 404)) throw err;
+          console.error(`lunafleet report: ${err.message}`);
+          return EXIT.usage;
+        }
+        console.log(opts.json ? JSON.stringify(detail, null, 2) : renderDeviceDetail(detail));
+        return undefined;
+      });
     });
 }

@@ -1,10 +1,8 @@
 // `lunafleet schedule list`: every scheduler the daemon runs — the maintenance windows (cron, next run, open now)
-// and its interval schedulers (automatic HA recovery every N minutes) — with the next run of each.
+// and its interval schedulers (automatic HA recovery every N minutes) — with the next run of each, through the
+// daemon client (src/api/ops/fleet.ts).
 import type { Command } from "commander";
-import { readPublishedFleet } from "../../queue/jobs.ts";
-import { findWindow, listSchedules, windowState } from "../../queue/schedules.ts";
-import { connectCli } from "../connection.ts";
-import { ago, dataDirOption, failCommand } from "../support.ts";
+import { ago, dataDirOption, withDaemonClient } from "../support.ts";
 
 export function registerScheduleCommands(program: Command): void {
   const schedule = program
@@ -16,38 +14,29 @@ export function registerScheduleCommands(program: Command): void {
     .option("--json", "print JSON")
     .option(...dataDirOption)
     .action(async (opts: { json?: boolean; dataDir?: string }) => {
-      try {
-        const conn = await connectCli(opts.dataDir ? { dataDir: opts.dataDir } : {});
-        try {
-          const fleet = await readPublishedFleet(conn.redis);
-          const rows = (await listSchedules(conn.queue)).map((s) => {
-            const w = fleet && s.window ? findWindow(fleet, s.window) : undefined;
-            const st = w ? windowState(w) : undefined;
-            return { ...s, open: st?.open ?? null, durationMinutes: w?.durationMinutes ?? null };
-          });
-          if (opts.json) {
-            console.log(JSON.stringify(rows, null, 2));
-            return;
-          }
-          if (rows.length === 0) {
-            console.log(
-              "no schedules (the fleet has no maintenance windows and no auto HA group, or the daemon has not started)",
-            );
-            return;
-          }
-          for (const r of rows)
-            console.log(
-              r.everyMinutes !== undefined
-                ? `every ${r.everyMinutes} min  ${r.runbook ?? "?"} ${describeParams(r.params)}  next ${ago(r.next?.getTime())}  (${r.actor ?? r.id})`
-                : `${r.window ?? "?"}  ${r.runbook ?? "?"} on ${r.target ?? "?"}  cron "${r.cron ?? "?"}" ${r.timezone ?? "UTC"}` +
-                    `  ${r.durationMinutes ?? "?"} min  next ${ago(r.next?.getTime())}  ${r.open ? "OPEN now" : "closed"}`,
-            );
-        } finally {
-          await conn.close();
+      await withDaemonClient("schedule list", opts, async (client) => {
+        const rows = await client.schedules();
+        if (opts.json) {
+          console.log(JSON.stringify(rows, null, 2));
+          return undefined;
         }
-      } catch (err) {
-        failCommand("schedule list", err);
-      }
+        if (rows.length === 0) {
+          console.log(
+            "no schedules (the fleet has no maintenance windows and no auto HA group, or the daemon has not started)",
+          );
+          return undefined;
+        }
+        for (const r of rows) {
+          const next = ago(r.next ? Date.parse(r.next) : undefined);
+          console.log(
+            r.everyMinutes !== undefined
+              ? `every ${r.everyMinutes} min  ${r.runbook ?? "?"} ${describeParams(r.params)}  next ${next}  (${r.actor ?? r.id})`
+              : `${r.window ?? "?"}  ${r.runbook ?? "?"} on ${r.target ?? "?"}  cron "${r.cron ?? "?"}" ${r.timezone ?? "UTC"}` +
+                  `  ${r.durationMinutes ?? "?"} min  next ${next}  ${r.open ? "OPEN now" : "closed"}`,
+          );
+        }
+        return undefined;
+      });
     });
 }
 
