@@ -118,15 +118,20 @@ export const vtlFactRefs = (fleet: Fleet, host: string, devices: readonly string
 ];
 
 /**
- * `vtl verify` on a client host: the host's own fact, and one per (appliance, host) pair. When vtl reports an error
- * the table is not kept (the parser keeps no partial table), so which appliance it concerns is not known: the host
- * carries the problem and the pairs become `unknown` (no older green stands), never blamed on every appliance.
+ * `vtl verify` on a client host: the host's own fact, and one per (appliance, host) pair. When vtl refuses outright (no
+ * table), which appliance it concerns is not known: the host carries the problem and the pairs become `unknown` (no
+ * older green stands), never blamed on every appliance. A server vtl names as unreachable is that pair's problem.
  */
 export function vtlFacts(
   fleet: Fleet,
   host: string,
   devices: readonly string[],
-  seen: { ok: boolean; slots: { serial: string }[]; error: string | null },
+  seen: {
+    ok: boolean;
+    slots: { serial: string }[];
+    unreachable: { server: string; reason: string }[];
+    error: string | null;
+  },
 ): ObservationInput[] {
   const out: ObservationInput[] = [];
   out.push(
@@ -142,15 +147,15 @@ export function vtlFacts(
           subject: S.client(host),
           fact: "vtl-verify",
           status: "problem",
-          summary: "vtl verify reported an error",
-          reason: `vtl verify on ${host}: ${seen.error ?? "error"}`,
+          summary: seen.error !== null ? "vtl verify reported an error" : "vtl verify cannot reach a server",
+          reason: `vtl verify on ${host}: ${seen.error ?? seen.unreachable.map((u) => `cannot reach ${u.server}: ${u.reason}`).join("; ")}`,
         },
   );
   const serials = new Set(seen.slots.map((s) => s.serial));
   const h = fleet.clientHosts.find((x) => x.name === host);
   for (const d of assignedDevices(fleet, host, devices)) {
     const subject = S.pair(d, host);
-    if (!seen.ok) {
+    if (seen.error !== null) {
       out.push({
         subject,
         fact: "vtl-verify",
@@ -166,6 +171,8 @@ export function vtlFacts(
       const par = dev?.partitions.find((p) => p.label === l);
       return !par || !serials.has(par.serial);
     });
+    const names = [dev?.host, dev?.hostname, d].filter((x): x is string => x !== undefined);
+    const cut = seen.unreachable.find((u) => names.includes(u.server));
     out.push(
       missing.length === 0
         ? {
@@ -174,14 +181,23 @@ export function vtlFacts(
             status: "ok",
             summary: `sees ${labels.join(", ") || "nothing assigned"}`,
           }
-        : {
-            subject,
-            fact: "vtl-verify",
-            status: "problem",
-            summary: `misses ${missing.join(", ")}`,
-            reason: `${host} does not see partition(s) ${missing.join(", ")} of ${d} (vtl verify)`,
-            value: { missing },
-          },
+        : cut
+          ? {
+              subject,
+              fact: "vtl-verify",
+              status: "problem",
+              summary: `cannot reach ${cut.server}`,
+              reason: `vtl verify on ${host} cannot reach ${cut.server}: ${cut.reason}`,
+              value: { missing },
+            }
+          : {
+              subject,
+              fact: "vtl-verify",
+              status: "problem",
+              summary: `misses ${missing.join(", ")}`,
+              reason: `${host} does not see partition(s) ${missing.join(", ")} of ${d} (vtl verify)`,
+              value: { missing },
+            },
     );
   }
   return out;

@@ -26,7 +26,7 @@ import type {
   ShellPort,
   StateStore,
 } from "./ports.ts";
-import type { ExpandedStep, JobTargets, Runbook, StepKind } from "./runbook.ts";
+import type { ExpandedStep, JobTargets, Runbook, StepKind, StepRef, StepResult } from "./runbook.ts";
 import { createStepContext, toObservations } from "./step-context.ts";
 
 /** How the engine ended the job; `outcome` says what it amounts to (src/engine/outcome.ts). */
@@ -299,6 +299,9 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
       params,
       targets,
       result: (id, t) => results.get(t === undefined ? id : `${id}:${t}`),
+      // A checkpoint is the JSON of what that step's run() returned (resultJson): it has that type.
+      resultOf: <S extends StepRef>(ref: S, t?: string) =>
+        results.get(t === undefined ? ref.id : `${ref.id}:${t}`) as StepResult<S> | undefined,
     }) ?? {
       outcome: "succeeded",
       findings: [],

@@ -1,7 +1,8 @@
 // Platforms as data (the Scrapli model): everything the generic driver knows about a shell lives in one table —
-// its prompt, banner, result footer, failure markers, the confirmations that exist (and which may be answered),
+// its prompt, banner, how its result footer line looks, the confirmations that exist (and which may be answered),
 // the password prompts (answered only with a LoginToken) and the notices that precede them. A Luna 10 variant is a
-// new table, not a new class. Strings follow shared/reference/luna-cli.md §1, §3, §13.
+// new table, not a new class. Strings follow the Luna CLI reference §1, §3, §13. What a footer or an error line means
+// is not the platform's business: the command's parser reads it (parsers/).
 
 export type ShellKind = "lunash" | "lunacm" | "host";
 
@@ -25,12 +26,6 @@ export interface NoticeSpec {
   pattern: RegExp;
 }
 
-export interface FooterVerdict {
-  ok: boolean;
-  code: string;
-  text: string;
-}
-
 export interface PlatformTable {
   kind: ShellKind;
   /** The ready prompt, tested against the last line of the cleaned buffer (anchored at its end). */
@@ -45,12 +40,8 @@ export interface PlatformTable {
   otherPasswordPrompt: RegExp;
   /** Informational cautions worth surfacing to the caller (e.g. "TWO ... attempts left"). */
   notices: NoticeSpec[];
-  /** The result footer line and how to read it; `footerRequired` makes a missing footer a ParseFailed. */
-  footer?: { pattern: RegExp; required: boolean; verdict(m: RegExpMatchArray): FooterVerdict };
-  /** Lines that mean the command failed even when the footer says success (Luna's zeroizing 3rd login). */
-  failureMarker?: RegExp;
-  /** `Error:  'cmd' failed. (CODE : NAME)` → code and name. */
-  errorCode?: RegExp;
+  /** The result footer line; `required` makes a reply without it unreadable (ParseFailed, session abandoned). */
+  footer?: { pattern: RegExp; required: boolean };
   /** Line ending to send after input. */
   enter: string;
   /** What interrupts the device's current question without answering it. */
@@ -80,13 +71,8 @@ export const lunashPlatform: PlatformTable = {
   ],
   otherPasswordPrompt: /(password|passphrase|PIN|cloning domain)[^\n]*:\s*(> ?)?$/i,
   notices: [{ id: "two-attempts-left", pattern: /You have only TWO HSM Admin logins attempts left/ }],
-  footer: {
-    pattern: /^Command Result : (\d+) \(([^)\n]*)\)[ \t]*$/m,
-    required: true,
-    verdict: (m) => ({ ok: m[1] === "0", code: m[1] ?? "", text: m[2] ?? "" }),
-  },
-  failureMarker: /^Error:/m,
-  errorCode: /^Error:\s+'([^'\n]+)' failed\. \(([0-9A-Fa-fx]+) : ([A-Za-z0-9_]+)\)/m,
+  // Found loosely (the parser reads it, and refuses a garbled one): the driver only needs to know it came.
+  footer: { pattern: /^[ \t]*Command Result[ \t]*:.*$/m, required: true },
   enter: "\r",
   interrupt: "\x03",
   exit: "exit",
@@ -102,17 +88,7 @@ export const lunacmPlatform: PlatformTable = {
   loginPasswordPrompts: [{ id: "lunacm-password", pattern: /Enter the password:\s?$/ }],
   otherPasswordPrompt: /(password|passphrase|PIN|domain)[^\n]*:\s*$/i,
   notices: [],
-  footer: {
-    pattern: /^Command Result : (No Error|0x[0-9A-Fa-f]+[^\n]*)$/m,
-    required: true,
-    verdict: (m) => {
-      const v = m[1] ?? "";
-      if (v === "No Error") return { ok: true, code: "0", text: v };
-      const parts = /^(0x[0-9A-Fa-f]+)\s*(?:\(([^)]*)\))?\s*(.*)$/.exec(v);
-      return { ok: false, code: parts?.[1] ?? v, text: (parts?.[2] ?? parts?.[3] ?? "").trim() };
-    },
-  },
-  failureMarker: /^Error in execution/m,
+  footer: { pattern: /^[ \t]*Command Result[ \t]*:.*$/m, required: true },
   enter: "\r",
   interrupt: "\x03",
   exit: "exit",

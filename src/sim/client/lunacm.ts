@@ -1,8 +1,3 @@
-// The lunacm interpreter of a simulated client host: slots, partition roles and HA groups over the twin's appliance
-// states. Login attempts go through `attemptPartitionLogin`, so counters, lockouts and partition zeroization happen
-// exactly as on the appliance; an HA `synchronize` or `creategroup` password is a CO login on each member and counts
-// the same way. A session logged in as CO on every live member synchronizes without a password prompt.
-import { createHash } from "node:crypto";
 import {
   attemptPartitionLogin,
   type PartitionRole,
@@ -289,18 +284,9 @@ const partitionShowinfo: Subcommand = {
         : []),
       "        Partition Storage:",
       `                Object Count:         ${p.objects}`,
-      // [I] Twin-only: real Luna never prints a cloning domain. The twin prints a check value of it (a digest, never
-      // the domain) so that a runbook can compare HA members' domains without a copying command; on hardware the
-      // line is absent and lunacm's own pre-synchronize warning is the client's only answer.
-      `        Cloning Domain Check -> ${domainCheckValue(p.cloningDomain)}`,
     ]);
   },
 };
-
-/** 16 hex digits of SHA-256 over the domain: equal domains give equal values, and the value reveals nothing. */
-function domainCheckValue(domain: string): string {
-  return createHash("sha256").update(`cloning-domain:${domain}`).digest("hex").slice(0, 16).toUpperCase();
-}
 
 // ---- role -------------------------------------------------------------------------------------------------------
 
