@@ -232,6 +232,10 @@ describe("the API's roles and the client's own refusals", () => {
     const after = await remote(["jobs", "--limit", "1"], viewerToken);
     expect(after.code).toBe(1);
     expect(after.stderr).toContain("API token 'watcher' is revoked");
+    // The refusal is recorded in the day's authentication log, sealed: every log still verifies.
+    const all = await local(["evidence", "verify", "--all"]);
+    expect(all.code, all.stdout).toBe(0);
+    expect(all.stdout).toMatch(/evidence auth:\d{4}-\d\d-\d\d: ok, .*ends at an intermediate seal/);
   }, 120_000);
 
   it("LUNAFLEET_URL without a token, --fleet over the API, an unreachable API: refused before anything is sent", async () => {
