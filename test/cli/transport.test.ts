@@ -58,6 +58,8 @@ const remote = (args: string[], token = adminToken) =>
 function normalize(text: string): string {
   return (
     text
+      // The bin's own notice when it rebuilds itself after a source change (whichever call comes first).
+      .replace(/^lunafleet: sources changed since the last build; compiling \(once\)…\n/m, "")
       .replaceAll(me, "<principal>")
       .replaceAll("token:transport", "<principal>")
       .replace(/\b[a-z][a-z-]*-[0-9a-z]{8}-[0-9a-f]{8}\b/g, "<job>")
