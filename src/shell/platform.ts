@@ -38,6 +38,8 @@ export interface PlatformTable {
   loginPasswordPrompts: PasswordPromptSpec[];
   /** Any other password-like prompt: never answered; aborts the step. */
   otherPasswordPrompt: RegExp;
+  /** Prompts that are refused at once, with the reason (no waiting for them to settle as "unknown"). */
+  refusedPrompts: { pattern: RegExp; why: string }[];
   /** Informational cautions worth surfacing to the caller (e.g. "TWO ... attempts left"). */
   notices: NoticeSpec[];
   /** The result footer line; `required` makes a reply without it unreadable (ParseFailed, session abandoned). */
@@ -48,6 +50,15 @@ export interface PlatformTable {
   interrupt: string;
   exit: string;
 }
+
+/**
+ * A user-name prompt inside an interactive shell: the appliance (or a host in front of it) wants a second login.
+ * lunafleet logs in to the SSH account once and never types a user name into a shell.
+ */
+const LOGIN_AS = {
+  pattern: /(?:^|\n)[ \t]*(?:login as|login|username):[ \t]*$/i,
+  why: "a user-name prompt inside the shell (a second login), which lunafleet never answers",
+};
 
 export const lunashPlatform: PlatformTable = {
   kind: "lunash",
@@ -70,6 +81,7 @@ export const lunashPlatform: PlatformTable = {
     { id: "hsm-admin-password", pattern: /Please enter the HSM Administrators' password:\s*> ?$/ },
   ],
   otherPasswordPrompt: /(password|passphrase|PIN|cloning domain)[^\n]*:\s*(> ?)?$/i,
+  refusedPrompts: [LOGIN_AS],
   notices: [{ id: "two-attempts-left", pattern: /You have only TWO HSM Admin logins attempts left/ }],
   // Found loosely (the parser reads it, and refuses a garbled one): the driver only needs to know it came.
   footer: { pattern: /^[ \t]*Command Result[ \t]*:.*$/m, required: true },
@@ -87,6 +99,7 @@ export const lunacmPlatform: PlatformTable = {
   ],
   loginPasswordPrompts: [{ id: "lunacm-password", pattern: /Enter the password:\s?$/ }],
   otherPasswordPrompt: /(password|passphrase|PIN|domain)[^\n]*:\s*$/i,
+  refusedPrompts: [LOGIN_AS],
   notices: [],
   footer: { pattern: /^[ \t]*Command Result[ \t]*:.*$/m, required: true },
   enter: "\r",
@@ -101,6 +114,7 @@ export const hostShellPlatform: PlatformTable = {
   confirmations: [],
   loginPasswordPrompts: [],
   otherPasswordPrompt: /(password|passphrase)[^\n]*:\s*$/i,
+  refusedPrompts: [LOGIN_AS],
   notices: [],
   enter: "\r",
   interrupt: "\x03",

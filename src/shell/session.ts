@@ -77,10 +77,13 @@ type WaitEvent =
   | { type: "login-password"; text: string }
   | { type: "password"; text: string }
   | { type: "unknown"; text: string }
+  | { type: "refused"; text: string; why: string }
   | { type: "timeout"; text: string }
   | { type: "closed"; text: string; reason: string };
 
 const DEFAULT_UNKNOWN_PROMPT_MS = 2000;
+/** The received text ends inside an ANSI escape sequence (ESC, ESC [ params, ESC ] ... without its terminator). */
+const INCOMPLETE_ESCAPE = /\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*)?$/;
 /** How long a declined confirmation may take to bring the prompt back before the channel is closed anyway. */
 const DECLINE_SETTLE_MS = 1000;
 
@@ -340,6 +343,8 @@ export class ShellSession {
         }
         case "password":
           throw await this.#abort(ev, command, "a password prompt that is not a login the guard authorized");
+        case "refused":
+          throw await this.#abort(ev, command, ev.why);
         case "foreign-prompt":
         case "unknown":
           throw await this.#abort(ev, command, "an unknown prompt");
@@ -431,9 +436,12 @@ export class ShellSession {
   }
 
   #classify(text: string, platform: PlatformTable, other?: PlatformTable): WaitEvent | undefined {
-    const last = lastLine(text);
+    // A prompt may carry trailing blanks on real devices: the prompt is what is left of the last line without them.
+    const last = lastLine(text).trimEnd();
     if (platform.prompt.test(last)) return { type: "prompt", text, prompt: last };
     if (other?.prompt.test(last)) return { type: "foreign-prompt", text, prompt: last };
+    for (const r of platform.refusedPrompts)
+      if (r.pattern.test(text)) return { type: "refused", text, why: r.why };
     for (const spec of platform.confirmations)
       if (spec.pattern.test(text)) return { type: "confirm", text, spec };
     for (const spec of platform.loginPasswordPrompts)
@@ -461,6 +469,9 @@ export class ShellSession {
         if (ev) return done(ev);
         clearTimeout(settle);
         settle = undefined;
+        // A chunk may end inside an escape sequence (a coloured prompt split in two): more is coming, so the partial
+        // line is not yet a prompt nobody knows.
+        if (INCOMPLETE_ESCAPE.test(this.#raw)) return;
         if (lastLine(t).trim() !== "")
           settle = setTimeout(() => done({ type: "unknown", text: text() }), settleMs);
       };
@@ -483,6 +494,8 @@ function describe(ev: WaitEvent): string {
       return "password prompt";
     case "foreign-prompt":
       return `prompt '${ev.prompt}'`;
+    case "refused":
+      return `prompt (${ev.why})`;
     default:
       return "prompt";
   }

@@ -161,3 +161,9 @@ it("the vocabulary and the parsers name each other: one parser per command, one 
   );
   expect(named.sort()).toEqual(PARSERS.map((p) => `${p.shell} ${p.command} ${p.slug}`).sort());
 });
+
+it("parsers/FORMATS.md lists every parser with its grade (the one place the assumed formats are written down)", () => {
+  const text = readFileSync(join(ROOT, "..", "FORMATS.md"), "utf8");
+  const missing = PARSERS.filter((p) => !new RegExp(`\\|\\s*${p.slug}\\s*\\|`).test(text)).map((p) => p.slug);
+  expect(missing).toEqual([]);
+});

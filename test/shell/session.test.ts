@@ -321,6 +321,37 @@ describe("ShellSession over SSH", () => {
     expect(err.message).toMatch(/prompt changed from '\[hsm-fake\] lunash:>' to '\[other-hsm\] lunash:>'/);
   });
 
+  it("tolerant where devices vary: a prompt with a trailing blank and ANSI colour, CRLF, a banner in other words", async () => {
+    const { server, sh } = await setup({
+      banner: "\x1b[1mSafeNet Luna SA 7 appliance\x1b[0m\r\nAuthorised use only.",
+      promptStyle: { before: "\x1b[1;32m", after: "\x1b[0m " },
+    });
+    expect(sh.prompt).toBe("[hsm-fake] lunash:>");
+    expect(sh.bannerVersion).toBeUndefined();
+    const r = await sh.run("ntls show");
+    expect(r.footer).toBe("Command Result : 0 (Success)");
+    expect(r.raw).not.toMatch(/\r|\x1b/);
+    expect((await sh.run("status date")).raw).toContain("Sat Mar  7");
+    expect(server.inputs).toEqual(["ntls show", "status date"]);
+  });
+
+  it("closed where it matters: 'login as:' inside the shell stops the command with the reason, nothing typed", async () => {
+    const { server, sh } = await setup({
+      replies: {
+        ...replies,
+        "status time": (io) => {
+          io.write("\r\nlogin as: ");
+          return "hang";
+        },
+      },
+    });
+    const err = await sh.run("status time").catch((e) => e);
+    expect(err).toBeInstanceOf(UnexpectedPrompt);
+    expectNames(err, "status time", /user-name prompt inside the shell/);
+    expect(sh.usable).toBe(false);
+    expect(server.inputs).toEqual(["status time"]);
+  });
+
   it("ShellSession.open fails closed on a forced password change instead of a prompt", async () => {
     const server = await new FakeLunash({
       banner: "You must change your password.\r\nNew password: ",
