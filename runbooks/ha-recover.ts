@@ -18,7 +18,6 @@ import type { Verdict } from "../src/engine/outcome.ts";
 import { defineRunbook, type JobTargets, type PlannedCommand, type Step } from "../src/engine/runbook.ts";
 import type { StepContext, StepShell } from "../src/engine/step-context.ts";
 import { memberKey, recordFailure, recordSuccess } from "./lib/breaker.ts";
-import { haSettingsFact, memberFactRefs } from "./lib/facts.ts";
 import { isAlive } from "./lib/ha.ts";
 import { describeFinding, type HaFinding, type SkipReason } from "./lib/ha-findings.ts";
 import {
@@ -29,6 +28,7 @@ import {
   listed,
   recoveryFacts,
 } from "./lib/ha-inspect.ts";
+import { haSettingsFact, memberFactRefs } from "./lib/member-facts.ts";
 
 export type { GroupInspection, GroupRecovery, MemberCheck } from "./lib/ha-inspect.ts";
 

@@ -2,7 +2,8 @@
 // ctx.facts.observe(), built here from the step's own result so the runbooks themselves change by one line per step,
 // and the facts each step declares (`observes`) so a failed step records `check-failed` for them.
 //
-// The vocabulary (subject : fact):
+// This module: devices, client hosts' vtl verify, deprovision and Azure; pair trust is in trust-facts.ts, HA members
+// in member-facts.ts (ha-facts.ts builds ha-sync's from its findings). The vocabulary (subject : fact):
 //   device:<d>            ntls, cert, software, zeroized, patch:<KB>, lifecycle, guard
 //   partition:<d>/<p>     intact
 //   client:<h>            vtl-verify, ha-settings
@@ -11,7 +12,7 @@
 //   ha-group:<g>          sync
 //   azure:<resource id>   resource, resource-group
 import type { Fleet } from "../../src/config/schema.ts";
-import { type FactRef, type JsonValue, type ObservationInput, subjects as S } from "../../src/facts/model.ts";
+import { type FactRef, type ObservationInput, subjects as S } from "../../src/facts/model.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -279,158 +280,6 @@ export function patchFacts(
               : `${kb} missing (package list)`,
         },
   );
-}
-
-// ---- ntls-cert-sync ----
-
-export const pairsOfDevice = (fleet: Fleet, device: string, hosts: readonly string[]): FactRef[] =>
-  hosts
-    .filter((h) => fleet.clientHosts.find((x) => x.name === h)?.assignments.some((a) => a.device === device))
-    .map((h) => ({ subject: S.pair(device, h), fact: "trust" }));
-
-export const pairsOfHost = (fleet: Fleet, host: string, devices: readonly string[]): FactRef[] =>
-  assignedDevices(fleet, host, devices).map((d) => ({ subject: S.pair(d, host), fact: "trust" }));
-
-export function trustFacts(
-  pairs: readonly {
-    device: string;
-    host: string;
-    status: string;
-    daysLeft: number;
-    mismatch: { client: string[]; appliance: string[] } | null;
-  }[],
-): ObservationInput[] {
-  return pairs.map((p): ObservationInput => {
-    const subject = S.pair(p.device, p.host);
-    if (p.status === "in-sync")
-      return { subject, fact: "trust", status: "ok", summary: "in sync", value: { daysLeft: p.daysLeft } };
-    const sides = p.mismatch ? [...p.mismatch.client, ...p.mismatch.appliance] : [];
-    return {
-      subject,
-      fact: "trust",
-      status: "problem",
-      summary: p.status,
-      value: { status: p.status, daysLeft: p.daysLeft, mismatch: p.mismatch as JsonValue },
-      reason:
-        p.status === "mismatched"
-          ? `${p.device} <-> ${p.host} mismatched: ${sides.join("; ") || "certificates differ"}`
-          : `${p.device} <-> ${p.host} ${p.status} (${p.daysLeft} day(s) left)`,
-    };
-  });
-}
-
-/** A pair repaired and verified (handshake as the client, trusted certificate, vtl verify lists its partitions). */
-export function repairedPairFacts(device: string, host: string): ObservationInput[] {
-  const subject = S.pair(device, host);
-  return [
-    { subject, fact: "trust", status: "ok", summary: "repaired, verified" },
-    { subject, fact: "vtl-verify", status: "ok", summary: "verified after repair" },
-  ];
-}
-
-// ---- ha-recover, ha-sync ----
-
-export interface MemberView {
-  group: string;
-  device: string;
-  partition: string;
-  status: string;
-  alive: boolean;
-  why?: string | null;
-}
-
-export const memberFactRefs = (fleet: Fleet, groups: readonly string[]): FactRef[] =>
-  fleet.haGroups
-    .filter((g) => groups.includes(g.label))
-    .flatMap((g) =>
-      g.members.map((m) => ({ subject: S.haMember(g.label, m.device, m.partition), fact: "member" })),
-    );
-
-export function memberFacts(
-  members: readonly MemberView[],
-  when: "seen" | "after-recover",
-): ObservationInput[] {
-  return members.map((m): ObservationInput => {
-    const subject = S.haMember(m.group, m.device, m.partition);
-    if (m.alive)
-      return {
-        subject,
-        fact: "member",
-        status: "ok",
-        summary: when === "after-recover" ? "recovered" : "up",
-        value: { status: m.status },
-      };
-    return {
-      subject,
-      fact: "member",
-      status: "problem",
-      summary: when === "after-recover" ? "still DOWN" : "DOWN",
-      value: { status: m.status },
-      reason:
-        when === "after-recover"
-          ? `${m.group}: ${m.device}/${m.partition} still down after hagroup recover`
-          : `${m.group}: ${m.device}/${m.partition} is ${m.status}${m.why ? ` (${m.why})` : ""}`,
-    };
-  });
-}
-
-export function partitionFact(
-  device: string,
-  partition: string,
-  intact: boolean,
-  why: string | null,
-): ObservationInput {
-  return intact
-    ? { subject: S.partition(device, partition), fact: "intact", status: "ok", summary: "intact" }
-    : {
-        subject: S.partition(device, partition),
-        fact: "intact",
-        status: "problem",
-        summary: "NOT INTACT",
-        reason: why ?? `partition ${partition} on ${device} is not intact`,
-      };
-}
-
-export function haSettingsFact(
-  host: string,
-  before: { count: number; intervalSeconds: number },
-  wanted: { count: number; intervalSeconds: number },
-  changed: string[],
-): ObservationInput {
-  return {
-    subject: S.client(host),
-    fact: "ha-settings",
-    status: "ok",
-    summary:
-      changed.length > 0
-        ? `set: ${changed.join(", ")}`
-        : `retry ${wanted.count}, interval ${wanted.intervalSeconds}s`,
-    value: { before, now: wanted },
-  };
-}
-
-export function cloningFacts(
-  group: string,
-  members: readonly { device: string; partition: string; status: string }[],
-  foreign: readonly { device: string; partition: string; reason: string }[],
-  alive: (status: string) => boolean,
-): ObservationInput[] {
-  return members.flatMap((m): ObservationInput[] => {
-    const subject = S.haMember(group, m.device, m.partition);
-    const odd = foreign.find((f) => f.device === m.device && f.partition === m.partition);
-    const domain: ObservationInput = odd
-      ? { subject, fact: "cloning-domain", status: "problem", summary: "FOREIGN", reason: odd.reason }
-      : alive(m.status)
-        ? { subject, fact: "cloning-domain", status: "ok", summary: "same domain" }
-        : {
-            subject,
-            fact: "cloning-domain",
-            status: "unknown",
-            summary: "not checked",
-            reason: `${m.device}/${m.partition} is ${m.status}: its domain cannot be checked`,
-          };
-    return [domain, ...memberFacts([{ group, ...m, alive: alive(m.status) }], "seen")];
-  });
 }
 
 // ---- deprovision ----

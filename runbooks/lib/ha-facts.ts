@@ -3,8 +3,8 @@
 // (the fleet file's declaration, or lunacm's warning); a member that took no part in the check is `unknown` (never an
 // older green), and a down member is a problem of its own.
 import { type ObservationInput, subjects as S } from "../../src/facts/model.ts";
-import { memberFacts } from "./facts.ts";
 import type { HaFinding, MemberRef } from "./ha-findings.ts";
+import { memberFacts } from "./member-facts.ts";
 
 export function domainFacts(
   group: string,

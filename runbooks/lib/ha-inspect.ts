@@ -7,9 +7,9 @@ import type { HaGroup } from "../../src/config/schema.ts";
 import { UnexpectedResult } from "../../src/engine/errors.ts";
 import type { StepContext } from "../../src/engine/step-context.ts";
 import { memberKey, readBreaker, recordSuccess } from "./breaker.ts";
-import { memberFacts, partitionFact } from "./facts.ts";
 import { declaredMembers, isAlive, listGroup } from "./ha.ts";
 import type { SkipReason } from "./ha-findings.ts";
+import { memberFacts, partitionFact } from "./member-facts.ts";
 
 type Ctx = StepContext<{ timeoutMs?: number | undefined }>;
 

@@ -5,6 +5,7 @@ import { parsers } from "../../parsers/index.ts";
 import { getClientHost, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { EngineError } from "../../src/engine/errors.ts";
+import type { JobTargets, PlannedCommand } from "../../src/engine/runbook.ts";
 import type { StepContext } from "../../src/engine/step-context.ts";
 import { bundleFacts, type CertFacts, certFacts } from "../lib/certs.ts";
 
@@ -201,3 +202,24 @@ export async function readApplianceSide(
     fingerprint,
   };
 }
+
+// ---- What the reads send, for the plan (plan = run: each step lists exactly what its code paths may send) ----
+
+/** readClientSide() on `host`. */
+export const planClientSide = (host: string): PlannedCommand[] => [
+  { via: "host", on: host, command: "vtl listServers" },
+  { via: "host", on: host, command: `cat ${CA_FILE}` },
+];
+
+/** readApplianceSide() of `host`'s registration on `device`. */
+export const planApplianceSide = (fleet: Fleet, device: string, host: string): PlannedCommand[] => [
+  { via: "lunash", on: device, command: `client show -client ${clientNameOf(fleet, host)}` },
+  {
+    via: "lunash",
+    on: device,
+    command: `client fingerprint -client ${clientNameOf(fleet, host)}   (if registered)`,
+  },
+];
+
+/** The job's pairs as the plan sees them (the same as the run: its locked devices and client hosts). */
+export const plannedPairs = (fleet: Fleet, targets: JobTargets) => pairsOf({ fleet, targets });
