@@ -24,11 +24,6 @@ export const params = z
     repair: z.boolean().default(false),
     /** Regenerate the target appliance's own certificate (`sysconf regenCert`): needs an approval. */
     regen: z.boolean().default(false),
-    /**
-     * Used only when the engine has no approvals store: the principals who approved a regen, recorded as evidence.
-     * With ctx.approvals wired (the normal case) the job's own approval request decides.
-     */
-    approvedBy: z.array(z.string().min(1)).default([]),
     /** Handshake timeout per probe; default: the fleet's connect timeout. */
     timeoutMs: z.number().int().positive().max(120_000).optional(),
   })

@@ -105,11 +105,10 @@ async function requireRegenApproval(ctx: Ctx, device: string): Promise<unknown> 
     );
     return { via: "approvals", principals: state.approvals.map((a) => a.principal) };
   }
-  // Hook until every engine has an approvals store: the operator names who approved; recorded as evidence.
-  if (ctx.params.approvedBy.length === 0)
-    throw new RegenNotApproved(
-      `${device}: 'sysconf regenCert' needs an approval: no approvals store is wired and no approvedBy principal was given`,
-      false,
-    );
-  return { via: "approvedBy parameter", principals: ctx.params.approvedBy };
+  // No approvals store, no regeneration: an approval counts only as a signature the worker verifies (a principal
+  // named in a parameter is nobody's signature).
+  throw new RegenNotApproved(
+    `${device}: 'sysconf regenCert' needs signed approvals and this engine has no approvals store; nothing was sent`,
+    false,
+  );
 }

@@ -194,10 +194,12 @@ export function schedulerId(window: string, runbook: string, target: string): st
   return `sched--${window}--${runbook}--${target}`;
 }
 
-/** The requester when none is given: LUNAFLEET_PRINCIPAL, else the OS account of this process (never "unknown"). */
+/**
+ * The requester when an in-process caller names none: the OS account of this process (never "unknown", and never a
+ * name from the environment: the CLI and the API always pass their authenticated principal).
+ */
 function defaultActor(): string {
-  const principal = process.env.LUNAFLEET_PRINCIPAL?.trim() || osAccountName();
-  return principal.includes(":") ? principal : `operator:${principal}`;
+  return `operator:${osAccountName()}`;
 }
 
 /**

@@ -8,7 +8,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getRunbook } from "../../runbooks/index.ts";
 import { deviceLockResource, getDevice } from "../../src/config/model.ts";
+import { approvalsStore } from "../../src/coord/approvals.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
+import { signedApprovalsStore } from "../../src/coord/signed-approvals.ts";
+import { admitJob } from "../../src/engine/admit.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { type JobPlan, planJob } from "../../src/engine/plan.ts";
 import { type SentCommand, unplannedAzureResources, unplannedCommands } from "../../src/engine/plan-match.ts";
@@ -85,10 +88,16 @@ interface Checked {
 }
 
 /** Run a job as the worker does (device locks, the login guard) and compare what was sent with its plan. */
-async function runAndCompare(name: string, params: Record<string, unknown>): Promise<Checked> {
+async function runAndCompare(
+  name: string,
+  params: Record<string, unknown>,
+  /** Who approves when the job asks (alice and bob sign its statement with their demo keys). */
+  approvers: { principal: string; confirmation: string }[] = [],
+): Promise<Checked> {
   const runbook = getRunbook(name);
   const plan = planJob(runbook, params, twin.fleet);
   const jobId = `plan-run-${name}-${process.pid}-${++seq}`;
+  const approving = approvers.length > 0 ? approveWhenAsked(redis.client(), jobId, approvers) : undefined;
   const marks = logMarks();
   const evidence = new JobEvidence(redis, jobId);
   const locks = await acquireDeviceLocks(
@@ -120,7 +129,21 @@ async function runAndCompare(name: string, params: Record<string, unknown>): Pro
         locks,
         evidence,
       }),
+      // As a worker hands it: requests carry the requester, a granted one is re-verified against the admitted plan.
+      approvals: signedApprovalsStore(
+        approvalsStore(redis.client()),
+        {
+          jobId,
+          runbook: runbook.name,
+          planDigest: admitJob(runbook, params, twin.fleet).planDigest,
+          requester: "test-operator",
+        },
+        twin.fleet,
+        await EvidenceLog.open(redis.client(), redis.dataDir, jobId),
+      ),
+      approvalPollMs: 25,
     });
+    await approving;
   } finally {
     await locks.release();
   }
@@ -166,12 +189,11 @@ describe("plan = run over the twin", () => {
   });
 
   it("ntls-cert-sync hsm-a3 regen=true (approved): the download, the regeneration and the re-registration", async () => {
-    const checked = await runAndCompare("ntls-cert-sync", {
-      target: "hsm-a3",
-      regen: true,
-      repair: true,
-      approvedBy: ["alice", "bob"],
-    });
+    const serial = getDevice(twin.fleet, "hsm-a3").serial;
+    const checked = await runAndCompare("ntls-cert-sync", { target: "hsm-a3", regen: true, repair: true }, [
+      { principal: "alice", confirmation: serial },
+      { principal: "bob", confirmation: serial },
+    ]);
     expectWithinPlan(checked);
     expect(checked.sent.some((c) => c.via === "lunash" && /^sysconf regenCert\b/.test(c.command))).toBe(true);
   });
