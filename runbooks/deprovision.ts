@@ -138,11 +138,7 @@ const preflight = {
       {
         via: "approval",
         on: "operators",
-<<<<<<< ours
-        command: `wait for ${approvals.required} approvals by distinct principals (lunafleet approve <job> --key <your registered SSH key> --confirm ${deviceOf(p, fleet).serial}), expiring after ${approvals.expiresMinutes} min${approvals.principals ? ` (allowed: ${approvals.principals.join(", ")})` : ""}`,
-=======
         command: `wait for ${approvals.required} approvals by distinct principals (signed with registered keys: lunafleet approve <job> --key <key> --confirm ${deviceOf(p, fleet).serial}), expiring after ${approvals.expiresMinutes} min${approvals.principals ? ` (allowed: ${approvals.principals.join(", ")})` : ""}`,
->>>>>>> theirs
       },
       ...fleet.clientHosts.map(
         (h): PlannedCommand => ({
