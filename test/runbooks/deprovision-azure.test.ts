@@ -211,7 +211,16 @@ describe("deprovision: Azure failures stop the job", () => {
     expect(twin.arm!.hsmState(hsmResourceId(fleet, device))).toMatchObject({ exists: true });
   });
 
+  it("the gateway refuses a group that still holds an HSM, sending no DELETE", async () => {
+    const before = twin.arm!.requestLog.length;
+    const err = await conn.azure.deleteResourceGroup("rg-hsm-c").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResourceGroupDeleteRefusedError);
+    expect((err as ResourceGroupDeleteRefusedError).hsmIds).toEqual([hsmResourceId(fleet, "hsm-c1")]);
+    expect(twin.arm!.requestLog.slice(before).filter((e) => e.method === "DELETE")).toEqual([]);
+  });
+
   it("an HSM whose resource group was deleted first is marked orphaned (the report says so); no DELETE is sent", async () => {
+    // Last in this block: it deletes rg-hsm-c, which the gateway test above needs holding hsm-c1.
     const device = "hsm-c1"; // alone in rg-hsm-c
     const id = hsmResourceId(fleet, device);
     const jobId = `az-orphan-${process.pid}`;
@@ -245,14 +254,6 @@ describe("deprovision: Azure failures stop the job", () => {
     expect(row).toMatchObject({ state: "orphaned", retired: false });
     expect(row.facts.lifecycle).toMatchObject({ status: "problem", jobId, value: "orphaned" });
     expect(report.problems).toContainEqual(expect.stringMatching(/^hsm-c1: .*orphaned/));
-  });
-
-  it("the gateway refuses a group that still holds an HSM, sending no DELETE", async () => {
-    const before = twin.arm!.requestLog.length;
-    const err = await conn.azure.deleteResourceGroup("rg-hsm-c").catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ResourceGroupDeleteRefusedError);
-    expect((err as ResourceGroupDeleteRefusedError).hsmIds).toEqual([hsmResourceId(fleet, "hsm-c1")]);
-    expect(twin.arm!.requestLog.slice(before).filter((e) => e.method === "DELETE")).toEqual([]);
   });
 });
 
