@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiCallError } from "../../src/cli/api-client.ts";
 import { EvidenceLog, evidenceKeys } from "../../src/evidence/index.ts";
 import { resultKey } from "../../src/queue/jobs.ts";
-import { type ApiHarness, startApiHarness } from "./support.ts";
+import { type ApiHarness, startApiHarness } from "../helpers/api.ts";
 
 let h: ApiHarness;
 let viewer = "";

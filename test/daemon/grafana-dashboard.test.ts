@@ -9,7 +9,7 @@ import { createMetrics } from "../../src/daemon/metrics.ts";
 import type { Observation } from "../../src/facts/model.ts";
 import { RedisFactStore } from "../../src/facts/store.ts";
 import { createJobQueue } from "../../src/queue/jobs.ts";
-import { demoFleet } from "../engine/support.ts";
+import { demoFleet } from "../helpers/engine.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();

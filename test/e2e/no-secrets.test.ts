@@ -29,9 +29,9 @@ import { submitJob } from "../../src/queue/jobs.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import { parseSshSignature } from "../../src/signing/sshsig.ts";
 import type { Twin } from "../../src/sim/twin.ts";
+import { removeFromHaGroups } from "../helpers/deprovision.ts";
 import { startOidcProvider, type TestOidcProvider } from "../helpers/oidc-provider.ts";
 import { DEMO_KEYS_DIR, demoKey, signedApprove, sshKeygenSign, tempDir } from "../helpers/ssh-signing.ts";
-import { removeFromHaGroups } from "../runbooks/deprovision-support.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "lf-nosecret-"));
 const idpDir = tempDir("lf-nosecret-idp-");
