@@ -15,7 +15,6 @@ import { LoginFailed } from "../../src/guard/errors.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import { releaseQuarantine } from "../../src/guard/release.ts";
-import { withRedis } from "../helpers/redis.ts";
 import {
   type GuardTwin,
   lockDevice,
@@ -23,7 +22,8 @@ import {
   resetGuardTest,
   startGuardTwin,
   WorkerShells,
-} from "./support.ts";
+} from "../helpers/guard.ts";
+import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let g: GuardTwin;
