@@ -130,6 +130,18 @@ describe("GET /v1/jobs/:id/events", () => {
     );
   });
 
+  it("a job nobody queued is a 404 at once, not a stream that waits forever", async () => {
+    const err = await h
+      .client(viewer)
+      .text("GET", `/v1/jobs/tcp-check-nosuch-${process.pid}/events`)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiCallError);
+    expect(err).toMatchObject({
+      status: 404,
+      message: `no job 'tcp-check-nosuch-${process.pid}': nothing queued, recorded or finished under that id`,
+    });
+  });
+
   it("needs a token and a role that reads jobs; a bad job id or `from` is a 400", async () => {
     const path = `/v1/jobs/events-done-${process.pid}/events`;
     for (const [token, status] of [
