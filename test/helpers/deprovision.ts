@@ -14,12 +14,13 @@ import { admitJob } from "../../src/engine/admit.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { type JobResult, runJob } from "../../src/engine/runner.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
+import { RedisFactStore } from "../../src/facts/store.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import type { Twin } from "../../src/sim/twin.ts";
-import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
-import { demoApprovers, signedApprove, withDemoApprovers } from "../helpers/ssh-signing.ts";
+import { type FleetShells, fleetShells } from "./fleet-shells.ts";
+import { demoApprovers, signedApprove, withDemoApprovers } from "./ssh-signing.ts";
 
 export interface ArmEndpoint {
   endpoint: string;
@@ -162,6 +163,7 @@ export async function runDeprovision(
       attempt: opts.attempt ?? 1,
       actor: "test-operator",
       azure: conn.azure,
+      facts: new RedisFactStore(redis),
       guard,
       approvals: facts
         ? signedApprovalsStore(approvalsPort(redis), facts, signedFleet, evidence)
