@@ -1,10 +1,12 @@
 // The twin for the benchmark, in its own process so the client's CPU (process.cpuUsage in the parent) measures the
-// client alone. Usage: node --import tsx bench/twin-child.ts <devices>
+// client alone. Usage: node --import tsx bench/twin-child.ts <devices> [--latency]
+// --latency: every appliance takes as long as a real Luna (src/sim/appliance/latency.ts, its defaults, seed 1).
 // Prints one JSON line {"ready":true,"startMs":..,"endpoints":[{name,host,port,hostKey}]} once every appliance
 // listens. Then reads commands on stdin, one per line: `cpu` answers {"cpu":{user,system},"rss":..} (µs, bytes);
 // `stop` (or stdin closing) stops the twin and exits. Passwords are never printed: the parent derives the same
 // fleet from the same device count.
 import { createInterface } from "node:readline";
+import { realisticLunaLatency } from "../src/sim/appliance/latency.ts";
 import { startTwin } from "../src/sim/twin.ts";
 import { type BenchEndpoint, benchFleet } from "./fleet.ts";
 
@@ -15,7 +17,8 @@ if (!Number.isInteger(n) || n < 1) {
 }
 
 const t0 = performance.now();
-const twin = await startTwin(benchFleet(n), { rebase: true });
+const latency = process.argv.includes("--latency") ? realisticLunaLatency(1) : undefined;
+const twin = await startTwin(benchFleet(n), { rebase: true, ...(latency ? { latency } : {}) });
 const endpoints: BenchEndpoint[] = twin.fleet.devices.map((d) => ({
   name: d.name,
   host: d.host,

@@ -21,13 +21,17 @@ export interface TwinProcess {
   stop(): Promise<void>;
 }
 
-export async function startTwinProcess(devices: number, timeoutMs = 120_000): Promise<TwinProcess> {
+export async function startTwinProcess(
+  devices: number,
+  timeoutMs = 120_000,
+  opts: { latency?: boolean } = {},
+): Promise<TwinProcess> {
   // LUNAFLEET_BENCH_TWIN_PROF=<dir>: profile the twin too (node --cpu-prof), to see what a login costs the server.
   const prof = process.env.LUNAFLEET_BENCH_TWIN_PROF;
   const profArgs = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
   const child: ChildProcess = spawn(
     process.execPath,
-    [...profArgs, "--import", "tsx", CHILD, String(devices)],
+    [...profArgs, "--import", "tsx", CHILD, String(devices), ...(opts.latency ? ["--latency"] : [])],
     {
       stdio: ["pipe", "pipe", "pipe"],
     },

@@ -136,6 +136,8 @@ export interface SshServerOptions {
   isUp?: () => boolean;
   /** Current faults (read at each write, so they can change at run time). */
   faults?: () => CarrierFaults | undefined;
+  /** How long an authenticated login takes before it is accepted (a latency profile; default at once). */
+  loginDelayMs?: () => number;
   /** Replaces `host.exec` for the commands it claims (scp on an appliance). Return false to fall through. */
   execHandler?: (command: string, channel: ServerChannel, ctx: ChannelContext) => boolean;
   /** The sftp subsystem; absent = refused. */
@@ -261,7 +263,11 @@ export class TwinSshServer {
     conn.on("authentication", (ctx) => {
       if (this.#authenticate(ctx)) {
         user = ctx.username;
-        ctx.accept();
+        // A publickey query (no signature yet) is only answered; the login is the request that follows.
+        const logsIn = ctx.method !== "publickey" || Boolean(ctx.signature);
+        const delay = logsIn ? (this.#opts.loginDelayMs?.() ?? 0) : 0;
+        if (delay > 0) setTimeout(() => ctx.accept(), delay);
+        else ctx.accept();
       } else {
         // No detail, no hint about which part was wrong: only the methods that exist.
         ctx.reject(["password", "publickey"]);

@@ -2,6 +2,8 @@
 // exactly like the appliance (login counters, zeroization). Both the lunash interpreter (appliance) and the lunacm
 // interpreter (client hosts) act on these objects; nothing outside src/sim imports them.
 
+import type { LatencyProfile } from "./appliance/latency.ts";
+
 export type PartitionRole = "po" | "so" | "co" | "cu";
 
 export interface PartitionState {
@@ -98,6 +100,8 @@ export interface ApplianceState {
   /** Files in the admin user's scp area (name -> content), e.g. client certificates before `client register`. */
   scpFiles: Map<string, string>;
   faults: ApplianceFaults;
+  /** How long logins and commands take (absent: at once); see appliance/latency.ts. Not persisted. */
+  latency?: LatencyProfile;
   /** Appliance syslog (`messages`), newest last. */
   syslog: string[];
   /** Every command line the appliance received, for tests ("no synchronize was sent") and the session log. */

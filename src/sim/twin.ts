@@ -3,8 +3,10 @@
 // on its own loopback address, the ARM twin linked to them (twin-arm.ts), and hands back a copy of the fleet that
 // points at them (real addresses, ports and host-key fingerprints), plus the controls that tests, the benchmark and
 // `lunafleet sim` use: faults (twin-faults.ts), power cycles, session logs.
+
 import { clientHostSecret, deviceSecret, type Fleet, type Secret } from "../config/index.ts";
 import { createApplianceState } from "./appliance/factory.ts";
+import type { LatencyProfile } from "./appliance/latency.ts";
 import { powerCycle as powerCycleState } from "./appliance/power.ts";
 import type { ApplianceServer } from "./appliance/server.ts";
 import type { ArmTwin } from "./arm/index.ts";
@@ -31,6 +33,8 @@ export interface StartTwinOptions {
   /** Keep host keys here (`<name>.ed25519`) so a restarted twin keeps its identities; default: fresh keys. */
   hostKeyDir?: string;
   log?: (line: string) => void;
+  /** How long each appliance takes for logins and commands (appliance/latency.ts); default: at once. */
+  latency?: LatencyProfile;
 }
 
 export interface TwinAppliance {
@@ -134,6 +138,7 @@ export async function startTwin(source: Fleet, opts: StartTwinOptions = {}): Pro
   };
 
   const build = () => {
+    if (opts.latency) for (const s of states.values()) s.latency = opts.latency;
     appliances = createAppliances(fleet, states, keyOf);
     clientHosts = createClientHosts(fleet, remote, hostTwins, keyOf);
   };

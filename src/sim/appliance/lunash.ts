@@ -6,6 +6,7 @@ import type { ApplianceState } from "../state.ts";
 import { maskForEcho, type Resolution, redactCommandLine, tokenize } from "./command-line.ts";
 import { type CommandIO, type Handler, lunashTable, rebootAppliance } from "./commands.ts";
 import { garble, matchesFault, slowReplyMs, truncateForDrop } from "./faults.ts";
+import { commandDelayMs } from "./latency.ts";
 import { LineInput } from "./line-input.ts";
 import { DEFAULT_BOOT_MS, isUp, syslogLine, trackSession } from "./power.ts";
 import { banner, footer, prompt, type ResultCode } from "./text.ts";
@@ -154,11 +155,12 @@ export class LunashHost implements ShellHost {
       syslogLine(state, `-lunash: Command: ${logged} : ${ctx.user} : session/${ctx.session}`),
     );
 
-    const delay = slowReplyMs(state.faults);
+    const canonical = res.kind === "ok" || res.kind === "bad-option" ? res.canonical : line.trim();
+    // The slow-reply fault, and the time a real appliance takes for this command (the latency profile, if set).
+    const delay = slowReplyMs(state.faults) + commandDelayMs(state.latency, canonical);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (out.closed) return { kind: "dropped" };
 
-    const canonical = res.kind === "ok" || res.kind === "bad-option" ? res.canonical : line.trim();
     const garbling = matchesFault(state.faults.garbleCommand, canonical, line);
     const dropping = matchesFault(state.faults.dropMidCommand, canonical, line);
     let pending = "";

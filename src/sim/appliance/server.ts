@@ -4,6 +4,7 @@
 // fetch, client certificates to upload), and the NTLS listener. The listeners follow the appliance's state:
 // a hung reboot leaves nothing listening until a power cycle, a reboot in progress refuses connections, and
 // `ntls.listening = false` closes 1792.
+
 import type { ServerChannel, SFTPWrapper } from "ssh2";
 import ssh2 from "ssh2";
 import type { ShellHost } from "../shell-session.ts";
@@ -15,6 +16,7 @@ import {
   TwinSshServer,
 } from "../ssh-server.ts";
 import type { ApplianceState } from "../state.ts";
+import { loginDelayMs } from "./latency.ts";
 import { NtlsListener } from "./ntls.ts";
 
 const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
@@ -61,6 +63,7 @@ export class ApplianceServer {
       host: opts.host,
       isUp: () => state.power === "on",
       faults: opts.faults,
+      loginDelayMs: () => loginDelayMs(state.latency),
       execHandler: (command, channel, ctx) => scpExec(state, command, channel, ctx),
       sftpHandler: (sftp) => serveFiles(state, sftp),
       onSession: (record) => state.sessionLog.push(record),
