@@ -86,6 +86,7 @@ export type DaemonFigures =
       direct: DaemonPhase;
       queued: DaemonPhase;
       jobsPerSecond: number;
+      directJobsPerSecond: number;
       /** (b − a) wall per device-step, ms. */
       overheadWallMsPerStep: number;
       /** (b − a) CPU (this process + redis-server) per device-step, ms. */
@@ -578,6 +579,7 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
       direct,
       queued,
       jobsPerSecond,
+      directJobsPerSecond: perSecond(direct.ok, direct.wallMs),
       overheadWallMsPerStep,
       overheadCpuMsPerStep,
       overheadMsPerStep: Math.max(overheadWallMsPerStep, overheadCpuMsPerStep),

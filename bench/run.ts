@@ -14,13 +14,18 @@
 //          --quick (N=10: a smoke run of a few seconds)  --json (one JSON document on stdout)  --no-daemon
 //          --daemon-breakdown (also run the direct jobs with each real part alone: evidence, checkpoints, locks)
 //          --latency-devices 1000 --latency-concurrency 64 (the realistic-latency case, bench/latency.ts)
-//          --no-latency (skip it)
+//          --no-latency (skip it)  --daemon-concurrency 64 (the worker's jobs at once in the daemon benchmark)
+//          --fsync-attempts 1000 (appendfsync always vs everysec on guard-ledger writes, bench/appendfsync.ts)
+//          --no-fsync (skip that)  --daemons K (also the scale-out figure: 1..K daemon processes on one Redis,
+//          bench/scale-out.ts; --scale-devices 300 devices)
 //          LUNAFLEET_BENCH_PROF=<dir>: CPU profiles of the daemon section's measured phases
 import { parseArgs } from "node:util";
+import { type AppendfsyncFigures, runAppendfsyncBenchmark } from "./appendfsync.ts";
 import { type DaemonFigures, runDaemonBenchmark } from "./daemon.ts";
 import { benchFleet, pinFleet } from "./fleet.ts";
 import { LATENCY_TARGET_RATIO, type LatencyFigures, runLatencyCase } from "./latency.ts";
 import { type OpenSshFigures, openSshSweep } from "./openssh.ts";
+import { runScaleOut, type ScaleOutRow } from "./scale-out.ts";
 import { fmt, mb, percentile, perSecond, table } from "./stats.ts";
 import { freshSweep, OpenFleet, type SweepFigures } from "./sweep.ts";
 import { startTwinProcess } from "./twin-process.ts";
@@ -37,6 +42,11 @@ const { values: opts } = parseArgs({
     "daemon-breakdown": { type: "boolean", default: false },
     "daemon-only": { type: "boolean", default: false },
     "no-latency": { type: "boolean", default: false },
+    "daemon-concurrency": { type: "string", default: "64" },
+    "no-fsync": { type: "boolean", default: false },
+    "fsync-attempts": { type: "string" },
+    daemons: { type: "string" },
+    "scale-devices": { type: "string" },
     "latency-devices": { type: "string" },
     "latency-concurrency": { type: "string", default: "64" },
   },
@@ -215,19 +225,29 @@ function targets(
       met: peak1000 !== undefined ? mb(peak1000) <= 300 : undefined,
     },
   ];
+  // Issue 15: queue + lock + checkpoint + evidence ≤ 2 ms CPU per device-step (daemon + redis-server), ≥ 300 jobs/s
+  // through the queue, daemon peak RSS ≤ 300 MB — on the 1,000-device sweep, beside the direct figure.
   if (daemon?.status === "measured")
     list.push(
       {
-        name: "daemon overhead per device-step, wall",
-        goal: "≤ 5 ms",
-        measured: `${fmt(daemon.overheadWallMsPerStep, 2)} ms (N=${daemon.devices}, ${fmt(daemon.jobsPerSecond)} jobs/s)`,
-        met: daemon.overheadWallMsPerStep <= 5,
+        name: "daemon overhead per device-step, CPU",
+        goal: "≤ 2 ms",
+        measured:
+          `${fmt(daemon.overheadCpuMsPerStep, 2)} ms (daemon + redis-server; N=${daemon.devices} @${daemon.concurrency}; ` +
+          `wall ${fmt(daemon.overheadWallMsPerStep, 2)} ms)`,
+        met: daemon.devices >= 1000 ? daemon.overheadCpuMsPerStep <= 2 : undefined,
       },
       {
-        name: "daemon overhead per device-step, CPU",
-        goal: "≤ 5 ms",
-        measured: `${fmt(daemon.overheadCpuMsPerStep, 2)} ms (client + redis-server)`,
-        met: daemon.overheadCpuMsPerStep <= 5,
+        name: "jobs through the queue",
+        goal: "≥ 300 jobs/s",
+        measured: `${fmt(daemon.jobsPerSecond)} jobs/s (direct ${fmt(daemon.directJobsPerSecond)} jobs/s)`,
+        met: daemon.devices >= 1000 ? daemon.jobsPerSecond >= 300 : undefined,
+      },
+      {
+        name: "daemon peak RSS (queued sweep)",
+        goal: "≤ 300 MB",
+        measured: `${fmt(mb(daemon.queued.peakRss), 0)} MB (direct ${fmt(mb(daemon.direct.peakRss), 0)} MB)`,
+        met: daemon.devices >= 1000 ? mb(daemon.queued.peakRss) <= 300 : undefined,
       },
     );
   if (latency)
@@ -296,8 +316,14 @@ if (!opts["daemon-only"]) {
 let daemon: DaemonFigures | undefined;
 if (!opts["no-daemon"]) {
   const devices = Math.max(...sizes);
-  log(`\n== daemon (issue 4 item 8): N = ${devices} devices, tcp-check + patch-verify as jobs ==`);
-  daemon = await runDaemonBenchmark({ devices, log, breakdown: opts["daemon-breakdown"] });
+  log(`\n== daemon (issue 4 item 8, issue 15): N = ${devices} devices, tcp-check + patch-verify as jobs ==`);
+  const daemonConcurrency = intList(opts["daemon-concurrency"], "daemon-concurrency")[0] ?? 64;
+  daemon = await runDaemonBenchmark({
+    devices,
+    log,
+    breakdown: opts["daemon-breakdown"],
+    concurrency: daemonConcurrency,
+  });
   if (daemon.status !== "measured") log(`daemon benchmark: ${daemon.reason}`);
 }
 
@@ -309,6 +335,25 @@ if (!opts["no-latency"]) {
     `\n== realistic appliance latency (issue 15 item 5): N = ${devices}, concurrency ${latencyConcurrency} ==`,
   );
   latency = await runLatencyCase({ devices, concurrency: latencyConcurrency, log });
+}
+
+let fsync: AppendfsyncFigures | undefined;
+if (!opts["no-fsync"]) {
+  log("\n== appendfsync always vs everysec on guard-ledger writes (issue 15 item 4) ==");
+  const attempts = intList(opts["fsync-attempts"] ?? (quick ? "200" : "1000"), "fsync-attempts")[0] ?? 1000;
+  fsync = await runAppendfsyncBenchmark({ attempts, log });
+}
+
+let scaleOut: ScaleOutRow[] | undefined;
+if (opts.daemons) {
+  const maxDaemons = intList(opts.daemons, "daemons")[0] ?? 1;
+  const devices = intList(opts["scale-devices"] ?? (quick ? "20" : "300"), "scale-devices")[0] ?? 300;
+  log(`\n== scale-out (issue 15 item 6): 1..${maxDaemons} daemons on one Redis, N = ${devices} ==`);
+  scaleOut = await runScaleOut({ devices, maxDaemons, concurrency: 16, log });
+  log(
+    "(2 cores shared by the twin, Redis and every daemon: read this for no collapse — lock waits and Redis CPU per " +
+      "job staying flat — not for linear gain)",
+  );
 }
 
 const list = targets(results, daemon, latency);
@@ -325,6 +370,7 @@ log(`client process max RSS over the whole run: ${fmt(mb(maxRss), 0)} MB`);
 const failures = [
   ...(daemon?.status === "measured" ? [...daemon.direct.errors, ...daemon.queued.errors] : []),
   ...(latency?.errors ?? []),
+  ...(scaleOut ?? []).flatMap((r) => r.errors),
   ...results.flatMap((r) => [
     ...r.fresh.errors,
     ...r.open.errors,
@@ -357,6 +403,8 @@ if (opts.json)
         })),
         daemon,
         latency,
+        fsync,
+        scaleOut,
         targets: list,
         maxRss,
       },
