@@ -35,12 +35,16 @@ export interface ApprovalEntry {
   proof?: ApprovalProof;
 }
 
-/** A signed approval as stored: the statement, the armored signature, the key, who submitted it. */
+/**
+ * A signed approval as stored: the statement, the signature (armored SSH, or a WebAuthn assertion's with its
+ * authenticator and client data), the key (`webauthn:<credential id>` for a security key), who submitted it.
+ */
 export interface ApprovalProof {
-  method: "sshsig";
+  method: "sshsig" | "webauthn";
   keyFingerprint: string;
   statement: string;
   signature: string;
+  webauthn?: { authenticatorData: string; clientDataJSON: string; userHandle?: string | undefined };
   submittedBy: string;
 }
 
@@ -539,6 +543,9 @@ export async function approve(
       submittedBy: proof?.submittedBy,
       statement: proof?.statement,
       signature: proof?.signature,
+      // A security key's assertion (its challenge is the statement's SHA-256): verifiable offline with the
+      // credential's public key from its registration record (log webauthn-credentials).
+      ...(proof?.webauthn ? { method: "webauthn", webauthn: proof.webauthn } : {}),
       confirmation: "matches the device serial",
       approvals: state.approvals.length,
       required: state.required,

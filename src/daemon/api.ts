@@ -5,6 +5,7 @@ import { registerEvidenceRoutes } from "../api/routes/evidence.ts";
 import { registerFleetRoutes } from "../api/routes/fleet.ts";
 import { registerGuardRoutes } from "../api/routes/guard.ts";
 import { registerJobRoutes } from "../api/routes/jobs.ts";
+import { registerWebAuthnRoutes } from "../api/routes/webauthn.ts";
 import { type ApiServer, type ApiServices, startApiServer } from "../api/server.ts";
 import { loadOrCreateApiTls } from "../api/tls.ts";
 import { Authenticator } from "../identity/authenticate.ts";
@@ -53,6 +54,7 @@ export async function startDaemonApi(
       registerApprovalRoutes,
       registerGuardRoutes,
       registerEvidenceRoutes,
+      registerWebAuthnRoutes,
     ],
     log,
   });
