@@ -149,6 +149,8 @@ export class ApprovalRequestConflict extends ApprovalError {
 const PREFIX = "lunafleet";
 /** Job ids awaiting approval, scored by deadline (ms). */
 export const WAITING_APPROVALS_KEY = `${PREFIX}:approvals:waiting`;
+/** Pub/sub channel a new request's job id is published on (the notifier tells approvers at once; src/notify). */
+export const APPROVAL_REQUESTED_CHANNEL = `${PREFIX}:approvals:requested`;
 const KEEP_AFTER_DEADLINE_SECONDS = 30 * 86_400;
 const MAX_REFUSALS = 100;
 
@@ -446,6 +448,8 @@ export async function requestApproval(
       `job ${jobId} already has an approval request for ${state.device} (serial ${state.serial}); ` +
         `it cannot be reused for ${req.device} (serial ${req.serial})`,
     );
+  // Fire and forget: the notifier also sweeps the waiting index, so a message lost here is only later, not lost.
+  if (reply[0] === "created") await redis.publish(APPROVAL_REQUESTED_CHANNEL, jobId).catch(() => 0);
   if (reply[0] === "created")
     await opts.evidence?.append("approval", {
       event: "requested",

@@ -8,6 +8,7 @@ import { registerJobRoutes } from "../api/routes/jobs.ts";
 import { registerWebAuthnRoutes } from "../api/routes/webauthn.ts";
 import { type ApiServer, type ApiServices, startApiServer } from "../api/server.ts";
 import { loadOrCreateApiTls } from "../api/tls.ts";
+import { registerConsoleRoutes } from "../console/routes.ts";
 import { Authenticator } from "../identity/authenticate.ts";
 import type { DaemonLogger } from "./logger.ts";
 import { reportService } from "./report-service.ts";
@@ -55,6 +56,7 @@ export async function startDaemonApi(
       registerGuardRoutes,
       registerEvidenceRoutes,
       registerWebAuthnRoutes,
+      registerConsoleRoutes,
     ],
     log,
   });

@@ -6,8 +6,17 @@ import { join } from "node:path";
 import type { Queue } from "bullmq";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
+import { consoleUrl } from "../console/routes.ts";
 import { type EvidenceSigner, loadOrCreateSigner } from "../evidence/signing.ts";
-import { createJobQueue, fleetDigest, type JobData, osAccountName, publishFleet } from "../queue/jobs.ts";
+import { type Notifier, startNotifier } from "../notify/notifier.ts";
+import {
+  createJobQueue,
+  fleetDigest,
+  type JobData,
+  osAccountName,
+  publishFleet,
+  QUEUE_NAME,
+} from "../queue/jobs.ts";
 import { syncSchedules } from "../queue/schedules.ts";
 import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";
 import {
@@ -81,6 +90,8 @@ export interface Daemon {
   http: DaemonHttp | undefined;
   /** The HTTPS API, when served. */
   api: Awaited<ReturnType<typeof startDaemonApi>> | undefined;
+  /** Webhook notifications, when the fleet lists webhooks (src/notify). */
+  notifier: Notifier | undefined;
   evidenceSigner: EvidenceSigner;
   log: DaemonLogger;
   embeddedRedis: EmbeddedRedis | undefined;
@@ -123,10 +134,12 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
   let worker: RunningWorker | undefined;
   let http: DaemonHttp | undefined;
   let api: Awaited<ReturnType<typeof startDaemonApi>> | undefined;
+  let notifier: Notifier | undefined;
   const evidenceSigner = loadOrCreateSigner(opts.dataDir, opts.evidenceKeyFile);
   let claim: FleetClaim | undefined;
   const cleanup = async () => {
     await bounded(claim?.release());
+    await bounded(notifier?.close());
     await bounded(api?.close());
     await bounded(http?.close());
     await bounded(worker?.close());
@@ -196,6 +209,22 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
         opts.api,
         log,
       );
+    if (fleet.notifications?.webhooks.length)
+      notifier = startNotifier({
+        fleet,
+        dataDir: opts.dataDir,
+        redis,
+        redisOptions,
+        jobsQueueName: QUEUE_NAME,
+        jobsQueue: queue,
+        evidenceSigner,
+        consoleUrl: api
+          ? consoleUrl(fleet, api.url)
+          : fleet.console?.url
+            ? `${fleet.console.url}/console/`
+            : undefined,
+        log,
+      });
   } catch (err) {
     await cleanup();
     throw err;
@@ -238,6 +267,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
     metrics,
     http,
     api,
+    notifier,
     evidenceSigner,
     log,
     embeddedRedis: embedded,

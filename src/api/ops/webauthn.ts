@@ -21,6 +21,7 @@ import { EvidenceLog } from "../../evidence/log.ts";
 import { sealEvidence } from "../../evidence/signing.ts";
 import { mayPerform } from "../../identity/roles.ts";
 import { ApproverKeys } from "../../signing/approval-check.ts";
+import { parseSshSignature } from "../../signing/sshsig.ts";
 import {
   publicKeyDigest,
   registrationOptions,
@@ -69,8 +70,7 @@ export const finishRegistrationBodySchema = z
 
 export const completeRegistrationBodySchema = z
   .object({
-    keyFingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, "an SSH SHA256 fingerprint"),
-    /** `ssh-keygen -Y sign -n lunafleet-approval` over the pending statement (armored). */
+    /** `ssh-keygen -Y sign -n lunafleet-approval` over the pending statement (armored); it names its key. */
     signature: z.string().min(1).max(20_000),
   })
   .strict();
@@ -186,6 +186,12 @@ export async function completeRegistrationOp(
   const rp = relyingParty(ctx);
   const owner = ownerOf(ctx);
   const { redis, fleet } = ctx.services;
+  let keyFingerprint: string;
+  try {
+    keyFingerprint = parseSshSignature(body.signature).fingerprint;
+  } catch (err) {
+    throw new ApiError(400, `not an SSH signature (ssh-keygen -Y sign output): ${(err as Error).message}`);
+  }
   const pending = await readPending(redis, id);
   if (!pending) throw new ApiError(404, `no pending registration '${id}' (it expires after 30 minutes)`);
   if (pending.principal.toLowerCase() !== owner.name.toLowerCase())
@@ -197,7 +203,7 @@ export async function completeRegistrationOp(
     rpId: pending.rpId,
     counter: pending.counter,
     statement: pending.statement,
-    sshKeyFingerprint: body.keyFingerprint,
+    sshKeyFingerprint: keyFingerprint,
     sshSignature: body.signature,
     registeredAt: new Date().toISOString(),
     registeredBy: ctx.principal.name,
@@ -213,7 +219,7 @@ export async function completeRegistrationOp(
       event: "credential-refused",
       principal: pending.principal,
       credentialId: pending.credentialId,
-      keyFingerprint: body.keyFingerprint,
+      keyFingerprint,
       reason: refused.reason,
     });
     throw new ApiError(400, `not registered: ${refused.reason}`);
