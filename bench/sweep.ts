@@ -1,8 +1,10 @@
 // The lunafleet side of the benchmark: a fresh sweep (connect with the pinned host key, open lunash, `hsm show`,
 // parse, disconnect) and repeated sweeps over shells that stay open. Every answer is checked against the device's
 // known serial: a sweep that "succeeds" with the wrong data would measure nothing.
+
+import { parsers } from "../parsers/index.ts";
 import type { Device, Fleet } from "../src/config/index.ts";
-import { JobShells, lunashPlatform, ShellSession } from "../src/shell/index.ts";
+import { JobShells, lunashPlatform, ShellSession, sendCommand } from "../src/shell/index.ts";
 import { connectSsh, deviceTarget, SshPool, type SshTarget } from "../src/transport/index.ts";
 
 export interface SweepFigures {
@@ -16,10 +18,6 @@ export interface SweepFigures {
   latenciesMs: number[];
   /** Highest RSS sampled during the sweep, bytes. */
   peakRss: number;
-}
-
-interface HsmShow {
-  serial?: string;
 }
 
 /** Run `fn` over `items` with at most `limit` in flight. */
@@ -64,11 +62,11 @@ function cpuMsSince(start: NodeJS.CpuUsage): number {
 
 /** `hsm show` on an open session; throws unless it parsed and names the expected serial. */
 async function hsmShow(session: ShellSession, device: Device): Promise<void> {
-  const out = await session.run<HsmShow>("hsm show", { parse: true });
-  if (!out.result.ok) throw new Error(`${device.name}: hsm show: device error ${out.result.error.message}`);
-  if (out.result.value.serial !== device.serial)
+  const { reply } = await sendCommand(session, "hsm show", parsers.hsmShow);
+  if (!reply.ok) throw new Error(`${device.name}: hsm show: device error ${reply.error.message}`);
+  if (reply.value.serial !== device.serial)
     throw new Error(
-      `${device.name}: hsm show reported serial ${out.result.value.serial}, expected ${device.serial}`,
+      `${device.name}: hsm show reported serial ${reply.value.serial}, expected ${device.serial}`,
     );
 }
 

@@ -2,9 +2,9 @@
 // echoed command line, the trailing prompt and the `Command Result` footer, and the two error types a parser may
 // raise. Pure functions only: parsers/ does no I/O and imports nothing from src/.
 import { z } from "zod";
-import { commandWords } from "./commands.ts";
+import { commandWords, type Shell } from "./vocabulary.ts";
 
-export type Shell = "lunash" | "lunacm";
+export type { Shell } from "./vocabulary.ts";
 
 /** The text could not be explained. Carries the reason and the raw capture it refused (never half a result). */
 export class ParseError extends Error {
@@ -25,6 +25,12 @@ export const deviceErrorSchema = z.strictObject({
   name: z.string(),
   /** Human explanation lines the device printed, joined with a space. */
   message: z.string(),
+  /**
+   * Every `Warning`/`Caution` text printed with the failure, unwrapped, as printed (lunacm's "Synchronize may fail.
+   * The members in slot 0 and slot 1 have conflicting settings for private key cloning." is one): a warning often says
+   * more about why than the code does.
+   */
+  warnings: z.array(z.string()),
 });
 export type DeviceError = z.infer<typeof deviceErrorSchema>;
 
@@ -74,7 +80,7 @@ export function normalizeText(raw: string): string {
 const LUNASH_PROMPT = /^\s*(?:\[([^\]\n]*)\]\s*)?lunash:>(.*)$/;
 // `lunacm:>slot list`
 const LUNACM_PROMPT = /^\s*lunacm:>(.*)$/;
-// A client host shell running a client tool: `$ vtl verify`, `[root@c ~]# lunacm -q hagroup listgroups`,
+// A client host shell running a client tool: `$ vtl verify` (host), `[root@c ~]# lunacm -q hagroup listgroups` (lunacm),
 // `C:\Program Files\SafeNet\LunaClient>vtl listServers`. A prompt character is required, so the vtl banner line
 // ("vtl (64-bit) v10...") is never mistaken for an echo.
 const CLIENT_SHELL_ECHO = /^.*?[$#>]\s*(vtl|lunacm)(?:\.exe)?\s+(\S.*)$/;
@@ -96,7 +102,7 @@ export function matchPromptLine(line: string): PromptLine | null {
   if (client) {
     const tool = client[1] ?? "";
     const rest = (client[2] ?? "").trim();
-    if (tool === "vtl") return { shell: "lunacm", host: null, command: `vtl ${rest}` };
+    if (tool === "vtl") return { shell: "host", host: null, command: `vtl ${rest}` };
     // `lunacm -q <command>` runs one LunaCM command; any other lunacm invocation is not a command echo.
     const q = /^-q\s+(\S.*)$/.exec(rest);
     if (q) return { shell: "lunacm", host: null, command: (q[1] ?? "").trim() };
@@ -125,9 +131,16 @@ export function readFooter(line: string, shell: Shell, raw: string): Footer | nu
     const m = LUNASH_FOOTER.exec(line);
     if (m) return { shell, code: Number(m[1]), text: (m[2] ?? "").trim() };
   } else {
-    if (LUNACM_FOOTER_OK.test(line)) return { shell, ok: true };
+    // A client tool (vtl) prints no footer of its own; one in its capture is read as lunacm prints it.
+    if (LUNACM_FOOTER_OK.test(line)) return { shell: "lunacm", ok: true };
     const m = LUNACM_FOOTER_ERR.exec(line);
-    if (m) return { shell, ok: false, code: (m[1] ?? "").toLowerCase(), text: (m[2] ?? m[3] ?? "").trim() };
+    if (m)
+      return {
+        shell: "lunacm",
+        ok: false,
+        code: (m[1] ?? "").toLowerCase(),
+        text: (m[2] ?? m[3] ?? "").trim(),
+      };
   }
   throw new ParseError(`unreadable ${shell} footer line: ${JSON.stringify(line.trim())}`, raw);
 }
@@ -316,4 +329,28 @@ export function putExtra(extra: Record<string, string>, label: string, value: st
     throw new ParseError(`'${label}' printed twice with different values (layout not understood)`, raw);
   }
   extra[label] = value;
+}
+
+const WARNING_START = /^\s*(?:Warning|Caution)\s*[:!]/i;
+const LABELLED_LINE = /^\s*(?:Warning|Caution|Error|Command Result)\b/i;
+
+/**
+ * Every `Warning:` / `Caution:` text in the output lines, a wrapped one joined back into one (its continuation lines
+ * run to the next blank or labelled line), trimmed, inner spacing as printed.
+ */
+export function readWarnings(lines: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? "";
+    if (!WARNING_START.test(line)) continue;
+    const parts = [line.trim()];
+    while (i + 1 < lines.length) {
+      const next = lines[i + 1] ?? "";
+      if (next.trim() === "" || LABELLED_LINE.test(next) || /->/.test(next) || /^\s*>/.test(next)) break;
+      parts.push(next.trim());
+      i++;
+    }
+    out.push(parts.join(" "));
+  }
+  return out;
 }

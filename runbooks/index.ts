@@ -11,7 +11,7 @@ import { haSync } from "./ha-sync.ts";
 import { withAppCryptoGate } from "./lib/crypto-gate.ts";
 import { mhsmAudit } from "./mhsm-audit.ts";
 import { mhsmRetire } from "./mhsm-retire.ts";
-import { ntlsCertSync } from "./ntls-cert-sync.ts";
+import { ntlsCertSync } from "./ntls-cert-sync/index.ts";
 import { patchVerify } from "./patch-verify.ts";
 import { tcpCheck } from "./tcp-check.ts";
 import { vaultPlacement } from "./vault-placement.ts";

@@ -19,7 +19,7 @@ import type {
 import type { HsmKeyInfo, RoleAssignmentInfo, RoleDefinitionInfo } from "../src/azure/mhsm-data-plane.ts";
 import type { Fleet } from "../src/config/schema.ts";
 import { findingsVerdict } from "../src/engine/outcome.ts";
-import { defineRunbook } from "../src/engine/runbook.ts";
+import { defineRunbook, type Step } from "../src/engine/runbook.ts";
 import type { StepContext } from "../src/engine/step-context.ts";
 import type { FactStatus, JsonValue } from "../src/facts/model.ts";
 import {
@@ -75,6 +75,87 @@ export interface AuditResult {
   findings: KvFinding[];
 }
 
+const readArmStep = {
+  id: "read-arm",
+  title: (pool) => `Read ${pool} from Azure Resource Manager (properties, diagnostic settings)`,
+  kind: "read",
+  forEach: "azure",
+  observes: (_p, fleet, pool) => factRefs(poolSubject(fleet, pool!), ARM_FACTS),
+  commands: (_p, fleet, pool) => {
+    const h = managedHsm(fleet, pool!);
+    return [
+      azureCommand(h.resourceId, "GET (properties, securityDomainProperties)"),
+      azureCommand(h.resourceId, "GET providers/Microsoft.Insights/diagnosticSettings"),
+      azureCommand(`deletedManagedHSMs/${h.location}/${h.name}`, "GET (only when the pool answers 404)"),
+    ];
+  },
+  async run(ctx): Promise<ArmRead> {
+    const decl = managedHsm(ctx.fleet, ctx.target!);
+    const o = { signal: ctx.signal };
+    const hsm = await ctx.keyVault.arm.getManagedHsm(decl.resourceId, o);
+    const deleted = hsm ? null : await ctx.keyVault.arm.getDeletedManagedHsm(decl.name, decl.location, o);
+    const diagnostics = hsm ? await ctx.keyVault.arm.listDiagnosticSettings(decl.resourceId, o) : null;
+    await ctx.facts.observe(
+      ...observationsFor(
+        poolSubject(ctx.fleet, decl.name),
+        ARM_FACTS,
+        armFindings(decl, hsm, deleted, diagnostics),
+        (fact) => armSeen(fact, hsm, deleted, diagnostics),
+      ),
+    );
+    return { pool: decl.name, hsm, deleted, diagnostics, readAt: new Date().toISOString() };
+  },
+} satisfies Step<Params>;
+
+const readDataPlaneStep = {
+  id: "read-data-plane",
+  title: (pool) => `Read ${pool}'s keys, rotation policies and role assignments as the daemon's identity`,
+  kind: "read",
+  forEach: "azure",
+  observes: (_p, fleet, pool) => factRefs(poolSubject(fleet, pool!), DATA_PLANE_FACTS),
+  commands: (_p, fleet, pool) => {
+    const uri = managedHsm(fleet, pool!).hsmUri;
+    return [
+      azureCommand(uri, "GET keys, each key, its versions and rotation policy (skipped unless activated)"),
+      azureCommand(uri, "GET providers/Microsoft.Authorization/roleDefinitions, roleAssignments"),
+    ];
+  },
+  async run(ctx) {
+    const read = await readDataPlane(ctx);
+    const decl = managedHsm(ctx.fleet, read.pool);
+    const declaredKeys = ctx.fleet.keys.filter((k) => k.managedHsm === decl.name);
+    const consumers = ctx.fleet.cmkConsumers.filter((c) => declaredKeys.some((k) => k.name === c.key));
+    await ctx.facts.observe(
+      ...observationsFor(
+        poolSubject(ctx.fleet, decl.name),
+        DATA_PLANE_FACTS,
+        dataPlaneFindings(decl.name, read, ctx.fleet, ctx.params.keyExpiryWarnDays, new Date()),
+        (fact) => dataPlaneSeen(fact, read, consumers.length),
+      ),
+    );
+    return read;
+  },
+} satisfies Step<Params>;
+
+const findingsStep = {
+  id: "findings",
+  title: "Compare with the fleet file: pool settings, keys, role assignments",
+  kind: "read",
+  async run(ctx): Promise<AuditResult> {
+    const now = new Date();
+    const pools = (ctx.targets.azure ?? []).map((pool) => ({
+      pool,
+      arm: ctx.resultOf(readArmStep, pool),
+      dataPlane: ctx.resultOf(readDataPlaneStep, pool),
+    }));
+    const findings = pools.flatMap(({ pool, arm, dataPlane }) => [
+      ...armFindings(managedHsm(ctx.fleet, pool), arm.hsm, arm.deleted, arm.diagnostics),
+      ...dataPlaneFindings(pool, dataPlane, ctx.fleet, ctx.params.keyExpiryWarnDays, now),
+    ]);
+    return { pools, findings };
+  },
+} satisfies Step<Params>;
+
 export const mhsmAudit = defineRunbook({
   name: "mhsm-audit",
   description:
@@ -84,96 +165,13 @@ export const mhsmAudit = defineRunbook({
     const t = resolveKvTarget(fleet, p.target, ["fleet", "managedHsm"]);
     return { devices: [], clientHosts: [], azure: t.managedHsms };
   },
-  verdict: ({ result }) =>
-    findingsVerdict(((result("findings") as unknown as AuditResult).findings ?? []).map(findingLine)),
-  steps: [
-    {
-      id: "read-arm",
-      title: (pool) => `Read ${pool} from Azure Resource Manager (properties, diagnostic settings)`,
-      kind: "read",
-      forEach: "azure",
-      observes: (_p, fleet, pool) => factRefs(poolSubject(fleet, pool!), ARM_FACTS),
-      commands: (_p, fleet, pool) => {
-        const h = managedHsm(fleet, pool!);
-        return [
-          azureCommand(h.resourceId, "GET (properties, securityDomainProperties)"),
-          azureCommand(h.resourceId, "GET providers/Microsoft.Insights/diagnosticSettings"),
-          azureCommand(`deletedManagedHSMs/${h.location}/${h.name}`, "GET (only when the pool answers 404)"),
-        ];
-      },
-      async run(ctx): Promise<ArmRead> {
-        const decl = managedHsm(ctx.fleet, ctx.target!);
-        const o = { signal: ctx.signal };
-        const hsm = await ctx.keyVault.arm.getManagedHsm(decl.resourceId, o);
-        const deleted = hsm ? null : await ctx.keyVault.arm.getDeletedManagedHsm(decl.name, decl.location, o);
-        const diagnostics = hsm ? await ctx.keyVault.arm.listDiagnosticSettings(decl.resourceId, o) : null;
-        await ctx.facts.observe(
-          ...observationsFor(
-            poolSubject(ctx.fleet, decl.name),
-            ARM_FACTS,
-            armFindings(decl, hsm, deleted, diagnostics),
-            (fact) => armSeen(fact, hsm, deleted, diagnostics),
-          ),
-        );
-        return { pool: decl.name, hsm, deleted, diagnostics, readAt: new Date().toISOString() };
-      },
-    },
-    {
-      id: "read-data-plane",
-      title: (pool) => `Read ${pool}'s keys, rotation policies and role assignments as the daemon's identity`,
-      kind: "read",
-      forEach: "azure",
-      observes: (_p, fleet, pool) => factRefs(poolSubject(fleet, pool!), DATA_PLANE_FACTS),
-      commands: (_p, fleet, pool) => {
-        const uri = managedHsm(fleet, pool!).hsmUri;
-        return [
-          azureCommand(
-            uri,
-            "GET keys, each key, its versions and rotation policy (skipped unless activated)",
-          ),
-          azureCommand(uri, "GET providers/Microsoft.Authorization/roleDefinitions, roleAssignments"),
-        ];
-      },
-      async run(ctx) {
-        const read = await readDataPlane(ctx);
-        const decl = managedHsm(ctx.fleet, read.pool);
-        const declaredKeys = ctx.fleet.keys.filter((k) => k.managedHsm === decl.name);
-        const consumers = ctx.fleet.cmkConsumers.filter((c) => declaredKeys.some((k) => k.name === c.key));
-        await ctx.facts.observe(
-          ...observationsFor(
-            poolSubject(ctx.fleet, decl.name),
-            DATA_PLANE_FACTS,
-            dataPlaneFindings(decl.name, read, ctx.fleet, ctx.params.keyExpiryWarnDays, new Date()),
-            (fact) => dataPlaneSeen(fact, read, consumers.length),
-          ),
-        );
-        return read;
-      },
-    },
-    {
-      id: "findings",
-      title: "Compare with the fleet file: pool settings, keys, role assignments",
-      kind: "read",
-      async run(ctx): Promise<AuditResult> {
-        const now = new Date();
-        const pools = (ctx.targets.azure ?? []).map((pool) => ({
-          pool,
-          arm: ctx.requireCheckpoint("read-arm", pool) as unknown as ArmRead,
-          dataPlane: ctx.requireCheckpoint("read-data-plane", pool) as unknown as DataPlaneRead,
-        }));
-        const findings = pools.flatMap(({ pool, arm, dataPlane }) => [
-          ...armFindings(managedHsm(ctx.fleet, pool), arm.hsm, arm.deleted, arm.diagnostics),
-          ...dataPlaneFindings(pool, dataPlane, ctx.fleet, ctx.params.keyExpiryWarnDays, now),
-        ]);
-        return { pools, findings };
-      },
-    },
-  ],
+  verdict: ({ resultOf }) => findingsVerdict((resultOf(findingsStep)?.findings ?? []).map(findingLine)),
+  steps: [readArmStep, readDataPlaneStep, findingsStep],
 });
 
 async function readDataPlane(ctx: StepContext<Params>): Promise<DataPlaneRead> {
   const decl = managedHsm(ctx.fleet, ctx.target!);
-  const arm = ctx.requireCheckpoint("read-arm", decl.name) as unknown as ArmRead;
+  const arm = ctx.resultOf(readArmStep, decl.name);
   const base = {
     pool: decl.name,
     keys: null,

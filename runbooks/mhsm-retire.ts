@@ -26,7 +26,6 @@ import { azureCommand, managedHsm, resolveKvTarget } from "./lib/key-vault.ts";
 /** A retirement precondition does not hold: the job stops before anything is changed. Never retried. */
 export class RetireRefused extends EngineError {
   override name = "RetireRefused";
-  override readonly retryable = false;
   constructor(
     message: string,
     readonly check: string,

@@ -6,10 +6,11 @@
 //   for each device:  package list  -> installed RPMs; the patch is `lunasa-reboot-patch-*`
 //   verdict:          per device: versions, required patches present or missing, rebootUnsafe
 import { z } from "zod";
+import { parsers } from "../parsers/index.ts";
 import { getDevice } from "../src/config/model.ts";
 import { DeviceIdentityMismatch, RebootUnsafe } from "../src/engine/errors.ts";
 import { findingsVerdict } from "../src/engine/outcome.ts";
-import { defineRunbook } from "../src/engine/runbook.ts";
+import { defineRunbook, type Step } from "../src/engine/runbook.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
 import { hsmShowFactRefs, hsmShowFacts, patchFactRefs, patchFacts } from "./lib/facts.ts";
 
@@ -25,16 +26,7 @@ const params = z
     target: z.string().min(1).default("fleet"),
   })
   .strict();
-
-// Only the fields this runbook relies on; the parser returns more. Missing ones fail the step (never guessed).
-const hsmShow = z.object({
-  serial: z.string().min(1),
-  softwareVersion: z.string().nullable(),
-  firmware: z.string().min(1),
-  model: z.string(),
-  zeroized: z.boolean(),
-});
-const packageList = z.object({ packages: z.array(z.string()) });
+type Params = z.output<typeof params>;
 
 export interface HsmShowResult {
   device: string;
@@ -110,6 +102,97 @@ export function rebootCommandOptions(
   return { allowReboot: true, rebootUnsafe: false };
 }
 
+const hsmShowStep = {
+  id: "hsm-show",
+  title: (device) => `Read appliance software, firmware and serial of ${device}`,
+  kind: "read",
+  forEach: "device",
+  commands: () => ["hsm show"],
+  observes: (_p, _f, device) => hsmShowFactRefs(device!),
+  facts: (r) => hsmShowFacts(r),
+  async run(ctx): Promise<HsmShowResult> {
+    const name = ctx.target!;
+    const declared = getDevice(ctx.fleet, name);
+    const shell = await ctx.lunash(name);
+    const show = await shell.send("hsm show", parsers.hsmShow);
+    if (show.serial !== declared.serial)
+      throw Object.assign(
+        new DeviceIdentityMismatch(
+          `${name}: the appliance reports HSM serial ${show.serial}, the fleet file declares ${declared.serial}; wrong device at ${declared.host}?`,
+        ),
+        { device: name, command: "hsm show" },
+      );
+    return {
+      device: name,
+      serial: show.serial,
+      softwareVersion: show.softwareVersion,
+      firmware: show.firmware,
+      model: show.model,
+      zeroized: show.zeroized,
+    };
+  },
+} satisfies Step<Params, HsmShowResult>;
+
+const packageListStep = {
+  id: "package-list",
+  title: (device) => `List installed packages on ${device}`,
+  kind: "read",
+  forEach: "device",
+  commands: () => ["package list"],
+  observes: (_p, _f, device) => patchFactRefs(device!, Object.keys(KB_RPMS)),
+  facts: (r) => {
+    const pkgs = r;
+    return patchFacts(pkgs.device, pkgs.kbRpms, REBOOT_PATCH_KB);
+  },
+  async run(ctx): Promise<PackageListResult> {
+    const name = ctx.target!;
+    const shell = await ctx.lunash(name);
+    const { packages } = await shell.send("package list", parsers.packageList);
+    const kbRpms: Record<string, string[]> = {};
+    for (const [kb, rpm] of Object.entries(KB_RPMS)) kbRpms[kb] = packages.filter((p) => rpm.test(p));
+    return { device: name, packageCount: packages.length, kbRpms };
+  },
+} satisfies Step<Params, PackageListResult>;
+
+const verdictStep = {
+  id: "verdict",
+  title: "Decide per device: required patches present, reboot safe or not",
+  kind: "read",
+  async run(ctx): Promise<PatchVerifyResult> {
+    const devices = ctx.targets.devices.map((name): PatchVerifyDevice => {
+      const show = ctx.resultOf(hsmShowStep, name);
+      const pkgs = ctx.resultOf(packageListStep, name);
+      const rebootPatchRpms = pkgs.kbRpms[REBOOT_PATCH_KB] ?? [];
+      const requiredPatches = getDevice(ctx.fleet, name).requiredPatches.map((kb): PatchStatus => {
+        const rpms = pkgs.kbRpms[kb];
+        return rpms === undefined
+          ? { kb, installed: null, rpms: [] }
+          : { kb, installed: rpms.length > 0, rpms };
+      });
+      return {
+        device: name,
+        serial: show.serial,
+        softwareVersion: show.softwareVersion,
+        firmware: show.firmware,
+        zeroized: show.zeroized,
+        rebootPatchInstalled: rebootPatchRpms.length > 0,
+        rebootPatchRpms,
+        rebootUnsafe: rebootPatchRpms.length === 0,
+        requiredPatches,
+        compliant: requiredPatches.every((p) => p.installed === true),
+      };
+    });
+    const rebootUnsafe = devices.filter((d) => d.rebootUnsafe).map((d) => d.device);
+    if (rebootUnsafe.length > 0)
+      ctx.log.warn({ jobId: ctx.jobId, rebootUnsafe }, "devices without the reboot patch");
+    return {
+      devices,
+      rebootUnsafe,
+      nonCompliant: devices.filter((d) => !d.compliant).map((d) => d.device),
+    };
+  },
+} satisfies Step<Params>;
+
 export const patchVerify = defineRunbook({
   name: "patch-verify",
   description: "Report software/firmware versions and whether the KB0019789 reboot patch is installed",
@@ -119,8 +202,9 @@ export const patchVerify = defineRunbook({
     const t = resolveTarget(fleet, p.target, ["fleet", "device", "haGroup"]);
     return { devices: t.devices, clientHosts: [] };
   },
-  verdict: ({ result }) => {
-    const v = result("verdict") as unknown as PatchVerifyResult;
+  verdict: ({ resultOf }) => {
+    const v = resultOf(verdictStep);
+    if (!v) return { outcome: "failed", findings: ["patch-verify finished without its verdict step"] };
     return findingsVerdict(
       v.devices.flatMap((d) => [
         ...(d.rebootUnsafe ? [`${d.device}: ${REBOOT_PATCH_KB} reboot patch missing: REBOOT-UNSAFE`] : []),
@@ -133,94 +217,5 @@ export const patchVerify = defineRunbook({
       ]),
     );
   },
-  steps: [
-    {
-      id: "hsm-show",
-      title: (device) => `Read appliance software, firmware and serial of ${device}`,
-      kind: "read",
-      forEach: "device",
-      commands: () => ["hsm show"],
-      observes: (_p, _f, device) => hsmShowFactRefs(device!),
-      facts: (r) => hsmShowFacts(r as unknown as HsmShowResult),
-      async run(ctx): Promise<HsmShowResult> {
-        const name = ctx.target!;
-        const declared = getDevice(ctx.fleet, name);
-        const shell = await ctx.lunash(name);
-        const show = await shell.send("hsm show", hsmShow);
-        if (show.serial !== declared.serial)
-          throw Object.assign(
-            new DeviceIdentityMismatch(
-              `${name}: the appliance reports HSM serial ${show.serial}, the fleet file declares ${declared.serial}; wrong device at ${declared.host}?`,
-            ),
-            { device: name, command: "hsm show" },
-          );
-        return {
-          device: name,
-          serial: show.serial,
-          softwareVersion: show.softwareVersion,
-          firmware: show.firmware,
-          model: show.model,
-          zeroized: show.zeroized,
-        };
-      },
-    },
-    {
-      id: "package-list",
-      title: (device) => `List installed packages on ${device}`,
-      kind: "read",
-      forEach: "device",
-      commands: () => ["package list"],
-      observes: (_p, _f, device) => patchFactRefs(device!, Object.keys(KB_RPMS)),
-      facts: (r) => {
-        const pkgs = r as unknown as PackageListResult;
-        return patchFacts(pkgs.device, pkgs.kbRpms, REBOOT_PATCH_KB);
-      },
-      async run(ctx): Promise<PackageListResult> {
-        const name = ctx.target!;
-        const shell = await ctx.lunash(name);
-        const { packages } = await shell.send("package list", packageList);
-        const kbRpms: Record<string, string[]> = {};
-        for (const [kb, rpm] of Object.entries(KB_RPMS)) kbRpms[kb] = packages.filter((p) => rpm.test(p));
-        return { device: name, packageCount: packages.length, kbRpms };
-      },
-    },
-    {
-      id: "verdict",
-      title: "Decide per device: required patches present, reboot safe or not",
-      kind: "read",
-      async run(ctx): Promise<PatchVerifyResult> {
-        const devices = ctx.targets.devices.map((name): PatchVerifyDevice => {
-          const show = ctx.requireCheckpoint("hsm-show", name) as unknown as HsmShowResult;
-          const pkgs = ctx.requireCheckpoint("package-list", name) as unknown as PackageListResult;
-          const rebootPatchRpms = pkgs.kbRpms[REBOOT_PATCH_KB] ?? [];
-          const requiredPatches = getDevice(ctx.fleet, name).requiredPatches.map((kb): PatchStatus => {
-            const rpms = pkgs.kbRpms[kb];
-            return rpms === undefined
-              ? { kb, installed: null, rpms: [] }
-              : { kb, installed: rpms.length > 0, rpms };
-          });
-          return {
-            device: name,
-            serial: show.serial,
-            softwareVersion: show.softwareVersion,
-            firmware: show.firmware,
-            zeroized: show.zeroized,
-            rebootPatchInstalled: rebootPatchRpms.length > 0,
-            rebootPatchRpms,
-            rebootUnsafe: rebootPatchRpms.length === 0,
-            requiredPatches,
-            compliant: requiredPatches.every((p) => p.installed === true),
-          };
-        });
-        const rebootUnsafe = devices.filter((d) => d.rebootUnsafe).map((d) => d.device);
-        if (rebootUnsafe.length > 0)
-          ctx.log.warn({ jobId: ctx.jobId, rebootUnsafe }, "devices without the reboot patch");
-        return {
-          devices,
-          rebootUnsafe,
-          nonCompliant: devices.filter((d) => !d.compliant).map((d) => d.device),
-        };
-      },
-    },
-  ],
+  steps: [hsmShowStep, packageListStep, verdictStep],
 });

@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { VaultInfo } from "../src/azure/managed-hsm.ts";
 import type { Fleet, KeyVaultDecl } from "../src/config/schema.ts";
 import { findingsVerdict } from "../src/engine/outcome.ts";
-import { defineRunbook } from "../src/engine/runbook.ts";
+import { defineRunbook, type Step } from "../src/engine/runbook.ts";
 import type { FactStatus, JsonValue } from "../src/facts/model.ts";
 import {
   azureCommand,
@@ -28,6 +28,7 @@ const params = z
     target: z.string().min(1).default("fleet"),
   })
   .strict();
+type Params = z.output<typeof params>;
 
 export interface PlacementResult {
   vaults: { vault: string; actual: VaultInfo | null }[];
@@ -40,6 +41,70 @@ const vaultsOf = (target: string, fleet: Fleet) =>
   resolveKvTarget(fleet, target, ["fleet", "keyVault"]).keyVaults;
 const decl = (fleet: Fleet, name: string) => fleet.keyVaults.find((v) => v.name === name)!;
 
+const readVaults = {
+  id: "read-vaults",
+  title: "Read each vault's SKU, soft delete and purge protection from ARM",
+  kind: "read",
+  observes: (p, fleet) =>
+    vaultsOf(p.target, fleet).flatMap((v) => factRefs(`azure:${decl(fleet, v).resourceId}`, VAULT_FACTS)),
+  commands: (p, fleet) =>
+    vaultsOf(p.target, fleet).map((v) =>
+      azureCommand(decl(fleet, v).resourceId, "GET (sku, enableSoftDelete, enablePurgeProtection)"),
+    ),
+  async run(ctx): Promise<{ vaults: { vault: string; actual: VaultInfo | null }[] }> {
+    const vaults = [];
+    for (const v of vaultsOf(ctx.params.target, ctx.fleet))
+      vaults.push({
+        vault: v,
+        actual: await ctx.keyVault.arm.getVault(decl(ctx.fleet, v).resourceId, { signal: ctx.signal }),
+      });
+    return { vaults };
+  },
+} satisfies Step<Params>;
+
+const placement = {
+  id: "placement",
+  title: "Decide per key whether its vault can hold it, and per vault soft delete and purge protection",
+  kind: "read",
+  async run(ctx): Promise<PlacementResult> {
+    const { vaults } = ctx.resultOf(readVaults);
+    const findings = vaults.flatMap(({ vault, actual }) => placementFindings(decl(ctx.fleet, vault), actual));
+    // The state model: per vault, whether it exists, its SKU, its keys' placement, its recoverability.
+    for (const { vault, actual } of vaults) {
+      const d = decl(ctx.fleet, vault);
+      const mine = findings.filter(
+        (f) => f.subject === `vault ${vault}` || f.subject.startsWith(`vault ${vault}/`),
+      );
+      await ctx.facts.observe(
+        ...observationsFor(`azure:${d.resourceId}`, VAULT_FACTS, mine, (fact): VaultSeen => {
+          if (!actual) return { status: fact === "lifecycle" ? "ok" : "unknown", summary: "not found" };
+          switch (fact) {
+            case "lifecycle":
+              return { summary: "active", value: { state: "active" } };
+            case "declaration":
+              return { summary: `SKU ${actual.sku ?? "?"}` };
+            case "placement":
+              return { summary: `${d.keys.length} key requirement(s) on ${actual.sku ?? d.sku}` };
+            case "soft-delete":
+              return { summary: actual.softDeleteEnabled === false ? "off" : "on" };
+            default:
+              return {
+                summary: actual.purgeProtection ? "on" : "off",
+                value: { on: actual.purgeProtection },
+              };
+          }
+        }),
+      );
+    }
+    return {
+      vaults,
+      managedHsmKeys:
+        ctx.params.target === "fleet" ? ctx.fleet.keys.map((k) => `${k.managedHsm}/keys/${k.name}`) : [],
+      findings,
+    };
+  },
+} satisfies Step<Params>;
+
 export const vaultPlacement = defineRunbook({
   name: "vault-placement",
   description:
@@ -50,74 +115,8 @@ export const vaultPlacement = defineRunbook({
     vaultsOf(p.target, fleet);
     return { devices: [], clientHosts: [] };
   },
-  verdict: ({ result }) =>
-    findingsVerdict((result("placement") as unknown as PlacementResult).findings.map(findingLine)),
-  steps: [
-    {
-      id: "read-vaults",
-      title: "Read each vault's SKU, soft delete and purge protection from ARM",
-      kind: "read",
-      observes: (p, fleet) =>
-        vaultsOf(p.target, fleet).flatMap((v) => factRefs(`azure:${decl(fleet, v).resourceId}`, VAULT_FACTS)),
-      commands: (p, fleet) =>
-        vaultsOf(p.target, fleet).map((v) =>
-          azureCommand(decl(fleet, v).resourceId, "GET (sku, enableSoftDelete, enablePurgeProtection)"),
-        ),
-      async run(ctx): Promise<{ vaults: { vault: string; actual: VaultInfo | null }[] }> {
-        const vaults = [];
-        for (const v of vaultsOf(ctx.params.target, ctx.fleet))
-          vaults.push({
-            vault: v,
-            actual: await ctx.keyVault.arm.getVault(decl(ctx.fleet, v).resourceId, { signal: ctx.signal }),
-          });
-        return { vaults };
-      },
-    },
-    {
-      id: "placement",
-      title: "Decide per key whether its vault can hold it, and per vault soft delete and purge protection",
-      kind: "read",
-      async run(ctx): Promise<PlacementResult> {
-        const { vaults } = ctx.requireCheckpoint("read-vaults") as unknown as PlacementResult;
-        const findings = vaults.flatMap(({ vault, actual }) =>
-          placementFindings(decl(ctx.fleet, vault), actual),
-        );
-        // The state model: per vault, whether it exists, its SKU, its keys' placement, its recoverability.
-        for (const { vault, actual } of vaults) {
-          const d = decl(ctx.fleet, vault);
-          const mine = findings.filter(
-            (f) => f.subject === `vault ${vault}` || f.subject.startsWith(`vault ${vault}/`),
-          );
-          await ctx.facts.observe(
-            ...observationsFor(`azure:${d.resourceId}`, VAULT_FACTS, mine, (fact): VaultSeen => {
-              if (!actual) return { status: fact === "lifecycle" ? "ok" : "unknown", summary: "not found" };
-              switch (fact) {
-                case "lifecycle":
-                  return { summary: "active", value: { state: "active" } };
-                case "declaration":
-                  return { summary: `SKU ${actual.sku ?? "?"}` };
-                case "placement":
-                  return { summary: `${d.keys.length} key requirement(s) on ${actual.sku ?? d.sku}` };
-                case "soft-delete":
-                  return { summary: actual.softDeleteEnabled === false ? "off" : "on" };
-                default:
-                  return {
-                    summary: actual.purgeProtection ? "on" : "off",
-                    value: { on: actual.purgeProtection },
-                  };
-              }
-            }),
-          );
-        }
-        return {
-          vaults,
-          managedHsmKeys:
-            ctx.params.target === "fleet" ? ctx.fleet.keys.map((k) => `${k.managedHsm}/keys/${k.name}`) : [],
-          findings,
-        };
-      },
-    },
-  ],
+  verdict: ({ resultOf }) => findingsVerdict((resultOf(placement)?.findings ?? []).map(findingLine)),
+  steps: [readVaults, placement],
 });
 
 /** One vault: its SKU against each key requirement, and its recoverability. Pure. */

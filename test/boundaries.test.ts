@@ -13,6 +13,8 @@ const ROOT = join(import.meta.dirname, "..");
 
 /** From the ground up. A folder may import only folders of a strictly lower layer. */
 const LAYERS: readonly (readonly string[])[] = [
+  // src/errors: the root of the error taxonomy (NonRetryable), which errors of every layer extend (config's too).
+  ["src/errors"],
   ["parsers", "src/config"],
   // src/signing: approval statements, SSH signature verification, the approver key registry (pure crypto over the
   // fleet file): below coord and guard, which re-verify approvals with it at the moment they act.

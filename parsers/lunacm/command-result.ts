@@ -3,7 +3,14 @@
 // preceded by an `Error ...:` line (`Error in execution: command cancelled.`). `lunacm -q` and vtl print no footer, so
 // an `Error` line alone is a failure too (`Error: There are no registered servers`), and so is an `Error` line above a
 // `No Error` footer: contradictory output fails closed.
-import { type Capture, type DeviceError, deviceErrorSchema, frameCapture, ParseError } from "../common.ts";
+import {
+  type Capture,
+  type DeviceError,
+  deviceErrorSchema,
+  frameCapture,
+  ParseError,
+  readWarnings,
+} from "../common.ts";
 
 export const command = "(command result)";
 export const schema = deviceErrorSchema;
@@ -18,11 +25,12 @@ export function findLunacmDeviceError(capture: Capture): DeviceError | null {
     else if (m) messages.push(line.trim());
   }
   const footer = capture.footer;
+  const warnings = readWarnings(capture.lines);
   if (footer && footer.shell === "lunacm" && !footer.ok) {
-    return { code: footer.code, name: footer.text, message: messages.join(" ") || footer.text };
+    return { code: footer.code, name: footer.text, message: messages.join(" ") || footer.text, warnings };
   }
   if (messages.length === 0) return null;
-  return { code: "ERROR", name: "Error", message: messages.join(" ") };
+  return { code: "ERROR", name: "Error", message: messages.join(" "), warnings };
 }
 
 /** Parse a capture that must be a LunaCM/vtl failure (fixtures, callers that already know it failed). */

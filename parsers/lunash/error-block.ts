@@ -7,7 +7,14 @@
 // The footer alone cannot be trusted: the third wrong `hsm login` zeroizes the HSM and still ends with
 // `Command Result : 0 (Success)`. So any `Error:` line makes the output an error, whatever the footer says; and a
 // non-zero footer is an error even without an `Error:` line (then the code is the footer number, e.g. "65535").
-import { type Capture, type DeviceError, deviceErrorSchema, frameCapture, ParseError } from "../common.ts";
+import {
+  type Capture,
+  type DeviceError,
+  deviceErrorSchema,
+  frameCapture,
+  ParseError,
+  readWarnings,
+} from "../common.ts";
 
 export const command = "(error block)";
 export const schema = deviceErrorSchema;
@@ -72,7 +79,7 @@ export function findLunashDeviceError(capture: Capture): DeviceError | null {
           .join(" ") ||
         (name ?? "");
   }
-  return { code, name: name ?? "", message };
+  return { code, name: name ?? "", message, warnings: readWarnings(lines) };
 }
 
 /** Parse a capture that must be a device error (fixtures, callers that already know it failed). */

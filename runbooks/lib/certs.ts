@@ -1,6 +1,7 @@
 // Certificates as the NTLS runbooks compare them: node's X509Certificate over PEM text fetched from devices and
 // client hosts. Pure functions: no I/O. A text that is not a certificate is an error here, never "no certificate".
 import { createHash, X509Certificate } from "node:crypto";
+import { EngineError } from "../../src/engine/errors.ts";
 
 const DAY_MS = 86_400_000;
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
@@ -17,9 +18,8 @@ export interface CertFacts {
   expired: boolean;
 }
 
-export class CertificateUnreadable extends Error {
+export class CertificateUnreadable extends EngineError {
   override name = "CertificateUnreadable";
-  readonly retryable = false;
 }
 
 /** The certificate blocks of a PEM text (CAFile.pem holds several), each as its own PEM string. */

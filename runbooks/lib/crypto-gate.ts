@@ -97,7 +97,6 @@ export function gateApplies(runbook: string, params: unknown, fleet: Fleet): boo
 /** A failed application crypto gate after maintenance: the job failed, whatever the maintenance itself did. */
 export class CryptoGateFailed extends EngineError {
   override name = "CryptoGateFailed";
-  override readonly retryable = false;
 }
 
 export interface MaintenanceGateResult {

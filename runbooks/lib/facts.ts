@@ -2,7 +2,8 @@
 // ctx.facts.observe(), built here from the step's own result so the runbooks themselves change by one line per step,
 // and the facts each step declares (`observes`) so a failed step records `check-failed` for them.
 //
-// The vocabulary (subject : fact):
+// This module: devices, client hosts' vtl verify, deprovision and Azure; pair trust is in trust-facts.ts, HA members
+// in member-facts.ts (ha-facts.ts builds ha-sync's from its findings). The vocabulary (subject : fact):
 //   device:<d>            ntls, cert, software, zeroized, patch:<KB>, lifecycle, guard
 //   partition:<d>/<p>     intact
 //   client:<h>            vtl-verify, ha-settings
@@ -11,7 +12,7 @@
 //   ha-group:<g>          sync
 //   azure:<resource id>   resource, resource-group
 import type { Fleet } from "../../src/config/schema.ts";
-import { type FactRef, type JsonValue, type ObservationInput, subjects as S } from "../../src/facts/model.ts";
+import { type FactRef, type ObservationInput, subjects as S } from "../../src/facts/model.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -118,15 +119,20 @@ export const vtlFactRefs = (fleet: Fleet, host: string, devices: readonly string
 ];
 
 /**
- * `vtl verify` on a client host: the host's own fact, and one per (appliance, host) pair. When vtl reports an error
- * the table is not kept (the parser keeps no partial table), so which appliance it concerns is not known: the host
- * carries the problem and the pairs become `unknown` (no older green stands), never blamed on every appliance.
+ * `vtl verify` on a client host: the host's own fact, and one per (appliance, host) pair. When vtl refuses outright (no
+ * table), which appliance it concerns is not known: the host carries the problem and the pairs become `unknown` (no
+ * older green stands), never blamed on every appliance. A server vtl names as unreachable is that pair's problem.
  */
 export function vtlFacts(
   fleet: Fleet,
   host: string,
   devices: readonly string[],
-  seen: { ok: boolean; slots: { serial: string }[]; error: string | null },
+  seen: {
+    ok: boolean;
+    slots: { serial: string }[];
+    unreachable: { server: string; reason: string }[];
+    error: string | null;
+  },
 ): ObservationInput[] {
   const out: ObservationInput[] = [];
   out.push(
@@ -142,15 +148,15 @@ export function vtlFacts(
           subject: S.client(host),
           fact: "vtl-verify",
           status: "problem",
-          summary: "vtl verify reported an error",
-          reason: `vtl verify on ${host}: ${seen.error ?? "error"}`,
+          summary: seen.error !== null ? "vtl verify reported an error" : "vtl verify cannot reach a server",
+          reason: `vtl verify on ${host}: ${seen.error ?? seen.unreachable.map((u) => `cannot reach ${u.server}: ${u.reason}`).join("; ")}`,
         },
   );
   const serials = new Set(seen.slots.map((s) => s.serial));
   const h = fleet.clientHosts.find((x) => x.name === host);
   for (const d of assignedDevices(fleet, host, devices)) {
     const subject = S.pair(d, host);
-    if (!seen.ok) {
+    if (seen.error !== null) {
       out.push({
         subject,
         fact: "vtl-verify",
@@ -166,6 +172,8 @@ export function vtlFacts(
       const par = dev?.partitions.find((p) => p.label === l);
       return !par || !serials.has(par.serial);
     });
+    const names = [dev?.host, dev?.hostname, d].filter((x): x is string => x !== undefined);
+    const cut = seen.unreachable.find((u) => names.includes(u.server));
     out.push(
       missing.length === 0
         ? {
@@ -174,14 +182,23 @@ export function vtlFacts(
             status: "ok",
             summary: `sees ${labels.join(", ") || "nothing assigned"}`,
           }
-        : {
-            subject,
-            fact: "vtl-verify",
-            status: "problem",
-            summary: `misses ${missing.join(", ")}`,
-            reason: `${host} does not see partition(s) ${missing.join(", ")} of ${d} (vtl verify)`,
-            value: { missing },
-          },
+        : cut
+          ? {
+              subject,
+              fact: "vtl-verify",
+              status: "problem",
+              summary: `cannot reach ${cut.server}`,
+              reason: `vtl verify on ${host} cannot reach ${cut.server}: ${cut.reason}`,
+              value: { missing },
+            }
+          : {
+              subject,
+              fact: "vtl-verify",
+              status: "problem",
+              summary: `misses ${missing.join(", ")}`,
+              reason: `${host} does not see partition(s) ${missing.join(", ")} of ${d} (vtl verify)`,
+              value: { missing },
+            },
     );
   }
   return out;
@@ -263,158 +280,6 @@ export function patchFacts(
               : `${kb} missing (package list)`,
         },
   );
-}
-
-// ---- ntls-cert-sync ----
-
-export const pairsOfDevice = (fleet: Fleet, device: string, hosts: readonly string[]): FactRef[] =>
-  hosts
-    .filter((h) => fleet.clientHosts.find((x) => x.name === h)?.assignments.some((a) => a.device === device))
-    .map((h) => ({ subject: S.pair(device, h), fact: "trust" }));
-
-export const pairsOfHost = (fleet: Fleet, host: string, devices: readonly string[]): FactRef[] =>
-  assignedDevices(fleet, host, devices).map((d) => ({ subject: S.pair(d, host), fact: "trust" }));
-
-export function trustFacts(
-  pairs: readonly {
-    device: string;
-    host: string;
-    status: string;
-    daysLeft: number;
-    mismatch: { client: string[]; appliance: string[] } | null;
-  }[],
-): ObservationInput[] {
-  return pairs.map((p): ObservationInput => {
-    const subject = S.pair(p.device, p.host);
-    if (p.status === "in-sync")
-      return { subject, fact: "trust", status: "ok", summary: "in sync", value: { daysLeft: p.daysLeft } };
-    const sides = p.mismatch ? [...p.mismatch.client, ...p.mismatch.appliance] : [];
-    return {
-      subject,
-      fact: "trust",
-      status: "problem",
-      summary: p.status,
-      value: { status: p.status, daysLeft: p.daysLeft, mismatch: p.mismatch as JsonValue },
-      reason:
-        p.status === "mismatched"
-          ? `${p.device} <-> ${p.host} mismatched: ${sides.join("; ") || "certificates differ"}`
-          : `${p.device} <-> ${p.host} ${p.status} (${p.daysLeft} day(s) left)`,
-    };
-  });
-}
-
-/** A pair repaired and verified (handshake as the client, trusted certificate, vtl verify lists its partitions). */
-export function repairedPairFacts(device: string, host: string): ObservationInput[] {
-  const subject = S.pair(device, host);
-  return [
-    { subject, fact: "trust", status: "ok", summary: "repaired, verified" },
-    { subject, fact: "vtl-verify", status: "ok", summary: "verified after repair" },
-  ];
-}
-
-// ---- ha-recover, ha-sync ----
-
-export interface MemberView {
-  group: string;
-  device: string;
-  partition: string;
-  status: string;
-  alive: boolean;
-  why?: string | null;
-}
-
-export const memberFactRefs = (fleet: Fleet, groups: readonly string[]): FactRef[] =>
-  fleet.haGroups
-    .filter((g) => groups.includes(g.label))
-    .flatMap((g) =>
-      g.members.map((m) => ({ subject: S.haMember(g.label, m.device, m.partition), fact: "member" })),
-    );
-
-export function memberFacts(
-  members: readonly MemberView[],
-  when: "seen" | "after-recover",
-): ObservationInput[] {
-  return members.map((m): ObservationInput => {
-    const subject = S.haMember(m.group, m.device, m.partition);
-    if (m.alive)
-      return {
-        subject,
-        fact: "member",
-        status: "ok",
-        summary: when === "after-recover" ? "recovered" : "up",
-        value: { status: m.status },
-      };
-    return {
-      subject,
-      fact: "member",
-      status: "problem",
-      summary: when === "after-recover" ? "still DOWN" : "DOWN",
-      value: { status: m.status },
-      reason:
-        when === "after-recover"
-          ? `${m.group}: ${m.device}/${m.partition} still down after hagroup recover`
-          : `${m.group}: ${m.device}/${m.partition} is ${m.status}${m.why ? ` (${m.why})` : ""}`,
-    };
-  });
-}
-
-export function partitionFact(
-  device: string,
-  partition: string,
-  intact: boolean,
-  why: string | null,
-): ObservationInput {
-  return intact
-    ? { subject: S.partition(device, partition), fact: "intact", status: "ok", summary: "intact" }
-    : {
-        subject: S.partition(device, partition),
-        fact: "intact",
-        status: "problem",
-        summary: "NOT INTACT",
-        reason: why ?? `partition ${partition} on ${device} is not intact`,
-      };
-}
-
-export function haSettingsFact(
-  host: string,
-  before: { count: number; intervalSeconds: number },
-  wanted: { count: number; intervalSeconds: number },
-  changed: string[],
-): ObservationInput {
-  return {
-    subject: S.client(host),
-    fact: "ha-settings",
-    status: "ok",
-    summary:
-      changed.length > 0
-        ? `set: ${changed.join(", ")}`
-        : `retry ${wanted.count}, interval ${wanted.intervalSeconds}s`,
-    value: { before, now: wanted },
-  };
-}
-
-export function cloningFacts(
-  group: string,
-  members: readonly { device: string; partition: string; status: string }[],
-  foreign: readonly { device: string; partition: string; reason: string }[],
-  alive: (status: string) => boolean,
-): ObservationInput[] {
-  return members.flatMap((m): ObservationInput[] => {
-    const subject = S.haMember(group, m.device, m.partition);
-    const odd = foreign.find((f) => f.device === m.device && f.partition === m.partition);
-    const domain: ObservationInput = odd
-      ? { subject, fact: "cloning-domain", status: "problem", summary: "FOREIGN", reason: odd.reason }
-      : alive(m.status)
-        ? { subject, fact: "cloning-domain", status: "ok", summary: "same domain" }
-        : {
-            subject,
-            fact: "cloning-domain",
-            status: "unknown",
-            summary: "not checked",
-            reason: `${m.device}/${m.partition} is ${m.status}: its domain cannot be checked`,
-          };
-    return [domain, ...memberFacts([{ group, ...m, alive: alive(m.status) }], "seen")];
-  });
 }
 
 // ---- deprovision ----

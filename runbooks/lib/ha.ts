@@ -1,25 +1,22 @@
-// What the HA runbooks share: the parsed `hagroup listgroups` shape they rely on, the lookup of a group in it, and
-// the fleet-file view of a group's members (device, partition label, serial, declared cloning domain).
-import { z } from "zod";
+// What the HA runbooks share: the lookup of a group in the parsed `hagroup listgroups` (its parser's own type), the
+// fleet-file view of a group's members (device, partition label, serial, declared cloning domain), and one read.
+import { type Parsed, parsers } from "../../parsers/index.ts";
 import { getDevice, getHaGroup } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { UnexpectedResult } from "../../src/engine/errors.ts";
+import type { StepShell } from "../../src/engine/step-context.ts";
 
-export const listgroupsSchema = z.object({
-  groups: z.array(
-    z.object({
-      label: z.string(),
-      number: z.string(),
-      slotId: z.number().nullable(),
-      members: z.array(
-        z.object({ slot: z.number().nullable(), serial: z.string(), label: z.string(), status: z.string() }),
-      ),
-      needsSync: z.boolean(),
-    }),
-  ),
-});
-export type Listgroups = z.infer<typeof listgroupsSchema>;
+export type Listgroups = Parsed<typeof parsers.hagroupListgroups>;
 export type ListedGroup = Listgroups["groups"][number];
+
+/** `hagroup listgroups` on a client host's lunacm, and the one group the caller is about. */
+export async function listGroup(
+  shell: { send: StepShell["send"] },
+  label: string,
+  host: string,
+): Promise<ListedGroup> {
+  return findListedGroup(await shell.send("hagroup listgroups", parsers.hagroupListgroups), label, host);
+}
 
 export interface DeclaredMember {
   device: string;

@@ -13,7 +13,7 @@
 // (`repair-snapshot`), an interruption after it fails the job with this module's error (the recorded state, what was
 // done, what the pair looks like now), and the same job resumed re-reads both sides and finishes from the snapshot.
 // Pure: no I/O here; the runbook does the reads.
-import { EngineError } from "../../src/engine/errors.ts";
+import { markNonRetryable } from "../../src/engine/errors.ts";
 
 /** One pair's state just before the repair (checkpointed by `repair-snapshot` before any change). */
 export interface PairSnapshot {
@@ -59,19 +59,24 @@ export type ApplianceSideNow =
   | { registered: boolean; fingerprint: string | null; partitions: string[] }
   | { error: string };
 
-/** A repair stopped after its first destructive command: the pair may be half-repaired until the job is resumed. */
-export class RepairInterrupted extends EngineError {
+/**
+ * A repair stopped after its first destructive command: the pair may be half-repaired until the job is resumed. A
+ * retry (which resumes from the snapshot) may help exactly when the interruption itself was retryable (a lost
+ * connection before anything was answered); otherwise it is NonRetryable.
+ */
+export class RepairInterrupted extends Error {
   override name = "RepairInterrupted";
   constructor(
     message: string,
     readonly device: string,
     readonly host: string,
     readonly command: string,
-    override readonly retryable: boolean,
+    readonly retryable: boolean,
     /** as-before | repaired | half-repaired | unknown */
     readonly pairState: PairState,
   ) {
     super(message);
+    if (!retryable) markNonRetryable(this);
   }
 }
 

@@ -24,28 +24,39 @@ export interface CliConnection {
   close(): Promise<void>;
 }
 
-const PING_TIMEOUT_MS = 3000;
+// With the daemon down every command answers within 2 s: a local socket answers a PING in milliseconds or not at
+// all, a remote Redis gets 1.5 s.
+const SOCKET_PING_MS = 1000;
+const PING_TIMEOUT_MS = 1500;
 
-export async function connectCli(opts: { dataDir?: string; url?: string } = {}): Promise<CliConnection> {
+/** The daemon's Redis (embedded socket of the data dir, or REDIS_URL), or DaemonUnavailable within ~1.5 s. */
+export async function connectDaemonRedis(
+  opts: { dataDir?: string; url?: string; connectionName?: string } = {},
+): Promise<{ redis: RedisClient; dataDir: string; where: string }> {
   const dataDir = opts.dataDir ?? defaultDataDir();
   const socketPath = embeddedRedisSocketPath(dataDir);
   const target: RedisTarget = resolveRedisTarget({ ...(opts.url ? { url: opts.url } : {}), socketPath });
   const where = describeRedisTarget(target);
   if (target.kind === "socket") {
-    const answer = existsSync(target.path) ? await pingSocket(target.path, PING_TIMEOUT_MS) : "refused";
+    const answer = existsSync(target.path) ? await pingSocket(target.path, SOCKET_PING_MS) : "refused";
     if (answer !== "pong")
       throw new DaemonUnavailable(
-        `no Redis at ${target.path} (${answer}): the daemon is not running on data dir ${dataDir}. ` +
+        `the daemon is not running on data dir ${dataDir} (no Redis at ${target.path}: ${answer}). ` +
           "Start it (`lunafleet daemon --fleet <file>` or `npm start`), pass --data-dir, or set REDIS_URL",
       );
   }
-  const redis = connectRedis({ target, connectionName: "lunafleet:cli" });
+  const redis = connectRedis({ target, connectionName: opts.connectionName ?? "lunafleet:cli" });
   try {
     await withTimeout(redis.ping(), PING_TIMEOUT_MS, `no answer from Redis at ${where}`);
   } catch (err) {
     redis.disconnect();
     throw new DaemonUnavailable(`${(err as Error).message}; is REDIS_URL right, is Redis running?`);
   }
+  return { redis, dataDir, where };
+}
+
+export async function connectCli(opts: { dataDir?: string; url?: string } = {}): Promise<CliConnection> {
+  const { redis, dataDir, where } = await connectDaemonRedis(opts);
   const queue = createJobQueue(redis);
   return {
     redis,

@@ -2,8 +2,10 @@
 // and registers itself on the program. Only the module of the command being run is loaded; the top-level help is
 // built from a summary cached next to the compiled build (first `--help` after a build loads every module once).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
+import { redact } from "../config/secret.ts";
 import { COMMAND_MODULES, type Registrar } from "./commands/index.ts";
 
 interface CommandSummary {
@@ -11,10 +13,25 @@ interface CommandSummary {
   description: string;
 }
 
+/** lunafleet's version, from the package.json above this module (source checkout or compiled build alike). */
+function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const file = join(dir, "package.json");
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "lunafleet" && pkg.version) return pkg.version;
+    }
+    dir = dirname(dir);
+  }
+  return "unknown";
+}
+
 function newProgram(): Command {
   return new Command()
     .name("lunafleet")
     .description("Operate fleets of Thales Luna 7 network HSMs: jobs, login guard, digital twin, evidence")
+    .version(version(), "-V, --version", "print lunafleet's version")
     .showHelpAfterError()
     .exitOverride((err) => {
       // commander's own usage errors: exit 2 like other usage errors; help/version: exit 0.
@@ -67,4 +84,28 @@ async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
-await main(process.argv);
+// A reader that stops reading (`lunafleet job … | head`) is not an error: stop quietly, as cat does.
+for (const stream of [process.stdout, process.stderr])
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+
+// Whatever escapes a command is one plain line and exit 1, never a stack trace (LUNAFLEET_DEBUG=1 shows it).
+const unexpected = (err: unknown) => {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if ((e as NodeJS.ErrnoException).code === "EPIPE") process.exit(process.exitCode ?? 0);
+  process.stderr.write(
+    `lunafleet: ${e.name === "Error" ? "" : `${e.name}: `}${redact(e.message.split("\n")[0] ?? "")}\n`,
+  );
+  if (process.env.LUNAFLEET_DEBUG) process.stderr.write(`${e.stack ?? ""}\n`);
+  process.exit(1);
+};
+process.on("uncaughtException", unexpected);
+process.on("unhandledRejection", unexpected);
+
+try {
+  await main(process.argv);
+} catch (err) {
+  unexpected(err);
+}

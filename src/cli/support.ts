@@ -3,6 +3,7 @@
 
 import { InvalidArgumentError } from "commander";
 import type { Fleet } from "../config/schema.ts";
+import { redact } from "../config/secret.ts";
 import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../queue/jobs.ts";
 import { type CliConnection, connectCli, DaemonUnavailable } from "./connection.ts";
 import {
@@ -12,6 +13,7 @@ import {
   exitCodeOfRefusal,
   openDaemonClient,
 } from "./daemon-client.ts";
+import { EXIT } from "./exit-codes.ts";
 
 /**
  * `--as <principal>`: an assertion, never a choice. Who acts is whoever authenticated — the OS account's principal on
@@ -70,19 +72,35 @@ export const dataDirOption = [
   "lunafleet data dir (default $LUNAFLEET_DATA_DIR or ./.lunafleet)",
 ] as const;
 
-/** Print a known refusal plainly (exit 1, 2 for usage, 3 when the daemon is out of reach); anything else is a bug. */
+/**
+ * Print a refusal plainly, as one line: a usage error (exit 2), the daemon out of reach (exit 3), a request refused
+ * (exit 1). Anything else is one line too (exit 1), never a stack trace (LUNAFLEET_DEBUG=1 prints it).
+ */
 export function failCommand(command: string, err: unknown): void {
+  if (err instanceof UsageError) {
+    console.error(`lunafleet ${command}: ${err.message}`);
+    process.exitCode = EXIT.usage;
+    return;
+  }
+  // An unknown runbook named before anything connects is a refusal like any at submit (it lists the known ones).
+  const unknownRunbook = err instanceof Error && err.name === "UnknownRunbook";
   if (
     err instanceof DaemonUnavailable ||
     err instanceof JobSubmitError ||
     err instanceof ApiCallError ||
-    err instanceof ClientUsageError
+    err instanceof ClientUsageError ||
+    unknownRunbook
   ) {
-    console.error(`lunafleet ${command}: ${err.message}`);
-    process.exitCode = exitCodeOfRefusal(err);
+    console.error(`lunafleet ${command}: ${unknownRunbook ? "refused: " : ""}${redact(err.message)}`);
+    process.exitCode = unknownRunbook ? EXIT.failed : exitCodeOfRefusal(err);
     return;
   }
-  throw err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  console.error(
+    `lunafleet ${command}: ${e.name === "Error" ? "" : `${e.name}: `}${redact(e.message.split("\n")[0] ?? "")}`,
+  );
+  if (process.env.LUNAFLEET_DEBUG) console.error(e.stack);
+  process.exitCode = EXIT.failed;
 }
 
 /**
@@ -115,7 +133,12 @@ export function parseParams(pairs: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of pairs) {
     const eq = kv.indexOf("=");
-    if (eq <= 0) throw new JobSubmitError(`refused: --param '${kv}': expected key=value`, "ParamsInvalid");
+    if (eq <= 0) throw new UsageError(`--param '${kv}': expected key=value`);
+    const key = kv.slice(0, eq);
+    // A parameter name, never an object's machinery: `__proto__` or `constructor` would reach into the object itself.
+    if (!/^[A-Za-z][A-Za-z0-9]{0,63}$/.test(key) || key in Object.prototype)
+      throw new UsageError(`--param ${JSON.stringify(key)}: not a parameter name (letters and digits)`);
+    if (Object.hasOwn(out, key)) throw new UsageError(`--param ${key} given twice`);
     const raw = kv.slice(eq + 1);
     let value: unknown = raw;
     try {
@@ -123,9 +146,32 @@ export function parseParams(pairs: string[]): Record<string, unknown> {
     } catch {
       // a plain word stays a string
     }
-    out[kv.slice(0, eq)] = value;
+    out[key] = value;
   }
   return out;
+}
+
+/**
+ * A job request's parameters from the command line: `--param` pairs and the positional target, which must agree.
+ * A runbook acting on the whole fleet needs `fleet` spelled out; without a target a request is a usage error (unless
+ * it asks for auto=true, which names its own targets).
+ */
+export function jobParams(target: string | undefined, pairs: string[]): Record<string, unknown> {
+  const params = parseParams(pairs);
+  if (target !== undefined && params.target !== undefined && params.target !== target)
+    throw new UsageError(
+      `--param target=${JSON.stringify(params.target)} disagrees with the target '${target}'; give the target once`,
+    );
+  if (target === undefined && params.target === undefined && params.auto !== true)
+    throw new UsageError(
+      "no target: name a device, a client host, an HA group, or `fleet` for the whole fleet (ha-recover also takes --param auto=true)",
+    );
+  return target === undefined ? params : { ...params, target };
+}
+
+/** A missing or malformed argument: exit 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
 }
 
 /**

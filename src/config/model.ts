@@ -1,9 +1,11 @@
 // Lookups over a validated fleet, and credential resolution. Everything downstream asks the fleet through here
 // rather than walking arrays, so "unknown device" is one error with one wording.
+
+import { NonRetryable } from "../errors/non-retryable.ts";
 import type { ClientHost, Device, Fleet, HaGroup, Partition } from "./schema.ts";
 import { resolveSecret, type Secret } from "./secret.ts";
 
-export class UnknownTargetError extends Error {
+export class UnknownTargetError extends NonRetryable {
   override name = "UnknownTargetError";
 }
 

@@ -50,7 +50,18 @@ const sha256Fingerprint = z
   .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, "must be an OpenSSH SHA256 fingerprint (SHA256:<43 base64 chars>)");
 
 const port = z.number().int().min(1).max(65535);
-const host = z.string().min(1).max(253);
+// Names that reach shells, file names and command lines (lunash prompts, `client register -client`, scp areas): no
+// space, control or shell character, no path separator — refused here rather than at run time.
+const host = z
+  .string()
+  .max(253)
+  .regex(
+    /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/,
+    "must be a host name or an IP address (letters, digits, '-', '.'; ':' for IPv6)",
+  );
+const clientName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be 1-63 characters of letters, digits, '.', '_' or '-'");
 const serial = z.string().regex(/^\d{6,16}$/, "must be the decimal serial number (6-16 digits)");
 
 const durationMs = z.number().int().positive();
@@ -140,7 +151,7 @@ export const deviceSchema = z
     hostKey: sha256Fingerprint.optional(),
     user: z.string().min(1).default("admin"),
     serial,
-    hostname: z.string().min(1).optional(),
+    hostname: clientName.optional(),
     credentials: z
       .object({
         appliance: credentialRef.optional(),
@@ -207,7 +218,7 @@ export const clientHostSchema = z
     hostKey: sha256Fingerprint.optional(),
     user: z.string().min(1).default("root"),
     /** Client name under which the appliances know this host (`client register -client`). */
-    clientName: z.string().min(1).optional(),
+    clientName: clientName.optional(),
     credentials: z
       .object({
         ssh: credentialRef.optional(),

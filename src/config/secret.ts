@@ -3,6 +3,7 @@
 // redactor so that any text leaving the process (logs, transcripts, evidence, errors) can be scrubbed.
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
+import { NonRetryable } from "../errors/non-retryable.ts";
 
 const REDACTED = "[REDACTED]";
 
@@ -122,7 +123,8 @@ export function secretRefKind(ref: string): SecretRefKind {
   return "literal";
 }
 
-export class SecretResolutionError extends Error {
+/** A credential reference that cannot be resolved: no retry makes a missing secret appear. */
+export class SecretResolutionError extends NonRetryable {
   override name = "SecretResolutionError";
 }
 

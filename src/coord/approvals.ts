@@ -21,6 +21,8 @@
 //   lunafleet:approval:{<jobId>}    JSON document (see ApprovalState), kept 30 days after its deadline.
 //   lunafleet:approvals:waiting     sorted set of job ids awaiting approval, by deadline (an index: each listed
 //                                   document is re-read, and entries that no longer wait are dropped)
+
+import { NonRetryable } from "../errors/non-retryable.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 
 export type ApprovalStatus = "awaiting-approval" | "approved" | "rejected" | "expired" | "withdrawn";
@@ -118,9 +120,8 @@ export interface ApprovalEvidence {
   append(kind: "approval", data: unknown, actor?: string): Promise<unknown>;
 }
 
-export class ApprovalError extends Error {
+export class ApprovalError extends NonRetryable {
   override name = "ApprovalError";
-  readonly retryable = false;
 }
 
 /** There is no approval request for this job (it has not reached preflight, or the id is wrong). */

@@ -1,38 +1,14 @@
-// Errors the engine raises, and the retry policy over every error a step can end with. Errors keep their type
-// (`name`) all the way into the job result, so the queue can decide without parsing messages (Temporal's rule:
-// some error types no retry policy may touch).
+// Errors the engine raises, and how any error a step ends with is described. Errors keep their type (`name`) all
+// the way into the job result; whether the queue may retry is one question, `err instanceof NonRetryable`
+// (src/errors): the engine's own errors are all NonRetryable (a runbook bug, a device the job did not lock, a reply
+// without what the step relies on cannot be fixed by running again).
 import { redact } from "../config/secret.ts";
+import { isRetryable, markNonRetryable, NonRetryable } from "../errors/non-retryable.ts";
 
-/**
- * Error types that must never be retried automatically. A retry would either repeat something dangerous (a wrong
- * credential brings a device closer to zeroization) or cannot change the outcome (a pinned host key that does not
- * match, output we cannot parse, a command the policy refuses, a step that touches a device the job did not lock).
- */
-export const NEVER_RETRY = new Set<string>([
-  "WrongCredential",
-  "AuthFailed",
-  "HostKeyMismatch",
-  "UnexpectedPrompt",
-  "GuardRefused",
-  "CommandRefused",
-  "ParseFailed",
-  "DeviceError",
-  "ParamsInvalid",
-  "UnknownRunbook",
-  "UnknownTargetError",
-  "TargetNotLocked",
-  "UnexpectedResult",
-  "DeviceIdentityMismatch",
-  "RebootUnsafe",
-  "CheckpointConflict",
-  "RunbookDefinitionError",
-  "SecretResolutionError",
-]);
+export { isRetryable, markNonRetryable, NonRetryable };
 
-/** Base for the engine's own errors: `retryable` is part of the type, not a guess made later. */
-export class EngineError extends Error {
-  readonly retryable: boolean = false;
-}
+/** Base for the engine's (and the runbooks') own errors: never retried. */
+export class EngineError extends NonRetryable {}
 
 /** The job's parameters do not match the runbook's schema. */
 export class ParamsInvalid extends EngineError {
@@ -84,26 +60,6 @@ export class CapabilityUnavailable extends EngineError {
   override name = "CapabilityUnavailable";
 }
 
-/**
- * The device (or client tool) itself answered with an error: a finding a read step may report rather than fail on.
- * Runbooks cannot import src/transport, so they ask here. Only this type: a parse failure or a lost connection is
- * never a finding.
- */
-export function isDeviceError(err: unknown): err is Error & { code?: string } {
-  return err instanceof Error && err.name === "DeviceError";
-}
-
-/** Whether the queue may retry a job that ended with `err` (it then resumes after the last checkpoint). */
-export function isRetryable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const own = (err as { retryable?: unknown }).retryable;
-  if (NEVER_RETRY.has(err.name)) return false;
-  if (typeof own === "boolean") return own;
-  // Unknown error types: transient until proven otherwise. A retry resumes after the last checkpoint and logins are
-  // never inside a retry loop (the guard quarantines after any failure), so this cannot repeat a dangerous action.
-  return true;
-}
-
 /** The JSON shape of an error in job results, checkpoints and evidence. Messages are redacted. */
 export interface ErrorInfo {
   type: string;
@@ -120,7 +76,7 @@ export function describeError(err: unknown): ErrorInfo {
   if (!(err instanceof Error)) return { type: "NonError", message: redact(String(err)), retryable: false };
   const info: ErrorInfo = { type: err.name, message: redact(err.message), retryable: isRetryable(err) };
   // Typed errors from the shell/transport carry where they happened; copy the plain string fields only.
-  const fields = err as unknown as Record<string, unknown>;
+  const fields: Partial<Record<keyof ErrorInfo, unknown>> = err;
   for (const key of ["device", "host", "command", "code"] as const) {
     const v = fields[key];
     if (typeof v === "string") info[key] = redact(v);

@@ -4,7 +4,7 @@
 // "Never green by default": a runbook whose purpose was not reached (ha-recover leaving a member down) says `failed`
 // through its verdict, even though every step ran.
 import type { Json } from "./json.ts";
-import type { JobTargets } from "./runbook.ts";
+import type { JobTargets, StepRef, StepResult } from "./runbook.ts";
 
 export const JOB_OUTCOMES = [
   "succeeded",
@@ -31,6 +31,8 @@ export interface VerdictView<P> {
   targets: JobTargets;
   /** A finished step's result (`stepId`, or `stepId` + forEach target); undefined if it did not run. */
   result(stepId: string, target?: string): Json | undefined;
+  /** The same, typed by the step's own run() (see StepResult). */
+  resultOf<S extends StepRef>(step: S, target?: string): StepResult<S> | undefined;
 }
 
 /** Findings make the verdict; an empty list is a plain success. */

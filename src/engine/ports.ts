@@ -9,6 +9,7 @@ import type { LoginResult } from "../guard/guard.ts";
 import type { GuardRole } from "../guard/roles.ts";
 import type { SanctionedZeroizeResult } from "../guard/sanctioned-zeroize.ts";
 import type { TcpProbeResult, TlsProbeOptions, TlsProbeResult } from "../net/probe.ts";
+import type { ShellSession } from "../shell/session.ts";
 
 export type { ApprovalRequest, ApprovalState, GuardRole, LoginResult, SanctionedZeroizeResult };
 
@@ -23,21 +24,10 @@ export interface CommandOptions {
 }
 
 /**
- * A reply from the shell driver: what was sent, the raw (redacted) text, and the result: `{ ok: true, value }` or
- * `{ ok: false, error }` (src/shell), or directly a value or an Error. The recorded shell unwraps all three forms.
+ * One open lunash, lunacm or client-host session (src/shell ShellSession): it frames replies; the command's parser
+ * reads them (src/shell/reply.ts sendCommand).
  */
-export interface ShellReply {
-  command: string;
-  raw: string;
-  result: unknown;
-}
-
-/** One open lunash, lunacm or client-host session (src/shell ShellSession). */
-export interface DeviceShell {
-  run(command: string, opts?: CommandOptions): Promise<ShellReply>;
-  /** false once the session is done (lost, aborted, or out of step after an unreadable reply). */
-  readonly usable?: boolean;
-}
+export type DeviceShell = Pick<ShellSession, "run" | "abandon" | "target" | "platform" | "usable">;
 
 /**
  * The sessions of one job, by fleet name (src/shell JobShells satisfies it): one per target, lent to every step while
@@ -46,7 +36,7 @@ export interface DeviceShell {
 export interface ShellPort {
   lunash(device: string): Promise<DeviceShell>;
   lunacm(host: string): Promise<DeviceShell>;
-  /** The client host's OS shell, where the `vtl` tool runs (its replies come back parsed). */
+  /** The client host's OS shell, where the `vtl` tool runs. */
   hostShell(host: string): Promise<DeviceShell>;
 }
 

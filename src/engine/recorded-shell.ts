@@ -1,19 +1,26 @@
-// A session as a step sees it: before each command the job must still hold its locks and not be cancelled; every
-// command, raw reply and parse goes on the job's evidence (redacted); device errors and replies without the fields
-// the step relies on throw their typed error (fail closed).
-import type { z } from "zod";
+// A session as a step sees it. Before each command the job must still hold its locks and not be cancelled; the
+// command goes out through the one reply path (src/shell/reply.ts: the driver frames the reply, the command's own
+// parser reads it), and the command, the raw reply and what the parser made of it go on the job's evidence
+// (redacted). A step gets the parser's own type back; the device's refusal is its typed error (send) or a typed
+// finding (attempt); a reply nobody can read fails closed.
+import type { CommandParser } from "../../parsers/index.ts";
 import { redact } from "../config/secret.ts";
-import { describeError, JobCancelled, UnexpectedResult } from "./errors.ts";
-import type { CommandOptions, DeviceShell, ShellReply, StepRecorder } from "./ports.ts";
+import type { Reply, Sent } from "../shell/reply.ts";
+import { sendCommand } from "../shell/reply.ts";
+import { describeError, JobCancelled } from "./errors.ts";
+import type { CommandOptions, DeviceShell, StepRecorder } from "./ports.ts";
+
+export type { Reply };
 
 export interface StepShell {
-  /** Send one command; throws the typed error when the device refused or the reply could not be parsed. */
-  run(command: string, opts?: CommandOptions): Promise<ShellReply>;
   /**
-   * Send one command (a read or a change) and check its parsed reply carries the fields `schema` describes (fail
-   * closed); returns them.
+   * Send one command — a read or a change — and return its reply as `parser` reads it. `parser` must be the one the
+   * command vocabulary names for the command (`parsers.hsmShow` for `hsm show`), or nothing is sent. The device's
+   * refusal throws its DeviceError (code, name, message, warnings); an unreadable reply throws ParseFailed.
    */
-  send<T>(command: string, schema: z.ZodType<T>, opts?: CommandOptions): Promise<T>;
+  send<T>(command: string, parser: CommandParser<T>, opts?: CommandOptions): Promise<T>;
+  /** Like send(), but the device's refusal comes back as `{ ok: false, error }`: a finding the step may report. */
+  attempt<T>(command: string, parser: CommandParser<T>, opts?: CommandOptions): Promise<Reply<T>>;
 }
 
 export interface ShellGate {
@@ -29,56 +36,41 @@ export function recordedShell(
   record: StepRecorder,
   gate: ShellGate,
 ): StepShell {
-  const run = async (command: string, opts?: CommandOptions): Promise<ShellReply> => {
+  const attempt = async <T>(
+    command: string,
+    parser: CommandParser<T>,
+    opts?: CommandOptions,
+  ): Promise<Reply<T>> => {
     if (gate.signal.aborted)
       throw new JobCancelled(`job cancelled before '${redact(command)}' was sent to ${on}`);
     gate.assertLocked();
     await record("command", { via, on, command });
-    let reply: ShellReply;
+    let sent: Sent<T>;
     try {
-      reply = await shell.run(command, opts);
+      sent = await sendCommand(shell, command, parser, opts);
     } catch (err) {
       await record("error", { via, on, command, error: describeError(err) });
       throw err;
     }
-    await record("reply", { via, on, command, raw: reply.raw });
-    const outcome = unwrapResult(reply.result);
-    if ("error" in outcome) {
-      await record("parse", { via, on, command, error: describeError(outcome.error) });
-      throw outcome.error;
-    }
-    await record("parse", { via, on, command, result: outcome.value });
-    return { command: reply.command, raw: reply.raw, result: outcome.value };
+    await record("reply", { via, on, command, raw: sent.output.raw });
+    if (sent.reply.ok)
+      await record("parse", { via, on, command, parser: parser.slug, result: sent.reply.value });
+    else
+      await record("parse", {
+        via,
+        on,
+        command,
+        parser: parser.slug,
+        deviceError: { ...sent.reply.error.report },
+      });
+    return sent.reply;
   };
   return {
-    run,
-    async send(command, schema, opts) {
-      const reply = await run(command, opts);
-      const checked = schema.safeParse(reply.result);
-      if (!checked.success) {
-        const fields = checked.error.issues.map((i) => i.path.join(".") || "(value)").join(", ");
-        throw Object.assign(
-          new UnexpectedResult(`${on}: '${command}' parsed without the expected fields (${fields})`),
-          via === "lunash" ? { device: on, command } : { host: on, command },
-        );
-      }
-      return checked.data;
+    attempt,
+    async send(command, parser, opts) {
+      const reply = await attempt(command, parser, opts);
+      if (!reply.ok) throw reply.error;
+      return reply.value;
     },
   };
-}
-
-/** The value of a reply's result, or the typed error it carries (thrown). */
-function unwrapResult(result: unknown): { value: unknown } | { error: Error } {
-  if (result instanceof Error) return { error: result };
-  if (typeof result === "object" && result !== null && typeof (result as { ok?: unknown }).ok === "boolean") {
-    const r = result as { ok: boolean; value?: unknown; error?: unknown };
-    if (r.ok) return { value: r.value };
-    return {
-      error:
-        r.error instanceof Error
-          ? r.error
-          : new UnexpectedResult(`device reported an error: ${String(r.error)}`),
-    };
-  }
-  return { value: result };
 }

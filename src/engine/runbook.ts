@@ -4,7 +4,6 @@ import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
 import type { FactRef, ObservationInput } from "../facts/model.ts";
 import { RunbookDefinitionError } from "./errors.ts";
-import type { Json } from "./json.ts";
 import type { Verdict, VerdictView } from "./outcome.ts";
 import type { StepContext } from "./step-context.ts";
 
@@ -40,7 +39,11 @@ export interface PlannedCommand {
  * A `change` step must begin by reading the state it is about to change: a resumed job re-runs the step that was
  * interrupted, and that step must find its own half-done work instead of repeating it.
  */
-export interface Step<P> {
+/**
+ * One step of a runbook; `R` is what its run() returns (its checkpoint), which its `facts` hook reads typed. Declare
+ * a step whose result another step or its own `facts` reads as `{ … } satisfies Step<Params, Result>`.
+ */
+export interface Step<P, R = unknown> {
   /** Lowercase words joined by '-', unique in the runbook (e.g. `hsm-show`). */
   id: string;
   /** What the operator reads in plan and results; a function gets the target of a forEach step. */
@@ -67,10 +70,23 @@ export interface Step<P> {
    * What the step's result tells the fleet state model, recorded by the engine once the step has finished (a step
    * may also call ctx.facts.observe() itself, e.g. right before it throws).
    */
-  facts?(result: Json, view: StepView<P>): ObservationInput[];
+  facts?(result: R, view: StepView<P>): ObservationInput[];
   /** Do the step. Return JSON-able data: it becomes the checkpoint (redacted) and the step's result. */
-  run(ctx: StepContext<P>): Promise<unknown>;
+  run(ctx: StepContext<P>): Promise<R>;
 }
+
+/** Anything with a step id and a run(): what ctx.resultOf() takes to find a finished step's result. */
+export interface StepRef {
+  id: string;
+  run(ctx: never): unknown;
+}
+
+/**
+ * The result of a step: what its run() resolves to. Its checkpoint is the JSON of exactly that value, so a later step
+ * reads it with this type (`ctx.resultOf(inspect, host)`). Declare a step a later one reads as a const
+ * `{ … } satisfies Step<Params>` so its run()'s return type is kept.
+ */
+export type StepResult<S> = S extends { run(ctx: never): infer R } ? Awaited<R> : never;
 
 /** What a step's `facts` sees besides its result. */
 export interface StepView<P> {

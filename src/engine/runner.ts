@@ -4,7 +4,7 @@
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
-import type { FactRef, FactSink } from "../facts/model.ts";
+import type { FactSink } from "../facts/model.ts";
 import { probeTcp, probeTls } from "../net/probe.ts";
 import { type AdmittedJob, admitJob } from "./admit.ts";
 import type { JobLocksPort } from "./approval-wait.ts";
@@ -26,8 +26,9 @@ import type {
   ShellPort,
   StateStore,
 } from "./ports.ts";
-import type { ExpandedStep, JobTargets, Runbook, StepKind } from "./runbook.ts";
+import type { ExpandedStep, JobTargets, Runbook, StepKind, StepRef, StepResult } from "./runbook.ts";
 import { createStepContext, toObservations } from "./step-context.ts";
+import { uncheckedFacts } from "./unchecked-facts.ts";
 
 /** How the engine ended the job; `outcome` says what it amounts to (src/engine/outcome.ts). */
 export type JobStatus = "succeeded" | "failed" | "cancelled";
@@ -299,6 +300,9 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
       params,
       targets,
       result: (id, t) => results.get(t === undefined ? id : `${id}:${t}`),
+      // A checkpoint is the JSON of what that step's run() returned (resultJson): it has that type.
+      resultOf: <S extends StepRef>(ref: S, t?: string) =>
+        results.get(t === undefined ? ref.id : `${ref.id}:${t}`) as StepResult<S> | undefined,
     }) ?? {
       outcome: "succeeded",
       findings: [],
@@ -349,29 +353,6 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
     targets,
     steps: outcomes,
   };
-}
-
-/** The failed step's declared facts it did not record, and those of the later steps on the same target. */
-function uncheckedFacts<P>(
-  plan: readonly ExpandedStep<P>[],
-  failedAt: number,
-  observed: Set<string>,
-): FactRef[] {
-  const failed = plan[failedAt]!;
-  const refs = [
-    ...failed.observes.filter((f) => !observed.has(`${f.subject}#${f.fact}`)),
-    ...plan
-      .slice(failedAt + 1)
-      .filter((s) => s.target !== undefined && s.target === failed.target)
-      .flatMap((s) => s.observes),
-  ];
-  const seen = new Set<string>();
-  return refs.filter((f) => {
-    const key = `${f.subject}#${f.fact}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }
 
 /** A step must return JSON; anything else is a runbook bug, never retried. */

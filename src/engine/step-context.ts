@@ -33,7 +33,7 @@ import {
   type StepScope,
 } from "./recorded-io.ts";
 import { recordedShell, type StepShell } from "./recorded-shell.ts";
-import type { JobTargets } from "./runbook.ts";
+import type { JobTargets, StepRef, StepResult } from "./runbook.ts";
 
 export type { ClientHandshakeOptions, StepFiles, StepProbes } from "./recorded-io.ts";
 export type { StepShell } from "./recorded-shell.ts";
@@ -69,6 +69,10 @@ export interface StepContext<P = unknown> {
   checkpoint(stepId: string, target?: string): Json | undefined;
   /** Like checkpoint(), but a missing result is an error: use for steps that must have run first. */
   requireCheckpoint(stepId: string, target?: string): Json;
+  /** The result of a step of this job that must have finished, typed by that step's own run(). */
+  resultOf<S extends StepRef>(step: S, target?: string): StepResult<S>;
+  /** The result of a step of this job if it finished (also before a resume), typed by its run(); else undefined. */
+  findResultOf<S extends StepRef>(step: S, target?: string): StepResult<S> | undefined;
   readonly log: JobLogger;
   /** ARM, recorded: every call is an `azure` evidence record; deletes check the job's locks and signal first. */
   readonly azure: AzurePort;
@@ -167,6 +171,14 @@ export function createStepContext<P>(
   };
   const checkpoint = (stepId: string, target?: string) =>
     deps.results.get(target === undefined ? stepId : `${stepId}:${target}`);
+  const requireCheckpoint = (stepId: string, target?: string): Json => {
+    const r = checkpoint(stepId, target);
+    if (r === undefined)
+      throw new MissingCheckpoint(
+        `step '${step.id}' needs the result of '${target === undefined ? stepId : `${stepId}:${target}`}', which has not finished`,
+      );
+    return r;
+  };
   const capability = <T>(value: T | undefined, name: string): T => {
     if (value === undefined)
       throw new CapabilityUnavailable(`step '${step.id}': ctx.${name} is not wired into this engine`);
@@ -202,14 +214,13 @@ export function createStepContext<P>(
       },
     },
     checkpoint,
-    requireCheckpoint(stepId, target) {
-      const r = checkpoint(stepId, target);
-      if (r === undefined)
-        throw new MissingCheckpoint(
-          `step '${step.id}' needs the result of '${target === undefined ? stepId : `${stepId}:${target}`}', which has not finished`,
-        );
-      return r;
-    },
+    requireCheckpoint,
+    // A checkpoint is the JSON of exactly what that step's run() returned (runner.ts resultJson): it has that type.
+    // This is the one place the engine says so; runbooks read results typed, never cast.
+    resultOf: <S extends StepRef>(ref: S, target?: string) =>
+      requireCheckpoint(ref.id, target) as StepResult<S>,
+    findResultOf: <S extends StepRef>(ref: S, target?: string) =>
+      checkpoint(ref.id, target) as StepResult<S> | undefined,
     log: deps.log,
     get azure(): AzurePort {
       return recordedAzure(capability(deps.azure, "azure"), record, deps);

@@ -2,7 +2,9 @@
 // role is locked out or the HSM/partition zeroized, and the policies that decide what the threshold does. Every
 // read is a normal (non-login) command through the same session; anything unparsed or not attributable to the
 // right device/partition throws (the guard then refuses: never guess).
+import { type CommandParser, parsers } from "../../parsers/index.ts";
 import type { Device, Partition } from "../config/schema.ts";
+import { sendCommand } from "../shell/reply.ts";
 import type { ShellSession } from "../shell/session.ts";
 import type { GuardRole } from "./roles.ts";
 
@@ -23,17 +25,11 @@ export class CounterUnreadable extends Error {
   override name = "CounterUnreadable";
 }
 
-type Json = Record<string, unknown>;
-const isObj = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
-const num = (x: unknown): number | undefined =>
-  typeof x === "number" && Number.isInteger(x) ? x : undefined;
-
-/** Run a read command and return its parsed value; a device error or unparsed reply throws CounterUnreadable. */
-async function read(session: ShellSession, command: string): Promise<Json> {
-  const out = await session.run(command, { parse: true });
-  if (!out.result.ok) throw new CounterUnreadable(`'${command}': ${out.result.error.reason}`);
-  if (!isObj(out.result.value)) throw new CounterUnreadable(`'${command}': no structured reply`);
-  return out.result.value;
+/** Send a (non-login) command and return its parser's value; a device error throws CounterUnreadable. */
+async function read<T>(session: ShellSession, command: string, parser: CommandParser<T>): Promise<T> {
+  const { reply } = await sendCommand(session, command, parser);
+  if (!reply.ok) throw new CounterUnreadable(`'${command}': ${reply.error.reason}`);
+  return reply.value;
 }
 
 /** `hsm show`: serial, zeroized, HSM Admin attempts left. The serial must be the fleet's (right box). */
@@ -41,29 +37,22 @@ export async function readHsmShow(
   session: ShellSession,
   device: Device,
 ): Promise<{ serial: string; zeroized: boolean; adminLoginAttemptsLeft: number }> {
-  const v = await read(session, "hsm show");
-  const serial = typeof v.serial === "string" ? v.serial : undefined;
-  const left = num(v.adminLoginAttemptsLeft);
-  if (serial === undefined || typeof v.zeroized !== "boolean" || left === undefined)
-    throw new CounterUnreadable("'hsm show' lacks serial, zeroized or HSM Admin login attempts left");
-  if (serial !== device.serial)
+  const v = await read(session, "hsm show", parsers.hsmShow);
+  if (v.serial !== device.serial)
     throw new CounterUnreadable(
-      `'hsm show' reports serial ${serial}, but the fleet file says ${device.name} is ${device.serial}`,
+      `'hsm show' reports serial ${v.serial}, but the fleet file says ${device.name} is ${device.serial}`,
     );
-  return { serial, zeroized: v.zeroized, adminLoginAttemptsLeft: left };
+  return { serial: v.serial, zeroized: v.zeroized, adminLoginAttemptsLeft: v.adminLoginAttemptsLeft };
 }
 
 /** HSM policy 15 from `hsm showPolicies`; undefined when the reply has no policy 15. */
 export async function readPolicy15(session: ShellSession): Promise<number | undefined> {
-  const v = await read(session, "hsm showPolicies");
-  const policies = Array.isArray(v.policies) ? v.policies : [];
-  for (const p of policies)
-    if (isObj(p) && p.code === 15) {
-      const n = num(p.numericValue);
-      if (n === undefined) throw new CounterUnreadable("'hsm showPolicies': policy 15 has no numeric value");
-      return n;
-    }
-  return undefined;
+  const v = await read(session, "hsm showPolicies", parsers.hsmShowPolicies);
+  const p15 = v.policies.find((p) => p.code === 15);
+  if (!p15) return undefined;
+  if (p15.numericValue === null)
+    throw new CounterUnreadable("'hsm showPolicies': policy 15 has no numeric value");
+  return p15.numericValue;
 }
 
 /** Observe an appliance-level role over lunash (HSM SO from `hsm show`; the auditor shows no counter there). */
@@ -97,47 +86,48 @@ export async function observePartitionRole(
   role: "partitionSo" | "co" | "cu",
 ): Promise<DeviceObservation> {
   const obs: DeviceObservation = { state: "ok", reads: [], unreadable: [] };
-  const slots = await read(session, "slot list");
+  const { slots } = await read(session, "slot list", parsers.slotList);
   obs.reads.push("slot list");
-  const list = Array.isArray(slots.slots) ? slots.slots : [];
-  const slot = list.find((s) => isObj(s) && s.serialNumber === partition.serial && s.haVirtual !== true);
-  const slotId = isObj(slot) ? num(slot.slotId) : undefined;
-  if (slotId === undefined)
+  const slot = slots.find((x) => x.serialNumber === partition.serial && !x.haVirtual);
+  if (!slot)
     throw new CounterUnreadable(
       `no lunacm slot carries partition ${partition.label} (serial ${partition.serial}) of ${device.name}`,
     );
-  const set = await session.run(`slot set -slot ${slotId}`, { parse: false });
-  if (!set.result.ok) throw new CounterUnreadable(`'slot set -slot ${slotId}': ${set.result.error.reason}`);
-  obs.reads.push(`slot set -slot ${slotId}`);
+  const set = await read(session, `slot set -slot ${slot.slotId}`, parsers.slotSet);
+  if (set.slotId !== slot.slotId)
+    throw new CounterUnreadable(`'slot set -slot ${slot.slotId}' answered slot ${set.slotId}`);
+  obs.reads.push(`slot set -slot ${slot.slotId}`);
 
-  const info = await read(session, "partition showinfo");
+  const info = await read(session, "partition showinfo", parsers.partitionShowinfo);
   obs.reads.push("partition showinfo");
   if (info.serial !== partition.serial)
     throw new CounterUnreadable(
-      `'partition showinfo' reports serial ${String(info.serial)}, expected ${partition.serial}`,
+      `'partition showinfo' reports serial ${info.serial}, expected ${partition.serial}`,
     );
-  if (typeof info.hsmSerial === "string" && info.hsmSerial !== device.serial)
+  if (info.hsmSerial !== null && info.hsmSerial !== device.serial)
     throw new CounterUnreadable(
       `'partition showinfo' reports HSM serial ${info.hsmSerial}, expected ${device.serial} (${device.name})`,
     );
-  const status = typeof info.status === "string" ? info.status.toLowerCase() : "";
-  if (status.includes("zeroiz")) obs.state = "zeroized";
-  const prefix = role === "partitionSo" ? "pso" : role;
-  const infoLeft = num(info[`${prefix}LoginAttemptsLeft`]);
-  if (info[`${prefix}LockedOut`] === true) obs.state = obs.state === "zeroized" ? "zeroized" : "locked";
+  if ((info.status ?? "").toLowerCase().includes("zeroiz")) obs.state = "zeroized";
+  const counter = {
+    partitionSo: { left: info.psoLoginAttemptsLeft, locked: null },
+    co: { left: info.coLoginAttemptsLeft, locked: info.coLockedOut },
+    cu: { left: info.cuLoginAttemptsLeft, locked: info.cuLockedOut },
+  }[role];
+  const infoLeft = counter.left ?? undefined;
+  if (counter.locked === true) obs.state = obs.state === "zeroized" ? "zeroized" : "locked";
 
   const r = LUNACM_ROLE[role];
   let showLeft: number | undefined;
   try {
-    const show = await read(session, `role show -name ${r}`);
+    const show = await read(session, `role show -name ${r}`, parsers.roleShow);
     obs.reads.push(`role show -name ${r}`);
-    if (show.lockedOut === true && obs.state === "ok") obs.state = "locked";
-    if (typeof show.status === "string" && /zeroiz/i.test(show.status)) obs.state = "zeroized";
-    showLeft = num(show.loginAttemptsLeft);
+    if (show.lockedOut && obs.state === "ok") obs.state = "locked";
+    if ((show.status ?? "").toLowerCase().includes("zeroiz")) obs.state = "zeroized";
+    showLeft = show.loginAttemptsLeft ?? undefined;
     // Where the device prints the failures too, left + failed is the role's full counter: for CO/CU that is the
     // effective partition policy 20 (the maximum failed logins), read from the device itself.
-    const extra = isObj(show.extra) ? show.extra : {};
-    const failed = Number(extra["Failed Login Count"]);
+    const failed = Number(show.extra["Failed Login Count"]);
     if (role !== "partitionSo" && showLeft !== undefined && Number.isInteger(failed) && failed >= 0)
       obs.policy20 = showLeft + failed;
   } catch (err) {

@@ -1,7 +1,7 @@
-// The guard's failures. None is ever retried automatically (retryable: false, and the engine's NEVER_RETRY names
-// GuardRefused): a retry around a login is exactly the loop that zeroizes a device. A job that ends with one of
+// The guard's failures. None is ever retried automatically (each is NonRetryable): a retry around a login is exactly the loop that zeroizes a device. A job that ends with one of
 // these stops; an operator reads the reason, fixes the cause and releases the quarantine.
 import { redact } from "../config/secret.ts";
+import { NonRetryable } from "../errors/non-retryable.ts";
 
 interface GuardErrorInit {
   device: string;
@@ -10,8 +10,7 @@ interface GuardErrorInit {
   reason: string;
 }
 
-abstract class GuardError extends Error {
-  readonly retryable = false;
+abstract class GuardError extends NonRetryable {
   readonly device: string;
   readonly partition: string | undefined;
   readonly role: string;

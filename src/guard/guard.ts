@@ -11,6 +11,7 @@
 //      unparsed reply) counts as a failure and quarantines the credential; the guard then throws LoginFailed.
 // A failed or unknown login is never retried here or by the engine (LoginFailed/GuardRefused are non-retryable).
 import { randomUUID } from "node:crypto";
+import { type CommandParser, parsers } from "../../parsers/index.ts";
 import {
   applianceIdentity,
   deviceLockResource,
@@ -24,7 +25,8 @@ import { redact, type Secret } from "../config/secret.ts";
 import { lockKey, lockValue } from "../coord/locks.ts";
 import type { RedisClient } from "../redis/client.ts";
 import { issueLoginToken, type LoginToken } from "../shell/login-token.ts";
-import type { RunOutput, ShellSession } from "../shell/session.ts";
+import { type Sent, sendCommand } from "../shell/reply.ts";
+import type { ShellSession } from "../shell/session.ts";
 import { type BudgetDecision, decideLoginBudget } from "./budget.ts";
 import {
   type DeviceObservation,
@@ -78,12 +80,19 @@ export interface LoginResult {
 /** The device lock resource every job takes before touching a device: the appliance's identity (config/model.ts). */
 export { deviceLockResource };
 
-const LOGIN_COMMAND: Record<GuardRole, { shell: "lunash" | "lunacm"; canonical: string }> = {
-  hsmSo: { shell: "lunash", canonical: "hsm login" },
-  auditor: { shell: "lunash", canonical: "audit login" },
-  partitionSo: { shell: "lunacm", canonical: "role login" },
-  co: { shell: "lunacm", canonical: "role login" },
-  cu: { shell: "lunacm", canonical: "role login" },
+/**
+ * The login command of each role and the parser of its reply. `audit login` has none: no capture of its reply exists,
+ * so an auditor login's outcome could not be read, and the guard does not send one.
+ */
+const LOGIN_COMMAND: Record<
+  GuardRole,
+  { shell: "lunash" | "lunacm"; canonical: string; parser: CommandParser | undefined }
+> = {
+  hsmSo: { shell: "lunash", canonical: "hsm login", parser: parsers.hsmLogin },
+  auditor: { shell: "lunash", canonical: "audit login", parser: undefined },
+  partitionSo: { shell: "lunacm", canonical: "role login", parser: parsers.roleLogin },
+  co: { shell: "lunacm", canonical: "role login", parser: parsers.roleLogin },
+  cu: { shell: "lunacm", canonical: "role login", parser: parsers.roleLogin },
 };
 
 /** Device replies that mean "this password is wrong" (the attempt counted); anything else is an unknown outcome. */
@@ -133,6 +142,11 @@ export class LoginGuard {
     const target = resolveTarget(fleet, req);
     if ("refused" in target) return refuse(target.refused);
     const { device, partition, key } = target;
+    const replyParser = LOGIN_COMMAND[role].parser;
+    if (!replyParser)
+      return refuse(
+        `lunafleet has no parser for the reply of '${LOGIN_COMMAND[role].canonical}' (no capture of it exists): the outcome of this login could not be read`,
+      );
     const resource = deviceLockResource(device);
     let token: number;
     try {
@@ -247,15 +261,15 @@ export class LoginGuard {
       secret,
       attemptId,
     });
-    let out: RunOutput | undefined;
+    let sent: Sent<unknown> | undefined;
     let thrown: unknown;
     try {
       // No `confirm`: every confirmation (and the LAST-attempt caution above all) is declined with `quit`.
-      out = await req.session.run(loginCommand(role), { token: loginToken, parse: true });
+      sent = await sendCommand(req.session, loginCommand(role), replyParser, { token: loginToken });
     } catch (err) {
       thrown = err;
     }
-    const verdict = classify(out, thrown, loginToken);
+    const verdict = classify(sent, thrown, loginToken);
 
     // 6. The outcome, ledger first (it is what the next attempt reads), then the evidence.
     try {
@@ -273,7 +287,7 @@ export class LoginGuard {
       outcome: verdict.outcome,
       reason: verdict.reason,
       quarantined: verdict.outcome === "wrong" || verdict.outcome === "unknown",
-      notices: out?.notices ?? [],
+      notices: sent?.output.notices ?? [],
     });
     if (verdict.outcome === "success")
       return {
@@ -385,19 +399,19 @@ function loginCommand(role: GuardRole): string {
 }
 
 function classify(
-  out: RunOutput | undefined,
+  sent: Sent<unknown> | undefined,
   thrown: unknown,
   token: LoginToken,
 ): { outcome: FinishOutcome; reason: string; underlying?: string } {
-  if (thrown !== undefined || out === undefined) {
+  if (thrown !== undefined || sent === undefined) {
     const kind = thrown instanceof Error ? thrown.name : "Error";
     const message = thrown instanceof Error ? thrown.message : String(thrown);
     // The token is spent just before the command is written: unspent = provably nothing reached the device.
     if (!token.used) return { outcome: "not-sent", reason: `${kind}: ${message}`, underlying: kind };
     return { outcome: "unknown", reason: `${kind}: ${message}`, underlying: kind };
   }
-  if (out.result.ok) return { outcome: "success", reason: "logged in" };
-  const e = out.result.error;
+  if (sent.reply.ok) return { outcome: "success", reason: "logged in" };
+  const e = sent.reply.error;
   if (WRONG_PASSWORD_CODES.has(e.code.toLowerCase()) || WRONG_PASSWORD_NAMES.has(e.errorName))
     return { outcome: "wrong", reason: `the device rejected the password (${e.code} ${e.errorName})` };
   return {

@@ -3,6 +3,7 @@
 // `guard:<device>:<role>:<ms>`), naming who released, why, and the job whose failure caused the quarantine. It only
 // resets the ledger: the device's own counter still has to be full before a destructive role is tried again.
 
+import { NonRetryable } from "../errors/non-retryable.ts";
 import { EvidenceLog } from "../evidence/log.ts";
 import type { RedisClient } from "../redis/client.ts";
 import { redactDeep } from "./guard.ts";
@@ -10,9 +11,8 @@ import { observeGuard } from "./guard-facts.ts";
 import { type LedgerEntry, type LedgerKey, LoginLedger } from "./ledger.ts";
 import { GUARD_ROLES, type GuardRole } from "./roles.ts";
 
-export class ReleaseRefused extends Error {
+export class ReleaseRefused extends NonRetryable {
   override name = "ReleaseRefused";
-  readonly retryable = false;
   constructor(
     message: string,
     /** The log the refusal was recorded in, when it got that far (its writer seals it). */

@@ -7,6 +7,7 @@
 // answering `proceed` at the LAST caution with an exception only this module can obtain, and finally verifies that
 // `hsm show` reports the HSM zeroized. Resuming after a crash is safe: a device already zeroized gets nothing sent.
 import { randomBytes, randomUUID } from "node:crypto";
+import { parsers } from "../../parsers/index.ts";
 import { applianceIdentity, deviceSecret, getDevice } from "../config/model.ts";
 import type { Device, Fleet } from "../config/schema.ts";
 import { Secret } from "../config/secret.ts";
@@ -14,6 +15,7 @@ import { isValidJobId } from "../evidence/record.ts";
 import type { RedisClient } from "../redis/client.ts";
 import { claimLastAttemptExceptionIssuer } from "../shell/last-attempt-exception.ts";
 import { issueLoginToken } from "../shell/login-token.ts";
+import { sendCommand } from "../shell/reply.ts";
 import type { ShellSession } from "../shell/session.ts";
 import { CounterUnreadable, readHsmShow } from "./device-counter.ts";
 import { SanctionedZeroizeRefused, ZeroizeNotVerified } from "./errors.ts";
@@ -208,12 +210,11 @@ export async function sanctionedZeroize(
     sent += 1;
     let outcome: string;
     try {
-      const out = await req.session.run("hsm login", {
+      const { reply } = await sendCommand(req.session, "hsm login", parsers.hsmLogin, {
         token,
-        parse: true,
         ...(exception ? { lastAttemptException: exception } : {}),
       });
-      if (out.result.ok) {
+      if (reply.ok) {
         // A random string logged in: something is badly wrong with this device. Stop and say so.
         await record("zeroize-aborted", { attemptId, reason: "a random password was accepted" });
         throw new ZeroizeNotVerified({
@@ -221,7 +222,7 @@ export async function sanctionedZeroize(
           reason: "a random password was accepted; stopped",
         });
       }
-      outcome = `${out.result.error.code} ${out.result.error.errorName}`;
+      outcome = `${reply.error.code} ${reply.error.errorName}`;
     } catch (err) {
       if (err instanceof ZeroizeNotVerified) throw err;
       outcome = `${(err as Error).name}: ${(err as Error).message}`;

@@ -22,7 +22,6 @@ import { loadApproverKeys } from "../coord/webauthn-credentials.ts";
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
-import { JobCancelled } from "../engine/errors.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
@@ -37,7 +36,8 @@ import { hostChecks } from "../shell/host-checks.ts";
 import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
-import { cancelKey, cancelledBy, type JobData, resultKey } from "./jobs.ts";
+import { watchCancel } from "./cancel-watch.ts";
+import { cancelKey, type JobData, resultKey } from "./jobs.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
 
@@ -334,28 +334,6 @@ async function progressCheckpoints(deps: JobProcessDeps, a: Admitted): Promise<C
         .catch(() => {});
     },
   };
-}
-
-/** The job's cancel flag (set by `lunafleet job cancel`), polled and turned into an AbortSignal. */
-function watchCancel(redis: RedisClient, jobId: string, everyMs: number, log: JobLogger) {
-  const controller = new AbortController();
-  const abort = () => {
-    if (controller.signal.aborted) return;
-    log.warn({}, "cancel requested");
-    controller.abort(new JobCancelled(`job ${jobId} cancelled by ${by ?? "an operator"}`));
-  };
-  let by: string | undefined;
-  const poll = setInterval(() => {
-    cancelledBy(redis, jobId)
-      .then((who) => {
-        if (who === undefined) return;
-        by = who;
-        abort();
-      })
-      .catch(() => {});
-  }, everyMs);
-  poll.unref();
-  return { signal: controller.signal, abort, stop: () => clearInterval(poll) };
 }
 
 // ---- settle ----

@@ -4,9 +4,9 @@
 // that very host under `appCryptoGate.clientHostChecks` is ever sent: the fleet file is the allow-list, checked
 // here, character for character, before anything leaves (its schema already refuses shell syntax).
 import type { ClientHost, Fleet } from "../config/schema.ts";
-import { CommandRefused } from "../transport/errors.ts";
 import type { PoolLease } from "../transport/lease.ts";
 import { clientHostTarget } from "../transport/target.ts";
+import { CommandRefused } from "./errors.ts";
 
 export interface HostCheckResult {
   exitCode: number | null;

@@ -3,9 +3,9 @@
 // certificates): the content must be PEM certificates, a path must lie in the certificate directories or /tmp, and
 // no key file is ever read or written through here.
 import type { ClientHost, Device, Fleet } from "../config/schema.ts";
-import { CommandRefused, DeviceError } from "../transport/errors.ts";
 import type { PoolLease } from "../transport/lease.ts";
 import { clientHostTarget, deviceTarget } from "../transport/target.ts";
+import { CommandRefused, DeviceError } from "./errors.ts";
 
 export interface JobFiles {
   readApplianceFile(device: Device, name: string): Promise<string>;
@@ -33,9 +33,12 @@ export function jobFiles(fleet: Fleet, lease: PoolLease): JobFiles {
     if (out.exitCode !== 0)
       throw new DeviceError(
         { target: host.name, command: label },
-        String(out.exitCode),
-        "EXIT_STATUS",
-        out.output.trim().split("\n").slice(-3).join(" ") || `exit status ${out.exitCode}`,
+        {
+          code: String(out.exitCode),
+          name: "EXIT_STATUS",
+          message: out.output.trim().split("\n").slice(-3).join(" ") || `exit status ${out.exitCode}`,
+          warnings: [],
+        },
       );
     return out.output;
   };

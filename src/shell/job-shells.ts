@@ -6,12 +6,10 @@
 // connection that has since been replaced — nothing is replayed into it, so no login survives), and closes them all,
 // confirmed by the device, when the job ends. Connections come from the worker's pool through this job's lease.
 import type { Fleet } from "../config/schema.ts";
-import { CommandRefused } from "../transport/errors.ts";
 import type { PoolLease } from "../transport/lease.ts";
 import { DEFAULT_LOCAL_LUNACM, type LocalProgram, openLocalPty } from "../transport/local-pty.ts";
 import { clientHostTarget, deviceTarget, type SshTarget } from "../transport/target.ts";
-import { type ClientToolShell, clientToolShell } from "./host-tools.ts";
-import type { OutputParser } from "./output-parser.ts";
+import { CommandRefused } from "./errors.ts";
 import { hostShellPlatform, lunacmPlatform, lunashPlatform } from "./platform.ts";
 import { ShellSession } from "./session.ts";
 
@@ -52,8 +50,6 @@ export interface JobShellsOptions {
   targets: ShellTargets;
   /** Silence after a partial line that makes it an unknown prompt (ShellSession default otherwise). */
   unknownPromptMs?: number;
-  /** Output parsers; null = raw text only (ShellSession's default otherwise). */
-  parser?: OutputParser | null;
   /** How a `local: true` client host starts lunacm. */
   localLunacm?: LocalProgram;
 }
@@ -90,7 +86,7 @@ export class JobShells {
   }
 
   /** The OS shell of a remote client host, where `vtl` runs (the command policy allows vtl and lunacm only). */
-  async hostShell(host: string): Promise<ClientToolShell> {
+  async hostShell(host: string): Promise<ShellSession> {
     const target = this.#opts.targets.clientHost(host);
     if (target.kind === "local")
       throw new CommandRefused(
@@ -98,7 +94,7 @@ export class JobShells {
         "local-host-shell",
         "the client host is local: its OS shell is not driven (only lunacm under a pty)",
       );
-    return clientToolShell(await this.#get("host", target));
+    return this.#get("host", target);
   }
 
   /** Shells of this job that are open now (through the lease). */
@@ -149,7 +145,6 @@ export class JobShells {
     const common = {
       target: target.name,
       ...(this.#opts.unknownPromptMs !== undefined ? { unknownPromptMs: this.#opts.unknownPromptMs } : {}),
-      ...(this.#opts.parser !== undefined ? { parser: this.#opts.parser } : {}),
     };
     if (target.kind === "local")
       return ShellSession.open(openLocalPty(target.name, this.#opts.localLunacm ?? DEFAULT_LOCAL_LUNACM), {
@@ -164,7 +159,7 @@ export class JobShells {
       generation,
     };
     if (kind === "host")
-      return ShellSession.open(channel, { ...common, ...timing, platform: hostShellPlatform, parser: null });
+      return ShellSession.open(channel, { ...common, ...timing, platform: hostShellPlatform });
     if (kind === "lunash")
       return ShellSession.open(channel, { ...common, ...timing, platform: lunashPlatform });
     // lunacm over SSH: the first prompt may be the host's OS shell, from which lunacm is started.

@@ -1,7 +1,8 @@
 // Platforms as data (the Scrapli model): everything the generic driver knows about a shell lives in one table —
-// its prompt, banner, result footer, failure markers, the confirmations that exist (and which may be answered),
+// its prompt, banner, how its result footer line looks, the confirmations that exist (and which may be answered),
 // the password prompts (answered only with a LoginToken) and the notices that precede them. A Luna 10 variant is a
-// new table, not a new class. Strings follow shared/reference/luna-cli.md §1, §3, §13.
+// new table, not a new class. Strings follow the Luna CLI reference §1, §3, §13. What a footer or an error line means
+// is not the platform's business: the command's parser reads it (parsers/).
 
 export type ShellKind = "lunash" | "lunacm" | "host";
 
@@ -25,12 +26,6 @@ export interface NoticeSpec {
   pattern: RegExp;
 }
 
-export interface FooterVerdict {
-  ok: boolean;
-  code: string;
-  text: string;
-}
-
 export interface PlatformTable {
   kind: ShellKind;
   /** The ready prompt, tested against the last line of the cleaned buffer (anchored at its end). */
@@ -43,20 +38,27 @@ export interface PlatformTable {
   loginPasswordPrompts: PasswordPromptSpec[];
   /** Any other password-like prompt: never answered; aborts the step. */
   otherPasswordPrompt: RegExp;
+  /** Prompts that are refused at once, with the reason (no waiting for them to settle as "unknown"). */
+  refusedPrompts: { pattern: RegExp; why: string }[];
   /** Informational cautions worth surfacing to the caller (e.g. "TWO ... attempts left"). */
   notices: NoticeSpec[];
-  /** The result footer line and how to read it; `footerRequired` makes a missing footer a ParseFailed. */
-  footer?: { pattern: RegExp; required: boolean; verdict(m: RegExpMatchArray): FooterVerdict };
-  /** Lines that mean the command failed even when the footer says success (Luna's zeroizing 3rd login). */
-  failureMarker?: RegExp;
-  /** `Error:  'cmd' failed. (CODE : NAME)` → code and name. */
-  errorCode?: RegExp;
+  /** The result footer line; `required` makes a reply without it unreadable (ParseFailed, session abandoned). */
+  footer?: { pattern: RegExp; required: boolean };
   /** Line ending to send after input. */
   enter: string;
   /** What interrupts the device's current question without answering it. */
   interrupt: string;
   exit: string;
 }
+
+/**
+ * A user-name prompt inside an interactive shell: the appliance (or a host in front of it) wants a second login.
+ * lunafleet logs in to the SSH account once and never types a user name into a shell.
+ */
+const LOGIN_AS = {
+  pattern: /(?:^|\n)[ \t]*(?:login as|login|username):[ \t]*$/i,
+  why: "a user-name prompt inside the shell (a second login), which lunafleet never answers",
+};
 
 export const lunashPlatform: PlatformTable = {
   kind: "lunash",
@@ -79,14 +81,10 @@ export const lunashPlatform: PlatformTable = {
     { id: "hsm-admin-password", pattern: /Please enter the HSM Administrators' password:\s*> ?$/ },
   ],
   otherPasswordPrompt: /(password|passphrase|PIN|cloning domain)[^\n]*:\s*(> ?)?$/i,
+  refusedPrompts: [LOGIN_AS],
   notices: [{ id: "two-attempts-left", pattern: /You have only TWO HSM Admin logins attempts left/ }],
-  footer: {
-    pattern: /^Command Result : (\d+) \(([^)\n]*)\)[ \t]*$/m,
-    required: true,
-    verdict: (m) => ({ ok: m[1] === "0", code: m[1] ?? "", text: m[2] ?? "" }),
-  },
-  failureMarker: /^Error:/m,
-  errorCode: /^Error:\s+'([^'\n]+)' failed\. \(([0-9A-Fa-fx]+) : ([A-Za-z0-9_]+)\)/m,
+  // Found loosely (the parser reads it, and refuses a garbled one): the driver only needs to know it came.
+  footer: { pattern: /^[ \t]*Command Result[ \t]*:.*$/m, required: true },
   enter: "\r",
   interrupt: "\x03",
   exit: "exit",
@@ -101,18 +99,9 @@ export const lunacmPlatform: PlatformTable = {
   ],
   loginPasswordPrompts: [{ id: "lunacm-password", pattern: /Enter the password:\s?$/ }],
   otherPasswordPrompt: /(password|passphrase|PIN|domain)[^\n]*:\s*$/i,
+  refusedPrompts: [LOGIN_AS],
   notices: [],
-  footer: {
-    pattern: /^Command Result : (No Error|0x[0-9A-Fa-f]+[^\n]*)$/m,
-    required: true,
-    verdict: (m) => {
-      const v = m[1] ?? "";
-      if (v === "No Error") return { ok: true, code: "0", text: v };
-      const parts = /^(0x[0-9A-Fa-f]+)\s*(?:\(([^)]*)\))?\s*(.*)$/.exec(v);
-      return { ok: false, code: parts?.[1] ?? v, text: (parts?.[2] ?? parts?.[3] ?? "").trim() };
-    },
-  },
-  failureMarker: /^Error in execution/m,
+  footer: { pattern: /^[ \t]*Command Result[ \t]*:.*$/m, required: true },
   enter: "\r",
   interrupt: "\x03",
   exit: "exit",
@@ -125,6 +114,7 @@ export const hostShellPlatform: PlatformTable = {
   confirmations: [],
   loginPasswordPrompts: [],
   otherPasswordPrompt: /(password|passphrase)[^\n]*:\s*$/i,
+  refusedPrompts: [LOGIN_AS],
   notices: [],
   enter: "\r",
   interrupt: "\x03",

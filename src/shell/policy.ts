@@ -1,17 +1,10 @@
 // What may be sent to a device. A table of deny rules, each with an id and a reason, read against the canonical
-// form of the command (abbreviations resolved by command-tree.ts). A refused command throws CommandRefused naming
-// the rule; nothing reaches the device. Login commands pass only with an unused LoginToken for that very target and
-// command, which only src/guard can issue (login-token.ts).
-import { CommandRefused } from "../transport/errors.ts";
-import {
-  type CommandTree,
-  hostTree,
-  lunacmTree,
-  lunashTree,
-  type Resolution,
-  resolveCommand,
-  splitWords,
-} from "./command-tree.ts";
+// form of the command (abbreviations resolved by the one command vocabulary, parsers/vocabulary.ts). A refused
+// command throws CommandRefused naming the rule; nothing reaches the device. A command the vocabulary classes
+// `destructive` is refused even where no rule below names it; a `login` command passes only with an unused LoginToken
+// for that very target and command, which only src/guard can issue (login-token.ts).
+import { type Reading, readings, splitWords, VOCABULARY } from "../../parsers/index.ts";
+import { CommandRefused } from "./errors.ts";
 import type { LoginToken } from "./login-token.ts";
 import type { ShellKind } from "./platform.ts";
 
@@ -46,21 +39,16 @@ export type PolicyDecision =
   | { allowed: true; canonical: string; login: boolean }
   | { allowed: false; rule: string; reason: string };
 
-/** Commands that authenticate a role: only with a LoginToken. */
+/** Commands that authenticate a role (the vocabulary's `login` class): only with a LoginToken. */
 const LOGIN_COMMANDS: Record<ShellKind, string[][]> = {
-  lunash: [
-    ["hsm", "login"],
-    ["audit", "login"],
-    ["partition", "login"],
-    ["token", "backup", "login"],
-  ],
-  lunacm: [
-    ["role", "login"],
-    ["partition", "login"],
-    ["audit", "login"],
-  ],
-  host: [],
+  lunash: loginPaths("lunash"),
+  lunacm: loginPaths("lunacm"),
+  host: loginPaths("host"),
 };
+
+function loginPaths(shell: ShellKind): string[][] {
+  return VOCABULARY.filter((e) => e.shell === shell && e.class === "login").map((e) => e.words.split(" "));
+}
 
 /** Commands that take a password option, where `-p` may mean `-password`. */
 const PASSWORD_TAKING: Record<ShellKind, string[][]> = {
@@ -84,20 +72,6 @@ const PASSWORD_TAKING: Record<ShellKind, string[][]> = {
   ],
   host: [],
 };
-
-const TREES: Record<ShellKind, CommandTree> = { lunash: lunashTree, lunacm: lunacmTree, host: hostTree };
-
-/** vtl subcommands a runbook may use on a client host (read-only, or (re-)registering a server certificate). */
-/** `deleteserver` is here for ntls-cert-sync: re-registering an appliance's certificate is delete + add. */
-const VTL_ALLOWED = new Set([
-  "verify",
-  "listservers",
-  "listslots",
-  "fingerprint",
-  "addserver",
-  "deleteserver",
-  "createcert",
-]);
 
 /** HSM policies the reference lists as non-destructive; any other code is treated as destructive (fail closed). */
 const NON_DESTRUCTIVE_HSM_POLICIES = new Set(["16", "21"]);
@@ -307,7 +281,7 @@ function startsWithPath(path: string[], prefix: string[]): boolean {
   return prefix.length <= path.length && prefix.every((w, i) => path[i]?.toLowerCase() === w.toLowerCase());
 }
 
-function ruleApplies(rule: DenyRule, r: Resolution, ctx: PolicyContext): boolean {
+function ruleApplies(rule: DenyRule, r: Reading, ctx: PolicyContext): boolean {
   if (!rule.paths.some((p) => startsWithPath(r.path, p))) return false;
   if (rule.except?.some((p) => startsWithPath(r.path, p))) return false;
   return rule.when ? rule.when(r.args, ctx) : true;
@@ -322,37 +296,48 @@ export function checkCommand(command: string, ctx: PolicyContext): PolicyDecisio
     return deny("control-characters", "commands must be one line without control characters");
   const words = splitWords(command);
   if (words.length === 0) return deny("empty-command", "empty command");
-  const readings = resolveCommand(words, TREES[ctx.shell]);
+  const all = readings(ctx.shell, words);
 
   if (ctx.shell === "host") {
-    // An OS shell runs anything: allow only the Luna client tools, never a second command on the line.
+    // An OS shell runs anything: allow only the Luna client tools the vocabulary lists, never a second command.
     if (/[;&|`$<>()\\]/.test(command))
       return deny("host-shell-metacharacters", "shell metacharacters are refused on a client host");
-    if (readings.some((r) => r.path.length === 0 || r.path[0]?.startsWith("?") || words[0] !== r.path[0]))
+    if (all.some((r) => r.path.length === 0 || r.path[0]?.startsWith("?") || words[0] !== r.path[0]))
       return deny("host-allowlist", "only 'lunacm', 'vtl' and 'exit' may run on a client host's shell");
     if (words[0] === "lunacm" && words.length > 1)
       return deny(
         "host-lunacm-arguments",
         "lunacm is started interactively only, so every lunacm command passes the lunacm policy (no -q/-c one-shots)",
       );
-    if (words[0] === "vtl" && !VTL_ALLOWED.has((words[1] ?? "").toLowerCase()))
-      return deny("host-vtl-subcommand", `vtl may only run ${[...VTL_ALLOWED].join(", ")}`);
+    if (words[0] === "vtl" && all.some((r) => r.entry === undefined)) {
+      const allowed = VOCABULARY.filter((e) => e.shell === "host" && e.words.startsWith("vtl "));
+      return deny(
+        "host-vtl-subcommand",
+        `vtl may only run ${allowed.map((e) => e.words.slice(4)).join(", ")}`,
+      );
+    }
   }
 
-  for (const r of readings)
+  for (const r of all)
     for (const rule of DENY_RULES)
       if (rule.shell === ctx.shell && ruleApplies(rule, r, ctx))
         return deny(
           rule.id,
-          readings.length > 1
+          all.length > 1
             ? `${rule.reason} (ambiguous abbreviation could mean '${r.path.join(" ")}')`
             : rule.reason,
         );
 
-  const passwordTaking = readings.some((r) =>
-    PASSWORD_TAKING[ctx.shell].some((p) => startsWithPath(r.path, p)),
-  );
-  for (const r of readings)
+  // The vocabulary's destructive commands that no rule above names (each is refused all the same).
+  for (const r of all)
+    if (r.entry?.class === "destructive")
+      return deny(
+        "destructive-command",
+        `'${r.entry.words}' erases key material, credentials or configuration, or cuts the management path`,
+      );
+
+  const passwordTaking = all.some((r) => PASSWORD_TAKING[ctx.shell].some((p) => startsWithPath(r.path, p)));
+  for (const r of all)
     for (const a of r.args) {
       if (!a.startsWith("-") || a.length < 2) continue;
       const o = a.slice(1).toLowerCase();
@@ -368,12 +353,10 @@ export function checkCommand(command: string, ctx: PolicyContext): PolicyDecisio
         );
     }
 
-  const loginReadings = readings.filter((r) =>
-    LOGIN_COMMANDS[ctx.shell].some((p) => startsWithPath(r.path, p)),
-  );
-  const canonical = readings.length === 1 ? (readings[0]?.path ?? []).join(" ") : "";
+  const loginReadings = all.filter((r) => LOGIN_COMMANDS[ctx.shell].some((p) => startsWithPath(r.path, p)));
+  const canonical = all.length === 1 ? (all[0]?.path ?? []).join(" ") : "";
   if (loginReadings.length > 0 || ctx.token !== undefined) {
-    if (readings.length > 1) return deny("login-ambiguous", "a login command must be spelled unambiguously");
+    if (all.length > 1) return deny("login-ambiguous", "a login command must be spelled unambiguously");
     const login = loginReadings.length > 0;
     const token = ctx.token;
     if (!token)

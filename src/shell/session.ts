@@ -5,20 +5,16 @@
 // LAST-attempt caution, a password prompt without a token, silence past the deadline, a dropped channel — aborts
 // the step: the documented way out ('quit') is typed where one exists, otherwise nothing more is typed, the channel
 // is closed (the device-side session ends with it) and the session is marked unusable.
+//
+// The driver frames a reply and nothing more: it returns the raw text between the echo and the prompt and the footer
+// line it saw (a reply without the footer its platform requires is unreadable). What the reply means — a value or the
+// device's error — is decided by the command's one parser (reply.ts), never here.
 import { redact } from "../config/secret.ts";
 import type { ShellChannel } from "../transport/channel.ts";
-import {
-  CommandTimeout,
-  ConnectionLost,
-  ConnectTimeout,
-  DeviceError,
-  type DeviceOpError,
-  ParseFailed,
-  UnexpectedPrompt,
-} from "../transport/errors.ts";
+import { ConnectionLost, ConnectTimeout, type DeviceOpError } from "../transport/errors.ts";
+import { CommandTimeout, ParseFailed, UnexpectedPrompt } from "./errors.ts";
 import type { LastAttemptException } from "./last-attempt-exception.ts";
 import type { LoginToken } from "./login-token.ts";
-import { lunaOutputParser, type OutputParser } from "./output-parser.ts";
 import type { ConfirmationSpec, PlatformTable } from "./platform.ts";
 import { assertCommandAllowed } from "./policy.ts";
 import { cleanTerminalText, lastLine, tailLines } from "./text.ts";
@@ -37,8 +33,6 @@ export interface ShellSessionOptions {
    * with a newline; a device waiting for input does not.
    */
   unknownPromptMs?: number;
-  /** Output parsers; null = return raw text only. Default: parsers/ through lunaOutputParser. */
-  parser?: OutputParser | null;
   transcript?: Transcript;
   /** Connection generation this shell lives on (from SshConnection), for callers that track login state. */
   generation?: number;
@@ -48,8 +42,6 @@ export interface RunOptions {
   /** The confirmation this step declares it answers (`proceed`). Without it every confirmation aborts. */
   confirm?: "proceed";
   timeoutMs?: number;
-  /** true = a parser must exist and succeed; false = raw text; default: parse when a parser exists. */
-  parse?: boolean;
   /** Required for login commands (and spent when the command is sent). */
   token?: LoginToken;
   /**
@@ -63,15 +55,14 @@ export interface RunOptions {
   rebootUnsafe?: boolean;
 }
 
-export type CommandResult<T = unknown> = { ok: true; value: T } | { ok: false; error: DeviceError };
-
-export interface RunOutput<T = unknown> {
+export interface RunOutput {
   command: string;
-  /** The command with abbreviations resolved (`hsm show` for `hsm sh`). */
+  /** The command with abbreviations resolved (`hsm show` for `hsm sh`), as the command policy read it. */
   canonical: string;
-  /** Output between the echoed command and the next prompt: ANSI, CR and echo stripped, redacted. */
+  /** Output between the echoed command and the next prompt: ANSI, CR and echo stripped, redacted, ending in a newline. */
   raw: string;
-  result: CommandResult<T>;
+  /** The result footer line the driver saw (`Command Result : 0 (Success)`), or null where the platform has none. */
+  footer: string | null;
   /** Notices the device printed (e.g. `two-attempts-left`). */
   notices: string[];
   /** Ids of the confirmations answered. */
@@ -86,10 +77,13 @@ type WaitEvent =
   | { type: "login-password"; text: string }
   | { type: "password"; text: string }
   | { type: "unknown"; text: string }
+  | { type: "refused"; text: string; why: string }
   | { type: "timeout"; text: string }
   | { type: "closed"; text: string; reason: string };
 
 const DEFAULT_UNKNOWN_PROMPT_MS = 2000;
+/** The received text ends inside an ANSI escape sequence (ESC, ESC [ params, ESC ] ... without its terminator). */
+const INCOMPLETE_ESCAPE = /\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*)?$/;
 /** How long a declined confirmation may take to bring the prompt back before the channel is closed anyway. */
 const DECLINE_SETTLE_MS = 1000;
 
@@ -103,7 +97,6 @@ export class ShellSession {
   #platform: PlatformTable;
   readonly #channel: ShellChannel;
   readonly #opts: ShellSessionOptions;
-  readonly #parser: OutputParser | null;
   #raw = "";
   #cursor = 0;
   #prompt: string | undefined;
@@ -120,7 +113,6 @@ export class ShellSession {
     this.target = opts.target;
     this.generation = opts.generation;
     this.transcript = opts.transcript ?? new Transcript();
-    this.#parser = opts.parser === undefined ? lunaOutputParser : opts.parser;
     channel.onData((chunk) => {
       this.#raw += chunk;
       this.transcript.received(cleanTerminalText(chunk));
@@ -168,9 +160,18 @@ export class ShellSession {
     return this.#unusable ?? this.#channel.closeReason;
   }
 
-  /** Run one command (serialized with any other run on this session). */
-  run<T = unknown>(command: string, opts: RunOptions = {}): Promise<RunOutput<T>> {
-    return this.#serialize(() => this.#run<T>(command, opts));
+  /** Run one command (serialized with any other run on this session): the framed reply, not yet interpreted. */
+  run(command: string, opts: RunOptions = {}): Promise<RunOutput> {
+    return this.#serialize(() => this.#run(command, opts));
+  }
+
+  /**
+   * Give this session up: its last reply could not be read, so the stream may be out of step (what looked like the
+   * prompt may have been part of the reply, and the rest may arrive as the answer to the next command). The next
+   * user gets a fresh session; nothing carries over (no login survives).
+   */
+  abandon(reason: string): void {
+    this.#abandon(reason);
   }
 
   /** Leave politely (`exit`) and close the channel. */
@@ -244,7 +245,7 @@ export class ShellSession {
     }
   }
 
-  async #run<T>(command: string, opts: RunOptions): Promise<RunOutput<T>> {
+  async #run(command: string, opts: RunOptions): Promise<RunOutput> {
     const target = this.target;
     if (!this.usable)
       throw new ConnectionLost({
@@ -260,12 +261,6 @@ export class ShellSession {
       allowReboot: opts.allowReboot,
       rebootUnsafe: opts.rebootUnsafe,
     });
-    const wantParse = opts.parse;
-    const parser = this.#parser;
-    const parserShell = this.#platform.kind === "host" ? undefined : this.#platform.kind;
-    if (wantParse === true && (!parser || !parserShell || !parser.has(parserShell, command)))
-      throw new ParseFailed({ target, command, cause: "no parser exists for this command" }, "");
-
     // Spent before sending: the guard has already recorded the attempt, and a token must never serve twice.
     const secret = opts.token?.consume();
     const timeoutMs = opts.timeoutMs ?? this.#opts.commandTimeoutMs;
@@ -290,16 +285,7 @@ export class ShellSession {
             );
           }
           const full = cleanTerminalText(this.#raw.slice(outputStart));
-          const canonical = (parserShell && parser?.canonical(parserShell, command)) || decision.canonical;
-          try {
-            return this.#finish<T>(command, canonical, full, opts, confirmed, started);
-          } catch (err) {
-            // A reply we could not read (no footer, garbled, cut short) proves nothing about where the stream
-            // stands: what looked like the prompt may have been part of the reply, and the rest of it may still
-            // arrive as the answer to the next command. Fail closed: this shell is done; the next one is fresh.
-            if (err instanceof ParseFailed) this.#abandon(`unreadable reply to '${command}' (${err.reason})`);
-            throw err;
-          }
+          return this.#finish(command, decision.canonical, full, confirmed, started);
         }
         case "login-password": {
           if (!secret || passwordTyped)
@@ -357,6 +343,8 @@ export class ShellSession {
         }
         case "password":
           throw await this.#abort(ev, command, "a password prompt that is not a login the guard authorized");
+        case "refused":
+          throw await this.#abort(ev, command, ev.why);
         case "foreign-prompt":
         case "unknown":
           throw await this.#abort(ev, command, "an unknown prompt");
@@ -380,78 +368,35 @@ export class ShellSession {
     }
   }
 
-  #finish<T>(
-    command: string,
-    canonical: string,
-    full: string,
-    opts: RunOptions,
-    confirmed: string[],
-    started: number,
-  ): RunOutput<T> {
+  /** Frame the reply: echo and prompt cut off, the footer found (a required one missing = unreadable: abandoned). */
+  #finish(command: string, canonical: string, full: string, confirmed: string[], started: number): RunOutput {
     const p = this.#platform;
-    const target = this.target;
     const lines = full.split("\n");
     lines.pop(); // the prompt
     // Echo: a pty may echo the command as the first line; the device's own output never repeats it verbatim.
     if (lines.length > 0 && lines[0]?.trim() === command.trim()) lines.shift();
-    const raw = redact(lines.join("\n"));
-    const notices = p.notices.filter((n) => n.pattern.test(raw)).map((n) => n.id);
-    const out = (result: CommandResult<T>): RunOutput<T> => ({
+    // The prompt came back at the start of a line, so the output ended with that line end: keep it.
+    const raw = lines.length > 0 ? `${redact(lines.join("\n"))}\n` : "";
+    let footer: string | null = null;
+    if (p.footer) {
+      const all = [...raw.matchAll(new RegExp(p.footer.pattern.source, "gm"))];
+      footer = all[all.length - 1]?.[0] ?? null;
+      if (footer === null && p.footer.required) {
+        // A reply without its footer (garbled or cut short) proves nothing about where the stream stands.
+        const reason = "no 'Command Result' footer in the output (garbled or cut short)";
+        this.#abandon(`unreadable reply to '${command}' (${reason})`);
+        throw new ParseFailed({ target: this.target, command, cause: reason }, raw);
+      }
+    }
+    return {
       command,
       canonical,
       raw,
-      result,
-      notices,
+      footer,
+      notices: p.notices.filter((n) => n.pattern.test(raw)).map((n) => n.id),
       confirmed,
       durationMs: Date.now() - started,
-    });
-
-    let footerOk = true;
-    if (p.footer) {
-      const all = [...raw.matchAll(new RegExp(p.footer.pattern.source, "gm"))];
-      const m = all[all.length - 1];
-      if (!m && p.footer.required)
-        throw new ParseFailed(
-          { target, command, cause: "no 'Command Result' footer in the output (garbled or cut short)" },
-          raw,
-        );
-      if (m) {
-        const v = p.footer.verdict(m);
-        footerOk = v.ok;
-        if (!v.ok || (p.failureMarker?.test(raw) ?? false)) {
-          const codeMatch = p.errorCode?.exec(raw);
-          const explanation = raw
-            .split("\n")
-            .filter((l) => /^Error/.test(l) && !/' failed\. \(/.test(l))
-            .map((l) => l.replace(/^Error(?: in execution)?:?\s*/, "").trim())
-            .filter(Boolean)
-            .join(" ");
-          return out({
-            ok: false,
-            error: new DeviceError(
-              { target, command },
-              codeMatch?.[2] ?? v.code,
-              codeMatch?.[3] ?? v.text,
-              explanation || v.text,
-            ),
-          });
-        }
-      }
-    }
-
-    const parserShell = p.kind === "host" ? undefined : p.kind;
-    const parser = this.#parser;
-    const parse =
-      opts.parse ?? (parser !== null && parserShell !== undefined && parser.has(parserShell, command));
-    if (!parse || !parser || !parserShell) return out({ ok: true, value: raw as T });
-    const parsed = parser.parse(parserShell, command, raw);
-    if (parsed.ok) return out({ ok: true, value: parsed.value as T });
-    if ("deviceError" in parsed) {
-      const d = parsed.deviceError;
-      return out({ ok: false, error: new DeviceError({ target, command }, d.code, d.name, d.message) });
-    }
-    void footerOk;
-    throw new ParseFailed({ target, command, cause: `unparseable output: ${parsed.parseError.reason}` }, raw);
+    };
   }
 
   #send(text: string): void {
@@ -491,9 +436,12 @@ export class ShellSession {
   }
 
   #classify(text: string, platform: PlatformTable, other?: PlatformTable): WaitEvent | undefined {
-    const last = lastLine(text);
+    // A prompt may carry trailing blanks on real devices: the prompt is what is left of the last line without them.
+    const last = lastLine(text).trimEnd();
     if (platform.prompt.test(last)) return { type: "prompt", text, prompt: last };
     if (other?.prompt.test(last)) return { type: "foreign-prompt", text, prompt: last };
+    for (const r of platform.refusedPrompts)
+      if (r.pattern.test(text)) return { type: "refused", text, why: r.why };
     for (const spec of platform.confirmations)
       if (spec.pattern.test(text)) return { type: "confirm", text, spec };
     for (const spec of platform.loginPasswordPrompts)
@@ -521,6 +469,9 @@ export class ShellSession {
         if (ev) return done(ev);
         clearTimeout(settle);
         settle = undefined;
+        // A chunk may end inside an escape sequence (a coloured prompt split in two): more is coming, so the partial
+        // line is not yet a prompt nobody knows.
+        if (INCOMPLETE_ESCAPE.test(this.#raw)) return;
         if (lastLine(t).trim() !== "")
           settle = setTimeout(() => done({ type: "unknown", text: text() }), settleMs);
       };
@@ -543,6 +494,8 @@ function describe(ev: WaitEvent): string {
       return "password prompt";
     case "foreign-prompt":
       return `prompt '${ev.prompt}'`;
+    case "refused":
+      return `prompt (${ev.why})`;
     default:
       return "prompt";
   }

@@ -19,9 +19,9 @@ import {
   AuthFailed,
   ConnectionLost,
   ConnectTimeout,
-  DeviceError,
   type DeviceOpError,
   HostKeyMismatch,
+  SftpStatus,
 } from "./errors.ts";
 import { fingerprintsEqual, sshFingerprint } from "./fingerprint.ts";
 import type { SshTarget } from "./target.ts";
@@ -180,15 +180,8 @@ export class SshConnection {
           sftp.end();
           if (!e) resolve(value as T);
           // A status from the server (no such file, permission denied) is the device's answer, not a lost line.
-          else if (typeof (e as { code?: unknown }).code === "number")
-            reject(
-              new DeviceError(
-                { target: this.target.name, command },
-                String((e as unknown as { code: number }).code),
-                "SFTP_STATUS",
-                e.message,
-              ),
-            );
+          else if ("code" in e && typeof e.code === "number")
+            reject(new SftpStatus({ target: this.target.name, command }, String(e.code), e.message));
           else reject(lost(`${command}: ${e.message}`));
         };
         sftp.on("close", () => finish(new Error("sftp channel closed")));

@@ -1,16 +1,20 @@
-// Typed failures of talking to a device. Every error names the target (device or client host), the command (when
-// there was one) and the cause, and says whether a retry policy may touch it (Temporal's non-retryable types): a
-// host-key mismatch, a failed appliance login, an unexpected prompt or a refused command must never be retried
-// automatically, because repeating them either hides an attack or spends a login attempt.
-// Messages pass through redact(): a secret that leaked into a device's reply never leaves through an error.
+// Typed failures of reaching a device: the base every device-operation error extends (DeviceOpError: target,
+// command, cause, redacted) and the connection-level ones. The errors of talking through a shell (a refused command,
+// an unexpected prompt, a timeout, a device error, an unreadable reply) live with the shell (src/shell/errors.ts).
+// A host-key mismatch or a refused appliance login is never retried (NonRetryable): repeating them either hides an
+// attack or spends a login attempt. Messages pass through redact(): a secret that leaked into a device's reply never
+// leaves through an error.
 import { redact } from "../config/secret.ts";
+import { markNonRetryable } from "../errors/non-retryable.ts";
 
 export type OpErrorKind =
   | "HostKeyMismatch"
   | "ConnectTimeout"
   | "AuthFailed"
-  | "CommandTimeout"
   | "ConnectionLost"
+  | "SftpStatus"
+  // Shell-level kinds (src/shell/errors.ts).
+  | "CommandTimeout"
   | "UnexpectedPrompt"
   | "CommandRefused"
   | "DeviceError"
@@ -23,11 +27,14 @@ export interface OpErrorInit {
   command?: string | undefined;
   /** Why, in words an operator can act on. */
   cause: string;
-  /** Override of the kind's default retry flag (e.g. a lost connection during a login is never retryable). */
+  /** Override of the kind's default (e.g. a lost connection during a login is never retryable). */
   retryable?: boolean;
 }
 
-/** Base of every transport/shell failure. `kind` is stable and safe to store in job data. */
+/**
+ * Base of every transport/shell failure. `kind` is stable and safe to store in job data. `retryable` is the fact the
+ * pool reconnects on; an instance that is not retryable is also NonRetryable (src/errors), which is what the queue asks.
+ */
 export abstract class DeviceOpError extends Error {
   abstract readonly kind: OpErrorKind;
   readonly target: string;
@@ -42,6 +49,7 @@ export abstract class DeviceOpError extends Error {
     this.command = init.command === undefined ? undefined : redact(init.command);
     this.reason = redact(init.cause);
     this.retryable = init.retryable ?? defaultRetryable;
+    if (!this.retryable) markNonRetryable(this);
   }
 
   /** `device` is the name the rest of lunafleet uses; a client host is a target too. */
@@ -100,15 +108,6 @@ export class AuthFailed extends DeviceOpError {
   }
 }
 
-/** A command did not come back to the prompt in time; its outcome is unknown. */
-export class CommandTimeout extends DeviceOpError {
-  override name = "CommandTimeout";
-  readonly kind = "CommandTimeout" as const;
-  constructor(init: OpErrorInit) {
-    super(init, false);
-  }
-}
-
 /** The connection or the shell went away (before or during a command). */
 export class ConnectionLost extends DeviceOpError {
   override name = "ConnectionLost";
@@ -118,55 +117,16 @@ export class ConnectionLost extends DeviceOpError {
   }
 }
 
-/** The device asked something the step did not expect (unknown prompt, undeclared confirmation, LAST caution). */
-export class UnexpectedPrompt extends DeviceOpError {
-  override name = "UnexpectedPrompt";
-  readonly kind = "UnexpectedPrompt" as const;
-  constructor(
-    init: OpErrorInit,
-    /** The tail of the output that held the prompt (redacted, at most a few lines). */
-    readonly prompt: string,
-  ) {
-    super(init, false);
-  }
-}
-
-/** The command policy refused to send the command; nothing reached the device. */
-export class CommandRefused extends DeviceOpError {
-  override name = "CommandRefused";
-  readonly kind = "CommandRefused" as const;
+/** The sftp server answered a file operation with a status (no such file, permission denied): its answer, not a lost line. */
+export class SftpStatus extends DeviceOpError {
+  override name = "SftpStatus";
+  readonly kind = "SftpStatus" as const;
   constructor(
     init: Omit<OpErrorInit, "cause">,
-    readonly rule: string,
-    readonly ruleReason: string,
-  ) {
-    super({ ...init, cause: `refused by command policy rule '${rule}': ${ruleReason}` }, false);
-  }
-}
-
-/** The device answered with an error (`Error:` block, non-zero `Command Result`). */
-export class DeviceError extends DeviceOpError {
-  override name = "DeviceError";
-  readonly kind = "DeviceError" as const;
-  constructor(
-    init: Omit<OpErrorInit, "cause">,
-    /** Luna return code as printed (`A00000`, `0xa0`), or the `Command Result` number when no code was printed. */
+    /** The SSH_FX status code. */
     readonly code: string,
-    /** Symbolic name (`LUNA_RET_UM_PIN_INCORRECT`) or the footer text. */
-    readonly errorName: string,
-    readonly deviceMessage: string,
+    message: string,
   ) {
-    super({ ...init, cause: `device error ${code} (${errorName}): ${deviceMessage}` }, false);
-  }
-}
-
-/** The output could not be understood; never guessed at. `raw` is redacted. */
-export class ParseFailed extends DeviceOpError {
-  override name = "ParseFailed";
-  readonly kind = "ParseFailed" as const;
-  readonly raw: string;
-  constructor(init: OpErrorInit, raw: string) {
-    super(init, false);
-    this.raw = redact(raw);
+    super({ ...init, cause: `sftp status ${code}: ${message}` }, false);
   }
 }

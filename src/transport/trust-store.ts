@@ -1,7 +1,7 @@
 // Host keys the operator confirmed with `lunafleet fleet trust`, for targets whose fleet-file entry has no hostKey.
 // A JSON file under the data directory ({ "<target name>": { fingerprint, host, port, trustedAt } }), written
 // atomically (temp file + rename) so a crash never leaves half a file. The fleet file's hostKey always wins.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
 export interface TrustedKey {
@@ -28,10 +28,32 @@ export class TrustStoreError extends Error {
 export class TrustStore {
   readonly #file: string;
   #entries: Record<string, TrustedKey>;
+  /** The file's mtime when it was last read: a key recorded since (`lunafleet fleet trust`) is seen at once. */
+  #readMtimeMs: number;
 
   constructor(file: string = defaultTrustStorePath()) {
     this.#file = file;
+    this.#readMtimeMs = TrustStore.#mtime(file);
     this.#entries = TrustStore.#read(file);
+  }
+
+  static #mtime(file: string): number {
+    try {
+      return statSync(file).mtimeMs;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Read the file again when it changed since: a running daemon takes a key `lunafleet fleet trust` recorded on its
+   * next connection, without a restart. A store that became unreadable or corrupt stops there (TrustStoreError).
+   */
+  #refresh(): void {
+    const mtime = TrustStore.#mtime(this.#file);
+    if (mtime === this.#readMtimeMs) return;
+    this.#entries = TrustStore.#read(this.#file);
+    this.#readMtimeMs = mtime;
   }
 
   get file(): string {
@@ -72,6 +94,7 @@ export class TrustStore {
 
   /** The trusted fingerprint for `name`, if it was recorded for the same host and port. */
   get(name: string, host?: string, port?: number): TrustedKey | undefined {
+    this.#refresh();
     const e = this.#entries[name];
     if (!e) return undefined;
     // A device that moved to another address must be trusted again: the old key proves nothing about the new host.
@@ -81,8 +104,10 @@ export class TrustStore {
   }
 
   set(name: string, entry: Omit<TrustedKey, "trustedAt"> & { trustedAt?: string }): void {
+    this.#refresh(); // keep what another process recorded meanwhile
     this.#entries[name] = { ...entry, trustedAt: entry.trustedAt ?? new Date().toISOString() };
     this.#write();
+    this.#readMtimeMs = TrustStore.#mtime(this.#file);
   }
 
   #write(): void {

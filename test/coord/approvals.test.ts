@@ -13,6 +13,7 @@ import {
 } from "../../src/coord/approvals.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
+import { passDeadline } from "../helpers/approvals.ts";
 import { withRedis } from "../helpers/redis.ts";
 import { demoApprovers, signedApprove } from "../helpers/ssh-signing.ts";
 
@@ -45,18 +46,6 @@ function approve(
     ...opts,
     confirmation: input.confirmation,
   });
-}
-
-/**
- * The request's deadline passes, deterministically: its stored deadline is moved to just before the Redis server's
- * own clock (the clock every expiry check uses), instead of sleeping past a short deadline under load.
- */
-async function passDeadline(r: ReturnType<typeof redis.client>, id: string): Promise<void> {
-  const [seconds, micros] = (await r.time()) as [string | number, string | number];
-  const serverNowMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-  const doc = JSON.parse((await r.get(approvalKey(id)))!) as { expiresAt: number };
-  doc.expiresAt = serverNowMs - 1;
-  await r.set(approvalKey(id), JSON.stringify(doc), "KEEPTTL");
 }
 
 describe("approvals", () => {

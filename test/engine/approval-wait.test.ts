@@ -1,9 +1,11 @@
 // ctx.approvals.waitFor (src/engine/approval-wait.ts) with scripted ports and an injected sleep: it waits in
 // awaiting-approval (no error, no retry) until approved, keeping only the device it will change and taking the rest
 // back afterwards (retrying while they are busy); rejected, expired and withdrawn end it with ApprovalNotGranted.
+
 import { describe, expect, it } from "vitest";
 import type { ApprovalState } from "../../src/coord/approvals.ts";
 import { ApprovalNotGranted, type JobLocksPort, waitForApproval } from "../../src/engine/approval-wait.ts";
+import { isRetryable } from "../../src/engine/errors.ts";
 
 const base: ApprovalState = {
   jobId: "j1",
@@ -108,7 +110,7 @@ describe("waiting for approvals", () => {
       expiresMinutes: 60,
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApprovalNotGranted);
-    expect((err as ApprovalNotGranted).retryable).toBe(false);
+    expect(isRetryable(err)).toBe(false);
     expect((err as Error).message).toMatch(message);
     expect(events.some((e) => e.startsWith("widen"))).toBe(false);
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { parsers } from "../../parsers/index.ts";
 import { Secret } from "../../src/config/secret.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
@@ -7,9 +8,9 @@ import { EngineError, isRetryable } from "../../src/engine/errors.ts";
 import { defineRunbook } from "../../src/engine/runbook.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { resolveTarget } from "../../src/engine/targets.ts";
-import { ConnectionLost, DeviceError } from "../../src/transport/errors.ts";
+import { ConnectionLost } from "../../src/transport/errors.ts";
 import { withRedis } from "../helpers/redis.ts";
-import { demoFleet, JobEvidence, noShells, ScriptedShells } from "./support.ts";
+import { demoFleet, hsmShowReply, JobEvidence, noShells, ScriptedShells } from "./support.ts";
 
 const redis = await withRedis();
 const fleet = demoFleet();
@@ -43,8 +44,8 @@ function sampleRunbook(runs: string[], failOn?: { device: string; error: () => E
           runs.push(ctx.stepId);
           if (failOn && ctx.target === failOn.device) throw failOn.error();
           const shell = await ctx.lunash(ctx.target!);
-          const serial = await shell.send("hsm show", z.object({ serial: z.string() }));
-          return { device: ctx.target, serial: serial.serial };
+          const show = await shell.send("hsm show", parsers.hsmShow);
+          return { device: ctx.target, serial: show.serial };
         },
       },
       {
@@ -68,9 +69,7 @@ function sampleRunbook(runs: string[], failOn?: { device: string; error: () => E
 const serialOf = (device: string) => fleet.devices.find((d) => d.name === device)!.serial;
 const answering = () =>
   new ScriptedShells((on, command) =>
-    command === "hsm show"
-      ? { raw: `hsm show output of ${on}`, result: { serial: serialOf(on), extra: 1 } }
-      : new Error(`unexpected ${command}`),
+    command === "hsm show" ? hsmShowReply(serialOf(on)) : new Error(`unexpected ${command}`),
   );
 
 describe("runJob", () => {
@@ -135,8 +134,8 @@ describe("runJob", () => {
       (r) => ["command", "reply", "parse"].includes(r.kind) && (r.data as { on: string }).on === "hsm-a2",
     );
     expect(a2.map((r) => r.kind)).toEqual(["command", "reply", "parse"]);
-    expect(a2[1]?.data).toMatchObject({ step: "hsm-show:hsm-a2", raw: "hsm show output of hsm-a2" });
-    expect(a2[2]?.data).toMatchObject({ result: { serial: "700102" } });
+    expect(a2[1]?.data).toMatchObject({ step: "hsm-show:hsm-a2", raw: hsmShowReply("700102") });
+    expect(a2[2]?.data).toMatchObject({ parser: "hsm-show", result: { serial: "700102" } });
     expect(records.every((r) => r.actor === "alice")).toBe(true);
   });
 
@@ -202,11 +201,11 @@ describe("runJob", () => {
     expect((await evidence.kinds()).filter((k) => k === "requested")).toHaveLength(1);
   });
 
-  it("marks never-retry error types non-retryable, whatever flag they carry", async () => {
+  it("marks NonRetryable errors non-retryable, whatever flag they carry", async () => {
     const jobId = newJobId();
     class WrongCredential extends EngineError {
       override name = "WrongCredential";
-      override readonly retryable = true; // even a mistaken flag does not make it retryable
+      readonly retryable = true; // even a mistaken flag does not make it retryable
     }
     const runs: string[] = [];
     const result = await runJob({
@@ -229,13 +228,10 @@ describe("runJob", () => {
   it("a device error in the reply fails the step with the device's typed error", async () => {
     const jobId = newJobId();
     const evidence = new JobEvidence(redis, jobId);
-    const deviceError = new DeviceError(
-      { target: "hsm-a1", command: "hsm show" },
-      "C000040A",
-      "RC_OBJECT_NOT_IN_LIST",
-      "nope",
+    const sessions = new ScriptedShells(
+      () =>
+        "\nError:  'hsm show' failed. (C000040A : RC_OBJECT_NOT_IN_LIST)\n\nError:  nope\n\nCommand Result : 65535 (Luna Shell execution)\n",
     );
-    const sessions = new ScriptedShells(() => ({ raw: "Error:  'hsm show' failed.", result: deviceError }));
     const result = await runJob({
       runbook: sampleRunbook([]),
       params: { target: "hsm-a1" },
@@ -253,11 +249,16 @@ describe("runJob", () => {
       device: "hsm-a1",
     });
     const parsed = (await evidence.records()).find((r) => r.kind === "parse");
-    expect(parsed?.data).toMatchObject({ error: { type: "DeviceError" } });
+    expect(parsed?.data).toMatchObject({
+      parser: "hsm-show",
+      deviceError: { code: "C000040A", name: "RC_OBJECT_NOT_IN_LIST", message: "nope", warnings: [] },
+    });
   });
 
-  it("fails closed when a parsed reply lacks the fields a step relies on", async () => {
-    const sessions = new ScriptedShells(() => ({ raw: "x", result: { label: "no serial here" } }));
+  it("fails closed when the reply cannot be read, and gives the session up", async () => {
+    const sessions = new ScriptedShells(
+      () => "   HSM Label:   no serial here\n\nCommand Result : 0 (Success)\n",
+    );
     const jobId = newJobId();
     const result = await runJob({
       runbook: sampleRunbook([]),
@@ -268,8 +269,13 @@ describe("runJob", () => {
       evidence: new JobEvidence(redis, jobId),
       checkpoints: new RedisCheckpointStore(redis.client()),
     });
-    expect(result.error).toMatchObject({ type: "UnexpectedResult", retryable: false, device: "hsm-a1" });
-    expect(result.error?.message).toContain("serial");
+    expect(result.error).toMatchObject({
+      type: "ParseFailed",
+      retryable: false,
+      device: "hsm-a1",
+      command: "hsm show",
+    });
+    expect(result.error?.message).toContain("unparseable output");
   });
 
   it("refuses a step that reaches for a device outside the job's targets (the queue never locked it)", async () => {
@@ -383,10 +389,10 @@ describe("runJob", () => {
 
   it("keeps secrets out of results, checkpoints and evidence", async () => {
     const secret = new Secret("Runner-Secret-Pw-77", "literal");
-    const sessions = new ScriptedShells((_on, command) => ({
-      raw: `echo of ${command}`,
-      result: { serial: "700101" },
-    }));
+    const sessions = new ScriptedShells(
+      (_on, command) =>
+        `\nClientID:     ${command.split(" ").at(-1)}\nHostname:     app-1.example\nPartitions:   "app-par1"\n\nCommand Result : 0 (Success)\n`,
+    );
     const jobId = newJobId();
     const evidence = new JobEvidence(redis, jobId);
     const runbook = defineRunbook({
@@ -401,7 +407,7 @@ describe("runJob", () => {
           kind: "read",
           async run(ctx) {
             const shell = await ctx.lunash("hsm-a1");
-            await shell.run(`my file list ${secret.reveal()}`);
+            await shell.send(`client show -client ${secret.reveal()}`, parsers.clientShow);
             await ctx.evidence.note({ said: secret.reveal() });
             return { secret, text: `pw=${secret.reveal()}` };
           },
@@ -422,7 +428,7 @@ describe("runJob", () => {
     expect(JSON.stringify(result)).not.toContain(secret.reveal());
     const text = await evidence.text();
     expect(text).not.toContain(secret.reveal());
-    expect(text).toContain("my file list [REDACTED]");
+    expect(text).toContain("client show -client [REDACTED]");
     expect(text).toContain('"said":"[REDACTED]"');
     expect(JSON.stringify([...(await checkpoints.finishedSteps(jobId)).values()])).not.toContain(
       secret.reveal(),
@@ -465,7 +471,7 @@ describe("runJob", () => {
           kind: "read",
           async run(ctx) {
             runs.push("read");
-            await (await ctx.lunash("hsm-a1")).run("hsm show");
+            await (await ctx.lunash("hsm-a1")).send("hsm show", parsers.hsmShow);
             return null;
           },
         },

@@ -4,14 +4,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseFleet } from "../../src/config/load.ts";
 import type { Fleet } from "../../src/config/schema.ts";
-import type {
-  DeviceShell,
-  EvidenceKind,
-  EvidenceSink,
-  ShellPort,
-  ShellReply,
-} from "../../src/engine/ports.ts";
+import type { DeviceShell, EvidenceKind, EvidenceSink, ShellPort } from "../../src/engine/ports.ts";
 import { EvidenceLog, type EvidenceRecord, evidenceFilePath } from "../../src/evidence/index.ts";
+import {
+  hostShellPlatform,
+  lunacmPlatform,
+  lunashPlatform,
+  type PlatformTable,
+} from "../../src/shell/platform.ts";
+import type { RunOutput } from "../../src/shell/session.ts";
 import type { TestRedis } from "../helpers/redis.ts";
 
 export function demoFleet(): Fleet {
@@ -51,34 +52,58 @@ export class JobEvidence implements EvidenceSink {
   }
 }
 
-export type Answer = (command: string) => { raw: string; result: unknown } | Error;
+/** A device's answer to one command: its reply text exactly as the device prints it, or an error thrown instead. */
+export type Answer = (on: string, command: string) => string | Error;
 
-/** Sessions whose replies come from `answer`; every opened session and sent command is logged. */
+/**
+ * Sessions whose replies come from `answer` (real-format text, read by the command's own parser as on a device); every
+ * opened session and sent command is logged.
+ */
 export class ScriptedShells implements ShellPort {
   readonly sent: { on: string; command: string }[] = [];
   readonly opened: string[] = [];
-  constructor(private readonly answer: (on: string, command: string) => ReturnType<Answer>) {}
+  constructor(private readonly answer: Answer) {}
 
   async lunash(device: string): Promise<DeviceShell> {
-    return this.#shell(device);
+    return this.#shell(device, lunashPlatform);
   }
   async lunacm(host: string): Promise<DeviceShell> {
-    return this.#shell(host);
+    return this.#shell(host, lunacmPlatform);
   }
   async hostShell(host: string): Promise<DeviceShell> {
-    return this.#shell(host);
+    return this.#shell(host, hostShellPlatform);
   }
-  #shell(on: string): DeviceShell {
+  #shell(on: string, platform: PlatformTable): DeviceShell {
     this.opened.push(on);
+    let abandoned: string | undefined;
     return {
-      run: async (command: string): Promise<ShellReply> => {
+      target: on,
+      platform,
+      get usable() {
+        return abandoned === undefined;
+      },
+      abandon: (reason: string) => {
+        abandoned = reason;
+      },
+      run: async (command: string): Promise<RunOutput> => {
         this.sent.push({ on, command });
-        const a = this.answer(on, command);
-        if (a instanceof Error) throw a;
-        return { command, raw: a.raw, result: a.result };
+        const raw = this.answer(on, command);
+        if (raw instanceof Error) throw raw;
+        const footer = /^[ \t]*Command Result[ \t]*:.*$/m.exec(raw)?.[0] ?? null;
+        return { command, canonical: command, raw, footer, notices: [], confirmed: [], durationMs: 0 };
       },
     };
   }
+}
+
+/** An `hsm show` reply as a Luna 7 prints it (the parser fixture), for the appliance with `serial`. */
+export function hsmShowReply(serial: string): string {
+  const text = readFileSync(
+    join(import.meta.dirname, "../../parsers/fixtures/hsm-show/luna7-initialized.txt"),
+    "utf8",
+  );
+  const lines = text.split("\n").filter((l) => !/lunash:>/.test(l));
+  return `${lines.join("\n").replace(/(Serial #:\s+)\d+/, `$1${serial}`)}\n`;
 }
 
 /** Sessions that must never be opened (plan, rejected jobs). */

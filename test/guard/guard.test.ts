@@ -9,6 +9,7 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import { lockKey } from "../../src/coord/locks.ts";
+import { NonRetryable } from "../../src/errors/non-retryable.ts";
 import { EvidenceLog } from "../../src/evidence/log.ts";
 import { GuardRefused, LoginFailed } from "../../src/guard/errors.ts";
 import { type GuardEvidence, LoginGuard } from "../../src/guard/guard.ts";
@@ -95,7 +96,8 @@ describe("login guard over the twin", () => {
     const ev = new MemoryEvidence();
     const err = await soLogin("job-wrong-1", ev).catch((e) => e);
     expect(err).toBeInstanceOf(LoginFailed);
-    expect(err).toMatchObject({ outcome: "wrong", retryable: false });
+    expect(err).toMatchObject({ outcome: "wrong" });
+    expect(err).toBeInstanceOf(NonRetryable);
     expect(state("hsm-g1").soFailures).toBe(1);
     expect(await guard.ledger.get(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"))).toMatchObject({
       failures: 1,
@@ -248,8 +250,8 @@ describe("login guard over the twin", () => {
         evidence: ev,
       });
       expect(ok.partition).toBe("par-g1");
-      const out = await session.run("role logout", { parse: false });
-      expect(out.result.ok).toBe(true);
+      const out = await session.run("role logout");
+      expect(out.footer).toBe("Command Result : No Error");
       const recorded = ev.records[0]?.data as {
         policy: { effect: string; threshold: number };
         device: { reads: string[]; policy15: number };
@@ -303,7 +305,7 @@ describe("login guard over the twin", () => {
         evidence: ev,
       });
       expect(ok.attemptsLeftAfterFailure).toBe(1);
-      await (await shells.lunacm("client-g")).run("role logout", { parse: false });
+      await (await shells.lunacm("client-g")).run("role logout");
       expect(ev.records[0]?.data).toMatchObject({ policy: { effect: "healing-lockout", threshold: 3 } });
       p.failures.co = 2; // one left: a failure would lock it out
       const err = await guard
@@ -339,7 +341,7 @@ describe("login guard over the twin", () => {
       });
       const res = await jg.login("hsm-g1", "partitionSo", { partition: "par-g1" });
       expect(res).toMatchObject({ device: "hsm-g1", partition: "par-g1", role: "partitionSo" });
-      await (await shells.lunacm("client-g")).run("role logout", { parse: false });
+      await (await shells.lunacm("client-g")).run("role logout");
       await expect(jg.login("hsm-g1", "co")).rejects.toThrow(/needs \{ partition \}/);
     } finally {
       await locks.release();

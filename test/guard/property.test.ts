@@ -166,7 +166,7 @@ class InProcessWorker {
         locks,
         evidence: ev,
       });
-      await session.run(t.partition ? "role logout" : "hsm logout", { parse: false }).catch(() => {});
+      await session.run(t.partition ? "role logout" : "hsm logout").catch(() => {});
       return "success";
     } finally {
       await locks.release().catch(() => {});

@@ -50,7 +50,7 @@ describe("lunafleet parse", () => {
   it("exit 0: a lunacm capture is recognised by its prompt form", async () => {
     const r = await run([fixture("hagroup-synchronize/cloning-conflict.txt")]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ cloningConflict: { slots: [0, 1] } });
+    expect(JSON.parse(r.stdout)).toMatchObject({ cloningConflicts: [{ slots: [0, 1] }] });
   });
 
   it("exit 3: the zeroizing third wrong hsm login is a device error despite 'Command Result : 0 (Success)'", async () => {

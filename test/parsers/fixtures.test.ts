@@ -1,6 +1,7 @@
 // Walks every parsers/fixtures/<slug>/ directory: each <case>.txt is a raw capture as an operator would paste it.
 // <case>.json is the exact expected result (deep equality, also checked against the parser's exported schema);
-// <case>.error.json ({ "reasonIncludes": "..." }) marks a capture the parser must refuse with that reason.
+// <case>.error.json ({ "reasonIncludes": "..." }) marks a capture the parser must refuse with that reason;
+// <case>.device-error.json is the { code, name, message, warnings } the device reported through that parser.
 // The error-block (lunash) and command-result (lunacm) directories hold device errors: their .json is the { code, name, message } the device reported.
 // Every capture goes through the registry too, so abbreviations, framing and dispatch are exercised on real text.
 import { readdirSync, readFileSync } from "node:fs";
@@ -10,9 +11,11 @@ import { DeviceErrorReported, ParseError, type Shell } from "../../parsers/commo
 import {
   detectCommand,
   findParser,
+  interpret,
   PARSERS,
   parseCommandOutput,
   resolveCommand,
+  VOCABULARY,
 } from "../../parsers/index.ts";
 import * as lunacmCommandResult from "../../parsers/lunacm/command-result.ts";
 import * as lunashErrorBlock from "../../parsers/lunash/error-block.ts";
@@ -29,11 +32,19 @@ const dirs = readdirSync(ROOT, { withFileTypes: true })
   .map((d) => d.name)
   .sort();
 
-function cases(dir: string): { name: string; raw: string; expected?: unknown; reasonIncludes?: string }[] {
+interface Case {
+  name: string;
+  raw: string;
+  expected?: unknown;
+  deviceError?: unknown;
+  reasonIncludes?: string;
+}
+
+function cases(dir: string): Case[] {
   const files = readdirSync(join(ROOT, dir));
   const txts = files.filter((f) => f.endsWith(".txt")).sort();
   for (const f of files) {
-    const base = f.replace(/\.error\.json$|\.json$|\.txt$/, "");
+    const base = f.replace(/\.device-error\.json$|\.error\.json$|\.json$|\.txt$/, "");
     if (!txts.includes(`${base}.txt`)) throw new Error(`${dir}/${f} has no ${base}.txt`);
   }
   return txts.map((txt) => {
@@ -41,9 +52,12 @@ function cases(dir: string): { name: string; raw: string; expected?: unknown; re
     const raw = readFileSync(join(ROOT, dir, txt), "utf8");
     const hasJson = files.includes(`${name}.json`);
     const hasError = files.includes(`${name}.error.json`);
-    if (hasJson === hasError) throw new Error(`${dir}/${name}: needs exactly one of .json or .error.json`);
-    if (hasJson)
-      return { name, raw, expected: JSON.parse(readFileSync(join(ROOT, dir, `${name}.json`), "utf8")) };
+    const hasDevice = files.includes(`${name}.device-error.json`);
+    if ([hasJson, hasError, hasDevice].filter(Boolean).length !== 1)
+      throw new Error(`${dir}/${name}: needs exactly one of .json, .error.json or .device-error.json`);
+    const read = (suffix: string) => JSON.parse(readFileSync(join(ROOT, dir, `${name}${suffix}`), "utf8"));
+    if (hasJson) return { name, raw, expected: read(".json") };
+    if (hasDevice) return { name, raw, deviceError: read(".device-error.json") };
     const spec = JSON.parse(readFileSync(join(ROOT, dir, `${name}.error.json`), "utf8")) as {
       reasonIncludes?: unknown;
     };
@@ -96,7 +110,15 @@ for (const dir of dirs) {
       const parser = PARSERS.find((p) => p.slug === dir);
       if (!parser) continue;
       const command = commandOf(c.raw, parser.shell, parser.command);
-      if (c.expected !== undefined) {
+      if (c.deviceError !== undefined) {
+        it(`${c.name}: the device's error, warnings kept`, () => {
+          expect(interpret(parser, c.raw)).toEqual({ ok: false, deviceError: c.deviceError });
+          expect(parseCommandOutput(parser.shell, command, c.raw)).toMatchObject({
+            ok: false,
+            deviceError: c.deviceError,
+          });
+        });
+      } else if (c.expected !== undefined) {
         it(`${c.name}: parses to the expected value`, () => {
           const value = parser.parse(c.raw);
           expect(value).toEqual(c.expected);
@@ -131,4 +153,17 @@ for (const dir of dirs) {
 
 it("each registered parser is found by its canonical command", () => {
   for (const p of PARSERS) expect(findParser(p.shell, p.command)).toBe(p);
+});
+
+it("the vocabulary and the parsers name each other: one parser per command, one command per parser", () => {
+  const named = VOCABULARY.filter((e) => e.parser !== undefined).map(
+    (e) => `${e.shell} ${e.words} ${e.parser}`,
+  );
+  expect(named.sort()).toEqual(PARSERS.map((p) => `${p.shell} ${p.command} ${p.slug}`).sort());
+});
+
+it("parsers/FORMATS.md lists every parser with its grade (the one place the assumed formats are written down)", () => {
+  const text = readFileSync(join(ROOT, "..", "FORMATS.md"), "utf8");
+  const missing = PARSERS.filter((p) => !new RegExp(`\\|\\s*${p.slug}\\s*\\|`).test(text)).map((p) => p.slug);
+  expect(missing).toEqual([]);
 });

@@ -34,7 +34,7 @@ const CHARACTER_CUTS = new Set(["hsm-show", "partition-show", "hsm-login", "clie
 function goodCases(parser: CommandParser): { name: string; raw: string; value: Record<string, unknown> }[] {
   const dir = join(ROOT, parser.slug);
   return readdirSync(dir)
-    .filter((f) => f.endsWith(".json") && !f.endsWith(".error.json"))
+    .filter((f) => f.endsWith(".json") && !/\.(device-)?error\.json$/.test(f))
     .map((f) => ({
       name: f.slice(0, -5),
       raw: readFileSync(join(dir, `${f.slice(0, -5)}.txt`), "utf8"),

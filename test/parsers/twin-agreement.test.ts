@@ -28,7 +28,7 @@ async function appliances(fleet: Fleet): Promise<Map<string, ApplianceState>> {
 const lunashCapture = (host: string, command: string, body: string) =>
   `[${host}] lunash:>${command}\n${body}\n\nCommand Result : 0 (Success)\n[${host}] lunash:>`;
 
-function parsed(shell: "lunash" | "lunacm", command: string, raw: string): Record<string, unknown> {
+function parsed(shell: "lunash" | "lunacm" | "host", command: string, raw: string): Record<string, unknown> {
   const r = parseCommandOutput(shell, command, raw);
   if (!r.ok)
     throw new Error(`${command}: ${JSON.stringify("parseError" in r ? r.parseError.reason : r.deviceError)}`);
@@ -105,7 +105,7 @@ describe("twin lunacm and vtl output parses", async () => {
       expect((groups.groups as { label: string }[]).map((g) => g.label).sort()).toEqual([...mine].sort());
       parsed("lunacm", "partition showinfo", run("lunacm -q partition showinfo"));
       parsed("lunacm", "role show", run("lunacm -q role show -name co"));
-      parsed("lunacm", "vtl listServers", run("vtl listServers"));
+      parsed("host", "vtl listServers", run("vtl listServers"));
     });
   }
 });

@@ -7,6 +7,7 @@ import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { demoFleet } from "../engine/support.ts";
+import { passDeadline } from "../helpers/approvals.ts";
 import { withRedis } from "../helpers/redis.ts";
 import {
   approveWhenAsked,
@@ -170,13 +171,12 @@ describe("deprovision over the twin", () => {
     const device = "hsm-a3";
     removeFromHaGroups(twin, device);
     const id = jobId("dup");
-    const shortFleet = { ...fleet, approvals: { ...fleet.approvals, expiresMinutes: 0.02 } }; // 1.2 s
     const approvals = approveWhenAsked(r(), id, [
       { principal: "alice", confirmation: "700103" },
       { principal: "alice", confirmation: "700103" },
       { principal: "bob", confirmation: "700101" },
     ]);
-    const result = await runDeprovision(conn, shortFleet, r(), redis.dataDir, {
+    const running = runDeprovision(conn, fleet, r(), redis.dataDir, {
       jobId: id,
       params: {
         target: device,
@@ -184,7 +184,10 @@ describe("deprovision over the twin", () => {
         approvalPollMs: 20,
       },
     });
+    // Every decision is in (none counted twice, the wrong serial refused); then the deadline passes.
     await approvals;
+    await passDeadline(r(), id);
+    const result = await running;
     expect(result.status).toBe("failed");
     expect(result.error).toMatchObject({ type: "ApprovalNotGranted", retryable: false });
     expect(result.error?.message).toMatch(/approvals expired .* with 1\/2 granted/);
@@ -204,12 +207,11 @@ describe("deprovision over the twin", () => {
     const device = "hsm-a3";
     removeFromHaGroups(twin, device);
     const id = jobId("late");
-    const shortFleet = { ...fleet, approvals: { ...fleet.approvals, expiresMinutes: 0.03 } }; // 1.8 s
     const approvals = approveWhenAsked(r(), id, [
       { principal: "alice", confirmation: "700103" },
       { principal: "bob", confirmation: "700103" },
     ]);
-    const first = await runDeprovision(conn, shortFleet, r(), redis.dataDir, {
+    const first = await runDeprovision(conn, fleet, r(), redis.dataDir, {
       jobId: id,
       params: { target: device, backupsConfirmed: true, approvalPollMs: 10 },
       checkpoints: crashingCheckpoints(new RedisCheckpointStore(r()), {
@@ -219,9 +221,10 @@ describe("deprovision over the twin", () => {
     });
     await approvals;
     expect(first.error?.type).toBe("SimulatedCrash");
-    const expiresAt = Date.parse((await approvalState(r(), id))!.expiresAt);
-    await new Promise((res) => setTimeout(res, Math.max(0, expiresAt - Date.now()) + 50));
-    const resumed = await runDeprovision(conn, shortFleet, r(), redis.dataDir, {
+    expect((await approvalState(r(), id))?.status).toBe("approved");
+    // The job is resumed late: its approvals' deadline has passed meanwhile.
+    await passDeadline(r(), id);
+    const resumed = await runDeprovision(conn, fleet, r(), redis.dataDir, {
       jobId: id,
       params: { target: device, backupsConfirmed: true, approvalPollMs: 10 },
       attempt: 2,

@@ -76,8 +76,10 @@ describe("lunafleet plan for the incident runbooks", () => {
     expect(text).toContain("lunacm client-b> hagroup recover -group ha-tokens");
     expect(text).toContain("lunacm client-b> hagroup retry -count 3");
     const sync = renderPlan(planJob(getRunbook("ha-sync"), { target: "ha-payments" }, fleet));
-    expect(sync).toContain("lunacm client-a> partition showinfo");
+    expect(sync).toContain("lunacm client-a> role login -name co");
     expect(sync).toContain("lunacm client-a> hagroup synchronize -group ha-payments");
-    expect(sync.indexOf("> partition showinfo")).toBeLessThan(sync.indexOf("> hagroup synchronize"));
+    // The CO logins (through the guard) come before lunacm's cloning check, the logouts after it.
+    expect(sync.indexOf("> role login")).toBeLessThan(sync.indexOf("> hagroup synchronize"));
+    expect(sync.indexOf("> role logout")).toBeGreaterThan(sync.indexOf("> hagroup synchronize"));
   });
 });

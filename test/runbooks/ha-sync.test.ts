@@ -1,7 +1,8 @@
-// ha-sync end to end over the twin (demo fleet rebased, real Redis): validation, the CO login on every member through
-// the real login guard (ledger, evidence, device locks), `hagroup synchronize` with no password prompt, logout; and
-// the foreign cloning domain of ha-payments still caught before any synchronize.
-
+// ha-sync end to end over the twin (demo fleet rebased, real Redis; the twin prints no cloning-domain line — no Luna
+// does): the fleet file's declarations first, then the CO login on every live member through the real login guard
+// (ledger, evidence, device locks), `hagroup synchronize` as lunacm's own cloning check with no password prompt, logout.
+// hsm-a3's foreign domain is caught by lunacm's warning whether or not ha-payments needs a sync; a declared foreign
+// member stops the job before anything is sent; a member that cannot be checked is a finding.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getRunbook } from "../../runbooks/index.ts";
 import { deviceLockResource, getDevice } from "../../src/config/model.ts";
@@ -11,9 +12,9 @@ import { planJob } from "../../src/engine/plan.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
+import { UnexpectedPrompt } from "../../src/shell/errors.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { UnexpectedPrompt } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
 import { demoFleet, JobEvidence } from "../engine/support.ts";
 import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
@@ -85,19 +86,27 @@ const tokPartition = (device: string) =>
 const syncCommands = (host: string) =>
   twin.clientHosts.get(host)!.host.commandLog.filter((e) => /^hagroup synchronize\b/i.test(e.command));
 
+const payPartition = (device: string) =>
+  twin.appliances.get(device)!.state.partitions.find((p) => p.label === "par-pay")!;
+const resultOf = <T>(result: { steps: { id: string; result?: unknown }[] }, id: string) =>
+  result.steps.find((s) => s.id === id)!.result as T;
+
 describe("ha-sync over the twin with the login guard", () => {
-  it("ha-tokens: validates, logs the CO in on every member through the guard, synchronizes once, logs out", async () => {
+  it("ha-tokens: logs the CO in on every member through the guard, synchronizes once, logs out; in sync, lunacm's check still runs", async () => {
     tokPartition("hsm-b1").objects = 7;
     tokPartition("hsm-b2").objects = 3;
     tokPartition("hsm-b3").objects = 3;
     const { result, evidence } = await run("ha-tokens");
     expect(result.error, JSON.stringify(result.error)).toBeUndefined();
-    expect(result.status).toBe("succeeded");
-    const sync = result.steps.find((s) => s.id === "synchronize")!.result as {
-      synchronized: boolean;
+    expect(result.outcome).toBe("succeeded");
+    const sync = resultOf<{
+      neededSync: boolean;
+      checked: unknown[];
       loginAttempts: string[];
-    };
-    expect(sync.synchronized).toBe(true);
+      findings: unknown[];
+    }>(result, "synchronize");
+    expect(sync).toMatchObject({ neededSync: true, findings: [] });
+    expect(sync.checked).toHaveLength(3);
     expect(sync.loginAttempts).toHaveLength(3);
 
     // The client saw exactly one synchronize, after the three CO logins, and no password was typed for it.
@@ -133,27 +142,107 @@ describe("ha-sync over the twin with the login guard", () => {
       expect(text).not.toContain(pw);
     expect(await evidence.verify()).toBe(true);
 
-    // In sync now: a second run validates and leaves the group alone (no login, no synchronize).
+    // In sync now: nothing to copy, but the members' domains are only verified by lunacm's own check, so it runs
+    // again; it prints no conflict, and the job had nothing to do.
     const again = await run("ha-tokens");
-    expect(again.result.status).toBe("succeeded");
-    expect(again.result.steps.find((s) => s.id === "synchronize")!.result).toMatchObject({
-      synchronized: false,
-    });
-    expect(syncCommands("client-b")).toHaveLength(1);
+    expect(again.result.outcome).toBe("nothing-to-do");
+    expect(resultOf(again.result, "synchronize")).toMatchObject({ neededSync: false, findings: [] });
+    expect(syncCommands("client-b")).toHaveLength(2);
+    expect(["hsm-b1", "hsm-b2", "hsm-b3"].map((d) => tokPartition(d).objects)).toEqual([7, 7, 7]);
   });
 
-  it("ha-payments: hsm-a3's foreign domain stops the job before any login or synchronize, with the remediation plan", async () => {
-    const before = twin.clientHosts.get("client-a")!.host.commandLog.length;
-    const { result } = await run("ha-payments");
-    expect(result.status).toBe("failed");
-    expect(result.error!.type).toBe("CloningDomainMismatch");
-    expect(result.error!.message).toMatch(/hsm-a3\/par-pay/);
-    expect(result.error!.message).toMatch(
-      /hagroup removemember -group ha-payments -serialnumber 1700103000001/,
-    );
-    expect(result.steps.find((s) => s.id === "synchronize")!.status).toBe("pending");
-    const after = twin.clientHosts.get("client-a")!.host.commandLog.slice(before);
-    expect(after.some((e) => /hagroup synchronize|role login/.test(e.command))).toBe(false);
+  for (const needsSync of [true, false])
+    it(`ha-payments ${needsSync ? "needing" : "not needing"} a sync: lunacm's cloning warning names hsm-a3 as foreign, with the remediation plan; nothing is copied`, async () => {
+      for (const d of ["hsm-a1", "hsm-a2", "hsm-a3"]) payPartition(d).objects = 5;
+      if (needsSync) payPartition("hsm-a1").objects = 8;
+      const host = twin.clientHosts.get("client-a")!.host;
+      const before = host.commandLog.length;
+      const { result, evidence } = await run("ha-payments");
+      expect(result.outcome).toBe("failed");
+      expect(result.error!.type).toBe("CloningDomainMismatch");
+      // lunacm names the slots; the job names the members behind them and the way out.
+      expect(result.error!.message).toMatch(
+        /conflicting settings for private key cloning between slot \d+ \(hsm-a1\) and slot \d+ \(hsm-a3\)/,
+      );
+      expect(result.error!.message).toMatch(
+        /hagroup removemember -group ha-payments -serialnumber 1700103000001/,
+      );
+      const note = (await evidence.records())
+        .filter((r) => r.kind === "note")
+        .map(
+          (r) =>
+            (
+              r.data as {
+                data?: {
+                  cloningDomains?: { findings: { kind: string; device: string; remediation: unknown[] }[] };
+                };
+              }
+            ).data?.cloningDomains,
+        )
+        .find(Boolean)!;
+      expect(note.findings.map((f) => [f.kind, f.device])).toEqual([["foreign-member", "hsm-a3"]]);
+      expect(note.findings[0]!.remediation.length).toBeGreaterThan(0);
+      const sent = host.commandLog.slice(before).map((e) => e.command);
+      expect(sent.filter((c) => /^hagroup synchronize/.test(c))).toHaveLength(1);
+      // The CO logged in on each member for the check and out again afterwards; nothing was copied.
+      expect(sent.filter((c) => c === "role login -name co")).toHaveLength(3);
+      expect(sent.filter((c) => c === "role logout")).toHaveLength(3);
+      expect(["hsm-a1", "hsm-a2", "hsm-a3"].map((d) => payPartition(d).objects)).toEqual(
+        needsSync ? [8, 5, 5] : [5, 5, 5],
+      );
+    });
+
+  it("a member the fleet file declares in another domain stops the job before any login or synchronize", async () => {
+    const fleet = structuredClone(twin.fleet);
+    fleet.devices.find((d) => d.name === "hsm-b1")!.partitions[0]!.cloningDomain = "other";
+    const before = twin.clientHosts.get("client-b")!.host.commandLog.length;
+    const ownPool = new SshPool();
+    const own = JobShells.forFleet(fleet, ownPool.lease());
+    const jobId = `ha-sync-decl-${process.pid}-${++seq}`;
+    try {
+      const result = await runJob({
+        runbook: getRunbook("ha-sync"),
+        params: { target: "ha-tokens" },
+        jobId,
+        fleet,
+        shells: own,
+        evidence: new JobEvidence(redis, jobId),
+        checkpoints: new RedisCheckpointStore(redis.client()),
+      });
+      expect(result.error, JSON.stringify(result.error)).toMatchObject({ type: "CloningDomainMismatch" });
+      expect(result.error!.message).toMatch(/fleet file declares domain 'other' for hsm-b1\/par-tok/);
+      expect(result.steps.find((s) => s.id === "synchronize")!.status).toBe("pending");
+    } finally {
+      await own.close();
+      await ownPool.closeAll();
+    }
+    const sent = twin.clientHosts
+      .get("client-b")!
+      .host.commandLog.slice(before)
+      .map((e) => e.command);
+    // A fresh session starts lunacm from the host's shell; then only the listing, before the job stopped.
+    expect(sent).toEqual(["lunacm", "hagroup listgroups"]);
+  });
+
+  it("a member that is down takes no part in the check: its domain is not verified, and that is a finding", async () => {
+    const host = twin.clientHosts.get("client-b")!.host;
+    host.setMemberDown("hsm-b2", "par-tok", true);
+    try {
+      const { result } = await run("ha-tokens");
+      expect(result.outcome).toBe("succeeded-with-findings");
+      expect(result.findings).toEqual([
+        expect.stringMatching(/^ha-tokens: hsm-b2\/par-tok is down: /),
+        expect.stringMatching(/^ha-tokens: hsm-b2\/par-tok: cloning domain not verified: not checked: /),
+      ]);
+      const sync = resultOf<{ checked: { device: string }[]; findings: { kind: string }[] }>(
+        result,
+        "synchronize",
+      );
+      expect(sync.checked.map((m) => m.device)).toEqual(["hsm-b1", "hsm-b3"]);
+      expect(sync.findings.map((f) => f.kind)).toEqual(["member-down", "domain-unverifiable"]);
+    } finally {
+      host.setMemberDown("hsm-b2", "par-tok", false);
+    }
   });
 
   it("a synchronize nobody logged in for meets the password prompt: the shell has no token, aborts and types nothing", async () => {

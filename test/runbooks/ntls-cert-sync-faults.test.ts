@@ -134,6 +134,9 @@ function applianceSide(before: Before): SideState {
 function arming(trigger: { after: string; target: string; fault: "drop" | "garble"; command: string }) {
   let armed = false;
   const wrap = (shell: DeviceShell): DeviceShell => ({
+    target: shell.target,
+    platform: shell.platform,
+    abandon: (reason) => shell.abandon(reason),
     get usable() {
       return shell.usable;
     },

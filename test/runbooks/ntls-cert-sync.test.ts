@@ -2,7 +2,7 @@
 // show/fingerprint and syslog on the appliances, real TLS handshakes presenting the client's certificate.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getRunbook } from "../../runbooks/index.ts";
-import type { NtlsReport } from "../../runbooks/ntls-cert-sync.ts";
+import type { NtlsReport } from "../../runbooks/ntls-cert-sync/index.ts";
 import { redact } from "../../src/config/secret.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { runJob } from "../../src/engine/runner.ts";

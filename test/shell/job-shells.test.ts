@@ -28,7 +28,6 @@ async function setup() {
     lease,
     targets: { device: () => target, clientHost: () => target },
     unknownPromptMs: 300,
-    parser: null,
   });
   return { server, pool, target, shells, opened, closed };
 }

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { UnexpectedPrompt } from "../../src/shell/errors.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
-import { UnexpectedPrompt } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
 
 const standin = resolve(import.meta.dirname, "fixtures/lunacm-standin.mjs");
@@ -25,7 +25,6 @@ function setup() {
       },
       clientHost: () => target,
     },
-    parser: null,
     unknownPromptMs: 500,
     localLunacm: { file: process.execPath, args: [standin, log] },
   });
@@ -43,14 +42,13 @@ describe("local lunacm under node-pty", () => {
     expect(cm.prompt).toBe("lunacm:>");
     expect(cm.bannerVersion).toBe("10.7.2-16");
     const r = await cm.run("slot list");
-    expect(r.result.ok).toBe(true);
+    expect(r.footer).toBe("Command Result : No Error");
     expect(r.raw).toContain("Label ->                par-local");
     const c = await cm.run("hagroup recover -group g", { confirm: "proceed" });
-    expect(c.result.ok).toBe(true);
+    expect(c.footer).toBe("Command Result : No Error");
     expect(c.confirmed).toEqual(["proceed"]);
     const u = await cm.run("bogus");
-    expect(u.result.ok).toBe(false);
-    if (!u.result.ok) expect(u.result.error.code).toBe("0x1");
+    expect(u.footer).toMatch(/^Command Result : 0x1\b/);
     expect(inputs()).toEqual(["slot list", "hagroup recover -group g", "<answer>", "bogus"]);
   });
 

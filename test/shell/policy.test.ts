@@ -1,7 +1,9 @@
 // The command policy, table-driven: every deny rule with its canonical form and abbreviations, the read-only forms
 // that must stay allowed, and the LoginToken rules (no token, wrong target/command, reuse).
 import { describe, expect, it } from "vitest";
+import { VOCABULARY } from "../../parsers/index.ts";
 import { Secret } from "../../src/config/secret.ts";
+import { CommandRefused } from "../../src/shell/errors.ts";
 import { issueLoginToken } from "../../src/shell/login-token.ts";
 import {
   assertCommandAllowed,
@@ -9,7 +11,6 @@ import {
   DENY_RULES,
   type PolicyContext,
 } from "../../src/shell/policy.ts";
-import { CommandRefused } from "../../src/transport/errors.ts";
 
 const sh: PolicyContext = { shell: "lunash", target: "hsm-x" };
 const cm: PolicyContext = { shell: "lunacm", target: "client-x" };
@@ -320,5 +321,31 @@ describe("command policy: login tokens", () => {
     const token = issueLoginToken(grant);
     expect(JSON.stringify(token)).not.toContain("Policy-Test-SO-pw");
     expect(String(Object.values(token))).not.toContain("Policy-Test-SO-pw");
+  });
+});
+
+describe("the vocabulary's classes and the policy agree", () => {
+  it("every command the vocabulary classes destructive is refused, on every shell", () => {
+    const destructive = VOCABULARY.filter((e) => e.class === "destructive");
+    expect(destructive.length).toBeGreaterThan(30);
+    for (const e of destructive) {
+      const d = checkCommand(e.words, { shell: e.shell, target: "x" });
+      expect(d.allowed, `${e.shell} '${e.words}'`).toBe(false);
+    }
+  });
+
+  it("every login-class command needs a LoginToken", () => {
+    for (const e of VOCABULARY.filter((x) => x.class === "login")) {
+      const d = checkCommand(e.words, { shell: e.shell, target: "x" });
+      expect(d, `${e.shell} '${e.words}'`).toMatchObject({ allowed: false, rule: "login-requires-token" });
+    }
+  });
+
+  it("every command lunafleet reads a reply of (it has a parser) is allowed as typed", () => {
+    for (const e of VOCABULARY.filter((x) => x.parser !== undefined && x.class !== "login")) {
+      expect(checkCommand(e.words, { shell: e.shell, target: "x" }).allowed, `${e.shell} '${e.words}'`).toBe(
+        true,
+      );
+    }
   });
 });

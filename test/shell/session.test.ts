@@ -1,18 +1,21 @@
 // The prompt-driven driver over real SSH against a small lunash-speaking server: each failure stops the step with an
 // error naming device, command and cause, and the server's input log proves nothing further was typed.
 import { afterEach, describe, expect, it } from "vitest";
+import { parsers } from "../../parsers/index.ts";
 import { Secret } from "../../src/config/secret.ts";
-import { JobShells } from "../../src/shell/job-shells.ts";
-import { issueLoginToken } from "../../src/shell/login-token.ts";
-import { lunashPlatform } from "../../src/shell/platform.ts";
-import { ShellSession } from "../../src/shell/session.ts";
 import {
   CommandRefused,
   CommandTimeout,
-  ConnectionLost,
+  DeviceError,
   ParseFailed,
   UnexpectedPrompt,
-} from "../../src/transport/errors.ts";
+} from "../../src/shell/errors.ts";
+import { JobShells } from "../../src/shell/job-shells.ts";
+import { issueLoginToken } from "../../src/shell/login-token.ts";
+import { lunashPlatform } from "../../src/shell/platform.ts";
+import { sendCommand } from "../../src/shell/reply.ts";
+import { ShellSession } from "../../src/shell/session.ts";
+import { ConnectionLost } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
 import { FakeLunash, type FakeOptions, OK_FOOTER, targetFor } from "../transport/fake-lunash.ts";
 
@@ -96,7 +99,6 @@ async function setup(opts: FakeOptions = {}) {
     lease: pool.lease(),
     targets: { device: () => target, clientHost: () => target },
     unknownPromptMs: 300,
-    parser: null,
   });
   cleanups.push(
     () => server.stop(),
@@ -119,7 +121,8 @@ describe("ShellSession over SSH", () => {
     expect(sh.prompt).toBe("[hsm-fake] lunash:>");
     expect(sh.bannerVersion).toBe("7.2.0-220");
     const r = await sh.run("ntls show");
-    expect(r.result).toEqual({ ok: true, value: r.raw });
+    // The driver frames the reply and reports the footer it saw; it reads nothing into it.
+    expect(r.footer).toBe("Command Result : 0 (Success)");
     expect(r.raw).toContain("NTLS bound to network device: eth0");
     expect(r.raw).not.toContain("\r");
     expect(r.raw.split("\n")[0]).not.toBe("ntls show");
@@ -131,17 +134,31 @@ describe("ShellSession over SSH", () => {
     expect(server.inputs).toEqual(["ntls show", "status date"]);
   });
 
-  it("returns a device error as a typed result (code, name, message)", async () => {
+  it("the command's parser reads a device error into a typed error (code, name, message, warnings)", async () => {
     const { sh } = await setup();
-    const r = await sh.run("client show -client nobody");
-    expect(r.result.ok).toBe(false);
-    if (!r.result.ok) {
-      expect(r.result.error.code).toBe("C000040A");
-      expect(r.result.error.errorName).toBe("RC_OBJECT_NOT_IN_LIST");
-      expect(r.result.error.deviceMessage).toBe("Specified client does not exist.");
-      expect(r.result.error.message).toContain("hsm-fake 'client show -client nobody'");
+    const framed = await sh.run("client show -client nobody");
+    expect(framed.footer).toBe("Command Result : 65535 (Luna Shell execution)");
+    const { reply } = await sendCommand(sh, "client show -client nobody", parsers.clientShow);
+    expect(reply.ok).toBe(false);
+    if (!reply.ok) {
+      expect(reply.error).toBeInstanceOf(DeviceError);
+      expect(reply.error.report).toEqual({
+        code: "C000040A",
+        name: "RC_OBJECT_NOT_IN_LIST",
+        message: "Specified client does not exist.",
+        warnings: [],
+      });
+      expect(reply.error.message).toContain("hsm-fake 'client show -client nobody'");
     }
     expect(sh.usable).toBe(true);
+  });
+
+  it("a command whose reply no parser reads is not sent", async () => {
+    const { server, sh } = await setup();
+    const err = await sendCommand(sh, "status date", parsers.hsmShow).catch((e) => e);
+    expect(err).toBeInstanceOf(CommandRefused);
+    expect(err.rule).toBe("reply-without-parser");
+    expect(server.inputs).toEqual([]);
   });
 
   it("command timeout: a silent device stops the step and nothing more is typed", async () => {
@@ -167,7 +184,7 @@ describe("ShellSession over SSH", () => {
     const sh2 = await sessions.lunash(target.name);
     expect(sh2).not.toBe(sh);
     expect(sh2.generation).toBeGreaterThan(sh.generation ?? 0);
-    expect((await sh2.run("status date")).result.ok).toBe(true);
+    expect((await sh2.run("status date")).footer).toBe("Command Result : 0 (Success)");
     expect(server.inputs).toEqual(["status sensors", "status date"]); // nothing replayed
   });
 
@@ -224,9 +241,12 @@ describe("ShellSession over SSH", () => {
       secret,
       attemptId: "t1",
     });
-    const r = await sh.run("hsm login", { token });
-    expect(r.result.ok).toBe(true);
-    expect(r.raw).toContain("'hsm login' successful.");
+    const { output, reply } = await sendCommand(sh, "hsm login", parsers.hsmLogin, { token });
+    expect(reply).toEqual({
+      ok: true,
+      value: { loggedIn: true, warnedAttemptsLeft: null, proceedConfirmed: false },
+    });
+    expect(output.raw).toContain("'hsm login' successful.");
     expect(token.used).toBe(true);
     expect(server.passwordsSeen).toEqual([SO_PASSWORD]);
     expect(server.inputs).toEqual(["hsm login", "<password>"]);
@@ -241,7 +261,7 @@ describe("ShellSession over SSH", () => {
     expect(text).toContain(">>> [REDACTED]");
     expect(text).not.toContain(SO_PASSWORD);
     expect(JSON.stringify(sh.transcript.entries)).not.toContain(SO_PASSWORD);
-    expect(r.raw).not.toContain(SO_PASSWORD);
+    expect(output.raw).not.toContain(SO_PASSWORD);
   });
 
   it("a password prompt for a non-login command is never answered", async () => {
@@ -288,13 +308,48 @@ describe("ShellSession over SSH", () => {
     const { sh } = await setup({
       replies: {
         ...replies,
-        "status time": (io) => io.write("10:00\r\n" + OK_FOOTER + "[other-hsm] lunash:>"),
+        // Only the foreign prompt comes back ("hang": the fake writes no prompt of its own after it), so the test
+        // does not depend on how the two would be split into chunks.
+        "status time": (io) => {
+          io.write("10:00\r\n" + OK_FOOTER + "[other-hsm] lunash:>");
+          return "hang";
+        },
       },
     });
-    // The fake writes its own prompt after the reply too; the driver stops at the first (foreign) one.
     const err = await sh.run("status time").catch((e) => e);
     expect(err).toBeInstanceOf(UnexpectedPrompt);
     expect(err.message).toMatch(/prompt changed from '\[hsm-fake\] lunash:>' to '\[other-hsm\] lunash:>'/);
+  });
+
+  it("tolerant where devices vary: a prompt with a trailing blank and ANSI colour, CRLF, a banner in other words", async () => {
+    const { server, sh } = await setup({
+      banner: "\x1b[1mSafeNet Luna SA 7 appliance\x1b[0m\r\nAuthorised use only.",
+      promptStyle: { before: "\x1b[1;32m", after: "\x1b[0m " },
+    });
+    expect(sh.prompt).toBe("[hsm-fake] lunash:>");
+    expect(sh.bannerVersion).toBeUndefined();
+    const r = await sh.run("ntls show");
+    expect(r.footer).toBe("Command Result : 0 (Success)");
+    expect(r.raw).not.toMatch(/\r|\x1b/);
+    expect((await sh.run("status date")).raw).toContain("Sat Mar  7");
+    expect(server.inputs).toEqual(["ntls show", "status date"]);
+  });
+
+  it("closed where it matters: 'login as:' inside the shell stops the command with the reason, nothing typed", async () => {
+    const { server, sh } = await setup({
+      replies: {
+        ...replies,
+        "status time": (io) => {
+          io.write("\r\nlogin as: ");
+          return "hang";
+        },
+      },
+    });
+    const err = await sh.run("status time").catch((e) => e);
+    expect(err).toBeInstanceOf(UnexpectedPrompt);
+    expectNames(err, "status time", /user-name prompt inside the shell/);
+    expect(sh.usable).toBe(false);
+    expect(server.inputs).toEqual(["status time"]);
   });
 
   it("ShellSession.open fails closed on a forced password change instead of a prompt", async () => {
@@ -312,7 +367,6 @@ describe("ShellSession over SSH", () => {
       platform: lunashPlatform,
       commandTimeoutMs: 1500,
       unknownPromptMs: 300,
-      parser: null,
     }).catch((e) => e);
     expect(err).toBeInstanceOf(UnexpectedPrompt);
     expect(err.message).toMatch(/password prompt.*New password:/);

@@ -1,13 +1,16 @@
 // The driver against the digital twin (ssh2 servers speaking lunash and a client host's shell + lunacm): parsed
 // reads, a guarded login with real counters, the TWO-attempts notice, and the twin's drop/garble/slow faults.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parsers } from "../../parsers/index.ts";
 import { parseFleet } from "../../src/config/load.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { Secret } from "../../src/config/secret.ts";
+import { CommandTimeout, ParseFailed } from "../../src/shell/errors.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
 import { issueLoginToken } from "../../src/shell/login-token.ts";
+import { sendCommand } from "../../src/shell/reply.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { CommandTimeout, ConnectionLost, ParseFailed } from "../../src/transport/errors.ts";
+import { ConnectionLost } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
 
 const YAML = `
@@ -60,12 +63,10 @@ describe("shell driver against the twin", () => {
   it("hsm show: parsed through parsers/, one connection and one shell for several commands", async () => {
     const sh = await sessions.lunash("hsm-t1");
     expect(sh.prompt).toBe("[hsm-t1] lunash:>");
-    const r = await sh.run("hsm show");
-    expect(r.result.ok).toBe(true);
-    expect(JSON.stringify(r.result)).toContain("700301");
-    const r2 = await sh.run("partition list");
-    expect(r2.result.ok).toBe(true);
-    expect(JSON.stringify(r2.result)).toContain("1700301000001");
+    const r = await sendCommand(sh, "hsm show", parsers.hsmShow);
+    expect(r.reply.ok && r.reply.value.serial).toBe("700301");
+    const r2 = await sendCommand(sh, "partition list", parsers.partitionList);
+    expect(r2.reply.ok && r2.reply.value.partitions.map((p) => p.serial)).toEqual(["1700301000001"]);
     expect(await sessions.lunash("hsm-t1")).toBe(sh);
     expect(twin.sessionLog("hsm-t1").filter((s) => s.kind === "shell")).toHaveLength(1);
   });
@@ -80,9 +81,9 @@ describe("shell driver against the twin", () => {
       secret: wrong,
       attemptId: "w1",
     });
-    const bad = await sh.run("hsm login", { token: t1 });
-    expect(bad.result.ok).toBe(false);
-    if (!bad.result.ok) expect(bad.result.error.code).toBe("A00000");
+    const bad = await sendCommand(sh, "hsm login", parsers.hsmLogin, { token: t1 });
+    expect(bad.reply.ok).toBe(false);
+    if (!bad.reply.ok) expect(bad.reply.error.code).toBe("A00000");
     const right = new Secret("HsmSo-T2-secret", "literal");
     const t2 = issueLoginToken({
       target: "hsm-t2",
@@ -91,9 +92,9 @@ describe("shell driver against the twin", () => {
       secret: right,
       attemptId: "w2",
     });
-    const ok = await sh.run("hsm login", { token: t2 });
-    expect(ok.notices).toEqual(["two-attempts-left"]);
-    expect(ok.result.ok).toBe(true);
+    const ok = await sendCommand(sh, "hsm login", parsers.hsmLogin, { token: t2 });
+    expect(ok.output.notices).toEqual(["two-attempts-left"]);
+    expect(ok.reply).toMatchObject({ ok: true, value: { loggedIn: true, warnedAttemptsLeft: 2 } });
     expect(sh.transcript.toText()).not.toContain("HsmSo-T2-secret");
     expect(sh.transcript.toText()).not.toContain("Not-the-SO-password-1");
     await sh.run("hsm logout");
@@ -103,17 +104,16 @@ describe("shell driver against the twin", () => {
     const cm = await sessions.lunacm("client-t");
     expect(cm.platform.kind).toBe("lunacm");
     expect(cm.prompt).toBe("lunacm:>");
-    const r = await cm.run("slot list");
-    expect(r.result.ok).toBe(true);
-    expect(JSON.stringify(r.result)).toContain("1700302000001");
+    const r = await sendCommand(cm, "slot list", parsers.slotList);
+    expect(r.reply.ok && r.reply.value.slots.map((x) => x.serialNumber)).toContain("1700302000001");
   });
 
   it("a lunacm shell that saw a garbled reply is not lent again: the next command runs in a fresh, clean shell", async () => {
     const target = "client-t";
     const cm = await sessions.lunacm(target);
-    expect((await cm.run("slot list")).result.ok).toBe(true);
+    expect((await sendCommand(cm, "slot list", parsers.slotList)).reply.ok).toBe(true);
     await twin.setFault("client-t", "garble", "slot list");
-    const g = await cm.run("slot list").catch((e) => e);
+    const g = await sendCommand(cm, "slot list", parsers.slotList).catch((e) => e);
     expect(g).toBeInstanceOf(ParseFailed);
     expect(g.message).toMatch(/client-t 'slot list'/);
     // Fail closed: the stream may be out of step, so this shell is done and says why.
@@ -125,15 +125,14 @@ describe("shell driver against the twin", () => {
     await twin.setFault("client-t", "garble", "off");
     const fresh = await sessions.lunacm(target);
     expect(fresh).not.toBe(cm);
-    const r = await fresh.run("slot list");
-    expect(r.result.ok).toBe(true);
-    expect(JSON.stringify(r.result)).toContain("1700302000001");
+    const r = await sendCommand(fresh, "slot list", parsers.slotList);
+    expect(r.reply.ok && r.reply.value.slots.map((x) => x.serialNumber)).toContain("1700302000001");
   }, 20_000);
 
   it("twin faults: garbled output → ParseFailed; dropped mid-command → ConnectionLost; slow past the deadline → CommandTimeout", async () => {
     await twin.setFault("hsm-t1", "garble", "hsm showPolicies");
     let sh = await sessions.lunash("hsm-t1");
-    const g = await sh.run("hsm showPolicies").then(
+    const g = await sendCommand(sh, "hsm showPolicies", parsers.hsmShowPolicies).then(
       (r) => r,
       (e) => e,
     );
@@ -154,6 +153,6 @@ describe("shell driver against the twin", () => {
     expect(s).toBeInstanceOf(CommandTimeout);
     await twin.setFault("hsm-t1", "slow", "off");
     sh = await sessions.lunash("hsm-t1");
-    expect((await sh.run("user list")).result.ok).toBe(true);
+    expect((await sendCommand(sh, "user list", parsers.userList)).reply.ok).toBe(true);
   }, 30_000);
 });

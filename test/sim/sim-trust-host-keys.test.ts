@@ -8,12 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
+import { parsers } from "../../parsers/index.ts";
 import { type RunningSim, SimStartRefused, startSim } from "../../src/cli/commands/sim.ts";
 import { DEMO_FLEET_FILE } from "../../src/cli/demo.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { startDaemon } from "../../src/daemon/daemon.ts";
 import { submitJob } from "../../src/queue/jobs.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
+import { sendCommand } from "../../src/shell/reply.ts";
 import { recordTwinHostKeys } from "../../src/sim/trust-host-keys.ts";
 import { connectSsh } from "../../src/transport/connection.ts";
 import { HostKeyMismatch } from "../../src/transport/errors.ts";
@@ -89,11 +91,10 @@ describe("lunafleet sim --trust-host-keys", () => {
     const shells = JobShells.forFleet(fleet, pool.lease());
     try {
       const lunash = await shells.lunash("hsm-b2");
-      const show = await lunash.run("hsm show");
-      expect(show.result.ok).toBe(true);
-      expect(show.raw).toContain("700202");
+      const show = await sendCommand(lunash, "hsm show", parsers.hsmShow);
+      expect(show.reply.ok && show.reply.value.serial).toBe("700202");
       const lunacm = await shells.lunacm(fleet.clientHosts[0]!.name);
-      expect((await lunacm.run("slot list")).result.ok).toBe(true);
+      expect((await sendCommand(lunacm, "slot list", parsers.slotList)).reply.ok).toBe(true);
     } finally {
       await shells.close();
       await pool.closeAll();

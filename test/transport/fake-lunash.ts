@@ -51,6 +51,8 @@ export interface FakeOptions {
   banner?: string;
   /** Print only the banner, no prompt (a forced password change). */
   noPrompt?: boolean;
+  /** How the prompt is dressed on this device: e.g. a trailing blank, or ANSI bold around it. */
+  promptStyle?: { before?: string; after?: string };
 }
 
 export interface AuthAttempt {
@@ -145,7 +147,8 @@ export class FakeLunash {
   }
 
   #runShell(ch: ssh2.ServerChannel, conn: Connection): void {
-    const prompt = `[${this.name}] lunash:>`;
+    const style = this.opts.promptStyle ?? {};
+    const prompt = `${style.before ?? ""}[${this.name}] lunash:>${style.after ?? ""}`;
     let line = "";
     let waiter: ((l: string) => void) | undefined;
     let masked = false;

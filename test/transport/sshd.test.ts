@@ -7,9 +7,11 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parsers } from "../../parsers/index.ts";
 import { loadFleet } from "../../src/config/load.ts";
 import { getDevice } from "../../src/config/model.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
+import { sendCommand } from "../../src/shell/reply.ts";
 import { connectSsh } from "../../src/transport/connection.ts";
 import { HostKeyMismatch } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
@@ -150,9 +152,8 @@ describe("real OpenSSH sshd with the lunash interpreter as ForceCommand", () => 
     try {
       const sh = await sessions.lunash(target.name);
       expect(sh.prompt).toMatch(/^\[[^\]]+\] lunash:>$/);
-      const r = await sh.run<{ hsm: { serial: string } }>("hsm show", { parse: true });
-      expect(r.result.ok).toBe(true);
-      expect(JSON.stringify(r.result)).toContain("700777");
+      const r = await sendCommand(sh, "hsm show", parsers.hsmShow);
+      expect(r.reply.ok && r.reply.value.serial).toBe("700777");
       const again = await sh.run("hsm sh");
       expect(again.canonical).toBe("hsm show");
       expect(sshdLog).toMatch(/Accepted publickey/);

@@ -4,7 +4,7 @@
 // LUNAFLEET_AZURE_CA_FILE), as the twin prints them, point deprovisioning at its ARM twin. Twin fleets only for the
 // CA; a production fleet keeps the system CA store (src/azure/access.ts).
 import { resolve } from "node:path";
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { armAccessFromFlags, armGatewayFor } from "../../azure/access.ts";
 import {
   KEYVAULT_PORT_ENV,
@@ -122,14 +122,15 @@ interface DaemonCliOptions {
   evidenceKey?: string;
 }
 
+// Parsers for commander: a bad number is a usage error (exit 2, one line), never NaN nor a stack trace.
 function positiveInt(v: string, name: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
+  const n = /^\d+$/.test(v.trim()) ? Number(v) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
   return n;
 }
 
 function port(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error("--http-port must be 0-65535");
+  const n = /^\d+$/.test(v.trim()) ? Number(v) : Number.NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("a port must be 0-65535");
   return n;
 }

@@ -37,8 +37,16 @@ export function chooseTarget(
   raw: string,
   opts: ParseOptions,
 ): { ok: true; shell: Shell; command: string } | { ok: false; reason: string } {
-  if (opts.shell !== undefined && opts.shell !== "lunash" && opts.shell !== "lunacm") {
-    return { ok: false, reason: `--shell must be lunash or lunacm, not ${JSON.stringify(opts.shell)}` };
+  if (
+    opts.shell !== undefined &&
+    opts.shell !== "lunash" &&
+    opts.shell !== "lunacm" &&
+    opts.shell !== "host"
+  ) {
+    return {
+      ok: false,
+      reason: `--shell must be lunash, lunacm or host (vtl), not ${JSON.stringify(opts.shell)}`,
+    };
   }
   const flagShell = opts.shell as Shell | undefined;
   const echoed = detectCommand(raw);
@@ -55,14 +63,14 @@ export function chooseTarget(
   }
   const shell = flagShell ?? echoed?.shell;
   if (shell) return { ok: true, shell, command };
-  const knownBy = (["lunash", "lunacm"] as const).filter((s) => resolveCommand(s, command).ok);
+  const knownBy = (["lunash", "lunacm", "host"] as const).filter((s) => resolveCommand(s, command).ok);
   if (knownBy.length === 1 && knownBy[0]) return { ok: true, shell: knownBy[0], command };
   return {
     ok: false,
     reason:
       knownBy.length === 0
-        ? `'${commandWords(command)}' is not a known lunash or lunacm command`
-        : `'${commandWords(command)}' exists in both shells; give --shell lunash|lunacm`,
+        ? `'${commandWords(command)}' is not a known lunash, lunacm or vtl command`
+        : `'${commandWords(command)}' exists in more than one shell; give --shell lunash|lunacm|host`,
   };
 }
 
@@ -78,7 +86,7 @@ export function registerParseCommand(program: Command): void {
       "--command <cmd>",
       "the command that produced the output (default: read from the echoed prompt line)",
     )
-    .option("--shell <shell>", "lunash | lunacm (default: from the prompt form)")
+    .option("--shell <shell>", "lunash | lunacm | host (vtl) (default: from the prompt form)")
     .action(async (file: string | undefined, opts: ParseOptions) => {
       let raw: string;
       try {

@@ -4,29 +4,17 @@
 import type { Command } from "commander";
 import { getRunbook } from "../../../runbooks/index.ts";
 import { FleetConfigError, formatIssue, loadFleet, UnknownTargetError } from "../../config/index.ts";
-import { EngineError, ParamsInvalid } from "../../engine/errors.ts";
+import { redact } from "../../config/secret.ts";
+import { EngineError } from "../../engine/errors.ts";
 import { planJob, renderPlan } from "../../engine/plan.ts";
-import { dataDirOption, withDaemonClient } from "../support.ts";
+import { EXIT } from "../exit-codes.ts";
+import { dataDirOption, failCommand, jobParams, withDaemonClient } from "../support.ts";
 
 interface PlanOptions {
   fleet?: string;
   dataDir?: string;
   param: string[];
   json?: boolean;
-}
-
-/** `key=value`; the value is JSON when it parses as JSON (numbers, booleans, lists), else the literal string. */
-function parseParam(kv: string, into: Record<string, unknown>): Record<string, unknown> {
-  const eq = kv.indexOf("=");
-  if (eq <= 0) throw new ParamsInvalid(`--param '${kv}': expected key=value`);
-  const raw = kv.slice(eq + 1);
-  let value: unknown = raw;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    // A plain word: keep it as a string.
-  }
-  return { ...into, [kv.slice(0, eq)]: value };
 }
 
 export function registerPlanCommand(program: Command): void {
@@ -49,32 +37,28 @@ export function registerPlanCommand(program: Command): void {
     .description("print the steps and exact commands a job would run, without connecting to anything")
     .action(async (name: string, target: string | undefined, opts: PlanOptions) => {
       try {
-        let params: Record<string, unknown> = {};
-        for (const kv of opts.param) params = parseParam(kv, params);
+        const runbook = getRunbook(name);
+        // A target (a fleet-wide plan says `fleet`), parameter names, a --param target= that agrees.
+        const params = jobParams(target, opts.param);
         if (opts.fleet === undefined) {
           await withDaemonClient("plan", opts, async (client) => {
-            const { plan } = await client.plan({
-              runbook: name,
-              ...(target !== undefined ? { target } : {}),
-              params,
-            });
+            const { plan } = await client.plan({ runbook: name, params });
             console.log(opts.json ? JSON.stringify(plan, null, 2) : renderPlan(plan));
             return undefined;
           });
           return;
         }
         const fleet = loadFleet(opts.fleet);
-        const runbook = getRunbook(name);
-        if (target !== undefined) params = { ...params, target };
         const plan = planJob(runbook, params, fleet);
         console.log(opts.json ? JSON.stringify(plan, null, 2) : renderPlan(plan));
       } catch (err) {
         if (err instanceof FleetConfigError) {
           for (const issue of err.issues) console.error(`  ${formatIssue(opts.fleet ?? "", issue)}`);
+          process.exitCode = EXIT.failed;
         } else if (err instanceof EngineError || err instanceof UnknownTargetError) {
-          console.error(`lunafleet plan: ${err.message}`);
-        } else throw err;
-        process.exitCode = 1;
+          console.error(`lunafleet plan: refused: ${redact(err.message)}`);
+          process.exitCode = EXIT.failed;
+        } else failCommand("plan", err);
       }
     });
 }

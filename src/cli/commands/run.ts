@@ -1,6 +1,7 @@
 // `lunafleet run <runbook> [target] [--param k=v]... [--wait]`: check the request against the fleet (the daemon's
 // published fleet, or --fleet), queue it, and with --wait print each step as it finishes.
 import type { Command } from "commander";
+import { getRunbook } from "../../../runbooks/index.ts";
 import type { JobStatus } from "../../api/ops/jobs.ts";
 import type { DaemonClient } from "../daemon-client.ts";
 import { EXIT, exitCodeOfOutcome } from "../exit-codes.ts";
@@ -9,7 +10,8 @@ import {
   collectParam,
   dataDirOption,
   failCommand,
-  parseParams,
+  integerOption,
+  jobParams,
   principalOption,
   withDaemonClient,
 } from "../support.ts";
@@ -32,14 +34,21 @@ export function registerRunCommand(program: Command): void {
     .option("--param <key=value>", "a runbook parameter (repeatable)", collectParam, [])
     .option("--fleet <file>", "check against this fleet file instead of the daemon's (daemon host only)")
     .option("--wait", "wait for the job and print its progress")
-    .option("--timeout <seconds>", "with --wait: give up waiting after this long", Number, 3600)
+    .option(
+      "--timeout <seconds>",
+      "with --wait: give up waiting after this long",
+      integerOption("--timeout", 1, 30 * 86_400),
+      3600,
+    )
     .option(...principalOption("who asks"))
     .option(...dataDirOption)
     .action(async (runbook: string, target: string | undefined, opts: RunOptions) => {
       let params: Record<string, unknown>;
       try {
-        // Parameters (and a given fleet file, when the client opens) are checked before anything connects.
-        params = parseParams(opts.param);
+        // The runbook first (an unknown name lists the known ones), then the request's shape: a target (a fleet-wide
+        // run says `fleet`), parameter names, a --param target= that agrees. All before anything connects.
+        getRunbook(runbook);
+        params = jobParams(target, opts.param);
       } catch (err) {
         failCommand("run", err);
         return;
@@ -47,11 +56,7 @@ export function registerRunCommand(program: Command): void {
       await withDaemonClient("run", opts, async (client) => {
         // The requester is whoever authenticated; --as only asserts who that is.
         await assertPrincipal(client, opts.as);
-        const submitted = await client.submit({
-          runbook,
-          ...(target !== undefined ? { target } : {}),
-          params,
-        });
+        const submitted = await client.submit({ runbook, params });
         console.log(
           `queued ${submitted.jobId}: ${runbook}${target ? ` on ${target}` : ""} ` +
             `(${submitted.plan.steps.length} steps; locks ${[...submitted.plan.targets.devices, ...submitted.plan.targets.clientHosts].join(", ") || "none"})`,

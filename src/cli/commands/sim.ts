@@ -82,15 +82,28 @@ export function registerSimCommands(program: Command): void {
     .argument("[value]", "slow: ms | drop/garble: command | member-down: [device/]partition | 'off' clears")
     .option("--state-dir <dir>", "where the running twin wrote sim.json", DEFAULT_STATE_DIR)
     .description("inject a fault into the running twin (`lunafleet sim`)")
-    .action(async (target: string, fault: string, value: string | undefined, opts: { stateDir: string }) => {
-      try {
-        console.log(await postFault(opts.stateDir, target, fault, value));
-      } catch (err) {
-        if (!(err instanceof SimControlError)) throw err;
-        console.error(`lunafleet sim fault: ${err.message}`);
-        process.exitCode = 1;
-      }
-    });
+    .action(
+      async (
+        target: string,
+        fault: string,
+        value: string | undefined,
+        opts: { stateDir: string },
+        cmd: Command,
+      ) => {
+        // `sim` has a --state-dir of its own: commander hands a --state-dir written after `fault` to the parent, and
+        // this command would silently use the default. Take the one the operator wrote, wherever it landed.
+        const given = (c: Command | null | undefined) =>
+          c?.getOptionValueSource("stateDir") === "cli" ? (c.opts().stateDir as string) : undefined;
+        const stateDir = given(cmd) ?? given(cmd.parent) ?? opts.stateDir;
+        try {
+          console.log(await postFault(stateDir, target, fault, value));
+        } catch (err) {
+          if (!(err instanceof SimControlError)) throw err;
+          console.error(`lunafleet sim fault: ${err.message}`);
+          process.exitCode = 1;
+        }
+      },
+    );
 }
 
 async function runSim(opts: SimOptions): Promise<number> {

@@ -7,7 +7,7 @@ import type { InteractiveShell, ShellIO } from "../shell-session.ts";
 import { appCheck } from "./app-check.ts";
 import { redactPasswordOptions, tokenize } from "./args.ts";
 import { listDir, readFile, resolvePath, writeFile } from "./files.ts";
-import { type CommandStep, LunacmSession, renderDone } from "./lunacm.ts";
+import { type CommandStep, LunacmSession, renderDone } from "./lunacm/session.ts";
 import type { ClientHostModel } from "./model.ts";
 import { footerLine } from "./render.ts";
 import { runVtl } from "./vtl.ts";
