@@ -32,6 +32,7 @@ import {
   type WebAuthnCredentialRecord,
   WebAuthnRegistrationError,
   type WebAuthnRelyingParty,
+  webauthnKeyId,
 } from "../../signing/webauthn.ts";
 import { ApiError } from "../errors.ts";
 import { authorize, type OpContext } from "./context.ts";
@@ -218,7 +219,8 @@ export async function completeRegistrationOp(
     await record(ctx, {
       event: "credential-refused",
       principal: pending.principal,
-      credentialId: pending.credentialId,
+      // Named as approvals name it (`webauthn:<id>`): evidence redacts fields named like "credential".
+      key: webauthnKeyId(pending.credentialId),
       keyFingerprint,
       reason: refused.reason,
     });
@@ -233,7 +235,7 @@ export async function completeRegistrationOp(
   await record(ctx, {
     event: "credential-registered",
     principal: candidate.principal,
-    credentialId: candidate.credentialId,
+    key: webauthnKeyId(candidate.credentialId),
     publicKey: candidate.publicKey,
     publicKeyDigest: publicKeyDigest(candidate.publicKey),
     rpId: candidate.rpId,
@@ -290,6 +292,11 @@ export async function revokeCredentialOp(
     throw new ApiError(403, `${ctx.principal.name} may not revoke ${c.principal}'s credential`);
   if (!(await removeCredential(redis, credentialId)))
     throw new ApiError(404, `no credential '${credentialId}'`);
-  await record(ctx, { event: "credential-revoked", principal: c.principal, credentialId, label: c.label });
+  await record(ctx, {
+    event: "credential-revoked",
+    principal: c.principal,
+    key: webauthnKeyId(credentialId),
+    label: c.label,
+  });
   return { credentialId, revoked: true };
 }
