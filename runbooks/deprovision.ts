@@ -138,7 +138,7 @@ const preflight = {
       {
         via: "approval",
         on: "operators",
-        command: `wait for ${approvals.required} approvals by distinct principals (lunafleet approve <job> --as <principal> --confirm ${deviceOf(p, fleet).serial}), expiring after ${approvals.expiresMinutes} min${approvals.principals ? ` (allowed: ${approvals.principals.join(", ")})` : ""}`,
+        command: `wait for ${approvals.required} approvals by distinct principals (signed with registered keys: lunafleet approve <job> --key <key> --confirm ${deviceOf(p, fleet).serial}), expiring after ${approvals.expiresMinutes} min${approvals.principals ? ` (allowed: ${approvals.principals.join(", ")})` : ""}`,
       },
       ...fleet.clientHosts.map(
         (h): PlannedCommand => ({
@@ -220,12 +220,15 @@ const sanctionedZeroize = {
   title: "Zeroize the HSM through the login guard's sanctioned zeroize",
   kind: "change",
   commands: (p) => [
-    lunash(p.target, "hsm show (already zeroized: nothing to do)"),
-    lunash(
-      p.target,
-      "hsm login ×(attempts left) with random wrong HSM SO passwords, sent only by the login guard ('proceed' at the LAST caution)",
-    ),
-    lunash(p.target, "hsm show (expect: HSM IS ZEROIZED)"),
+    lunash(p.target, "hsm show   (already zeroized: nothing to do)"),
+    {
+      ...lunash(
+        p.target,
+        "hsm login   (×attempts left, random wrong HSM SO passwords, sent only by the login guard; 'proceed' at the LAST caution)",
+      ),
+      guard: { device: p.target, role: "hsmSo" },
+    },
+    lunash(p.target, "hsm show   (after each login, and to verify: HSM IS ZEROIZED)"),
   ],
   async run(ctx) {
     const dev = deviceOf(ctx.params, ctx.fleet);

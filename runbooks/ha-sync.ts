@@ -206,6 +206,7 @@ const synchronize = {
         via: "lunacm" as const,
         on,
         command: `role login -name co   (login guard; ${m.device}/${m.partition}, if alive)`,
+        guard: { device: m.device, role: "co" as const, partition: m.partition },
       })),
       { via: "lunacm", on, command: `hagroup synchronize -group ${g.label}` },
       ...g.members.flatMap((m) => [

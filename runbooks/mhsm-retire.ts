@@ -95,7 +95,7 @@ export const mhsmRetire = defineRunbook({
           {
             via: "approval",
             on: "operators",
-            command: `wait for ${fleet.approvals.required} approvals by distinct principals (lunafleet approve <job> --as <principal> --confirm ${h.name}), expiring after ${fleet.approvals.expiresMinutes} min`,
+            command: `wait for ${fleet.approvals.required} approvals by distinct principals (signed with registered keys: lunafleet approve <job> --key <key> --confirm ${h.name}), expiring after ${fleet.approvals.expiresMinutes} min`,
           },
         ];
       },

@@ -82,7 +82,7 @@ const ntlsProbe = {
     const t = timeoutOf(p, fleet);
     return [
       { via: "tcp", on: ep.label, command: `connect (timeout ${t} ms)` },
-      { via: "tls", on: ep.label, command: `handshake, read server certificate (timeout ${t} ms)` },
+      { via: "tls", on: ep.label, command: `handshake   (reads the server certificate; timeout ${t} ms)` },
     ];
   },
   observes: (_p, _f, device) => probeFactRefs(device!),

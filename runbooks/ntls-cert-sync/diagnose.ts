@@ -25,6 +25,7 @@ import {
   type PairStatus,
   type Params,
   pairsOf,
+  planApplianceSide,
   readApplianceSide,
   SYSLOG_TAIL,
   serverNameFor,
@@ -86,11 +87,8 @@ export const applianceTrust = {
   forEach: "device",
   observes: (_p: Params, fleet: Fleet, d: string | undefined, targets: JobTargets) =>
     pairsOfDevice(fleet, d!, targets.clientHosts),
-  commands: (_p: Params, fleet: Fleet, d: string | undefined) =>
-    clientsOf({ fleet, targets: { clientHosts: fleet.clientHosts.map((h) => h.name) } }, d!).flatMap((h) => [
-      `client show -client ${clientNameOf(fleet, h)}`,
-      `client fingerprint -client ${clientNameOf(fleet, h)}`,
-    ]),
+  commands: (_p: Params, fleet: Fleet, d: string | undefined, targets: JobTargets) =>
+    clientsOf({ fleet, targets }, d!).flatMap((h) => planApplianceSide(fleet, d!, h)),
   async run(ctx: Ctx): Promise<ApplianceTrustResult> {
     const device = ctx.target!;
     const clients: ApplianceClientView[] = [];
@@ -107,15 +105,15 @@ export const handshake = {
   forEach: "device",
   observes: (_p: Params, fleet: Fleet, d: string | undefined, targets: JobTargets) =>
     pairsOfDevice(fleet, d!, targets.clientHosts),
-  commands: (p: Params, fleet: Fleet, d: string | undefined) => {
+  commands: (p: Params, fleet: Fleet, d: string | undefined, targets: JobTargets) => {
     const dev = getDevice(fleet, d!);
-    const hosts = clientsOf({ fleet, targets: { clientHosts: fleet.clientHosts.map((h) => h.name) } }, d!);
+    const hosts = clientsOf({ fleet, targets }, d!);
     return [
       ...hosts.map(
         (h): PlannedCommand => ({
           via: "tls",
           on: `${dev.host}:${dev.ntlsPort}`,
-          command: `handshake as client ${clientNameOf(fleet, h)} (timeout ${timeoutOf(p, fleet)} ms)`,
+          command: `handshake as client ${clientNameOf(fleet, h)}   (timeout ${timeoutOf(p, fleet)} ms; only with its ntlsKey)`,
         }),
       ),
       SYSLOG_TAIL,

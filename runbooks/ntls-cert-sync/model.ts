@@ -5,6 +5,7 @@ import { parsers } from "../../parsers/index.ts";
 import { getClientHost, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { EngineError } from "../../src/engine/errors.ts";
+import type { JobTargets, PlannedCommand } from "../../src/engine/runbook.ts";
 import type { StepContext } from "../../src/engine/step-context.ts";
 import { bundleFacts, type CertFacts, certFacts } from "../lib/certs.ts";
 
@@ -23,11 +24,6 @@ export const params = z
     repair: z.boolean().default(false),
     /** Regenerate the target appliance's own certificate (`sysconf regenCert`): needs an approval. */
     regen: z.boolean().default(false),
-    /**
-     * Used only when the engine has no approvals store: the principals who approved a regen, recorded as evidence.
-     * With ctx.approvals wired (the normal case) the job's own approval request decides.
-     */
-    approvedBy: z.array(z.string().min(1)).default([]),
     /** Handshake timeout per probe; default: the fleet's connect timeout. */
     timeoutMs: z.number().int().positive().max(120_000).optional(),
   })
@@ -206,3 +202,24 @@ export async function readApplianceSide(
     fingerprint,
   };
 }
+
+// ---- What the reads send, for the plan (plan = run: each step lists exactly what its code paths may send) ----
+
+/** readClientSide() on `host`. */
+export const planClientSide = (host: string): PlannedCommand[] => [
+  { via: "host", on: host, command: "vtl listServers" },
+  { via: "host", on: host, command: `cat ${CA_FILE}` },
+];
+
+/** readApplianceSide() of `host`'s registration on `device`. */
+export const planApplianceSide = (fleet: Fleet, device: string, host: string): PlannedCommand[] => [
+  { via: "lunash", on: device, command: `client show -client ${clientNameOf(fleet, host)}` },
+  {
+    via: "lunash",
+    on: device,
+    command: `client fingerprint -client ${clientNameOf(fleet, host)}   (if registered)`,
+  },
+];
+
+/** The job's pairs as the plan sees them (the same as the run: its locked devices and client hosts). */
+export const plannedPairs = (fleet: Fleet, targets: JobTargets) => pairsOf({ fleet, targets });

@@ -6,22 +6,25 @@
 // interruption after the first destructive command fails the job with RepairInterrupted, and the same job resumed
 // re-reads and finishes from the snapshot.
 import { parsers } from "../../parsers/index.ts";
-import { getClientHost, getDevice } from "../../src/config/model.ts";
+import { getClientHost } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { UnexpectedResult } from "../../src/engine/errors.ts";
-import type { PlannedCommand, Step } from "../../src/engine/runbook.ts";
+import { hostWriteCommand } from "../../src/engine/recorded-io.ts";
+import type { JobTargets, PlannedCommand, Step } from "../../src/engine/runbook.ts";
 import { certFacts } from "../lib/certs.ts";
 import { type PairSnapshot, RepairProgress, type RepairSnapshot } from "../lib/ntls-repair.ts";
 import { report } from "./diagnose.ts";
 import { applianceRepairInterrupted, clientRepairInterrupted } from "./interrupted.ts";
 import {
   type ApplianceClientView,
-  CA_FILE,
   type Ctx,
   clientCertPath,
   clientNameOf,
   clientsOf,
   type Params,
+  planApplianceSide,
+  planClientSide,
+  plannedPairs,
   RepairNotVerified,
   readApplianceSide,
   readClientSide,
@@ -56,24 +59,22 @@ export const repairSnapshot = {
   title:
     "Record every pair to repair as it is now (server entries, registrations, partitions), before any change",
   kind: "read",
-  commands: (p: Params, fleet: Fleet): PlannedCommand[] => {
+  commands: (p: Params, fleet: Fleet, _t: string | undefined, targets: JobTargets): PlannedCommand[] => {
     if (!p.repair && !p.regen) return [];
-    return fleet.clientHosts.flatMap((h) => [
-      { via: "host" as const, on: h.name, command: "vtl listServers" },
-      { via: "host" as const, on: h.name, command: `cat ${CA_FILE}` },
-      { via: "host" as const, on: h.name, command: `cat ${clientCertPath(fleet, h.name)}` },
-      ...h.assignments.flatMap((a) => [
-        {
-          via: "lunash" as const,
-          on: a.device,
-          command: `client show -client ${clientNameOf(fleet, h.name)}`,
-        },
-        {
-          via: "lunash" as const,
-          on: a.device,
-          command: `client fingerprint -client ${clientNameOf(fleet, h.name)}`,
-        },
-      ]),
+    // Only the pairs the report found out of sync are read again; any pair of the job may be one of them.
+    return plannedPairs(fleet, targets).flatMap(({ device, host }) => [
+      {
+        via: "sftp" as const,
+        on: device,
+        command: "get server.pem   (if the client side is to be repaired)",
+      },
+      ...planClientSide(host),
+      {
+        via: "host" as const,
+        on: host,
+        command: `cat ${clientCertPath(fleet, host)}   (if the appliance side is to be repaired)`,
+      },
+      ...planApplianceSide(fleet, device, host),
     ]);
   },
   async run(ctx: Ctx): Promise<RepairSnapshot> {
@@ -139,22 +140,27 @@ export const repairClientTrust = {
     `Re-register on ${h} the server certificates it no longer matches (vtl deleteServer/addServer)`,
   kind: "change",
   forEach: "clientHost",
-  commands: (p: Params, fleet: Fleet, h: string | undefined): PlannedCommand[] => {
+  commands: (p: Params, fleet: Fleet, h: string | undefined, targets: JobTargets): PlannedCommand[] => {
     if (!p.repair && !p.regen) return [];
-    const host = getClientHost(fleet, h!);
-    return host.assignments.flatMap((a) => {
-      const d = getDevice(fleet, a.device);
-      return [
-        { via: "sftp" as const, on: d.name, command: "get server.pem" },
-        { via: "host" as const, on: h!, command: `write ${stagedServerCert(d.name)}` },
-        { via: "host" as const, on: h!, command: `vtl deleteServer -n ${d.host}   (only if listed)` },
-        {
-          via: "host" as const,
-          on: h!,
-          command: `vtl addServer -n ${d.host} -c ${stagedServerCert(d.name)}`,
-        },
-      ];
-    });
+    const on = h!;
+    return plannedPairs(fleet, targets)
+      .filter((pair) => pair.host === on)
+      .flatMap(({ device }) => {
+        const staged = stagedServerCert(device);
+        const server = `<${device}'s server name>`;
+        return [
+          { via: "sftp" as const, on: device, command: "get server.pem   (only for a pair to repair)" },
+          ...planClientSide(on),
+          {
+            via: "host" as const,
+            on,
+            command: `${hostWriteCommand(staged)}   (the certificate, then the end marker)`,
+          },
+          { via: "host" as const, on, command: `vtl deleteServer -n ${server}   (only if listed)` },
+          { via: "host" as const, on, command: `vtl addServer -n ${server} -c ${staged}` },
+          ...planClientSide(on),
+        ];
+      });
   },
   async run(ctx: Ctx): Promise<ClientRepairResult> {
     const host = ctx.target!;
@@ -216,29 +222,36 @@ export const repairApplianceTrust = {
     `Re-register on ${d} the client certificates it no longer matches, keeping their partitions exactly`,
   kind: "change",
   forEach: "device",
-  commands: (p: Params, fleet: Fleet, d: string | undefined): PlannedCommand[] => {
+  commands: (p: Params, fleet: Fleet, d: string | undefined, targets: JobTargets): PlannedCommand[] => {
     if (!p.repair) return [];
-    const hosts = clientsOf({ fleet, targets: { clientHosts: fleet.clientHosts.map((h) => h.name) } }, d!);
-    return hosts.flatMap((h) => {
+    const on = d!;
+    return clientsOf({ fleet, targets }, on).flatMap((h) => {
       const c = clientNameOf(fleet, h);
       return [
-        { via: "host" as const, on: h, command: `cat ${clientCertPath(fleet, h)}` },
-        { via: "sftp" as const, on: d!, command: `put ${c}.pem` },
+        {
+          via: "host" as const,
+          on: h,
+          command: `cat ${clientCertPath(fleet, h)}   (only for a pair to repair)`,
+        },
+        ...planApplianceSide(fleet, on, h),
+        { via: "sftp" as const, on, command: `put ${c}.pem` },
         {
           via: "lunash" as const,
-          on: d!,
+          on,
           command: `client delete -client ${c}   (answers 'proceed'; only if registered)`,
         },
         {
           via: "lunash" as const,
-          on: d!,
+          on,
           command: `client register -client ${c} -hostname <registered hostname>`,
         },
+        ...planApplianceSide(fleet, on, h),
         {
           via: "lunash" as const,
-          on: d!,
+          on,
           command: `client assignPartition -client ${c} -partition <each partition it had>`,
         },
+        ...planApplianceSide(fleet, on, h),
       ];
     });
   },

@@ -3,12 +3,15 @@
 import { parsers } from "../../parsers/index.ts";
 import { getClientHost, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
-import type { Step } from "../../src/engine/runbook.ts";
+import type { JobTargets, PlannedCommand, Step } from "../../src/engine/runbook.ts";
 import { repairedPairFacts } from "../lib/trust-facts.ts";
 import {
   type Ctx,
   clientCertPath,
+  clientNameOf,
   type Params,
+  planClientSide,
+  plannedPairs,
   RepairNotVerified,
   readClientSide,
   timeoutOf,
@@ -32,22 +35,28 @@ export const verify = {
   id: "verify",
   title: "Verify every repaired pair: handshake as the client, the trusted certificate presented, vtl verify",
   kind: "read",
-  commands: (p: Params, fleet: Fleet) => {
+  commands: (p: Params, fleet: Fleet, _t: string | undefined, targets: JobTargets): PlannedCommand[] => {
     if (!p.repair && !p.regen) return [];
-    return fleet.clientHosts.map((h) => ({ via: "host" as const, on: h.name, command: "vtl verify" }));
-  },
-  // A repair re-observes what it repaired: each verified pair, and the client's vtl verify that passed.
-  facts: (r) => {
-    const hosts = [...new Set(r.verified.filter((v) => v.vtlVerify.ok).map((v) => v.host))];
-    return [
-      ...r.verified.flatMap((v) => repairedPairFacts(v.device, v.host)),
-      ...hosts.map((h) => ({
-        subject: `client:${h}`,
-        fact: "vtl-verify",
-        status: "ok" as const,
-        summary: "verified after repair",
-      })),
-    ];
+    // Each pair the job repaired: the client's certificate, the appliance's, both sides read, a handshake as the
+    // client, and vtl verify on its host.
+    return plannedPairs(fleet, targets).flatMap(({ device, host }) => {
+      const dev = getDevice(fleet, device);
+      return [
+        {
+          via: "host" as const,
+          on: host,
+          command: `cat ${clientCertPath(fleet, host)}   (only for a repaired pair)`,
+        },
+        { via: "sftp" as const, on: device, command: "get server.pem" },
+        ...planClientSide(host),
+        {
+          via: "tls" as const,
+          on: `${dev.host}:${dev.ntlsPort}`,
+          command: `handshake as client ${clientNameOf(fleet, host)}   (timeout ${timeoutOf(p, fleet)} ms)`,
+        },
+        { via: "host" as const, on: host, command: "vtl verify" },
+      ];
+    });
   },
   async run(ctx: Ctx): Promise<VerifyResult> {
     if (!ctx.params.repair && !ctx.params.regen) return { verified: [], reason: "nothing was changed" };

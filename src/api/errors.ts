@@ -11,3 +11,8 @@ export class ApiError extends Error {
     super(message);
   }
 }
+
+/** One line naming every field a request got wrong (the CLI prints it as is, whichever transport carried it). */
+export function schemaRefusal(issues: { path: string; message: string }[]): string {
+  return `request does not match the schema: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`;
+}

@@ -19,7 +19,7 @@ import { redact } from "../config/secret.ts";
 import type { Authenticator } from "../identity/authenticate.ts";
 import type { Principal } from "../identity/principal.ts";
 import { mayPerform, type Operation } from "../identity/roles.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, schemaRefusal } from "./errors.ts";
 import type { OpServices } from "./ops/context.ts";
 import type { ApiTls } from "./tls.ts";
 
@@ -108,14 +108,13 @@ export async function startApiServer(opts: StartApiOptions): Promise<ApiServer> 
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-    if (hasZodFastifySchemaValidationErrors(err))
-      return reply.code(400).send({
-        error: "request does not match the schema",
-        issues: err.validation.map((v) => ({
-          path: v.instancePath || "/",
-          message: v.message ?? "invalid",
-        })),
-      });
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const issues = err.validation.map((v) => ({
+        path: v.instancePath || "/",
+        message: v.message ?? "invalid",
+      }));
+      return reply.code(400).send({ error: schemaRefusal(issues), issues });
+    }
     if (err instanceof ApiError)
       return reply.code(err.statusCode).send({ error: redact(err.message), ...(err.details ?? {}) });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;

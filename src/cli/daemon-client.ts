@@ -10,7 +10,7 @@
 // Which principal acts is never a command-line choice: the requester of a job, who cancels, rejects, releases, is
 // whoever authenticated (README "Who asks, who approves").
 
-import { ApiError } from "../api/errors.ts";
+import { ApiError, schemaRefusal } from "../api/errors.ts";
 import type { ApprovalBody, ApprovalView } from "../api/ops/approvals.ts";
 import type { OpContext, OpServices } from "../api/ops/context.ts";
 import type { BreakerRow, ScheduleRow } from "../api/ops/fleet.ts";
@@ -277,9 +277,11 @@ function parseBody<T>(
 ): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  throw new ApiError(400, "request does not match the schema", {
-    issues: r.error.issues.map((i) => ({ path: `/${i.path.map(String).join("/")}`, message: i.message })),
-  });
+  const issues = r.error.issues.map((i) => ({
+    path: `/${i.path.map(String).join("/")}`,
+    message: i.message,
+  }));
+  throw new ApiError(400, schemaRefusal(issues), { issues });
 }
 
 /** The exit code of a refusal: 3 the daemon is not reachable, 2 a job or request that does not exist, else 1. */

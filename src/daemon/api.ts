@@ -42,6 +42,7 @@ export async function startDaemonApi(
     dataDir: services.dataDir,
     ...(opts.now ? { now: opts.now } : {}),
     onRecordError: (err) => log.warn({ error: err.message }, "api: could not record a failed authentication"),
+    signer: services.evidenceSigner,
   });
   const server = await startApiServer({
     services: { ...services, report: (o) => reportService(services.redis, services.fleet, o) },

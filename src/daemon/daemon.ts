@@ -156,6 +156,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
       ...(opts.replaceFleet ? { replace: true } : {}),
       by: `operator:${osAccountName()}`,
       dataDir: opts.dataDir,
+      signer: evidenceSigner,
       ...(opts.fleetHeartbeatMs ? { heartbeatMs: opts.fleetHeartbeatMs } : {}),
       onReplaced: (by) => {
         log.error(

@@ -8,6 +8,7 @@
 // heartbeat is older than ALIVE_MS is a daemon that died (SIGKILL leaves it behind): it no longer counts.
 import { hostname } from "node:os";
 import { EvidenceLog } from "../evidence/log.ts";
+import { type EvidenceSigner, sealFinal } from "../evidence/signing.ts";
 import type { RedisClient } from "../redis/client.ts";
 
 export const DAEMONS_KEY = "lunafleet:daemons";
@@ -43,6 +44,8 @@ export interface FleetClaimOptions {
   /** Called once if another daemon replaces this one's fleet later: stop taking jobs. */
   onReplaced?: (by: DaemonEntry) => void;
   heartbeatMs?: number;
+  /** Seals the replacement's evidence (the daemon's key). */
+  signer?: EvidenceSigner | undefined;
 }
 
 export interface FleetClaim {
@@ -103,6 +106,8 @@ export async function claimFleet(redis: RedisClient, opts: FleetClaimOptions): P
       },
       opts.by,
     );
+    // A one-record log, done at once: sealed final so `evidence verify --all` holds it to its end.
+    await sealFinal(evidence, opts.signer, redis, "replaced");
   }
   const entry: DaemonEntry = {
     daemonId: opts.daemonId,

@@ -152,7 +152,7 @@ export function recordedKeyVault(port: KeyVaultPort, scope: KeyVaultScope): Step
     arm: {
       getManagedHsm: (id, o) => call("get-managed-hsm", id, false, () => arm.getManagedHsm(id, o)),
       getDeletedManagedHsm: (name, loc, o) =>
-        call("get-deleted-managed-hsm", `${loc}/${name}`, false, () =>
+        call("get-deleted-managed-hsm", `deletedManagedHSMs/${loc}/${name}`, false, () =>
           arm.getDeletedManagedHsm(name, loc, o),
         ),
       listDeletedManagedHsms: (o) =>
@@ -161,19 +161,21 @@ export function recordedKeyVault(port: KeyVaultPort, scope: KeyVaultScope): Step
         call("list-diagnostic-settings", id, false, () => arm.listDiagnosticSettings(id, o)),
       getVault: (id, o) => call("get-vault", id, false, () => arm.getVault(id, o)),
       resourceGroupManagedHsms: (rg, o) =>
-        call("resource-group-managed-hsms", rg, false, () => arm.resourceGroupManagedHsms(rg, o)),
+        call("resource-group-managed-hsms", `resourceGroups/${rg}`, false, () =>
+          arm.resourceGroupManagedHsms(rg, o),
+        ),
       deleteManagedHsm: (id, o) => {
         lockedHsm(id, "delete");
         return call("delete-managed-hsm", id, true, () => arm.deleteManagedHsm(id, o));
       },
       purgeDeletedManagedHsm: (name, loc, o) => {
         lockedHsm(name, "purge");
-        return call("purge-managed-hsm", `${loc}/${name}`, true, () =>
+        return call("purge-managed-hsm", `deletedManagedHSMs/${loc}/${name}`, true, () =>
           arm.purgeDeletedManagedHsm(name, loc, o),
         );
       },
       deleteResourceGroup: (rg, o) =>
-        call("delete-resource-group", rg, true, () => arm.deleteResourceGroup(rg, o)),
+        call("delete-resource-group", `resourceGroups/${rg}`, true, () => arm.deleteResourceGroup(rg, o)),
     },
     data: {
       listKeys: (uri, o) => call("list-keys", uri, false, () => data.listKeys(uri, o)),
@@ -208,9 +210,9 @@ export function recordedKeyVault(port: KeyVaultPort, scope: KeyVaultScope): Step
     },
     secretExpiry(name, o = {}) {
       const c = consumerOf(name);
-      return call("secret-expiry", `graph:applications/${c.clientId}`, false, () =>
-        data.secretExpiry(c.clientId, secretOf(c), o),
-      );
+      const graph = scope.fleet.azureIdentity.graphEndpoint.replace(/\/+$/, "");
+      const on = `${graph}/v1.0/applications?$filter=appId eq '${c.clientId}'`;
+      return call("secret-expiry", on, false, () => data.secretExpiry(c.clientId, secretOf(c), o));
     },
   };
 }

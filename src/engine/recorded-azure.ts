@@ -29,12 +29,17 @@ export function recordedAzure(azure: AzurePort, record: StepRecorder, gate: Shel
     getHsm: (id, o) => call("get-hsm", id, false, () => azure.getHsm(id, o)),
     deleteHsm: (id, o) => call("delete-hsm", id, true, () => azure.deleteHsm(id, o)),
     verifyHsmGone: (id, o) => call("verify-hsm-gone", id, false, () => azure.verifyHsmGone(id, o)),
-    listDedicatedHsms: (rg, o) => call("list-hsms", rg, false, () => azure.listDedicatedHsms(rg, o)),
+    listDedicatedHsms: (rg, o) =>
+      call("list-hsms", `resourceGroups/${rg}`, false, () => azure.listDedicatedHsms(rg, o)),
     resourceGroupHoldsDedicatedHsms: (rg, o) =>
-      call("resource-group-holds-hsms", rg, false, () => azure.resourceGroupHoldsDedicatedHsms(rg, o)),
+      call("resource-group-holds-hsms", `resourceGroups/${rg}`, false, () =>
+        azure.resourceGroupHoldsDedicatedHsms(rg, o),
+      ),
     resourceGroupContents: (rg, o) =>
-      call("resource-group-contents", rg, false, () => azure.resourceGroupContents(rg, o)),
+      call("resource-group-contents", `resourceGroups/${rg}`, false, () =>
+        azure.resourceGroupContents(rg, o),
+      ),
     deleteResourceGroup: (rg, o) =>
-      call("delete-resource-group", rg, true, () => azure.deleteResourceGroup(rg, o)),
+      call("delete-resource-group", `resourceGroups/${rg}`, true, () => azure.deleteResourceGroup(rg, o)),
   };
 }

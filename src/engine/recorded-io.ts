@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { clientHostSecret, getClientHost, getDevice } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
 import type { TlsProbeResult } from "../net/probe.ts";
+import { hostWriteCommand } from "../shell/job-files.ts";
 import { CapabilityUnavailable, describeError, JobCancelled } from "./errors.ts";
 import type { FileTransport, NetProbes, StepRecorder } from "./ports.ts";
 import type { ShellGate } from "./recorded-shell.ts";
@@ -86,6 +87,8 @@ export function recordedProbes(probes: NetProbes, scope: StepScope): StepProbes 
   };
 }
 
+export { hostWriteCommand };
+
 export function recordedFiles(files: FileTransport | undefined, scope: StepScope): StepFiles {
   const { fleet } = scope;
   const port = (): FileTransport => {
@@ -141,7 +144,7 @@ export function recordedFiles(files: FileTransport | undefined, scope: StepScope
       transfer(
         "host",
         scope.clientHost(hostName),
-        `write ${path}`,
+        hostWriteCommand(path),
         () => port().writeHostFile(getClientHost(fleet, hostName), path, text),
         () => ({ written: digest(text) }),
       ),

@@ -3,6 +3,7 @@
 import type { z } from "zod";
 import type { Fleet } from "../config/schema.ts";
 import type { FactRef, ObservationInput } from "../facts/model.ts";
+import type { GuardRole } from "../guard/roles.ts";
 import { RunbookDefinitionError } from "./errors.ts";
 import type { Verdict, VerdictView } from "./outcome.ts";
 import type { StepContext } from "./step-context.ts";
@@ -29,7 +30,16 @@ export interface PlannedCommand {
   via: CommandChannel;
   /** Device name, client host name, `host:port` for probes, or an ARM resource id. */
   on: string;
+  /**
+   * The command as it will be sent. `<...>` stands for a value only the run knows (a slot, a server name); text after
+   * two or more blanks in parentheses says when it is sent (`   (only if down)`).
+   */
   command: string;
+  /**
+   * A login through the login guard, which first reads the device's own counter (src/guard/login-plan.ts lists what
+   * it sends): the plan names the login, the guard's reads come with it.
+   */
+  guard?: { device: string; role: GuardRole; partition?: string };
 }
 
 /**
@@ -60,7 +70,12 @@ export interface Step<P, R = unknown> {
    * The exact commands this step will send, computed without connecting. A plain string is a command on the
    * step's own target: lunash for a device step, lunacm for a client-host step.
    */
-  commands?(params: P, fleet: Fleet, target: string | undefined): (string | PlannedCommand)[];
+  commands?(
+    params: P,
+    fleet: Fleet,
+    target: string | undefined,
+    targets: JobTargets,
+  ): (string | PlannedCommand)[];
   /**
    * The facts this step observes (src/facts), computed without connecting: if the step fails, each one it did not
    * record becomes `check-failed` with the error as reason, so the report never shows an older green value instead.
@@ -162,7 +177,7 @@ export function expandSteps<P>(steps: readonly Step<P>[], params: P, fleet: Flee
         stepId: step.id,
         title,
         kind: step.kind,
-        commands: (step.commands?.(params, fleet, target) ?? []).map((c) =>
+        commands: (step.commands?.(params, fleet, target, targets) ?? []).map((c) =>
           normalizeCommand(c, step, target),
         ),
         observes: step.observes?.(params, fleet, target, targets) ?? [],

@@ -49,6 +49,8 @@ export function ledgerKeyFor(
 
 export interface LedgerEntry extends LedgerKey {
   failures: number;
+  /** Attempts ever recorded for this credential (each one before its password was sent). */
+  attempts: number;
   pendingAttempt?: string;
   pendingSince?: string;
   /** The job that recorded the pending attempt, and the lock value it held (who must still hold the lock). */
@@ -94,14 +96,15 @@ function nameFields(key: LedgerKey): Record<string, string> {
   return { deviceName: key.device, ...(key.partition ? { partitionLabel: key.partition } : {}) };
 }
 
-// KEYS[1] ledger; KEYS[2] lock key (may be ""); ARGV: attemptId, now, lockValue, maxPriorFailures, jobId
+// KEYS[1] ledger; KEYS[2] lock key; ARGV: attemptId, now, lockValue, maxPriorFailures, jobId, fenced ('1' or '0':
+// only a test records an attempt without a lock; KEYS[2] is then the ledger key again, so both stay in one slot)
 // Refuses when an attempt is pending, the credential is quarantined, failures exceed what the budget allowed, or
 // the caller no longer holds the device lock (fencing: a worker whose lock expired must not log in). The same
 // attempt sent again (a reply lost to a dropped connection, resent on reconnect) is answered "recorded" again.
 const beginAttemptIfFencedAndClean: LuaScript = luaScript(
   "beginAttemptIfFencedAndClean",
   2,
-  `if KEYS[2] ~= '' then
+  `if ARGV[6] == '1' then
   local holder = redis.call('GET', KEYS[2])
   if holder ~= ARGV[3] then return {0, 'device lock not held (fencing token mismatch)'} end
 end
@@ -113,6 +116,7 @@ local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
 if failures > tonumber(ARGV[4]) then return {0, 'failures recorded since the last success'} end
 redis.call('HSET', KEYS[1], 'pendingAttempt', ARGV[1], 'pendingSince', ARGV[2], 'lastAttemptAt', ARGV[2],
   'pendingLockValue', ARGV[3], 'pendingJob', ARGV[5])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return {1, 'recorded'}`,
 );
 
@@ -203,20 +207,23 @@ export class LoginLedger {
     const [ok, reason] = (await runScript(
       this.redis,
       beginAttemptIfFencedAndClean,
-      [ledgerRedisKey(key), opts.lockKey ?? ""],
+      [ledgerRedisKey(key), opts.lockKey || ledgerRedisKey(key)],
       [
         attemptId,
         new Date().toISOString(),
         opts.lockValue ?? "",
         String(opts.maxPriorFailures),
         opts.jobId ?? "",
+        opts.lockKey ? "1" : "0",
       ],
     )) as [number, string];
     if (ok !== 1) return { ok: false, reason };
     // Before anything reaches the device, the attempt must be on a replica where there are replicas: a failover
     // that lost it would let a second attempt through. Not acknowledged: no login (the slot is given back).
     try {
-      await awaitReplicaAck(this.redis, ledgerRedisKey(key), `guard ledger: attempt ${attemptId}`);
+      await awaitReplicaAck(this.redis, ledgerRedisKey(key), `guard ledger: attempt ${attemptId}`, {
+        strict: true,
+      });
     } catch (err) {
       if (!(err instanceof ReplicaAckError)) throw err;
       await this.finish(key, attemptId, "not-sent", err.message, opts.jobId ?? "").catch(() => {});
@@ -242,7 +249,9 @@ export class LoginLedger {
       throw new Error(`guard ledger ${ledgerRedisKey(key)}: cannot finish attempt ${attemptId}: ${why}`);
     // Not acknowledged: the caller reports the outcome unrecorded; a failover that lost it leaves the attempt
     // pending, which counts as a failure (never as a success).
-    await awaitReplicaAck(this.redis, ledgerRedisKey(key), `guard ledger: outcome of ${attemptId}`);
+    await awaitReplicaAck(this.redis, ledgerRedisKey(key), `guard ledger: outcome of ${attemptId}`, {
+      strict: true,
+    });
   }
 
   /**
@@ -261,7 +270,9 @@ export class LoginLedger {
       [reason, new Date().toISOString()],
     );
     if (r === 1)
-      await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: stale attempt resolved");
+      await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: stale attempt resolved", {
+        strict: true,
+      });
     return r === 1 ? "resolved" : r === 2 ? "owner-alive" : "none";
   }
 
@@ -273,7 +284,8 @@ export class LoginLedger {
       [ledgerRedisKey(key)],
       [reason, jobId, new Date().toISOString()],
     )) as [number, string];
-    if (ok === 1) await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: quarantine");
+    if (ok === 1)
+      await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: quarantine", { strict: true });
     return { ok: ok === 1, reason: why };
   }
 
@@ -287,7 +299,8 @@ export class LoginLedger {
       [ledgerRedisKey(key)],
       [new Date().toISOString(), by.principal, by.reason],
     )) as [number, string];
-    if (ok === 1) await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: release");
+    if (ok === 1)
+      await awaitReplicaAck(this.redis, ledgerRedisKey(key), "guard ledger: release", { strict: true });
     return { ok: ok === 1, reason };
   }
 
@@ -343,6 +356,7 @@ function toEntry(key: LedgerKey, h: Record<string, string>): LedgerEntry {
   const e: LedgerEntry = {
     ...key,
     failures: Number(h.failures ?? 0),
+    attempts: Number(h.attempts ?? 0),
     quarantined: h.quarantined === "1",
   };
   const text = [

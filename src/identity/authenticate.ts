@@ -5,6 +5,7 @@
 // until the window ends, and that is recorded once.
 import type { IdentityConfig } from "../config/identity-schema.ts";
 import { EvidenceLog } from "../evidence/log.ts";
+import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 import { OidcVerifier } from "./oidc.ts";
 import { type Principal, principalFromClaims, principalFromToken } from "./principal.ts";
@@ -40,6 +41,8 @@ export interface AuthenticatorOptions {
   now?: () => Date;
   /** Errors while recording (never fatal to the refusal itself). */
   onRecordError?: (err: Error) => void;
+  /** Seals each record of the day's log (an intermediate seal: the day's log keeps growing). */
+  signer?: EvidenceSigner | undefined;
 }
 
 export class Authenticator {
@@ -110,6 +113,7 @@ export class Authenticator {
     try {
       const log = await EvidenceLog.open(this.#opts.redis, this.#opts.dataDir, authEvidenceJobId());
       await log.append("auth", data, "api");
+      await sealEvidence(log, this.#opts.signer, this.#opts.redis);
     } catch (err) {
       this.#opts.onRecordError?.(err as Error);
     }

@@ -18,6 +18,16 @@ import { isValidJobId } from "../evidence/record.ts";
 import type { RedisClient } from "../redis/client.ts";
 
 export const QUEUE_NAME = "lunafleet-jobs";
+/**
+ * BullMQ's key prefix. One hash tag for the whole queue, as BullMQ asks for Redis Cluster: its scripts touch several
+ * keys of a queue at once, which must share a slot (the queue then lives on one Cluster primary).
+ */
+export const QUEUE_PREFIX = "{lunafleet}";
+
+/** The Redis hash BullMQ keeps a job in. */
+export function bullJobKey(jobId: string): string {
+  return `${QUEUE_PREFIX}:${QUEUE_NAME}:${jobId}`;
+}
 /** Key prefix of everything the daemon keeps next to BullMQ (cancel flags, results, findings, the published fleet). */
 export const KEY_PREFIX = "lunafleet";
 
@@ -47,7 +57,7 @@ export class JobSubmitError extends Error {
 }
 
 export function createJobQueue(connection: RedisClient): Queue<JobData> {
-  return new Queue<JobData>(QUEUE_NAME, { connection: connection as never });
+  return new Queue<JobData>(QUEUE_NAME, { connection: connection as never, prefix: QUEUE_PREFIX });
 }
 
 /** Retries resume after the last checkpoint; a job that keeps failing for a transient reason gives up eventually. */
@@ -184,10 +194,12 @@ export function schedulerId(window: string, runbook: string, target: string): st
   return `sched--${window}--${runbook}--${target}`;
 }
 
-/** The requester when none is given: LUNAFLEET_PRINCIPAL, else the OS account of this process (never "unknown"). */
+/**
+ * The requester when an in-process caller names none: the OS account of this process (never "unknown", and never a
+ * name from the environment: the CLI and the API always pass their authenticated principal).
+ */
 function defaultActor(): string {
-  const principal = process.env.LUNAFLEET_PRINCIPAL?.trim() || osAccountName();
-  return principal.includes(":") ? principal : `operator:${principal}`;
+  return `operator:${osAccountName()}`;
 }
 
 /**

@@ -24,7 +24,7 @@ import { LoginGuard } from "../guard/guard.ts";
 import { type ConnectRedisOptions, connectRedis, type RedisClient } from "../redis/client.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
 import type { TrustStore } from "../transport/trust-store.ts";
-import { fleetDigest, type JobData, QUEUE_NAME } from "./jobs.ts";
+import { fleetDigest, type JobData, QUEUE_NAME, QUEUE_PREFIX } from "./jobs.ts";
 import { type JobProcessDeps, processJob } from "./process-job.ts";
 
 /** What the daemon's metrics want to hear from a worker (prom-client lives in src/daemon). */
@@ -143,6 +143,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
   };
   const worker = new Worker<JobData, JobResult>(QUEUE_NAME, (job, token) => processJob(deps, job, token), {
     connection: bullConnection as never,
+    prefix: QUEUE_PREFIX,
     concurrency: opts.concurrency ?? 16,
     lockDuration: opts.jobLockMs ?? 15_000,
     stalledInterval: opts.stalledIntervalMs ?? 5_000,

@@ -8,6 +8,8 @@
 // sealed evidence of a finished job. Those call awaitReplicaAck(redis, key) right after the write: it issues WAIT on
 // the very connection that wrote (on a Cluster, the one serving the key's slot) and throws ReplicaAckError when
 // fewer replicas than required acknowledged within the timeout — the caller then stops before acting (fail closed).
+// The guard ledger is strict: the required count, always. The others ask the replicas the primary has right now
+// (a shard whose replica was promoted has none until one joins; it then goes on, see awaitReplicaAck).
 //
 // How many acknowledgements are required (the policy), decided once per client:
 //   REDIS_MIN_REPLICA_ACKS=<n>         as set (0 turns WAIT off);
@@ -92,21 +94,65 @@ async function decidePolicy(redis: RedisClient, env: NodeJS.ProcessEnv): Promise
 }
 
 /**
- * After a write to `key` that must survive a failover: WAIT until the required replicas have everything this
- * connection wrote. Throws ReplicaAckError (naming `what`) when they did not acknowledge in time. A no-op (no round
- * trip) when the policy requires none.
+ * After a write to `key` that must survive a failover: WAIT until replicas have everything this connection wrote.
+ * Throws ReplicaAckError (naming `what`) when they did not acknowledge in time. A no-op (no round trip) when the
+ * policy requires none.
+ *
+ * `strict` (the guard ledger): the policy's count, always — a primary that has lost its replicas refuses, because
+ * nothing may act on an attempt a failover could lose. Otherwise (locks, checkpoints, evidence): the replicas the
+ * primary has right now, up to the policy's count. A primary left without any (its replica was promoted when the
+ * old primary died, and none has joined since) has no replica a failover could promote with less than it holds, so
+ * its writes go on — instead of every job stopping until an operator adds one.
  */
-export async function awaitReplicaAck(redis: RedisClient, key: string, what: string): Promise<void> {
+export async function awaitReplicaAck(
+  redis: RedisClient,
+  key: string,
+  what: string,
+  opts: { strict?: boolean } = {},
+): Promise<void> {
   const policy = await replicaAckPolicy(redis);
   if (policy.replicas === 0) return;
-  // A pipeline goes to one connection: with a keyed command first, on a Cluster the one serving the key's slot —
-  // the connection the write went out on, whose replication offset WAIT waits for.
-  const replies = await redis.pipeline().exists(key).wait(policy.replicas, policy.timeoutMs).exec();
-  const [err, acked] = replies?.[1] ?? [new Error("no reply to WAIT"), 0];
-  if (err) throw err;
-  const n = Number(acked);
-  if (n < policy.replicas) throw new ReplicaAckError(what, n, policy.replicas, policy.timeoutMs);
+  let required = policy.replicas;
+  if (!opts.strict) {
+    // ROLE on the connection serving the key: "master", offset, [replicas it has now].
+    const role = await onKeysNode(redis, key, (p) => p.role());
+    const connected = Array.isArray(role) && Array.isArray(role[2]) ? role[2].length : 0;
+    required = Math.min(required, connected);
+    if (required === 0) return;
+  }
+  const acked = Number(await onKeysNode(redis, key, (p) => p.wait(required, policy.timeoutMs)));
+  if (acked < required) throw new ReplicaAckError(what, acked, required, policy.timeoutMs);
 }
+
+type Pipeline = ReturnType<RedisClient["pipeline"]>;
+
+/**
+ * Run one keyless command on the connection that serves `key`: a pipeline goes to one connection, and with a keyed
+ * command first, on a Cluster, to the one serving the key's slot — the connection the write went out on, whose
+ * replication offset WAIT waits for. While the slot moves (MOVED, ASK, TRYAGAIN, a closed connection) the keyed
+ * command fails and the keyless one may have run on the node the slot left: its answer is not used; the pair is sent
+ * again once the client has read the slot table again.
+ */
+async function onKeysNode(redis: RedisClient, key: string, add: (p: Pipeline) => Pipeline): Promise<unknown> {
+  let lastError: Error | undefined;
+  for (let attempt = 0; attempt < KEYS_NODE_ATTEMPTS; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * attempt));
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await add(redis.pipeline().exists(key)).exec();
+    } catch (err) {
+      lastError = err as Error;
+      continue;
+    }
+    const [routeErr] = replies?.[0] ?? [new Error("no reply")];
+    const [err, value] = replies?.[1] ?? [new Error("no reply"), undefined];
+    if (!routeErr && !err) return value;
+    lastError = routeErr ?? err ?? undefined;
+  }
+  throw lastError ?? new Error("no reply");
+}
+
+const KEYS_NODE_ATTEMPTS = 20;
 
 function positiveInt(text: string | undefined, name: string, zeroOk = false): number | undefined {
   if (text === undefined || text === "") return undefined;

@@ -15,6 +15,9 @@ export interface JobFiles {
 }
 
 const HEREDOC_END = "LUNAFLEET_PEM_END";
+
+/** The command line that writes a client-host file (a quoted here-document; the body and the end marker follow). */
+export const hostWriteCommand = (path: string) => `cat > ${path} <<'${HEREDOC_END}'`;
 const PEM_ONLY = /^(?:-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\r?\n?)+$/;
 const HOST_READ_DIRS = [
   "/usr/safenet/lunaclient/cert/server/",
@@ -63,7 +66,7 @@ export function jobFiles(fleet: Fleet, lease: PoolLease): JobFiles {
       const file = hostPath(host.name, path, "write");
       const body = certificateText(host.name, path, text).replace(/\n$/, "");
       // A quoted here-document: the shell expands nothing inside it, and the body is certificate text only.
-      await hostExec(host, `cat > ${file} <<'${HEREDOC_END}'\n${body}\n${HEREDOC_END}`, `write ${file}`);
+      await hostExec(host, `${hostWriteCommand(file)}\n${body}\n${HEREDOC_END}`, hostWriteCommand(file));
     },
   };
 }

@@ -7,27 +7,40 @@
 // sensitive values are searched for: every access token its Entra ID issued, every key version's material (hex,
 // base64, base64url) and every wrapKey/unwrapKey input and output.
 // Then every secret value the twin fleet holds is searched for in every file of the data dir (daemon log, evidence,
-// Redis AOF), in every Redis value, in the queue's job data/results/errors, in the report JSON and in what the run
-// printed. Failures name the secret's path, never its value.
+// Redis AOF), in every Redis value, in the queue's job data/results/errors, in the report JSON, in every API answer
+// and in what the run printed. Failures name the secret's path, never its value.
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DemoRun, runDemo } from "../../src/cli/demo.ts";
+import { type ApiClient, createApiClient } from "../../src/cli/api-client.ts";
+import { DEMO_FLEET_FILE, type DemoRun, runDemo } from "../../src/cli/demo.ts";
+import { identitySchema } from "../../src/config/identity-schema.ts";
+import { loadFleet } from "../../src/config/load.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { approvalState } from "../../src/coord/approvals.ts";
 import { buildReport } from "../../src/daemon/report.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
+import { signingKeyPaths } from "../../src/evidence/signing.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
+import { createToken } from "../../src/identity/tokens.ts";
 import { submitJob } from "../../src/queue/jobs.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
+import { parseSshSignature } from "../../src/signing/sshsig.ts";
 import type { Twin } from "../../src/sim/twin.ts";
-import { signedApprove } from "../helpers/ssh-signing.ts";
+import { startOidcProvider, type TestOidcProvider } from "../helpers/oidc-provider.ts";
+import { DEMO_KEYS_DIR, demoKey, signedApprove, sshKeygenSign, tempDir } from "../helpers/ssh-signing.ts";
 import { removeFromHaGroups } from "../runbooks/deprovision-support.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "lf-nosecret-"));
+const idpDir = tempDir("lf-nosecret-idp-");
 let demo: DemoRun;
+let idp: TestOidcProvider;
+/** Secrets the identity part handles: tokens issued and presented, approvers' private keys. */
+const identitySecrets: KnownSecret[] = [];
+/** Every API answer body (except the one that shows a new token, once, by design). */
+const apiAnswers: string[] = [];
 const printed: string[] = [];
 const jobIds: string[] = [];
 /** A CO password that is wrong for hsm-b1's par-tok: a secret of the fleet copy while the failing job runs. */
@@ -162,8 +175,11 @@ function filesUnder(dir: string): string[] {
   return out;
 }
 
+/** The only files allowed to hold a secret: the daemon's own private keys (0600), each holding only itself. */
+const KEY_FILES = ["evidence-signing-key.pem", "api-key.pem"];
+
 function scanFiles(dir: string, secrets: KnownSecret[]): { files: string[]; leaks: string[] } {
-  const files = filesUnder(dir);
+  const files = filesUnder(dir).filter((f) => !KEY_FILES.includes(f.slice(dir.length + 1)));
   const leaks: string[] = [];
   for (const file of files)
     for (const path of leaksIn(readFileSync(file, "latin1"), secrets))
@@ -234,10 +250,24 @@ const tokPartition = (device: string) =>
 
 beforeAll(async () => {
   captureOutput();
+  // The demo fleet with its identity provider: a real OIDC server on loopback; alice and bob sign in through it.
+  idp = await startOidcProvider(idpDir, [{ id: "alice" }, { id: "bob" }]);
+  const base = loadFleet(DEMO_FLEET_FILE);
+  const identity = identitySchema.parse({
+    oidc: {
+      issuer: idp.issuer,
+      audience: idp.audience,
+      principalClaim: "preferred_username",
+      caFile: idp.caFile,
+    },
+    principals: base.identity.principals.map((p) => ({ ...p, oidc: [`${p.name}@example.test`] })),
+  });
   demo = await runDemo({
     dataDir,
+    fleet: { ...base, identity },
     rebase: true,
     httpPort: null,
+    apiPort: 0,
     concurrency: 4,
     print: (l) => printed.push(l),
   });
@@ -246,6 +276,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await demo?.stop();
+  await idp?.stop();
+  rmSync(idpDir, { recursive: true, force: true });
   for (const r of restore.splice(0)) r();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -307,7 +339,6 @@ describe("no secret leaves: a whole demo run", () => {
   it("deprovision of hsm-b3 (out of its HA group) with two approvals zeroizes it and deletes the resource", async () => {
     const { twin, daemon } = demo;
     const device = "hsm-b3";
-    const serial = twin.fleet.devices.find((d) => d.name === device)!.serial;
     removeFromHaGroups(twin, device);
     const { jobId } = await submitJob(daemon.queue, {
       fleet: twin.fleet,
@@ -380,6 +411,112 @@ describe("no secret leaves: Managed HSM, Key Vault and the application crypto ga
   });
 });
 
+describe("no secret leaves: the API, its tokens and signed approvals", () => {
+  let admin: ApiClient;
+  const client = (token?: string) =>
+    createApiClient({
+      url: demo.daemon.api!.url,
+      token,
+      ca: readFileSync(join(dataDir, "api-cert.pem"), "utf8"),
+    });
+  /** Call and keep the answer's text (an error's body too). */
+  const kept = async <T>(c: ApiClient, method: string, path: string, body?: unknown): Promise<T> => {
+    try {
+      const out = await c.call<T>(method, path, body);
+      apiAnswers.push(JSON.stringify(out));
+      return out;
+    } catch (err) {
+      apiAnswers.push(`${(err as Error).message} ${JSON.stringify((err as { body?: unknown }).body)}`);
+      throw err;
+    }
+  };
+
+  it("an API token submits the deprovision of hsm-c1; alice and bob, signed in with OIDC, approve with their keys", async () => {
+    const created = await createToken(demo.daemon.redis, {
+      name: "no-secrets",
+      role: "admin",
+      expiresAt: Date.now() + 3_600_000,
+      createdBy: "test",
+    });
+    identitySecrets.push(
+      { path: "API token no-secrets", value: created.token },
+      { path: "API token no-secrets (secret part)", value: created.token.slice(-43) },
+    );
+    admin = client(created.token);
+    const submitted = await kept<{ jobId: string }>(admin, "POST", "/v1/jobs", {
+      runbook: "deprovision",
+      target: "hsm-c1",
+      params: { backupsConfirmed: true, deleteResourceGroup: true, approvalPollMs: 25 },
+    });
+    jobIds.push(submitted.jobId);
+    const deadline = Date.now() + 15_000;
+    while ((await approvalState(demo.daemon.redis, submitted.jobId)) === null) {
+      if (Date.now() > deadline) throw new Error("no approval request");
+      await sleep(25);
+    }
+    const keys = tempDir("lf-nosecret-keys-");
+    for (const who of ["alice", "bob"] as const) {
+      const oidcToken = await idp.token(who);
+      identitySecrets.push({
+        path: `OIDC token of ${who}`,
+        value: oidcToken.slice(oidcToken.indexOf(".") + 1),
+      });
+      const approver = client(oidcToken);
+      const view = await kept<{ statement: string }>(approver, "GET", `/v1/approvals/${submitted.jobId}`);
+      const signature = sshKeygenSign(demoKey(keys, who).path, view.statement);
+      await kept(approver, "POST", `/v1/approvals/${submitted.jobId}/approve`, {
+        keyFingerprint: parseSshSignature(signature).fingerprint,
+        signature,
+        statement: view.statement,
+      });
+    }
+    rmSync(keys, { recursive: true, force: true });
+    const r = await finish(submitted.jobId, 60_000);
+    expect(r.state, r.reason).toBe("completed");
+    expect(demo.twin.appliances.get("hsm-c1")!.state.zeroized).toBe(true);
+  }, 120_000);
+
+  it("wrong credentials are refused and recorded, never kept", async () => {
+    const wrongApiToken = `lft_${"0".repeat(16)}_${"Wr0ngSecretValueForNoSecretsTest-abcdefghij"}`;
+    const real = await idp.token("alice");
+    const [h, p, sig] = real.split(".");
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, "base64url").toString()), roles: ["admin"] })).toString("base64url")}.${sig}`;
+    identitySecrets.push(
+      { path: "presented wrong API token", value: wrongApiToken.slice(-43) },
+      { path: "presented forged OIDC token", value: forged.slice(forged.indexOf(".") + 1) },
+      { path: "OIDC token of alice (second)", value: real.slice(real.indexOf(".") + 1) },
+    );
+    for (const bad of [wrongApiToken, forged])
+      await expect(kept(client(bad), "GET", "/v1/jobs")).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("every read answers without a secret: fleet, report, jobs, approvals, guard, tokens, evidence", async () => {
+    const job = jobIds.at(-1)!;
+    const since = new Date(Date.now() - 3_600_000).toISOString();
+    for (const path of [
+      "/v1/whoami",
+      "/v1/fleet",
+      "/v1/report",
+      "/v1/report?device=hsm-c1",
+      "/v1/jobs?limit=100",
+      `/v1/jobs/${job}`,
+      `/v1/jobs/${job}/status`,
+      `/v1/approvals/${job}`,
+      "/v1/guard",
+      "/v1/tokens",
+      "/v1/evidence/keys",
+      `/v1/evidence/${job}/verify`,
+      "/v1/evidence/verify-all",
+    ])
+      await kept(admin, "GET", path);
+    const exported = await admin.text("GET", `/v1/evidence/export?since=${encodeURIComponent(since)}`);
+    apiAnswers.push(exported.text);
+    // The approvals' statements and signatures are in the export (public by design), the keys' private halves not.
+    expect(exported.text.includes("BEGIN SSH SIGNATURE")).toBe(true);
+    expect(apiAnswers.length).toBeGreaterThan(15);
+  }, 60_000);
+});
+
 describe("no secret leaves: the scan", () => {
   let secrets: KnownSecret[];
   beforeAll(() => {
@@ -387,6 +524,12 @@ describe("no secret leaves: the scan", () => {
       ...fleetSecrets(demo.twin.fleet, demo.twin),
       { path: "wrong CO of hsm-b1/par-tok", value: WRONG_CO },
       { path: "wrong application secret of payments-api", value: WRONG_APP_SECRET },
+      ...identitySecrets,
+      ...["alice", "bob", "carol"].flatMap((who) =>
+        valuesOf(`approver private key ${who}`, readFileSync(join(DEMO_KEYS_DIR, who), "utf8")),
+      ),
+      ...valuesOf("daemon evidence-signing key", readFileSync(signingKeyPaths(dataDir).key, "utf8")),
+      ...valuesOf("API TLS private key", readFileSync(join(dataDir, "api-key.pem"), "utf8")),
     ];
   });
 
@@ -404,6 +547,12 @@ describe("no secret leaves: the scan", () => {
     expect(
       paths.filter((p) => p.startsWith("clientHosts.client-a.credentials.ntlsKey")).length,
     ).toBeGreaterThan(1);
+    expect(paths).toContain("API token no-secrets");
+    expect(paths).toContain("OIDC token of bob");
+    expect(paths).toContain("presented forged OIDC token");
+    expect(paths.filter((p) => p.startsWith("approver private key alice")).length).toBeGreaterThan(1);
+    expect(paths.filter((p) => p.startsWith("daemon evidence-signing key")).length).toBeGreaterThan(0);
+    expect(paths.filter((p) => p.startsWith("API TLS private key")).length).toBeGreaterThan(0);
     expect(secrets.every((s) => s.value.length >= 8)).toBe(true);
 
     // The same scanner over the same dir finds a password planted there, and nothing once it is gone.
@@ -476,6 +625,19 @@ describe("no secret leaves: the scan", () => {
     const all = texts.join("\n");
     expect(all.includes("LoginFailed"), "the failed job's error is in there").toBe(true);
     expect(leaksIn(all, secrets)).toEqual([]);
+  });
+
+  it("no API answer holds a secret", () => {
+    const all = apiAnswers.join("\n");
+    expect(all.includes("hsm-c1"), "the answers are the deprovision's").toBe(true);
+    expect(leaksIn(all, secrets)).toEqual([]);
+  });
+
+  it("the failed authentications are recorded without the credentials presented", async () => {
+    const day = new Date().toISOString().slice(0, 10);
+    const records = await (await EvidenceLog.open(demo.daemon.redis, dataDir, `auth:${day}`)).records();
+    expect(records.filter((r) => (r.data as { event?: string }).event === "auth-failed")).toHaveLength(2);
+    expect(leaksIn(JSON.stringify(records), secrets)).toEqual([]);
   });
 
   it("neither the report JSON nor anything the run printed holds a secret", async () => {

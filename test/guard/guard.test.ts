@@ -192,7 +192,6 @@ describe("login guard over the twin", () => {
   it("a pending attempt whose worker lost the lock is resolved as a failure and quarantines", async () => {
     // A worker recorded an attempt under a lock it no longer holds, then died.
     await guard.ledger.begin(ledgerKeyFor(g.fleet, "hsm-g1", "hsmSo"), "job-dead:1", {
-      lockKey: "",
       lockValue: "1|job-dead",
       maxPriorFailures: 0,
       jobId: "job-dead",

@@ -430,10 +430,19 @@ export async function startRedisCluster(
               if (!p.alive) continue;
               const info = String(await p.client().call("CLUSTER", "INFO"));
               if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info)) return false;
+              // Right after a kill the others still list the dead primary as serving its slots (until they agree
+              // it failed and its replica takes over): every slot's owner, as each live node sees it, is alive.
+              const text = String(await p.client().call("CLUSTER", "NODES"));
+              for (const line of text.trim().split("\n")) {
+                const f = line.split(" ");
+                if (f.length <= 8 || !/master/.test(f[2] ?? "")) continue;
+                const owner = procs.find((q) => `${q.host}:${q.port}` === (f[1] ?? "").split("@")[0]);
+                if (!owner?.alive || /fail/.test(f[2] ?? "")) return false;
+              }
             }
             return true;
           },
-          "cluster_state:ok with every slot served on every live node",
+          "every slot served by a live primary, as every live node sees it",
           timeoutMs,
         );
       },
@@ -442,7 +451,7 @@ export async function startRedisCluster(
         if (!live) throw new Error("no live cluster node");
         const slot = Number(await live.client().call("CLUSTER", "KEYSLOT", key));
         for (const n of await nodeList()) {
-          if (!/master/.test(n.role) || /fail/.test(n.role)) continue;
+          if (!/master/.test(n.role) || /fail/.test(n.role) || !n.node.alive) continue;
           for (const range of n.slots) {
             const [a, b] = range.split("-").map(Number);
             if (a !== undefined && slot >= a && slot <= (b ?? a)) return n.node;

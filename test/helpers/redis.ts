@@ -28,7 +28,10 @@ export interface TestRedis {
 export async function withRedis(): Promise<TestRedis> {
   // Short prefix: unix socket paths are limited to 107 bytes.
   const dataDir = mkdtempSync(join(tmpdir(), "lf-redis-"));
-  const server = await startEmbeddedRedis({ dataDir });
+  // appendfsync everysec: these servers hold test fixtures, not a ledger that must survive a power cut, and the
+  // suite runs dozens of them at once on one disk. The product's default (always) is checked in
+  // test/redis/embedded-server.test.ts and runs in every test that starts a daemon on its embedded server.
+  const server = await startEmbeddedRedis({ dataDir, appendfsync: "everysec" });
   const clients: Redis[] = [];
   let stopped = false;
   const stop = async () => {

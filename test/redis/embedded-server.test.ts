@@ -32,9 +32,22 @@ describe("embedded redis-server", () => {
     expect(port).toBe("0");
     const [, aof] = (await c.config("GET", "appendonly")) as [string, string];
     expect(aof).toBe("yes");
+    // The test fixture runs everysec (test/helpers/redis.ts); the product's default is checked below.
     const [, fsync] = (await c.config("GET", "appendfsync")) as [string, string];
+    expect(fsync).toBe("everysec");
+  });
+
+  it("fsyncs its append-only file before it answers a write, by default", async () => {
     // The guard ledger has no replica to acknowledge it on one machine: the disk must have it (issue 15).
-    expect(fsync).toBe("always");
+    const server = await startEmbeddedRedis({ dataDir: tempDir("lf-fsync-") });
+    const c = connectRedis({ url: server.url });
+    try {
+      const [, fsync] = (await c.config("GET", "appendfsync")) as [string, string];
+      expect(fsync).toBe("always");
+    } finally {
+      c.disconnect();
+      await server.stop();
+    }
   });
 
   it("takes appendfsync from LUNAFLEET_EMBEDDED_APPENDFSYNC, and refuses a value it does not know", () => {

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
-import { luaScript, runScript } from "../../src/redis/client.ts";
+import { hashTag, luaScript, runScript } from "../../src/redis/client.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -84,6 +84,25 @@ describe("runScript", () => {
     expect(await client.get("k")).toBe("v");
     await expect(runScript(client, setIfAbsent, [], ["v"])).rejects.toThrow(
       /setIfAbsentForTest: expected 1 keys/,
+    );
+  });
+});
+
+describe("one hash slot per script", () => {
+  it("hashTag is what Redis Cluster hashes: the first non-empty {...}, else the whole key", () => {
+    expect(hashTag("lunafleet:lock:{device:hsm-a1}")).toBe("device:hsm-a1");
+    expect(hashTag("lunafleet:guard:ledger:{device:hsm-a1}:-:hsmSo")).toBe("device:hsm-a1");
+    expect(hashTag("a{}b{c}")).toBe("a{}b{c}");
+    expect(hashTag("plain")).toBe("plain");
+    expect(hashTag("{x}{y}")).toBe("x");
+  });
+
+  it("refuses, on any server, a script whose keys are not in one slot", async () => {
+    const twoKeys = luaScript("returnOneForTest", 2, "return 1");
+    const client = redis.client();
+    expect(await runScript(client, twoKeys, ["a:{job-1}:x", "b:{job-1}:y"], [])).toBe(1);
+    await expect(runScript(client, twoKeys, ["a:{job-1}:x", "b:{job-2}:y"], [])).rejects.toThrow(
+      /returnOneForTest: keys "a:\{job-1\}:x" and "b:\{job-2\}:y" are not in one hash slot/,
     );
   });
 });

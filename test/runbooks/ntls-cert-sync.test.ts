@@ -203,5 +203,11 @@ describe("ntls-cert-sync over the twin", () => {
     expect(result.status).toBe("failed");
     expect(result.error!.type).toBe("RegenNotApproved");
     expect(twin.appliances.get("hsm-a3")!.state.ntls.certPem).toBe(before);
+    // Naming approvers in a parameter is nobody's signature: the parameter no longer exists.
+    const named = await run({ target: "hsm-a3", regen: true, approvedBy: ["alice", "bob"] });
+    expect(named.result.status).toBe("failed");
+    expect(named.result.error!.type).toBe("ParamsInvalid");
+    expect(named.result.error!.message).toMatch(/approvedBy/);
+    expect(twin.appliances.get("hsm-a3")!.state.ntls.certPem).toBe(before);
   });
 });

@@ -33,8 +33,10 @@ export function registerJobCommand(program: Command): void {
     .description("cancel a job: a waiting one is removed, a running one stops before its next step")
     .argument("<id>", "job id")
     .option(...dataDirOption)
-    .action(async (id: string, opts: { dataDir?: string }) => {
-      await withDaemonClient("job cancel", opts, async (client) => {
+    .action(async (id: string, opts: { dataDir?: string }, cmd: Command) => {
+      // `job cancel <id> --data-dir d`: commander hands an option both commands know to the parent (`job`).
+      const dataDir = opts.dataDir ?? (cmd.parent?.opts() as { dataDir?: string } | undefined)?.dataDir;
+      await withDaemonClient("job cancel", { dataDir }, async (client) => {
         let outcome: string;
         try {
           outcome = (await client.cancel(id)).outcome;

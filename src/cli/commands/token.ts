@@ -27,7 +27,11 @@ export function registerTokenCommands(program: Command): void {
         return;
       }
       await withDaemonClient("token create", opts, async (client) => {
-        const { token: secret, record } = await client.createToken(opts);
+        const { token: secret, record } = await client.createToken({
+          name: opts.name,
+          role: opts.role,
+          expires: opts.expires,
+        });
         process.stdout.write(`${secret}\n`);
         console.error(
           `token ${record.name} (id ${record.id}, role ${record.role}) expires ${record.expiresAt}; shown once: store it now (LUNAFLEET_TOKEN or LUNAFLEET_TOKEN_FILE)`,
