@@ -154,7 +154,7 @@ const preflight = {
     const id = resourceOf(ctx.params, ctx.fleet);
 
     // 1. Azure: the resource exists and is a Luna 7 (payment HSMs share the resource type).
-    const hsm = await ctx.azure.getHsm(id.id, { signal: ctx.signal });
+    const hsm = await orphanAware(ctx, id.id, () => ctx.azure.getHsm(id.id, { signal: ctx.signal }));
     if (!hsm)
       throw new DeprovisionRefused(
         `${dev.name}: the Azure resource ${id.id} does not exist (404); nothing to deprovision there`,
@@ -302,7 +302,7 @@ const deleteHsmResource = {
     const dev = deviceOf(ctx.params, ctx.fleet);
     const id = resourceOf(ctx.params, ctx.fleet);
     ctx.requireCheckpoint("verify-zeroized");
-    const hsm = await ctx.azure.getHsm(id.id, { signal: ctx.signal });
+    const hsm = await orphanAware(ctx, id.id, () => ctx.azure.getHsm(id.id, { signal: ctx.signal }));
     if (!hsm) {
       await ctx.evidence.note({
         deleteHsm: "skipped: the resource already answers 404",
@@ -326,7 +326,7 @@ const deleteHsmResource = {
         resourceId: id.id,
       });
     try {
-      const result = await ctx.azure.deleteHsm(id.id, { signal: ctx.signal });
+      const result = await orphanAware(ctx, id.id, () => ctx.azure.deleteHsm(id.id, { signal: ctx.signal }));
       return { resourceId: id.id, deleted: true, alreadyGone: false, requestIds: result.requestIds };
     } catch (err) {
       if (ctx.signal.aborted)
@@ -358,21 +358,10 @@ const verifyHsmGone = {
   commands: (p, fleet) => [azureCmd(resourceOf(p, fleet).id, "GET (expect 404 ResourceNotFound)")],
   async run(ctx) {
     const id = resourceOf(ctx.params, ctx.fleet);
-    try {
-      const proof: HsmGoneProof = await ctx.azure.verifyHsmGone(id.id, { signal: ctx.signal });
-      return { ...proof };
-    } catch (err) {
-      // A 404 for the group (not the HSM): the HSM may be orphaned and billed. That is the fleet's state now.
-      if (
-        err instanceof AzureOperationError &&
-        ["resourcegroupnotfound", "subscriptionnotfound"].includes((err.failure.code ?? "").toLowerCase())
-      )
-        await ctx.facts.observe(
-          azureResourceFact(id.id, "orphaned", err.message),
-          lifecycleFact(ctx.params.target, "orphaned", `${id.id}: ${err.message}`),
-        );
-      throw err;
-    }
+    const proof: HsmGoneProof = await orphanAware(ctx, id.id, () =>
+      ctx.azure.verifyHsmGone(id.id, { signal: ctx.signal }),
+    );
+    return { ...proof };
   },
 } satisfies Step<Params, HsmGoneProof>;
 
@@ -475,6 +464,31 @@ export const deprovision = defineRunbook({
     deleteResourceGroup,
   ],
 });
+
+/**
+ * An Azure call on the HSM's resource. A 404 for its resource group or subscription (not the HSM itself) means the HSM
+ * may be orphaned and still billed — whichever step meets it (someone deleted the group first), that is the fleet's
+ * state now: recorded before the step fails, so the report shows the device orphaned, not in service or retired.
+ */
+async function orphanAware<T>(
+  ctx: StepContext<Params>,
+  resourceId: string,
+  call: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (
+      err instanceof AzureOperationError &&
+      ["resourcegroupnotfound", "subscriptionnotfound"].includes((err.failure.code ?? "").toLowerCase())
+    )
+      await ctx.facts.observe(
+        azureResourceFact(resourceId, "orphaned", err.message),
+        lifecycleFact(ctx.params.target, "orphaned", `${resourceId}: ${err.message}`),
+      );
+    throw err;
+  }
+}
 
 async function readHsmShow(ctx: StepContext<Params>, dev: Device) {
   const shell = await ctx.lunash(dev.name);

@@ -27,6 +27,7 @@ import { CloningDomainMismatch, foreignSlots, remediationPlan } from "./lib/clon
 import { type DeclaredMember, declaredMembers, isAlive, type ListedGroup, listGroup } from "./lib/ha.ts";
 import { domainFacts } from "./lib/ha-facts.ts";
 import { describeFinding, type HaFinding, type MemberRef } from "./lib/ha-findings.ts";
+import { memberFacts } from "./lib/member-facts.ts";
 
 export { CloningDomainMismatch, remediationPlan } from "./lib/cloning-domains.ts";
 
@@ -73,13 +74,32 @@ async function stop(
   problems: string[],
   foreign: MemberRef[],
   evidence: string,
+  listed: ListedGroup,
 ): Promise<never> {
   const remediation = remediationPlan(ctx.fleet, group, foreign);
   const findings: HaFinding[] = foreign.map((f) => ({ ...f, kind: "foreign-member", evidence, remediation }));
   // Recorded before the job stops: a foreign member is the fleet's state either way; the others are not shown to
-  // be in the group's domain (lunacm names only the conflicting slots), so they stay `not checked`.
-  const members = declaredMembers(ctx.fleet, group).map((m) => refOf(group, m));
-  await ctx.facts.observe(...domainFacts(group, members, [], findings, "not checked: the job stopped first"));
+  // be in the group's domain (lunacm names only the conflicting slots), so they stay `not checked`. The members'
+  // state was seen in the listing: that observation stands (the stop is about domains, not members).
+  const declared = declaredMembers(ctx.fleet, group);
+  const members = declared.map((m) => refOf(group, m));
+  await ctx.facts.observe(
+    ...domainFacts(group, members, [], findings, "not checked: the job stopped first"),
+    ...memberFacts(
+      declared.map((m) => {
+        const row = listed.members.find((r) => r.serial === m.serial);
+        const status = row?.status ?? "not listed";
+        return {
+          group,
+          device: m.device,
+          partition: m.partition,
+          status,
+          alive: row ? isAlive(status) : false,
+        };
+      }),
+      "seen",
+    ),
+  );
   await ctx.evidence.note({ cloningDomains: { group, problems, findings } });
   ctx.log.warn(
     { jobId: ctx.jobId, group, foreign: foreign.map((f) => `${f.device}/${f.partition}`) },
@@ -135,7 +155,7 @@ const validate = {
           `${g.clientHost} lists member ${r.serial} in ${g.label}, which the fleet file does not declare`,
         );
     if (problems.length > 0 || g.cloningDomain === undefined)
-      return stop(ctx, g.label, problems, foreign, "the fleet file's declaration");
+      return stop(ctx, g.label, problems, foreign, "the fleet file's declaration", listed);
     return { group: g.label, groupDomain: g.cloningDomain, members };
   },
 } satisfies Step<Params>;
@@ -258,6 +278,7 @@ const synchronize = {
         [`lunacm reports conflicting settings for private key cloning between ${named}`],
         foreign,
         warnings.join(" "),
+        before,
       );
     }
     const after = await listGroup(shell, v.group, host);

@@ -1,9 +1,10 @@
 // What ha-sync tells the fleet state model about cloning domains, from its typed findings: a member is in the group's
 // domain only where lunacm's own synchronize check passed over it; a foreign member is a problem with the evidence
-// (the fleet file's declaration, or lunacm's warning); a member that took no part in the check is `unknown` (never an
-// older green), and a down member is a problem of its own.
+// (the fleet file's declaration, or lunacm's warning) and the remediation plan; a member that took no part in the check
+// is `check-failed` with why (its domain was looked for and could not be verified: a finding the report lists, never
+// an older green), and a down member is a problem of its own.
 import { type ObservationInput, subjects as S } from "../../src/facts/model.ts";
-import type { HaFinding, MemberRef } from "./ha-findings.ts";
+import { describeFinding, type HaFinding, type MemberRef } from "./ha-findings.ts";
 import { memberFacts } from "./member-facts.ts";
 
 export function domainFacts(
@@ -20,9 +21,18 @@ export function domainFacts(
     const mine = findings.filter((f) => f.kind !== "ha-settings-changed" && same(f, m));
     const foreign = mine.find((f) => f.kind === "foreign-member");
     const down = mine.find((f) => f.kind === "member-down");
+    const unverifiable = mine.find((f) => f.kind === "domain-unverifiable");
     const out: ObservationInput[] = [
       foreign?.kind === "foreign-member"
-        ? { subject, fact: "cloning-domain", status: "problem", summary: "FOREIGN", reason: foreign.evidence }
+        ? {
+            subject,
+            fact: "cloning-domain",
+            status: "problem",
+            summary: "FOREIGN",
+            // The report's problem line: the member, its serial, the evidence and the way out.
+            reason: describeFinding(foreign),
+            value: { evidence: foreign.evidence, remediation: foreign.remediation },
+          }
         : checked.some((c) => same(c, m))
           ? {
               subject,
@@ -33,9 +43,11 @@ export function domainFacts(
           : {
               subject,
               fact: "cloning-domain",
-              status: "unknown",
-              summary: "not checked",
-              reason: down?.kind === "member-down" ? down.detail : notChecked,
+              status: "check-failed",
+              summary: "NOT VERIFIED",
+              reason: unverifiable
+                ? describeFinding(unverifiable)
+                : `${group}: ${m.device}/${m.partition}: cloning domain not verified: ${notChecked}`,
             },
     ];
     if (down?.kind === "member-down")

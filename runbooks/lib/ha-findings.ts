@@ -13,12 +13,13 @@ export interface MemberRef {
 /** Why a down member was not recovered by this job. */
 export type SkipReason = "breaker-open" | "unreachable" | "partition-not-intact";
 
-export interface RemediationStep {
+// A type alias, not an interface: it is stored as a fact's JSON value, which needs the implicit index signature.
+export type RemediationStep = {
   on: string;
   via: "lunash" | "lunacm";
   command: string;
   why: string;
-}
+};
 
 export type HaFinding =
   | (MemberRef & { kind: "member-down-skipped"; reason: SkipReason; detail: string })

@@ -6,8 +6,9 @@ import type { Fleet } from "../../src/config/schema.ts";
 import { markNonRetryable } from "../../src/engine/errors.ts";
 import type { PlannedCommand, Step } from "../../src/engine/runbook.ts";
 import { certFacts } from "../lib/certs.ts";
+import { certFact } from "../lib/facts.ts";
 import { applianceCert } from "./diagnose.ts";
-import { type Ctx, type Params, RepairNotVerified } from "./model.ts";
+import { type Ctx, type Params, RepairNotVerified, warnDays } from "./model.ts";
 
 /** A regen was asked for without the approval it needs. */
 export class RegenNotApproved extends Error {
@@ -49,6 +50,13 @@ export const regenCert = {
       { via: "lunash", on: device, command: "sysconf regenCert   (answers 'proceed')" },
       { via: "sftp", on: device, command: "get server.pem" },
     ];
+  },
+  // The certificate it replaced is seen again, as it is now.
+  facts: (r, { params, fleet }) => {
+    if (!r.regenerated || !("validTo" in r)) return [];
+    const daysLeft = Math.trunc((Date.parse(r.validTo) - Date.now()) / 86_400_000);
+    const cert = { validTo: r.validTo, daysLeft, fingerprint256: r.fingerprint256, subject: "" };
+    return [certFact(r.device, cert, daysLeft <= warnDays(params, fleet))];
   },
   async run(ctx: Ctx): Promise<RegenResult> {
     const device = ctx.target!;

@@ -58,6 +58,19 @@ export const verify = {
       ];
     });
   },
+  // A repair re-observes what it repaired: each verified pair, and the client's vtl verify that passed.
+  facts: (r) => {
+    const hosts = [...new Set(r.verified.filter((v) => v.vtlVerify.ok).map((v) => v.host))];
+    return [
+      ...r.verified.flatMap((v) => repairedPairFacts(v.device, v.host)),
+      ...hosts.map((h) => ({
+        subject: `client:${h}`,
+        fact: "vtl-verify",
+        status: "ok" as const,
+        summary: "verified after repair",
+      })),
+    ];
+  },
   async run(ctx: Ctx): Promise<VerifyResult> {
     if (!ctx.params.repair && !ctx.params.regen) return { verified: [], reason: "nothing was changed" };
     const changed = new Set<string>();

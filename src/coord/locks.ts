@@ -280,6 +280,14 @@ export class DeviceLockSet {
     }
   }
 
+  /**
+   * The renewal the timer has started and not yet finished (undefined when none is in flight). Release waits for it;
+   * a test that drives the timer awaits it instead of polling Redis for its effect.
+   */
+  get renewalInFlight(): Promise<void> | undefined {
+    return this.#renewing;
+  }
+
   startRenewing(): void {
     if (this.#timer || this.#released) return;
     const every = Math.max(10, Math.floor(this.#ttlMs / 3));

@@ -33,7 +33,11 @@ function haCell(r: DeviceReportRow): string {
   if (r.ha.length === 0) return "-";
   return r.ha
     .map((h) => {
-      const domain = h.cloningDomain.status === "problem" ? ` ${h.cloningDomain.summary}` : "";
+      // A foreign domain, or one a job looked for and could not verify: never a silent success in the table.
+      const domain =
+        h.cloningDomain.status === "problem" || h.cloningDomain.status === "check-failed"
+          ? ` domain ${h.cloningDomain.summary}`
+          : "";
       const member =
         h.member.status === "unknown"
           ? "?"

@@ -46,6 +46,14 @@ end
 return 1`,
 );
 
+// KEYS[1] results hash, KEYS[2] order list: the order and the results in one atomic read (a step recorded between two
+// separate reads would show in one and not the other).
+const readStepResultsInOrder: LuaScript = luaScript(
+  "readStepResultsInOrder",
+  2,
+  `return { redis.call('LRANGE', KEYS[2], 0, -1), redis.call('HGETALL', KEYS[1]) }`,
+);
+
 export interface RedisCheckpointOptions {
   /** Key prefix shared with the rest of the daemon. */
   prefix?: string;
@@ -103,10 +111,15 @@ export class RedisCheckpointStore implements CheckpointStore {
   /** Finished steps of a job, in the order they finished. */
   async finishedSteps(jobId: string): Promise<Map<string, CheckpointRecord>> {
     const [results, order] = this.#keys(jobId);
-    const [ids, all] = await Promise.all([this.redis.lrange(order, 0, -1), this.redis.hgetall(results)]);
+    const [ids, flat] = (await runScript(this.redis, readStepResultsInOrder, [results, order], [])) as [
+      string[],
+      string[],
+    ];
+    const all = new Map<string, string>();
+    for (let i = 0; i + 1 < flat.length; i += 2) all.set(flat[i] as string, flat[i + 1] as string);
     const out = new Map<string, CheckpointRecord>();
     for (const id of ids) {
-      const raw = all[id];
+      const raw = all.get(id);
       if (raw === undefined) continue;
       out.set(id, JSON.parse(raw) as CheckpointRecord);
     }

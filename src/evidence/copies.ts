@@ -4,7 +4,7 @@
 // Reading only; writing is log.ts (the chain) and file-mirror.ts (the file).
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { RedisClient } from "../redis/client.ts";
+import { luaScript, type RedisClient, runScript } from "../redis/client.ts";
 import { EvidenceError, EvidenceTamperedError } from "./errors.ts";
 import { type EvidenceRecord, isValidJobId } from "./record.ts";
 import {
@@ -24,6 +24,27 @@ export function evidenceFilePath(dataDir: string, jobId: string): string {
   return join(resolve(dataDir), "evidence", `${jobId}.jsonl`);
 }
 
+// The list and its head in one atomic read: read in two commands, a writer appending in between makes a sound chain
+// look broken ("head seq 18, 17 records") to the reader that opens or verifies it.
+const readChainWithItsHead = luaScript(
+  "readChainWithItsHead",
+  2,
+  `return { redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HMGET', KEYS[2], 'seq', 'hash') }`,
+);
+
+/** A job's record lines in Redis and its head (seq, hash; null when none), read together. */
+export async function readRedisChain(
+  redis: RedisClient,
+  jobId: string,
+): Promise<{ lines: string[]; headSeq: number; headHash: string | null }> {
+  const keys = evidenceKeys(jobId);
+  const [lines, head] = (await runScript(redis, readChainWithItsHead, [keys.records, keys.head], [])) as [
+    string[],
+    (string | null)[],
+  ];
+  return { lines, headSeq: Number(head[0] ?? 0), headHash: head[1] ?? null };
+}
+
 /**
  * Verify a job's evidence in Redis and in the data dir, and that the two copies hold the same records.
  * A missing file is "missing records" at index 0 when Redis has any.
@@ -33,13 +54,12 @@ export async function verifyJobEvidence(
   dataDir: string,
   jobId: string,
 ): Promise<EvidenceVerification & { where?: "redis" | "file" | "both" }> {
-  const keys = evidenceKeys(jobId);
-  const redisRecords = (await redis.lrange(keys.records, 0, -1)).map(parseLine);
+  const chain = await readRedisChain(redis, jobId);
+  const redisRecords = chain.lines.map(parseLine);
   const redisCheck = verifyEvidence(redisRecords, jobId);
   if (!redisCheck.ok) return { ...redisCheck, where: "redis" };
-  const headRaw = await redis.hmget(keys.head, "seq", "hash");
-  const headSeq = Number(headRaw[0] ?? 0);
-  if (headSeq !== redisRecords.length || (headRaw[1] ?? redisCheck.headHash) !== redisCheck.headHash) {
+  const headSeq = chain.headSeq;
+  if (headSeq !== redisRecords.length || (chain.headHash ?? redisCheck.headHash) !== redisCheck.headHash) {
     // Truncation of the list alone keeps a valid prefix; the head remembers how far the chain went.
     return {
       ok: false,

@@ -45,6 +45,7 @@ import {
   evidenceKeys,
   parseRedisLines,
   readFileRecords,
+  readRedisChain,
   verifyJobEvidence,
 } from "./copies.ts";
 import { EvidenceError, EvidenceTamperedError } from "./errors.ts";
@@ -193,16 +194,12 @@ export class EvidenceLog {
     // Let this process's pending writes to the file land before reading it.
     let mirror = mirrors.get(filePath);
     await mirror?.idle();
-    const [redisLines, headRaw] = await Promise.all([
-      redis.lrange(keys.records, 0, -1),
-      redis.hmget(keys.head, "seq", "hash"),
-    ]);
+    const { lines: redisLines, headSeq, headHash } = await readRedisChain(redis, jobId);
     const fileRecords = readFileRecords(filePath, jobId);
     const redisRecords = parseRedisLines(redisLines, jobId);
     const redisCheck = verifyEvidence(redisRecords, jobId);
     if (!redisCheck.ok) throw new EvidenceTamperedError(jobId, "redis", redisCheck);
-    const headSeq = Number(headRaw[0] ?? 0);
-    if (headSeq !== redisRecords.length || (headRaw[1] ?? genesisHash(jobId)) !== redisCheck.headHash) {
+    if (headSeq !== redisRecords.length || (headHash ?? genesisHash(jobId)) !== redisCheck.headHash) {
       throw new EvidenceError(
         `evidence of job ${jobId}: Redis head (seq ${headSeq}) does not match its ${redisRecords.length} records`,
       );

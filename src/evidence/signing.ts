@@ -26,7 +26,7 @@ import {
   sign,
   verify,
 } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RedisClient } from "../redis/client.ts";
 import type { EvidenceRecord } from "./record.ts";
@@ -110,11 +110,24 @@ export function signingKeyPaths(dataDir: string): { key: string; pub: string } {
   };
 }
 
-/** The daemon's signer: the given key file, else the data dir's (created 0600 on first use). */
+/**
+ * The daemon's signer: the given key file, else the data dir's (created 0600 on first use). A given key file that
+ * group or others may read is refused, as ssh refuses such a private key: whoever can read it can forge seals. Either
+ * way the public half is published beside the data dir's key, for verifiers on this host.
+ */
 export function loadOrCreateSigner(dataDir: string, keyFile?: string): EvidenceSigner {
   const paths = signingKeyPaths(dataDir);
-  if (keyFile) return new EvidenceSigner(createPrivateKey(readFileSync(keyFile, "utf8")));
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (keyFile) {
+    const mode = statSync(keyFile).mode & 0o777;
+    if (mode & 0o077)
+      throw new Error(
+        `evidence signing key ${keyFile} is readable by others (mode ${mode.toString(8).padStart(4, "0")}): chmod 600 it`,
+      );
+    const signer = new EvidenceSigner(createPrivateKey(readFileSync(keyFile, "utf8")));
+    writeFileSync(paths.pub, signer.publicKeyPem, { mode: 0o644 });
+    return signer;
+  }
   if (!existsSync(paths.key)) {
     const { privateKey } = generateKeyPairSync("ed25519");
     writeFileSync(paths.key, privateKey.export({ type: "pkcs8", format: "pem" }).toString(), {

@@ -2,9 +2,13 @@
 // with real tokens from a real OIDC provider (app roles mapped to lunafleet roles in the fleet file). "Allowed" means
 // the API got past authorization (any answer but 401/403: a 404 or 409 for a missing object still proves it); refused
 // means 403 naming the principal and operation. The expected table is written out here, not derived from the code.
+import { createPublicKey, generateKeyPairSync } from "node:crypto";
+import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiCallError } from "../../src/cli/api-client.ts";
 import { evidenceKeys } from "../../src/evidence/log.ts";
+import { authEvidenceJobId } from "../../src/identity/authenticate.ts";
+import { OTHER_AUDIENCE } from "../helpers/oidc-provider.ts";
 import type { ApiHarness } from "./support.ts";
 import { startApiHarness } from "./support.ts";
 
@@ -117,6 +121,61 @@ describe("authentication", () => {
       "/v1/evidence/export",
     ])
       expect(Object.keys(doc.paths)).toContain(p);
+  });
+
+  it("refuses each token of the refused list over HTTPS (401), records why, never the token", async () => {
+    const good = await h.idp.token("user-viewer");
+    const [header, payload, signature] = good.split(".") as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as Record<string, unknown>;
+    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    // Key confusion: HS256 "signed" with the provider's RSA public key (PEM) as the HMAC secret.
+    const rsaPem = createPublicKey({ key: h.idp.publicJwk as never, format: "jwk" })
+      .export({ type: "spki", format: "pem" })
+      .toString();
+    const stranger = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
+    const refused: [string, string, RegExp][] = [
+      ["alg none", `${b64({ alg: "none", typ: "JWT" })}.${payload}.`, /algorithm not allowed|malformed/],
+      ["wrong audience", await h.idp.token("user-viewer", OTHER_AUDIENCE), /claim 'aud'/],
+      [
+        "key confusion (HS256 with the RSA public key)",
+        await new SignJWT(claims)
+          .setProtectedHeader({ alg: "HS256", kid: "test-rs256" })
+          .sign(new TextEncoder().encode(rsaPem)),
+        /algorithm not allowed/,
+      ],
+      [
+        "a viewer's claims raised to admin",
+        `${header}.${b64({ ...claims, roles: ["LunaFleet.admin"] })}.${signature}`,
+        /signature does not verify/,
+      ],
+      [
+        "signed by a key not in the JWKS",
+        await new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "test-rs256" }).sign(stranger),
+        /signature does not verify/,
+      ],
+    ];
+    const day = authEvidenceJobId();
+    const before = await h.daemon.redis.llen(evidenceKeys(day).records);
+    for (const [what, token] of refused) {
+      const err = await h
+        .client(token)
+        .call("GET", "/v1/jobs")
+        .catch((e: unknown) => e);
+      expect(err, what).toBeInstanceOf(ApiCallError);
+      expect((err as ApiCallError).status, what).toBe(401);
+      expect((err as ApiCallError).message, what).not.toContain(token);
+    }
+    const recorded = (await h.daemon.redis.lrange(evidenceKeys(day).records, before, -1)).filter((l) =>
+      l.includes('"auth-failed"'),
+    );
+    expect(recorded).toHaveLength(refused.length);
+    refused.forEach(([what, token, why], i) => {
+      expect(JSON.parse(recorded[i]!).data.reason, what).toMatch(why);
+      for (const part of token.split(".").filter((x) => x.length > 16))
+        expect(recorded[i], what).not.toContain(part);
+    });
+    // The good token still works: nothing here was a lockout.
+    await expect(h.client(good).call("GET", "/v1/jobs")).resolves.toBeDefined();
   });
 
   it("names the principal who cancelled in the job's evidence", async () => {

@@ -156,8 +156,9 @@ describe("device locks", () => {
 
   it("renews automatically: a lock held far beyond its TTL stays held", async () => {
     // Deterministic: the set's renewal timer and its clock are faked, Redis is real. Each round makes Redis believe
-    // most of the TTL has passed (PEXPIRE), fires one renewal tick, and waits for the renewal to reach Redis; ten
-    // rounds hold a 30 s lock through 100 s of its own time. Scheduling delays under load cannot expire it.
+    // most of the TTL has passed (PEXPIRE), fires one renewal tick, and awaits that renewal itself (not its effect
+    // seen through another connection: a probe's reply can be read before the renewal's own, and the next tick then
+    // finds the renewal still in flight and skips); ten rounds hold a 30 s lock through 100 s of its own time.
     vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
     try {
       const d = res("long");
@@ -171,11 +172,9 @@ describe("device locks", () => {
       for (let round = 0; round < 10; round++) {
         await probe.pexpire(lockKey(d), 5_000);
         await vi.advanceTimersByTimeAsync(10_000);
-        const deadline = performance.now() + 10_000;
-        while ((await probe.pttl(lockKey(d))) <= 20_000) {
-          if (performance.now() > deadline) throw new Error(`renewal ${round + 1} never reached Redis`);
-          await sleep(5);
-        }
+        // In flight still, or (if the fake clock let real I/O run) already done: either way finished after this.
+        await set.renewalInFlight;
+        expect(await probe.pttl(lockKey(d)), `round ${round + 1}: renewed`).toBeGreaterThan(20_000);
       }
       await expect(
         acquireDeviceLocks(redis.client(), [d], { owner: "job-other", ttlMs: 1000, waitMs: 0 }),
@@ -226,9 +225,11 @@ describe("device locks", () => {
       waitMs: 0,
       onLost: (e) => lostErrors.push(e),
     });
+    const aborted = new Promise((resolve) => set.signal.addEventListener("abort", resolve, { once: true }));
     // Someone (an operator's manual unlock, a Redis failover that lost the key) removes it.
     await conn.del(lockKey(d));
-    await sleep(200);
+    // The next renewal finds the lock gone: awaited as the event it is, however late the renewal timer fires.
+    await aborted;
     expect(lostErrors).toHaveLength(1);
     expect(lostErrors[0]!.resource).toBe(d);
     expect(set.signal.aborted).toBe(true);
@@ -240,12 +241,23 @@ describe("device locks", () => {
   it("survives a Redis restart mid-hold (AOF) and keeps renewing", async () => {
     const d = res("restart");
     const conn = redis.client();
-    const set = await acquireDeviceLocks(conn, [d], { owner: "job-restart", ttlMs: 1500, waitMs: 0 });
-    await redis.restart();
-    await sleep(600); // at least one renewal after the restart
-    await set.assertHeld();
-    expect(set.lost).toBeUndefined();
-    expect(await set.release()).toEqual([d]);
+    // The renewal timer and the set's clock are faked (a restart under load must not outlast a short TTL); Redis
+    // and its restart are real. Redis's own TTL (30 s) is far beyond any restart.
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    try {
+      const set = await acquireDeviceLocks(conn, [d], { owner: "job-restart", ttlMs: 30_000, waitMs: 0 });
+      await redis.restart();
+      // Most of the TTL gone in Redis, then one renewal tick after the restart: the renewal reconnects and lands.
+      await conn.pexpire(lockKey(d), 5_000);
+      await vi.advanceTimersByTimeAsync(10_000);
+      await set.renewalInFlight;
+      expect(await conn.pttl(lockKey(d))).toBeGreaterThan(20_000);
+      await set.assertHeld();
+      expect(set.lost).toBeUndefined();
+      expect(await set.release()).toEqual([d]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("declares the lock lost when Redis stays unreachable past the TTL", async () => {
@@ -256,6 +268,8 @@ describe("device locks", () => {
     try {
       const lostErrors: LockLostError[] = [];
       const d = res("unreachable");
+      // The set's renewal timer and clock are faked: "past the TTL" is the set's own time, not a race with load.
+      vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
       const set = await acquireDeviceLocks(conn, [d], {
         owner: "job-cut-off",
         ttlMs: 300,
@@ -263,13 +277,17 @@ describe("device locks", () => {
         onLost: (e) => lostErrors.push(e),
       });
       await server.stop();
+      await vi.advanceTimersByTimeAsync(250);
       expect(set.lost).toBeUndefined(); // still within the TTL it last confirmed
-      await sleep(450);
+      expect(lostErrors).toHaveLength(0);
+      // The tick at 300 ms finds no confirmed renewal within the TTL (the renewal sent at 100 ms never came back).
+      await vi.advanceTimersByTimeAsync(100);
       expect(lostErrors).toHaveLength(1);
       expect(lostErrors[0]!.message).toMatch(/not renewed within its 300 ms TTL/);
       expect(set.signal.aborted).toBe(true);
       expect(() => set.throwIfLost()).toThrow(LockLostError);
     } finally {
+      vi.useRealTimers();
       conn.disconnect();
       await server.stop();
       rmSync(dir, { recursive: true, force: true });

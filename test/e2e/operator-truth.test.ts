@@ -313,6 +313,13 @@ describe("what the operator sees is true (issue 12)", () => {
     const done = JSON.parse((await lunafleet(["job", id, "--json"])).stdout) as { state: string };
     expect(["succeeded", "succeeded-with-findings"]).toContain(done.state);
     expect(demo.twin.appliances.get("hsm-a2")!.state.ntls.certPem).not.toBe(before);
+    // The report shows the new certificate as this job saw it, not the expiring one it replaced.
+    const after = await reportJson();
+    expect(after.devices.find((d) => d.device === "hsm-a2")!.facts.cert).toMatchObject({
+      status: "ok",
+      jobId: id,
+    });
+    expect(after.problems.filter((p) => p.startsWith("hsm-a2:") && /expiring/.test(p))).toEqual([]);
   }, 300_000);
 
   it("CLI conduct against the running daemon: usage errors, one-line refusals, bad numbers, EPIPE, --version, who asks", async () => {

@@ -1,9 +1,11 @@
 // Issue 13's acceptance over npm start's daemon (rebased twin, its HTTPS API, a real OIDC provider on loopback):
-//  1. approvals that reach Redis without the approval store's checks — written by hand, or real signatures over a
+//  1. approvals that reach Redis without the approval store's checks — written by hand, or real signatures by the
+//     requester, by one principal twice, by alice's key under bob's name, by a key nobody registered, over a
 //     statement for another job, another serial, another plan, or a statement whose deadline passed — are refused by
 //     the worker at the moment it would act: nothing more reaches the spare appliance hsm-c1 (its command log shows
 //     only the job's shell session closing with `exit`, as every job ends) nor Azure, and the refusal is in the job's
-//     evidence;
+//     evidence; the same four handed in through the API with `approve --key` are refused by the store, recorded,
+//     and the job keeps waiting with nothing sent;
 //  2. on the demo, `approve <job> --as alice --confirm 700301` then `--as bob`, without keys, leave the deprovision
 //     awaiting approval;
 //  3. the full deprovision of hsm-c1 (serial 700301, alone in rg-hsm-c) THROUGH THE API with the real CLI: an
@@ -26,7 +28,14 @@ import { computeRecordHash, type EvidenceRecord, serializeRecord } from "../../s
 import { submitJob } from "../../src/queue/jobs.ts";
 import { parseSshSignature } from "../../src/signing/sshsig.ts";
 import { startOidcProvider, type TestOidcProvider } from "../helpers/oidc-provider.ts";
-import { DEMO_KEYS_DIR, demoKey, sshKeygenSign, sshKeygenVerify, tempDir } from "../helpers/ssh-signing.ts";
+import {
+  DEMO_KEYS_DIR,
+  demoKey,
+  generateSshKey,
+  sshKeygenSign,
+  sshKeygenVerify,
+  tempDir,
+} from "../helpers/ssh-signing.ts";
 
 const dir = tempDir("lf-accept-");
 const dataDir = join(dir, "data");
@@ -39,7 +48,7 @@ let idp: TestOidcProvider;
 let operatorToken = "";
 
 beforeAll(async () => {
-  idp = await startOidcProvider(dir, [{ id: "alice" }, { id: "bob" }]);
+  idp = await startOidcProvider(dir, [{ id: "alice" }, { id: "bob" }, { id: "carol" }]);
   const base = loadFleet(DEMO_FLEET_FILE);
   const identity = identitySchema.parse({
     oidc: {
@@ -130,13 +139,13 @@ async function finished(jobId: string): Promise<{ state: string; reason: string 
 }
 
 /** A deprovision of hsm-c1 that has asked for its approvals (preflight done, device lock held). */
-async function waitingDeprovision(): Promise<string> {
+async function waitingDeprovision(requester = "operator:acceptance"): Promise<string> {
   const { jobId } = await submitJob(demo.daemon.queue, {
     fleet: demo.twin.fleet,
     runbook: "deprovision",
     target: DEVICE,
     params: { backupsConfirmed: true, approvalPollMs: 25 },
-    actor: "operator:acceptance",
+    actor: requester,
   });
   await until(
     "the approval request",
@@ -146,16 +155,26 @@ async function waitingDeprovision(): Promise<string> {
   return jobId;
 }
 
-type Signer = "alice" | "bob";
-/** A real `ssh-keygen -Y sign` by a registered demo key over `statement`, as a stored approval's proof. */
-function proofBy(who: Signer, statement: string) {
-  const signature = sshKeygenSign(demoKey(keys, who).path, statement);
+type Signer = "alice" | "bob" | "carol";
+/** A key no principal registered (someone's own ed25519 key). */
+let malloryKey: ReturnType<typeof generateSshKey> | undefined;
+const mallory = () => {
+  malloryKey ??= generateSshKey(keys, "mallory");
+  return malloryKey;
+};
+/**
+ * A real `ssh-keygen -Y sign` over `statement`, as a stored approval's proof: by a registered demo key, or by any key
+ * file (handed in by `submittedBy`).
+ */
+function proofBy(who: Signer | { path: string; submittedBy: string }, statement: string) {
+  const path = typeof who === "string" ? demoKey(keys, who).path : who.path;
+  const signature = sshKeygenSign(path, statement);
   return {
     method: "sshsig",
     keyFingerprint: parseSshSignature(signature).fingerprint,
     statement,
     signature,
-    submittedBy: who,
+    submittedBy: typeof who === "string" ? who : who.submittedBy,
   };
 }
 
@@ -194,7 +213,52 @@ describe("approvals that did not come through the store are refused at the momen
     });
   };
 
-  const cases: [string, (jobId: string) => Promise<void>, RegExp][] = [
+  const signedBy = async (jobId: string, by: [principal: string, key: Parameters<typeof proofBy>[0]][]) => {
+    const text = await statementFor(jobId, {});
+    await writeApproved(
+      jobId,
+      by.map(([principal, key]) => ({ principal, proof: proofBy(key, text) })),
+    );
+  };
+
+  const cases: [string, (jobId: string) => Promise<void>, RegExp, requester?: string][] = [
+    [
+      "the requester's own signature (alice requested; alice and bob sign)",
+      (jobId) =>
+        signedBy(jobId, [
+          ["alice", "alice"],
+          ["bob", "bob"],
+        ]),
+      /alice: self-approval/,
+      "alice",
+    ],
+    [
+      "one principal twice (alice signs, and signs again)",
+      (jobId) =>
+        signedBy(jobId, [
+          ["alice", "alice"],
+          ["alice", "alice"],
+        ]),
+      /alice: duplicate-principal/,
+    ],
+    [
+      "one key under two names (alice's signature handed in as bob's approval)",
+      (jobId) =>
+        signedBy(jobId, [
+          ["alice", "alice"],
+          ["bob", "alice"],
+        ]),
+      /bob: key-of-another-principal/,
+    ],
+    [
+      "an unregistered key (bob's approval signed by a key nobody registered)",
+      (jobId) =>
+        signedBy(jobId, [
+          ["alice", "alice"],
+          ["bob", { path: mallory().path, submittedBy: "bob" }],
+        ]),
+      /bob: unregistered-key/,
+    ],
     [
       "written into Redis by hand (no signatures)",
       (jobId) => writeApproved(jobId, [{ principal: "alice" }, { principal: "bob" }]),
@@ -235,9 +299,9 @@ describe("approvals that did not come through the store are refused at the momen
     ],
   ];
 
-  for (const [name, plant, why] of cases)
+  for (const [name, plant, why, requester] of cases)
     it(`${name}: refused, recorded, nothing sent to ${DEVICE} or Azure`, async () => {
-      const jobId = await waitingDeprovision();
+      const jobId = await waitingDeprovision(requester);
       const sentBefore = appliance().commandLog.length;
       const deletesBefore = armDeletes().length;
       await plant(jobId);
@@ -291,6 +355,87 @@ describe("approvals that did not come through the store are refused at the momen
       /expired/,
     );
   }, 120_000);
+});
+
+describe("approvals handed in through the API that do not count: refused by the store, recorded, nothing sent", () => {
+  it("self-approval, one principal twice, one key under two names, an unregistered key: the job still waits", async () => {
+    // alice requested this deprovision; each approver signs in with OIDC and runs the real `approve --key`.
+    const jobId = await waitingDeprovision("alice");
+    const sentBefore = appliance().commandLog.length;
+    const deletesBefore = armDeletes().length;
+    const approveAs = async (who: Signer, args: string[]) =>
+      lunafleet(["approve", jobId, ...args, "--confirm", SERIAL], overApi(await idp.token(who)));
+
+    const self = await approveAs("alice", ["--key", demoKey(keys, "alice").path]);
+    expect(self.code).toBe(1);
+    expect(self.stderr).toMatch(
+      /refused: .*alice requested this action; the requester's approval never counts/,
+    );
+    const bob = await approveAs("bob", ["--key", demoKey(keys, "bob").path]);
+    expect(bob.code, bob.stderr).toBe(0);
+    expect(bob.stdout).toMatch(/awaiting-approval — hsm-c1 \(serial 700301\), 1\/2 approvals: bob/);
+    const twice = await approveAs("bob", ["--key", demoKey(keys, "bob").path]);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toMatch(/refused: .*already approved/);
+    const alicesKeyAsCarol = await approveAs("carol", [
+      "--key",
+      demoKey(keys, "alice").path,
+      "--as",
+      "carol",
+    ]);
+    expect(alicesKeyAsCarol.code).toBe(1);
+    expect(alicesKeyAsCarol.stderr).toMatch(/refused: .*registered to 'alice', not 'carol'/);
+    const stranger = await approveAs("carol", ["--key", mallory().path, "--as", "carol"]);
+    expect(stranger.code).toBe(1);
+    expect(stranger.stderr).toMatch(/refused: .*not registered/);
+
+    const state = (await approvalState(demo.daemon.redis, jobId))!;
+    expect(state.status).toBe("awaiting-approval");
+    expect(state.approvals.map((a) => a.principal)).toEqual(["bob"]);
+    expect(state.refusals.map((r) => `${r.principal}:${r.reason}`)).toEqual([
+      "alice:self-approval",
+      "bob:duplicate-principal",
+      "carol:key-of-another-principal",
+      "carol:unregistered-key",
+    ]);
+    // Each refusal is in the job's evidence, naming who handed it in; the signatures are never counted.
+    const records = await (await EvidenceLog.open(demo.daemon.redis, dataDir, jobId)).records();
+    const decisions = records
+      .filter(
+        (r) => r.kind === "approval" && ["approved", "refused"].includes((r.data as { event: string }).event),
+      )
+      .map((r) => [
+        r.actor,
+        (r.data as { event: string }).event,
+        (r.data as { reason?: string }).reason ?? null,
+      ]);
+    expect(decisions).toEqual([
+      ["alice", "refused", "self-approval"],
+      ["bob", "approved", null],
+      ["bob", "refused", "duplicate-principal"],
+      ["carol", "refused", "key-of-another-principal"],
+      ["carol", "refused", "unregistered-key"],
+    ]);
+    // Nothing reached the appliance nor Azure while it waited.
+    expect(appliance().commandLog.slice(sentBefore)).toEqual([]);
+    expect(appliance().zeroized).toBe(false);
+    expect(armDeletes().length).toBe(deletesBefore);
+
+    // carol rejects it: the job ends without acting (its session closes with `exit`), hsm-c1 is free for the next.
+    const rejected = await lunafleet(
+      ["reject", jobId, "--reason", "requested by an approver, approved by one"],
+      overApi(await idp.token("carol")),
+    );
+    expect(rejected.code, rejected.stderr).toBe(0);
+    expect((await finished(jobId)).state).toBe("failed");
+    expect(
+      appliance()
+        .commandLog.slice(sentBefore)
+        .map((c) => c.command),
+    ).toEqual(["exit"]);
+    expect(appliance().zeroized).toBe(false);
+    expect(armDeletes().length).toBe(deletesBefore);
+  }, 180_000);
 });
 
 describe(`the demo deprovision of ${DEVICE} through the API, approved twice with signatures`, () => {

@@ -39,7 +39,11 @@ describe("planJob", () => {
     const a2 = plan.steps.find((s) => s.id === "ntls-probe:hsm-a2");
     expect(a2?.commands).toEqual([
       { via: "tcp", on: "127.0.1.2:1792", command: "connect (timeout 2000 ms)" },
-      { via: "tls", on: "127.0.1.2:1792", command: "handshake, read server certificate (timeout 2000 ms)" },
+      {
+        via: "tls",
+        on: "127.0.1.2:1792",
+        command: "handshake   (reads the server certificate; timeout 2000 ms)",
+      },
     ]);
     expect(plan.steps.find((s) => s.id === "vtl-verify:client-a")?.commands).toEqual([
       { via: "host", on: "client-a", command: "vtl verify" },

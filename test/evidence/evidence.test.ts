@@ -179,6 +179,42 @@ describe("evidence log", () => {
     expect(fileLines(a)).toEqual(records.map(serializeRecord));
   });
 
+  it("open and verify read the list and its head together: a writer between two of their reads breaks nothing", async () => {
+    const jobId = newJobId("interleaved");
+    const writer = await EvidenceLog.open(redis.client(), dataDir, jobId);
+    for (let i = 0; i < 3; i++) await writer.append("note", { i }, "writer");
+    // The reader's connection runs its read commands one after another and lets the writer append one record
+    // between any two: a reader that took the list and the head in two commands (even sent together) sees a head
+    // one ahead of its list.
+    const reads = new Set(["lrange", "hmget", "hget", "hgetall", "llen", "evalsha", "eval"]);
+    const target = redis.client();
+    let previous: Promise<unknown> | undefined;
+    const interleaved = new Proxy(target, {
+      get(t, prop) {
+        const value = Reflect.get(t, prop, t) as unknown;
+        if (typeof value !== "function") return value;
+        if (!reads.has(String(prop))) return value.bind(t);
+        return (...args: unknown[]) => {
+          const before = previous;
+          const call = (async () => {
+            if (before) {
+              await before.catch(() => {});
+              await writer.append("note", { between: String(prop) }, "writer");
+            }
+            return (value as (...a: unknown[]) => unknown).apply(t, args);
+          })();
+          previous = call;
+          return call;
+        };
+      },
+    });
+    const reader = await EvidenceLog.open(interleaved, dataDir, jobId);
+    expect(reader.knownRecords().length).toBeGreaterThanOrEqual(3);
+    previous = undefined;
+    expect(await verifyJobEvidence(interleaved, dataDir, jobId)).toMatchObject({ ok: true });
+    expect(await writer.verify()).toMatchObject({ ok: true });
+  });
+
   it("never stores a secret: registered values, secret-named fields, actors, errors", async () => {
     const soPassword = new Secret("Hsm-S0-Passw0rd!", "env:HSM_SO_PASSWORD");
     const log = await EvidenceLog.open(redis.client(), dataDir, newJobId("secrets"));

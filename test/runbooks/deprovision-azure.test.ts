@@ -6,8 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HsmDeleteFailedError, ResourceGroupDeleteRefusedError } from "../../src/azure/errors.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { approvalState } from "../../src/coord/approvals.ts";
+import { buildReport } from "../../src/daemon/report.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
+import { rawRequest } from "../azure/helpers.ts";
 import { demoFleet } from "../engine/support.ts";
 import { withRedis } from "../helpers/redis.ts";
 import {
@@ -215,6 +217,43 @@ describe("deprovision: Azure failures stop the job", () => {
     expect(err).toBeInstanceOf(ResourceGroupDeleteRefusedError);
     expect((err as ResourceGroupDeleteRefusedError).hsmIds).toEqual([hsmResourceId(fleet, "hsm-c1")]);
     expect(twin.arm!.requestLog.slice(before).filter((e) => e.method === "DELETE")).toEqual([]);
+  });
+
+  it("an HSM whose resource group was deleted first is marked orphaned (the report says so); no DELETE is sent", async () => {
+    // Last in this block: it deletes rg-hsm-c, which the gateway test above needs holding hsm-c1.
+    const device = "hsm-c1"; // alone in rg-hsm-c
+    const id = hsmResourceId(fleet, device);
+    const jobId = `az-orphan-${process.pid}`;
+    const first = await deprovision(
+      device,
+      jobId,
+      {},
+      {
+        checkpoints: crashingCheckpoints(new RedisCheckpointStore(r()), {
+          step: "verify-zeroized",
+          when: "after-commit",
+        }),
+      },
+    );
+    expect(first.error?.type).toBe("SimulatedCrash");
+    // While the job was down, someone deleted the resource group at the ARM level (what the guide warns against).
+    const del = await rawRequest(twin.arm!, "DELETE", `${groupOf(device)}?api-version=2025-04-01`);
+    expect(del.status).toBe(202);
+    let poll = del;
+    for (let i = 0; i < 10 && poll.status !== 204; i++)
+      poll = await rawRequest(twin.arm!, "GET", String(poll.headers.location ?? del.headers.location));
+    expect(poll.status).toBe(204);
+    expect(twin.arm!.hsmState(id)).toMatchObject({ orphaned: true, billed: true });
+
+    const resumed = await deprovision(device, jobId, {}, { attempt: 2 });
+    expect(resumed.status).toBe("failed");
+    expect(resumed.error?.message).toMatch(/orphaned/);
+    expect(deletesOf(id)).toHaveLength(0);
+    const report = await buildReport(r(), fleet);
+    const row = report.devices.find((d) => d.device === device)!;
+    expect(row).toMatchObject({ state: "orphaned", retired: false });
+    expect(row.facts.lifecycle).toMatchObject({ status: "problem", jobId, value: "orphaned" });
+    expect(report.problems).toContainEqual(expect.stringMatching(/^hsm-c1: .*orphaned/));
   });
 });
 

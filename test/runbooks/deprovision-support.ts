@@ -14,6 +14,7 @@ import { admitJob } from "../../src/engine/admit.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { type JobResult, runJob } from "../../src/engine/runner.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
+import { RedisFactStore } from "../../src/facts/store.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
@@ -162,6 +163,7 @@ export async function runDeprovision(
       attempt: opts.attempt ?? 1,
       actor: "test-operator",
       azure: conn.azure,
+      facts: new RedisFactStore(redis),
       guard,
       approvals: facts
         ? signedApprovalsStore(approvalsPort(redis), facts, signedFleet, evidence)

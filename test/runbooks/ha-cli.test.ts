@@ -65,7 +65,10 @@ describe("lunafleet plan for the incident runbooks", () => {
   it("ntls-cert-sync with repair lists sftp, vtl and client commands", () => {
     const text = renderPlan(planJob(getRunbook("ntls-cert-sync"), { target: "hsm-a1", repair: true }, fleet));
     expect(text).toContain("sftp hsm-a1> get server.pem");
-    expect(text).toContain("shell client-a> vtl addServer -n 127.0.1.1 -c /tmp/lunafleet-hsm-a1-server.pem");
+    // The server name is the one client-a lists for hsm-a1, read at run time: the plan names it as such.
+    expect(text).toContain(
+      "shell client-a> vtl addServer -n <hsm-a1's server name> -c /tmp/lunafleet-hsm-a1-server.pem",
+    );
     expect(text).toContain("lunash hsm-a1> client fingerprint -client client-a");
     expect(text).toContain("lunash hsm-a1> syslog tail -logname messages -entries 200 -search NTLS");
   });

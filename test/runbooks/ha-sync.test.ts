@@ -7,9 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getRunbook } from "../../runbooks/index.ts";
 import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
+import { buildReport } from "../../src/daemon/report.ts";
+import { renderReport } from "../../src/daemon/report-render.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { planJob } from "../../src/engine/plan.ts";
 import { runJob } from "../../src/engine/runner.ts";
+import { RedisFactStore } from "../../src/facts/store.ts";
 import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import { UnexpectedPrompt } from "../../src/shell/errors.ts";
@@ -65,6 +68,7 @@ async function run(target: string) {
       files: ssh.files,
       evidence,
       checkpoints: new RedisCheckpointStore(redis.client()),
+      facts: new RedisFactStore(redis.client()),
       locks,
       guard: jobGuard({
         guard: new LoginGuard(redis.client()),
@@ -85,6 +89,16 @@ const tokPartition = (device: string) =>
   twin.appliances.get(device)!.state.partitions.find((p) => p.label === "par-tok")!;
 const syncCommands = (host: string) =>
   twin.clientHosts.get(host)!.host.commandLog.filter((e) => /^hagroup synchronize\b/i.test(e.command));
+
+/** The fleet report (the operator's `lunafleet report`) over what these jobs observed. */
+async function reportOf(device: string) {
+  const report = await buildReport(redis.client(), twin.fleet);
+  const row = report.devices.find((d) => d.device === device)!;
+  const line = renderReport(report)
+    .split("\n")
+    .find((l) => l.startsWith(`${device} `))!;
+  return { row, line, problems: report.problems.filter((p) => p.startsWith(`${device}: `)) };
+}
 
 const payPartition = (device: string) =>
   twin.appliances.get(device)!.state.partitions.find((p) => p.label === "par-pay")!;
@@ -190,6 +204,23 @@ describe("ha-sync over the twin with the login guard", () => {
       expect(["hsm-a1", "hsm-a2", "hsm-a3"].map((d) => payPartition(d).objects)).toEqual(
         needsSync ? [8, 5, 5] : [5, 5, 5],
       );
+      // The fleet report says so too: hsm-a3 FOREIGN, with lunacm's evidence and the way out; hsm-a1 and hsm-a2 are
+      // not shown to be in the group's domain (lunacm names only the conflicting slots): not verified, never green.
+      const a3 = await reportOf("hsm-a3");
+      expect(a3.row.ha[0]!.cloningDomain).toMatchObject({ status: "problem", summary: "FOREIGN" });
+      expect(a3.line).toMatch(/ha-payments:\S+ domain FOREIGN/);
+      const foreignLine = a3.problems.find((p) => /foreign cloning domain/.test(p));
+      expect(foreignLine).toMatch(
+        /^hsm-a3: ha-payments: hsm-a3\/par-pay \(1700103000001\) is in a foreign cloning domain \(.*private key cloning.*\); remediation: .*hagroup removemember -group ha-payments -serialnumber 1700103000001/,
+      );
+      for (const d of ["hsm-a1", "hsm-a2"]) {
+        const other = await reportOf(d);
+        expect(other.row.ha[0]!.cloningDomain).toMatchObject({
+          status: "check-failed",
+          summary: "NOT VERIFIED",
+        });
+        expect(other.problems.some((p) => /cloning domain not verified/.test(p))).toBe(true);
+      }
     });
 
   it("a member the fleet file declares in another domain stops the job before any login or synchronize", async () => {
@@ -240,6 +271,19 @@ describe("ha-sync over the twin with the login guard", () => {
       );
       expect(sync.checked.map((m) => m.device)).toEqual(["hsm-b1", "hsm-b3"]);
       expect(sync.findings.map((f) => f.kind)).toEqual(["member-down", "domain-unverifiable"]);
+      // …and in the fleet report: hsm-b2 DOWN with its domain NOT VERIFIED, a problem line with when and which job;
+      // the members lunacm's check covered are in the group's domain.
+      const b2 = await reportOf("hsm-b2");
+      expect(b2.line).toMatch(/ha-tokens:DOWN domain NOT VERIFIED/);
+      expect(b2.row.ha[0]!.cloningDomain).toMatchObject({ status: "check-failed", jobId: result.jobId });
+      expect(b2.problems).toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^hsm-b2: cloning-domain: CHECK FAILED at .* \\(ha-sync job ${result.jobId}\\): ha-tokens: hsm-b2/par-tok: cloning domain not verified: not checked: `,
+          ),
+        ),
+      );
+      expect((await reportOf("hsm-b1")).row.ha[0]!.cloningDomain).toMatchObject({ status: "ok" });
     } finally {
       host.setMemberDown("hsm-b2", "par-tok", false);
     }
