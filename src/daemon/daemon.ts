@@ -9,14 +9,7 @@ import type { Fleet } from "../config/schema.ts";
 import { consoleUrl } from "../console/routes.ts";
 import { type EvidenceSigner, loadOrCreateSigner } from "../evidence/signing.ts";
 import { type Notifier, startNotifier } from "../notify/notifier.ts";
-import {
-  createJobQueue,
-  fleetDigest,
-  type JobData,
-  osAccountName,
-  publishFleet,
-  QUEUE_NAME,
-} from "../queue/jobs.ts";
+import { createJobQueue, fleetDigest, type JobData, osAccountName, publishFleet } from "../queue/jobs.ts";
 import { syncSchedules } from "../queue/schedules.ts";
 import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";
 import {
@@ -216,7 +209,6 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
         dataDir: opts.dataDir,
         redis,
         redisOptions,
-        jobsQueueName: QUEUE_NAME,
         jobsQueue: queue,
         evidenceSigner,
         consoleUrl: api

@@ -26,7 +26,7 @@ import { type EvidenceSigner, sealEvidence } from "../evidence/signing.ts";
 import type { Observation } from "../facts/model.ts";
 import { RedisFactStore } from "../facts/store.ts";
 import { jobOutcome } from "../queue/job-outcome.ts";
-import type { JobData } from "../queue/jobs.ts";
+import { type JobData, QUEUE_PREFIX } from "../queue/jobs.ts";
 import {
   type ConnectRedisOptions,
   connectRedis,
@@ -54,7 +54,7 @@ export interface NotifierOptions {
   redis: RedisClient;
   /** Where to open the blocking connections BullMQ and the subscriber need. */
   redisOptions: ConnectRedisOptions;
-  jobsQueueName: string;
+  /** The daemon's job queue: its name and key prefix are where the notifier hears jobs end. */
   jobsQueue: import("bullmq").Queue<JobData>;
   evidenceSigner?: EvidenceSigner | undefined;
   /** The console's URL (links in the messages), when the API serves it. */
@@ -120,7 +120,11 @@ export function startNotifier(opts: NotifierOptions): Notifier {
   const targets = webhookTargets(opts.fleet);
   const { retry } = opts.fleet.notifications ?? { retry: { attempts: 8, backoffMs: 2000 } };
   const queueConnection = connectRedis({ ...opts.redisOptions, connectionName: "lunafleet:notify" });
-  const queue = new Queue<DeliveryData>(NOTIFY_QUEUE, { connection: queueConnection as never });
+  // The deliveries live under the jobs' hash-tagged prefix: one Cluster slot for BullMQ's multi-key scripts.
+  const queue = new Queue<DeliveryData>(NOTIFY_QUEUE, {
+    connection: queueConnection as never,
+    prefix: QUEUE_PREFIX,
+  });
   const workerConnection = connectRedisForWorker({
     ...opts.redisOptions,
     connectionName: "lunafleet:notify-worker",
@@ -205,7 +209,7 @@ export function startNotifier(opts: NotifierOptions): Notifier {
         throw err;
       }
     },
-    { connection: workerConnection as never, concurrency: 4 },
+    { connection: workerConnection as never, concurrency: 4, prefix: QUEUE_PREFIX },
   );
   worker.on("error", (err) => opts.log.warn({ error: redact(err.message) }, "notify worker error"));
 
@@ -321,7 +325,11 @@ export function startNotifier(opts: NotifierOptions): Notifier {
     return running;
   };
 
-  const events = new QueueEvents(opts.jobsQueueName, { connection: eventsConnection as never });
+  // The queue's own name and prefix: a QueueEvents on another prefix reads a stream nobody writes, and hears nothing.
+  const events = new QueueEvents(opts.jobsQueue.name, {
+    connection: eventsConnection as never,
+    prefix: opts.jobsQueue.opts.prefix ?? "bull",
+  });
   const onEnded = ({ jobId }: { jobId: string }) => {
     void tellFinished(jobId)
       .catch((err: Error) => opts.log.warn({ error: redact(err.message), jobId }, "notify: job.finished"))

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { Queue, QueueEvents } from "bullmq";
+import { Queue, QueueEvents, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet } from "../../src/config/load.ts";
 import type { Fleet } from "../../src/config/schema.ts";
@@ -15,7 +15,7 @@ import { evidenceKeys } from "../../src/evidence/log.ts";
 import { RedisFactStore } from "../../src/facts/store.ts";
 import { NOTIFY_QUEUE, type Notifier, startNotifier, webhookTargets } from "../../src/notify/notifier.ts";
 import { verifyWebhook } from "../../src/notify/webhook.ts";
-import { createJobQueue, QUEUE_NAME } from "../../src/queue/jobs.ts";
+import { createJobQueue, QUEUE_NAME, QUEUE_PREFIX } from "../../src/queue/jobs.ts";
 import { connectRedisForWorker } from "../../src/redis/client.ts";
 import { withRedis } from "../helpers/redis.ts";
 
@@ -65,9 +65,10 @@ const next = (match: (c: Call) => boolean) =>
 let fleet: Fleet;
 let notifier: Notifier;
 const jobsQueue = createJobQueue(redis);
-const notifyQueue = new Queue(NOTIFY_QUEUE, { connection: server.client() as never });
+const notifyQueue = new Queue(NOTIFY_QUEUE, { connection: server.client() as never, prefix: QUEUE_PREFIX });
 const notifyEvents = new QueueEvents(NOTIFY_QUEUE, {
   connection: connectRedisForWorker({ url: server.url }) as never,
+  prefix: QUEUE_PREFIX,
 });
 const today = () => `notify:${new Date().toISOString().slice(0, 10)}`;
 const evidence = async () =>
@@ -93,7 +94,6 @@ notifications:
     dataDir: server.dataDir,
     redis,
     redisOptions: { url: server.url },
-    jobsQueueName: QUEUE_NAME,
     jobsQueue,
     sweepMs: 3_600_000,
     log: { warn: () => {}, info: () => {} },
@@ -207,6 +207,51 @@ describe("webhook notifications", () => {
     await observe("problem", "2026-12-03T10:00:00.000Z");
     await notifier.scan();
     expect(await jobsNamed("fleet.problem")).toHaveLength(2);
+  });
+
+  it("a job of the daemon's queue that ends is told as job.finished with its outcome and requester, signed", async () => {
+    // A stand-in for the daemon's worker on the daemon's own queue (name and hash-tagged prefix): the notifier hears
+    // the queue's events, so a job that ends there is told; one that fails carries its reason, redacted.
+    const worker = new Worker(
+      QUEUE_NAME,
+      async (job) => {
+        if (job.data.params.target === "hsm-b1") throw new Error("hsm-b1: tcp connect refused");
+      },
+      { connection: connectRedisForWorker({ url: server.url }) as never, prefix: QUEUE_PREFIX },
+    );
+    try {
+      const data = (target: string) => ({
+        runbook: "tcp-check",
+        params: { target },
+        actor: "operator:olivia",
+        requestedAt: new Date().toISOString(),
+        fleetDigest: "d".repeat(64),
+      });
+      await jobsQueue.add("tcp-check", data("hsm-a1"), { jobId: "tcp-check-fin-1" });
+      await jobsQueue.add("tcp-check", data("hsm-b1"), { jobId: "tcp-check-fin-2", attempts: 1 });
+      const told = async (id: string) => {
+        const call = await next(
+          (c) => c.status === 204 && c.body.includes('"job.finished"') && c.body.includes(`"${id}"`),
+        );
+        expect(verifyWebhook(SECRET, call.headers, call.body)).toEqual({ ok: true });
+        return JSON.parse(call.body) as { job: Record<string, unknown> };
+      };
+      expect((await told("tcp-check-fin-1")).job).toMatchObject({
+        id: "tcp-check-fin-1",
+        runbook: "tcp-check",
+        target: "hsm-a1",
+        outcome: "succeeded",
+        requester: "operator:olivia",
+        failedReason: null,
+      });
+      expect((await told("tcp-check-fin-2")).job).toMatchObject({
+        target: "hsm-b1",
+        outcome: "failed",
+        failedReason: "hsm-b1: tcp connect refused",
+      });
+    } finally {
+      await worker.close();
+    }
   });
 
   it("webhooks of a production fleet must be https and their URL a reference, not a literal", () => {
