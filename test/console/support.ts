@@ -41,12 +41,32 @@ export interface Person {
   page: Page;
 }
 
+/**
+ * The sign-in table `npm start` prints under "sign in (demo identity provider, TWIN ONLY):" — one line per demo user:
+ * name, password, roles. The tests sign in with what was printed, so the printed passwords are shown to work.
+ */
+export function printedUsers(lines: readonly string[]): Map<string, { password: string; roles: string }> {
+  const start = lines.indexOf("  sign in (demo identity provider, TWIN ONLY):");
+  const users = new Map<string, { password: string; roles: string }>();
+  if (start < 0) return users;
+  for (const line of lines.slice(start + 1)) {
+    const m = /^ {4}(\S+) +(\S+) +(\S.*)$/.exec(line);
+    if (!m) break;
+    users.set(m[1]!, { password: m[2]!, roles: m[3]! });
+  }
+  return users;
+}
+
 /** A person's browser: signs in at the console through the demo identity provider (code + PKCE). */
-export async function signIn(browser: Browser, demo: DemoRun, name: string): Promise<Person> {
+export async function signIn(
+  browser: Browser,
+  demo: DemoRun,
+  name: string,
+  password: string,
+): Promise<Person> {
   const context = await browser.newContext({ viewport: VIEWPORT });
   const page = await context.newPage();
-  const user = demo.idp!.users.find((u) => u.username === name);
-  if (!user) throw new Error(`no demo user ${name}`);
+  const user = { username: name, password };
   await page.goto(demo.consoleUrl!);
   await page.getByRole("button", { name: "Sign in" }).click();
   // The provider's own login page (another origin): its form, not ours.

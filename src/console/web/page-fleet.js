@@ -69,7 +69,18 @@ export async function fleetPage(el, ctx) {
             "td",
             null,
             d.ha.length
-              ? d.ha.map((m) => h("div", null, `${m.group}: `, fact(m.member)))
+              ? d.ha.map((m) =>
+                  h(
+                    "div",
+                    { "data-ha": m.group },
+                    `${m.group}: `,
+                    fact(m.member),
+                    // The domain only when it is wrong or unverified, as `report` prints it: the column stays short.
+                    m.cloningDomain.status === "problem" || m.cloningDomain.status === "check-failed"
+                      ? [" domain ", fact(m.cloningDomain)]
+                      : null,
+                  ),
+                )
               : h("span", { class: "muted" }, "-"),
           ),
           h("td", null, d.guard ?? h("span", { class: "muted" }, "-")),
