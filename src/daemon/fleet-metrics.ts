@@ -23,13 +23,19 @@ export const FLEET_METRICS = [
   "lunafleet_jobs_awaiting_approval",
 ] as const;
 
-export function registerFleetMetrics(registry: Registry, redis: RedisClient, fleet: Fleet): void {
+export function registerFleetMetrics(
+  registry: Registry,
+  redis: RedisClient,
+  fleet: Fleet,
+  // The scrape's clock (ages and certificate days are "at scrape time"); a test injects one to assert exact values.
+  opts: { now?: () => Date } = {},
+): void {
   // One read of the model per scrape, shared by every gauge: prom-client calls each collect() in turn.
   let pending: Promise<void> | undefined;
   const refresh = (): Promise<void> => {
     pending ??= (async () => {
       try {
-        const report = await buildReport(redis, fleet);
+        const report = await buildReport(redis, fleet, opts.now ? { now: opts.now() } : {});
         for (const x of [reachable, certDays, patch, member, quarantined, age, facts, problems, retired])
           x.reset();
         for (const r of report.devices) {

@@ -11,9 +11,14 @@ function roleLabel(e: { role: string; partition?: string }): string {
   return e.partition ? `${e.partition}/${e.role}` : e.role;
 }
 
+function releaseCommand(device: string, e: { role: string; partition?: string }): string {
+  return `lunafleet guard release ${device} ${e.role}${e.partition ? ` --partition ${e.partition}` : ""} --reason "…"`;
+}
+
 export function guardFact(device: string, entries: readonly LedgerEntry[]): ObservationInput {
   const mine = entries.filter((e) => e.device === device);
-  const quarantined = mine.filter((e) => e.quarantined).map(roleLabel);
+  const held = mine.filter((e) => e.quarantined);
+  const quarantined = held.map(roleLabel);
   const pending = mine.filter((e) => e.pendingAttempt).map(roleLabel);
   const subject = `device:${device}`;
   if (quarantined.length > 0)
@@ -23,7 +28,8 @@ export function guardFact(device: string, entries: readonly LedgerEntry[]): Obse
       status: "problem",
       summary: `quarantined: ${quarantined.join(", ")}`,
       value: { quarantined, pending },
-      reason: `guard quarantine: ${quarantined.join(", ")} (lunafleet guard release ${device} <role> --reason … --as …)`,
+      // The way out, spelled out per credential (the operator copies it; `<role>` left them to guard the syntax).
+      reason: `guard quarantine: ${quarantined.join(", ")} (after fixing it: ${held.map((e) => releaseCommand(device, e)).join("; ")})`,
     };
   if (pending.length > 0)
     return {

@@ -14,8 +14,8 @@ import { finalMarkKey } from "../../src/evidence/signing.ts";
 import { LoginLedger, ledgerKeyFor } from "../../src/guard/ledger.ts";
 import type { GuardReleaseRequest } from "../../src/guard/release-rules.ts";
 import { parseSshSignature } from "../../src/signing/sshsig.ts";
+import { type ApiHarness, startApiHarness } from "../helpers/api.ts";
 import { DEMO_KEYS_DIR, demoKey, generateSshKey, sshKeygenSign, tempDir } from "../helpers/ssh-signing.ts";
-import { type ApiHarness, startApiHarness } from "./support.ts";
 
 const bin = fileURLToPath(new URL("../../bin/lunafleet.js", import.meta.url));
 const keys = tempDir("lf-release-keys-");

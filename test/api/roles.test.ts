@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiCallError } from "../../src/cli/api-client.ts";
 import { evidenceKeys } from "../../src/evidence/log.ts";
 import { authEvidenceJobId } from "../../src/identity/authenticate.ts";
+import type { ApiHarness } from "../helpers/api.ts";
+import { startApiHarness } from "../helpers/api.ts";
 import { OTHER_AUDIENCE } from "../helpers/oidc-provider.ts";
-import type { ApiHarness } from "./support.ts";
-import { startApiHarness } from "./support.ts";
 
 const ROLE_NAMES = ["viewer", "operator", "approver", "guard-admin", "admin", "none"] as const;
 type RoleName = (typeof ROLE_NAMES)[number];

@@ -6,9 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApiCallError } from "../../src/cli/api-client.ts";
 import { evidenceKeys } from "../../src/evidence/log.ts";
+import { type ApiHarness, startApiHarness } from "../helpers/api.ts";
 import { SoftWebAuthn } from "../helpers/soft-webauthn.ts";
 import { demoKey, sshKeygenSign, sshKeygenVerify, tempDir } from "../helpers/ssh-signing.ts";
-import { type ApiHarness, startApiHarness } from "./support.ts";
 
 let h: ApiHarness;
 const tokens = new Map<string, string>();

@@ -4,7 +4,15 @@ import { inspect } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { AzureOperationError, createAzureClients, DedicatedHsmGateway } from "../../src/azure/index.ts";
 import type { ArmTwin } from "../../src/sim/arm/index.ts";
-import { gatewayFor, LUNA_ID, RG, rawRequest, recordingCredential, SUB, startTestTwin } from "./helpers.ts";
+import {
+  gatewayFor,
+  LUNA_ID,
+  RG,
+  rawRequest,
+  recordingCredential,
+  SUB,
+  startTestTwin,
+} from "../helpers/azure.ts";
 
 let twin: ArmTwin | undefined;
 afterEach(async () => {

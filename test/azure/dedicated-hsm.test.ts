@@ -19,7 +19,7 @@ import {
   recordingCredential,
   SUB,
   startTestTwin,
-} from "./helpers.ts";
+} from "../helpers/azure.ts";
 
 let twin: ArmTwin | undefined;
 afterEach(async () => {

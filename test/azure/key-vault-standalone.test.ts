@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { keyVaultAccessFor, pemCertificates, pointTwinKeyVaultAt } from "../../src/azure/key-vault-access.ts";
 import { loadFleet } from "../../src/config/load.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { DEMO } from "./key-vault-support.ts";
+import { DEMO } from "../helpers/key-vault.ts";
 
 let twin: Twin;
 beforeAll(async () => {

@@ -6,7 +6,7 @@ import { httpOf, withHttpRecord } from "../../src/azure/http-record.ts";
 import { KeyVaultChangeRefused, KeyVaultOperationError } from "../../src/azure/key-vault-errors.ts";
 import { resolveSecret } from "../../src/config/secret.ts";
 import { DAEMON_PRINCIPAL } from "../../src/sim/mhsm/index.ts";
-import { type KvHarness, startKvHarness } from "./key-vault-support.ts";
+import { type KvHarness, startKvHarness } from "../helpers/key-vault.ts";
 
 let h: KvHarness | undefined;
 afterEach(async () => {

@@ -7,7 +7,7 @@ import {
   InvalidResourceIdError,
   parseHsmResourceId,
 } from "../../src/azure/index.ts";
-import { LUNA_ID, recordingCredential, SUB } from "./helpers.ts";
+import { LUNA_ID, recordingCredential, SUB } from "../helpers/azure.ts";
 
 describe("parseHsmResourceId", () => {
   it("parses a dedicatedHSMs id and canonicalises its type segment", () => {

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { approvalState, requestApproval } from "../../src/coord/approvals.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { createJobQueue, publishFleet } from "../../src/queue/jobs.ts";
-import { demoFleet } from "../engine/support.ts";
+import { demoFleet } from "../helpers/engine.ts";
 import { withRedis } from "../helpers/redis.ts";
 import { demoKey, tempDir } from "../helpers/ssh-signing.ts";
 

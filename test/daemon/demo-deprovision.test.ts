@@ -15,8 +15,8 @@ import { approvalState } from "../../src/coord/approvals.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { submitJob } from "../../src/queue/jobs.ts";
 import { publishArmTwin, readSimState, removeSimState, writeSimState } from "../../src/sim/control.ts";
+import { hsmResourceId, removeFromHaGroups } from "../helpers/deprovision.ts";
 import { signedApprove } from "../helpers/ssh-signing.ts";
-import { hsmResourceId, removeFromHaGroups } from "../runbooks/deprovision-support.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "lf-demo-deprov-"));
 let demo: DemoRun;

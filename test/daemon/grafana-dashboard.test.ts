@@ -9,7 +9,7 @@ import { createMetrics } from "../../src/daemon/metrics.ts";
 import type { Observation } from "../../src/facts/model.ts";
 import { RedisFactStore } from "../../src/facts/store.ts";
 import { createJobQueue } from "../../src/queue/jobs.ts";
-import { demoFleet } from "../engine/support.ts";
+import { demoFleet } from "../helpers/engine.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
@@ -42,33 +42,39 @@ describe("grafana/lunafleet-fleet.json", () => {
     for (const name of FLEET_METRICS) expect(used, `${name} is on the dashboard`).toContain(name);
   });
 
-  it("the gauges carry the model: reachable, member down, certificate days; nothing for a fact never seen", async () => {
+  it("the gauges carry the model: reachable, member down, certificate days, patch, check age; nothing for a fact never seen", async () => {
     const client = redis.client();
-    const now = new Date().toISOString();
+    // The scrape's clock is injected: ages and days left are asserted exactly, whatever the machine's load.
+    const scrapeAt = new Date("2026-03-01T12:00:00.000Z");
+    const ago = (seconds: number) => new Date(scrapeAt.getTime() - seconds * 1000).toISOString();
     const o = (
       subject: string,
       fact: string,
       status: Observation["status"],
       value?: Observation["value"],
+      secondsAgo = 0,
     ): Observation => ({
       subject,
       fact,
       status,
       summary: status,
-      observedAt: now,
+      observedAt: ago(secondsAgo),
       jobId: "j1",
       by: "test",
       ...(value !== undefined ? { value } : {}),
     });
-    const validTo = new Date(Date.now() + 5 * 86_400_000).toISOString();
+    const validTo = new Date(scrapeAt.getTime() + 5 * 86_400_000 - 864_000).toISOString(); // 4.99 days
     await new RedisFactStore(client).record([
-      o("device:hsm-a1", "ntls", "ok", { endpoint: "x:1792", latencyMs: 1 }),
-      o("device:hsm-a2", "cert", "problem", { validTo, daysLeft: 4 }),
-      o("device:hsm-b2", "ntls", "check-failed"),
+      o("device:hsm-a1", "ntls", "ok", { endpoint: "x:1792", latencyMs: 1 }, 90),
+      o("device:hsm-a2", "cert", "problem", { validTo, daysLeft: 4 }, 3600),
+      o("device:hsm-b2", "ntls", "check-failed", undefined, 7),
       o("ha-member:ha-tokens/hsm-b2/par-tok", "member", "problem", { status: "down" }),
+      o("device:hsm-a1", "patch:KB0019789", "ok", undefined, 86_400),
+      o("device:hsm-a2", "patch:KB0019789", "problem", undefined, 120),
+      o("device:hsm-b1", "patch:KB0019789", "check-failed", undefined, 60),
     ]);
     const metrics = createMetrics(queue);
-    registerFleetMetrics(metrics.registry, client, demoFleet());
+    registerFleetMetrics(metrics.registry, client, demoFleet(), { now: () => scrapeAt });
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/^lunafleet_device_reachable\{device="hsm-a1"\} 1$/m);
     expect(text).not.toMatch(/^lunafleet_device_reachable\{device="hsm-b2"\}/m); // its check failed: no value
@@ -77,7 +83,28 @@ describe("grafana/lunafleet-fleet.json", () => {
     expect(text).toMatch(
       /^lunafleet_ha_member_up\{group="ha-tokens",device="hsm-b2",partition="par-tok"\} 0$/m,
     );
-    expect(text).toMatch(/^lunafleet_device_cert_days_left\{device="hsm-a2"\} 4\.9\d$/m);
+    expect(text).toMatch(/^lunafleet_device_cert_days_left\{device="hsm-a2"\} 4\.99$/m);
+    // The required patch: installed 1, missing 0; a failed check and a device never checked export nothing.
+    expect(text).toMatch(/^lunafleet_device_patch_installed\{device="hsm-a1",kb="KB0019789"\} 1$/m);
+    expect(text).toMatch(/^lunafleet_device_patch_installed\{device="hsm-a2",kb="KB0019789"\} 0$/m);
+    expect(text).not.toMatch(/^lunafleet_device_patch_installed\{device="hsm-b1"/m);
+    expect(text).not.toMatch(/^lunafleet_device_patch_installed\{device="hsm-b3"/m);
+    // Each fact's age at the scrape, in seconds, whatever its status; none for a fact never seen.
+    const ages = [
+      ...text.matchAll(/^lunafleet_device_check_age_seconds\{device="([^"]+)",fact="([^"]+)"\} (\S+)$/gm),
+    ]
+      .map((m) => `${m[1]} ${m[2]} ${m[3]}`)
+      .sort();
+    expect(ages).toEqual(
+      [
+        "hsm-a1 ntls 90",
+        "hsm-a1 patch:KB0019789 86400",
+        "hsm-a2 cert 3600",
+        "hsm-a2 patch:KB0019789 120",
+        "hsm-b1 patch:KB0019789 60",
+        "hsm-b2 ntls 7",
+      ].sort(),
+    );
     expect(text).toMatch(/^lunafleet_jobs_awaiting_approval 0$/m);
   });
 });

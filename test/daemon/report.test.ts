@@ -8,7 +8,7 @@ import { buildDeviceDetail, buildReport } from "../../src/daemon/report.ts";
 import { renderDeviceDetail, renderReport } from "../../src/daemon/report-render.ts";
 import type { Observation, ObservationInput } from "../../src/facts/model.ts";
 import { RedisFactStore } from "../../src/facts/store.ts";
-import { demoFleet } from "../engine/support.ts";
+import { demoFleet } from "../helpers/engine.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();

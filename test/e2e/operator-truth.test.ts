@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DemoRun, runDemo } from "../../src/cli/demo.ts";
 import { approvalState } from "../../src/coord/approvals.ts";
 import { HA_RECOVER_AUTO_SCHEDULER } from "../../src/queue/schedules.ts";
+import { hsmResourceId } from "../helpers/deprovision.ts";
 import { demoKey, tempDir } from "../helpers/ssh-signing.ts";
-import { hsmResourceId } from "../runbooks/deprovision-support.ts";
 
 const bin = fileURLToPath(new URL("../../bin/lunafleet.js", import.meta.url));
 const dataDir = mkdtempSync(join(tmpdir(), "lf-truth-"));

@@ -4,7 +4,7 @@ import { getRunbook } from "../../runbooks/index.ts";
 import { ParamsInvalid } from "../../src/engine/errors.ts";
 import { planJob, renderPlan } from "../../src/engine/plan.ts";
 import { defineRunbook, expandSteps } from "../../src/engine/runbook.ts";
-import { demoFleet } from "./support.ts";
+import { demoFleet } from "../helpers/engine.ts";
 
 const fleet = demoFleet();
 

@@ -9,8 +9,8 @@ import { defineRunbook } from "../../src/engine/runbook.ts";
 import { runJob } from "../../src/engine/runner.ts";
 import { resolveTarget } from "../../src/engine/targets.ts";
 import { ConnectionLost } from "../../src/transport/errors.ts";
+import { demoFleet, hsmShowReply, JobEvidence, noShells, ScriptedShells } from "../helpers/engine.ts";
 import { withRedis } from "../helpers/redis.ts";
-import { demoFleet, hsmShowReply, JobEvidence, noShells, ScriptedShells } from "./support.ts";
 
 const redis = await withRedis();
 const fleet = demoFleet();

@@ -7,8 +7,8 @@ import { applianceIdentity, deviceLockResource, getDevice } from "../../src/conf
 import type { Fleet } from "../../src/config/schema.ts";
 import { acquireDeviceLocks, LockUnavailableError } from "../../src/coord/locks.ts";
 import { LoginLedger, ledgerKeyFor } from "../../src/guard/ledger.ts";
+import { GUARD_FLEET_YAML } from "../helpers/guard.ts";
 import { withRedis } from "../helpers/redis.ts";
-import { GUARD_FLEET_YAML } from "./support.ts";
 
 const redis = await withRedis();
 

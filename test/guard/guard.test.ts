@@ -18,7 +18,6 @@ import { ledgerKeyFor, ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { releaseQuarantine } from "../../src/guard/release.ts";
 import { publishFleet } from "../../src/queue/jobs.ts";
 import { attemptHsmSoLogin } from "../../src/sim/state.ts";
-import { withRedis } from "../helpers/redis.ts";
 import {
   type GuardTwin,
   lockDevice,
@@ -26,7 +25,8 @@ import {
   resetGuardTest,
   startGuardTwin,
   WorkerShells,
-} from "./support.ts";
+} from "../helpers/guard.ts";
+import { withRedis } from "../helpers/redis.ts";
 
 const run = promisify(execFile);
 const redis = await withRedis();

@@ -8,7 +8,6 @@ import { LoginGuard } from "../../src/guard/guard.ts";
 import { ledgerKeyFor, ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { connectRedis, type RedisClient } from "../../src/redis/client.ts";
 import { replicaAckPolicy } from "../../src/redis/replica-ack.ts";
-import { type SentinelGroup, startSentinelGroup } from "../helpers/redis-ha.ts";
 import {
   type GuardTwin,
   lockDevice,
@@ -17,7 +16,8 @@ import {
   resetTwin,
   startGuardTwin,
   WorkerShells,
-} from "./support.ts";
+} from "../helpers/guard.ts";
+import { type SentinelGroup, startSentinelGroup } from "../helpers/redis-ha.ts";
 
 let ha: SentinelGroup;
 let g: GuardTwin;

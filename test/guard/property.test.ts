@@ -16,7 +16,6 @@ import { LoginGuard } from "../../src/guard/guard.ts";
 import { ledgerKeyFor, ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { ReleaseRefused, releaseQuarantine } from "../../src/guard/release.ts";
 import type { GuardRole } from "../../src/guard/roles.ts";
-import { withRedis } from "../helpers/redis.ts";
 import {
   GUARD_FLEET_YAML,
   type GuardTwin,
@@ -25,7 +24,8 @@ import {
   resetTwin,
   startGuardTwin,
   WorkerShells,
-} from "./support.ts";
+} from "../helpers/guard.ts";
+import { withRedis } from "../helpers/redis.ts";
 
 const NUM_RUNS = Number(process.env.GUARD_PROPERTY_RUNS ?? 500);
 /** Short command deadline so a timeout mid-login costs little; the slow fault is longer than it. */

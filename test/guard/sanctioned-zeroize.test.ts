@@ -11,8 +11,6 @@ import { jobGuard } from "../../src/guard/job-guard.ts";
 import { ledgerKeyFor, ledgerRedisKey } from "../../src/guard/ledger.ts";
 import { checkApprovals, sanctionedZeroize } from "../../src/guard/sanctioned-zeroize.ts";
 import { claimLastAttemptExceptionIssuer } from "../../src/shell/last-attempt-exception.ts";
-import { withRedis } from "../helpers/redis.ts";
-import { signedApprove, withDemoApprovers } from "../helpers/ssh-signing.ts";
 import {
   type GuardTwin,
   lockDevice,
@@ -20,7 +18,9 @@ import {
   resetGuardTest,
   startGuardTwin,
   WorkerShells,
-} from "./support.ts";
+} from "../helpers/guard.ts";
+import { withRedis } from "../helpers/redis.ts";
+import { signedApprove, withDemoApprovers } from "../helpers/ssh-signing.ts";
 
 const redis = await withRedis();
 let g: GuardTwin;

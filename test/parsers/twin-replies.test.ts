@@ -12,7 +12,7 @@ import { type Reply, sendCommand } from "../../src/shell/reply.ts";
 import type { RunOptions } from "../../src/shell/session.ts";
 import { md5ColonFingerprint } from "../../src/sim/certs.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { demoFleet } from "../engine/support.ts";
+import { demoFleet } from "../helpers/engine.ts";
 import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 
 let twin: Twin;

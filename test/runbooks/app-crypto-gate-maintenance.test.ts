@@ -15,7 +15,7 @@ import { jobFiles } from "../../src/shell/job-files.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { SshPool } from "../../src/transport/pool.ts";
-import { demoFleet, JobEvidence } from "../engine/support.ts";
+import { demoFleet, JobEvidence } from "../helpers/engine.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const CHECK = "/opt/payments/bin/crypto-selftest --slot ha-tokens";

@@ -9,9 +9,7 @@ import { approvalState } from "../../src/coord/approvals.ts";
 import { buildReport } from "../../src/daemon/report.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { rawRequest } from "../azure/helpers.ts";
-import { demoFleet } from "../engine/support.ts";
-import { withRedis } from "../helpers/redis.ts";
+import { rawRequest } from "../helpers/azure.ts";
 import {
   approveWhenAsked,
   type Connections,
@@ -20,7 +18,9 @@ import {
   hsmResourceId,
   removeFromHaGroups,
   runDeprovision,
-} from "./deprovision-support.ts";
+} from "../helpers/deprovision.ts";
+import { demoFleet } from "../helpers/engine.ts";
+import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;

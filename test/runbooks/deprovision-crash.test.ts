@@ -11,8 +11,6 @@ import type { Fleet } from "../../src/config/schema.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { demoFleet } from "../engine/support.ts";
-import { withRedis } from "../helpers/redis.ts";
 import {
   approveWhenAsked,
   type Connections,
@@ -20,7 +18,9 @@ import {
   crashingCheckpoints,
   hsmResourceId,
   runDeprovision,
-} from "./deprovision-support.ts";
+} from "../helpers/deprovision.ts";
+import { demoFleet } from "../helpers/engine.ts";
+import { withRedis } from "../helpers/redis.ts";
 
 const STEPS = [
   "preflight",

@@ -11,10 +11,10 @@ import { jobOutcome } from "../../src/queue/job-outcome.ts";
 import { createJobQueue, submitJob } from "../../src/queue/jobs.ts";
 import { type RunningWorker, startWorker } from "../../src/queue/worker.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { demoFleet } from "../engine/support.ts";
+import { type Connections, connect, hsmResourceId } from "../helpers/deprovision.ts";
+import { demoFleet } from "../helpers/engine.ts";
 import { withRedis } from "../helpers/redis.ts";
 import { signedApprove } from "../helpers/ssh-signing.ts";
-import { type Connections, connect, hsmResourceId } from "./deprovision-support.ts";
 
 const redis = await withRedis();
 let twin: Twin;

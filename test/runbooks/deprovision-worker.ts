@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import type { Fleet } from "../../src/config/schema.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { connectRedis } from "../../src/redis/client.ts";
-import { type ArmEndpoint, connect, crashingCheckpoints, runDeprovision } from "./deprovision-support.ts";
+import { type ArmEndpoint, connect, crashingCheckpoints, runDeprovision } from "../helpers/deprovision.ts";
 
 const [fleetFile, jobId, device, step, when] = process.argv.slice(2);
 if (!fleetFile || !jobId || !device || !step || (when !== "before-commit" && when !== "after-commit"))

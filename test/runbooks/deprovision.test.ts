@@ -6,9 +6,7 @@ import { approvalState, reject } from "../../src/coord/approvals.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { EvidenceLog } from "../../src/evidence/index.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { demoFleet } from "../engine/support.ts";
 import { passDeadline } from "../helpers/approvals.ts";
-import { withRedis } from "../helpers/redis.ts";
 import {
   approveWhenAsked,
   type Connections,
@@ -17,7 +15,9 @@ import {
   hsmResourceId,
   removeFromHaGroups,
   runDeprovision,
-} from "./deprovision-support.ts";
+} from "../helpers/deprovision.ts";
+import { demoFleet } from "../helpers/engine.ts";
+import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();
 let twin: Twin;

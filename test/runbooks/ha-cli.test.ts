@@ -7,7 +7,7 @@ import { getRunbook } from "../../runbooks/index.ts";
 import { readBreaker, recordFailure } from "../../runbooks/lib/breaker.ts";
 import { planJob, renderPlan } from "../../src/engine/plan.ts";
 import { RedisStateStore } from "../../src/engine/state.ts";
-import { demoFleet } from "../engine/support.ts";
+import { demoFleet } from "../helpers/engine.ts";
 import { withRedis } from "../helpers/redis.ts";
 
 const redis = await withRedis();

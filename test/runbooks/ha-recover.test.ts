@@ -9,7 +9,7 @@ import { RedisStateStore } from "../../src/engine/state.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { SshPool } from "../../src/transport/pool.ts";
-import { demoFleet, JobEvidence } from "../engine/support.ts";
+import { demoFleet, JobEvidence } from "../helpers/engine.ts";
 import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 import { withRedis } from "../helpers/redis.ts";
 

@@ -19,7 +19,7 @@ import { UnexpectedPrompt } from "../../src/shell/errors.ts";
 import { JobShells } from "../../src/shell/job-shells.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { SshPool } from "../../src/transport/pool.ts";
-import { demoFleet, JobEvidence } from "../engine/support.ts";
+import { demoFleet, JobEvidence } from "../helpers/engine.ts";
 import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 import { withRedis } from "../helpers/redis.ts";
 
@@ -239,6 +239,7 @@ describe("ha-sync over the twin with the login guard", () => {
         shells: own,
         evidence: new JobEvidence(redis, jobId),
         checkpoints: new RedisCheckpointStore(redis.client()),
+        facts: new RedisFactStore(redis.client()),
       });
       expect(result.error, JSON.stringify(result.error)).toMatchObject({ type: "CloningDomainMismatch" });
       expect(result.error!.message).toMatch(/fleet file declares domain 'other' for hsm-b1\/par-tok/);
@@ -253,6 +254,25 @@ describe("ha-sync over the twin with the login guard", () => {
       .map((e) => e.command);
     // A fresh session starts lunacm from the host's shell; then only the listing, before the job stopped.
     expect(sent).toEqual(["lunacm", "hagroup listgroups"]);
+    // The report: hsm-b1 FOREIGN by this job, with the declaration as evidence and the way out; the members' state
+    // that the listing showed before the stop is kept (all up, seen by this job), not dropped with the stop.
+    const b1 = await reportOf("hsm-b1");
+    expect(b1.row.ha[0]!.cloningDomain).toMatchObject({ status: "problem", summary: "FOREIGN", jobId });
+    expect(b1.line).toMatch(/ha-tokens:up domain FOREIGN/);
+    expect(b1.problems).toContainEqual(
+      expect.stringMatching(
+        /^hsm-b1: ha-tokens: hsm-b1\/par-tok \(\d+\) is in a foreign cloning domain \(the fleet file's declaration\); remediation: /,
+      ),
+    );
+    for (const d of ["hsm-b1", "hsm-b2", "hsm-b3"]) {
+      const { row } = await reportOf(d);
+      expect(row.ha[0]!.member, d).toMatchObject({ status: "ok", summary: "up", jobId });
+    }
+    for (const d of ["hsm-b2", "hsm-b3"])
+      expect((await reportOf(d)).row.ha[0]!.cloningDomain, d).toMatchObject({
+        status: "check-failed",
+        jobId,
+      });
   });
 
   it("a member that is down takes no part in the check: its domain is not verified, and that is a finding", async () => {

@@ -9,9 +9,9 @@ import type { Fleet } from "../../src/config/schema.ts";
 import { type CheckpointStore, RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { expandSteps } from "../../src/engine/runbook.ts";
 import { RedisFactStore } from "../../src/facts/store.ts";
-import { type KvHarness, startKvHarness } from "../azure/key-vault-support.ts";
+import { type KvHarness, startKvHarness } from "../helpers/key-vault.ts";
+import { approveWhenAsked, cleanKeyVaultFleet, newJobId, runKvJob } from "../helpers/key-vault-jobs.ts";
 import { withRedis } from "../helpers/redis.ts";
-import { approveWhenAsked, cleanKeyVaultFleet, newJobId, runKvJob } from "./mhsm-support.ts";
 
 const redis = await withRedis();
 let h: KvHarness | undefined;

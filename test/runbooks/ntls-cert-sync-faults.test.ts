@@ -12,7 +12,7 @@ import { runJob } from "../../src/engine/runner.ts";
 import { probeTls } from "../../src/net/probe.ts";
 import { generateSelfSignedCert } from "../../src/sim/certs.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { demoFleet, JobEvidence } from "../engine/support.ts";
+import { demoFleet, JobEvidence } from "../helpers/engine.ts";
 import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
 import { withRedis } from "../helpers/redis.ts";
 

@@ -8,9 +8,9 @@ import { getRunbook } from "../../runbooks/index.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { planJob } from "../../src/engine/plan.ts";
 import { unplannedAzureResources } from "../../src/engine/plan-match.ts";
-import { type KvHarness, startKvHarness } from "../azure/key-vault-support.ts";
+import { type KvHarness, startKvHarness } from "../helpers/key-vault.ts";
+import { approveWhenAsked, cleanKeyVaultFleet, newJobId, runKvJob } from "../helpers/key-vault-jobs.ts";
 import { withRedis } from "../helpers/redis.ts";
-import { approveWhenAsked, cleanKeyVaultFleet, newJobId, runKvJob } from "./mhsm-support.ts";
 
 const redis = await withRedis();
 let h: KvHarness | undefined;

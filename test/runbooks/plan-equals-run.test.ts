@@ -25,9 +25,9 @@ import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import { generateSelfSignedCert } from "../../src/sim/certs.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
-import { demoFleet, JobEvidence } from "../engine/support.ts";
+import { approveWhenAsked, type Connections, connect, runDeprovision } from "../helpers/deprovision.ts";
+import { demoFleet, JobEvidence } from "../helpers/engine.ts";
 import { withRedis } from "../helpers/redis.ts";
-import { approveWhenAsked, type Connections, connect, runDeprovision } from "./deprovision-support.ts";
 
 const redis = await withRedis();
 let twin: Twin;

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { evidenceKeys } from "../../evidence/log.ts";
 import { isValidJobId } from "../../evidence/record.ts";
 import { resultKey } from "../../queue/jobs.ts";
+import { ApiError } from "../errors.ts";
 import {
   cancelJobOp,
   JOB_STATE_WORDS,
@@ -88,6 +89,13 @@ export function registerJobRoutes(app: ApiApp, { services }: ApiRouteContext): v
     async (req, reply) => {
       const id = req.params.id;
       const keys = evidenceKeys(id);
+      // A stream of a job that does not exist would wait for it forever (a typo holds a connection open): refused
+      // unless the job is in the queue, has records, or has a result.
+      const known =
+        (await services.redis.exists(keys.records, resultKey(id))) > 0 ||
+        (await services.queue.getJob(id)) !== undefined;
+      if (!known)
+        throw new ApiError(404, `no job '${id}': nothing queued, recorded or finished under that id`);
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {

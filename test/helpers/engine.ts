@@ -13,7 +13,7 @@ import {
   type PlatformTable,
 } from "../../src/shell/platform.ts";
 import type { RunOutput } from "../../src/shell/session.ts";
-import type { TestRedis } from "../helpers/redis.ts";
+import type { TestRedis } from "./redis.ts";
 
 export function demoFleet(): Fleet {
   const parsed = parseFleet(readFileSync(join(import.meta.dirname, "../../config/demo.yaml"), "utf8"));

@@ -7,8 +7,8 @@ import { identitySchema } from "../../src/config/identity-schema.ts";
 import { loadFleet } from "../../src/config/load.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { type Daemon, startDaemon } from "../../src/daemon/daemon.ts";
-import { startOidcProvider, type TestClient, type TestOidcProvider } from "../helpers/oidc-provider.ts";
-import { tempDir } from "../helpers/ssh-signing.ts";
+import { startOidcProvider, type TestClient, type TestOidcProvider } from "./oidc-provider.ts";
+import { tempDir } from "./ssh-signing.ts";
 
 export const DEMO_FLEET = join(import.meta.dirname, "../../config/demo.yaml");
 

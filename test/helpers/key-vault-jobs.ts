@@ -1,6 +1,8 @@
 // Running the Managed HSM runbooks as a worker does: the real engine, real Redis (evidence, checkpoints, approvals,
 // locks), the unchanged Azure SDK clients over HTTPS to the Key Vault twin. These runbooks open no shell: the shell
 // port refuses, so a runbook that reached for a device would fail the test.
+import { afterEach } from "vitest";
+import type { KvFinding } from "../../runbooks/lib/key-vault.ts";
 import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { approvalState, approvalsStore } from "../../src/coord/approvals.ts";
@@ -14,9 +16,10 @@ import type { Runbook } from "../../src/engine/runbook.ts";
 import { type JobResult, runJob } from "../../src/engine/runner.ts";
 import { RedisFactStore } from "../../src/facts/store.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
-import { JobEvidence } from "../engine/support.ts";
-import type { TestRedis } from "../helpers/redis.ts";
-import { demoApprovers, signedApprove, withDemoApprovers } from "../helpers/ssh-signing.ts";
+import { JobEvidence } from "./engine.ts";
+import { type KvHarness, startKvHarness } from "./key-vault.ts";
+import type { TestRedis } from "./redis.ts";
+import { demoApprovers, signedApprove, withDemoApprovers } from "./ssh-signing.ts";
 
 /** The admitted plan's digest, or a placeholder when the parameters do not admit (the runner refuses the job). */
 function planDigestOf(runbook: Runbook, params: unknown, fleet: Fleet): string {
@@ -136,4 +139,47 @@ export function cleanKeyVaultFleet(f: Fleet): void {
   f.keyVaults.find((v) => v.name === "kv-app-std")!.keys = [
     { name: "app-dek", keyType: "RSA", fipsLevel: 1 },
   ];
+}
+
+/**
+ * A test file's way to run Key Vault runbooks: each test gets its own twin (started on first use, stopped after the
+ * test), so a test that edits the fleet or the twin's state cannot leak into the next.
+ */
+export function useKvJobs(redis: TestRedis): {
+  run(
+    runbook: Runbook,
+    params: Record<string, unknown>,
+    edit?: (f: Fleet) => void,
+  ): Promise<{ result: JobResult; evidence: JobEvidence }>;
+  /** Start this test's twin now (to plant a fault before the job); stopped after the test. */
+  start(edit?: (f: Fleet) => void): Promise<KvHarness>;
+  /** The harness of the current test (after its first run). */
+  readonly harness: KvHarness;
+} {
+  let h: KvHarness | undefined;
+  afterEach(async () => {
+    await h?.stop();
+    h = undefined;
+  });
+  return {
+    async start(edit) {
+      if (h) throw new Error("this test's Key Vault twin is already started");
+      h = await startKvHarness(edit);
+      return h;
+    },
+    async run(runbook, params, edit) {
+      h ??= await startKvHarness(edit);
+      return runKvJob(redis, h.fleet, h.access, runbook, { jobId: newJobId(runbook.name), params });
+    },
+    get harness() {
+      if (!h) throw new Error("no Key Vault twin in this test yet (run a job first)");
+      return h;
+    },
+  };
+}
+
+/** The findings a runbook left in its findings step, as "subject check". */
+export function findingChecks(result: { steps: { id: string; result?: unknown }[] }, step: string): string[] {
+  const r = result.steps.find((s) => s.id === step)?.result as { findings: KvFinding[] };
+  return r.findings.map((f) => `${f.subject} ${f.check}`).sort();
 }

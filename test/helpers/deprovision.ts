@@ -19,8 +19,8 @@ import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import type { Twin } from "../../src/sim/twin.ts";
-import { type FleetShells, fleetShells } from "../helpers/fleet-shells.ts";
-import { demoApprovers, signedApprove, withDemoApprovers } from "../helpers/ssh-signing.ts";
+import { type FleetShells, fleetShells } from "./fleet-shells.ts";
+import { demoApprovers, signedApprove, withDemoApprovers } from "./ssh-signing.ts";
 
 export interface ArmEndpoint {
   endpoint: string;
