@@ -1,3 +1,5 @@
+// Over 400 lines: the fleet file's whole schema on one page is its reference: each section is a few lines, and the
+//  cross-references checked after the shapes need all of them.
 // The fleet file: what lunafleet may touch and how. Validated with zod at load; every error carries its YAML
 // path. Cross-references (HA members, client hosts, duplicate names and addresses) are checked after the shapes.
 import { CronExpressionParser } from "cron-parser";

@@ -1,3 +1,5 @@
+// Over 400 lines: the append path (group commit, the head check, the file mirror's ordering) is one protocol that
+//  must be read whole; reading and verifying already live in copies.ts.
 // A job's evidence log: an append-only, hash-chained list of records kept in two places that must agree:
 //   Redis   lunafleet:evidence:{<jobId>}:records  (list of record lines)  + :head (hash: seq, hash)
 //   file    <dataDir>/evidence/<jobId>.jsonl       (same lines; see file-mirror.ts)

@@ -1,3 +1,5 @@
+// Over 400 lines: one ssh2 server lifecycle (listener, authentication, channels, abrupt teardown) whose parts share
+//  each connection's state.
 // A generic SSH server for the twin: one ssh2 protocol engine over our own TCP listener, hosting a ShellHost.
 // We own the listener (not ssh2's) so we can refuse a connection before the SSH banner (a powered-off appliance),
 // turn Nagle off on every socket, and tear a TCP connection down abruptly (the `drop` fault, a reboot).

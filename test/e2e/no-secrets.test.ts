@@ -9,10 +9,12 @@
 // Then every secret value the twin fleet holds is searched for in every file of the data dir (daemon log, evidence,
 // Redis AOF), in every Redis value, in the queue's job data/results/errors, in the report JSON, in every API answer
 // and in what the run printed. Failures name the secret's path, never its value.
+import { execFile } from "node:child_process";
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiClient, createApiClient } from "../../src/cli/api-client.ts";
 import { DEMO_FLEET_FILE, type DemoRun, runDemo } from "../../src/cli/demo.ts";
@@ -251,7 +253,7 @@ const tokPartition = (device: string) =>
 beforeAll(async () => {
   captureOutput();
   // The demo fleet with its identity provider: a real OIDC server on loopback; alice and bob sign in through it.
-  idp = await startOidcProvider(idpDir, [{ id: "alice" }, { id: "bob" }]);
+  idp = await startOidcProvider(idpDir, [{ id: "alice" }, { id: "bob" }, { id: "carol" }]);
   const base = loadFleet(DEMO_FLEET_FILE);
   const identity = identitySchema.parse({
     oidc: {
@@ -517,6 +519,78 @@ describe("no secret leaves: the API, its tokens and signed approvals", () => {
   }, 60_000);
 });
 
+describe("no secret leaves: the CLI over the API", () => {
+  const bin = fileURLToPath(new URL("../../bin/lunafleet.js", import.meta.url));
+  /** The real CLI pointed at the API with a bearer token in its environment, from an empty data dir. */
+  const overApi = (args: string[], token: string) =>
+    new Promise<string>((resolve) => {
+      const env = Object.fromEntries(
+        Object.entries(process.env).filter(([k]) => !k.startsWith("REDIS_") && !k.startsWith("LUNAFLEET_")),
+      );
+      execFile(
+        process.execPath,
+        [bin, ...args, "--data-dir", cliDir],
+        {
+          env: {
+            ...env,
+            LUNAFLEET_URL: demo.daemon.api!.url,
+            LUNAFLEET_TOKEN: token,
+            LUNAFLEET_CA: join(dataDir, "api-cert.pem"),
+          },
+        },
+        (err, stdout, stderr) =>
+          resolve(`exit ${err ? (err as { code?: number }).code : 0}\n${stdout}\n${stderr}`),
+      );
+    });
+  const cliDir = tempDir("lf-nosecret-cli-");
+  afterAll(() => rmSync(cliDir, { recursive: true, force: true }));
+
+  it("reads, evidence, an approval signed with --key and a wrong token print no secret", async () => {
+    const job = jobIds.at(-1)!;
+    const keys = tempDir("lf-nosecret-cli-keys-");
+    const carol = await idp.token("carol");
+    identitySecrets.push({ path: "OIDC token of carol", value: carol.slice(carol.indexOf(".") + 1) });
+    const created = await createToken(demo.daemon.redis, {
+      name: "no-secrets-cli",
+      role: "admin",
+      expiresAt: Date.now() + 3_600_000,
+      createdBy: "test",
+    });
+    identitySecrets.push({ path: "API token no-secrets-cli", value: created.token.slice(-43) });
+    const wrong = `lft_${"1".repeat(16)}_${"Wr0ngCliSecretForNoSecretsTest-abcdefghijkl"}`;
+    identitySecrets.push({ path: "presented wrong API token (CLI)", value: wrong.slice(-43) });
+    const runs: [string[], string][] = [
+      [["ha", "breakers"], created.token],
+      [["jobs", "--limit", "20"], created.token],
+      [["job", job], created.token],
+      [["approvals", job], created.token],
+      [["report"], created.token],
+      [["guard"], created.token],
+      [["token", "list"], created.token],
+      [["evidence", "verify", "--all"], created.token],
+      [["evidence", "export", "--since", "1h"], created.token],
+      // The job no longer waits: carol's signed approval is refused, after the statement was shown and signed.
+      [["approve", job, "--key", demoKey(keys, "carol").path], carol],
+      [["jobs"], wrong],
+    ];
+    const outputs: string[] = [];
+    for (let i = 0; i < runs.length; i += 4)
+      outputs.push(...(await Promise.all(runs.slice(i, i + 4).map(([args, token]) => overApi(args, token)))));
+    rmSync(keys, { recursive: true, force: true });
+    apiAnswers.push(...outputs);
+    const byCommand = new Map(runs.map(([args], i) => [args.join(" "), outputs[i]!]));
+    expect(byCommand.get("token list")).toMatch(
+      /^exit 0\n[\s\S]*no-secrets-cli +[0-9a-f]{16} +admin +active/,
+    );
+    expect(byCommand.get(`job ${job}`)).toMatch(/^exit 0\n/);
+    expect(byCommand.get("evidence export --since 1h")).toContain("BEGIN SSH SIGNATURE");
+    expect(byCommand.get(`approve ${job} --key ${join(keys, "demo-carol")}`)).toMatch(
+      /^exit 1\n[\s\S]*signing this statement[\s\S]*refused: /,
+    );
+    expect(byCommand.get("jobs")).toMatch(/^exit 1\n[\s\S]*unknown API token/);
+  }, 180_000);
+});
+
 describe("no secret leaves: the scan", () => {
   let secrets: KnownSecret[];
   beforeAll(() => {
@@ -636,7 +710,8 @@ describe("no secret leaves: the scan", () => {
   it("the failed authentications are recorded without the credentials presented", async () => {
     const day = new Date().toISOString().slice(0, 10);
     const records = await (await EvidenceLog.open(demo.daemon.redis, dataDir, `auth:${day}`)).records();
-    expect(records.filter((r) => (r.data as { event?: string }).event === "auth-failed")).toHaveLength(2);
+    // Two wrong credentials over the API, one through the CLI.
+    expect(records.filter((r) => (r.data as { event?: string }).event === "auth-failed")).toHaveLength(3);
     expect(leaksIn(JSON.stringify(records), secrets)).toEqual([]);
   });
 

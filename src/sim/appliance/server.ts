@@ -1,3 +1,5 @@
+// Over 400 lines: the SSH, file-area and NTLS listeners follow one appliance state (reboot, hang, power cycle); their
+//  lifecycle reads together.
 // One simulated appliance on the network: the lunash SSH server, its file area (sftp and scp: `server.pem` to
 // fetch, client certificates to upload), and the NTLS listener. The listeners follow the appliance's state:
 // a hung reboot leaves nothing listening until a power cycle, a reboot in progress refuses connections, and

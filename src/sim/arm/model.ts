@@ -1,3 +1,5 @@
+// Over 400 lines: the rules of deprovisioning as ARM applies them (what it refuses, what it orphans) are meant to
+//  read in one place, as said below.
 // The ARM twin's state: resource groups, Dedicated HSM resources, other resources, and the long-running
 // operations that delete them. No HTTP here: `server.ts` maps requests onto these methods, so the rules of
 // deprovisioning (what ARM refuses, what it orphans) read in one place.

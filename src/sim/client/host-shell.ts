@@ -1,3 +1,5 @@
+// Over 400 lines: each accepted command is a short case of one line parser, and they share the host's file-system
+//  model.
 // The shell of a simulated client host as a runbook uses it: a root prompt that runs `lunacm` (interactive or
 // `-q`), `vtl`, and the few file commands needed to move certificates (`cat`, `cat > f <<EOF`, `cp`, `ls`). Anything
 // else is refused: the twin is a Luna client, not a general shell, and must not pretend to run what it cannot.
