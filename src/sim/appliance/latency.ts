@@ -27,7 +27,13 @@ export function realisticLunaLatency(seed = 1, overrides: Partial<LatencyProfile
   return {
     loginMs: 1500,
     // `exit` ends the shell at once (nothing asks the HSM); every other command waits at least otherCommandMs.
-    commandMs: { "hsm show": 500, "partition show": 800, "partition list": 600, "package list": 700, exit: 0 },
+    commandMs: {
+      "hsm show": 500,
+      "partition show": 800,
+      "partition list": 600,
+      "package list": 700,
+      exit: 0,
+    },
     otherCommandMs: 300,
     jitter: 0.2,
     random: seededRandom(seed),
