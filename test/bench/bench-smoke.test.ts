@@ -42,8 +42,15 @@ describe("npm run bench -- --quick", () => {
     expect(stdout).toMatch(/\(a\) direct runJob, in-memory sinks: 20\/20 jobs, 50 steps/);
     expect(stdout).toMatch(/\(b\) queue \+ worker \(locks, checkpoints, evidence\): 20\/20 jobs, 50 steps/);
     expect(stdout).toMatch(/evidence: 20 JSONL files, 20 sampled chains verified/);
-    for (const target of ["daemon overhead per device-step, wall", "daemon overhead per device-step, CPU"])
-      expect(stdout).toMatch(new RegExp(`${target} .*-?\\d+\\.\\d\\d ms.*(met|MISSED)`));
+    // Issue 15's daemon targets are judged on the 1,000-device sweep only: at N=10 measured, and n/a.
+    expect(stdout).toMatch(/daemon overhead per device-step, CPU .*-?\d+\.\d\d ms .*N=10 @64.* n\/a/);
+    expect(stdout).toMatch(/jobs through the queue .*\d+\.\d jobs\/s \(direct \d+\.\d jobs\/s\) +n\/a/);
+    expect(stdout).toMatch(/daemon peak RSS \(queued sweep\) .*\d+ MB \(direct \d+ MB\) +n\/a/);
+    // The realistic-latency case (one wave of 8 in --quick) and the appendfsync figure.
+    expect(stdout).toMatch(/realistic latency: 8\/8 devices at concurrency 8 in \d+\.\d\d s .*p99 \d+ ms/);
+    expect(stdout).toMatch(/realistic latency sweep vs ideal .*(met|MISSED)/);
+    expect(stdout).toMatch(/appendfsync always \(default\): guard-ledger attempt .*p50 \d+\.\d\d ms/);
+    expect(stdout).toMatch(/appendfsync everysec: guard-ledger attempt .*p50 \d+\.\d\d ms/);
     // No twin password leaks into the report.
     expect(stdout + stderr).not.toMatch(/Bench-\d+-(appliance|so)-pw/);
   }, 30_000);
