@@ -1,3 +1,4 @@
+// Over 400 lines: one benchmark read top to bottom: setup, sweep, figures, teardown.
 // The daemon benchmark (issue 4 item 8): N twin appliances (default: the largest --sizes, 1,000), the embedded Redis
 // in a temp data dir, a worker with the default concurrency, and a fleet sweep — tcp-check and patch-verify, one job
 // per device per runbook (submitSweep) — through the queue. It prints jobs/s and what the queue, the device locks,
@@ -45,7 +46,7 @@ import { mapLimit, RssSampler } from "./sweep.ts";
 import { startTwinProcess, type TwinProcess } from "./twin-process.ts";
 
 /** The worker's default concurrency (src/queue/worker.ts); the direct phase uses the same. */
-export const WORKER_DEFAULT_CONCURRENCY = 16;
+const WORKER_DEFAULT_CONCURRENCY = 16;
 
 export interface DaemonPhase {
   jobs: number;

@@ -1,3 +1,5 @@
+// Over 400 lines: the only safe order of a retirement is read on one page, each step beside the steps it must follow;
+//  its helpers live in runbooks/lib.
 // deprovision: retire one Azure Dedicated HSM (Luna 7) in the only safe order (DESIGN "Deprovisioning order").
 //
 //   preflight             the Azure resource exists and is a Luna; the appliance answers with the fleet's serial; no

@@ -17,315 +17,42 @@
 // serial, action, plan digest, deadline) is what a signature verifier (ApprovalVerifier) checks before approve() counts
 // anything; the store itself stays the one place that decides what counts.
 //
+// The data (states, statement, proof, errors) is approval-model.ts; the keys and Lua scripts approval-scripts.ts.
+//
 // Keys (the approval document's hash tag = job id, the same slot as the job's checkpoints):
 //   lunafleet:approval:{<jobId>}    JSON document (see ApprovalState), kept 30 days after its deadline.
 //   lunafleet:approvals:waiting     sorted set of job ids awaiting approval, by deadline (an index: each listed
 //                                   document is re-read, and entries that no longer wait are dropped)
 
-import { NonRetryable } from "../errors/non-retryable.ts";
-import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
+import { type RedisClient, runScript } from "../redis/client.ts";
+import {
+  ApprovalError,
+  type ApprovalInput,
+  type ApprovalOptions,
+  ApprovalProofRefused,
+  type ApprovalRefusalReason,
+  ApprovalRefused,
+  type ApprovalRequest,
+  ApprovalRequestConflict,
+  type ApprovalState,
+  approvalStatement,
+  NoApprovalRequest,
+  toState,
+} from "./approval-model.ts";
+import {
+  APPROVAL_REQUESTED_CHANNEL,
+  approvalKey,
+  approveIfValid,
+  closeWhenJobEnds,
+  readApprovalState,
+  recordRefusal,
+  rejectIfAwaiting,
+  requestApprovalOnce,
+  WAITING_APPROVALS_KEY,
+} from "./approval-scripts.ts";
 
-export type ApprovalStatus = "awaiting-approval" | "approved" | "rejected" | "expired" | "withdrawn";
-
-export interface ApprovalEntry {
-  principal: string;
-  /** ISO time (Redis server clock). */
-  at: string;
-  /** What the principal typed; an approval is only counted when it equals the device serial. */
-  confirmation: string;
-  /** The signature that made it count (src/coord/signed-approvals.ts), kept so the worker re-verifies it. */
-  proof?: ApprovalProof;
-}
-
-/** A signed approval as stored: the statement, the armored signature, the key, who submitted it. */
-export interface ApprovalProof {
-  method: "sshsig";
-  keyFingerprint: string;
-  statement: string;
-  signature: string;
-  submittedBy: string;
-}
-
-export interface ApprovalRefusal {
-  principal: string;
-  at: string;
-  reason: ApprovalRefusalReason;
-}
-
-export type ApprovalRefusalReason =
-  | "wrong-confirmation"
-  | "duplicate-principal"
-  | "principal-not-allowed"
-  | "not-awaiting-approval"
-  // Signed approvals (src/signing/approval-check.ts codes):
-  | "duplicate-key"
-  | "self-approval"
-  | "unsigned"
-  | "unregistered-key"
-  | "key-of-another-principal"
-  | "bad-signature"
-  | "statement-mismatch"
-  | "expired";
-
-export interface ApprovalState {
-  jobId: string;
-  /** The runbook of the job ("deprovision", "ntls-cert-sync"); null for requests made before it was recorded. */
-  runbook: string | null;
-  /** What the job will do once approved, in an operator's words (shown by `lunafleet approvals`). */
-  action: string | null;
-  /** SHA-256 of the job's admitted plan (engine/admit.ts): part of what an approver signs. */
-  planDigest: string | null;
-  /** Who asked for the job: their approval never counts. */
-  requester: string | null;
-  device: string;
-  /** The device serial the typed confirmation must equal (not a secret: it is printed by `hsm show`). */
-  serial: string;
-  required: number;
-  /** The allow-list in force when the request was made; null = any principal. */
-  principals: string[] | null;
-  status: ApprovalStatus;
-  requestedAt: string;
-  expiresAt: string;
-  /** Valid approvals, by distinct principals, in the order they were given. */
-  approvals: ApprovalEntry[];
-  approvedAt?: string;
-  rejection?: { principal: string; at: string; reason: string };
-  /** Attempts that did not count, and why (wrong serial, same principal again, not on the allow-list…). */
-  refusals: ApprovalRefusal[];
-  /** Set when the job ended: its outcome (src/engine/outcome.ts words) and when. */
-  closed?: { outcome: string; at: string };
-}
-
-export interface ApprovalRequest {
-  runbook?: string;
-  /** The job's requester (its authenticated principal): never counted as an approver. */
-  requester?: string;
-  /** What the job will do once approved ("zeroize hsm-c1 (serial 700301), delete its Azure resource …"). */
-  action?: string;
-  planDigest?: string;
-  device: string;
-  serial: string;
-  required: number;
-  /** Minutes from the request to its deadline; fractions are accepted (tests). */
-  expiresMinutes: number;
-  principals?: string[] | undefined;
-}
-
-/** Where approval events are recorded: the job's evidence log (src/evidence EvidenceLog satisfies it). */
-export interface ApprovalEvidence {
-  append(kind: "approval", data: unknown, actor?: string): Promise<unknown>;
-}
-
-export class ApprovalError extends NonRetryable {
-  override name = "ApprovalError";
-}
-
-/** There is no approval request for this job (it has not reached preflight, or the id is wrong). */
-export class NoApprovalRequest extends ApprovalError {
-  override name = "NoApprovalRequest";
-}
-
-/** An approve/reject that did not count; the refusal is recorded on the request. */
-export class ApprovalRefused extends ApprovalError {
-  override name = "ApprovalRefused";
-  constructor(
-    readonly jobId: string,
-    readonly reason: ApprovalRefusalReason,
-    readonly state: ApprovalState,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** The job asked again with a different device or serial than its standing request. */
-export class ApprovalRequestConflict extends ApprovalError {
-  override name = "ApprovalRequestConflict";
-}
-
-const PREFIX = "lunafleet";
-/** Job ids awaiting approval, scored by deadline (ms). */
-export const WAITING_APPROVALS_KEY = `${PREFIX}:approvals:waiting`;
-const KEEP_AFTER_DEADLINE_SECONDS = 30 * 86_400;
-const MAX_REFUSALS = 100;
-
-export function approvalKey(jobId: string): string {
-  return `${PREFIX}:approval:{${jobId}}`;
-}
-
-// Shared Lua: server time in ms, lazy expiry, empty-table-safe encoding.
-const LUA_PRELUDE = `
-local function nowMs()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function expireIfDue(doc, now)
-  if (doc.status == 'awaiting-approval' or doc.status == 'approved') and now >= doc.expiresAt then
-    doc.status = 'expired'
-    doc.expiredAt = doc.expiresAt
-    return true
-  end
-  return false
-end
-local function save(key, doc)
-  redis.call('SET', key, cjson.encode(doc))
-  local ttlMs = doc.expiresAt - nowMs() + tonumber(${KEEP_AFTER_DEADLINE_SECONDS}) * 1000
-  if ttlMs < 1000 then ttlMs = 1000 end
-  redis.call('PEXPIRE', key, ttlMs)
-end
-local function refuse(key, doc, principal, now, reason)
-  if type(doc.refusals) ~= 'table' or doc.refusals[1] == nil then doc.refusals = {} end
-  if #doc.refusals < ${MAX_REFUSALS} then
-    table.insert(doc.refusals, { principal = principal, at = now, reason = reason })
-  end
-  save(key, doc)
-  return { 'refused', reason, cjson.encode(doc) }
-end
-local function norm(p) return string.lower(p) end
--- Approve and reject both act only on a request still awaiting approval (after a due expiry) and, with an allow-list,
--- only for a principal on it. Returns the recorded refusal to send back, or nil when the principal may act.
-local function refuseUnlessOpenTo(key, doc, principal, now)
-  if expireIfDue(doc, now) then save(key, doc) end
-  if doc.status ~= 'awaiting-approval' or doc.closedOutcome then return refuse(key, doc, principal, now, 'not-awaiting-approval') end
-  if type(doc.principals) == 'table' then
-    local allowed = false
-    for _, p in ipairs(doc.principals) do if norm(p) == norm(principal) then allowed = true end end
-    if not allowed then return refuse(key, doc, principal, now, 'principal-not-allowed') end
-  end
-  return nil
-end
-`;
-
-// KEYS: approval. ARGV: jobId, device, serial, required, expiresMs, principals JSON ('null' = any), runbook, action,
-// planDigest ('' = none).
-// Creates the request if absent; a standing request for the same device and serial is returned unchanged (a resumed
-// job asks again). Returns {'created'|'existing', doc} or {'conflict', doc}.
-const requestApprovalOnce: LuaScript = luaScript(
-  "requestApprovalOnce",
-  1,
-  `${LUA_PRELUDE}
-local now = nowMs()
-local raw = redis.call('GET', KEYS[1])
-if raw then
-  local doc = cjson.decode(raw)
-  if doc.device ~= ARGV[2] or doc.serial ~= ARGV[3] then return { 'conflict', raw } end
-  if expireIfDue(doc, now) then save(KEYS[1], doc) end
-  return { 'existing', cjson.encode(doc) }
-end
-local doc = {
-  jobId = ARGV[1], device = ARGV[2], serial = ARGV[3], required = tonumber(ARGV[4]),
-  principals = cjson.decode(ARGV[6]), status = 'awaiting-approval',
-  requestedAt = now, expiresAt = now + tonumber(ARGV[5]), approvals = {}, refusals = {},
-  runbook = ARGV[7], action = ARGV[8], planDigest = ARGV[9], requester = ARGV[10]
-}
-save(KEYS[1], doc)
-return { 'created', cjson.encode(doc) }`,
-);
-
-// KEYS: approval. ARGV: principal, confirmation, proof JSON ('' = none), key fingerprint ('' = none).
-// The requester never counts; neither does a principal or a key that already counted (the signature itself was
-// checked before, src/coord/signed-approvals.ts, and is stored with the approval for the worker to check again).
-// Returns {'missing'} | {'approved'|'counted', doc} | {'refused', reason, doc}.
-const approveIfValid: LuaScript = luaScript(
-  "approveIfValid",
-  1,
-  `${LUA_PRELUDE}
-local raw = redis.call('GET', KEYS[1])
-if not raw then return { 'missing' } end
-local doc = cjson.decode(raw)
-local now = nowMs()
-local principal = ARGV[1]
-local refusal = refuseUnlessOpenTo(KEYS[1], doc, principal, now)
-if refusal then return refusal end
--- The store never counts an unsigned approval, whoever calls it.
-if ARGV[3] == '' then return refuse(KEYS[1], doc, principal, now, 'unsigned') end
-if ARGV[2] ~= doc.serial then return refuse(KEYS[1], doc, principal, now, 'wrong-confirmation') end
-if type(doc.requester) == 'string' and doc.requester ~= '' and norm(doc.requester) == norm(principal) then
-  return refuse(KEYS[1], doc, principal, now, 'self-approval')
-end
-if type(doc.approvals) ~= 'table' or doc.approvals[1] == nil then doc.approvals = {} end
-for _, a in ipairs(doc.approvals) do
-  if norm(a.principal) == norm(principal) then return refuse(KEYS[1], doc, principal, now, 'duplicate-principal') end
-  if ARGV[4] ~= '' and a.keyFingerprint == ARGV[4] then return refuse(KEYS[1], doc, principal, now, 'duplicate-key') end
-end
-local entry = { principal = principal, at = now, confirmation = ARGV[2] }
-if ARGV[3] ~= '' then
-  entry.proof = cjson.decode(ARGV[3])
-  entry.keyFingerprint = ARGV[4]
-end
-table.insert(doc.approvals, entry)
-local outcome = 'counted'
-if #doc.approvals >= doc.required then
-  doc.status = 'approved'
-  doc.approvedAt = now
-  outcome = 'approved'
-end
-save(KEYS[1], doc)
-return { outcome, cjson.encode(doc) }`,
-);
-
-// KEYS: approval. ARGV: principal, reason. Returns {'missing'} | {'rejected', doc} | {'refused', reason, doc}.
-const rejectIfAwaiting: LuaScript = luaScript(
-  "rejectIfAwaiting",
-  1,
-  `${LUA_PRELUDE}
-local raw = redis.call('GET', KEYS[1])
-if not raw then return { 'missing' } end
-local doc = cjson.decode(raw)
-local now = nowMs()
-local principal = ARGV[1]
-local refusal = refuseUnlessOpenTo(KEYS[1], doc, principal, now)
-if refusal then return refusal end
-doc.status = 'rejected'
-doc.rejection = { principal = principal, at = now, reason = ARGV[2] }
-save(KEYS[1], doc)
-return { 'rejected', cjson.encode(doc) }`,
-);
-
-// KEYS: approval. Returns {'missing'} | {'state', doc}; applies a due expiry (so every reader sees the same status).
-const readApprovalState: LuaScript = luaScript(
-  "readApprovalState",
-  1,
-  `${LUA_PRELUDE}
-local raw = redis.call('GET', KEYS[1])
-if not raw then return { 'missing' } end
-local doc = cjson.decode(raw)
-if expireIfDue(doc, nowMs()) then save(KEYS[1], doc) end
-return { 'state', cjson.encode(doc) }`,
-);
-
-// KEYS: approval. ARGV: the job's outcome. The job has ended: a request still awaiting approval is withdrawn (nobody
-// can approve a job that will not act on it); whatever its status, the outcome is recorded once.
-// Returns {'missing'} | {'closed', doc}.
-const closeWhenJobEnds: LuaScript = luaScript(
-  "closeWhenJobEnds",
-  1,
-  `${LUA_PRELUDE}
-local raw = redis.call('GET', KEYS[1])
-if not raw then return { 'missing' } end
-local doc = cjson.decode(raw)
-local now = nowMs()
-expireIfDue(doc, now)
-if not doc.closedOutcome then
-  doc.closedOutcome = ARGV[1]
-  doc.closedAt = now
-  if doc.status == 'awaiting-approval' then doc.status = 'withdrawn' end
-end
-save(KEYS[1], doc)
-return { 'closed', cjson.encode(doc) }`,
-);
-
-// KEYS: approval. ARGV: principal, reason. A refusal decided before the count (the signature check): recorded on the
-// request like the others. Returns {'missing'} | {'refused', reason, doc}.
-const recordRefusal: LuaScript = luaScript(
-  "recordApprovalRefusal",
-  1,
-  `${LUA_PRELUDE}
-local raw = redis.call('GET', KEYS[1])
-if not raw then return { 'missing' } end
-local doc = cjson.decode(raw)
-return refuse(KEYS[1], doc, ARGV[1], nowMs(), ARGV[2])`,
-);
+export * from "./approval-model.ts";
+export { APPROVAL_REQUESTED_CHANNEL, approvalKey, WAITING_APPROVALS_KEY } from "./approval-scripts.ts";
 
 const PRINCIPAL_RE = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$/;
 
@@ -334,73 +61,6 @@ function checkPrincipal(principal: string): void {
     throw new ApprovalError(
       `principal ${JSON.stringify(principal)} is not a valid name (letters, digits, . _ @ : + -, up to 128)`,
     );
-}
-
-export interface ApprovalOptions {
-  /** The job's evidence log: every approval event is appended there as an `approval` record. */
-  evidence?: ApprovalEvidence;
-  /**
-   * Checks the approver's proof (a signature over the statement, src/coord/signed-approvals.ts) before anything is
-   * counted. Required: without one every approval is refused as unsigned (a principal's word never counts).
-   */
-  verifier?: ApprovalVerifier;
-}
-
-/** Exactly what an approver approves: the job, what it will do, to which device, under which plan, until when. */
-export interface ApprovalStatement {
-  jobId: string;
-  runbook: string | null;
-  action: string | null;
-  device: string;
-  serial: string;
-  planDigest: string | null;
-  requester: string | null;
-  expiresAt: string;
-}
-
-/** What an approver hands in: who, the typed confirmation, and (for a verifier) the proof over the statement. */
-export interface ApprovalInput {
-  principal: string;
-  confirmation: string;
-  /** The authenticated principal who handed it in (the record's actor; a signed one names the key's owner too). */
-  submittedBy?: string;
-  /** The signed approval: statement, armored SSH signature, key fingerprint (checked by the verifier). */
-  proof?: Omit<ApprovalProof, "submittedBy"> & { submittedBy?: string };
-}
-
-/** A verifier's refusal: the code is recorded on the request and in the evidence. */
-export class ApprovalProofRefused extends ApprovalError {
-  override name = "ApprovalProofRefused";
-  constructor(
-    readonly code: ApprovalRefusalReason,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export interface ApprovalVerifier {
-  /**
-   * Resolve with the principal the proof counts for when `input.proof` proves it approved exactly `statement`;
-   * throw ApprovalProofRefused otherwise.
-   */
-  verify(
-    statement: ApprovalStatement,
-    input: ApprovalInput,
-  ): Promise<{ principal: string; keyFingerprint: string }>;
-}
-
-export function approvalStatement(state: ApprovalState): ApprovalStatement {
-  return {
-    jobId: state.jobId,
-    runbook: state.runbook,
-    action: state.action,
-    device: state.device,
-    serial: state.serial,
-    planDigest: state.planDigest,
-    requester: state.requester,
-    expiresAt: state.expiresAt,
-  };
 }
 
 /**
@@ -443,6 +103,8 @@ export async function requestApproval(
       `job ${jobId} already has an approval request for ${state.device} (serial ${state.serial}); ` +
         `it cannot be reused for ${req.device} (serial ${req.serial})`,
     );
+  // Fire and forget: the notifier also sweeps the waiting index, so a message lost here is only later, not lost.
+  if (reply[0] === "created") await redis.publish(APPROVAL_REQUESTED_CHANNEL, jobId).catch(() => 0);
   if (reply[0] === "created")
     await opts.evidence?.append("approval", {
       event: "requested",
@@ -540,6 +202,9 @@ export async function approve(
       submittedBy: proof?.submittedBy,
       statement: proof?.statement,
       signature: proof?.signature,
+      // A security key's assertion (its challenge is the statement's SHA-256): verifiable offline with the
+      // credential's public key from its registration record (log webauthn-credentials).
+      ...(proof?.webauthn ? { method: "webauthn", webauthn: proof.webauthn } : {}),
       confirmation: "matches the device serial",
       approvals: state.approvals.length,
       required: state.required,
@@ -687,70 +352,4 @@ function refusalMessage(
     default:
       return `job ${jobId}: ${principal}'s approval refused (${reason}); not counted (recorded)`;
   }
-}
-
-interface RawDoc {
-  jobId: string;
-  runbook?: string;
-  action?: string;
-  planDigest?: string;
-  requester?: string;
-  closedOutcome?: string;
-  closedAt?: number;
-  device: string;
-  serial: string;
-  required: number;
-  principals: unknown;
-  status: ApprovalStatus;
-  requestedAt: number;
-  expiresAt: number;
-  approvedAt?: number;
-  approvals: unknown;
-  refusals: unknown;
-  rejection?: { principal: string; at: number; reason: string };
-}
-
-/** cjson encodes an empty Lua table as `{}`: lists are normalized here. */
-function toState(json: string): ApprovalState {
-  const d = JSON.parse(json) as RawDoc;
-  const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
-  const iso = (ms: number) => new Date(ms).toISOString();
-  const text = (v: string | undefined) => (typeof v === "string" && v !== "" ? v : null);
-  const state: ApprovalState = {
-    jobId: d.jobId,
-    runbook: text(d.runbook),
-    action: text(d.action),
-    planDigest: text(d.planDigest),
-    requester: text(d.requester),
-    device: d.device,
-    serial: d.serial,
-    required: d.required,
-    principals: Array.isArray(d.principals) ? (d.principals as string[]) : null,
-    status: d.status,
-    requestedAt: iso(d.requestedAt),
-    expiresAt: iso(d.expiresAt),
-    approvals: list<{ principal: string; at: number; confirmation: string; proof?: ApprovalProof }>(
-      d.approvals,
-    ).map((a) => ({
-      principal: a.principal,
-      at: iso(a.at),
-      confirmation: a.confirmation,
-      ...(a.proof ? { proof: a.proof } : {}),
-    })),
-    refusals: list<{ principal: string; at: number; reason: ApprovalRefusalReason }>(d.refusals).map((r) => ({
-      principal: r.principal,
-      at: iso(r.at),
-      reason: r.reason,
-    })),
-  };
-  if (d.approvedAt !== undefined) state.approvedAt = iso(d.approvedAt);
-  if (d.closedOutcome !== undefined)
-    state.closed = { outcome: d.closedOutcome, at: iso(d.closedAt ?? d.requestedAt) };
-  if (d.rejection)
-    state.rejection = {
-      principal: d.rejection.principal,
-      at: iso(d.rejection.at),
-      reason: d.rejection.reason,
-    };
-  return state;
 }

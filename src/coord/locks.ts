@@ -1,3 +1,5 @@
+// Over 400 lines: the lock's scripts, its renewal timer and its loss detection are one state machine; split apart, a
+//  reader could not see every transition of a held lock.
 // Device locks: before a job touches a device (or a client host, an HA group...), it holds that resource's lock in
 // Redis. This is what serializes logins to one device across every worker, process and host.
 //

@@ -1,3 +1,5 @@
+// Over 400 lines: the append path (group commit, the head check, the file mirror's ordering) is one protocol that
+//  must be read whole; reading and verifying already live in copies.ts.
 // A job's evidence log: an append-only, hash-chained list of records kept in two places that must agree:
 //   Redis   lunafleet:evidence:{<jobId>}:records  (list of record lines)  + :head (hash: seq, hash)
 //   file    <dataDir>/evidence/<jobId>.jsonl       (same lines; see file-mirror.ts)
@@ -88,16 +90,11 @@ return {1, newSeq, ARGV[4]}`,
 
 const MAX_APPEND_RETRIES = 100;
 /** Group commit: a batch is committed when it holds this many records... */
-export const BATCH_RECORDS = 64;
+const BATCH_RECORDS = 64;
 /** ...or this long after its first record (and at the next write-ahead record, flush() and close()). */
-export const BATCH_MS = 1000;
+const BATCH_MS = 1000;
 /** Records that precede an action (a command sent, a login, an ARM request, an approval): committed at once. */
-export const WRITE_AHEAD_KINDS: ReadonlySet<EvidenceKind> = new Set([
-  "command",
-  "guard",
-  "azure",
-  "approval",
-]);
+const WRITE_AHEAD_KINDS: ReadonlySet<EvidenceKind> = new Set(["command", "guard", "azure", "approval"]);
 
 /** Record data computed from the head it is appended after (seq and hash of the previous record). */
 export type HeadBoundData = (head: { seq: number; hash: string }) => unknown;

@@ -1,3 +1,5 @@
+// Over 400 lines: the login sequence reads in its order, one block per numbered step below; spread over files, the
+//  order that keeps a device from zeroizing would be hidden.
 // The login guard: the ONLY way lunafleet logs in to a device role (HSM SO, Partition SO, Crypto Officer/User,
 // Auditor). One call = at most one password sent, in this order, every step on the job's evidence:
 //   1. the caller holds the device lock (fencing token) — otherwise refused;

@@ -1,3 +1,5 @@
+// Over 400 lines: the read loop and the answers to prompts and confirmations are one state machine over one channel;
+//  each part changes what the others may see.
 // The generic prompt-driven driver (Scrapli's channel + driver): one interactive shell, one command at a time.
 // It writes a command only after the command policy allowed it, then reads until the platform's prompt comes back,
 // answering exactly what the step declared: a `proceed` confirmation the step named, a login password prompt with

@@ -52,6 +52,7 @@ interface RecordLine {
     attemptId?: string;
     step?: string;
     status?: string;
+    error?: { type?: string; message?: string };
     device?: string;
     partition?: string;
     role?: string;
@@ -69,7 +70,8 @@ export interface FailoverCounts {
   steps: {
     finishedTwice: string[];
     checkpointMismatch: string[];
-    packageListPerDevice: Record<string, { sent: number; jobs: number }>;
+    /** `errors`: the step errors the device's patch-verify jobs recorded (what made a step run again, if one did). */
+    packageListPerDevice: Record<string, { sent: number; jobs: number; errors: string[] }>;
     synchronizes: { sent: number; jobs: number; results: string[] };
   };
   locks: { left: string[]; overlaps: string[] };
@@ -168,6 +170,9 @@ export async function runFailover(opts: FailoverRunOptions): Promise<FailoverCou
       }
     })();
 
+    // Awaited below; if the run fails before that, their later rejections are not unhandled errors of their own.
+    sweep.catch(() => {});
+    haSyncs.catch(() => {});
     // Break Redis mid-run: some jobs done, some running.
     const progress = await until(async () => {
       const c = await queue!.getJobCounts("completed", "active");
@@ -271,6 +276,7 @@ async function count(
     disruptedAt,
   };
   const attempts = out.ledger.attemptsRecordedInEvidence;
+  const stepErrors: { target: string; text: string }[] = [];
   for (const s of submitted) {
     const job = await queue.getJob(s.jobId);
     const result = job?.returnvalue as JobResult | undefined;
@@ -284,6 +290,12 @@ async function count(
     );
     const succeeded = records.filter((r) => r.kind === "result" && r.data.status === "succeeded").length;
     if (succeeded !== 1) out.jobs.succeededTwice.push(`${s.jobId}: ${succeeded} succeeded results`);
+    for (const r of records)
+      if (r.kind === "error")
+        stepErrors.push({
+          target: s.target,
+          text: `${s.jobId} step ${r.data.step}: ${r.data.error?.type}: ${r.data.error?.message}`,
+        });
     const finished = records
       .filter((r) => r.kind === "step" && r.data.event === "finished")
       .map((r) => r.data.step);
@@ -316,7 +328,8 @@ async function count(
   for (const [name, a] of twin.appliances) {
     const jobs = submitted.filter((s) => s.runbook === "patch-verify" && s.target === name).length;
     const sent = a.state.commandLog.filter((c) => /^package list/.test(c.command)).length;
-    out.steps.packageListPerDevice[name] = { sent, jobs };
+    const errors = stepErrors.filter((e) => e.target === name).map((e) => e.text);
+    out.steps.packageListPerDevice[name] = { sent, jobs, errors };
   }
   out.steps.synchronizes = {
     results: out.steps.synchronizes.results,

@@ -19,11 +19,10 @@ beforeAll(async () => {
     haSyncs: 3,
     async disrupt(running) {
       runningAtKill = await until(async () => (await running()) || undefined, "jobs running");
-      const failover = ha.nextSwitchMaster();
-      // Subscribed first, then the kill: the event cannot be missed.
-      await new Promise((r) => setImmediate(r));
+      // Subscribed first (awaited), then the kill: the event cannot be missed.
+      const failover = await ha.watchSwitchMaster();
       await ha.primary.kill();
-      switched = await failover;
+      switched = await failover.switched;
     },
   });
 }, 300_000);
@@ -51,8 +50,11 @@ describe("Redis Sentinel: the primary SIGKILLed mid-run", () => {
   it("no finished step runs twice", () => {
     expect(counts.steps.finishedTwice).toEqual([]);
     expect(counts.steps.checkpointMismatch).toEqual([]);
-    for (const [device, { sent, jobs }] of Object.entries(counts.steps.packageListPerDevice))
-      expect(sent, `${device}: package list sent ${sent} times for ${jobs} patch-verify jobs`).toBe(jobs);
+    for (const [device, { sent, jobs, errors }] of Object.entries(counts.steps.packageListPerDevice))
+      expect(
+        sent,
+        `${device}: package list sent ${sent} times for ${jobs} patch-verify jobs\n${errors.join("\n")}`,
+      ).toBe(jobs);
     expect(counts.steps.synchronizes.sent, counts.steps.synchronizes.results.join("\n")).toBe(
       counts.steps.synchronizes.jobs,
     );

@@ -14,6 +14,17 @@ import { allocateLoopbackBlock, type LoopbackBlock } from "../../src/sim/loopbac
 
 const run = promisify(execFile);
 
+/** redis-cli --cluster …: it reports why it refused on stdout, so a failure carries that text, not just "failed". */
+async function redisCli(args: string[], timeoutMs: number): Promise<void> {
+  try {
+    await run("redis-cli", args, { timeout: timeoutMs });
+  } catch (err) {
+    const e = err as Error & { stdout?: string; stderr?: string };
+    const said = `${e.stdout ?? ""}${e.stderr ?? ""}`.trim().split("\n").slice(-15).join("\n");
+    throw new Error(`redis-cli ${args.slice(0, 2).join(" ")} failed: ${e.message.split("\n")[0]}\n${said}`);
+  }
+}
+
 export interface RedisProcess {
   readonly name: string;
   readonly host: string;
@@ -179,8 +190,11 @@ export interface SentinelGroup {
   readonly url: string;
   /** The data nodes (primary first, as started). */
   readonly nodes: readonly RedisProcess[];
-  /** Resolves with the new primary's address on the next +switch-master (subscribe before causing it). */
-  nextSwitchMaster(timeoutMs?: number): Promise<{ host: string; port: number }>;
+  /**
+   * Subscribes to +switch-master on every sentinel; resolves once subscribed, with `switched`: the new primary's
+   * address on the next one (so the failover is caused only after nothing can miss it).
+   */
+  watchSwitchMaster(timeoutMs?: number): Promise<{ switched: Promise<{ host: string; port: number }> }>;
   /** The process now serving as primary, as the sentinels say. */
   currentPrimary(): Promise<RedisProcess>;
   stop(): Promise<void>;
@@ -289,29 +303,37 @@ export async function startSentinelGroup(
       sentinels,
       nodes,
       url: `redis-sentinel://${sentinels.map((s) => `${s.host}:${s.port}`).join(",")}/${masterName}`,
-      async nextSwitchMaster(timeoutMs = 60_000) {
+      async watchSwitchMaster(timeoutMs = 60_000) {
         // Every sentinel publishes +switch-master; listening on all of them survives one being slow.
         const subs = sentinels.map((s) => {
           const sub = new Redis({ host: s.host, port: s.port, maxRetriesPerRequest: 3 });
           sub.on("error", () => {});
           return sub;
         });
-        try {
-          await Promise.all(subs.map((sub) => sub.subscribe("+switch-master")));
-          return await new Promise<{ host: string; port: number }>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error("no +switch-master")), timeoutMs);
-            for (const sub of subs)
-              sub.on("message", (_channel: string, message: string) => {
-                // "<master-name> <old-ip> <old-port> <new-ip> <new-port>"
-                const [name, , , host, newPort] = message.split(" ");
-                if (name !== masterName || !host) return;
-                clearTimeout(timer);
-                resolve({ host, port: Number(newPort) });
-              });
-          });
-        } finally {
+        const close = () => {
           for (const sub of subs) sub.disconnect();
+        };
+        try {
+          // Resolves once every subscription is confirmed: a failover caused after this cannot be missed.
+          await Promise.all(subs.map((sub) => sub.subscribe("+switch-master")));
+        } catch (err) {
+          close();
+          throw err;
         }
+        const switched = new Promise<{ host: string; port: number }>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error("no +switch-master")), timeoutMs);
+          for (const sub of subs)
+            sub.on("message", (_channel: string, message: string) => {
+              // "<master-name> <old-ip> <old-port> <new-ip> <new-port>"
+              const [name, , , host, newPort] = message.split(" ");
+              if (name !== masterName || !host) return;
+              clearTimeout(timer);
+              resolve({ host, port: Number(newPort) });
+            });
+        }).finally(close);
+        // Rejects for whoever awaits it; not an unhandled rejection if the test failed before it could.
+        switched.catch(() => {});
+        return { switched };
       },
       async currentPrimary() {
         for (const s of sentinels) {
@@ -346,6 +368,8 @@ export interface ClusterGroup {
   primaryOf(key: string): Promise<RedisProcess>;
   /** Move `count` slots from one primary to another with redis-cli --cluster reshard (keys move with them). */
   reshard(from: RedisProcess, to: RedisProcess, count: number): Promise<void>;
+  /** The live primaries serving slots now, as a live node sees them. */
+  currentPrimaries(): Promise<RedisProcess[]>;
   stop(): Promise<void>;
 }
 
@@ -389,8 +413,7 @@ export async function startRedisCluster(
       procs.push(p);
       await answers(p);
     }
-    await run(
-      "redis-cli",
+    await redisCli(
       [
         "--cluster",
         "create",
@@ -399,25 +422,31 @@ export async function startRedisCluster(
         String(per),
         "--cluster-yes",
       ],
-      { timeout: 60_000 },
+      60_000,
     );
-    const nodeList = async (): Promise<{ node: RedisProcess; role: string; slots: string[] }[]> => {
-      for (const p of procs) {
-        if (!p.alive) continue;
-        const text = String(await p.client().call("CLUSTER", "NODES"));
-        return text
-          .trim()
-          .split("\n")
-          .map((line) => {
-            const f = line.split(" ");
-            const addr = (f[1] ?? "").split("@")[0] ?? "";
-            const node = procs.find((q) => `${q.host}:${q.port}` === addr);
-            return { node: node as RedisProcess, role: f[2] ?? "", slots: f.slice(8) };
-          })
-          .filter((n) => n.node);
-      }
-      throw new Error("no live cluster node");
+    // One node's view of the cluster (CLUSTER NODES), by process.
+    const viewOf = async (
+      p: RedisProcess,
+    ): Promise<{ node: RedisProcess; role: string; slots: string[] }[]> =>
+      String(await p.client().call("CLUSTER", "NODES"))
+        .trim()
+        .split("\n")
+        .map((line) => {
+          const f = line.split(" ");
+          const addr = (f[1] ?? "").split("@")[0] ?? "";
+          const node = procs.find((q) => `${q.host}:${q.port}` === addr);
+          return { node: node as RedisProcess, role: f[2] ?? "", slots: f.slice(8) };
+        })
+        .filter((n) => n.node);
+    const nodeList = async () => {
+      const live = procs.find((p) => p.alive);
+      if (!live) throw new Error("no live cluster node");
+      return viewOf(live);
     };
+    const servingPrimaries = (view: { node: RedisProcess; role: string; slots: string[] }[]) =>
+      view
+        .filter((n) => /master/.test(n.role) && !/fail/.test(n.role) && n.slots.length > 0)
+        .map((n) => n.node);
     const group: ClusterGroup = {
       primaries: [],
       replicas: [],
@@ -461,8 +490,7 @@ export async function startRedisCluster(
       },
       async reshard(from, to, count) {
         const id = async (p: RedisProcess) => String(await p.client().call("CLUSTER", "MYID"));
-        await run(
-          "redis-cli",
+        await redisCli(
           [
             "--cluster",
             "reshard",
@@ -475,16 +503,44 @@ export async function startRedisCluster(
             String(count),
             "--cluster-yes",
           ],
-          { timeout: 120_000 },
+          120_000,
         );
+      },
+      async currentPrimaries() {
+        return servingPrimaries(await nodeList());
       },
       stop: () => stopAll(procs, clients, root, block),
     };
     await group.healthy();
-    const roles = await nodeList();
-    (group.primaries as RedisProcess[]).push(
-      ...roles.filter((r) => /master/.test(r.role)).map((r) => r.node),
+    // redis-cli --cluster create returns once the slots are assigned; a replica's CLUSTER REPLICATE reaches the
+    // other nodes by gossip afterwards, and its first sync runs after that. Until every node agrees on who replicates
+    // whom, a node still lists a fresh replica as a master without slots (picked as a reshard target, redis-cli
+    // refuses it); until each replica's link is up, the ledger's WAIT is not acknowledged. So: await that state.
+    const roles = await until(
+      async () => {
+        let agreed: string | undefined;
+        let roles: { node: RedisProcess; role: string; slots: string[] }[] = [];
+        for (const p of procs) {
+          const view = await viewOf(p);
+          const replicas = view.filter((n) => /slave/.test(n.role) && !/fail/.test(n.role));
+          if (servingPrimaries(view).length !== nPrimaries || replicas.length !== total - nPrimaries)
+            return false;
+          const signature = view
+            .map((n) => `${n.node.name}:${/master/.test(n.role) ? "m" : "r"}`)
+            .sort()
+            .join(",");
+          if (agreed !== undefined && signature !== agreed) return false;
+          agreed = signature;
+          roles = view;
+        }
+        for (const r of roles.filter((n) => /slave/.test(n.role)))
+          if (!/master_link_status:up/.test(await r.node.client().info("replication"))) return false;
+        return roles;
+      },
+      `every node to agree on ${nPrimaries} primaries and ${total - nPrimaries} replicas, each replica's link up`,
+      60_000,
     );
+    (group.primaries as RedisProcess[]).push(...servingPrimaries(roles));
     (group.replicas as RedisProcess[]).push(...roles.filter((r) => /slave/.test(r.role)).map((r) => r.node));
     return group;
   } catch (err) {

@@ -1,10 +1,13 @@
 // `lunafleet job <id>`: one job's state, request, steps and results, and its evidence (record counts + verification).
+// `lunafleet job <id> --wait [--timeout s]`: follow a job already queued (by anyone) as `run --wait` does, with the
+// same exit codes (0/1/5/6 by its outcome, 4 when the timeout stops the waiting; the job goes on).
 // `lunafleet job cancel <id>`: remove a waiting job, or flag a running one (it stops before its next step/command);
 // attributed to whoever is authenticated. Both through the daemon client (src/api/ops/jobs.ts); this renders.
 import type { Command } from "commander";
 import type { JobDetail } from "../../api/ops/jobs.ts";
 import { ApiCallError } from "../daemon-client.ts";
-import { ago, dataDirOption, withDaemonClient } from "../support.ts";
+import { waitAndPrint } from "../job-wait.ts";
+import { ago, dataDirOption, integerOption, withDaemonClient } from "../support.ts";
 
 export function registerJobCommand(program: Command): void {
   const job = program
@@ -12,22 +15,47 @@ export function registerJobCommand(program: Command): void {
     .description("show one job (steps, results, evidence); `job cancel <id>` cancels it")
     .argument("<id>", "job id")
     .option("--json", "print JSON")
+    .option("--wait", "wait for the job to end and print its progress (as run --wait)")
+    .option(
+      "--timeout <seconds>",
+      "with --wait: give up waiting after this long",
+      integerOption("--timeout", 1, 30 * 86_400),
+      3600,
+    )
     .option(...dataDirOption)
-    .action(async (id: string, opts: { json?: boolean; dataDir?: string }) => {
-      await withDaemonClient("job", opts, async (client) => {
-        let detail: JobDetail;
-        try {
-          detail = await client.job(id);
-        } catch (err) {
-          if (err instanceof ApiCallError && err.status === 404) {
-            console.error(`lunafleet job: no such job '${id}'`);
-            return 1;
+    .action(
+      async (id: string, opts: { json?: boolean; wait?: boolean; timeout: number; dataDir?: string }) => {
+        await withDaemonClient("job", opts, async (client) => {
+          if (opts.wait) {
+            if (opts.json) {
+              console.error("lunafleet job: --wait prints progress; --json is for the one-shot view");
+              return 2;
+            }
+            try {
+              await client.jobStatus(id);
+            } catch (err) {
+              if (err instanceof ApiCallError && err.status === 404) {
+                console.error(`lunafleet job: no such job '${id}'`);
+                return 1;
+              }
+              throw err;
+            }
+            return waitAndPrint(client, id, opts.timeout * 1000);
           }
-          throw err;
-        }
-        return showJob(detail, opts.json === true);
-      });
-    });
+          let detail: JobDetail;
+          try {
+            detail = await client.job(id);
+          } catch (err) {
+            if (err instanceof ApiCallError && err.status === 404) {
+              console.error(`lunafleet job: no such job '${id}'`);
+              return 1;
+            }
+            throw err;
+          }
+          return showJob(detail, opts.json === true);
+        });
+      },
+    );
   job
     .command("cancel")
     .description("cancel a job: a waiting one is removed, a running one stops before its next step")

@@ -1,3 +1,5 @@
+// Over 400 lines: the twin's lunash command table, one short entry per command, found by lookup; one table keeps the
+//  twin's vocabulary in one place.
 // The lunash commands the twin implements, as a table of specs and handlers. A handler writes the command body
 // (everything between the echoed command line and the `Command Result` footer) and returns the result code; the
 // session adds the footer. Interactive steps (password prompts, `proceed` confirmations) go through `ctx.io.ask`.

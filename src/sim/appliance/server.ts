@@ -1,3 +1,5 @@
+// Over 400 lines: the SSH, file-area and NTLS listeners follow one appliance state (reboot, hang, power cycle); their
+//  lifecycle reads together.
 // One simulated appliance on the network: the lunash SSH server, its file area (sftp and scp: `server.pem` to
 // fetch, client certificates to upload), and the NTLS listener. The listeners follow the appliance's state:
 // a hung reboot leaves nothing listening until a power cycle, a reboot in progress refuses connections, and
@@ -18,7 +20,7 @@ import { NtlsListener } from "./ntls.ts";
 const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
 
 /** The file every appliance serves from its scp area: its NTLS server certificate. */
-export const SERVER_PEM = "server.pem";
+const SERVER_PEM = "server.pem";
 
 export interface ApplianceServerOptions {
   state: ApplianceState;
@@ -141,7 +143,7 @@ export class ApplianceServer {
 // The scp area: `server.pem` (read-only, always the current certificate) plus whatever was uploaded.
 
 /** A plain file name in the scp area, or undefined for anything with a directory part (the area is flat). */
-export function scpAreaName(path: string): string | undefined {
+function scpAreaName(path: string): string | undefined {
   const name = path
     .replace(/^(\.\/|\/+|~\/)+/, "")
     .replace(/^home\/[^/]+\//, "")

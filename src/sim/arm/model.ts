@@ -1,3 +1,5 @@
+// Over 400 lines: the rules of deprovisioning as ARM applies them (what it refuses, what it orphans) are meant to
+//  read in one place, as said below.
 // The ARM twin's state: resource groups, Dedicated HSM resources, other resources, and the long-running
 // operations that delete them. No HTTP here: `server.ts` maps requests onto these methods, so the rules of
 // deprovisioning (what ARM refuses, what it orphans) read in one place.
@@ -458,9 +460,7 @@ export class ArmModel {
   }
 }
 
-export function parseHsmId(
-  id: string,
-): { subscriptionId: string; resourceGroup: string; name: string } | undefined {
+function parseHsmId(id: string): { subscriptionId: string; resourceGroup: string; name: string } | undefined {
   const m =
     /^\/*subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.HardwareSecurityModules\/dedicatedHSMs\/([^/]+)$/i.exec(
       id,

@@ -1,3 +1,5 @@
+// Over 400 lines: each accepted command is a short case of one line parser, and they share the host's file-system
+//  model.
 // The shell of a simulated client host as a runbook uses it: a root prompt that runs `lunacm` (interactive or
 // `-q`), `vtl`, and the few file commands needed to move certificates (`cat`, `cat > f <<EOF`, `cp`, `ls`). Anything
 // else is refused: the twin is a Luna client, not a general shell, and must not pretend to run what it cannot.
@@ -12,7 +14,7 @@ import type { ClientHostModel } from "./model.ts";
 import { footerLine } from "./render.ts";
 import { runVtl } from "./vtl.ts";
 
-export const NOT_PERMITTED_STATUS = 126;
+const NOT_PERMITTED_STATUS = 126;
 
 interface Ctx {
   user: string;
@@ -37,7 +39,7 @@ const PASSWORD_VALUE = /(^|\s)-p(a(s(s(w(o(r(d)?)?)?)?)?)?)?\s+("[^"]*|'[^']*|[^
 const HEREDOC = /^\s*cat\s*>\s*(\S+)\s*<<-?\s*(['"]?)([A-Za-z_][A-Za-z0-9_]*)\2\s*$/;
 
 /** Log a received command line: password options and every known secret value redacted. */
-export function logCommand(model: ClientHostModel, ctx: Ctx, shell: "host" | "lunacm", line: string): void {
+function logCommand(model: ClientHostModel, ctx: Ctx, shell: "host" | "lunacm", line: string): void {
   model.commandLog.push({
     at: Date.now(),
     session: ctx.session,
@@ -48,7 +50,7 @@ export function logCommand(model: ClientHostModel, ctx: Ctx, shell: "host" | "lu
 }
 
 /** Remove passwords from text bound for a log: `-password x`, and any value the twin knows to be a password. */
-export function scrub(model: ClientHostModel, text: string): string {
+function scrub(model: ClientHostModel, text: string): string {
   let result = redact(redactPasswordOptions(text));
   const secrets = new Set<string>();
   for (const appliance of model.appliances.values()) {

@@ -1,3 +1,4 @@
+// Over 400 lines: one object by design (see below): a change made through one side is seen by the others at once.
 // The Key Vault twin's state: Managed HSM pools (ARM view and data plane), their keys with real key material, local
 // RBAC role assignments, network rules and activation; Key Vault vaults; diagnostic settings; Entra ID app
 // registrations. One object, read by the ARM routes (arm-routes.ts), the data plane (data-plane.ts), the token
