@@ -30,7 +30,7 @@ const SOCKET_PING_MS = 1000;
 const PING_TIMEOUT_MS = 1500;
 
 /** The daemon's Redis (embedded socket of the data dir, or REDIS_URL), or DaemonUnavailable within ~1.5 s. */
-export async function connectDaemonRedis(
+async function connectDaemonRedis(
   opts: { dataDir?: string; url?: string; connectionName?: string } = {},
 ): Promise<{ redis: RedisClient; dataDir: string; where: string }> {
   const dataDir = opts.dataDir ?? defaultDataDir();
