@@ -119,6 +119,8 @@ export async function withCommandFleet(
     const fleet = fileFleet ?? (await readPublishedFleet(conn.redis));
     if (!fleet) throw new JobSubmitError(noFleet, "NoFleet");
     await act(conn, fleet);
+  } catch (err) {
+    throw conn.explain(err);
   } finally {
     await conn.close();
   }
