@@ -115,6 +115,8 @@ export function build({ quiet = true } = {}) {
     }
     // Runtime assets the code finds relative to its own module (config/demo.yaml) resolve inside the build.
     symlinkSync(join(root, "config"), join(out, "config"));
+    // The web console's static files (src/console/routes.ts serves them from beside its compiled module).
+    symlinkSync(join(root, "src/console/web"), join(out, "src/console/web"));
     // The stamp is the time the sources were read, so an edit made during the build makes the next call rebuild.
     writeFileSync(join(out, STAMP), "");
     // Rounded up to the millisecond: Date-based times would truncate the sources' sub-millisecond mtimes.

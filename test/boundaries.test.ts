@@ -32,7 +32,11 @@ const LAYERS: readonly (readonly string[])[] = [
   ["runbooks"],
   ["src/queue"],
   // src/api: the HTTPS API's routes over queue, coord, guard, evidence and identity; the daemon serves it.
-  ["src/api"],
+  // src/notify: webhook notifications (awaiting approval, job finished, new fleet problem) over queue, coord, facts
+  // and evidence; beside the API, never through it.
+  ["src/api", "src/notify"],
+  // src/console: the web console's static pages and their routes on the API's server (it calls only the API).
+  ["src/console"],
   ["src/daemon"],
   ["src/cli"],
 ];

@@ -10,6 +10,8 @@ const once = process.argv.includes("--once");
 const httpPort = Number(process.env.LUNAFLEET_HTTP_PORT ?? 0);
 // The API on its documented port (README), unless LUNAFLEET_API_PORT says otherwise (0 = any free port).
 const apiPort = Number(process.env.LUNAFLEET_API_PORT ?? 9465);
+// The demo identity provider the console signs in with (twin only), unless LUNAFLEET_IDP_PORT says otherwise.
+const idpPort = Number(process.env.LUNAFLEET_IDP_PORT ?? 9466);
 
 async function main(): Promise<number> {
   let demo: Awaited<ReturnType<typeof runDemo>>;
@@ -18,6 +20,7 @@ async function main(): Promise<number> {
       dataDir: defaultDataDir(),
       httpPort: Number.isInteger(httpPort) ? httpPort : 0,
       apiPort: Number.isInteger(apiPort) && apiPort >= 0 && apiPort < 65_536 ? apiPort : 9465,
+      idpPort: Number.isInteger(idpPort) && idpPort >= 0 && idpPort < 65_536 ? idpPort : 9466,
     });
   } catch (err) {
     console.error(`lunafleet: ${(err as Error).message}`);
@@ -29,7 +32,7 @@ async function main(): Promise<number> {
     return failed.length === 0 ? 0 : 1;
   }
   console.log(
-    `lunafleet: running; submit more with \`npx lunafleet run <runbook> <target>\`${demo.daemon.api ? ` (or over the API at ${demo.daemon.api.url})` : ""} — Ctrl-C stops.`,
+    `lunafleet: running; submit more with \`npx lunafleet run <runbook> <target>\`${demo.daemon.api ? ` (or over the API at ${demo.daemon.api.url})` : ""}${demo.consoleUrl ? `, or open the console at ${demo.consoleUrl}` : ""} — Ctrl-C stops.`,
   );
   await new Promise<void>((resolveStop) => {
     const onSignal = (signal: NodeJS.Signals) => {

@@ -5,6 +5,7 @@
 import { CronExpressionParser } from "cron-parser";
 import { z } from "zod";
 import { azureKeySections, checkAzureKeyReferences } from "./azure-keys.ts";
+import { consoleSections } from "./console-schema.ts";
 import { checkIdentity, IDENTITY_DEFAULT, identitySchema } from "./identity-schema.ts";
 import { secretRefKind } from "./secret.ts";
 
@@ -355,6 +356,8 @@ export const fleetSchema = z
       .optional(),
     // Managed HSM, Key Vault, keys and their consumers (src/config/azure-keys.ts).
     ...azureKeySections({ credentialRef, twin: () => parsingTwinFile }),
+    // The web console (its origin, its OIDC client) and webhook notifications (src/config/console-schema.ts).
+    ...consoleSections({ credentialRef, twin: () => parsingTwinFile }),
   })
   .strict()
   .superRefine((fleet, ctx) => {

@@ -15,12 +15,16 @@ export interface ApprovalEntry {
   proof?: ApprovalProof;
 }
 
-/** A signed approval as stored: the statement, the armored signature, the key, who submitted it. */
+/**
+ * A signed approval as stored: the statement, the signature (armored SSH, or a WebAuthn assertion's with its
+ * authenticator and client data), the key (`webauthn:<credential id>` for a security key), who submitted it.
+ */
 export interface ApprovalProof {
-  method: "sshsig";
+  method: "sshsig" | "webauthn";
   keyFingerprint: string;
   statement: string;
   signature: string;
+  webauthn?: { authenticatorData: string; clientDataJSON: string; userHandle?: string | undefined };
   submittedBy: string;
 }
 

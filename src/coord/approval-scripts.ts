@@ -6,6 +6,8 @@ import { type LuaScript, luaScript } from "../redis/client.ts";
 const PREFIX = "lunafleet";
 /** Job ids awaiting approval, scored by deadline (ms). */
 export const WAITING_APPROVALS_KEY = `${PREFIX}:approvals:waiting`;
+/** Pub/sub channel a new request's job id is published on (the notifier tells approvers at once; src/notify). */
+export const APPROVAL_REQUESTED_CHANNEL = `${PREFIX}:approvals:requested`;
 const KEEP_AFTER_DEADLINE_SECONDS = 30 * 86_400;
 const MAX_REFUSALS = 100;
 

@@ -40,6 +40,7 @@ import {
   toState,
 } from "./approval-model.ts";
 import {
+  APPROVAL_REQUESTED_CHANNEL,
   approvalKey,
   approveIfValid,
   closeWhenJobEnds,
@@ -51,7 +52,7 @@ import {
 } from "./approval-scripts.ts";
 
 export * from "./approval-model.ts";
-export { approvalKey, WAITING_APPROVALS_KEY } from "./approval-scripts.ts";
+export { APPROVAL_REQUESTED_CHANNEL, approvalKey, WAITING_APPROVALS_KEY } from "./approval-scripts.ts";
 
 const PRINCIPAL_RE = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$/;
 
@@ -102,6 +103,8 @@ export async function requestApproval(
       `job ${jobId} already has an approval request for ${state.device} (serial ${state.serial}); ` +
         `it cannot be reused for ${req.device} (serial ${req.serial})`,
     );
+  // Fire and forget: the notifier also sweeps the waiting index, so a message lost here is only later, not lost.
+  if (reply[0] === "created") await redis.publish(APPROVAL_REQUESTED_CHANNEL, jobId).catch(() => 0);
   if (reply[0] === "created")
     await opts.evidence?.append("approval", {
       event: "requested",
@@ -199,6 +202,9 @@ export async function approve(
       submittedBy: proof?.submittedBy,
       statement: proof?.statement,
       signature: proof?.signature,
+      // A security key's assertion (its challenge is the statement's SHA-256): verifiable offline with the
+      // credential's public key from its registration record (log webauthn-credentials).
+      ...(proof?.webauthn ? { method: "webauthn", webauthn: proof.webauthn } : {}),
       confirmation: "matches the device serial",
       approvals: state.approvals.length,
       required: state.required,

@@ -10,6 +10,7 @@ import { renderStatement } from "../signing/statement.ts";
 import {
   ApprovalError,
   type ApprovalEvidence,
+  type ApprovalProof,
   ApprovalProofRefused,
   type ApprovalRequest,
   type ApprovalState,
@@ -37,39 +38,55 @@ export function signableStatement(s: ApprovalStatement): string {
   });
 }
 
-/** approve()'s verifier: SSH signatures by the fleet's registered keys (the allow-list, if any, applies too). */
+export interface VerifierOptions {
+  /** The registry (SSH keys and the WebAuthn credentials they vouch for); default the fleet's SSH keys only. */
+  keys?: ApproverKeys;
+  /** A WebAuthn approval verified: its authenticator's new signature counter, to be stored (webauthn-credentials). */
+  onWebAuthnCounter?: (keyFingerprint: string, counter: number) => Promise<void>;
+}
+
+/**
+ * approve()'s verifier: signatures by the fleet's registered keys — SSH signatures, or WebAuthn assertions by
+ * credentials those keys vouch for (the allow-list, if any, applies too).
+ */
 export function sshApprovalVerifier(
   fleet: Pick<Fleet, "identity" | "approvals">,
   now = () => Date.now(),
+  opts: VerifierOptions = {},
 ): ApprovalVerifier {
-  const keys = new ApproverKeys(fleet.identity);
+  const keys = opts.keys ?? new ApproverKeys(fleet.identity);
   return {
     async verify(statement, input) {
       const expected = signableStatement(statement);
-      const verdict = countApprovals(
-        [
-          {
-            method: input.proof?.method,
-            principal: input.principal,
-            keyFingerprint: input.proof?.keyFingerprint,
-            statement: input.proof?.statement,
-            signature: input.proof?.signature,
-          } as Partial<SignedApproval>,
-        ],
-        keys,
-        {
-          statement: expected,
-          requester: statement.requester ?? "",
-          allowed: fleet.approvals.principals,
-          now: now(),
-        },
-      );
+      const verdict = await countApprovals([proofAsApproval(input.principal, input.proof)], keys, {
+        statement: expected,
+        requester: statement.requester ?? "",
+        allowed: fleet.approvals.principals,
+        now: now(),
+      });
       const refused = verdict.refused[0];
       if (refused) throw new ApprovalProofRefused(refused.code, refused.reason);
       const counted = verdict.counted[0]!;
+      if (counted.webauthnCounter !== undefined)
+        await opts.onWebAuthnCounter?.(counted.keyFingerprint, counted.webauthnCounter);
       return { principal: counted.principal, keyFingerprint: counted.keyFingerprint };
     },
   };
+}
+
+/** An approval as handed in or stored, in the shape the checker reads. */
+function proofAsApproval(
+  principal: string,
+  proof: Partial<ApprovalProof> | undefined,
+): Partial<SignedApproval> {
+  return {
+    method: proof?.method,
+    principal,
+    keyFingerprint: proof?.keyFingerprint,
+    statement: proof?.statement,
+    signature: proof?.signature,
+    ...(proof?.webauthn ? { webauthn: proof.webauthn } : {}),
+  } as Partial<SignedApproval>;
 }
 
 /** What the worker knows of the job it runs, from its own fleet file and admitted plan (never from Redis). */
@@ -101,13 +118,14 @@ export type GrantCheck =
  * worker expects (its device and serial from the fleet), by distinct registered principals and keys, none the
  * requester, enough of them (`required`, never fewer than the fleet's policy).
  */
-export function checkGrantedApprovals(
+export async function checkGrantedApprovals(
   state: ApprovalState,
   facts: JobFacts,
   fleet: Pick<Fleet, "identity" | "approvals" | "devices" | "managedHsms">,
   required: number,
   now = Date.now(),
-): GrantCheck {
+  keys: ApproverKeys = new ApproverKeys(fleet.identity),
+): Promise<GrantCheck> {
   // What the statement names, from this worker's fleet file: an appliance and its serial, or a Managed HSM pool
   // (approved by its name: mhsm-retire types the pool's name as its confirmation).
   const appliance = fleet.devices.find((d) => d.name === state.device);
@@ -125,15 +143,9 @@ export function checkGrantedApprovals(
     requester: facts.requester,
     expiresAt: state.expiresAt,
   });
-  const count = countApprovals(
-    state.approvals.map((a) => ({
-      method: a.proof?.method,
-      principal: a.principal,
-      keyFingerprint: a.proof?.keyFingerprint,
-      statement: a.proof?.statement,
-      signature: a.proof?.signature,
-    })) as Partial<SignedApproval>[],
-    new ApproverKeys(fleet.identity),
+  const count = await countApprovals(
+    state.approvals.map((a) => proofAsApproval(a.principal, a.proof)),
+    keys,
     { statement: expected, requester: facts.requester, allowed: fleet.approvals.principals, now },
   );
   const need = Math.max(required, fleet.approvals.required);
@@ -159,6 +171,8 @@ export function signedApprovalsStore(
   facts: JobFacts,
   fleet: Pick<Fleet, "identity" | "approvals" | "devices" | "managedHsms">,
   evidence: ApprovalEvidence,
+  /** The registry at the moment of acting (with WebAuthn credentials: loadApproverKeys); default SSH keys only. */
+  loadKeys?: () => Promise<ApproverKeys>,
 ) {
   return {
     request: (jobId: string, req: ApprovalRequest) =>
@@ -166,7 +180,8 @@ export function signedApprovalsStore(
     async state(jobId: string): Promise<ApprovalState | null> {
       const state = await store.state(jobId);
       if (state?.status !== "approved") return state;
-      const check = checkGrantedApprovals(state, facts, fleet, state.required);
+      const keys = loadKeys ? await loadKeys() : undefined;
+      const check = await checkGrantedApprovals(state, facts, fleet, state.required, Date.now(), keys);
       if (check.ok) return state;
       await evidence.append(
         "approval",

@@ -5,8 +5,10 @@ import { registerEvidenceRoutes } from "../api/routes/evidence.ts";
 import { registerFleetRoutes } from "../api/routes/fleet.ts";
 import { registerGuardRoutes } from "../api/routes/guard.ts";
 import { registerJobRoutes } from "../api/routes/jobs.ts";
+import { registerWebAuthnRoutes } from "../api/routes/webauthn.ts";
 import { type ApiServer, type ApiServices, startApiServer } from "../api/server.ts";
 import { loadOrCreateApiTls } from "../api/tls.ts";
+import { registerConsoleRoutes } from "../console/routes.ts";
 import { Authenticator } from "../identity/authenticate.ts";
 import type { DaemonLogger } from "./logger.ts";
 import { reportService } from "./report-service.ts";
@@ -54,6 +56,8 @@ export async function startDaemonApi(
       registerApprovalRoutes,
       registerGuardRoutes,
       registerEvidenceRoutes,
+      registerWebAuthnRoutes,
+      registerConsoleRoutes,
     ],
     log,
   });

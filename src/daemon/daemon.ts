@@ -6,7 +6,9 @@ import { join } from "node:path";
 import type { Queue } from "bullmq";
 import { loadFleet } from "../config/load.ts";
 import type { Fleet } from "../config/schema.ts";
+import { consoleUrl } from "../console/routes.ts";
 import { type EvidenceSigner, loadOrCreateSigner } from "../evidence/signing.ts";
+import { type Notifier, startNotifier } from "../notify/notifier.ts";
 import { createJobQueue, fleetDigest, type JobData, osAccountName, publishFleet } from "../queue/jobs.ts";
 import { syncSchedules } from "../queue/schedules.ts";
 import { type RunningWorker, type StartWorkerOptions, startWorker } from "../queue/worker.ts";
@@ -81,6 +83,8 @@ export interface Daemon {
   http: DaemonHttp | undefined;
   /** The HTTPS API, when served. */
   api: Awaited<ReturnType<typeof startDaemonApi>> | undefined;
+  /** Webhook notifications, when the fleet lists webhooks (src/notify). */
+  notifier: Notifier | undefined;
   evidenceSigner: EvidenceSigner;
   log: DaemonLogger;
   embeddedRedis: EmbeddedRedis | undefined;
@@ -123,10 +127,12 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
   let worker: RunningWorker | undefined;
   let http: DaemonHttp | undefined;
   let api: Awaited<ReturnType<typeof startDaemonApi>> | undefined;
+  let notifier: Notifier | undefined;
   const evidenceSigner = loadOrCreateSigner(opts.dataDir, opts.evidenceKeyFile);
   let claim: FleetClaim | undefined;
   const cleanup = async () => {
     await bounded(claim?.release());
+    await bounded(notifier?.close());
     await bounded(api?.close());
     await bounded(http?.close());
     await bounded(worker?.close());
@@ -197,6 +203,21 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
         opts.api,
         log,
       );
+    if (fleet.notifications?.webhooks.length)
+      notifier = startNotifier({
+        fleet,
+        dataDir: opts.dataDir,
+        redis,
+        redisOptions,
+        jobsQueue: queue,
+        evidenceSigner,
+        consoleUrl: api
+          ? consoleUrl(fleet, api.url)
+          : fleet.console?.url
+            ? `${fleet.console.url}/console/`
+            : undefined,
+        log,
+      });
   } catch (err) {
     await cleanup();
     throw err;
@@ -239,6 +260,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
     metrics,
     http,
     api,
+    notifier,
     evidenceSigner,
     log,
     embeddedRedis: embedded,

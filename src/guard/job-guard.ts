@@ -4,6 +4,7 @@
 import type { Fleet } from "../config/schema.ts";
 import { approvalState } from "../coord/approvals.ts";
 import { checkGrantedApprovals, type JobFacts } from "../coord/signed-approvals.ts";
+import { loadApproverKeys } from "../coord/webauthn-credentials.ts";
 import type { RedisClient } from "../redis/client.ts";
 import type { JobShells } from "../shell/job-shells.ts";
 import { GuardRefused, SanctionedZeroizeRefused } from "./errors.ts";
@@ -63,7 +64,14 @@ export function jobGuard(deps: JobGuardDeps): JobGuard {
       if (typed.size !== 1) throw refuse("the approvals do not carry one typed confirmation");
       // The signatures, again, now: a request marked approved in Redis is only a claim.
       if (!deps.approvalFacts) throw refuse("this job's guard does not know the job's plan and requester");
-      const signed = checkGrantedApprovals(approvals, deps.approvalFacts, deps.fleet, 2);
+      const signed = await checkGrantedApprovals(
+        approvals,
+        deps.approvalFacts,
+        deps.fleet,
+        2,
+        Date.now(),
+        await loadApproverKeys(deps.redis, deps.fleet, { checkCounters: false }),
+      );
       if (!signed.ok) {
         await deps.evidence
           .append(

@@ -9,11 +9,13 @@
 import { randomBytes } from "node:crypto";
 import { getDevice } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
+import { loadApproverKeys, recordCounter } from "../coord/webauthn-credentials.ts";
 import { EvidenceLog } from "../evidence/log.ts";
 import { type EvidenceSigner, sealEvidence, sealFinal } from "../evidence/signing.ts";
 import type { RedisClient } from "../redis/client.ts";
-import { ApproverKeys, checkApproval, type SignedApproval } from "../signing/approval-check.ts";
+import { checkApproval, type SignedApproval } from "../signing/approval-check.ts";
 import { type GuardReleaseStatement, renderStatement } from "../signing/statement.ts";
+import { credentialIdOf } from "../signing/webauthn.ts";
 import { LoginLedger } from "./ledger.ts";
 import { findLedgerKey, ReleaseRefused, type ReleaseResult, releaseQuarantine } from "./release.ts";
 import { type GuardRole, isDestructive, rolePolicy } from "./roles.ts";
@@ -162,12 +164,15 @@ export async function approveGuardRelease(
   };
   if (request.status !== "awaiting-approval")
     return refuse(`it is ${request.status}, not awaiting approval`, "not-awaiting-approval");
-  const verdict = checkApproval(approval, new ApproverKeys(fleet.identity), {
-    statement: request.statement,
-    requester: request.requester,
-    now: Date.now(),
-  });
+  const verdict = await checkApproval(
+    approval,
+    await loadApproverKeys(redis, fleet, { checkCounters: true }),
+    { statement: request.statement, requester: request.requester, now: Date.now() },
+  );
   if (!verdict.ok) return refuse(verdict.reason, verdict.code);
+  const credentialId = credentialIdOf(verdict.keyFingerprint);
+  if (credentialId && verdict.webauthnCounter !== undefined)
+    await recordCounter(redis, credentialId, verdict.webauthnCounter);
   await log.append(
     "approval",
     {
@@ -177,6 +182,8 @@ export async function approveGuardRelease(
       submittedBy: approval.submittedBy,
       statement: approval.statement,
       signature: approval.signature,
+      // A security key's assertion: with the credential's registration (log webauthn-credentials), verifiable offline.
+      ...(approval.webauthn ? { method: "webauthn", webauthn: approval.webauthn } : {}),
     },
     verdict.principal,
   );

@@ -19,6 +19,8 @@ export const OPERATIONS = {
   "jobs.cancel": "operator",
   "ha.release-breaker": "operator",
   "approvals.decide": "approver", // approve (signed) or reject
+  "credentials.register": "approver", // register / list / revoke one's own security keys (signed by one's SSH key)
+  "credentials.manage": "admin", // list and revoke anyone's security keys
   "guard.release": "guard-admin",
   "tokens.manage": "admin",
 } as const satisfies Record<string, Role>;

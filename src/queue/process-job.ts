@@ -18,6 +18,7 @@ import { redact } from "../config/secret.ts";
 import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
 import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
 import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.ts";
+import { loadApproverKeys } from "../coord/webauthn-credentials.ts";
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
 import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
@@ -269,7 +270,11 @@ async function scope(
       ...(deps.azure ? { azure: deps.azure } : {}),
       ...(deps.keyVault ? { keyVault: deps.keyVault } : {}),
       // Requests carry the requester; a granted one is re-verified (signatures, registry, plan) when read.
-      approvals: facts ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence) : deps.approvals,
+      approvals: facts
+        ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence, () =>
+            loadApproverKeys(redis, deps.fleet, { checkCounters: false }),
+          )
+        : deps.approvals,
       approvalPollMs: deps.approvalPollMs,
       state: deps.state,
       facts: deps.facts,

@@ -52,7 +52,24 @@ export interface GuardReleaseStatement {
   deadline: string;
 }
 
-export type ApprovalStatement = JobStatement | GuardReleaseStatement;
+/**
+ * A WebAuthn credential (security key, passkey) vouched for by its owner's registered SSH approval key: what makes a
+ * browser credential count as that principal's (src/signing/webauthn.ts). No deadline: it stands until the credential
+ * is revoked or the SSH key leaves the fleet file; it names one public key, so a copy of it registers nothing else.
+ */
+export interface WebAuthnCredentialStatement {
+  kind: "webauthn-credential";
+  decision: "register";
+  principal: string;
+  /** The credential id (base64url), as the authenticator made it. */
+  credential: string;
+  /** `sha256:<hex>` of the credential's COSE public key. */
+  publicKey: string;
+  /** The relying party id the credential is scoped to (the console's host name). */
+  rp: string;
+}
+
+export type ApprovalStatement = JobStatement | GuardReleaseStatement | WebAuthnCredentialStatement;
 
 const ORDER: {
   [K in ApprovalStatement["kind"]]: readonly (keyof Extract<ApprovalStatement, { kind: K }>)[];
@@ -70,14 +87,15 @@ const ORDER: {
     "requester",
     "deadline",
   ],
+  "webauthn-credential": ["kind", "decision", "principal", "credential", "publicKey", "rp"],
 };
 
 export class StatementError extends Error {
   override name = "StatementError";
 }
 
-const LABEL: Record<string, string> = { quarantinedBy: "quarantined-by" };
-const FIELD_OF: Record<string, string> = { "quarantined-by": "quarantinedBy" };
+const LABEL: Record<string, string> = { quarantinedBy: "quarantined-by", publicKey: "public-key" };
+const FIELD_OF: Record<string, string> = { "quarantined-by": "quarantinedBy", "public-key": "publicKey" };
 
 /** The statement's text (LF line ends, final newline). Values must be one printable line each. */
 export function renderStatement(s: ApprovalStatement): string {
@@ -107,7 +125,7 @@ export function parseStatement(text: string): ApprovalStatement {
     out[FIELD_OF[m[1]!] ?? m[1]!] = m[2]!;
   }
   const kind = out.kind;
-  if (kind !== "job" && kind !== "guard-release")
+  if (kind !== "job" && kind !== "guard-release" && kind !== "webauthn-credential")
     throw new StatementError(`unknown statement kind '${kind}'`);
   const statement = out as unknown as ApprovalStatement;
   if (renderStatement(statement) !== text) throw new StatementError("statement is not in canonical form");

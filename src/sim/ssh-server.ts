@@ -117,6 +117,11 @@ export interface CarrierFaults {
   dropMidCommand?: string;
   /** When an entered command starts with this text, its output (not the prompt) comes back garbled. */
   garbleCommand?: string;
+  /**
+   * When an entered command starts with `command`, its output is held back until `released` settles (the twin's
+   * `hold` fault): a job sits inside that command for exactly as long as a test wants to look at it, with no timer.
+   */
+  hold?: { command: string; released: Promise<void> };
 }
 
 /** Process-wide session ids: unique across every twin server, so logs of several devices never collide. */
@@ -423,6 +428,8 @@ class ChannelIO implements ShellIO {
   #ending = false;
   #garbling = false;
   #releaseAt = 0;
+  /** Set while the reply to a held command is held back: writes queue here, in order, until it is released. */
+  #held: (() => void)[] | undefined;
 
   constructor(
     channel: ServerChannel,
@@ -444,7 +451,7 @@ class ChannelIO implements ShellIO {
    */
   noteInput(text: string): void {
     const f = this.#faults();
-    if (!f?.dropMidCommand && !f?.garbleCommand) {
+    if (!f?.dropMidCommand && !f?.garbleCommand && !f?.hold) {
       this.#garbling = false;
       this.#dropArmed = false;
       this.#pendingLine = "";
@@ -455,6 +462,8 @@ class ChannelIO implements ShellIO {
         if (this.#pendingLine !== "") {
           this.#dropArmed = matchesCommand(this.#pendingLine, f.dropMidCommand);
           this.#garbling = matchesCommand(this.#pendingLine, f.garbleCommand);
+          if (f.hold && !this.#held && matchesCommand(this.#pendingLine, f.hold.command))
+            this.#holdUntil(f.hold.released);
         }
         this.#pendingLine = "";
       } else {
@@ -499,8 +508,21 @@ class ChannelIO implements ShellIO {
     this.#drop();
   }
 
+  #holdUntil(released: Promise<void>): void {
+    const queue: (() => void)[] = [];
+    this.#held = queue;
+    void released.then(() => {
+      this.#held = undefined;
+      for (const action of queue) this.#later(action);
+    });
+  }
+
   /** Run now, or after the `slow` delay; order is kept because every action waits at least for the previous. */
   #later(action: () => void): void {
+    if (this.#held) {
+      this.#held.push(action);
+      return;
+    }
     const delay = this.#faults()?.slowReplyMs ?? 0;
     if (delay <= 0 && this.#releaseAt <= Date.now()) {
       action();

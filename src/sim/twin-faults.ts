@@ -3,6 +3,7 @@
 import type { Fleet } from "../config/index.ts";
 import { powerCycle as powerCycleState } from "./appliance/power.ts";
 import { generateSelfSignedCert } from "./certs.ts";
+import type { CarrierFaults } from "./ssh-server.ts";
 import type { TwinAppliance, TwinClientHost } from "./twin.ts";
 
 export const FAULTS = [
@@ -15,6 +16,7 @@ export const FAULTS = [
   "close-ntls",
   "hang-reboot",
   "power-cycle",
+  "hold",
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 
@@ -43,7 +45,7 @@ export async function applyFault(
 ): Promise<string> {
   const off = value !== undefined && OFF.has(value.toLowerCase());
   const ch = scope.clientHosts.get(target);
-  if (ch && (fault === "slow" || fault === "drop" || fault === "garble"))
+  if (ch && (fault === "slow" || fault === "drop" || fault === "garble" || fault === "hold"))
     return carrierFault(ch, fault, value, off);
   if (fault === "member-down") return memberDown(scope, target, value);
   const a = scope.appliance(target);
@@ -104,6 +106,10 @@ export async function applyFault(
       }
       state.faults.hangReboot = off ? undefined : true;
       return off ? `${target} reboots normally again` : `${target}'s next reboot will hang until power-cycle`;
+    case "hold":
+      throw new TwinFaultError(
+        `hold applies to client hosts (their lunacm and vtl sessions), not to ${target}`,
+      );
     case "power-cycle":
       powerCycleState(state);
       await a.server.reconcile();
@@ -115,10 +121,11 @@ export async function applyFault(
 
 function carrierFault(
   ch: TwinClientHost,
-  fault: "slow" | "drop" | "garble",
+  fault: "slow" | "drop" | "garble" | "hold",
   value: string | undefined,
   off: boolean,
 ): string {
+  if (fault === "hold") return holdFault(ch, value, off);
   if (fault === "slow") {
     const ms = off ? 0 : Number(value ?? 2000);
     if (!Number.isInteger(ms) || ms < 0)
@@ -130,6 +137,28 @@ function carrierFault(
   const key = fault === "drop" ? "dropMidCommand" : "garbleCommand";
   ch.faults[key] = off ? undefined : value;
   return off ? `${ch.name}: ${fault} fault cleared` : `${ch.name}: ${fault} on '${value}'`;
+}
+
+/**
+ * `hold <client-host> "<command>"`: the reply to that command is held back until `hold <client-host> off` — a job
+ * sits inside the command for as long as whoever set the fault wants (a test watching a job live, with no timer).
+ * Only the timing changes, never the text: a slow line, not something a Luna would not print.
+ */
+function holdFault(ch: TwinClientHost, value: string | undefined, off: boolean): string {
+  const current = ch.faults.hold as (CarrierFaults["hold"] & { release?: () => void }) | undefined;
+  if (off) {
+    ch.faults.hold = undefined;
+    current?.release?.();
+    return current ? `${ch.name}: replies to '${current.command}' released` : `${ch.name}: nothing was held`;
+  }
+  if (!value) throw new TwinFaultError(`hold: name the command (e.g. "hagroup recover"), or 'off'`);
+  current?.release?.();
+  let release!: () => void;
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  ch.faults.hold = Object.assign({ command: value, released }, { release });
+  return `${ch.name}: replies to '${value}' are held until 'hold off'`;
 }
 
 /**

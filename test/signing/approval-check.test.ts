@@ -87,13 +87,13 @@ describe("approval statements", () => {
 });
 
 describe("counting signed approvals", () => {
-  it("two registered principals with distinct keys count; the order is kept", () => {
-    const c = countApprovals([signed("alice"), signed("bob")], keys, expectation);
+  it("two registered principals with distinct keys count; the order is kept", async () => {
+    const c = await countApprovals([signed("alice"), signed("bob")], keys, expectation);
     expect(c.refused).toEqual([]);
     expect(c.counted.map((x) => x.principal)).toEqual(["alice", "bob"]);
   });
 
-  it("a FIDO security-key signature counts like any other", () => {
+  it("a FIDO security-key signature counts like any other", async () => {
     const a: SignedApproval = {
       method: "sshsig",
       principal: "carol",
@@ -101,7 +101,7 @@ describe("counting signed approvals", () => {
       statement,
       signature: carolSk.signSshsig(statement),
     };
-    expect(checkApproval(a, keys, expectation)).toMatchObject({ ok: true, principal: "carol" });
+    expect(await checkApproval(a, keys, expectation)).toMatchObject({ ok: true, principal: "carol" });
   });
 
   const cases: [string, () => Partial<SignedApproval>, string, Partial<typeof expectation>?][] = [
@@ -138,20 +138,20 @@ describe("counting signed approvals", () => {
     ],
   ];
   for (const [what, make, code, override] of cases)
-    it(`refuses ${what} (${code})`, () => {
-      const verdict = checkApproval(make(), keys, { ...expectation, ...override });
+    it(`refuses ${what} (${code})`, async () => {
+      const verdict = await checkApproval(make(), keys, { ...expectation, ...override });
       expect(verdict).toMatchObject({ ok: false, code });
     });
 
-  it("the same principal twice, or the same key twice, counts once", () => {
+  it("the same principal twice, or the same key twice, counts once", async () => {
     const first = signed("alice");
-    const c = countApprovals([first, signed("alice"), first], keys, expectation);
+    const c = await countApprovals([first, signed("alice"), first], keys, expectation);
     expect(c.counted.map((x) => x.principal)).toEqual(["alice"]);
     expect(c.refused.map((r) => r.code)).toEqual(["duplicate-principal", "duplicate-principal"]);
   });
 
-  it("the statement-mismatch reason names the fields that differ", () => {
-    const v = checkApproval(
+  it("the statement-mismatch reason names the fields that differ", async () => {
+    const v = await checkApproval(
       signed("alice", renderStatement({ ...base, serial: "700101" })),
       keys,
       expectation,

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { getRunbook } from "../../../runbooks/index.ts";
 import {
   ApprovalError,
+  type ApprovalProof,
   ApprovalRefused,
   type ApprovalState,
   approvalState,
@@ -16,21 +17,35 @@ import {
   NoApprovalRequest,
   reject,
 } from "../../coord/approvals.ts";
-import { signableStatement, sshApprovalVerifier } from "../../coord/signed-approvals.ts";
+import {
+  signableStatement,
+  sshApprovalVerifier,
+  type VerifierOptions,
+} from "../../coord/signed-approvals.ts";
+import { loadApproverKeys, recordCounter } from "../../coord/webauthn-credentials.ts";
 import { admitJob } from "../../engine/admit.ts";
 import { describeAdmitted, type JobPlan } from "../../engine/plan.ts";
 import { EvidenceLog } from "../../evidence/log.ts";
 import { isValidJobId } from "../../evidence/record.ts";
 import { sealEvidence } from "../../evidence/signing.ts";
 import { jobOutcome } from "../../queue/job-outcome.ts";
-import { ApproverKeys } from "../../signing/approval-check.ts";
+import type { ApproverKeys } from "../../signing/approval-check.ts";
+import { credentialIdOf, webauthnKeyId } from "../../signing/webauthn.ts";
 import { ApiError } from "../errors.ts";
 import { authorize, type OpContext } from "./context.ts";
 
+const base64url = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[A-Za-z0-9_-]+$/, "base64url");
+
 /**
- * A decision handed in: the signed approval (statement, `ssh-keygen -Y sign -n lunafleet-approval` signature, key
- * fingerprint), the principal the key is registered to (default: looked up by the key), and the typed serial. Without
- * a signature it is still recorded — and refused as unsigned: a principal's word never counts.
+ * A decision handed in: the signed approval — an SSH signature (statement, `ssh-keygen -Y sign -n
+ * lunafleet-approval` signature, key fingerprint) or a WebAuthn assertion over the statement (the console's security
+ * key button) — the principal the key is registered to (default: looked up by the key), and the typed serial.
+ * Without a signature it is still recorded — and refused as unsigned: a principal's word never counts.
  */
 export const approvalBodySchema = z
   .object({
@@ -42,13 +57,63 @@ export const approvalBodySchema = z
       .optional(),
     signature: z.string().min(1).max(20_000).optional(),
     statement: z.string().min(1).max(4_000).optional(),
+    /** A WebAuthn assertion whose challenge is the SHA-256 of `statement` (src/signing/webauthn.ts). */
+    webauthn: z
+      .object({
+        credentialId: base64url(1_400),
+        authenticatorData: base64url(4_000),
+        clientDataJSON: base64url(8_000),
+        signature: base64url(2_000),
+        userHandle: base64url(200).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine(
-    (b) => (b.signature === undefined) === (b.keyFingerprint === undefined && b.statement === undefined),
-    "a signed approval gives signature, keyFingerprint and statement together",
+    (b) =>
+      b.webauthn
+        ? b.statement !== undefined && b.signature === undefined && b.keyFingerprint === undefined
+        : (b.signature === undefined) === (b.keyFingerprint === undefined && b.statement === undefined),
+    "a signed approval gives signature, keyFingerprint and statement together, or webauthn and statement",
   );
 export type ApprovalBody = z.output<typeof approvalBodySchema>;
+
+/** The proof a body carries, in the stored shape (method, key id, statement, signature, WebAuthn data), or none. */
+export function proofOfBody(body: ApprovalBody): Omit<ApprovalProof, "submittedBy"> | undefined {
+  if (body.webauthn && body.statement)
+    return {
+      method: "webauthn",
+      keyFingerprint: webauthnKeyId(body.webauthn.credentialId),
+      statement: body.statement,
+      signature: body.webauthn.signature,
+      webauthn: {
+        authenticatorData: body.webauthn.authenticatorData,
+        clientDataJSON: body.webauthn.clientDataJSON,
+        ...(body.webauthn.userHandle ? { userHandle: body.webauthn.userHandle } : {}),
+      },
+    };
+  if (body.signature && body.keyFingerprint && body.statement)
+    return {
+      method: "sshsig",
+      keyFingerprint: body.keyFingerprint,
+      statement: body.statement,
+      signature: body.signature,
+    };
+  return undefined;
+}
+
+/** The registry an approval handed in now is checked against (counters checked), and the counter it moves. */
+export async function submissionKeys(ctx: OpContext): Promise<VerifierOptions & { keys: ApproverKeys }> {
+  const { redis, fleet } = ctx.services;
+  return {
+    keys: await loadApproverKeys(redis, fleet, { checkCounters: true }),
+    onWebAuthnCounter: async (keyId, counter) => {
+      const id = credentialIdOf(keyId);
+      if (id) await recordCounter(redis, id, counter);
+    },
+  };
+}
 
 export const rejectBodySchema = z.object({ reason: z.string().trim().min(1).max(2000) }).strict();
 
@@ -129,9 +194,9 @@ export async function approveOp(ctx: OpContext, id: string, body: ApprovalBody):
   const { redis, fleet, evidenceSigner } = ctx.services;
   const evidence = await decisionLog(ctx, id, before);
   const submittedBy = ctx.principal.name;
-  const keyOwner = body.keyFingerprint
-    ? new ApproverKeys(fleet.identity).get(body.keyFingerprint)?.principal
-    : undefined;
+  const proof = proofOfBody(body);
+  const registry = await submissionKeys(ctx);
+  const keyOwner = proof ? registry.keys.get(proof.keyFingerprint)?.principal : undefined;
   try {
     return await approve(
       redis,
@@ -141,19 +206,9 @@ export async function approveOp(ctx: OpContext, id: string, body: ApprovalBody):
         // What was typed; a signed statement names the serial, so signing it is the confirmation.
         confirmation: body.confirmation ?? before.serial,
         submittedBy,
-        ...(body.signature && body.keyFingerprint && body.statement
-          ? {
-              proof: {
-                method: "sshsig" as const,
-                keyFingerprint: body.keyFingerprint,
-                statement: body.statement,
-                signature: body.signature,
-                submittedBy,
-              },
-            }
-          : {}),
+        ...(proof ? { proof: { ...proof, submittedBy } } : {}),
       },
-      { evidence, verifier: sshApprovalVerifier(fleet) },
+      { evidence, verifier: sshApprovalVerifier(fleet, () => Date.now(), registry) },
     );
   } catch (err) {
     return refusal(err);

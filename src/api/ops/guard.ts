@@ -3,6 +3,7 @@
 // also need a reason of substance and a second principal's signed approval (`approve <request id> --key …`), other
 // releases are done at once. The requester is the authenticated principal; every step is recorded and sealed.
 import { z } from "zod";
+import { loadApproverKeys } from "../../coord/webauthn-credentials.ts";
 import type { LedgerEntry } from "../../guard/ledger.ts";
 import { guardStatus, ReleaseRefused } from "../../guard/release.ts";
 import {
@@ -13,9 +14,8 @@ import {
   requestGuardRelease,
 } from "../../guard/release-rules.ts";
 import { GUARD_ROLES, type GuardRole } from "../../guard/roles.ts";
-import { ApproverKeys } from "../../signing/approval-check.ts";
 import { ApiError } from "../errors.ts";
-import type { ApprovalBody } from "./approvals.ts";
+import { type ApprovalBody, proofOfBody } from "./approvals.ts";
 import { authorize, type OpContext } from "./context.ts";
 
 export const guardReleaseBodySchema = z
@@ -73,8 +73,9 @@ export async function approveGuardReleaseOp(
   if (!RELEASE_REQUEST_ID.test(id))
     throw new ApiError(400, `not a release request id: ${JSON.stringify(id)}`);
   const { redis, dataDir, fleet, evidenceSigner } = ctx.services;
-  const owner = body.keyFingerprint
-    ? new ApproverKeys(fleet.identity).get(body.keyFingerprint)?.principal
+  const proof = proofOfBody(body);
+  const owner = proof
+    ? (await loadApproverKeys(redis, fleet, { checkCounters: false })).get(proof.keyFingerprint)?.principal
     : undefined;
   try {
     const result = await approveGuardRelease(
@@ -83,11 +84,12 @@ export async function approveGuardReleaseOp(
       fleet,
       id,
       {
-        method: "sshsig",
+        method: proof?.method ?? "sshsig",
         principal: body.principal ?? owner ?? ctx.principal.name,
-        keyFingerprint: body.keyFingerprint ?? "",
-        signature: body.signature ?? "",
-        statement: body.statement ?? "",
+        keyFingerprint: proof?.keyFingerprint ?? "",
+        signature: proof?.signature ?? "",
+        statement: proof?.statement ?? "",
+        ...(proof?.webauthn ? { webauthn: proof.webauthn } : {}),
         submittedBy: ctx.principal.name,
       },
       evidenceSigner,

@@ -75,7 +75,7 @@ export function registerJobRoutes(app: ApiApp, { services }: ApiRouteContext): v
   );
 
   // Server-sent events: every evidence record of the job as it is appended (steps starting and ending, commands,
-  // parsed answers, all already redacted), then `end` with the job's result once it has one.
+  // parsed answers, all already redacted), then `end` with the job's result once it has ended.
   app.get(
     "/v1/jobs/:id/events",
     {
@@ -116,7 +116,15 @@ export function registerJobRoutes(app: ApiApp, { services }: ApiRouteContext): v
         next += lines.length;
         if (lines.length > 0) continue;
         const result = await services.redis.get(resultKey(id));
-        if (result) {
+        // The result is stored before the log is sealed and closed; the queue hears the job is done only after
+        // (process-job.ts), so only then is every record in Redis. A result whose job runs again (a retry) is not
+        // an end either.
+        const job = result ? await services.queue.getJob(id) : undefined;
+        const state = job ? await job.getState() : "missing";
+        if (
+          result &&
+          (state === "completed" || state === "failed" || state === "missing" || state === "unknown")
+        ) {
           // Records appended after the result (lock release) are read once more before ending.
           const tail = await services.redis.lrange(keys.records, next, -1);
           for (const line of tail) send("record", line);
