@@ -46,7 +46,7 @@ import { mapLimit, RssSampler } from "./sweep.ts";
 import { startTwinProcess, type TwinProcess } from "./twin-process.ts";
 
 /** The worker's default concurrency (src/queue/worker.ts); the direct phase uses the same. */
-export const WORKER_DEFAULT_CONCURRENCY = 16;
+const WORKER_DEFAULT_CONCURRENCY = 16;
 
 export interface DaemonPhase {
   jobs: number;

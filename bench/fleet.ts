@@ -11,11 +11,11 @@ export interface BenchEndpoint {
   hostKey: string;
 }
 
-export function benchDeviceName(i: number): string {
+function benchDeviceName(i: number): string {
   return `bench-${String(i).padStart(4, "0")}`;
 }
 
-export function benchSerial(i: number): string {
+function benchSerial(i: number): string {
   return String(800000 + i);
 }
 

@@ -125,7 +125,7 @@ const LUNACM_FOOTER_ERR = /^\s*Command Result\s*:\s*(0x[0-9a-fA-F]+)\s*(?:\((.*)
 const FOOTER_START = /^\s*Command Result\b/;
 
 /** Read a footer line; null when the line is not a footer; ParseError when it starts like one but is garbled. */
-export function readFooter(line: string, shell: Shell, raw: string): Footer | null {
+function readFooter(line: string, shell: Shell, raw: string): Footer | null {
   if (!FOOTER_START.test(line)) return null;
   if (shell === "lunash") {
     const m = LUNASH_FOOTER.exec(line);
@@ -143,11 +143,6 @@ export function readFooter(line: string, shell: Shell, raw: string): Footer | nu
       };
   }
   throw new ParseError(`unreadable ${shell} footer line: ${JSON.stringify(line.trim())}`, raw);
-}
-
-export function footerIsSuccess(footer: Footer | null): boolean {
-  if (!footer) return true;
-  return footer.shell === "lunash" ? footer.code === 0 : footer.ok;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -241,7 +236,7 @@ export function frameCapture(raw: string, shell: Shell): Capture {
   return { shell, host, echoedCommand, lines: trimBlankLines(body), footer, raw };
 }
 
-export function trimBlankLines(lines: string[]): string[] {
+function trimBlankLines(lines: string[]): string[] {
   let a = 0;
   let b = lines.length;
   while (a < b && (lines[a] ?? "").trim() === "") a++;
@@ -276,7 +271,7 @@ export function readArrowPair(line: string): KeyValue | null {
   return { label, key: labelKey(label), value: (m[2] ?? "").trim() };
 }
 
-export function labelKey(label: string): string {
+function labelKey(label: string): string {
   return label.toLowerCase().replace(/\s+/g, " ").trim();
 }
 

@@ -44,7 +44,7 @@ const params = z
 type Params = z.output<typeof params>;
 type Ctx = StepContext<Params>;
 
-export function groupsOf(p: Params, fleet: Fleet): HaGroup[] {
+function groupsOf(p: Params, fleet: Fleet): HaGroup[] {
   if (p.auto) {
     if (p.target !== undefined)
       throw new UnexpectedResult("ha-recover: give an HA group or auto=true, not both");
@@ -338,7 +338,7 @@ export const haRecover = defineRunbook({
  * left alone (breaker open, appliance unreachable, partition not intact) is a finding; nothing down and settings as
  * the fleet file says: nothing to do.
  */
-export function haRecoverVerdict(r: HaRecoverReport): Verdict {
+function haRecoverVerdict(r: HaRecoverReport): Verdict {
   const lines = (kinds: HaFinding["kind"][]) =>
     r.findings.filter((f) => kinds.includes(f.kind)).map(describeFinding);
   const stillDown = lines(["member-still-down"]);

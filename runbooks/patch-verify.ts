@@ -15,7 +15,7 @@ import { resolveTarget } from "../src/engine/targets.ts";
 import { hsmShowFactRefs, hsmShowFacts, patchFactRefs, patchFacts } from "./lib/facts.ts";
 
 /** The RPM each known KB article installs (what `package list` shows once the patch is in). */
-export const KB_RPMS: Record<string, RegExp> = {
+const KB_RPMS: Record<string, RegExp> = {
   KB0019789: /^lunasa-reboot-patch-/,
 };
 const REBOOT_PATCH_KB = "KB0019789";

@@ -120,7 +120,7 @@ export const vaultPlacement = defineRunbook({
 });
 
 /** One vault: its SKU against each key requirement, and its recoverability. Pure. */
-export function placementFindings(v: KeyVaultDecl, actual: VaultInfo | null): KvFinding[] {
+function placementFindings(v: KeyVaultDecl, actual: VaultInfo | null): KvFinding[] {
   const f: KvFinding[] = [];
   const subject = `vault ${v.name}`;
   if (!actual) return [{ subject, check: "exists", message: "not found in Azure (404)" }];

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { conform, describeLine, ParseError, readColonPair } from "../common.ts";
 import { readLunacmChange } from "./capture.ts";
 
-export const retrySchema = z.strictObject({
+const retrySchema = z.strictObject({
   /** Maximum Auto Recovery Retry (-1 unlimited, 0 = no auto-recovery); null when the reply is a set's. */
   count: z.number().int().min(-1).nullable(),
   /** HA Auto Recovery enabled/disabled; null when not printed. */
@@ -15,7 +15,7 @@ export const retrySchema = z.strictObject({
 });
 export type HagroupRetry = z.infer<typeof retrySchema>;
 
-export const intervalSchema = z.strictObject({
+const intervalSchema = z.strictObject({
   /** Auto Recovery Poll Interval in seconds; null when the reply is a set's. */
   intervalSeconds: z.number().int().min(0).nullable(),
 });

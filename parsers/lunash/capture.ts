@@ -13,7 +13,7 @@ export function readLunashOutput(raw: string, canonical: string): Capture {
   return capture;
 }
 
-export function checkEcho(capture: Capture, canonical: string): void {
+function checkEcho(capture: Capture, canonical: string): void {
   if (capture.echoedCommand === null) return;
   const r = resolveCommand(capture.shell, capture.echoedCommand);
   if (!r.ok) throw new ParseError(`echoed command not understood: ${r.reason}`, capture.raw);

@@ -18,7 +18,7 @@ export const schema = z.strictObject({
 export type ClientShow = z.infer<typeof schema>;
 
 /** `"p1", "p2"` → ["p1", "p2"]; `<none>` → []; anything else is refused. */
-export function readQuotedList(value: string): string[] | null {
+function readQuotedList(value: string): string[] | null {
   const v = value.trim();
   if (/^<none>$/i.test(v) || v === "") return [];
   const items: string[] = [];

@@ -25,7 +25,7 @@ export const breakerOpenGauge = metric(
 );
 
 /** Breakers that tripped (a member reached the threshold of consecutive failed recoveries). */
-export const breakerTripsCounter = metric(
+const breakerTripsCounter = metric(
   "lunafleet_ha_breaker_trips_total",
   () =>
     new Counter({

@@ -18,12 +18,12 @@ export interface CertFacts {
   expired: boolean;
 }
 
-export class CertificateUnreadable extends EngineError {
+class CertificateUnreadable extends EngineError {
   override name = "CertificateUnreadable";
 }
 
 /** The certificate blocks of a PEM text (CAFile.pem holds several), each as its own PEM string. */
-export function splitPem(text: string): string[] {
+function splitPem(text: string): string[] {
   return [...text.matchAll(PEM_BLOCK)].map((m) => `${m[0]}\n`);
 }
 

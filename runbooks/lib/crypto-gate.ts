@@ -88,7 +88,7 @@ export function gateFinding(g: Extract<GateOutcome, { passed: false }>): KvFindi
 }
 
 /** Maintenance the fleet file ends with the gate (appCryptoGate.after); ntls-cert-sync only when it repairs. */
-export function gateApplies(runbook: string, params: unknown, fleet: Fleet): boolean {
+function gateApplies(runbook: string, params: unknown, fleet: Fleet): boolean {
   if (!fleet.appCryptoGate.after.includes(runbook as never)) return false;
   if (runbook === "ntls-cert-sync") return (params as { repair?: unknown }).repair === true;
   return true;

@@ -40,7 +40,7 @@ export function declaredMembers(fleet: Fleet, group: string): DeclaredMember[] {
 }
 
 /** The group as the client host lists it; absent = the client does not know the group (fail closed). */
-export function findListedGroup(listed: Listgroups, label: string, host: string): ListedGroup {
+function findListedGroup(listed: Listgroups, label: string, host: string): ListedGroup {
   const g = listed.groups.find((x) => x.label.toLowerCase() === label.toLowerCase());
   if (!g)
     throw Object.assign(

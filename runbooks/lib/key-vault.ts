@@ -96,7 +96,7 @@ export const azureCommand = (on: string, command: string): PlannedCommand => ({ 
 // ---- the fleet state model (src/facts): one subject per pool or vault, `azure:<resource id>` ----
 
 /** Which fact of a pool a finding's check belongs to. */
-export const FACT_OF_CHECK: Record<string, string> = {
+const FACT_OF_CHECK: Record<string, string> = {
   exists: "lifecycle",
   provisioning: "lifecycle",
   activation: "activation",

@@ -159,16 +159,12 @@ export function keyFindings(
   return f;
 }
 
-export function hasRotation(k: HsmKeyInfo): boolean {
+function hasRotation(k: HsmKeyInfo): boolean {
   return Boolean(k.rotationPolicy?.rotateAfterCreate || k.rotationPolicy?.rotateBeforeExpiry);
 }
 
 /** Whether a role (by definition) lets its holder use keys: wrap, unwrap, encrypt, decrypt, sign, verify. */
-export function usesKeys(
-  roleDefinitionId: string,
-  definitions: RoleDefinitionInfo[],
-  roleName: string,
-): boolean {
+function usesKeys(roleDefinitionId: string, definitions: RoleDefinitionInfo[], roleName: string): boolean {
   const id = roleDefinitionId.split("/").pop()?.toLowerCase();
   const def = definitions.find((d) => d.name.toLowerCase() === id);
   if (def) return def.dataActions.some((a) => KEY_USE.test(a));

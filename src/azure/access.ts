@@ -13,8 +13,8 @@ import type { Fleet } from "../config/schema.ts";
 import { type AzureClientOptions, azureSettingsFrom, createAzureClients } from "./clients.ts";
 import { DedicatedHsmGateway } from "./dedicated-hsm.ts";
 
-export const AZURE_ENDPOINT_ENV = "LUNAFLEET_AZURE_ENDPOINT";
-export const AZURE_CA_FILE_ENV = "LUNAFLEET_AZURE_CA_FILE";
+const AZURE_ENDPOINT_ENV = "LUNAFLEET_AZURE_ENDPOINT";
+const AZURE_CA_FILE_ENV = "LUNAFLEET_AZURE_CA_FILE";
 
 export interface ArmAccessOptions {
   /** Replaces the fleet's `azure.endpoint` (the twin's `https://127.0.0.1:<port>`). */
@@ -90,7 +90,7 @@ export function armAccessFromFlags(
 }
 
 /** A PEM file holding at least one certificate (nothing else is accepted as a trust anchor). */
-export function readArmCaFile(file: string): string {
+function readArmCaFile(file: string): string {
   let pem: string;
   try {
     pem = readFileSync(file, "utf8");

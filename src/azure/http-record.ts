@@ -18,7 +18,7 @@ export interface HttpExchange {
 
 const current = new AsyncLocalStorage<HttpExchange[]>();
 
-export const HTTP_RECORD_POLICY = "lunafleetHttpRecord";
+const HTTP_RECORD_POLICY = "lunafleetHttpRecord";
 
 export function httpRecordPolicy(): PipelinePolicy {
   return {

@@ -74,7 +74,7 @@ export interface KeyVaultClients {
 }
 
 /** RFC 6761 §6.3: names under `.localhost` are loopback. Everything else goes to the system resolver. */
-export function loopbackForLocalhostNames(
+function loopbackForLocalhostNames(
   hostname: string,
   options: LookupOptions,
   callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,

@@ -27,7 +27,7 @@ export const BUILT_IN_ROLES: Record<string, string> = {
  * The least built-in role that grants a data action, for a 403's finding. Read-only actions name the Crypto Auditor
  * (reads key attributes and, as lunafleet assumes, role assignments), key use the Crypto User.
  */
-export function roleForAction(action: string): string {
+function roleForAction(action: string): string {
   const a = action.toLowerCase();
   if (/\/keys\/(wrap|unwrap|encrypt|decrypt|sign|verify)\/action$/.test(a)) return "Managed HSM Crypto User";
   if (/\/keys\/(create|delete|write\/action|import\/action|backup\/action|restore\/action)$/.test(a))

@@ -3,7 +3,7 @@
 import { InvalidResourceIdError } from "./errors.ts";
 
 export const MANAGED_HSM_TYPE = "Microsoft.KeyVault/managedHSMs";
-export const KEY_VAULT_TYPE = "Microsoft.KeyVault/vaults";
+const KEY_VAULT_TYPE = "Microsoft.KeyVault/vaults";
 
 export interface KeyVaultResourceId {
   subscriptionId: string;

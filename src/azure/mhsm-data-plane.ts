@@ -28,7 +28,7 @@ const A = "Microsoft.KeyVault/managedHsm";
 const READ_KEYS = `${A}/keys/read/action`;
 
 /** Managed HSM RBAC REST api-version (the Key Vault 7.4 data plane; learn.microsoft.com/rest/api/keyvault). */
-export const MHSM_RBAC_API_VERSION = "7.4";
+const MHSM_RBAC_API_VERSION = "7.4";
 
 export interface CallOptions {
   signal?: AbortSignal;
@@ -369,7 +369,7 @@ export class ManagedHsmDataPlane {
 }
 
 /** AES key wrap for oct keys (RFC 3394, A256KW), RSA-OAEP-256 for RSA keys. */
-export function wrapAlgorithm(key: KeyVaultKey): string {
+function wrapAlgorithm(key: KeyVaultKey): string {
   const kty = (key.keyType ?? "").toUpperCase();
   if (kty.startsWith("OCT")) return "A256KW";
   return "RSA-OAEP-256";

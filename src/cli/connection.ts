@@ -61,7 +61,7 @@ export function daemonHung(err: unknown, where: string, ms: number): unknown {
 }
 
 /** The daemon's Redis (embedded socket of the data dir, or REDIS_URL), or DaemonUnavailable within ~1.5 s. */
-export async function connectDaemonRedis(
+async function connectDaemonRedis(
   opts: { dataDir?: string; url?: string; connectionName?: string } = {},
 ): Promise<{ redis: RedisClient; dataDir: string; where: string; commandTimeoutMs: number }> {
   const deadline = cliDeadlineFromEnv();

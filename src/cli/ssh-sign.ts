@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { parseSshSignature } from "../signing/sshsig.ts";
 import { APPROVAL_NAMESPACE } from "../signing/statement.ts";
 
-export class SigningFailed extends Error {
+class SigningFailed extends Error {
   override name = "SigningFailed";
 }
 

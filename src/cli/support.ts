@@ -2,10 +2,9 @@
 // the embedded Redis directly (guard, ha).
 
 import { InvalidArgumentError } from "commander";
-import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
-import { JobSubmitError, loadFleetForSubmit, readPublishedFleet } from "../queue/jobs.ts";
-import { type CliConnection, connectCli, DaemonUnavailable } from "./connection.ts";
+import { JobSubmitError } from "../queue/jobs.ts";
+import { DaemonUnavailable } from "./connection.ts";
 import {
   ApiCallError,
   ClientUsageError,
@@ -103,29 +102,6 @@ export function failCommand(command: string, err: unknown): void {
   process.exitCode = EXIT.failed;
 }
 
-/**
- * Run `act` connected to the daemon's Redis, with the fleet a job command acts on: the `--fleet` file when given (loaded
- * and checked before anything connects), else the fleet the daemon published; with neither it throws
- * JobSubmitError(`noFleet`, "NoFleet"). The connection is closed afterwards.
- */
-export async function withCommandFleet(
-  opts: { fleet?: string | undefined; dataDir?: string | undefined },
-  noFleet: string,
-  act: (conn: CliConnection, fleet: Fleet) => Promise<void>,
-): Promise<void> {
-  const fileFleet = opts.fleet ? loadFleetForSubmit(opts.fleet) : undefined;
-  const conn = await connectCli(opts.dataDir ? { dataDir: opts.dataDir } : {});
-  try {
-    const fleet = fileFleet ?? (await readPublishedFleet(conn.redis));
-    if (!fleet) throw new JobSubmitError(noFleet, "NoFleet");
-    await act(conn, fleet);
-  } catch (err) {
-    throw conn.explain(err);
-  } finally {
-    await conn.close();
-  }
-}
-
 /** `key=value`; the value is JSON when it parses as JSON (numbers, booleans, lists), else the literal string. */
 export function collectParam(kv: string, acc: string[]): string[] {
   return [...acc, kv];
@@ -172,7 +148,7 @@ export function jobParams(target: string | undefined, pairs: string[]): Record<s
 }
 
 /** A missing or malformed argument: exit 2. */
-export class UsageError extends Error {
+class UsageError extends Error {
   override name = "UsageError";
 }
 

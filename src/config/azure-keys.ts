@@ -20,20 +20,20 @@ const isoDate = z
   )
   .refine((s) => !Number.isNaN(Date.parse(s)), "is not a real date");
 /** ISO 8601 duration as Key Vault rotation policies write them (P90D, P1Y, P2M, PT12H). */
-export const isoDuration = z
+const isoDuration = z
   .string()
   .regex(
     /^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/,
     "must be an ISO 8601 duration (e.g. P90D)",
   );
 
-export const MANAGED_HSM_ID =
+const MANAGED_HSM_ID =
   /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/managedHSMs\/([^/]+)$/i;
-export const KEY_VAULT_ID =
+const KEY_VAULT_ID =
   /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)$/i;
 
 /** The JSON Web Key types Key Vault and Managed HSM know (Managed HSM holds only the -HSM ones). */
-export const keyTypes = ["RSA", "RSA-HSM", "EC", "EC-HSM", "oct", "oct-HSM"] as const;
+const keyTypes = ["RSA", "RSA-HSM", "EC", "EC-HSM", "oct", "oct-HSM"] as const;
 export const keyOperations = [
   "encrypt",
   "decrypt",
@@ -46,7 +46,7 @@ export const keyOperations = [
 ] as const;
 
 /** The Managed HSM local RBAC built-in role a consumer needs (Managed HSM built-in roles, learn.microsoft.com). */
-export const CRYPTO_USER_ROLE = "Managed HSM Crypto User";
+const CRYPTO_USER_ROLE = "Managed HSM Crypto User";
 
 export interface AzureKeySectionDeps {
   /** The fleet's credential reference (env:, file:, literal only in twin files). */

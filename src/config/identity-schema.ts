@@ -25,7 +25,7 @@ export const ROLES = ["viewer", "operator", "approver", "guard-admin", "admin"] 
 export type Role = (typeof ROLES)[number];
 
 /** Principal names: what evidence records and approvals name. */
-export const principalName = z
+const principalName = z
   .string()
   .regex(
     /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/,
@@ -39,14 +39,14 @@ const SSH_KEY_LINE =
  * The keys shipped in config/demo-keys (private halves in the repository!): refused in any fleet that is not a twin,
  * whatever their comment says.
  */
-export const DEMO_KEY_FINGERPRINTS: readonly string[] = [
+const DEMO_KEY_FINGERPRINTS: readonly string[] = [
   "SHA256:aoZgjaZfsh0e3mmWPKd41yOfuh3eUVyFAr2PcMgEYK8",
   "SHA256:PUy25DO1oM0En/tSLK4N3fOU/18/koFF/NWw8eDTzmo",
   "SHA256:N2oo5B8yk9AfIwgU6QTXpSl50tqXSc1YuHJzZsA/Mg8",
 ];
 
 /** An OpenSSH public key line whose base64 holds the key type it names (full parsing: src/signing/ssh-key.ts). */
-export const sshPublicKeyLine = z.string().superRefine((line, ctx) => {
+const sshPublicKeyLine = z.string().superRefine((line, ctx) => {
   const m = SSH_KEY_LINE.exec(line.trim());
   if (!m) {
     ctx.addIssue({
@@ -77,7 +77,7 @@ const claimMatch = z
   })
   .strict();
 
-export const identityPrincipalSchema = z
+const identityPrincipalSchema = z
   .object({
     name: principalName,
     /** Roles this person holds whatever their token says. */

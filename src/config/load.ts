@@ -41,7 +41,7 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 export type ParseFleetResult = { ok: true; fleet: Fleet } | { ok: false; issues: ConfigIssue[] };
 
 /** A fleet file larger than this is refused before it is parsed (a 1,000-device fleet is well under 1 MiB). */
-export const MAX_FLEET_FILE_BYTES = 4 * 1024 * 1024;
+const MAX_FLEET_FILE_BYTES = 4 * 1024 * 1024;
 /** Aliases (`*name`) a fleet file may use: a handful is convenience, thousands are an alias bomb. */
 export const MAX_YAML_ALIASES = 100;
 

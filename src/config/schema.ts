@@ -68,7 +68,7 @@ const serial = z.string().regex(/^\d{6,16}$/, "must be the decimal serial number
 
 const durationMs = z.number().int().positive();
 
-export const timeoutsSchema = z
+const timeoutsSchema = z
   .object({
     connectMs: durationMs.default(10_000),
     authMs: durationMs.default(10_000),
@@ -78,7 +78,7 @@ export const timeoutsSchema = z
   .strict();
 
 /** Failed-login thresholds (Luna 7 defaults). The device's own policies override where readable. */
-export const thresholdsSchema = z
+const thresholdsSchema = z
   .object({
     hsmSo: z.literal(3).default(3),
     partitionSo: z.number().int().min(1).max(10).default(10),
@@ -107,7 +107,7 @@ const partitionSim = z
   })
   .strict();
 
-export const partitionSchema = z
+const partitionSchema = z
   .object({
     label: name,
     serial,
@@ -135,7 +135,7 @@ export const deviceSimSchema = z
   })
   .strict();
 
-export const faultsSchema = z
+const faultsSchema = z
   .object({
     slowReplyMs: z.number().int().min(0).optional(),
     dropMidCommand: z.string().optional(),
@@ -144,7 +144,7 @@ export const faultsSchema = z
   })
   .strict();
 
-export const deviceSchema = z
+const deviceSchema = z
   .object({
     name,
     host,
@@ -198,7 +198,7 @@ export const deviceSchema = z
       });
   });
 
-export const clientHostSimSchema = z
+const clientHostSimSchema = z
   .object({
     /** Appliances whose server certificate this client holds an outdated copy of. */
     staleServerCerts: z.array(name).default([]),
@@ -211,7 +211,7 @@ export const clientHostSimSchema = z
   })
   .strict();
 
-export const clientHostSchema = z
+const clientHostSchema = z
   .object({
     name,
     local: z.boolean().default(false),
@@ -259,7 +259,7 @@ export const clientHostSchema = z
       });
   });
 
-export const haGroupSchema = z
+const haGroupSchema = z
   .object({
     label: name,
     clientHost: name,
@@ -279,7 +279,7 @@ export const haGroupSchema = z
   })
   .strict();
 
-export const maintenanceWindowSchema = z
+const maintenanceWindowSchema = z
   .object({
     name,
     cron: z.string().superRefine((expr, ctx) => {
@@ -309,7 +309,7 @@ export const maintenanceWindowSchema = z
   })
   .strict();
 
-export const approvalPolicySchema = z
+const approvalPolicySchema = z
   .object({
     required: z.number().int().min(1).max(5).default(2),
     expiresMinutes: z.number().int().min(1).default(60),

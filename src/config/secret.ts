@@ -124,7 +124,7 @@ export function secretRefKind(ref: string): SecretRefKind {
 }
 
 /** A credential reference that cannot be resolved: no retry makes a missing secret appear. */
-export class SecretResolutionError extends NonRetryable {
+class SecretResolutionError extends NonRetryable {
   override name = "SecretResolutionError";
 }
 

@@ -99,7 +99,7 @@ export interface JobFacts {
 }
 
 /** Approvals were granted in Redis, but their signatures do not hold at the moment of acting: nothing is sent. */
-export class ApprovalSignaturesRefused extends ApprovalError {
+class ApprovalSignaturesRefused extends ApprovalError {
   override name = "ApprovalSignaturesRefused";
   constructor(
     message: string,

@@ -11,7 +11,7 @@ import { EvidenceLog } from "../evidence/log.ts";
 import { type EvidenceSigner, sealFinal } from "../evidence/signing.ts";
 import type { RedisClient } from "../redis/client.ts";
 
-export const DAEMONS_KEY = "lunafleet:daemons";
+const DAEMONS_KEY = "lunafleet:daemons";
 const HEARTBEAT_MS = 5_000;
 const ALIVE_MS = 20_000;
 

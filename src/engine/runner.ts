@@ -373,14 +373,3 @@ function stepStatuses(outcomes: StepOutcome[]): Record<string, StepStatus> {
 function resumedOutcome(done: CheckpointRecord): Partial<StepOutcome> {
   return { status: "resumed", result: done.result, startedAt: done.startedAt, finishedAt: done.finishedAt };
 }
-
-/** One line per step for logs and the CLI. */
-export function summarizeJob(result: JobResult): string {
-  const lines = [`${result.runbook} ${result.jobId}: ${result.outcome}`];
-  for (const f of result.findings ?? []) lines.push(`  finding  ${redact(f)}`);
-  for (const s of result.steps)
-    lines.push(
-      `  ${s.status.padEnd(8)} ${s.id}${s.error ? ` — ${s.error.type}: ${redact(s.error.message)}` : ""}`,
-    );
-  return lines.join("\n");
-}

@@ -5,10 +5,10 @@ import { type RedisClient, scanKeys } from "../redis/client.ts";
 import { EngineError } from "./errors.ts";
 import type { StateStore } from "./ports.ts";
 
-export const STATE_PREFIX = "lunafleet:state:";
+const STATE_PREFIX = "lunafleet:state:";
 const KEY = /^[A-Za-z0-9][A-Za-z0-9:._/-]{0,200}$/;
 
-export class StateKeyInvalid extends EngineError {
+class StateKeyInvalid extends EngineError {
   override name = "StateKeyInvalid";
 }
 

@@ -53,12 +53,12 @@ export async function verifySignedEvidenceFile(
   };
 }
 
-export function evidenceDir(dataDir: string): string {
+function evidenceDir(dataDir: string): string {
   return join(resolve(dataDir), "evidence");
 }
 
 /** The logs (job ids) with a file in the data dir, sorted. */
-export function listEvidenceLogs(dataDir: string): string[] {
+function listEvidenceLogs(dataDir: string): string[] {
   const dir = evidenceDir(dataDir);
   if (!existsSync(dir)) return [];
   return readdirSync(dir)

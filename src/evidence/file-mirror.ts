@@ -254,7 +254,7 @@ export function syncDirectory(dir: string): Promise<void> {
 const dirSyncs = new Map<string, { running: Promise<void> | undefined; next: Promise<void> | undefined }>();
 
 /** fsync a file or directory by path (open and close are synchronous, the fsync waits in the thread pool). */
-export async function fsyncPath(path: string): Promise<void> {
+async function fsyncPath(path: string): Promise<void> {
   const fd = openSync(path, "r");
   try {
     await fsyncFd(fd);

@@ -90,16 +90,11 @@ return {1, newSeq, ARGV[4]}`,
 
 const MAX_APPEND_RETRIES = 100;
 /** Group commit: a batch is committed when it holds this many records... */
-export const BATCH_RECORDS = 64;
+const BATCH_RECORDS = 64;
 /** ...or this long after its first record (and at the next write-ahead record, flush() and close()). */
-export const BATCH_MS = 1000;
+const BATCH_MS = 1000;
 /** Records that precede an action (a command sent, a login, an ARM request, an approval): committed at once. */
-export const WRITE_AHEAD_KINDS: ReadonlySet<EvidenceKind> = new Set([
-  "command",
-  "guard",
-  "azure",
-  "approval",
-]);
+const WRITE_AHEAD_KINDS: ReadonlySet<EvidenceKind> = new Set(["command", "guard", "azure", "approval"]);
 
 /** Record data computed from the head it is appended after (seq and hash of the previous record). */
 export type HeadBoundData = (head: { seq: number; hash: string }) => unknown;

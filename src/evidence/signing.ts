@@ -46,7 +46,7 @@ export interface EvidenceSignatureData {
 }
 
 /** What is signed. A final seal's message differs from its first line on, so an intermediate one never passes for it. */
-export function headMessage(
+function headMessage(
   jobId: string,
   head: { seq: number; hash: string },
   final?: { outcome: string },
@@ -65,7 +65,7 @@ export function finalMarkKey(jobId: string): string {
 const OUTCOME_RE = /^[a-z][a-z-]{0,39}$/;
 
 /** Key id: the first 16 hex of SHA-256 over the public key's SPKI DER. */
-export function keyIdOf(publicKey: KeyObject): string {
+function keyIdOf(publicKey: KeyObject): string {
   return createHash("sha256")
     .update(publicKey.export({ type: "spki", format: "der" }))
     .digest("hex")

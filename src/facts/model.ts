@@ -85,7 +85,7 @@ export interface FactSink {
 const SUBJECT_RE = /^[a-z][a-z-]*:[^\s]{1,400}$/;
 const FACT_RE = /^[a-z][a-z0-9-]*(:[A-Za-z0-9._-]+)?$/;
 
-export class FactInvalid extends Error {
+class FactInvalid extends Error {
   override name = "FactInvalid";
   readonly retryable = false;
 }
@@ -99,25 +99,3 @@ export function checkObservation(o: ObservationInput): void {
     throw new FactInvalid(`fact status ${JSON.stringify(o.status)} is unknown`);
 }
 
-/** `device:hsm-a1` -> { kind: "device", id: "hsm-a1" }. */
-export function parseSubject(subject: string): { kind: string; id: string } {
-  const i = subject.indexOf(":");
-  return { kind: subject.slice(0, i), id: subject.slice(i + 1) };
-}
-
-/** The devices a subject concerns (a pair, a partition, an HA member name one; an Azure resource none). */
-export function devicesOf(subject: string): string[] {
-  const { kind, id } = parseSubject(subject);
-  switch (kind) {
-    case "device":
-      return [id];
-    case "partition":
-      return [id.split("/")[0] ?? id];
-    case "pair":
-      return [id.split("|")[0] ?? id];
-    case "ha-member":
-      return [id.split("/")[1] ?? id];
-    default:
-      return [];
-  }
-}

@@ -10,13 +10,13 @@ import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis
 import { checkObservation, type FactSink, type Observation } from "./model.ts";
 
 const PREFIX = "lunafleet:facts";
-export const SUBJECTS_KEY = `${PREFIX}:subjects`;
+const SUBJECTS_KEY = `${PREFIX}:subjects`;
 const JOB_HISTORY = 50;
 
-export function factsKey(subject: string): string {
+function factsKey(subject: string): string {
   return `${PREFIX}:{${subject}}`;
 }
-export function deviceJobsKey(device: string): string {
+function deviceJobsKey(device: string): string {
   return `${PREFIX}:jobs:{${device}}`;
 }
 

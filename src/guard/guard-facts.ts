@@ -15,7 +15,7 @@ function releaseCommand(device: string, e: { role: string; partition?: string })
   return `lunafleet guard release ${device} ${e.role}${e.partition ? ` --partition ${e.partition}` : ""} --reason "…"`;
 }
 
-export function guardFact(device: string, entries: readonly LedgerEntry[]): ObservationInput {
+function guardFact(device: string, entries: readonly LedgerEntry[]): ObservationInput {
   const mine = entries.filter((e) => e.device === device);
   const held = mine.filter((e) => e.quarantined);
   const quarantined = held.map(roleLabel);

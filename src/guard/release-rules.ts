@@ -22,7 +22,7 @@ import { type GuardRole, isDestructive, rolePolicy } from "./roles.ts";
 
 const TTL_SECONDS = 7 * 86_400;
 /** How long a release request waits for its second approval. */
-export const RELEASE_REQUEST_MINUTES = 60;
+const RELEASE_REQUEST_MINUTES = 60;
 
 export interface GuardReleaseRequest {
   id: string;
@@ -53,12 +53,12 @@ export type ReleaseDecision =
 const key = (id: string) => `lunafleet:guard-release:{${id}}`;
 
 /** Does releasing this credential need a second, signed approval? */
-export function releaseNeedsSecondApproval(fleet: Fleet, role: GuardRole): boolean {
+function releaseNeedsSecondApproval(fleet: Fleet, role: GuardRole): boolean {
   return isDestructive(rolePolicy(role, fleet.defaults.thresholds).effect);
 }
 
 /** A reason an auditor can act on: at least 20 characters and four distinct words, not a placeholder. */
-export function reasonOfSubstance(reason: string): string | undefined {
+function reasonOfSubstance(reason: string): string | undefined {
   const text = reason.trim();
   const words = new Set(text.toLowerCase().match(/[a-z0-9][a-z0-9'-]+/g) ?? []);
   if (text.length < 20 || words.size < 4)

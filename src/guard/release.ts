@@ -39,7 +39,7 @@ export interface ReleaseResult {
   before: LedgerEntry;
 }
 
-export function guardEvidenceJobId(k: LedgerKey, at = Date.now()): string {
+function guardEvidenceJobId(k: LedgerKey, at = Date.now()): string {
   const part = k.partition ? `${k.partition}:` : "";
   return `guard:${k.device}:${part}${k.role}:${at}`;
 }

@@ -24,7 +24,7 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return { n, redis.call('PTTL', KEYS[1]) }`,
 );
 
-export function authFailureKey(address: string): string {
+function authFailureKey(address: string): string {
   return `lunafleet:auth-failures:{${address}}`;
 }
 

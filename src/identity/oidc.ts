@@ -10,7 +10,7 @@ import { request } from "node:https";
 import { createRemoteJWKSet, customFetch, errors, type JWTPayload, jwtVerify } from "jose";
 import type { OidcConfig } from "../config/identity-schema.ts";
 
-export class OidcError extends Error {
+class OidcError extends Error {
   override name = "OidcError";
 }
 

@@ -177,7 +177,7 @@ export function probeTls(host: string, port: number, opts: TlsProbeOptions): Pro
 const CLIENT_CERT_SETTLE_MS = 300;
 
 /** The facts an operator needs from a certificate; `now` is injectable so tests are exact. */
-export function describeCertificate(cert: X509Certificate, now: Date = new Date()): PresentedCertificate {
+function describeCertificate(cert: X509Certificate, now: Date = new Date()): PresentedCertificate {
   const validTo = new Date(cert.validTo);
   const selfSigned = cert.subject === cert.issuer && safeVerify(cert);
   return {

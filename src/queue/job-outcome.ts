@@ -23,7 +23,7 @@ export interface JobOutcomeView {
   approval?: ApprovalState;
 }
 
-export async function readResult(redis: RedisClient, jobId: string): Promise<JobResult | undefined> {
+async function readResult(redis: RedisClient, jobId: string): Promise<JobResult | undefined> {
   const raw = await redis.get(resultKey(jobId));
   if (!raw) return undefined;
   const result = JSON.parse(raw) as JobResult;

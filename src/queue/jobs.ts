@@ -24,12 +24,8 @@ export const QUEUE_NAME = "lunafleet-jobs";
  */
 export const QUEUE_PREFIX = "{lunafleet}";
 
-/** The Redis hash BullMQ keeps a job in. */
-export function bullJobKey(jobId: string): string {
-  return `${QUEUE_PREFIX}:${QUEUE_NAME}:${jobId}`;
-}
 /** Key prefix of everything the daemon keeps next to BullMQ (cancel flags, results, findings, the published fleet). */
-export const KEY_PREFIX = "lunafleet";
+const KEY_PREFIX = "lunafleet";
 
 /** What a queued job carries. Names and parameters only. */
 export interface JobData {
@@ -252,7 +248,7 @@ export function fleetDigest(fleet: Fleet): string {
 }
 
 /** Where the daemon publishes its secret-free fleet (see publicFleet). */
-export const PUBLISHED_FLEET_KEY = `${KEY_PREFIX}:daemon:fleet`;
+const PUBLISHED_FLEET_KEY = `${KEY_PREFIX}:daemon:fleet`;
 
 export async function publishFleet(redis: RedisClient, fleet: Fleet): Promise<void> {
   await redis.set(PUBLISHED_FLEET_KEY, JSON.stringify(publicFleet(fleet)));

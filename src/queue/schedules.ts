@@ -74,7 +74,7 @@ export interface ScheduleEntry {
 }
 
 /** The schedulers a fleet asks for, each validated like a submitted job (unknown runbook/target refuse). */
-export function plannedSchedules(fleet: Fleet): ScheduleEntry[] {
+function plannedSchedules(fleet: Fleet): ScheduleEntry[] {
   const out: ScheduleEntry[] = [];
   const seen = new Set<string>();
   for (const w of fleet.maintenanceWindows) {
@@ -208,7 +208,7 @@ export interface IntervalSchedule {
 export const HA_RECOVER_AUTO_SCHEDULER = `${SCHEDULER_PREFIX}interval--ha-recover--auto`;
 
 /** Automatic HA recovery, when any HA group is `auto: true`: every defaults.haRecoverEveryMinutes. */
-export function plannedIntervalSchedules(fleet: Fleet): IntervalSchedule[] {
+function plannedIntervalSchedules(fleet: Fleet): IntervalSchedule[] {
   const auto = fleet.haGroups.filter((g) => g.auto).map((g) => g.label);
   if (auto.length === 0) return [];
   const params = { auto: true };

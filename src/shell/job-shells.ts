@@ -28,7 +28,7 @@ export interface ShellTargets {
 }
 
 /** Targets as the fleet file declares them. */
-export function fleetTargets(fleet: Fleet): ShellTargets {
+function fleetTargets(fleet: Fleet): ShellTargets {
   return {
     device(name) {
       const device = fleet.devices.find((d) => d.name === name);

@@ -15,7 +15,7 @@ export interface LastAttemptExceptionGrant {
   jobId: string;
 }
 
-export class LastAttemptExceptionUsedError extends Error {
+class LastAttemptExceptionUsedError extends Error {
   override name = "LastAttemptExceptionUsedError";
 }
 
@@ -47,7 +47,7 @@ export class LastAttemptException {
   }
 }
 
-export class IssuerAlreadyClaimedError extends Error {
+class IssuerAlreadyClaimedError extends Error {
   override name = "IssuerAlreadyClaimedError";
 }
 

@@ -20,7 +20,7 @@ export interface LoginTokenGrant {
   attemptId: string;
 }
 
-export class LoginTokenUsedError extends Error {
+class LoginTokenUsedError extends Error {
   override name = "LoginTokenUsedError";
 }
 

@@ -120,9 +120,3 @@ export const hostShellPlatform: PlatformTable = {
   interrupt: "\x03",
   exit: "exit",
 };
-
-export const platforms: Record<ShellKind, PlatformTable> = {
-  lunash: lunashPlatform,
-  lunacm: lunacmPlatform,
-  host: hostShellPlatform,
-};

@@ -77,7 +77,7 @@ const PASSWORD_TAKING: Record<ShellKind, string[][]> = {
 const NON_DESTRUCTIVE_HSM_POLICIES = new Set(["16", "21"]);
 
 /** `-name value` with Luna's option abbreviations (`-pol 12`). */
-export function optionValue(args: string[], name: string, minPrefix = 2): string | undefined {
+function optionValue(args: string[], name: string, minPrefix = 2): string | undefined {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]?.toLowerCase() ?? "";
     if (!a.startsWith("-")) continue;
@@ -93,7 +93,7 @@ const firstPositional = (args: string[]): string | undefined => args.find((a) =>
  * `-force`, `-f` or any abbreviation of it (`-fo`, `-forc`; also `--force`), on any command. Luna's `-force` skips the
  * command's confirmation prompt; a prefix of "force" is refused even where another option could share it (fail closed).
  */
-export function hasForceOption(args: string[]): boolean {
+function hasForceOption(args: string[]): boolean {
   return args.some((a) => {
     if (!a.startsWith("-")) return false;
     const o = a.replace(/^-+/, "").toLowerCase();

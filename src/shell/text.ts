@@ -4,7 +4,7 @@ const ANSI =
   // CSI ... final byte | OSC ... BEL/ST | two-byte ESC sequences (charset selection, keypad modes, ...)
   /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78NOPc\\]/g;
 
-export function stripAnsi(text: string): string {
+function stripAnsi(text: string): string {
   return text.replace(ANSI, "");
 }
 

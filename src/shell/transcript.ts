@@ -3,7 +3,7 @@
 // prompt is recorded as [REDACTED] and never passes through here in the clear.
 import { redact } from "../config/secret.ts";
 
-export const REDACTED_INPUT = "[REDACTED]";
+const REDACTED_INPUT = "[REDACTED]";
 
 export interface TranscriptEntry {
   /** ms since the epoch */

@@ -14,7 +14,7 @@ export type SshKeyType =
   | "sk-ecdsa-sha2-nistp256@openssh.com"
   | "ssh-rsa";
 
-export const SSH_KEY_TYPES: readonly SshKeyType[] = [
+const SSH_KEY_TYPES: readonly SshKeyType[] = [
   "ssh-ed25519",
   "sk-ssh-ed25519@openssh.com",
   "ecdsa-sha2-nistp256",
@@ -37,7 +37,7 @@ export interface SshPublicKey {
   securityKey: boolean;
 }
 
-export class SshKeyError extends Error {
+class SshKeyError extends Error {
   override name = "SshKeyError";
 }
 

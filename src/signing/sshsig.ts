@@ -33,7 +33,7 @@ export interface ParsedSshSignature {
   sk?: { flags: number; counter: number };
 }
 
-export class SshSignatureError extends Error {
+class SshSignatureError extends Error {
   override name = "SshSignatureError";
 }
 

@@ -18,7 +18,7 @@
 // approval is checked against the same statement and counted by the same rules (approval-check.ts).
 import { createHash } from "node:crypto";
 
-export const STATEMENT_HEADER = "lunafleet-approval v1";
+const STATEMENT_HEADER = "lunafleet-approval v1";
 /** The SSH signature namespace of approvals (`ssh-keygen -Y sign -n lunafleet-approval`). */
 export const APPROVAL_NAMESPACE = "lunafleet-approval";
 
@@ -90,7 +90,7 @@ const ORDER: {
   "webauthn-credential": ["kind", "decision", "principal", "credential", "publicKey", "rp"],
 };
 
-export class StatementError extends Error {
+class StatementError extends Error {
   override name = "StatementError";
 }
 

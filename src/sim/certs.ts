@@ -95,16 +95,6 @@ export function md5ColonFingerprint(certPem: string): string {
   return colonHex(createHash("md5").update(der).digest());
 }
 
-/** SHA-256 over the DER, colon-separated upper-case (same form as node's `fingerprint256`). */
-export function sha256ColonFingerprint(certPem: string): string {
-  return new NodeX509Certificate(certPem).fingerprint256;
-}
-
-/** The validity end of a PEM certificate. */
-export function certNotAfter(certPem: string): Date {
-  return new Date(new NodeX509Certificate(certPem).validTo);
-}
-
 function colonHex(buf: Buffer): string {
   return [...buf].map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join(":");
 }

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from "node:path";
 import { isFaultName, type Twin, TwinFaultError } from "./twin.ts";
 
-export const SIM_STATE_FILE = "sim.json";
+const SIM_STATE_FILE = "sim.json";
 
 export interface SimStateFile {
   pid: number;
@@ -26,7 +26,7 @@ export interface SimArmInfo {
   caFile: string;
 }
 
-export const ARM_CA_FILE = "twin-arm-ca.pem";
+const ARM_CA_FILE = "twin-arm-ca.pem";
 
 export interface ControlServer {
   url: string;

@@ -39,7 +39,7 @@ function parseOne(key: string | Buffer): ParsedKey {
   return one;
 }
 
-export function hostKeyFromPrivate(privateKey: string): HostKey {
+function hostKeyFromPrivate(privateKey: string): HostKey {
   return { privateKey, fingerprint: sshFingerprint(parseOne(privateKey).getPublicSSH()) };
 }
 

@@ -106,7 +106,7 @@ export interface ApplianceState {
   sessionLog: { session: number; user: string; openedAt: number; closedAt?: number }[];
 }
 
-export const HSM_SO_THRESHOLD = 3;
+const HSM_SO_THRESHOLD = 3;
 export const PARTITION_SO_THRESHOLD = 10;
 
 export type SoLoginOutcome = "success" | "wrong" | "zeroized-now" | "already-zeroized";

@@ -18,7 +18,7 @@ export interface RecordedHostKey {
   before: "new" | "same" | { replaced: string };
 }
 
-export class TwinTrustRefused extends Error {
+class TwinTrustRefused extends Error {
   override name = "TwinTrustRefused";
 }
 

@@ -228,7 +228,7 @@ class SshShellChannel extends BaseShellChannel {
 }
 
 /** The pinned fingerprint for a target: the fleet file first, else the trust store (same host and port). */
-export function expectedHostKey(target: SshTarget, trustStore?: TrustStore): string | undefined {
+function expectedHostKey(target: SshTarget, trustStore?: TrustStore): string | undefined {
   return target.hostKey ?? trustStore?.get(target.name, target.host, target.port)?.fingerprint;
 }
 

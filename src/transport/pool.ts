@@ -18,7 +18,7 @@ export interface BackoffPolicy {
   maxDelayMs: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { attempts: 3, initialDelayMs: 250, maxDelayMs: 4000 };
+const DEFAULT_BACKOFF: BackoffPolicy = { attempts: 3, initialDelayMs: 250, maxDelayMs: 4000 };
 
 export interface PoolEvent {
   type: "connect" | "reuse" | "retry" | "closed";

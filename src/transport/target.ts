@@ -39,7 +39,7 @@ export function deviceTarget(fleet: Fleet, device: Device): SshTarget {
   };
 }
 
-export class LocalClientHostError extends Error {
+class LocalClientHostError extends Error {
   override name = "LocalClientHostError";
 }
 

@@ -16,7 +16,7 @@ import {
 } from "../ops/jobs.ts";
 import { type ApiApp, type ApiRouteContext, principalOf } from "../server.ts";
 
-export const jobRequestSchema = z
+const jobRequestSchema = z
   .object({
     runbook: z.string().min(1),
     target: z.string().min(1).optional(),

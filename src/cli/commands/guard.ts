@@ -83,7 +83,7 @@ function where(e: { device: string; partition?: string | undefined; role: string
   return `${e.device}${e.partition ? `/${e.partition}` : ""} ${e.role}`;
 }
 
-export function renderStatus(entries: LedgerEntry[]): string {
+function renderStatus(entries: LedgerEntry[]): string {
   if (entries.length === 0) return "no login ledger entries";
   const lines: string[] = [];
   for (const e of entries) {

@@ -11,9 +11,9 @@ import {
   type Shell,
 } from "../../../parsers/index.ts";
 
-export const EXIT_PARSED = 0;
-export const EXIT_UNPARSEABLE = 2;
-export const EXIT_DEVICE_ERROR = 3;
+const EXIT_PARSED = 0;
+const EXIT_UNPARSEABLE = 2;
+const EXIT_DEVICE_ERROR = 3;
 
 interface ParseOptions {
   command?: string;
@@ -33,7 +33,7 @@ function fail(reason: string): void {
 }
 
 /** Shell and command to parse with: flags first, then the echoed prompt line, then the one shell knowing the command. */
-export function chooseTarget(
+function chooseTarget(
   raw: string,
   opts: ParseOptions,
 ): { ok: true; shell: Shell; command: string } | { ok: false; reason: string } {

@@ -247,7 +247,7 @@ function hasUnpinnedMachine(fleet: Fleet): boolean {
 }
 
 /** One line per machine: where it listens, who logs in, its host key, and (twin only) how to ssh in by hand. */
-export function describeTwin(twin: Twin, fleetFile: string): string[] {
+function describeTwin(twin: Twin, fleetFile: string): string[] {
   const file = relative(process.cwd(), fleetFile) || fleetFile;
   const rows: string[][] = [];
   for (const a of twin.appliances.values()) {

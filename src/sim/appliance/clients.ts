@@ -2,7 +2,7 @@
 // lunash `client register` / `assignPartition` / `revokePartition` / `delete` go through the same rules.
 import type { ApplianceState, RegisteredClient } from "../state.ts";
 
-export class ClientRegistryError extends Error {
+class ClientRegistryError extends Error {
   override name = "ClientRegistryError";
 }
 

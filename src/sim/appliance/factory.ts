@@ -25,7 +25,7 @@ export interface FactoryOptions {
 }
 
 /** A random password that satisfies the appliance's rules (8+ characters, 3 of 4 character classes). */
-export function generatePassword(): string {
+function generatePassword(): string {
   return `Tw1n-${randomBytes(12).toString("base64url")}`;
 }
 
@@ -49,7 +49,7 @@ function credentialValue(
 }
 
 /** The system RPMs of an appliance at `version` with firmware `firmware` (names modelled on Luna 7 components). */
-export function systemRpms(version: string, firmware: string): string[] {
+function systemRpms(version: string, firmware: string): string[] {
   return [
     `configurator-${version}`,
     `fwupdateK7_RealCert-${firmware}`,

@@ -19,7 +19,7 @@ import { syslogLine } from "./power.ts";
 const NTLS_PID = 8508;
 
 /** The five lines a Luna appliance logs when a client's certificate is not trusted (reference §11). */
-export function ntlsHandshakeFailureLines(peer: string): string[] {
+function ntlsHandshakeFailureLines(peer: string): string[] {
   return [
     `info : 0 : Incoming connection request... : ${peer}`,
     "Error message from SSLAccept is : error:14094418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca",

@@ -150,7 +150,7 @@ export function serializeApplianceState(state: ApplianceState, savedAt = Date.no
   return `${JSON.stringify(data, null, 2)}\n`;
 }
 
-export class ApplianceStateFileError extends Error {
+class ApplianceStateFileError extends Error {
   override name = "ApplianceStateFileError";
 }
 

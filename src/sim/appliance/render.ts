@@ -11,13 +11,13 @@ import {
 import { field, lpad, rpad, section } from "./text.ts";
 
 /** Storage model of a Luna 7 partition in the twin: fixed size, 248 bytes per object. */
-export const PARTITION_TOTAL_BYTES = 648381;
+const PARTITION_TOTAL_BYTES = 648381;
 const BYTES_PER_OBJECT = 248;
 const HSM_TOTAL_BYTES = 33554432;
 const HSM_BASE_USE_BYTES = 16384;
-export const MAX_PARTITIONS = 10;
+const MAX_PARTITIONS = 10;
 
-export function partitionUsedBytes(p: PartitionState): number {
+function partitionUsedBytes(p: PartitionState): number {
   return p.objects * BYTES_PER_OBJECT;
 }
 
@@ -87,7 +87,7 @@ interface PolicyRow {
 }
 
 /** The HSM policies the twin knows, in the order `hsm showPolicies` lists them. */
-export const HSM_POLICIES: PolicyRow[] = [
+const HSM_POLICIES: PolicyRow[] = [
   { code: 6, description: "Allow masking", destructive: true },
   { code: 7, description: "Allow cloning", destructive: true },
   { code: 12, description: "Allow non-FIPS algorithms", destructive: true },

@@ -20,7 +20,7 @@ import { NtlsListener } from "./ntls.ts";
 const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
 
 /** The file every appliance serves from its scp area: its NTLS server certificate. */
-export const SERVER_PEM = "server.pem";
+const SERVER_PEM = "server.pem";
 
 export interface ApplianceServerOptions {
   state: ApplianceState;
@@ -143,7 +143,7 @@ export class ApplianceServer {
 // The scp area: `server.pem` (read-only, always the current certificate) plus whatever was uploaded.
 
 /** A plain file name in the scp area, or undefined for anything with a directory part (the area is flat). */
-export function scpAreaName(path: string): string | undefined {
+function scpAreaName(path: string): string | undefined {
   const name = path
     .replace(/^(\.\/|\/+|~\/)+/, "")
     .replace(/^home\/[^/]+\//, "")

@@ -43,7 +43,7 @@ export function settlePower(
 }
 
 /** Load the state file, or create it from the fleet on first use. */
-export async function openStateFile(
+async function openStateFile(
   fleetFile: string,
   deviceName: string,
   stateFile: string,

@@ -2,8 +2,8 @@
 // blocks of destructive commands. Wording and spacing follow reference/luna-cli.md §1; lines end with "\n" here
 // and the session turns them into "\r\n" on a pty.
 
-export const RESULT_SUCCESS = "Command Result : 0 (Success)";
-export const RESULT_SHELL_ERROR = "Command Result : 65535 (Luna Shell execution)";
+const RESULT_SUCCESS = "Command Result : 0 (Success)";
+const RESULT_SHELL_ERROR = "Command Result : 65535 (Luna Shell execution)";
 
 /** Result codes a command can end with; the footer text follows from the code. */
 export type ResultCode = 0 | 65535;
@@ -33,7 +33,7 @@ export const LUNA_RET_SO_LOGIN_FAILURE_THRESHOLD: LunaError = {
   name: "LUNA_RET_SO_LOGIN_FAILURE_THRESHOLD",
 };
 
-export function hexCode(code: number): string {
+function hexCode(code: number): string {
   return code.toString(16).toUpperCase();
 }
 

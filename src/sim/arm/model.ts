@@ -460,9 +460,7 @@ export class ArmModel {
   }
 }
 
-export function parseHsmId(
-  id: string,
-): { subscriptionId: string; resourceGroup: string; name: string } | undefined {
+function parseHsmId(id: string): { subscriptionId: string; resourceGroup: string; name: string } | undefined {
   const m =
     /^\/*subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.HardwareSecurityModules\/dedicatedHSMs\/([^/]+)$/i.exec(
       id,

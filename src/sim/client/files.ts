@@ -7,7 +7,7 @@ export const CA_FILE = `${SERVER_CERT_DIR}/CAFile.pem`;
 
 export type FileResult = { ok: true; text: string } | { ok: false; error: string };
 
-export function homeOf(user: string): string {
+function homeOf(user: string): string {
   return user === "root" ? "/root" : `/home/${user}`;
 }
 

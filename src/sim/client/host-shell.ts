@@ -14,7 +14,7 @@ import type { ClientHostModel } from "./model.ts";
 import { footerLine } from "./render.ts";
 import { runVtl } from "./vtl.ts";
 
-export const NOT_PERMITTED_STATUS = 126;
+const NOT_PERMITTED_STATUS = 126;
 
 interface Ctx {
   user: string;
@@ -39,7 +39,7 @@ const PASSWORD_VALUE = /(^|\s)-p(a(s(s(w(o(r(d)?)?)?)?)?)?)?\s+("[^"]*|'[^']*|[^
 const HEREDOC = /^\s*cat\s*>\s*(\S+)\s*<<-?\s*(['"]?)([A-Za-z_][A-Za-z0-9_]*)\2\s*$/;
 
 /** Log a received command line: password options and every known secret value redacted. */
-export function logCommand(model: ClientHostModel, ctx: Ctx, shell: "host" | "lunacm", line: string): void {
+function logCommand(model: ClientHostModel, ctx: Ctx, shell: "host" | "lunacm", line: string): void {
   model.commandLog.push({
     at: Date.now(),
     session: ctx.session,
@@ -50,7 +50,7 @@ export function logCommand(model: ClientHostModel, ctx: Ctx, shell: "host" | "lu
 }
 
 /** Remove passwords from text bound for a log: `-password x`, and any value the twin knows to be a password. */
-export function scrub(model: ClientHostModel, text: string): string {
+function scrub(model: ClientHostModel, text: string): string {
   let result = redact(redactPasswordOptions(text));
   const secrets = new Set<string>();
   for (const appliance of model.appliances.values()) {

@@ -57,7 +57,7 @@ export function slotSummary(slot: SlotTarget): string {
   return `Luna User Slot ${slot.appliance.firmware} (PW) Signing With Cloning Mode`;
 }
 
-export function slotBlock(model: ClientHostModel, slot: SlotTarget): string[] {
+function slotBlock(model: ClientHostModel, slot: SlotTarget): string[] {
   if (slot.kind === "partition") {
     return [
       FIELD("Slot Id", slot.id),

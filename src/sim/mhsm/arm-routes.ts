@@ -24,8 +24,8 @@ import {
   vaultId,
 } from "./model.ts";
 
-export const KEYVAULT_API_VERSIONS = ["2026-02-01", "2025-05-01", "2024-11-01", "2023-07-01", "2023-02-01"];
-export const DIAGNOSTIC_API_VERSIONS = ["2017-05-01-preview", "2021-05-01-preview"];
+const KEYVAULT_API_VERSIONS = ["2026-02-01", "2025-05-01", "2024-11-01", "2023-07-01", "2023-02-01"];
+const DIAGNOSTIC_API_VERSIONS = ["2017-05-01-preview", "2021-05-01-preview"];
 
 export class KeyVaultArmRoutes implements ArmExtension {
   /** Set by whoever starts the ARM twin: whether a resource group exists. */

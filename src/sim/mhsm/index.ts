@@ -44,9 +44,9 @@ export { TWIN_DAEMON_TOKEN } from "./server.ts";
 export type { KvRequestLogEntry, KvStatusFault };
 
 /** The tenant twin pools and apps live in unless a consumer names its own. */
-export const TWIN_TENANT = "00000000-0000-4000-8000-00000000e1a1";
+const TWIN_TENANT = "00000000-0000-4000-8000-00000000e1a1";
 /** Object id of the twin pools' initial administrator. */
-export const TWIN_ADMIN = "00000000-0000-4000-8000-00000000ad11";
+const TWIN_ADMIN = "00000000-0000-4000-8000-00000000ad11";
 
 export interface KeyVaultTwin {
   model: KeyVaultTwinModel;

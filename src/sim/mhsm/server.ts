@@ -20,8 +20,8 @@ import { DAEMON_PRINCIPAL, type KeyVaultTwinModel, type TwinManagedHsm } from ".
 
 /** The token the twin's daemon credential sends (src/azure access.ts); see ASSUMPTIONS in index.ts. */
 export const TWIN_DAEMON_TOKEN = "lunafleet-twin-placeholder-token";
-export const DATA_PLANE_RESOURCE = "https://managedhsm.localhost";
-export const GRAPH_RESOURCE = "https://graph.localhost";
+const DATA_PLANE_RESOURCE = "https://managedhsm.localhost";
+const GRAPH_RESOURCE = "https://graph.localhost";
 
 export interface KvRequestLogEntry {
   at: string;
@@ -259,7 +259,7 @@ function networkRefusal(
 }
 
 /** IPv4 address in `a.b.c.d` or `a.b.c.d/n`. */
-export function inCidr(address: string, rule: string): boolean {
+function inCidr(address: string, rule: string): boolean {
   const [net, bitsText] = rule.split("/");
   const bits = bitsText === undefined ? 32 : Number(bitsText);
   const n = (ip: string) => ip.split(".").reduce((acc, o) => (acc << 8) + Number(o), 0) >>> 0;

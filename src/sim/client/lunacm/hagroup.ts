@@ -46,7 +46,7 @@ export function needsSync(model: ClientHostModel, group: HaGroupState, slots: Sl
 }
 
 /** The partition slot named by `-slot n` or `-serialnumber sn`. */
-export function memberSlotOption(
+function memberSlotOption(
   s: LunacmSession,
   opts: Options,
 ): Extract<SlotTarget, { kind: "partition" }> | CommandStep {
