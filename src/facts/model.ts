@@ -98,4 +98,3 @@ export function checkObservation(o: ObservationInput): void {
   if (!FACT_STATUSES.includes(o.status))
     throw new FactInvalid(`fact status ${JSON.stringify(o.status)} is unknown`);
 }
-
