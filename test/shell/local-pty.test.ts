@@ -59,7 +59,10 @@ describe("local lunacm under node-pty", () => {
     expect(err).toBeInstanceOf(UnexpectedPrompt);
     expect(err.message).toContain("client-local 'hagroup recover -group g'");
     expect(cm.usable).toBe(false);
-    await new Promise((r) => setTimeout(r, 200));
+    // The stand-in logs each line it reads: wait for the answer to arrive (an event, not a delay), then close.
+    for (const deadline = Date.now() + 10_000; inputs().length < 2 && Date.now() < deadline; )
+      await new Promise((r) => setTimeout(r, 10));
+    await sessions.close();
     expect(inputs()).toEqual(["hagroup recover -group g", "<answer>"]); // the answer was 'quit' (see transcript)
     expect(cm.transcript.toText()).toContain(">>> quit");
     expect(cm.transcript.toText()).not.toContain(">>> proceed");

@@ -170,7 +170,7 @@ describe("ShellSession over SSH", () => {
     expect(err.retryable).toBe(false);
     expect(sh.usable).toBe(false);
     await expect(sh.run("status date")).rejects.toBeInstanceOf(ConnectionLost);
-    await new Promise((r) => setTimeout(r, 100));
+    await server.noShellOpen(); // the session closed its shell: every input it typed has arrived
     expect(server.inputs).toEqual([cmd]);
   });
 
@@ -203,7 +203,7 @@ describe("ShellSession over SSH", () => {
     expectNames(err, "status disk", /unknown prompt.*Are you sure you want to continue \(y\/n\)\?/);
     expect(err.retryable).toBe(false);
     expect(sh.usable).toBe(false);
-    await new Promise((r) => setTimeout(r, 100));
+    await server.noShellOpen(); // the session closed its shell: every input it typed has arrived
     expect(server.inputs).toEqual(["status disk"]);
   });
 
@@ -216,7 +216,7 @@ describe("ShellSession over SSH", () => {
       "client delete -client app-1",
       /'proceed' confirmation the step did not declare \(answered 'quit'\)/,
     );
-    await new Promise((r) => setTimeout(r, 100));
+    await server.noShellOpen(); // the session closed its shell: every input it typed has arrived
     expect(server.inputs).toEqual(["client delete -client app-1", "quit"]);
 
     const sh2 = await sessions.lunash(target.name);
@@ -273,7 +273,7 @@ describe("ShellSession over SSH", () => {
       "ntls information show",
       /login password prompt the step holds no \(unused\) LoginToken/,
     );
-    await new Promise((r) => setTimeout(r, 100));
+    await server.noShellOpen(); // the session closed its shell: every input it typed has arrived
     expect(server.inputs).toEqual(["ntls information show"]);
     expect(server.passwordsSeen).toEqual([]);
   });
@@ -291,7 +291,7 @@ describe("ShellSession over SSH", () => {
     const err = await sh.run("audit login", { token, confirm: "proceed" }).catch((e) => e);
     expect(err).toBeInstanceOf(UnexpectedPrompt);
     expectNames(err, "audit login", /last-attempt-caution/);
-    await new Promise((r) => setTimeout(r, 100));
+    await server.noShellOpen(); // the session closed its shell: every input it typed has arrived
     expect(server.inputs).toEqual(["audit login", "quit"]);
     expect(server.passwordsSeen).toEqual([]);
   });

@@ -71,6 +71,8 @@ export class FakeLunash {
   /** Every line of input received, in order, across sessions (passwords replaced by `<password>`). */
   readonly inputs: string[] = [];
   readonly passwordsSeen: string[] = [];
+  #openShells = 0;
+  #whenNoShells: (() => void)[] = [];
   shells = 0;
   port = 0;
   readonly host = "127.0.0.1";
@@ -140,10 +142,29 @@ export class FakeLunash {
         session.on("shell", (accept) => {
           const ch = accept();
           this.shells++;
+          this.#openShells++;
+          let closed = false;
+          const onClose = () => {
+            if (closed) return;
+            closed = true;
+            if (--this.#openShells === 0) for (const r of this.#whenNoShells.splice(0)) r();
+          };
+          ch.on("close", onClose);
+          conn.on("close", onClose);
           this.#runShell(ch, conn);
         });
       });
     });
+  }
+
+  /**
+   * Resolves once no shell is open on the server (every channel closed). The channel's data arrives before its close,
+   * so after this `inputs` holds everything the client ever typed in those shells: a test awaits this instead of
+   * sleeping before it checks that nothing more was sent.
+   */
+  noShellOpen(): Promise<void> {
+    if (this.#openShells === 0) return Promise.resolve();
+    return new Promise((r) => this.#whenNoShells.push(r));
   }
 
   #runShell(ch: ssh2.ServerChannel, conn: Connection): void {
