@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DemoRun, runDemo } from "../../src/cli/demo.ts";
 import { approvalState } from "../../src/coord/approvals.ts";
+import { evidenceKeys } from "../../src/evidence/index.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "lf-transport-"));
 const elsewhere = mkdtempSync(join(tmpdir(), "lf-transport-remote-"));
@@ -218,6 +219,17 @@ describe("the same command, the same output, on the daemon host and over the API
     // The job is cancelled by whoever asks, and says so.
     const cancel = await local(["job", "cancel", jobId]);
     expect(cancel.stdout, cancel.stderr).toContain(`${jobId}: cancel requested`);
+    // The worker stops it at its next look at the approval; its log then ends with the final seal. Wait for that, or
+    // the next test's two verifications may read the log before and after its last records.
+    for (let i = 0; ; i++) {
+      const ended = ["completed", "failed"].includes(
+        (await (await demo.daemon.queue.getJob(jobId))?.getState()) ?? "",
+      );
+      const last = await demo.daemon.redis.lindex(evidenceKeys(jobId).records, -1);
+      if (ended && last && (JSON.parse(last) as { data?: { final?: unknown } }).data?.final) break;
+      if (i > 600) throw new Error(`the cancelled ${jobId} never ended with a final seal`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }, 300_000);
 
   it("evidence verify --all and export agree; tokens are listed, never shown again", async () => {
