@@ -23,7 +23,7 @@ import { UnexpectedResult } from "../src/engine/errors.ts";
 import { defineRunbook, type PlannedCommand, type Step } from "../src/engine/runbook.ts";
 import type { StepContext, StepShell } from "../src/engine/step-context.ts";
 import { resolveTarget } from "../src/engine/targets.ts";
-import { CloningDomainMismatch, foreignSlots, remediationPlan } from "./lib/cloning-domains.ts";
+import { CloningDomainMismatch, conflictingSlots, remediationPlan } from "./lib/cloning-domains.ts";
 import { type DeclaredMember, declaredMembers, isAlive, type ListedGroup, listGroup } from "./lib/ha.ts";
 import { domainFacts } from "./lib/ha-facts.ts";
 import { describeFinding, type HaFinding, type MemberRef } from "./lib/ha-findings.ts";
@@ -75,9 +75,23 @@ async function stop(
   foreign: MemberRef[],
   evidence: string,
   listed: ListedGroup,
+  undecided: MemberRef[] = [],
 ): Promise<never> {
   const remediation = remediationPlan(ctx.fleet, group, foreign);
-  const findings: HaFinding[] = foreign.map((f) => ({ ...f, kind: "foreign-member", evidence, remediation }));
+  const findings: HaFinding[] = [
+    ...foreign.map((f): HaFinding => ({ ...f, kind: "foreign-member", evidence, remediation })),
+    // Two members differ and nothing says which one is foreign: each is a finding, neither is guessed.
+    ...undecided.map(
+      (f): HaFinding => ({
+        ...f,
+        kind: "domain-unverifiable",
+        detail: `its cloning domain conflicts with ${undecided
+          .filter((o) => o.serial !== f.serial)
+          .map((o) => `${o.device}/${o.partition}`)
+          .join(" and ")} (${evidence}); lunacm does not say which side is outside the group's domain`,
+      }),
+    ),
+  ];
   // Recorded before the job stops: a foreign member is the fleet's state either way; the others are not shown to
   // be in the group's domain (lunacm names only the conflicting slots), so they stay `not checked`. The members'
   // state was seen in the listing: that observation stands (the stop is about domains, not members).
@@ -265,21 +279,24 @@ const synchronize = {
       );
     const { attempts, conflicts, warnings } = await synchronizeChecked(ctx, shell, before, live);
     if (conflicts.length > 0) {
-      const slots = foreignSlots(conflicts, before.members[0]?.slot ?? null);
-      const foreign = live.filter((m) => slots.includes(m.slot)).map((m) => refOf(v.group, m));
+      const slots = conflictingSlots(
+        conflicts,
+        before.members[0]?.slot ?? null,
+        live.map((m) => m.slot),
+      );
+      const foreign = live.filter((m) => slots.foreign.includes(m.slot)).map((m) => refOf(v.group, m));
+      const undecided = live.filter((m) => slots.undecided.includes(m.slot)).map((m) => refOf(v.group, m));
       const named = conflicts
         .map((c) =>
           c.slots.map((s) => `slot ${s} (${live.find((m) => m.slot === s)?.device ?? "?"})`).join(" and "),
         )
         .join("; ");
-      await stop(
-        ctx,
-        v.group,
-        [`lunacm reports conflicting settings for private key cloning between ${named}`],
-        foreign,
-        warnings.join(" "),
-        before,
-      );
+      const problems = [`lunacm reports conflicting settings for private key cloning between ${named}`];
+      if (undecided.length > 0)
+        problems.push(
+          `lunacm does not say which of ${undecided.map((m) => `${m.device}/${m.partition}`).join(" and ")} is outside the group's cloning domain: declare each member's cloningDomain in the fleet file, or recover the group's other members and run ha-sync again`,
+        );
+      await stop(ctx, v.group, problems, foreign, warnings.join(" "), before, undecided);
     }
     const after = await listGroup(shell, v.group, host);
     if (after.needsSync && findings.length === 0)

@@ -1,5 +1,5 @@
 // HA cloning domains: the error that stops a synchronize across domains, the operator's way out (a new partition in
-// the group's domain replaces the foreign member), and who is foreign when lunacm names two conflicting slots.
+// the group's domain replaces the foreign member), and who is foreign — or undecided — when lunacm names conflicting slots.
 import { getHaGroup } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { EngineError } from "../../src/engine/errors.ts";
@@ -66,18 +66,24 @@ export function remediationPlan(
 }
 
 /**
- * Which slots lunacm's cloning warnings point at as foreign: a slot named in every conflict (the odd one out of a
- * larger group); where none is (two members: "slot 0 and slot 1"), the one that is not the group's primary (the
- * first member lunacm lists), since the group's objects live on the primary.
+ * Which slots lunacm's cloning warnings show to be foreign, and which it leaves undecided. lunacm compares members
+ * with the group's primary (the first member it lists) and names each conflicting pair ("slot 0 and slot 1"); a
+ * warning says two members differ, never which of the two is outside the group's domain. So a slot is foreign only
+ * when another live member, named in no conflict, shares the primary's domain — the primary is then in the group's
+ * domain and each slot it conflicts with is not. Otherwise (two live members, or every member conflicting with the
+ * primary) nothing a Luna prints says which side is foreign: every named slot is undecided, never guessed — the
+ * remediation replaces a member, and replacing the wrong one would remove the group's good copy.
  */
-export function foreignSlots(
+export function conflictingSlots(
   conflicts: readonly { slots: readonly [number, number] }[],
   primarySlot: number | null,
-): number[] {
-  if (conflicts.length === 0) return [];
-  const named = conflicts.map((c) => new Set(c.slots));
-  const common = [...named[0]!].filter((s) => named.every((n) => n.has(s)));
-  const inEvery = common.filter((s) => s !== primarySlot || common.length === 1);
-  if (inEvery.length === 1 && conflicts.length > 1) return inEvery;
-  return [...new Set(conflicts.flatMap((c) => c.slots))].filter((s) => s !== primarySlot);
+  liveSlots: readonly number[],
+): { foreign: number[]; undecided: number[] } {
+  const named = [...new Set(conflicts.flatMap((c) => c.slots))].sort((a, b) => a - b);
+  if (named.length === 0) return { foreign: [], undecided: [] };
+  const agreeing = liveSlots.filter((s) => !named.includes(s));
+  const primaryInEvery = primarySlot !== null && conflicts.every((c) => c.slots.includes(primarySlot));
+  if (agreeing.length > 0 && primaryInEvery)
+    return { foreign: named.filter((s) => s !== primarySlot), undecided: [] };
+  return { foreign: [], undecided: named };
 }

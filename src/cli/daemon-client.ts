@@ -168,7 +168,7 @@ async function localClient(opts: OpenClientOptions): Promise<DaemonClient> {
     fleet = fileFleet ?? (await readPublishedFleet(conn.redis));
   } catch (err) {
     await conn.close();
-    throw err;
+    throw conn.explain(err);
   }
   const { readSigner } = await import("../evidence/signing.ts");
   const principal = principalFromOsAccount(currentOsUser(), fleet?.identity ?? IDENTITY_DEFAULT);
@@ -199,7 +199,7 @@ async function localClient(opts: OpenClientOptions): Promise<DaemonClient> {
     } catch (err) {
       if (err instanceof ApiError)
         throw new ApiCallError(err.statusCode, err.message, { error: err.message, ...err.details });
-      throw err;
+      throw conn.explain(err);
     }
   };
   const jobs = () => import("../api/ops/jobs.ts");

@@ -67,6 +67,11 @@ export interface ConnectRedisOptions {
   connectionName?: string;
   /** Connection errors are retried by ioredis; without a listener ioredis prints them to stderr. Default: ignore. */
   onError?: (err: Error) => void;
+  /**
+   * Each command must be answered within this long, or it fails (ioredis' "Command timed out"). For the CLI, whose
+   * operator must not wait forever on a Redis that accepts and never answers; never for the daemon's workers.
+   */
+  commandTimeoutMs?: number;
 }
 
 const COMMAND_MAX_RETRIES = 20;
@@ -82,6 +87,7 @@ export function connectRedis(opts: ConnectRedisOptions = {}): RedisClient {
     enableAutoPipelining: flavour === "command",
     retryStrategy: (times) => Math.min(times * 100, 2000),
     ...(opts.connectionName ? { connectionName: opts.connectionName } : {}),
+    ...(opts.commandTimeoutMs ? { commandTimeout: opts.commandTimeoutMs } : {}),
   };
   const auth = (t: Auth): RedisOptions => ({
     ...(t.username ? { username: t.username } : {}),

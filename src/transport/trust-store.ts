@@ -1,7 +1,8 @@
 // Host keys the operator confirmed with `lunafleet fleet trust`, for targets whose fleet-file entry has no hostKey.
 // A JSON file under the data directory ({ "<target name>": { fingerprint, host, port, trustedAt } }), written
 // atomically (temp file + rename) so a crash never leaves half a file. The fleet file's hostKey always wins.
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
 export interface TrustedKey {
@@ -28,46 +29,57 @@ export class TrustStoreError extends Error {
 export class TrustStore {
   readonly #file: string;
   #entries: Record<string, TrustedKey>;
-  /** The file's mtime when it was last read: a key recorded since (`lunafleet fleet trust`) is seen at once. */
-  #readMtimeMs: number;
+  /**
+   * A digest of the file's bytes as last read or written. Not its mtime: two writes within one timestamp tick (a
+   * coarse filesystem clock; a rename keeps the temp file's mtime) left the mtime equal and a key `lunafleet fleet
+   * trust` recorded went unseen. The file is small and read once per connection: comparing its bytes is cheap.
+   */
+  #readDigest: string;
 
   constructor(file: string = defaultTrustStorePath()) {
     this.#file = file;
-    this.#readMtimeMs = TrustStore.#mtime(file);
-    this.#entries = TrustStore.#read(file);
-  }
-
-  static #mtime(file: string): number {
-    try {
-      return statSync(file).mtimeMs;
-    } catch {
-      return 0;
-    }
+    const { entries, digest } = TrustStore.#read(file);
+    this.#entries = entries;
+    this.#readDigest = digest;
   }
 
   /**
-   * Read the file again when it changed since: a running daemon takes a key `lunafleet fleet trust` recorded on its
-   * next connection, without a restart. A store that became unreadable or corrupt stops there (TrustStoreError).
+   * Read the file again when its content changed since: a running daemon takes a key `lunafleet fleet trust` recorded
+   * on its next connection, without a restart. A store that became unreadable or corrupt stops there (TrustStoreError).
    */
   #refresh(): void {
-    const mtime = TrustStore.#mtime(this.#file);
-    if (mtime === this.#readMtimeMs) return;
-    this.#entries = TrustStore.#read(this.#file);
-    this.#readMtimeMs = mtime;
+    const text = TrustStore.#text(this.#file);
+    if (TrustStore.#digest(text) === this.#readDigest) return;
+    const { entries, digest } = TrustStore.#read(this.#file, text);
+    this.#entries = entries;
+    this.#readDigest = digest;
+  }
+
+  static #digest(text: string | undefined): string {
+    return text === undefined ? "absent" : createHash("sha256").update(text).digest("hex");
   }
 
   get file(): string {
     return this.#file;
   }
 
-  static #read(file: string): Record<string, TrustedKey> {
-    let text: string;
+  /** The file's text, or undefined when there is none yet. */
+  static #text(file: string): string | undefined {
     try {
-      text = readFileSync(file, "utf8");
+      return readFileSync(file, "utf8");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return {};
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw new TrustStoreError(`cannot read trust store ${file}: ${(err as NodeJS.ErrnoException).code}`);
     }
+  }
+
+  static #read(
+    file: string,
+    given: string | undefined = TrustStore.#text(file),
+  ): { entries: Record<string, TrustedKey>; digest: string } {
+    const digest = TrustStore.#digest(given);
+    if (given === undefined) return { entries: {}, digest };
+    const text = given;
     let data: unknown;
     try {
       data = JSON.parse(text);
@@ -89,7 +101,7 @@ export class TrustStore {
         trustedAt: String(e.trustedAt ?? ""),
       };
     }
-    return out;
+    return { entries: out, digest };
   }
 
   /** The trusted fingerprint for `name`, if it was recorded for the same host and port. */
@@ -106,14 +118,16 @@ export class TrustStore {
   set(name: string, entry: Omit<TrustedKey, "trustedAt"> & { trustedAt?: string }): void {
     this.#refresh(); // keep what another process recorded meanwhile
     this.#entries[name] = { ...entry, trustedAt: entry.trustedAt ?? new Date().toISOString() };
-    this.#write();
-    this.#readMtimeMs = TrustStore.#mtime(this.#file);
+    this.#readDigest = this.#write();
   }
 
-  #write(): void {
+  /** Write the entries (temp file + rename); the digest of what was written. */
+  #write(): string {
     mkdirSync(dirname(this.#file), { recursive: true, mode: 0o700 });
     const tmp = `${this.#file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(this.#entries, null, 2)}\n`, { mode: 0o600 });
+    const text = `${JSON.stringify(this.#entries, null, 2)}\n`;
+    writeFileSync(tmp, text, { mode: 0o600 });
     renameSync(tmp, this.#file);
+    return TrustStore.#digest(text);
   }
 }

@@ -44,6 +44,15 @@ devices:
     partitions:
       - { label: par-a, serial: "1700123000001", credentials: { co: env:LUNA_CHECK_CO } }
 `;
+/** A client host for PROD: its name, host and NTLS client name reach shells and `client register -client`. */
+const CLIENT = `clientHosts:
+  - name: app-1
+    host: 10.0.0.31
+    hostKey: SHA256:Jr8cQ0xX7pE5rTq1mZk2N8vW3yB6uH9oL4dS0fG7aCa
+    clientName: app-1
+    credentials: { ssh: env:LUNA_CHECK_SSH }
+    assignments: [{ device: hsm-1, partitions: [par-a] }]
+`;
 const SSH_VALUE = "Ssh-Value-never-printed-1";
 const SO_VALUE = "So-Value-never-printed-2";
 
@@ -143,6 +152,12 @@ describe("config check proves a file can work", () => {
     expect(huge.out).toMatch(/\(file\): \d+ bytes, larger than 4194304: refused/);
   });
 
+  it("the client host the rows below spoil is a good one: the file with it passes", async () => {
+    const r = await lunafleet(["config", "check", fileWith(PROD + CLIENT), "--offline"]);
+    expect(r.out).toMatch(/: ok \(1 devices, 1 client hosts, /);
+    expect(r.code).toBe(0);
+  });
+
   it.each([
     [
       "a device name with a space",
@@ -168,6 +183,31 @@ describe("config check proves a file can work", () => {
       "an appliance hostname with a space",
       (y: string) => y.replace('serial: "700123"', 'serial: "700123"\n    hostname: "hsm one"'),
       /devices\[0\]\.hostname: must be 1-63/,
+    ],
+    [
+      "a client host name with a shell character",
+      (y: string) => y + CLIENT.replace("- name: app-1", '- name: "app-1;reboot"'),
+      /clientHosts\[0\]\.name: must be 1-63/,
+    ],
+    [
+      "a client host name with a path separator",
+      (y: string) => y + CLIENT.replace("- name: app-1", '- name: "../app-1"'),
+      /clientHosts\[0\]\.name: must be 1-63/,
+    ],
+    [
+      "a client host's host with a space",
+      (y: string) => y + CLIENT.replace("host: 10.0.0.31", 'host: "10.0.0.31 -oProxyCommand=x"'),
+      /clientHosts\[0\]\.host: must be a host name or an IP address/,
+    ],
+    [
+      "an NTLS clientName with a shell character",
+      (y: string) => y + CLIENT.replace("clientName: app-1", 'clientName: "app-1$(reboot)"'),
+      /clientHosts\[0\]\.clientName: must be 1-63/,
+    ],
+    [
+      "an NTLS clientName with a space and a control character",
+      (y: string) => y + CLIENT.replace("clientName: app-1", 'clientName: "app 1\\n"'),
+      /clientHosts\[0\]\.clientName: must be 1-63/,
     ],
   ])("%s is refused by config check, naming the path", async (_what, edit, reason) => {
     const f = fileWith(edit(PROD));

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DemoRun, runDemo } from "../../src/cli/demo.ts";
 import { approvalState } from "../../src/coord/approvals.ts";
+import { evidenceKeys } from "../../src/evidence/index.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "lf-transport-"));
 const elsewhere = mkdtempSync(join(tmpdir(), "lf-transport-remote-"));
@@ -174,7 +175,22 @@ describe("the same command, the same output, on the daemon host and over the API
 
   it("run --wait prints the same steps and outcome; the requester is each transport's principal", async () => {
     const [a, b] = await bothInTurn(["run", "patch-verify", "hsm-b3", "--wait"]);
-    expectSame([a, b]);
+    // `  queued` / `  running` are what each poll happened to see (a job that starts between two polls is never seen
+    // queued): each transport prints each at most once, in that order; the rest is the same on both.
+    const SAMPLED = /^ {2}(queued|running)$/;
+    for (const r of [a, b]) {
+      const lines = r.stdout.split("\n");
+      const seen = lines.filter((l) => SAMPLED.test(l)).map((l) => l.trim());
+      expect(["queued", "running"].filter((x) => seen.includes(x))).toEqual(seen);
+    }
+    const unsampled = (r: Run): Run => ({
+      ...r,
+      stdout: r.stdout
+        .split("\n")
+        .filter((l) => !SAMPLED.test(l))
+        .join("\n"),
+    });
+    expectSame([unsampled(a), unsampled(b)]);
     expect(a.stdout).toMatch(/finding: hsm-b3: KB0019789 reboot patch missing/);
     expect(a.code).toBe(5);
     const rows = JSON.parse((await local(["jobs", "--limit", "2", "--json"])).stdout) as { actor: string }[];
@@ -203,6 +219,17 @@ describe("the same command, the same output, on the daemon host and over the API
     // The job is cancelled by whoever asks, and says so.
     const cancel = await local(["job", "cancel", jobId]);
     expect(cancel.stdout, cancel.stderr).toContain(`${jobId}: cancel requested`);
+    // The worker stops it at its next look at the approval; its log then ends with the final seal. Wait for that, or
+    // the next test's two verifications may read the log before and after its last records.
+    for (let i = 0; ; i++) {
+      const ended = ["completed", "failed"].includes(
+        (await (await demo.daemon.queue.getJob(jobId))?.getState()) ?? "",
+      );
+      const last = await demo.daemon.redis.lindex(evidenceKeys(jobId).records, -1);
+      if (ended && last && (JSON.parse(last) as { data?: { final?: unknown } }).data?.final) break;
+      if (i > 600) throw new Error(`the cancelled ${jobId} never ended with a final seal`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }, 300_000);
 
   it("evidence verify --all and export agree; tokens are listed, never shown again", async () => {

@@ -279,6 +279,31 @@ describe("the console in Chromium", () => {
 
   it("a viewer sees no run, recover, deprovision or approve buttons, and the API refuses them when forced", async () => {
     const victor = await signInAs("victor");
+    // Keyboard only: Tab from the top of the page reaches the pages' links, Enter opens one and its heading has the
+    // focus; "Skip to content" lands on the page without changing it.
+    const keys = victor.page;
+    await go(victor, "#/fleet");
+    // The focused element's text (the page's body before any Tab: nothing is focused yet).
+    const focused = () =>
+      keys.evaluate(
+        () =>
+          (globalThis as unknown as { document: { activeElement: { textContent: string | null } | null } })
+            .document.activeElement?.textContent ?? null,
+      );
+    for (let tabs = 0; tabs < 12 && (await focused()) !== "HA"; tabs++) await keys.keyboard.press("Tab");
+    expect(await focused()).toBe("HA");
+    await keys.keyboard.press("Enter");
+    await keys.locator("main h1:focus").waitFor();
+    expect(await focused()).toBe("High availability");
+    expect(new URL(keys.url()).hash).toBe("#/ha");
+    await keys.reload();
+    await keys.locator("main h1").waitFor();
+    await keys.keyboard.press("Tab");
+    expect(await focused()).toBe("Skip to content");
+    await keys.keyboard.press("Enter");
+    await keys.locator("#main:focus").waitFor();
+    expect(new URL(keys.url()).hash).toBe("#/ha");
+    expect(await keys.locator("main h1").textContent()).toBe("High availability");
     await go(victor, `#/approval/${deprovisionJob}`);
     await victor.page.locator("#statement").waitFor();
     expect(await victor.page.getByRole("button", { name: /approve|reject/i }).count()).toBe(0);

@@ -227,9 +227,11 @@ async function dumpRedis(redis: RedisClient): Promise<Map<string, string>> {
 async function finish(jobId: string, ms = 20_000): Promise<{ state: string; reason?: string }> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const job = await demo.daemon.queue.getJob(jobId);
-    const state = (await job?.getState()) ?? "missing";
-    if (state === "completed" || state === "failed") return { state, reason: job?.failedReason };
+    // The state first, then the job: read the other way round, a job that fails in between shows "failed" with the
+    // reason of the moment before (none).
+    const state = await demo.daemon.queue.getJobState(jobId);
+    if (state === "completed" || state === "failed")
+      return { state, reason: (await demo.daemon.queue.getJob(jobId))?.failedReason };
     if (Date.now() > deadline) throw new Error(`job ${jobId} still ${state} after ${ms} ms`);
     await sleep(25);
   }

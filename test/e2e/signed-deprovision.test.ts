@@ -130,8 +130,10 @@ async function finished(jobId: string): Promise<{ state: string; reason: string 
   return until(
     `job ${jobId} to end`,
     async () => {
+      // The state first, then the job (whose failedReason is then at least as new as that state).
+      const state = await demo.daemon.queue.getJobState(jobId);
       const job = await demo.daemon.queue.getJob(jobId);
-      return { state: (await job?.getState()) ?? "missing", reason: job?.failedReason ?? "" };
+      return { state: state === "unknown" ? "missing" : state, reason: job?.failedReason ?? "" };
     },
     (s) => s.state === "completed" || s.state === "failed",
     60_000,

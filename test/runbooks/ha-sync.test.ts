@@ -223,6 +223,56 @@ describe("ha-sync over the twin with the login guard", () => {
       }
     });
 
+  it("two live members in conflict: lunacm does not say which is foreign, so neither is named foreign and no member is to be removed", async () => {
+    // hsm-a1 down: lunacm compares hsm-a2 and hsm-a3 only. Its warning says the two differ, not which one is outside
+    // the group's domain; the remediation replaces a member, and replacing the wrong one would drop the good copy.
+    for (const d of ["hsm-a1", "hsm-a2", "hsm-a3"]) payPartition(d).objects = 5;
+    const host = twin.clientHosts.get("client-a")!.host;
+    host.setMemberDown("hsm-a1", "par-pay", true);
+    try {
+      const { result, evidence } = await run("ha-payments");
+      expect(result.outcome).toBe("failed");
+      expect(result.error!.type).toBe("CloningDomainMismatch");
+      expect(result.error!.message).toMatch(
+        /conflicting settings for private key cloning between slot \d+ \(hsm-a2\) and slot \d+ \(hsm-a3\)/,
+      );
+      expect(result.error!.message).toMatch(
+        /lunacm does not say which of hsm-a2\/par-pay and hsm-a3\/par-pay is outside the group's cloning domain/,
+      );
+      expect(result.error!.message).not.toMatch(/removemember|Remediation/);
+      const note = (await evidence.records())
+        .filter((r) => r.kind === "note")
+        .map(
+          (r) =>
+            (r.data as { data?: { cloningDomains?: { findings: { kind: string; device: string }[] } } }).data
+              ?.cloningDomains,
+        )
+        .find(Boolean)!;
+      expect(note.findings.map((f) => [f.kind, f.device])).toEqual([
+        ["domain-unverifiable", "hsm-a2"],
+        ["domain-unverifiable", "hsm-a3"],
+      ]);
+      // The report: both NOT VERIFIED with why, neither FOREIGN, never green.
+      for (const [d, other] of [
+        ["hsm-a2", "hsm-a3"],
+        ["hsm-a3", "hsm-a2"],
+      ] as const) {
+        const r = await reportOf(d);
+        expect(r.row.ha[0]!.cloningDomain).toMatchObject({ status: "check-failed", summary: "NOT VERIFIED" });
+        expect(r.problems).toContainEqual(
+          expect.stringMatching(
+            new RegExp(
+              `${d}/par-pay: cloning domain not verified: its cloning domain conflicts with ${other}/par-pay`,
+            ),
+          ),
+        );
+        expect(r.problems.some((p) => /FOREIGN|foreign cloning domain/.test(p))).toBe(false);
+      }
+    } finally {
+      host.setMemberDown("hsm-a1", "par-pay", false);
+    }
+  });
+
   it("a member the fleet file declares in another domain stops the job before any login or synchronize", async () => {
     const fleet = structuredClone(twin.fleet);
     fleet.devices.find((d) => d.name === "hsm-b1")!.partitions[0]!.cloningDomain = "other";

@@ -41,11 +41,10 @@ function exec(host: string, port: number, password: string, command: string): Pr
 }
 
 describe("startTwin at scale", () => {
-  it("starts 300 appliances over two loopback blocks in seconds, each answering on its own address", async () => {
-    const t0 = Date.now();
+  it("starts 300 appliances over two loopback blocks, each answering on its own address", async () => {
+    // How fast is a benchmark figure (npm run bench), not an assertion: a wall-clock bound fails on a loaded machine.
     const twin = await startTwin(bigFleet(300), { rebase: true });
     try {
-      expect(Date.now() - t0).toBeLessThan(10_000);
       const addrs = [...twin.appliances.values()].map((a) => a.address);
       expect(new Set(addrs).size).toBe(300);
       const blocks = new Set(addrs.map((a) => a.split(".").slice(0, 3).join(".")));

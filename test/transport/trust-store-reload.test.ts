@@ -1,6 +1,6 @@
 // `lunafleet fleet trust` takes effect on the daemon's next job without a restart: the daemon's trust store (read at
 // start) sees a key another process recorded since — and keeps what it had when the file changes under it.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -23,6 +23,31 @@ describe("trust store seen by a running daemon", () => {
     const reread = new TrustStore(file);
     expect(reread.get("hsm-x")?.fingerprint).toBe(FP("A"));
     expect(reread.get("hsm-y")?.fingerprint).toBe(FP("B"));
+  });
+
+  it("a key recorded within the same timestamp tick is still seen (the file was replaced, same size, same mtime)", () => {
+    const file = join(dir, "same-tick.json");
+    // One timestamp tick, in whole seconds as a coarse filesystem clock gives it: set, not waited for.
+    const tick = new Date("2026-01-01T00:00:00.000Z");
+    const trust = (fingerprint: string) => {
+      new TrustStore(file).set("hsm-x", {
+        fingerprint,
+        host: "10.0.0.9",
+        port: 22,
+        trustedAt: tick.toISOString(),
+      });
+      utimesSync(file, tick, tick);
+      return statSync(file);
+    };
+    const before = trust(FP("A"));
+    const daemonView = new TrustStore(file);
+    expect(daemonView.get("hsm-x")?.fingerprint).toBe(FP("A"));
+    // The operator re-trusts hsm-x after a key rotation, within the same tick: the replacing file has the same size
+    // and the same mtime as the one the daemon read.
+    const after = trust(FP("B"));
+    expect(after.size).toBe(before.size);
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+    expect(daemonView.get("hsm-x", "10.0.0.9", 22)?.fingerprint).toBe(FP("B"));
   });
 
   it("a store corrupted meanwhile stops the lookup with an error, it never becomes 'trust nothing' silently", () => {

@@ -76,10 +76,18 @@ async function start() {
     },
   };
   drawChrome(ctx);
-  window.addEventListener("hashchange", () => route(ctx));
+  // A page chosen by the person (link, keyboard, back) takes the focus to its heading, so keyboard and screen-reader
+  // users land on what they opened instead of on the link they left.
+  window.addEventListener("hashchange", () => route(ctx).then((shown) => shown?.focus()));
   if (!location.hash || location.hash === "#") history.replaceState(null, "", "#/fleet");
   route(ctx);
 }
+
+// "Skip to content" moves the focus to the page, not the route: its #main would otherwise be read as a page name.
+document.querySelector("a.skip")?.addEventListener("click", (e) => {
+  e.preventDefault();
+  main().focus();
+});
 
 function drawChrome(ctx) {
   const nav = clear(document.getElementById("nav"));
@@ -129,17 +137,20 @@ async function route(ctx) {
   const el = clear(main());
   const match = ROUTES.map(([re, page]) => [re.exec(path), page]).find(([m]) => m);
   if (!match) {
-    put(el, h("h1", null, "Not found"), h("p", null, h("a", { href: "#/fleet" }, "Fleet")));
-    return;
+    put(el, h("h1", { tabindex: "-1" }, "Not found"), h("p", null, h("a", { href: "#/fleet" }, "Fleet")));
+    return el.querySelector("h1");
   }
   const [m, page] = match;
   try {
     await page(el, { ...ctx, signal: controller.signal }, ...m.slice(1).map(decodeURIComponent));
   } catch (err) {
-    if (controller.signal.aborted) return;
+    if (controller.signal.aborted) return undefined;
     put(el, errorBox(err));
   }
-  if (!controller.signal.aborted) el.querySelector("h1")?.setAttribute("tabindex", "-1");
+  if (controller.signal.aborted) return undefined;
+  const heading = el.querySelector("h1");
+  heading?.setAttribute("tabindex", "-1");
+  return heading ?? undefined;
 }
 
 function signInPage(config, err) {
