@@ -1,5 +1,7 @@
 // Redis connections: one place that turns configuration (REDIS_URL and friends, or the embedded server's socket)
 // into ioredis clients, in the two flavours the daemon needs.
+// Over 400 lines: one factory for every topology (unix socket, one server, Sentinel, Cluster) and the URL forms that
+// name them, so no caller builds an ioredis client on its own.
 //
 // Where Redis is (first match wins):
 //   REDIS_URL                    one of
