@@ -4,15 +4,8 @@
 // template. `--offline` (a file checked away from the daemon's host) skips the secrets, never the placeholders.
 // Each issue carries its YAML path and, where the node exists, its line and column.
 import { readFileSync } from "node:fs";
-import { isNode, LineCounter, parseDocument } from "yaml";
-import {
-  type ConfigIssue,
-  FleetConfigError,
-  formatPath,
-  MAX_YAML_ALIASES,
-  parseFleet,
-  readFleetText,
-} from "./load.ts";
+import { isNode } from "yaml";
+import { type ConfigIssue, FleetConfigError, formatPath, parseFleet, readFleetText } from "./load.ts";
 import type { Fleet } from "./schema.ts";
 
 export interface FleetCheckOptions {
@@ -42,8 +35,8 @@ export function checkFleetFile(file: string, opts: FleetCheckOptions = {}): Flee
   const parsed = parseFleet(text);
   if (!parsed.ok) return { issues: parsed.issues, secretsChecked: 0 };
   const fleet = parsed.fleet;
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
+  // The document the schema was checked on (parsed once: YAML parsing is most of a check's time).
+  const { doc, lineCounter, data } = parsed.source;
   const at = (path: (string | number)[]): Pick<ConfigIssue, "line" | "column"> => {
     const node = doc.getIn(path, true);
     if (isNode(node) && node.range) {
@@ -55,7 +48,7 @@ export function checkFleetFile(file: string, opts: FleetCheckOptions = {}): Flee
   const env = opts.env ?? process.env;
   const issues: ConfigIssue[] = [];
   let secretsChecked = 0;
-  walk(doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }), [], (path, value) => {
+  walk(data, [], (path, value) => {
     const where = { path: formatPath(path), ...at(path) };
     if (!fleet.twin && PLACEHOLDER.test(value))
       issues.push({ ...where, message: "a <…> placeholder is still in the file: put the real value in" });

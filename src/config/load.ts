@@ -38,7 +38,14 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
-export type ParseFleetResult = { ok: true; fleet: Fleet } | { ok: false; issues: ConfigIssue[] };
+export type ParseFleetResult =
+  | {
+      ok: true;
+      fleet: Fleet;
+      /** The parsed document, its line counter and its plain data: for checks that point at a node's line. */
+      source: { doc: ReturnType<typeof parseDocument>; lineCounter: LineCounter; data: unknown };
+    }
+  | { ok: false; issues: ConfigIssue[] };
 
 /** A fleet file larger than this is refused before it is parsed (a 1,000-device fleet is well under 1 MiB). */
 const MAX_FLEET_FILE_BYTES = 4 * 1024 * 1024;
@@ -109,7 +116,7 @@ export function parseFleet(text: string): ParseFleetResult {
     return { ok: false, issues: [{ path: "(document)", message }] };
   }
   const result = safeParseFleet(data);
-  if (result.success) return { ok: true, fleet: result.data };
+  if (result.success) return { ok: true, fleet: result.data, source: { doc, lineCounter, data } };
   return { ok: false, issues: result.error.issues.map((issue) => toConfigIssue(issue, doc, lineCounter)) };
 }
 

@@ -49,7 +49,10 @@ describe("latency profile", () => {
     const seqA = Array.from({ length: 50 }, () => loginDelayMs(a));
     expect(Array.from({ length: 50 }, () => loginDelayMs(b))).toEqual(seqA);
     expect(new Set(seqA).size).toBeGreaterThan(10);
-    for (const ms of seqA) expect(ms).toBeGreaterThanOrEqual(1200), expect(ms).toBeLessThanOrEqual(1800);
+    for (const ms of seqA) {
+      expect(ms).toBeGreaterThanOrEqual(1200);
+      expect(ms).toBeLessThanOrEqual(1800);
+    }
     const r = seededRandom(3);
     for (let i = 0; i < 1000; i++) {
       const x = r();
