@@ -5,9 +5,10 @@
 // 4. only the guard mints login tokens / claims the last-attempt exception (the shell only declares the types);
 // 5. the twin (src/sim) is imported only by the CLI, bench and tests; the twin and the parsers never import each other.
 // Each rule is also run against a planted violation below, so a checker that finds nothing cannot pass.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
 import { describe, expect, it } from "vitest";
+import { sourceFilesUnder } from "./helpers/source-files.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -52,17 +53,7 @@ interface ImportEdge {
   names: string[]; // imported names (without `type `), for the rules that care which
 }
 
-function filesUnder(dir: string): string[] {
-  const abs = join(ROOT, dir);
-  let out: string[] = [];
-  for (const name of readdirSync(abs)) {
-    if (name === "fixtures" || name === "node_modules") continue;
-    const p = join(abs, name);
-    if (statSync(p).isDirectory()) out = out.concat(filesUnder(join(dir, name)));
-    else if (/\.(ts|js|mjs)$/.test(name) && !name.endsWith(".test.ts")) out.push(join(dir, name));
-  }
-  return out;
-}
+const filesUnder = (dir: string): string[] => sourceFilesUnder(ROOT, dir);
 
 function stripComments(src: string): string {
   return src.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`\\])\/\/[^\n]*/g, "$1");

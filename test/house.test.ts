@@ -6,26 +6,17 @@
 // 3. no file outside the repository is referenced (no `../shared`, no absolute workstation paths): the repository
 //    explains itself.
 // Each rule also runs on a planted violation, so a checker that finds nothing cannot pass.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { sourceFilesUnder } from "./helpers/source-files.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const PRODUCT_ROOTS = ["src", "parsers", "runbooks", "bench", "scripts"];
 const DOC_FILES = ["README.md", "ARCHITECTURE.md", "parsers/README.md", "parsers/FORMATS.md"];
 const MAX_LINES = 400;
 
-function filesUnder(dir: string): string[] {
-  const abs = join(ROOT, dir);
-  let out: string[] = [];
-  for (const name of readdirSync(abs)) {
-    if (name === "fixtures" || name === "node_modules") continue;
-    const p = join(abs, name);
-    if (statSync(p).isDirectory()) out = out.concat(filesUnder(join(dir, name)));
-    else if (/\.(ts|js|mjs)$/.test(name) && !name.endsWith(".test.ts")) out.push(join(dir, name));
-  }
-  return out;
-}
+const filesUnder = (dir: string): string[] => sourceFilesUnder(ROOT, dir);
 
 const productFiles = PRODUCT_ROOTS.flatMap(filesUnder).map((file) => ({
   file,
