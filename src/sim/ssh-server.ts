@@ -43,13 +43,19 @@ function hostKeyFromPrivate(privateKey: string): HostKey {
   return { privateKey, fingerprint: sshFingerprint(parseOne(privateKey).getPublicSSH()) };
 }
 
-export function generateHostKey(): HostKey {
-  // ssh2's ed25519 generator writes a malformed key about once in 200 (a public key whose leading zero byte was
-  // dropped, 31 bytes instead of 32); such a key fails to parse, so draw again.
+/**
+ * An ed25519 key pair in OpenSSH format. ssh2's generator writes a malformed key about once in 250 (a public key whose
+ * leading zero byte was dropped, 31 bytes instead of 32); such a key fails to parse, so draw again.
+ */
+export function generateEd25519KeyPair(): { private: string; public: string } {
   for (let attempt = 0; ; attempt++) {
-    const key = utils.generateKeyPairSync("ed25519").private;
-    if (!(utils.parseKey(key) instanceof Error) || attempt >= 20) return hostKeyFromPrivate(key);
+    const pair = utils.generateKeyPairSync("ed25519");
+    if (!(utils.parseKey(pair.private) instanceof Error) || attempt >= 20) return pair;
   }
+}
+
+export function generateHostKey(): HostKey {
+  return hostKeyFromPrivate(generateEd25519KeyPair().private);
 }
 
 /**
