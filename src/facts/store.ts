@@ -47,18 +47,21 @@ export class RedisFactStore implements FactSink {
   constructor(private readonly redis: RedisClient) {}
 
   async record(observations: readonly Observation[]): Promise<void> {
-    const subjects = new Set<string>();
-    for (const o of observations) {
-      checkObservation(o);
-      await runScript(
-        this.redis,
-        keepLaterObservation,
-        [factsKey(o.subject)],
-        [o.fact, JSON.stringify(o), o.observedAt],
-      );
-      subjects.add(o.subject);
-    }
-    if (subjects.size > 0) await this.redis.sadd(SUBJECTS_KEY, ...subjects);
+    for (const o of observations) checkObservation(o);
+    const subjects = new Set(observations.map((o) => o.subject));
+    // Issued together: each script keeps the later observation of its own fact whatever the order, so one
+    // round trip (one auto-pipelined write) serves the whole step instead of one per observation.
+    await Promise.all([
+      ...observations.map((o) =>
+        runScript(
+          this.redis,
+          keepLaterObservation,
+          [factsKey(o.subject)],
+          [o.fact, JSON.stringify(o), o.observedAt],
+        ),
+      ),
+      ...(subjects.size > 0 ? [this.redis.sadd(SUBJECTS_KEY, ...subjects)] : []),
+    ]);
   }
 
   /** The facts of one subject, by fact name (corrupt entries are skipped: they are not observations). */
@@ -89,8 +92,11 @@ export class RedisFactStore implements FactSink {
 
   async recordJob(device: string, touch: JobTouch): Promise<void> {
     const key = deviceJobsKey(device);
-    await this.redis.lpush(key, JSON.stringify(touch));
-    await this.redis.ltrim(key, 0, JOB_HISTORY - 1);
+    // One connection keeps the order: the trim runs after the push, in the same round trip.
+    await Promise.all([
+      this.redis.lpush(key, JSON.stringify(touch)),
+      this.redis.ltrim(key, 0, JOB_HISTORY - 1),
+    ]);
   }
 
   async jobHistory(device: string, limit = JOB_HISTORY): Promise<JobTouch[]> {

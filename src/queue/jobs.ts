@@ -153,7 +153,9 @@ export async function submitJob(queue: Queue<JobData>, req: SubmitJobRequest): P
     ...(req.window !== undefined ? { window: req.window } : {}),
     fleetDigest: fleetDigest(fleet),
   };
-  const existing = await queue.getJob(jobId);
+  // Only a caller's own id can name a job that exists already; a fresh id (time + 32 random bits) cannot, and asking
+  // Redis would cost every submit of a sweep a round trip.
+  const existing = req.jobId !== undefined ? await queue.getJob(jobId) : undefined;
   const job = await queue.add(valid.runbook, data, {
     ...DEFAULT_JOB_OPTIONS,
     ...req.options,

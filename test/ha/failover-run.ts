@@ -70,8 +70,13 @@ export interface FailoverCounts {
   steps: {
     finishedTwice: string[];
     checkpointMismatch: string[];
-    /** `errors`: the step errors the device's patch-verify jobs recorded (what made a step run again, if one did). */
-    packageListPerDevice: Record<string, { sent: number; jobs: number; errors: string[] }>;
+    /**
+     * `starts`: how many times BullMQ started the device's patch-verify jobs (attemptsStarted: retries, stalled
+     * jobs picked up again, and waits for a busy device all count) — a start whose package-list step never reached
+     * its checkpoint (Redis went away first) runs that read again, which is allowed; a finished one never does.
+     * `errors`: the step errors those jobs recorded (what made a step run again, if one did).
+     */
+    packageListPerDevice: Record<string, { sent: number; jobs: number; starts: number; errors: string[] }>;
     synchronizes: { sent: number; jobs: number; results: string[] };
   };
   locks: { left: string[]; overlaps: string[] };
@@ -277,8 +282,10 @@ async function count(
   };
   const attempts = out.ledger.attemptsRecordedInEvidence;
   const stepErrors: { target: string; text: string }[] = [];
+  const startsOf = new Map<string, number>();
   for (const s of submitted) {
     const job = await queue.getJob(s.jobId);
+    startsOf.set(s.jobId, job?.attemptsStarted ?? 0);
     const result = job?.returnvalue as JobResult | undefined;
     if (result?.status !== "succeeded") out.jobs.notSucceeded.push(`${s.runbook} ${s.target} ${s.jobId}`);
     if (s.runbook === "ha-sync")
@@ -326,10 +333,11 @@ async function count(
 
   // What the devices saw.
   for (const [name, a] of twin.appliances) {
-    const jobs = submitted.filter((s) => s.runbook === "patch-verify" && s.target === name).length;
+    const ofDevice = submitted.filter((s) => s.runbook === "patch-verify" && s.target === name);
+    const starts = ofDevice.reduce((n, s) => n + (startsOf.get(s.jobId) ?? 0), 0);
     const sent = a.state.commandLog.filter((c) => /^package list/.test(c.command)).length;
     const errors = stepErrors.filter((e) => e.target === name).map((e) => e.text);
-    out.steps.packageListPerDevice[name] = { sent, jobs, errors };
+    out.steps.packageListPerDevice[name] = { sent, jobs: ofDevice.length, starts, errors };
   }
   out.steps.synchronizes = {
     results: out.steps.synchronizes.results,

@@ -91,6 +91,22 @@ describe("submitJob refuses bad input and enqueues nothing", () => {
     expect(err.message).not.toMatch(/Appliance-A2-pw/);
   });
 
+  it("a caller's own job id queues once: the second submit of it creates nothing", async () => {
+    const before = await queued();
+    const req = {
+      fleet,
+      runbook: "patch-verify",
+      target: "hsm-b3",
+      actor: "operator:test",
+      jobId: "nightly-b3-1",
+    };
+    const first = await submitJob(queue, req);
+    const second = await submitJob(queue, req);
+    expect([first.created, second.created]).toEqual([true, false]);
+    expect(second.jobId).toBe("nightly-b3-1");
+    expect(await queued()).toBe(before + 1);
+  });
+
   it("accepts a good request; job data holds names and params only, never secrets or the fleet", async () => {
     const before = await queued();
     const { jobId, created, plan } = await submitJob(queue, {
