@@ -39,7 +39,10 @@ function lunafleet(args: string[], env: Record<string, string> = {}, dir = dataD
     execFile(
       process.execPath,
       [bin, ...args, "--data-dir", dir],
-      { env: { ...base, ...env } },
+      // The CLI's own Redis deadlines (1 s socket ping, 1.5 s ping, 10 s per command) are a hang guard here, set far
+      // above any normal answer: this file compares outputs, and a loaded machine's slow PING is not a hung daemon
+      // (daemon-hung.test.ts tests those deadlines, with short injected ones).
+      { env: { ...base, LUNAFLEET_CLI_TIMEOUT_MS: "120000", ...env } },
       (err, stdout, stderr) =>
         resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
@@ -89,7 +92,9 @@ async function bothInTurn(args: string[]): Promise<[Run, Run]> {
 }
 
 function expectSame([a, b]: [Run, Run]): void {
-  expect(normalize(b.stdout), `remote stderr: ${b.stderr}`).toBe(normalize(a.stdout));
+  expect(normalize(b.stdout), `local stderr: ${a.stderr}\nremote stderr: ${b.stderr}`).toBe(
+    normalize(a.stdout),
+  );
   expect(normalize(b.stderr)).toBe(normalize(a.stderr));
   expect(b.code).toBe(a.code);
 }
