@@ -49,25 +49,26 @@ export function checkFleetFile(file: string, opts: FleetCheckOptions = {}): Flee
   const issues: ConfigIssue[] = [];
   let secretsChecked = 0;
   walk(data, [], (path, value) => {
-    const where = { path: formatPath(path), ...at(path) };
+    // Located only when there is an issue to report: finding a node walks the document from its root.
+    const where = () => ({ path: formatPath(path), ...at(path) });
     if (!fleet.twin && PLACEHOLDER.test(value))
-      issues.push({ ...where, message: "a <…> placeholder is still in the file: put the real value in" });
+      issues.push({ ...where(), message: "a <…> placeholder is still in the file: put the real value in" });
     if (opts.offline) return;
     if (/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(value)) {
       secretsChecked++;
       const name = value.slice(4);
       if (env[name] === undefined || env[name] === "")
-        issues.push({ ...where, message: `environment variable ${name} is not set (or empty)` });
+        issues.push({ ...where(), message: `environment variable ${name} is not set (or empty)` });
     } else if (value.startsWith("file:/")) {
       secretsChecked++;
       const path = value.slice(5);
       try {
         // Read to prove it can be; the content is dropped here and never printed.
         if (readFileSync(path).length === 0)
-          issues.push({ ...where, message: `secret file ${path} is empty` });
+          issues.push({ ...where(), message: `secret file ${path} is empty` });
       } catch (err) {
         issues.push({
-          ...where,
+          ...where(),
           message: `secret file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? "read error"})`,
         });
       }

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Redis } from "ioredis";
 import { describe, expect, it, vi } from "vitest";
 import {
   acquireDeviceLocks,
@@ -23,6 +24,30 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let uniq = 0;
 /** A fresh resource name per test, so tests never see each other's locks or counters. */
 const res = (name: string) => `device:${name}-${++uniq}`;
+
+/**
+ * A connection whose script calls (every lock operation is one) go through `around`, which gets the call's keys and
+ * sends it when it chooses: a test orders two jobs' lock attempts by events instead of by sleeping.
+ */
+function scriptCalls(
+  conn: Redis,
+  around: (keys: string[], send: () => Promise<unknown>) => Promise<unknown>,
+): Redis {
+  return new Proxy(conn, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== "evalsha" && prop !== "eval")
+        return typeof value === "function" ? value.bind(target) : value;
+      return (script: string, numKeys: number, ...rest: (string | number)[]) =>
+        around(rest.slice(0, numKeys).map(String), () => value.call(target, script, numKeys, ...rest));
+    },
+  });
+}
+
+/** Poll a condition with no deadline of its own (the test's timeout is the hang guard). */
+async function waitUntil(cond: () => Promise<boolean>): Promise<void> {
+  while (!(await cond())) await sleep(2);
+}
 
 describe("device locks", () => {
   it("three workers on separate connections never hold the same device together", async () => {
@@ -60,21 +85,44 @@ describe("device locks", () => {
   });
 
   it("two jobs wanting {a,b} and {b,a} at the same time both finish (fixed order, no deadlock)", async () => {
+    // The interleaving that deadlocks without a fixed order, arranged by events rather than a sleep: job 1 has taken
+    // a and is about to ask for b; job 2 (asked for b, a) asks now. With the fixed order job 2 asks for a first,
+    // is refused, and holds nothing — in particular not b, which would leave both waiting on each other. Only then
+    // does job 1 ask for b.
     const a = res("a");
     const b = res("b");
-    const c1 = redis.client();
-    const c2 = redis.client();
+    const probe = redis.client();
+    let job2Refused!: () => void;
+    const job2Waiting = new Promise<void>((resolve) => {
+      job2Refused = resolve;
+    });
+    let bHolderWhenJob2Waited: string | null | undefined;
+    // Job 1's connection: its attempt on b goes out only once job 2 has been refused.
+    const c1 = scriptCalls(redis.client(), async (keys, send) => {
+      if (keys.includes(lockKey(b))) await job2Waiting;
+      return send();
+    });
+    // Job 2's connection: tells when an attempt was refused (the lock held by someone else).
+    const c2 = scriptCalls(redis.client(), async (_keys, send) => {
+      const reply = await send();
+      if (Array.isArray(reply) && reply[0] === 0) {
+        bHolderWhenJob2Waited ??= (await readLock(probe, b))?.owner ?? null;
+        job2Refused();
+      }
+      return reply;
+    });
     const job = async (conn: typeof c1, owner: string, wants: string[]) => {
-      const set = await acquireDeviceLocks(conn, wants, { owner, ttlMs: 5000, waitMs: 5000 });
+      // waitMs: a hang guard; job 2 waits exactly as long as job 1 holds a.
+      const set = await acquireDeviceLocks(conn, wants, { owner, ttlMs: 5000, waitMs: 60_000 });
       expect(set.locks.map((l) => l.resource)).toEqual([a, b]); // taken in sorted order whatever was asked
-      await sleep(20);
       await set.release();
       return owner;
     };
-    for (let round = 0; round < 5; round++) {
-      const done = await Promise.all([job(c1, `j1-${round}`, [a, b]), job(c2, `j2-${round}`, [b, a])]);
-      expect(done).toEqual([`j1-${round}`, `j2-${round}`]);
-    }
+    const job1 = job(c1, "j1", [a, b]);
+    await waitUntil(async () => (await readLock(probe, a))?.owner === "j1");
+    const done = await Promise.all([job1, job(c2, "j2", [b, a])]);
+    expect(done).toEqual(["j1", "j2"]);
+    expect(bHolderWhenJob2Waited).toBeNull(); // job 2 waited holding nothing
   });
 
   it("is all-or-nothing: a lock not free within waitMs releases the ones already taken", async () => {

@@ -7,7 +7,7 @@ import { deprovision } from "../../runbooks/deprovision.ts";
 import { createAzureClients, DedicatedHsmGateway } from "../../src/azure/index.ts";
 import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
-import { approvalState, approvalsPort } from "../../src/coord/approvals.ts";
+import { approvalsPort } from "../../src/coord/approvals.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { signedApprovalsStore } from "../../src/coord/signed-approvals.ts";
 import { admitJob } from "../../src/engine/admit.ts";
@@ -19,6 +19,7 @@ import { LoginGuard } from "../../src/guard/guard.ts";
 import { jobGuard } from "../../src/guard/job-guard.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
 import type { Twin } from "../../src/sim/twin.ts";
+import { approvalAsked } from "./approvals.ts";
 import { type FleetShells, fleetShells } from "./fleet-shells.ts";
 import { demoApprovers, signedApprove, withDemoApprovers } from "./ssh-signing.ts";
 
@@ -182,11 +183,7 @@ export function approveWhenAsked(
   decisions: { principal: string; confirmation: string }[],
 ): Promise<void> {
   return (async () => {
-    const deadline = Date.now() + 20_000;
-    while (!(await approvalState(redis, jobId))) {
-      if (Date.now() > deadline) throw new Error(`job ${jobId} never asked for approval`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await approvalAsked(redis, jobId);
     // Each signs the job's statement with its demo key (lunafleet approve --key); a wrong confirmation is typed as such.
     const verifierFleet = {
       identity: { principals: demoApprovers() },

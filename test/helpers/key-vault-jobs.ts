@@ -5,7 +5,7 @@ import { afterEach } from "vitest";
 import type { KvFinding } from "../../runbooks/lib/key-vault.ts";
 import { deviceLockResource, getDevice } from "../../src/config/model.ts";
 import type { Fleet } from "../../src/config/schema.ts";
-import { approvalState, approvalsStore } from "../../src/coord/approvals.ts";
+import { approvalsStore } from "../../src/coord/approvals.ts";
 import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { signedApprovalsStore } from "../../src/coord/signed-approvals.ts";
 import { admitJob } from "../../src/engine/admit.ts";
@@ -16,6 +16,7 @@ import type { Runbook } from "../../src/engine/runbook.ts";
 import { type JobResult, runJob } from "../../src/engine/runner.ts";
 import { RedisFactStore } from "../../src/facts/store.ts";
 import type { RedisClient } from "../../src/redis/client.ts";
+import { approvalAsked } from "./approvals.ts";
 import { JobEvidence } from "./engine.ts";
 import { type KvHarness, startKvHarness } from "./key-vault.ts";
 import type { TestRedis } from "./redis.ts";
@@ -117,11 +118,7 @@ export async function approveWhenAsked(
   jobId: string,
   confirmation: string,
 ): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await approvalState(redis, jobId))) {
-    if (Date.now() > deadline) throw new Error(`job ${jobId} never asked for approval`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await approvalAsked(redis, jobId);
   const verifierFleet = {
     identity: { principals: demoApprovers() },
     approvals: { required: 2, expiresMinutes: 60 },

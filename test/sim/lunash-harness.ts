@@ -1,6 +1,7 @@
 // Drives a LunashHost directly through a ShellIO that collects what the appliance writes (the SSH carrier is
 // someone else's and has its own tests).
 import { readFileSync } from "node:fs";
+import { vi } from "vitest";
 import { parseFleet } from "../../src/config/load.ts";
 import type { Fleet } from "../../src/config/schema.ts";
 import { createApplianceState } from "../../src/sim/appliance/factory.ts";
@@ -33,7 +34,20 @@ export class CollectingIO implements ShellIO {
   }
 }
 
+/**
+ * Wait until `cond` holds. Under fake timers (a test that drives the appliance's clock) the wait moves that clock in
+ * 2 ms steps, so a boot of N ms completes after N ms of the test's time whatever the machine's load, and the bound is
+ * in that time too.
+ */
 export async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  if (vi.isFakeTimers()) {
+    for (let waited = 0; !cond(); waited += 2) {
+      if (waited > timeoutMs)
+        throw new Error(`${what} did not happen within ${timeoutMs} ms of the test's clock`);
+      await vi.advanceTimersByTimeAsync(2);
+    }
+    return;
+  }
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -1,10 +1,17 @@
 // Reboot (KB0019789 patched or not), power cycle, and NTLS certificate regeneration on the twin appliance.
 import { X509Certificate } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { powerCycle } from "../../src/sim/appliance/lunash.ts";
 import { Driver, demoAppliance, waitFor } from "./lunash-harness.ts";
 
 const BOOT_MS = 60;
+
+// The reboot tests run the appliance on fake timers: its boot (a timer of BOOT_MS) completes when the test's clock
+// has moved that far (the harness's waitFor moves it), and "it never comes back" is shown by moving that clock far
+// past any boot, not by sleeping and hoping the machine was not too loaded to have booted in the meantime.
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 async function reboot(d: Driver): Promise<string> {
   const caution = await d.sendUntil("sysconf appliance reboot", "          > ");
@@ -18,6 +25,7 @@ describe("lunash reboot and power", () => {
   it("a patched appliance closes the session, reboots and comes back", async () => {
     const state = await demoAppliance("hsm-b1");
     state.soLoggedIn = true;
+    vi.useFakeTimers();
     const d = await Driver.open(state, { bootMs: BOOT_MS });
     const bystander = await Driver.open(state, { bootMs: BOOT_MS });
     const text = await reboot(d);
@@ -38,10 +46,13 @@ describe("lunash reboot and power", () => {
   it("an appliance without the reboot patch hangs until a power cycle", async () => {
     const state = await demoAppliance("hsm-b3");
     expect(state.rebootPatch).toBe(false);
+    vi.useFakeTimers();
     const d = await Driver.open(state, { bootMs: BOOT_MS });
     await reboot(d);
     await waitFor(() => state.power === "hung", "the hang");
-    await new Promise((r) => setTimeout(r, BOOT_MS * 3));
+    // A boot still pending would bring it back within BOOT_MS of the appliance's time: a day of it passes, and it
+    // stays hung.
+    await vi.advanceTimersByTimeAsync(86_400_000);
     expect(state.power).toBe("hung");
     // A hung appliance does not answer: the session is cut at once, with no banner.
     const dead = new Driver((d as Driver).host);

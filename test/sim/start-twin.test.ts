@@ -173,8 +173,9 @@ describe("startTwin (rebase)", () => {
     if (/proceed/.test(out) && !/Command Result/.test(out)) sh.stream.write("proceed\r");
     await closed;
 
-    // Wait past the boot time: the unpatched appliance is hung, and every connection attempt fails.
-    for (let i = 0; i < 100 && a.state.power !== "hung"; i++) await new Promise((r) => setTimeout(r, 20));
+    // Wait past the boot time: the unpatched appliance is hung, and every connection attempt fails. (Awaited on the
+    // state itself, with no count of polls load could exhaust: the test's timeout is the hang guard.)
+    while (a.state.power !== "hung") await new Promise((r) => setTimeout(r, 20));
     expect(a.state.power).toBe("hung");
     await expect(login("hsm-b3")).rejects.toThrow();
     await expect(tlsProbe(a.address, a.ntlsPort)).rejects.toThrow();

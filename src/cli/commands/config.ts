@@ -3,7 +3,7 @@
 // printed), no <…> placeholder left in a production file. Exit 0 when it can work, 1 with the issues.
 import type { Command } from "commander";
 import { checkFleetFile } from "../../config/check.ts";
-import { formatIssue } from "../../config/index.ts";
+import { formatIssue } from "../../config/load.ts";
 import { EXIT } from "../exit-codes.ts";
 
 export function registerConfigCommands(program: Command): void {
