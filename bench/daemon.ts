@@ -481,7 +481,12 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
       `daemon: embedded redis-server pid ${daemon.embeddedRedis?.pid} in ${dataDir}, worker concurrency ${concurrency}`,
     );
     const warmMs = await warmPool(daemon, fleet);
-    log(`worker pool: ${n} SSH connections opened in ${fmt(warmMs / 1000, 1)} s (not counted)`);
+    const mem = process.memoryUsage();
+    log(
+      `worker pool: ${n} SSH connections opened in ${fmt(warmMs / 1000, 1)} s (not counted); this process then: ` +
+        `RSS ${fmt(mb(mem.rss), 0)} MB, JS heap ${fmt(mb(mem.heapUsed), 0)} MB used of ${fmt(mb(mem.heapTotal), 0)}, ` +
+        `native ${fmt(mb(mem.rss - mem.heapTotal), 0)} MB (the connections' crypto and socket state lives there)`,
+    );
 
     // Warm-up of both paths on a few devices (JIT, BullMQ scripts loaded into Redis); not counted.
     const few = { ...fleet, devices: fleet.devices.slice(0, Math.min(n, 8)) };

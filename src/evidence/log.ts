@@ -114,7 +114,8 @@ export interface EvidenceOpenOptions {
   batchMs?: number;
 }
 
-const mirrors = new Map<string, FileMirror>();
+/** The file mirror of each job whose log is open in this process, and how many open logs use it. */
+const mirrors = new Map<string, { mirror: FileMirror; users: number }>();
 const madeDirs = new Set<string>();
 
 /** A record made (redacted, timestamped) but not yet on the chain: group commit puts it there with the next batch. */
@@ -186,11 +187,10 @@ export class EvidenceLog {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       madeDirs.add(dir);
     }
-    const keys = evidenceKeys(jobId);
 
     // Let this process's pending writes to the file land before reading it.
-    let mirror = mirrors.get(filePath);
-    await mirror?.idle();
+    const shared = mirrors.get(filePath);
+    await shared?.mirror.idle();
     const { lines: redisLines, headSeq, headHash } = await readRedisChain(redis, jobId);
     const fileRecords = readFileRecords(filePath, jobId);
     const redisRecords = parseRedisLines(redisLines, jobId);
@@ -204,10 +204,12 @@ export class EvidenceLog {
 
     const cmp = compareEvidenceCopies(redisRecords, fileRecords);
     if (!cmp.ok && cmp.problem !== "missing records") throw new EvidenceTamperedError(jobId, "both", cmp);
-    if (!mirror) {
-      mirror = new FileMirror(filePath);
-      mirrors.set(filePath, mirror);
-    }
+    // One mirror per file while any log of it is open here (its promise chain orders this process's writes);
+    // the last close() lets it go, so a daemon running jobs for months does not keep one per job it ever ran.
+    const entry = mirrors.get(filePath) ?? { mirror: new FileMirror(filePath), users: 0 };
+    entry.users += 1;
+    mirrors.set(filePath, entry);
+    const mirror = entry.mirror;
     mirror.forget();
     const groupCommit = opts.groupCommit === true;
     // A one-off writer makes the file exist durably now; a group-commit log does it at close() (one directory
@@ -225,6 +227,25 @@ export class EvidenceLog {
       opts.batchMs ?? BATCH_MS,
     );
 
+    try {
+      await log.#reconcileCopies(redis, fileRecords, redisRecords, redisLines);
+    } catch (err) {
+      releaseMirror(filePath);
+      throw err;
+    }
+    return log;
+  }
+
+  /** Bring the copy that is behind up to the other (open(): a process died between writing one and the other). */
+  async #reconcileCopies(
+    redis: RedisClient,
+    fileRecords: readonly EvidenceRecord[],
+    redisRecords: readonly EvidenceRecord[],
+    redisLines: readonly string[],
+  ): Promise<void> {
+    const { jobId } = this;
+    const mirror = this.#mirror;
+    const keys = evidenceKeys(jobId);
     if (fileRecords.length < redisRecords.length) {
       // The file is behind: write what Redis has.
       await mirror.write(redisRecords.length, redisLines.slice(fileRecords.length), true, (from, to) =>
@@ -235,16 +256,15 @@ export class EvidenceLog {
       const lost = fileRecords.slice(redisRecords.length);
       const lines = lost.map(serializeRecord);
       const last = lost[lost.length - 1]!;
-      const reply = await appendLines(redis, jobId, log.#head, lines, last.hash);
+      const reply = await appendLines(redis, jobId, this.#head, lines, last.hash);
       if (reply[0] !== 1) {
         throw new EvidenceError(
           `evidence of job ${jobId}: Redis changed while restoring records ${lost[0]!.seq}..${last.seq}`,
         );
       }
-      log.#lines.push(...lines);
-      log.#head = { seq: last.seq, hash: last.hash };
+      this.#lines.push(...lines);
+      this.#head = { seq: last.seq, hash: last.hash };
     }
-    return log;
   }
 
   /** The last committed record's seq and hash (seq 0 and the genesis hash before the first record). */
@@ -447,6 +467,7 @@ export class EvidenceLog {
       // Where Redis has replicas, a finished job's chain is on one before the job is reported done.
       await awaitReplicaAck(this.#redis, evidenceKeys(this.jobId).records, `evidence of job ${this.jobId}`);
       this.#closed = true;
+      releaseMirror(this.filePath);
     }
     return { jobId: this.jobId, ...this.#head, filePath: this.filePath };
   }
@@ -456,6 +477,18 @@ export class EvidenceLog {
     await this.flush();
     return verifyJobEvidence(this.#redis, this.dataDir, this.jobId);
   }
+}
+
+function releaseMirror(filePath: string): void {
+  const entry = mirrors.get(filePath);
+  if (!entry) return;
+  entry.users -= 1;
+  if (entry.users <= 0) mirrors.delete(filePath);
+}
+
+/** How many job files this process keeps a mirror for (open logs only; tests read it). */
+export function openMirrorCount(): number {
+  return mirrors.size;
 }
 
 /** One atomic append of consecutive lines on `head`; [1|0, seq, hash] (see appendEvidenceIfHeadMatches). */

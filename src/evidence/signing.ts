@@ -306,7 +306,12 @@ export async function sealFinal(
   outcome: string,
 ): Promise<void> {
   if (!OUTCOME_RE.test(outcome)) throw new Error(`not an outcome word: ${outcome}`);
-  await redis.set(finalMarkKey(log.jobId), outcome, "NX");
-  const marked = (await redis.get(finalMarkKey(log.jobId))) ?? outcome;
+  // Sent together on one connection, so the GET reads after the SET: one round trip, on any Redis version (SET NX
+  // GET needs 7.0).
+  const [, stored] = await Promise.all([
+    redis.set(finalMarkKey(log.jobId), outcome, "NX"),
+    redis.get(finalMarkKey(log.jobId)),
+  ]);
+  const marked = stored ?? outcome;
   if (signer) await log.append("signature", signer.signHead(log.jobId, { outcome: marked }), "daemon");
 }

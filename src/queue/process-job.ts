@@ -214,13 +214,22 @@ async function scope(
   const shells = JobShells.forFleet(deps.fleet, lease);
   let evidence: EvidenceLog | undefined;
   try {
-    if ((await redis.exists(cancelKey(a.jobId))) > 0) cancel.abort();
-    evidence = await EvidenceLog.open(redis, deps.dataDir, a.jobId, { groupCommit: true });
+    // Three reads of this job's own keys, asked together: one round trip on the auto-pipelined connection.
+    // (The log is kept as soon as it opens, so that it is closed even if another read fails.)
+    const [cancelled, checkpoints, opened] = await Promise.all([
+      redis.exists(cancelKey(a.jobId)),
+      progressCheckpoints(deps, a),
+      EvidenceLog.open(redis, deps.dataDir, a.jobId, { groupCommit: true }).then((log) => {
+        evidence = log;
+        return log;
+      }),
+    ]);
+    if (cancelled > 0) cancel.abort();
     // An earlier attempt that got as far as the request record (then crashed, stalled or failed) makes this one
     // a resumption, whatever BullMQ counted (a stall or a wait for locks does not count as an attempt).
-    const requestedBefore = evidence.knownRecords().some((r) => r.kind === "requested");
+    const requestedBefore = opened.knownRecords().some((r) => r.kind === "requested");
     if (locks)
-      await evidence.append(
+      await opened.append(
         "lock",
         {
           event: "acquired",
@@ -230,7 +239,6 @@ async function scope(
         },
         a.data.actor,
       );
-    const checkpoints = await progressCheckpoints(deps, a);
     const facts: JobFacts | undefined = a.plan
       ? { jobId: a.jobId, runbook: a.runbook.name, planDigest: a.plan.planDigest, requester: a.data.actor }
       : undefined;
@@ -243,7 +251,7 @@ async function scope(
       shells,
       files: jobFiles(deps.fleet, lease),
       hostChecks: hostChecks(deps.fleet, lease),
-      evidence,
+      evidence: opened,
       checkpoints,
       signal: cancel.signal,
       ...(locks
@@ -256,7 +264,7 @@ async function scope(
               fleet: deps.fleet,
               jobId: a.jobId,
               locks,
-              evidence,
+              evidence: opened,
               actor: a.data.actor,
               runbook: a.runbook.name,
               redis,
@@ -271,7 +279,7 @@ async function scope(
       ...(deps.keyVault ? { keyVault: deps.keyVault } : {}),
       // Requests carry the requester; a granted one is re-verified (signatures, registry, plan) when read.
       approvals: facts
-        ? signedApprovalsStore(deps.approvals, facts, deps.fleet, evidence, () =>
+        ? signedApprovalsStore(deps.approvals, facts, deps.fleet, opened, () =>
             loadApproverKeys(redis, deps.fleet, { checkCounters: false }),
           )
         : deps.approvals,
@@ -279,7 +287,7 @@ async function scope(
       state: deps.state,
       facts: deps.facts,
     });
-    return { result, evidence };
+    return { result, evidence: opened };
   } finally {
     cancel.stop();
     // Shells first (confirmed closed), then the locks: nobody else's session may start while ours lives.

@@ -149,6 +149,15 @@ describe("authentication", () => {
         /signature does not verify/,
       ],
       [
+        "expired an hour ago (the provider's own key, issuer and audience)",
+        await h.idp.sign({
+          ...claims,
+          iat: Math.floor(Date.now() / 1000) - 7200,
+          exp: Math.floor(Date.now() / 1000) - 3600,
+        }),
+        /token expired/,
+      ],
+      [
         "signed by a key not in the JWKS",
         await new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "test-rs256" }).sign(stranger),
         /signature does not verify/,

@@ -15,6 +15,7 @@ import {
   serializeRecord,
   verifyJobEvidence,
 } from "../../src/evidence/index.ts";
+import { openMirrorCount } from "../../src/evidence/log.ts";
 import {
   checkEvidenceSignatures,
   loadOrCreateSigner,
@@ -32,6 +33,27 @@ const lines = (path: string) =>
   existsSync(path) ? readFileSync(path, "utf8").trimEnd().split("\n").filter(Boolean) : [];
 
 describe("evidence group commit", () => {
+  it("keeps a job's file mirror only while one of its logs is open (a long-running worker keeps none per past job)", async () => {
+    const client = redis.client();
+    const before = openMirrorCount();
+    const id = newJobId("mirrors");
+    const first = await EvidenceLog.open(client, dataDir, id, { groupCommit: true });
+    const second = await EvidenceLog.open(client, dataDir, id, { groupCommit: true });
+    expect(openMirrorCount()).toBe(before + 1);
+    await first.append("requested", { runbook: "patch-verify" }, "alice");
+    await first.close();
+    expect(openMirrorCount()).toBe(before + 1);
+    await second.close();
+    expect(openMirrorCount()).toBe(before);
+    for (let i = 0; i < 20; i++) {
+      const log = await EvidenceLog.open(client, dataDir, newJobId("many"), { groupCommit: true });
+      await log.append("requested", { runbook: "tcp-check" }, "alice");
+      await log.close();
+    }
+    expect(openMirrorCount()).toBe(before);
+    expect((await verifyJobEvidence(client, dataDir, id)).ok).toBe(true);
+  });
+
   it("holds records until a write-ahead record, which commits them all in order before it resolves", async () => {
     const client = redis.client();
     const log = await EvidenceLog.open(client, dataDir, newJobId("barrier"), { groupCommit: true });

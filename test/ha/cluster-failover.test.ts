@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QUEUE_PREFIX } from "../../src/queue/jobs.ts";
 import { type ClusterGroup, type RedisProcess, startRedisCluster, until } from "../helpers/redis-ha.ts";
-import { type FailoverCounts, runFailover } from "./failover-run.ts";
+import { type FailoverCounts, itKeepsFailoverInvariants, runFailover } from "./failover-run.ts";
 
 let cluster: ClusterGroup;
 let counts: FailoverCounts;
@@ -64,43 +64,5 @@ describe("Redis Cluster: resharding, then the primary SIGKILLed, mid-run", () =>
     expect(cluster.replicas).toContain(seen.afterKill);
   });
 
-  it("every job completes, once", () => {
-    expect(counts.jobs).toMatchObject({ completed: counts.jobs.submitted, failed: 0 });
-    expect(counts.jobs.notSucceeded).toEqual([]);
-    expect(counts.jobs.succeededTwice).toEqual([]);
-  });
-
-  it("no finished step runs twice", () => {
-    expect(counts.steps.finishedTwice).toEqual([]);
-    expect(counts.steps.checkpointMismatch).toEqual([]);
-    // Each job reads its package list once, plus at most once more per extra start (a start whose read never
-    // reached its checkpoint); finishedTwice above proves no finished read ran again.
-    for (const [device, { sent, jobs, starts, errors }] of Object.entries(
-      counts.steps.packageListPerDevice,
-    )) {
-      const why = `${device}: package list sent ${sent} times for ${jobs} patch-verify jobs started ${starts} times\n${errors.join("\n")}`;
-      expect(sent, why).toBeGreaterThanOrEqual(jobs);
-      expect(sent, why).toBeLessThanOrEqual(Math.max(jobs, starts));
-    }
-    expect(counts.steps.synchronizes.sent, counts.steps.synchronizes.results.join("\n")).toBe(
-      counts.steps.synchronizes.jobs,
-    );
-  });
-
-  it("no two holders of a device lock acted; no lock is left", () => {
-    expect(counts.locks.overlaps).toEqual([]);
-    expect(counts.locks.left).toEqual([]);
-  });
-
-  it("no evidence chain breaks", () => {
-    expect(counts.evidence.problems).toEqual([]);
-    expect(counts.evidence.verified).toBe(counts.jobs.submitted);
-  });
-
-  it("no recorded guard attempt is lost", () => {
-    const recorded = counts.ledger.attemptsRecordedInEvidence;
-    expect(Object.values(recorded).reduce((a, b) => a + b, 0)).toBe(3 * counts.steps.synchronizes.jobs);
-    expect(counts.ledger.attemptsInLedger).toMatchObject(recorded);
-    expect(counts.ledger.pendingOrQuarantined).toEqual([]);
-  });
+  itKeepsFailoverInvariants(() => counts);
 });

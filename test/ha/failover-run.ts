@@ -16,6 +16,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Queue } from "bullmq";
+import { expect, it } from "vitest";
 import { stringify } from "yaml";
 import { DEMO_FLEET_FILE } from "../../src/cli/demo.ts";
 import { loadFleet } from "../../src/config/load.ts";
@@ -364,4 +365,53 @@ async function count(
     if (e.pendingAttempt || e.quarantined) out.ledger.pendingOrQuarantined.push(`${e.device}/${e.role}`);
   }
   return out;
+}
+
+/**
+ * The invariants both failover tests check after the kill, one `it` each: every job completes once, no finished
+ * step runs twice, no two holders of a device lock acted, no evidence chain breaks, no recorded guard attempt is lost.
+ * `counts` is read when the tests run (after the suite's beforeAll).
+ */
+export function itKeepsFailoverInvariants(counts: () => FailoverCounts): void {
+  it("every job completes, once", () => {
+    const { jobs } = counts();
+    expect(jobs).toMatchObject({ completed: jobs.submitted, failed: 0 });
+    expect(jobs.notSucceeded).toEqual([]);
+    expect(jobs.succeededTwice).toEqual([]);
+  });
+
+  it("no finished step runs twice", () => {
+    const { steps } = counts();
+    expect(steps.finishedTwice).toEqual([]);
+    expect(steps.checkpointMismatch).toEqual([]);
+    // Each job reads its package list once, plus at most once more per extra start (a start whose read never
+    // reached its checkpoint); finishedTwice above proves no finished read ran again.
+    for (const [device, { sent, jobs, starts, errors }] of Object.entries(steps.packageListPerDevice)) {
+      const why = `${device}: package list sent ${sent} times for ${jobs} patch-verify jobs started ${starts} times\n${errors.join("\n")}`;
+      expect(sent, why).toBeGreaterThanOrEqual(jobs);
+      expect(sent, why).toBeLessThanOrEqual(Math.max(jobs, starts));
+    }
+    expect(steps.synchronizes.sent, steps.synchronizes.results.join("\n")).toBe(steps.synchronizes.jobs);
+  });
+
+  it("no two holders of a device lock acted; no lock is left", () => {
+    const { locks } = counts();
+    expect(locks.overlaps).toEqual([]);
+    expect(locks.left).toEqual([]);
+  });
+
+  it("no evidence chain breaks", () => {
+    const { evidence, jobs } = counts();
+    expect(evidence.problems).toEqual([]);
+    expect(evidence.verified).toBe(jobs.submitted);
+  });
+
+  it("no recorded guard attempt is lost", () => {
+    const { ledger, steps } = counts();
+    const recorded = ledger.attemptsRecordedInEvidence;
+    // Three CO logins per ha-sync job, each recorded before its password was sent.
+    expect(Object.values(recorded).reduce((a, b) => a + b, 0)).toBe(3 * steps.synchronizes.jobs);
+    expect(ledger.attemptsInLedger).toMatchObject(recorded);
+    expect(ledger.pendingOrQuarantined).toEqual([]);
+  });
 }

@@ -4,7 +4,7 @@
 // ledger entries say nothing was lost or done twice (test/ha/failover-run.ts says how each is counted).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SentinelGroup, startSentinelGroup, until } from "../helpers/redis-ha.ts";
-import { type FailoverCounts, runFailover } from "./failover-run.ts";
+import { type FailoverCounts, itKeepsFailoverInvariants, runFailover } from "./failover-run.ts";
 
 let ha: SentinelGroup;
 let counts: FailoverCounts;
@@ -41,44 +41,5 @@ describe("Redis Sentinel: the primary SIGKILLed mid-run", () => {
     expect(switched).toEqual({ host: primary.host, port: primary.port });
   });
 
-  it("every job completes, once", () => {
-    expect(counts.jobs).toMatchObject({ completed: counts.jobs.submitted, failed: 0 });
-    expect(counts.jobs.notSucceeded).toEqual([]);
-    expect(counts.jobs.succeededTwice).toEqual([]);
-  });
-
-  it("no finished step runs twice", () => {
-    expect(counts.steps.finishedTwice).toEqual([]);
-    expect(counts.steps.checkpointMismatch).toEqual([]);
-    // Each job reads its package list once, plus at most once more per extra start (a start whose read never
-    // reached its checkpoint); finishedTwice above proves no finished read ran again.
-    for (const [device, { sent, jobs, starts, errors }] of Object.entries(
-      counts.steps.packageListPerDevice,
-    )) {
-      const why = `${device}: package list sent ${sent} times for ${jobs} patch-verify jobs started ${starts} times\n${errors.join("\n")}`;
-      expect(sent, why).toBeGreaterThanOrEqual(jobs);
-      expect(sent, why).toBeLessThanOrEqual(Math.max(jobs, starts));
-    }
-    expect(counts.steps.synchronizes.sent, counts.steps.synchronizes.results.join("\n")).toBe(
-      counts.steps.synchronizes.jobs,
-    );
-  });
-
-  it("no two holders of a device lock acted; no lock is left", () => {
-    expect(counts.locks.overlaps).toEqual([]);
-    expect(counts.locks.left).toEqual([]);
-  });
-
-  it("no evidence chain breaks", () => {
-    expect(counts.evidence.problems).toEqual([]);
-    expect(counts.evidence.verified).toBe(counts.jobs.submitted);
-  });
-
-  it("no recorded guard attempt is lost", () => {
-    const recorded = counts.ledger.attemptsRecordedInEvidence;
-    // Three CO logins per ha-sync job, each recorded before its password was sent.
-    expect(Object.values(recorded).reduce((a, b) => a + b, 0)).toBe(3 * counts.steps.synchronizes.jobs);
-    expect(counts.ledger.attemptsInLedger).toMatchObject(recorded);
-    expect(counts.ledger.pendingOrQuarantined).toEqual([]);
-  });
+  itKeepsFailoverInvariants(() => counts);
 });

@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { exportJWK, generateKeyPair } from "jose";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import Provider from "oidc-provider";
 import { generateSelfSignedCert } from "../../src/sim/certs.ts";
 
@@ -27,6 +27,11 @@ export interface TestOidcProvider {
   token(clientId: string, resource?: string): Promise<string>;
   /** The provider's public signing key (for the key-confusion test). */
   publicJwk: Record<string, unknown>;
+  /**
+   * Claims signed with the provider's own key, as the provider would have issued them at another time (an expired
+   * token: the provider itself only ever issues fresh ones).
+   */
+  sign(claims: Record<string, unknown>): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -102,6 +107,8 @@ export async function startOidcProvider(dir: string, clients: TestClient[]): Pro
     caFile,
     audience: TEST_AUDIENCE,
     publicJwk,
+    sign: (claims) =>
+      new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "test-rs256" }).sign(privateKey),
     async token(clientId, resource = TEST_AUDIENCE) {
       const body = new URLSearchParams({
         grant_type: "client_credentials",
