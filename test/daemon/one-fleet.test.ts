@@ -71,10 +71,7 @@ describe("one fleet per Redis", () => {
     });
     expect(JSON.stringify(records[0]!.data)).toContain(fleetDigest(demo));
     // The daemon of the old fleet sees the replacement at its next heartbeat and takes no more jobs.
-    const deadline = Date.now() + 10_000;
-    while (!first.worker.worker.isPaused()) {
-      if (Date.now() > deadline) throw new Error("the old fleet's worker never paused");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // (Awaited with no deadline of its own, which load could beat: the test's timeout is the hang guard.)
+    while (!first.worker.worker.isPaused()) await new Promise((r) => setTimeout(r, 20));
   });
 });
