@@ -4,7 +4,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { connectSsh, probeHostKey } from "../../src/transport/connection.ts";
 import { AuthFailed, ConnectionLost, ConnectTimeout, HostKeyMismatch } from "../../src/transport/errors.ts";
 import { SshPool } from "../../src/transport/pool.ts";
@@ -75,15 +75,27 @@ describe("timeouts and failures", () => {
   it("connect timeout: a TCP listener that never speaks", async () => {
     const l = await silentListener();
     cleanups.push(() => l.close());
-    const t0 = Date.now();
-    const err = await connectSsh(
-      targetFor({ host: "127.0.0.1", port: l.port }, { hostKey: "SHA256:x" }),
-    ).catch((e) => e);
-    expect(err).toBeInstanceOf(ConnectTimeout);
-    expect(err.retryable).toBe(true);
-    expect(err.message).toMatch(/hsm-fake: no SSH handshake with 127\.0\.0\.1:\d+ within 1500 ms/);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    // The connect clock runs on fake timers (the socket is real): the timeout is shown to fire when the test's clock
+    // reaches connectMs, not before and not later, instead of bounding wall time, which load stretches.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      let settled = false;
+      const pending = connectSsh(targetFor({ host: "127.0.0.1", port: l.port }, { hostKey: "SHA256:x" }))
+        .catch((e) => e)
+        .finally(() => {
+          settled = true;
+        });
+      await vi.advanceTimersByTimeAsync(1499);
+      expect(settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(settled).toBe(true);
+      const err = await pending;
+      expect(err).toBeInstanceOf(ConnectTimeout);
+      expect(err.retryable).toBe(true);
+      expect(err.message).toMatch(/hsm-fake: no SSH handshake with 127\.0\.0\.1:\d+ within 1500 ms/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("authentication timeout: the server never answers the password", async () => {
