@@ -68,6 +68,30 @@ export interface TlsProbeResult {
 
 const DAY_MS = 86_400_000;
 
+/**
+ * One TLS context per set of client credentials and trust anchors, reused by every probe that uses the same: building
+ * a context (the default trust store, the cipher list) cost more than the handshake itself on a 1,000-device sweep
+ * (npm run bench, issue 15). A context carries configuration only; each connection has its own session.
+ */
+const contexts = new Map<string, tls.SecureContext>();
+const MAX_CONTEXTS = 64;
+
+function secureContextFor(opts: TlsProbeOptions): tls.SecureContext {
+  const key = `${opts.clientCert ?? ""}\0${opts.clientKey ?? ""}\0${opts.ca ?? ""}`;
+  let context = contexts.get(key);
+  if (!context) {
+    context = tls.createSecureContext({
+      ...(opts.clientCert ? { cert: opts.clientCert } : {}),
+      ...(opts.clientKey ? { key: opts.clientKey } : {}),
+      ...(opts.ca ? { ca: opts.ca } : {}),
+    });
+    // A fleet has a handful of client identities; a bound keeps a process that probes with many from growing.
+    if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value as string);
+    contexts.set(key, context);
+  }
+  return context;
+}
+
 export function probeTcp(host: string, port: number, timeoutMs: number): Promise<TcpProbeResult> {
   return new Promise((resolve) => {
     const started = performance.now();
@@ -98,9 +122,7 @@ export function probeTls(host: string, port: number, opts: TlsProbeOptions): Pro
       // Self-signed NTLS certificates: evaluate the chain, report it, do not refuse the handshake over it.
       rejectUnauthorized: false,
       ...(opts.servername && net.isIP(opts.servername) === 0 ? { servername: opts.servername } : {}),
-      ...(opts.clientCert ? { cert: opts.clientCert } : {}),
-      ...(opts.clientKey ? { key: opts.clientKey } : {}),
-      ...(opts.ca ? { ca: opts.ca } : {}),
+      secureContext: secureContextFor(opts),
     });
     let settled = false;
     const done = (r: Omit<TlsProbeResult, "connected" | "latencyMs">) => {

@@ -105,6 +105,45 @@ describe("probeTls", () => {
     expect(r.cert?.daysLeft).toBe(29);
   });
 
+  it("keeps one TLS context per client identity and anchors, never one for another's", async () => {
+    const server = await generateSelfSignedCert({
+      commonName: "hsm-ntls",
+      validDays: 30,
+      altNames: ["127.0.0.1"],
+    });
+    const client = await generateSelfSignedCert({ commonName: "registered-client", validDays: 30 });
+    const stranger = await generateSelfSignedCert({ commonName: "not-registered", validDays: 30 });
+    // Like NTLS: a registered client's line stays open, any other client certificate is refused.
+    const port = await listen(
+      tls.createServer(
+        {
+          cert: server.certPem,
+          key: server.keyPem,
+          requestCert: true,
+          rejectUnauthorized: true,
+          ca: client.certPem,
+        },
+        () => {},
+      ),
+    );
+    const as = (who: { certPem: string; keyPem: string }, ca?: string) =>
+      probeTls("127.0.0.1", port, {
+        timeoutMs: 3000,
+        clientCert: who.certPem,
+        clientKey: who.keyPem,
+        awaitClientCertVerdict: true,
+        ...(ca ? { ca } : {}),
+      });
+    // Each probe after the first of its kind reuses a context (src/net/probe.ts); the answers must not mix.
+    for (let round = 0; round < 2; round++) {
+      expect(await as(client, server.certPem)).toMatchObject({ handshakeOk: true, authorized: true });
+      const refused = await as(stranger, server.certPem);
+      expect(refused.handshakeOk).toBe(false);
+      expect(refused.error).toMatch(/refused the client certificate/);
+      expect(await as(client)).toMatchObject({ handshakeOk: true, authorized: false });
+    }
+  });
+
   it("reports an expired certificate with the days since expiry", async () => {
     const cert = await generateSelfSignedCert({ commonName: "hsm-expired", validDays: -3 });
     const port = await listen(tls.createServer({ cert: cert.certPem, key: cert.keyPem }, (s) => s.end()));
