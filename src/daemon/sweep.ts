@@ -2,7 +2,7 @@
 // in parallel; then wait for all of them. What `npm start` runs first, and what the report is built from.
 import type { Queue } from "bullmq";
 import type { Fleet } from "../config/schema.ts";
-import { type JobData, submitJob } from "../queue/jobs.ts";
+import { type JobData, submitJob, submitJobs } from "../queue/jobs.ts";
 
 export const SWEEP_RUNBOOKS = ["tcp-check", "patch-verify"] as const;
 
@@ -17,15 +17,16 @@ export async function submitSweep(
   fleet: Fleet,
   actor = "operator:sweep",
 ): Promise<SweepJob[]> {
-  const jobs: SweepJob[] = [];
   // Runbook by runbook, not device by device: both jobs of a device take that device's lock, so submitted side by
   // side they would start together and one would sit in a worker slot waiting for the other.
-  for (const runbook of SWEEP_RUNBOOKS)
-    for (const device of fleet.devices) {
-      const { jobId } = await submitJob(queue, { fleet, runbook, target: device.name, actor });
-      jobs.push({ jobId, runbook, device: device.name });
-    }
-  return jobs;
+  const wanted = SWEEP_RUNBOOKS.flatMap((runbook) =>
+    fleet.devices.map((device) => ({ runbook, device: device.name })),
+  );
+  const submitted = await submitJobs(
+    queue,
+    wanted.map((w) => ({ fleet, runbook: w.runbook, target: w.device, actor })),
+  );
+  return wanted.map((w, i) => ({ jobId: submitted[i]!.jobId, ...w }));
 }
 
 export interface FinishedJob extends SweepJob {

@@ -130,6 +130,47 @@ export interface SubmittedJob {
 }
 
 export async function submitJob(queue: Queue<JobData>, req: SubmitJobRequest): Promise<SubmittedJob> {
+  const job = prepareJob(req);
+  // Only a caller's own id can name a job that exists already; a fresh id (time + 32 random bits) cannot, and asking
+  // Redis would cost every submit of a sweep a round trip.
+  const existing = req.jobId !== undefined ? await queue.getJob(job.jobId) : undefined;
+  const added = await queue.add(job.name, job.data, job.opts);
+  return { jobId: added.id ?? job.jobId, created: !existing, plan: job.plan };
+}
+
+/**
+ * Many fresh jobs at once (a sweep): every request is checked first — one refusal queues none of them — then they
+ * are added in order, a few hundred per round trip (BullMQ's addBulk: one MULTI each), instead of one round trip per
+ * job. Requests that name their own id go through submitJob (they may name a job that exists).
+ */
+export async function submitJobs(
+  queue: Queue<JobData>,
+  reqs: readonly SubmitJobRequest[],
+): Promise<SubmittedJob[]> {
+  if (reqs.some((r) => r.jobId !== undefined))
+    throw new JobSubmitError("refused: a bulk submit takes fresh ids only", "BadJobId");
+  const prepared = reqs.map(prepareJob);
+  const submitted: SubmittedJob[] = [];
+  for (let at = 0; at < prepared.length; at += BULK_CHUNK) {
+    const chunk = prepared.slice(at, at + BULK_CHUNK);
+    const added = await queue.addBulk(chunk.map((j) => ({ name: j.name, data: j.data, opts: j.opts })));
+    for (const [k, j] of chunk.entries())
+      submitted.push({ jobId: added[k]?.id ?? j.jobId, created: true, plan: j.plan });
+  }
+  return submitted;
+}
+
+/** Jobs per addBulk: one MULTI of this many adds stays a small write and a short stall of Redis. */
+const BULK_CHUNK = 250;
+
+/** A request checked against its fleet and made into what BullMQ stores (throws JobSubmitError on a refusal). */
+function prepareJob(req: SubmitJobRequest): {
+  jobId: string;
+  name: string;
+  data: JobData;
+  opts: JobsOptions;
+  plan: JobPlan;
+} {
   const fleet = req.fleet ?? (req.fleetFile ? loadFleetForSubmit(req.fleetFile) : undefined);
   if (!fleet) throw new JobSubmitError("refused: no fleet to check the job against", "NoFleet");
   const params = { ...(req.params ?? {}), ...(req.target !== undefined ? { target: req.target } : {}) };
@@ -153,16 +194,13 @@ export async function submitJob(queue: Queue<JobData>, req: SubmitJobRequest): P
     ...(req.window !== undefined ? { window: req.window } : {}),
     fleetDigest: fleetDigest(fleet),
   };
-  // Only a caller's own id can name a job that exists already; a fresh id (time + 32 random bits) cannot, and asking
-  // Redis would cost every submit of a sweep a round trip.
-  const existing = req.jobId !== undefined ? await queue.getJob(jobId) : undefined;
-  const job = await queue.add(valid.runbook, data, {
+  const opts: JobsOptions = {
     ...DEFAULT_JOB_OPTIONS,
     ...req.options,
     jobId,
     ...(req.delayMs ? { delay: req.delayMs } : {}),
-  });
-  return { jobId: job.id ?? jobId, created: !existing, plan: valid.plan };
+  };
+  return { jobId, name: valid.runbook, data, opts, plan: valid.plan };
 }
 
 let counter = 0;

@@ -13,6 +13,7 @@ import {
   publicFleet,
   scheduledJobId,
   submitJob,
+  submitJobs,
 } from "../../src/queue/jobs.ts";
 import {
   delayUntilWindow,
@@ -140,6 +141,54 @@ describe("submitJob refuses bad input and enqueues nothing", () => {
     const text = JSON.stringify(publicFleet(fleet));
     expect(text).not.toMatch(/credentials|Appliance-A1-pw|HsmSo-A1-secret|ParSo-A1-secret/);
     expect(publicFleet(fleet).devices.map((d) => d.name)).toEqual(fleet.devices.map((d) => d.name));
+  });
+});
+
+describe("submitJobs (a sweep's jobs in bulk)", () => {
+  const devices = () => fleet.devices.map((d) => d.name);
+
+  it("queues every request in order, each with the data submitJob would give it", async () => {
+    const before = await queued();
+    const reqs = devices().map((target) => ({ fleet, runbook: "tcp-check", target, actor: "operator:test" }));
+    const submitted = await submitJobs(queue, reqs);
+    expect(submitted.map((s) => s.plan.targets.devices)).toEqual(devices().map((d) => [d]));
+    expect(submitted.every((s) => s.created)).toBe(true);
+    expect(new Set(submitted.map((s) => s.jobId)).size).toBe(reqs.length);
+    expect(await queued()).toBe(before + reqs.length);
+    // The queue hands them out in the order given.
+    const waiting = await queue.getJobs(["waiting"], 0, -1, true);
+    const ours = waiting.filter((j) => submitted.some((s) => s.jobId === j.id));
+    expect(ours.map((j) => j.data.params.target)).toEqual(devices());
+    const one = ours[0]!;
+    expect(Object.keys(one.data).sort()).toEqual([
+      "actor",
+      "fleetDigest",
+      "params",
+      "requestedAt",
+      "runbook",
+    ]);
+    expect(one.opts.attempts).toBe(5);
+    for (const s of submitted) await cancelJob(queue, client, s.jobId);
+  });
+
+  it("one refused request queues none of them", async () => {
+    const before = await queued();
+    const reqs = [
+      { fleet, runbook: "tcp-check", target: "hsm-a1" },
+      { fleet, runbook: "tcp-check", target: "hsm-z9" },
+    ];
+    const err = await submitJobs(queue, reqs).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JobSubmitError);
+    expect((err as JobSubmitError).message).toMatch(/unknown target 'hsm-z9'/);
+    expect(await queued()).toBe(before);
+  });
+
+  it("refuses a caller's own id (it may name a job that exists: submitJob checks that)", async () => {
+    const err = await submitJobs(queue, [
+      { fleet, runbook: "tcp-check", target: "hsm-a1", jobId: "mine-1" },
+    ]).catch((e: unknown) => e);
+    expect((err as JobSubmitError).reason).toBe("BadJobId");
+    expect(await queue.getJob("mine-1")).toBeUndefined();
   });
 });
 
