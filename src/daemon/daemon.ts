@@ -23,6 +23,7 @@ import { TrustStore } from "../transport/trust-store.ts";
 import { type DaemonApiOptions, startDaemonApi } from "./api.ts";
 import { claimFleet, type FleetClaim } from "./fleet-claim.ts";
 import { registerFleetMetrics } from "./fleet-metrics.ts";
+import { applyHeapGrowth } from "./heap.ts";
 import { type DaemonHttp, startDaemonHttp } from "./http.ts";
 import { createLogger, type DaemonLogger } from "./logger.ts";
 import { createMetrics, type DaemonMetrics } from "./metrics.ts";
@@ -97,6 +98,8 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<Daemon> {
   const log = opts.log ?? createLogger();
   const fleet = opts.fleet ?? (opts.fleetFile ? loadFleet(opts.fleetFile) : undefined);
   if (!fleet) throw new Error("startDaemon: give a fleet or a fleet file");
+  const heapGrowingPercent = applyHeapGrowth();
+  log.debug({ heapGrowingPercent: heapGrowingPercent ?? "v8 default" }, "heap growth policy");
 
   let embedded: EmbeddedRedis | undefined;
   let redisOptions: ConnectRedisOptions;
