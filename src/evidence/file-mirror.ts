@@ -6,13 +6,15 @@
 // Redis, so whoever writes, the file is always a prefix of Redis. A write carries any number of consecutive records
 // (the worker's group commit hands a whole batch to one write: one open/append/close and one lock per batch).
 //
-// The small calls (stat, link, open, write, close, unlink) are synchronous: each is microseconds on a local file
-// system, while the same call through the libuv thread pool costs a hand-off to another thread and back, which
-// measured as most of the evidence path's CPU on 2 cores. Only fsync, which waits for the disk, goes to the pool.
+// The small calls (stat, link, write, close, unlink) are synchronous: each is microseconds on a local file system,
+// while the same call through the libuv thread pool costs a hand-off to another thread and back, which measured as
+// most of the evidence path's CPU on 2 cores. fsync, which waits for the disk, and open, which creates the job's
+// file on its first write (a new directory entry: ~0.15 ms on the event loop), go to the pool.
 import {
   closeSync,
   fsync,
   linkSync,
+  open,
   openSync,
   readFileSync,
   statSync,
@@ -25,6 +27,7 @@ import { promisify } from "node:util";
 import { EvidenceError } from "./errors.ts";
 
 const fsyncFd = promisify(fsync);
+const openFd = promisify(open);
 
 export type FetchRecords = (fromIndex: number, toIndex: number) => Promise<string[]>;
 
@@ -83,13 +86,8 @@ export class FileMirror {
   }
 
   #count(): number {
-    let size: number;
-    try {
-      size = statSync(this.path).size;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      size = 0;
-    }
+    // No file yet (every job's first write) answers undefined, not a thrown ENOENT: cheaper by far.
+    const size = statSync(this.path, { throwIfNoEntry: false })?.size ?? 0;
     if (this.#known?.size === size) return this.#known.count;
     const text = size === 0 ? "" : readFileSync(this.path, "utf8");
     if (text !== "" && !text.endsWith("\n")) {
@@ -102,7 +100,9 @@ export class FileMirror {
   }
 
   async #append(lines: string[], sync: boolean): Promise<void> {
-    const fd = openSync(this.path, "a", 0o600);
+    // The open waits in the thread pool: it creates the job's file on its first write, and creating a directory
+    // entry is the one call here that is not microseconds (measured ~0.15 ms on the event loop, once per job).
+    const fd = await openFd(this.path, "a", 0o600);
     try {
       if (lines.length > 0) {
         const bytes = Buffer.from(lines.map((l) => `${l}\n`).join(""), "utf8");

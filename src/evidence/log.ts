@@ -53,14 +53,14 @@ import {
 import { EvidenceError, EvidenceTamperedError } from "./errors.ts";
 import { FileMirror, syncDirectory } from "./file-mirror.ts";
 import {
-  buildRecord,
+  buildRecordLine,
   EVIDENCE_KINDS,
   type EvidenceKind,
   type EvidenceRecord,
   genesisHash,
   serializeRecord,
 } from "./record.ts";
-import { sanitizeEvidenceData } from "./sanitize.ts";
+import { sanitizedJson } from "./sanitize.ts";
 import { compareEvidenceCopies, type EvidenceVerification, verifyEvidence } from "./verify.ts";
 
 export {
@@ -121,8 +121,8 @@ const madeDirs = new Set<string>();
 /** A record made (redacted, timestamped) but not yet on the chain: group commit puts it there with the next batch. */
 interface PendingRecord {
   kind: EvidenceKind;
-  /** Sanitized data, or (head-bound) what makes it from the head the record follows, sanitized at commit time. */
-  data: unknown;
+  /** Sanitized data as canonical JSON, or (head-bound) what makes it from the head the record follows. */
+  dataJson: string | undefined;
   bound: HeadBoundData | undefined;
   actor: string | undefined;
   at: string;
@@ -287,7 +287,7 @@ export class EvidenceLog {
         throw new EvidenceError(`unknown evidence kind ${kind}`);
       this.#queue.push({
         kind,
-        data: bound ? undefined : sanitizeEvidenceData(data),
+        dataJson: bound ? undefined : sanitizedJson(data),
         bound,
         actor: actor === undefined ? undefined : redact(actor),
         at: new Date().toISOString(),
@@ -333,17 +333,19 @@ export class EvidenceLog {
       const lines: string[] = [];
       let prevHash = base.hash;
       for (const [i, p] of this.#queue.slice(0, n).entries()) {
-        const { record, line } = buildRecord({
-          seq: base.seq + i + 1,
-          jobId: this.jobId,
-          at: p.at,
-          kind: p.kind,
-          ...(p.actor !== undefined ? { actor: p.actor } : {}),
-          data: p.bound ? sanitizeEvidenceData(p.bound({ seq: base.seq + i, hash: prevHash })) : p.data,
-          prevHash,
-        });
+        const { hash, line } = buildRecordLine(
+          {
+            seq: base.seq + i + 1,
+            jobId: this.jobId,
+            at: p.at,
+            kind: p.kind,
+            ...(p.actor !== undefined ? { actor: p.actor } : {}),
+            prevHash,
+          },
+          p.bound ? sanitizedJson(p.bound({ seq: base.seq + i, hash: prevHash })) : (p.dataJson as string),
+        );
         lines.push(line);
-        prevHash = record.hash;
+        prevHash = hash;
       }
       const reply = await appendLines(this.#redis, this.jobId, base, lines, prevHash);
       // {0} with exactly our head: this very batch is already there (a reply lost to a dropped connection, the

@@ -66,18 +66,19 @@ export function serializeRecord(record: EvidenceRecord): string {
  * and flat; `data` is most of the bytes). Equal to computeRecordHash + serializeRecord (a test holds them to it).
  */
 export function buildRecord(body: Omit<EvidenceRecord, "hash">): { record: EvidenceRecord; line: string } {
+  const { data, ...fields } = body;
+  const { hash, line } = buildRecordLine(fields, canonicalJson(data));
+  return { record: { ...body, hash }, line };
+}
+
+/** buildRecord for data already in canonical JSON (the evidence log makes it once, at append: sanitize.ts). */
+export function buildRecordLine(
+  fields: Omit<EvidenceRecord, "hash" | "data">,
+  dataJson: string,
+): { hash: string; line: string } {
   // canonicalJson sorts keys: actor, at, data, [hash], jobId, kind, prevHash, seq.
-  const head = [
-    ...(body.actor !== undefined ? [`"actor":${JSON.stringify(body.actor)}`] : []),
-    `"at":${JSON.stringify(body.at)}`,
-    `"data":${canonicalJson(body.data)}`,
-  ].join(",");
-  const tail = [
-    `"jobId":${JSON.stringify(body.jobId)}`,
-    `"kind":${JSON.stringify(body.kind)}`,
-    `"prevHash":${JSON.stringify(body.prevHash)}`,
-    `"seq":${canonicalJson(body.seq)}`,
-  ].join(",");
+  const head = `${fields.actor !== undefined ? `"actor":${JSON.stringify(fields.actor)},` : ""}"at":${JSON.stringify(fields.at)},"data":${dataJson}`;
+  const tail = `"jobId":${JSON.stringify(fields.jobId)},"kind":${JSON.stringify(fields.kind)},"prevHash":${JSON.stringify(fields.prevHash)},"seq":${canonicalJson(fields.seq)}`;
   const hash = sha256Hex(`{${head},${tail}}`);
-  return { record: { ...body, hash }, line: `{${head},"hash":${JSON.stringify(hash)},${tail}}` };
+  return { hash, line: `{${head},"hash":${JSON.stringify(hash)},${tail}}` };
 }

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Secret } from "../../src/config/secret.ts";
 import { canonicalJson } from "../../src/evidence/canonical.ts";
-import { isSecretFieldName, sanitizeEvidenceData } from "../../src/evidence/sanitize.ts";
+import { isSecretFieldName, sanitizedJson, sanitizeEvidenceData } from "../../src/evidence/sanitize.ts";
 
 describe("evidence sanitizing", () => {
   it("recognises secret field names however they are spelled", () => {
@@ -96,5 +96,53 @@ describe("evidence sanitizing", () => {
       '{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}',
     );
     expect(() => canonicalJson({ x: Number.POSITIVE_INFINITY })).toThrow();
+  });
+
+  it("sanitizedJson is canonicalJson(sanitizeEvidenceData(x)) in one walk, for every kind of input", () => {
+    const secret = new Secret("Fused-walk-S3cret-77", "test");
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = [cyclic, { again: cyclic }];
+    let deep: unknown = "bottom";
+    for (let i = 0; i < 40; i++) deep = { [`level${i}`]: deep };
+    const err = Object.assign(new Error(`failed with ${secret.reveal()}`), { code: "E1", password: "x" });
+    const samples: unknown[] = [
+      null,
+      undefined,
+      true,
+      -0,
+      1.5e300,
+      Number.NaN,
+      Number.NEGATIVE_INFINITY,
+      10n,
+      "plain",
+      `text ${secret.reveal()} inside`,
+      Symbol("s"),
+      () => 1,
+      secret,
+      new Date("2026-01-02T03:04:05.000Z"),
+      new Date(Number.NaN),
+      Buffer.from(`buf ${secret.reveal()}`),
+      err,
+      new Map<unknown, unknown>([
+        [1, "one"],
+        ["pin", 1234],
+      ]),
+      new Set([3, "x", undefined]),
+      { toJSON: () => ({ z: 1, a: secret }) },
+      [undefined, () => 1, Symbol("t"), 2],
+      { b: 1, a: undefined, c: () => 1, fencingToken: 7, fence_token: "abc", soPassword: 5, token: 9 },
+      { [`k${secret.reveal()}`]: 1, [`j${secret.reveal()}`]: 2, z: { y: [1, { x: "w" }] } },
+      { "\u00e9": 1, e: 2, E: 3, "": 4, "10": 5, "9": 6 },
+      cyclic,
+      deep,
+    ];
+    for (const value of samples)
+      expect(sanitizedJson(value), String(typeof value)).toBe(canonicalJson(sanitizeEvidenceData(value)));
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(sanitizedJson(value)).toBe(canonicalJson(sanitizeEvidenceData(value)));
+      }),
+      { numRuns: 300 },
+    );
   });
 });
