@@ -222,31 +222,31 @@ async function lockWaitSeconds(daemon: Daemon): Promise<number> {
 
 /**
  * LUNAFLEET_BENCH_PROF=<dir>: a V8 CPU profile of each measured phase alone (daemon-direct.cpuprofile,
- * daemon-queued.cpuprofile), the same format `node --cpu-prof` writes, without the twin start and the warm-up.
+ * daemon-queued.cpuprofile), the same format `node --cpu-prof` writes, without the twin start, the warm-up and the
+ * checks made after a phase's clock stopped. Returns what ends the profile (a no-op without the variable).
  */
-async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
+async function startProfile(name: string): Promise<() => Promise<void>> {
   const dir = process.env.LUNAFLEET_BENCH_PROF;
-  if (!dir) return fn();
+  if (!dir) return async () => {};
   const session = new Session();
   session.connect();
   await session.post("Profiler.enable");
   await session.post("Profiler.setSamplingInterval", { interval: 200 });
   await session.post("Profiler.start");
-  try {
-    return await fn();
-  } finally {
+  return async () => {
     const { profile } = await session.post("Profiler.stop");
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
     session.disconnect();
-  }
+  };
 }
 
-async function meter(daemon: Daemon, twin: TwinProcess): Promise<Meter> {
+async function meter(daemon: Daemon, twin: TwinProcess, profile?: string): Promise<Meter> {
   const lock0 = await lockWaitSeconds(daemon);
   const twin0 = (await twin.cpu()).cpuUs;
   const redis0 = await redisCpuMs(daemon);
   const calls0 = await redisCommandCalls(daemon);
+  const endProfile = profile ? await startProfile(profile) : async () => {};
   const rss = new RssSampler();
   const cpu0 = cpuMs();
   const t0 = performance.now();
@@ -255,6 +255,7 @@ async function meter(daemon: Daemon, twin: TwinProcess): Promise<Meter> {
       const wallMs = performance.now() - t0;
       const cpu = cpuMs() - cpu0;
       const peakRss = rss.stop();
+      await endProfile();
       const redisCpu = (await redisCpuMs(daemon)) - redis0;
       const twinCpu = ((await twin.cpu()).cpuUs - twin0) / 1000;
       const lockWait = (await lockWaitSeconds(daemon)) - lock0;
@@ -306,6 +307,7 @@ async function directPhase(
   answers: Map<string, string>,
   parts: DirectParts = {},
   dataDir = "",
+  profile?: string,
 ): Promise<DaemonPhase> {
   const devices = new Map(fleet.devices.map((d) => [d.name, d]));
   const jobs = sweepJobs(fleet);
@@ -315,7 +317,7 @@ async function directPhase(
   const errors: string[] = [];
   let ok = 0;
   let steps = 0;
-  const m = await meter(daemon, twin);
+  const m = await meter(daemon, twin, profile);
   await mapLimit(jobs, concurrency, async (job) => {
     const jobId = newJobId(job.runbook);
     const shells = JobShells.forFleet(fleet, daemon.worker.pool.lease());
@@ -374,6 +376,7 @@ async function queuedPhase(
   twin: TwinProcess,
   fleet: Fleet,
   answers: Map<string, string>,
+  profile?: string,
 ): Promise<{ phase: DaemonPhase; submitted: SweepJob[] }> {
   const devices = new Map(fleet.devices.map((d) => [d.name, d]));
   const ended = new Set<string>();
@@ -401,7 +404,7 @@ async function queuedPhase(
   worker.on("failed", onFailed);
   const timeoutMs = 120_000 + fleet.devices.length * 2 * 100;
   let submitted: SweepJob[] = [];
-  const m = await meter(daemon, twin);
+  const m = await meter(daemon, twin, profile);
   try {
     submitted = await submitSweep(daemon.queue, fleet, "operator:bench");
     const ids = new Set(submitted.map((j) => j.jobId));
@@ -500,14 +503,10 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
       throw new Error(`warm-up (queued) failed: ${warmQueued.phase.errors[0]}`);
 
     const answers = new Map<string, string>();
-    const first = await profiled("daemon-direct", () =>
-      directPhase(daemon!, twin, fleet, concurrency, answers),
-    );
+    const first = await directPhase(daemon, twin, fleet, concurrency, answers, {}, "", "daemon-direct");
     const stepsPerDevice = first.steps / n;
     logPhase(log, "(a) direct runJob, in-memory sinks", first);
-    const { phase: queued, submitted } = await profiled("daemon-queued", () =>
-      queuedPhase(daemon!, twin, fleet, answers),
-    );
+    const { phase: queued, submitted } = await queuedPhase(daemon, twin, fleet, answers, "daemon-queued");
     logPhase(log, "(b) queue + worker (locks, checkpoints, evidence)", queued);
 
     // Evidence really written: one JSONL file per job, and a sample verified (Redis chain and file agree).
