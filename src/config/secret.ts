@@ -35,7 +35,32 @@ export function registerSecretValue(value: string): void {
     knownSecretValues.add(value);
     byPrefix = undefined;
     prefixFilter = undefined;
+    // "Holds no secret" was said of the values known until now.
+    cleanTexts.clear();
+    cleanChars = 0;
   }
+}
+
+/**
+ * Texts already scanned and found to hold no known value. One reply's text is scanned several times on its way (the
+ * step result, its checkpoint, the evidence record of it, the job's result): the same string each time, whose hash
+ * V8 keeps, so asking this set is far cheaper than scanning again. Emptied whenever a value is registered; bounded
+ * in count and in characters, and emptied when full.
+ */
+const cleanTexts = new Set<string>();
+let cleanChars = 0;
+const CLEAN_MIN_LENGTH = 32;
+const CLEAN_MAX_TEXTS = 16_384;
+const CLEAN_MAX_CHARS = 4_000_000;
+
+function rememberClean(text: string): void {
+  if (cleanTexts.size >= CLEAN_MAX_TEXTS || cleanChars + text.length > CLEAN_MAX_CHARS) {
+    cleanTexts.clear();
+    cleanChars = 0;
+  }
+  if (text.length > CLEAN_MAX_CHARS) return;
+  cleanTexts.add(text);
+  cleanChars += text.length;
 }
 
 function prefixKey(text: string, i: number): number {
@@ -87,8 +112,13 @@ function occurrences(text: string): [number, number][] {
  */
 export function redact(text: string): string {
   if (knownSecretValues.size === 0 || text.length < MIN_SECRET_LENGTH) return text;
+  const long = text.length >= CLEAN_MIN_LENGTH;
+  if (long && cleanTexts.has(text)) return text;
   const found = occurrences(text);
-  if (found.length === 0) return text;
+  if (found.length === 0) {
+    if (long) rememberClean(text);
+    return text;
+  }
   found.sort((x, y) => x[0] - y[0] || y[1] - x[1]);
   let out = "";
   let copied = 0; // text before this index is in `out`

@@ -76,3 +76,23 @@ describe("redact", () => {
     expect(redact(clean)).toBe(clean);
   });
 });
+
+describe("the clean-text memo", () => {
+  it("a text found clean is scanned again once a value it holds is registered", () => {
+    const text = "a long reply line that is clean today: Later-Registered-Secret-9 sits in it";
+    expect(redact(text)).toBe(text);
+    // Asked again: the memo answers, the text is unchanged.
+    expect(redact(text)).toBe(text);
+    registerSecretValue("Later-Registered-Secret-9");
+    expect(redact(text)).toBe("a long reply line that is clean today: [REDACTED] sits in it");
+  });
+
+  it("past its bounds it starts over, and still never answers clean for a text that is not", () => {
+    const secret = "Memo-Bound-Secret-Value";
+    registerSecretValue(secret);
+    for (let i = 0; i < 20_000; i++) redact(`filler text number ${i} that holds no known value at all`);
+    const dirty = `the secret ${secret} in a text long enough to be remembered`;
+    expect(redact(dirty)).toBe("the secret [REDACTED] in a text long enough to be remembered");
+    expect(redact(dirty)).toBe("the secret [REDACTED] in a text long enough to be remembered");
+  });
+});
