@@ -38,6 +38,7 @@ import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
 import { watchCancel } from "./cancel-watch.ts";
 import { cancelKey, type JobData, resultKey } from "./jobs.ts";
+import { ProgressReporter } from "./progress.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
 
@@ -213,12 +214,14 @@ async function scope(
   });
   const shells = JobShells.forFleet(deps.fleet, lease);
   let evidence: EvidenceLog | undefined;
+  const progress = new ProgressReporter((p) => a.job.updateProgress(p));
+  let succeeded = false;
   try {
     // Three reads of this job's own keys, asked together: one round trip on the auto-pipelined connection.
     // (The log is kept as soon as it opens, so that it is closed even if another read fails.)
     const [cancelled, checkpoints, opened] = await Promise.all([
       redis.exists(cancelKey(a.jobId)),
-      progressCheckpoints(deps, a),
+      progressCheckpoints(deps, a, progress),
       EvidenceLog.open(redis, deps.dataDir, a.jobId, { groupCommit: true }).then((log) => {
         evidence = log;
         return log;
@@ -287,9 +290,11 @@ async function scope(
       state: deps.state,
       facts: deps.facts,
     });
+    succeeded = result.status === "succeeded";
     return { result, evidence: opened };
   } finally {
     cancel.stop();
+    await progress.end(!succeeded);
     // Shells first (confirmed closed), then the locks: nobody else's session may start while ours lives.
     await shells.close();
     if (locks) {
@@ -318,7 +323,11 @@ function lockPort(locks: DeviceLockSet, waitMs: number, fleet: Fleet): JobLocksP
 }
 
 /** The checkpoint store, reporting progress (steps done of total) to BullMQ and step durations to the metrics. */
-async function progressCheckpoints(deps: JobProcessDeps, a: Admitted): Promise<CheckpointStore> {
+async function progressCheckpoints(
+  deps: JobProcessDeps,
+  a: Admitted,
+  progress: ProgressReporter,
+): Promise<CheckpointStore> {
   const store = new RedisCheckpointStore(deps.redis);
   const total = a.plan?.steps.length ?? 0;
   // Read once: the runner asks for the same job's finished steps right after (one round trip less per job).
@@ -337,9 +346,7 @@ async function progressCheckpoints(deps: JobProcessDeps, a: Admitted): Promise<C
       done += 1;
       const seconds = (Date.parse(meta.finishedAt) - Date.parse(meta.startedAt)) / 1000;
       deps.metrics?.stepFinished(a.runbook.name, stepId.split(":")[0] ?? stepId, seconds);
-      await a.job
-        .updateProgress({ total, done, step: stepId, title: meta.title } satisfies JobProgress)
-        .catch(() => {});
+      progress.report({ total, done, step: stepId, title: meta.title });
     },
   };
 }
