@@ -40,7 +40,8 @@ export async function mapLimit<T>(
 export class RssSampler {
   #peak = 0;
   readonly #timer: NodeJS.Timeout;
-  constructor(intervalMs = 20) {
+  // Each sample reads /proc: every 20 ms it cost the measured process about 1 % of its time.
+  constructor(intervalMs = 50) {
     this.#sample();
     this.#timer = setInterval(() => this.#sample(), intervalMs);
   }

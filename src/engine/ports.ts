@@ -77,6 +77,10 @@ export type EvidenceKind =
 
 /** The evidence log of one job (src/evidence EvidenceLog satisfies it). */
 export interface EvidenceSink {
+  /**
+   * Record `data` as it is: the sink redacts it (registered secret values, secret-named fields) before it is kept
+   * anywhere — EvidenceLog does, through src/evidence/sanitize.ts — so the engine does not walk it a second time.
+   */
   append(kind: EvidenceKind, data: unknown, actor?: string): Promise<unknown>;
 }
 

@@ -117,7 +117,7 @@ export async function runJob<S extends z.ZodType>(opts: RunJobOptions<S>): Promi
   const signal = opts.signal ?? new AbortController().signal;
   const assertLocked = () => opts.locks?.throwIfLost();
   const append = (kind: EvidenceKind, data: Record<string, unknown>) =>
-    evidence.append(kind, toRedactedJson({ jobId, runbook: runbook.name, ...data }), opts.actor);
+    evidence.append(kind, { jobId, runbook: runbook.name, ...data }, opts.actor);
   const failed = (err: unknown, steps: StepOutcome[] = [], targets?: JobTargets): JobResult => {
     const status = err instanceof JobCancelled ? "cancelled" : "failed";
     return {
