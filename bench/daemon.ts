@@ -37,6 +37,7 @@ import {
 import type { EvidenceSink } from "../src/engine/ports.ts";
 import { type JobResult, runJob } from "../src/engine/runner.ts";
 import { EvidenceLog, verifyJobEvidence } from "../src/evidence/log.ts";
+import { storedJobResult } from "../src/queue/job-outcome.ts";
 import { newJobId } from "../src/queue/jobs.ts";
 import { JobShells } from "../src/shell/job-shells.ts";
 import { deviceTarget } from "../src/transport/index.ts";
@@ -429,9 +430,12 @@ async function queuedPhase(
   for (const f of finished)
     if (f.state !== "completed")
       errors.push(`${f.runbook} ${f.device}: ${f.state}: ${f.reason ?? failures.get(f.jobId)}`);
-  const completed = new Map(
-    (await daemon.queue.getJobs(["completed"], 0, -1)).map((j) => [j.id, j.returnvalue as JobResult]),
-  );
+  // BullMQ keeps a summary; the whole result (every step's answer) is stored once, at the job's result key.
+  const completed = new Map<string, JobResult>();
+  for (const j of await daemon.queue.getJobs(["completed"], 0, -1)) {
+    const result = j.id ? await storedJobResult(daemon.redis, j.id) : undefined;
+    if (j.id && result) completed.set(j.id, result);
+  }
   let ok = 0;
   let steps = 0;
   for (const job of submitted) {

@@ -23,7 +23,8 @@ export interface JobOutcomeView {
   approval?: ApprovalState;
 }
 
-async function readResult(redis: RedisClient, jobId: string): Promise<JobResult | undefined> {
+/** A job's whole stored result (its last attempt's), or undefined before it has one. BullMQ keeps only a summary. */
+export async function storedJobResult(redis: RedisClient, jobId: string): Promise<JobResult | undefined> {
   const raw = await redis.get(resultKey(jobId));
   if (!raw) return undefined;
   const result = JSON.parse(raw) as JobResult;
@@ -40,7 +41,7 @@ export async function jobOutcome(
 ): Promise<JobOutcomeView> {
   const job = known ?? (await queue.getJob(jobId));
   const queueState = job ? await job.getState() : "missing";
-  const result = await readResult(redis, jobId);
+  const result = await storedJobResult(redis, jobId);
   const view = (outcome: JobStateWord, extra: Partial<JobOutcomeView> = {}): JobOutcomeView => ({
     id: jobId,
     outcome,

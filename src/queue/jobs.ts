@@ -14,6 +14,7 @@ import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
 import { EngineError } from "../engine/errors.ts";
 import { type JobPlan, planJob } from "../engine/plan.ts";
+import type { JobResult } from "../engine/runner.ts";
 import { isValidJobId } from "../evidence/record.ts";
 import type { RedisClient } from "../redis/client.ts";
 
@@ -366,6 +367,19 @@ export async function cancelledBy(redis: RedisClient, jobId: string): Promise<st
 }
 
 // ---- Results ----
+
+/**
+ * What BullMQ keeps as a finished job's return value: its outcome and where its result is. The whole result (every
+ * step's answer) is stored once, at resultKey (30 days; src/queue/job-outcome.ts reads it): BullMQ writing it again
+ * into the job and into its event stream cost every job two more copies of its JSON (issue 15).
+ */
+export interface JobSummary {
+  jobId: string;
+  status: JobResult["status"];
+  outcome: JobResult["outcome"];
+  /** The Redis key of the whole JobResult. */
+  resultKey: string;
+}
 
 export function resultKey(jobId: string): string {
   return `${KEY_PREFIX}:job:{${jobId}}:result`;

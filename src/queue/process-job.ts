@@ -37,7 +37,7 @@ import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
 import { watchCancel } from "./cancel-watch.ts";
-import { cancelKey, type JobData, resultKey } from "./jobs.ts";
+import { cancelKey, type JobData, type JobSummary, resultKey } from "./jobs.ts";
 import { ProgressReporter } from "./progress.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { JobProgress, WorkerMetrics } from "./worker.ts";
@@ -71,7 +71,7 @@ export interface JobProcessDeps {
 
 /** A job past admission: its runbook and, unless its request does not resolve, the admitted plan. */
 interface Admitted {
-  job: Job<JobData, JobResult>;
+  job: Job<JobData, JobSummary>;
   jobId: string;
   data: JobData;
   log: JobLogger;
@@ -87,9 +87,9 @@ interface Locked {
 
 export async function processJob(
   deps: JobProcessDeps,
-  job: Job<JobData, JobResult>,
+  job: Job<JobData, JobSummary>,
   token: string | undefined,
-): Promise<JobResult> {
+): Promise<JobSummary> {
   const admitted = await admit(deps, job, token);
   const held = await lock(deps, admitted, token);
   let outcome = "error";
@@ -121,14 +121,14 @@ export async function processJob(
 }
 
 /** Will BullMQ run this job again after this attempt's result (a retryable failure with attempts left)? */
-function willRetry(job: Job<JobData, JobResult>, result: JobResult): boolean {
+function willRetry(job: Job<JobData, JobSummary>, result: JobResult): boolean {
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   return result.status === "failed" && result.error?.retryable === true && !lastAttempt;
 }
 
 // ---- admit ----
 
-async function admit(deps: JobProcessDeps, job: Job<JobData, JobResult>, token?: string): Promise<Admitted> {
+async function admit(deps: JobProcessDeps, job: Job<JobData, JobSummary>, token?: string): Promise<Admitted> {
   const data = job.data;
   const jobId = job.id;
   if (!jobId) throw new UnrecoverableError("job without id");
@@ -358,7 +358,7 @@ async function settle(
   a: Admitted,
   result: JobResult,
   evidence: EvidenceLog,
-): Promise<JobResult> {
+): Promise<JobSummary> {
   const { redis } = deps;
   await redis.set(resultKey(a.jobId), JSON.stringify(result), "EX", 30 * 86_400);
   const retrying = willRetry(a.job, result);
@@ -381,7 +381,8 @@ async function settle(
       .catch((err: unknown) =>
         a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
       );
-  if (result.status === "succeeded") return result;
+  if (result.status === "succeeded")
+    return { jobId: a.jobId, status: result.status, outcome: result.outcome, resultKey: resultKey(a.jobId) };
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
   if (!retrying) throw new UnrecoverableError(why);
   throw new Error(why);

@@ -16,7 +16,6 @@ import { redact } from "../config/secret.ts";
 import { approvalsStore } from "../coord/approvals.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
 import type { AzurePort, JobLogger } from "../engine/ports.ts";
-import type { JobResult } from "../engine/runner.ts";
 import { RedisStateStore } from "../engine/state.ts";
 import type { EvidenceSigner } from "../evidence/signing.ts";
 import { RedisFactStore } from "../facts/store.ts";
@@ -24,7 +23,7 @@ import { LoginGuard } from "../guard/guard.ts";
 import { type ConnectRedisOptions, connectRedis, type RedisClient } from "../redis/client.ts";
 import { type PoolEvent, SshPool } from "../transport/pool.ts";
 import type { TrustStore } from "../transport/trust-store.ts";
-import { fleetDigest, type JobData, QUEUE_NAME, QUEUE_PREFIX } from "./jobs.ts";
+import { fleetDigest, type JobData, type JobSummary, QUEUE_NAME, QUEUE_PREFIX } from "./jobs.ts";
 import { type JobProcessDeps, processJob } from "./process-job.ts";
 
 /** What the daemon's metrics want to hear from a worker (prom-client lives in src/daemon). */
@@ -86,7 +85,7 @@ export interface StartWorkerOptions {
 }
 
 export interface RunningWorker {
-  worker: Worker<JobData, JobResult>;
+  worker: Worker<JobData, JobSummary>;
   pool: SshPool;
   redis: RedisClient;
   readonly workerId: string;
@@ -141,7 +140,7 @@ export function startWorker(opts: StartWorkerOptions): RunningWorker {
     approvalPollMs: opts.approvalPollMs ?? 1_000,
     evidenceSigner: opts.evidenceSigner,
   };
-  const worker = new Worker<JobData, JobResult>(QUEUE_NAME, (job, token) => processJob(deps, job, token), {
+  const worker = new Worker<JobData, JobSummary>(QUEUE_NAME, (job, token) => processJob(deps, job, token), {
     connection: bullConnection as never,
     prefix: QUEUE_PREFIX,
     concurrency: opts.concurrency ?? 16,

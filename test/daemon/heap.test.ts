@@ -42,11 +42,11 @@ console.log(JSON.stringify({ live: live.length, peakMb: peak / 1048576 }));
 
 describe("the policy in a process", () => {
   it("holds a churning heap near its live set", () => {
-    const out = execFileSync(
-      process.execPath,
-      ["--import", "tsx", "--input-type=module", "--eval", CHURN],
-      { cwd: repo, encoding: "utf8", env: { ...process.env, LUNAFLEET_HEAP_GROWING_PERCENT: "" } },
-    );
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "--eval", CHURN], {
+      cwd: repo,
+      encoding: "utf8",
+      env: { ...process.env, LUNAFLEET_HEAP_GROWING_PERCENT: "" },
+    });
     const { live, peakMb } = JSON.parse(out.trim().split("\n").pop() ?? "{}") as {
       live: number;
       peakMb: number;

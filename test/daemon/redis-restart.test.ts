@@ -14,7 +14,8 @@ import { acquireDeviceLocks } from "../../src/coord/locks.ts";
 import { type Daemon, startDaemon } from "../../src/daemon/daemon.ts";
 import { createLogger } from "../../src/daemon/logger.ts";
 import { verifyJobEvidence } from "../../src/evidence/log.ts";
-import { submitJob } from "../../src/queue/jobs.ts";
+import { storedJobResult } from "../../src/queue/job-outcome.ts";
+import { resultKey, submitJob } from "../../src/queue/jobs.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { withRedis } from "../helpers/redis.ts";
 
@@ -81,7 +82,18 @@ it("queued and running jobs survive a Redis restart and complete", async () => {
   expect(counts).toMatchObject({ completed: ids.length, failed: 0 });
   for (const id of ids) {
     const job = await daemon.queue.getJob(id);
-    expect(job?.returnvalue?.status).toBe("succeeded");
+    // BullMQ keeps the summary; the whole result, every step's answer, is stored once at the result key.
+    const result = await storedJobResult(daemon.redis, id);
+    expect(job?.returnvalue).toEqual({
+      jobId: id,
+      status: "succeeded",
+      outcome: result?.outcome,
+      resultKey: resultKey(id),
+    });
+    expect(result?.outcome).toMatch(/^succeeded/);
+    expect(result?.jobId).toBe(id);
+    expect(result?.steps.length).toBeGreaterThan(0);
+    expect(result?.steps.every((s) => s.status === "done")).toBe(true);
     expect((await verifyJobEvidence(daemon.redis, redis.dataDir, id)).ok).toBe(true);
   }
 });

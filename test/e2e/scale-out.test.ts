@@ -12,6 +12,7 @@ import { stringify } from "yaml";
 import { loadFleet } from "../../src/config/load.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
 import { evidenceKeys } from "../../src/evidence/log.ts";
+import { storedJobResult } from "../../src/queue/job-outcome.ts";
 import { createJobQueue, submitJob } from "../../src/queue/jobs.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
 import { withRedis } from "../helpers/redis.ts";
@@ -133,7 +134,8 @@ describe("three worker processes on one Redis", () => {
       // Every planned step has exactly one checkpoint (a step killed after its checkpoint but before its evidence
       // line counts as finished: the checkpoint is the commit point, and the resumed job did not re-run it).
       const job = await queue.getJob(id);
-      const planned = (job?.returnvalue?.steps ?? []).map((st: { id: string }) => st.id);
+      expect(job?.returnvalue).toMatchObject({ jobId: id, status: "succeeded" });
+      const planned = ((await storedJobResult(client, id))?.steps ?? []).map((st) => st.id);
       expect(planned.length).toBeGreaterThan(0);
       expect([...(await checkpoints.finishedSteps(id)).keys()].sort()).toEqual([...planned].sort());
       for (const step of finished) expect(planned).toContain(step);

@@ -21,9 +21,9 @@ import { stringify } from "yaml";
 import { DEMO_FLEET_FILE } from "../../src/cli/demo.ts";
 import { loadFleet } from "../../src/config/load.ts";
 import { RedisCheckpointStore } from "../../src/engine/checkpoints.ts";
-import type { JobResult } from "../../src/engine/runner.ts";
 import { evidenceKeys, verifyJobEvidence } from "../../src/evidence/log.ts";
 import { type LedgerEntry, LoginLedger } from "../../src/guard/ledger.ts";
+import { storedJobResult } from "../../src/queue/job-outcome.ts";
 import { createJobQueue, type JobData, newJobId, submitJob } from "../../src/queue/jobs.ts";
 import { connectRedis, type RedisClient, scanKeys } from "../../src/redis/client.ts";
 import { startTwin, type Twin } from "../../src/sim/twin.ts";
@@ -287,7 +287,7 @@ async function count(
   for (const s of submitted) {
     const job = await queue.getJob(s.jobId);
     startsOf.set(s.jobId, job?.attemptsStarted ?? 0);
-    const result = job?.returnvalue as JobResult | undefined;
+    const result = await storedJobResult(client, s.jobId);
     if (result?.status !== "succeeded") out.jobs.notSucceeded.push(`${s.runbook} ${s.target} ${s.jobId}`);
     if (s.runbook === "ha-sync")
       out.steps.synchronizes.results.push(
