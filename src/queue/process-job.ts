@@ -21,7 +21,6 @@ import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.t
 import { loadApproverKeys } from "../coord/webauthn-credentials.ts";
 import { type AdmittedJob, admitJob } from "../engine/admit.ts";
 import type { JobLocksPort } from "../engine/approval-wait.ts";
-import { type CheckpointRecord, type CheckpointStore, RedisCheckpointStore } from "../engine/checkpoints.ts";
 import type { KeyVaultPort } from "../engine/key-vault-ports.ts";
 import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
@@ -38,9 +37,9 @@ import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
 import { watchCancel } from "./cancel-watch.ts";
 import { cancelKey, type JobData, type JobSummary, resultKey } from "./jobs.ts";
-import { ProgressReporter } from "./progress.ts";
+import { ProgressReporter, progressCheckpoints } from "./progress.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
-import type { JobProgress, WorkerMetrics } from "./worker.ts";
+import type { WorkerMetrics } from "./worker.ts";
 
 /** What every job of one worker shares. */
 export interface JobProcessDeps {
@@ -221,7 +220,15 @@ async function scope(
     // (The log is kept as soon as it opens, so that it is closed even if another read fails.)
     const [cancelled, checkpoints, opened] = await Promise.all([
       redis.exists(cancelKey(a.jobId)),
-      progressCheckpoints(deps, a, progress),
+      progressCheckpoints({
+        redis: deps.redis,
+        jobId: a.jobId,
+        totalSteps: a.plan?.steps.length ?? 0,
+        progress,
+        sendNow: (p) => a.job.updateProgress(p),
+        stepFinished: (stepId, seconds) =>
+          deps.metrics?.stepFinished(a.runbook.name, stepId.split(":")[0] ?? stepId, seconds),
+      }),
       EvidenceLog.open(redis, deps.dataDir, a.jobId, { groupCommit: true }).then((log) => {
         evidence = log;
         return log;
@@ -319,35 +326,6 @@ function lockPort(locks: DeviceLockSet, waitMs: number, fleet: Fleet): JobLocksP
         }),
       ),
     widen: (resources) => locks.take(resources, waitMs),
-  };
-}
-
-/** The checkpoint store, reporting progress (steps done of total) to BullMQ and step durations to the metrics. */
-async function progressCheckpoints(
-  deps: JobProcessDeps,
-  a: Admitted,
-  progress: ProgressReporter,
-): Promise<CheckpointStore> {
-  const store = new RedisCheckpointStore(deps.redis);
-  const total = a.plan?.steps.length ?? 0;
-  // Read once: the runner asks for the same job's finished steps right after (one round trip less per job).
-  const atStart = await store.finishedSteps(a.jobId);
-  let done = atStart.size;
-  if (done > 0) await a.job.updateProgress({ total, done } satisfies JobProgress).catch(() => {});
-  let firstRead: Promise<Map<string, CheckpointRecord>> | undefined = Promise.resolve(atStart);
-  return {
-    finishedSteps: (id) => {
-      const read = id === a.jobId && firstRead ? firstRead : store.finishedSteps(id);
-      firstRead = undefined;
-      return read;
-    },
-    async recordStepResult(id, stepId, result, meta) {
-      await store.recordStepResult(id, stepId, result, meta);
-      done += 1;
-      const seconds = (Date.parse(meta.finishedAt) - Date.parse(meta.startedAt)) / 1000;
-      deps.metrics?.stepFinished(a.runbook.name, stepId.split(":")[0] ?? stepId, seconds);
-      progress.report({ total, done, step: stepId, title: meta.title });
-    },
   };
 }
 

@@ -158,12 +158,12 @@ describe("probeTls", () => {
 
   it("times out on a peer that accepts TCP but never speaks TLS", async () => {
     const port = await listen(net.createServer(() => {}));
-    const started = Date.now();
+    // The probe's own timer ends it (its message names the 300 ms); one that never fired would hang until the test's
+    // timeout. No wall-clock bound here: load stretches those.
     const r = await probeTls("127.0.0.1", port, { timeoutMs: 300 });
     expect(r.connected).toBe(true);
     expect(r.handshakeOk).toBe(false);
     expect(r.error).toMatch(/did not complete within 300 ms/);
-    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it("reports a handshake failure from a non-TLS peer", async () => {
