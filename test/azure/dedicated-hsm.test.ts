@@ -168,17 +168,18 @@ describe("deleting a Dedicated HSM", () => {
 
   it("polls at the configured interval, not the SDK's 2 s default", async () => {
     twin = await startTestTwin({ value: true }, { asyncPolls: 3 });
-    const started = Date.now();
     await gatewayFor(twin, { pollIntervalMs: 120 }).deleteHsm(LUNA_ID);
-    const elapsed = Date.now() - started;
     const times = twin.requestLog.map((r) => Date.parse(r.at));
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
     // HSM v1 client: DELETE, a poll inside beginDelete, an immediate poll from pollUntilDone, then one poll per
     // interval until the operation ends (asyncPolls 3 = 3×InProgress, then Succeeded).
     expect(twin.requestLog).toHaveLength(5);
-    expect(gaps[2]).toBeGreaterThanOrEqual(100);
-    expect(gaps[3]).toBeGreaterThanOrEqual(100);
-    expect(elapsed).toBeLessThan(1900);
+    // Each timed poll waited the configured 120 ms, not the SDK's 2 s: judged per interval (load stretches each gap
+    // a little, never by 1.9 s), not on the whole run's wall time.
+    for (const gap of [gaps[2]!, gaps[3]!]) {
+      expect(gap).toBeGreaterThanOrEqual(100);
+      expect(gap).toBeLessThan(2000);
+    }
   });
 
   it("picks up a delete already in flight (a resumed job re-sends DELETE) and follows it to the end", async () => {
