@@ -69,75 +69,15 @@ function judgeFieldName(name: string): boolean {
   return /password|passphrase|secret|apikey|privatekey|credential/.test(glued);
 }
 
-/** Deep copy of `value` as plain JSON data with every secret replaced by [REDACTED]. */
+/** `value` as plain JSON data with every secret replaced by [REDACTED] (what sanitizedJson writes, read back). */
 export function sanitizeEvidenceData(value: unknown): unknown {
-  return clean(value, 0, new WeakSet());
-}
-
-function clean(value: unknown, depth: number, seen: WeakSet<object>): unknown {
-  if (value === null || value === undefined) return null;
-  switch (typeof value) {
-    case "string":
-      return redact(value);
-    case "boolean":
-      return value;
-    case "number":
-      return Number.isFinite(value) ? value : String(value);
-    case "bigint":
-      return value.toString();
-    case "symbol":
-    case "function":
-      return null;
-  }
-  const obj = value as object;
-  if (obj instanceof Secret) return REDACTED;
-  if (depth >= MAX_DEPTH) return "[too deep]";
-  if (seen.has(obj)) return "[circular]";
-  seen.add(obj);
-  try {
-    if (obj instanceof Date) return Number.isNaN(obj.getTime()) ? null : obj.toISOString();
-    if (obj instanceof Uint8Array) return redact(Buffer.from(obj).toString("utf8"));
-    if (obj instanceof Error) {
-      return cleanObject({ ...obj, name: obj.name, message: obj.message }, depth, seen);
-    }
-    if (Array.isArray(obj)) return obj.map((v) => clean(v, depth + 1, seen));
-    if (obj instanceof Set) return [...obj].map((v) => clean(v, depth + 1, seen));
-    if (obj instanceof Map)
-      return cleanObject(Object.fromEntries([...obj].map(([k, v]) => [String(k), v])), depth, seen);
-    const toJSON = (obj as { toJSON?: unknown }).toJSON;
-    if (typeof toJSON === "function") return clean(toJSON.call(obj), depth + 1, seen);
-    return cleanObject(obj as Record<string, unknown>, depth, seen);
-  } finally {
-    seen.delete(obj);
-  }
-}
-
-function cleanObject(
-  obj: Record<string, unknown>,
-  depth: number,
-  seen: WeakSet<object>,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(obj)) {
-    if (v === undefined || typeof v === "function" || typeof v === "symbol") continue;
-    const safeKey = redact(key);
-    if (isSecretFieldName(key)) {
-      out[safeKey] =
-        PUBLIC_NUMERIC_FIELDS.has(key.toLowerCase().replace(/[^a-z]/g, "")) && typeof v === "number"
-          ? v
-          : REDACTED;
-    } else {
-      out[safeKey] = clean(v, depth + 1, seen);
-    }
-  }
-  return out;
+  return JSON.parse(sanitizedJson(value));
 }
 
 /**
- * canonicalJson(sanitizeEvidenceData(value)) in one walk, without the intermediate copy: what a record's hash is
- * taken over, made once when the record is appended. Each record's data was walked twice (copy, then serialize) and
- * the copy was garbage at once; on the 1,000-device sweep that was a good part of the evidence path's CPU. A test
- * holds the two to the same output over every kind of input sanitize handles.
+ * `value` sanitized (see the header) and written as canonical JSON in one walk: what a record's hash is taken over,
+ * made once when the record is appended. (It used to be a sanitized copy, then serialized: two walks, and the copy
+ * was garbage at once; on the 1,000-device sweep that was a good part of the evidence path's CPU.)
  */
 export function sanitizedJson(value: unknown): string {
   return cleanJson(value, 0, new WeakSet());
