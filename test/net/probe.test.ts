@@ -57,6 +57,25 @@ describe("describePem: days and hours left", () => {
   });
 });
 
+/** A TLS server (certificate for 127.0.0.1) that requires a client certificate and trusts only `clientName`'s. */
+async function mtlsServer(serverName: string, clientName: string, onSecure: (s: tls.TLSSocket) => void) {
+  const server = await generateSelfSignedCert({
+    commonName: serverName,
+    validDays: 30,
+    altNames: ["127.0.0.1"],
+  });
+  const client = await generateSelfSignedCert({ commonName: clientName, validDays: 30 });
+  const options = {
+    cert: server.certPem,
+    key: server.keyPem,
+    requestCert: true,
+    rejectUnauthorized: true,
+    ca: client.certPem,
+  };
+  const port = await listen(tls.createServer(options, onSecure));
+  return { server, client, port };
+}
+
 describe("probeTls", () => {
   it("completes the handshake with a self-signed NTLS-like certificate and reports it without trusting it", async () => {
     const cert = await generateSelfSignedCert({ commonName: "hsm-probe-test", validDays: 5 });
@@ -77,24 +96,7 @@ describe("probeTls", () => {
   });
 
   it("verifies the chain when given the certificate as CA, and presents a client certificate when asked", async () => {
-    const server = await generateSelfSignedCert({
-      commonName: "hsm-mtls",
-      validDays: 30,
-      altNames: ["127.0.0.1"],
-    });
-    const client = await generateSelfSignedCert({ commonName: "daemon-client", validDays: 30 });
-    const port = await listen(
-      tls.createServer(
-        {
-          cert: server.certPem,
-          key: server.keyPem,
-          requestCert: true,
-          rejectUnauthorized: true,
-          ca: client.certPem,
-        },
-        (s) => s.end(),
-      ),
-    );
+    const { server, client, port } = await mtlsServer("hsm-mtls", "daemon-client", (s) => s.end());
     const r = await probeTls("127.0.0.1", port, {
       timeoutMs: 3000,
       ca: server.certPem,
@@ -106,26 +108,9 @@ describe("probeTls", () => {
   });
 
   it("keeps one TLS context per client identity and anchors, never one for another's", async () => {
-    const server = await generateSelfSignedCert({
-      commonName: "hsm-ntls",
-      validDays: 30,
-      altNames: ["127.0.0.1"],
-    });
-    const client = await generateSelfSignedCert({ commonName: "registered-client", validDays: 30 });
-    const stranger = await generateSelfSignedCert({ commonName: "not-registered", validDays: 30 });
     // Like NTLS: a registered client's line stays open, any other client certificate is refused.
-    const port = await listen(
-      tls.createServer(
-        {
-          cert: server.certPem,
-          key: server.keyPem,
-          requestCert: true,
-          rejectUnauthorized: true,
-          ca: client.certPem,
-        },
-        () => {},
-      ),
-    );
+    const { server, client, port } = await mtlsServer("hsm-ntls", "registered-client", () => {});
+    const stranger = await generateSelfSignedCert({ commonName: "not-registered", validDays: 30 });
     const as = (who: { certPem: string; keyPem: string }, ca?: string) =>
       probeTls("127.0.0.1", port, {
         timeoutMs: 3000,
