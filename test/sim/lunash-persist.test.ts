@@ -167,10 +167,16 @@ describe("stdio-main on a terminal", () => {
       out += d;
     });
     const exited = new Promise<number>((resolve) => term.onExit((e) => resolve(e.exitCode)));
+    // Until the output ends with `suffix`, or the process has exited (then the assertion says what it printed):
+    // no wall-clock deadline of its own, which load could beat; the test's timeout is the hang guard.
+    let ended = false;
+    void exited.then(() => {
+      ended = true;
+    });
     const until = async (suffix: string) => {
-      const deadline = Date.now() + 15_000;
       while (!out.endsWith(suffix)) {
-        if (Date.now() > deadline) throw new Error(`no ${JSON.stringify(suffix)} in ${JSON.stringify(out)}`);
+        if (ended)
+          throw new Error(`the appliance exited without ${JSON.stringify(suffix)}: ${JSON.stringify(out)}`);
         await new Promise((r) => setTimeout(r, 10));
       }
     };

@@ -124,11 +124,12 @@ describe("lunafleet sim --trust-host-keys", () => {
     const daemon = await startDaemon({ fleet, dataDir, httpPort: null, schedules: false, concurrency: 2 });
     try {
       const { jobId } = await submitJob(daemon.queue, { fleet, runbook: "patch-verify", target: "hsm-a1" });
-      const deadline = Date.now() + 15_000;
+      // Until the job ends, with no wall-clock deadline of its own (load could beat one): the test's timeout is
+      // the hang guard.
       let state = "";
-      while (Date.now() < deadline) {
+      for (;;) {
         state = (await (await daemon.queue.getJob(jobId))?.getState()) ?? "missing";
-        if (state === "completed" || state === "failed") break;
+        if (state === "completed" || state === "failed" || state === "missing") break;
         await sleep(25);
       }
       const job = await daemon.queue.getJob(jobId);
