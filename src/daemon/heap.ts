@@ -1,8 +1,8 @@
 // How far V8 lets the daemon's heap grow past what is live before it collects. Left to itself, V8 lets a busy process
 // grow its old space to about four times the live set: on the 1,000-device sweep (npm run bench, issue 15) the live
 // heap stayed near 66 MB while the heap peaked near 300 MB, and the daemon at 440 MB RSS. With growth held to 30 % the
-// same sweep peaked near 130 MB of heap and 260 MB RSS, at no CPU cost the benchmark could tell from its noise. It is
-// a growth factor, never a ceiling: a larger fleet still gets the heap it needs.
+// same sweep peaked near 130 MB of heap and 260 MB RSS, for a few per cent of CPU (more, smaller collections). It
+// is a growth factor, never a ceiling: a larger fleet still gets the heap it needs.
 import { setFlagsFromString } from "node:v8";
 
 export const DEFAULT_HEAP_GROWING_PERCENT = 30;

@@ -3,7 +3,7 @@
 //   1. every string (values and keys) goes through redact(), which replaces every Secret value this process knows;
 //   2. any field whose name says it holds a secret (password, secret, pin, token, credential, passphrase, ...) is
 //      replaced whole, whatever its value, so an unregistered password still never gets in.
-// The result is plain JSON data (no undefined, no NaN, no class instances), ready for canonicalJson.
+// The result is canonical JSON text (sanitizedJson, what a record hashes), or that text read back as plain data.
 import { redact, Secret } from "../config/secret.ts";
 import { canonicalJson } from "./canonical.ts";
 
@@ -121,7 +121,7 @@ function cleanJson(value: unknown, depth: number, seen: WeakSet<object>): string
 }
 
 function cleanObjectJson(obj: Record<string, unknown>, depth: number, seen: WeakSet<object>): string {
-  // Redacted keys can collide ("[REDACTED]" twice): the later value wins, as in cleanObject.
+  // Redacted keys can collide ("[REDACTED]" twice): the later value wins, as an object assignment would.
   const out = new Map<string, string>();
   for (const [key, v] of Object.entries(obj)) {
     if (v === undefined || typeof v === "function" || typeof v === "symbol") continue;

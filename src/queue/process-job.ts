@@ -225,7 +225,6 @@ async function scope(
         jobId: a.jobId,
         totalSteps: a.plan?.steps.length ?? 0,
         progress,
-        sendNow: (p) => a.job.updateProgress(p),
         stepFinished: (stepId, seconds) =>
           deps.metrics?.stepFinished(a.runbook.name, stepId.split(":")[0] ?? stepId, seconds),
       }),

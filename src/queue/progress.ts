@@ -47,6 +47,13 @@ export class ProgressReporter {
     this.#timer.unref();
   }
 
+  /** Send `p` now, whatever the interval (a resumed job's starting point); counts as this interval's send. */
+  async sendNow(p: JobProgress): Promise<void> {
+    if (this.#ended) return;
+    this.#lastSentAt = this.#now();
+    await this.#send(p).catch(() => {});
+  }
+
   /**
    * The attempt is over. `sendLast`: a value still waiting is sent (a job that failed or stopped shows how far it
    * got); otherwise it is dropped (a completed job's state says all). Nothing is sent after this.
@@ -80,15 +87,13 @@ export async function progressCheckpoints(opts: {
   jobId: string;
   totalSteps: number;
   progress: ProgressReporter;
-  /** Sends progress at once (a resumed job's starting point). */
-  sendNow: (p: JobProgress) => Promise<unknown>;
   stepFinished?: (stepId: string, seconds: number) => void;
 }): Promise<CheckpointStore> {
   const store = new RedisCheckpointStore(opts.redis);
   const total = opts.totalSteps;
   const atStart = await store.finishedSteps(opts.jobId);
   let done = atStart.size;
-  if (done > 0) await opts.sendNow({ total, done }).catch(() => {});
+  if (done > 0) await opts.progress.sendNow({ total, done });
   let firstRead: Promise<Map<string, CheckpointRecord>> | undefined = Promise.resolve(atStart);
   return {
     finishedSteps: (id) => {

@@ -49,6 +49,18 @@ describe("ProgressReporter", () => {
     expect(sent).toEqual([step(1), step(2)]);
   });
 
+  it("sendNow (a resumed job's starting point) goes at once and starts a new interval", async () => {
+    const { r, sent } = reporter();
+    vi.advanceTimersByTime(400);
+    await r.sendNow({ total: 5, done: 2 });
+    expect(sent).toEqual([{ total: 5, done: 2 }]);
+    r.report(step(3));
+    vi.advanceTimersByTime(999);
+    expect(sent).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(sent).toEqual([{ total: 5, done: 2 }, step(3)]);
+  });
+
   it("a job that succeeds inside the first interval sends nothing, even later", async () => {
     const { r, sent } = reporter();
     r.report(step(1));
