@@ -9,6 +9,7 @@ import { RedisCheckpointStore } from "../../engine/checkpoints.ts";
 import { EngineError } from "../../engine/errors.ts";
 import { JOB_OUTCOMES } from "../../engine/outcome.ts";
 import { describeAdmitted, type JobPlan } from "../../engine/plan.ts";
+import type { JobResult } from "../../engine/runner.ts";
 import { EvidenceLog, evidenceKeys, verifyJobEvidence } from "../../evidence/log.ts";
 import { isValidJobId } from "../../evidence/record.ts";
 import { sealEvidence, sealFinal } from "../../evidence/signing.ts";
@@ -105,6 +106,23 @@ export interface JobRow {
   failedReason?: string;
 }
 
+/**
+ * "done/total" steps for a job listing. A finished job's stored result says exactly how far it got; BullMQ's progress
+ * is sent at most once a second (src/queue/progress.ts), so a short job has none, and a running job's is at most a
+ * second behind its checkpoints. "-" when neither is known.
+ */
+export function stepsShown(
+  queueState: string,
+  progress: Partial<JobProgress> | number | undefined,
+  result: Pick<JobResult, "steps"> | undefined,
+): string {
+  const finished = queueState === "completed" || queueState === "failed";
+  if (finished && result?.steps.length)
+    return `${result.steps.filter((st) => st.status === "done" || st.status === "resumed").length}/${result.steps.length}`;
+  if (typeof progress === "object" && progress?.total) return `${progress.done ?? 0}/${progress.total}`;
+  return "-";
+}
+
 /** Jobs, newest first, each with its outcome word; `state` keeps only jobs showing that word. */
 export async function listJobsOp(
   ctx: OpContext,
@@ -119,14 +137,13 @@ export async function listJobsOp(
   for (const j of jobs) {
     const view = await jobOutcome(queue, redis, j.id ?? "", j);
     if (opts.state && view.outcome !== opts.state) continue;
-    const p = j.progress as Partial<JobProgress> | number;
     rows.push({
       id: j.id ?? "?",
       state: view.outcome,
       queueState: view.queueState,
       runbook: j.data.runbook,
       target: typeof j.data.params?.target === "string" ? j.data.params.target : "-",
-      progress: typeof p === "object" && p?.total ? `${p.done ?? 0}/${p.total}` : "-",
+      progress: stepsShown(view.queueState, j.progress as Partial<JobProgress> | number, view.result),
       actor: j.data.actor,
       createdAt: j.timestamp,
       finishedAt: j.finishedOn,
