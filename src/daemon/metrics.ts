@@ -32,7 +32,7 @@ export function createMetrics(queue: Queue<JobData>): DaemonMetrics {
   });
   const finished = new Counter({
     name: "lunafleet_jobs_finished_total",
-    help: "Job attempts finished in this daemon by runbook and outcome (succeeded, succeeded-with-findings, nothing-to-do, failed, cancelled; error = the worker itself failed)",
+    help: "Job attempts finished in this daemon by runbook and outcome (succeeded, succeeded-with-findings, nothing-to-do, failed, cancelled; error = the worker itself failed; ended-before = a delivery of a job that had already ended, which ran nothing)",
     labelNames: ["runbook", "outcome"],
     registers: [registry],
   });

@@ -298,6 +298,34 @@ export async function sealEvidence(
   if (after) await log.append("signature", signer.signHead(log.jobId, { outcome: after }), "daemon");
 }
 
+/**
+ * Mark a log finished with `outcome` (first mark wins) and return the outcome it is marked with. A worker marks its
+ * job before it lets the device locks go, so whoever takes them next sees the job as ended (process-job.ts).
+ */
+export async function markFinal(
+  redis: Pick<RedisClient, "set" | "get">,
+  jobId: string,
+  outcome: string,
+): Promise<string> {
+  if (!OUTCOME_RE.test(outcome)) throw new Error(`not an outcome word: ${outcome}`);
+  // Sent together on one connection, so the GET reads after the SET: one round trip, on any Redis version (SET NX
+  // GET needs 7.0).
+  const [, stored] = await Promise.all([
+    redis.set(finalMarkKey(jobId), outcome, "NX"),
+    redis.get(finalMarkKey(jobId)),
+  ]);
+  return stored ?? outcome;
+}
+
+/** Append the daemon's final seal (the log's writer is done, with `outcome`) over `log`'s current head. */
+export async function signFinal(
+  log: SealableLog,
+  signer: EvidenceSigner | undefined,
+  outcome: string,
+): Promise<void> {
+  if (signer) await log.append("signature", signer.signHead(log.jobId, { outcome }), "daemon");
+}
+
 /** The log's writer is done: mark it finished with `outcome` (first mark wins), then seal it final. */
 export async function sealFinal(
   log: SealableLog,
@@ -305,13 +333,5 @@ export async function sealFinal(
   redis: Pick<RedisClient, "set" | "get">,
   outcome: string,
 ): Promise<void> {
-  if (!OUTCOME_RE.test(outcome)) throw new Error(`not an outcome word: ${outcome}`);
-  // Sent together on one connection, so the GET reads after the SET: one round trip, on any Redis version (SET NX
-  // GET needs 7.0).
-  const [, stored] = await Promise.all([
-    redis.set(finalMarkKey(log.jobId), outcome, "NX"),
-    redis.get(finalMarkKey(log.jobId)),
-  ]);
-  const marked = stored ?? outcome;
-  if (signer) await log.append("signature", signer.signHead(log.jobId, { outcome: marked }), "daemon");
+  await signFinal(log, signer, await markFinal(redis, log.jobId, outcome));
 }

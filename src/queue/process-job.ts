@@ -26,7 +26,13 @@ import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
-import { type EvidenceSigner, sealEvidence, sealFinal } from "../evidence/signing.ts";
+import {
+  type EvidenceSigner,
+  finalMarkKey,
+  markFinal,
+  sealEvidence,
+  signFinal,
+} from "../evidence/signing.ts";
 import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
@@ -36,6 +42,7 @@ import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
 import { watchCancel } from "./cancel-watch.ts";
+import { storedJobResult } from "./job-outcome.ts";
 import { cancelKey, type JobData, type JobSummary, resultKey } from "./jobs.ts";
 import { ProgressReporter, progressCheckpoints } from "./progress.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
@@ -93,30 +100,63 @@ export async function processJob(
   const held = await lock(deps, admitted, token);
   let outcome = "error";
   deps.metrics?.jobStarted(admitted.runbook.name);
-  let evidence: EvidenceLog | undefined;
-  // Set once this attempt's result is the job's last: its evidence then ends with a final seal naming the outcome.
-  let finalOutcome: string | undefined;
+  const opened: { evidence?: EvidenceLog } = {};
+  // The outcome the job is marked ended with, once it will not run again: its evidence then ends with a final seal.
+  let marked: string | undefined;
   try {
-    const scoped = await scope(deps, admitted, held);
-    evidence = scoped.evidence;
+    const scoped = await scope(deps, admitted, held, opened);
+    if ("endedBefore" in scoped) {
+      outcome = "ended-before";
+      marked = scoped.endedBefore;
+      return endedBefore(admitted, scoped.stored);
+    }
     outcome = scoped.result.outcome;
-    if (!willRetry(admitted.job, scoped.result)) finalOutcome = scoped.result.outcome;
-    return await settle(deps, admitted, scoped.result, scoped.evidence);
+    const settled = await settle(deps, admitted, scoped.result, scoped.evidence);
+    marked = settled.marked;
+    if ("failure" in settled) throw settled.failure;
+    return settled.summary;
   } finally {
     deps.metrics?.jobFinished(admitted.runbook.name, outcome);
-    // The daemon's signature over the chain head seals what this attempt wrote (src/evidence/signing.ts): final
-    // when the job will not run again, so a copy cut back to an earlier seal no longer verifies on its own.
-    if (evidence && deps.evidenceSigner)
-      await (finalOutcome
-        ? sealFinal(evidence, deps.evidenceSigner, deps.redis, finalOutcome)
-        : sealEvidence(evidence, deps.evidenceSigner)
-      ).catch((err: Error) =>
-        admitted.log.error({ error: err.message }, "evidence: could not sign the chain head"),
-      );
-    // Group commit (src/evidence/log.ts): every record on the chain and in the fsynced file before BullMQ hears
-    // that the job is done.
-    await evidence?.close();
+    await letGo(deps, admitted, held, opened.evidence, marked);
   }
+}
+
+/**
+ * The end of every delivery, in this order: the job is already marked ended if it will not run again (settle), then
+ * the device locks go, then the daemon's signature over the chain head — final when the job is marked ended, so a
+ * copy cut back to an earlier seal no longer verifies on its own (src/evidence/signing.ts) — then the group commit
+ * (src/evidence/log.ts): every record on the chain and in the fsynced file before BullMQ hears that the job is done.
+ */
+async function letGo(
+  deps: JobProcessDeps,
+  a: Admitted,
+  held: Locked,
+  evidence: EvidenceLog | undefined,
+  marked: string | undefined,
+): Promise<void> {
+  if (held.locks) {
+    const released = await held.locks.release().catch(() => [] as string[]);
+    await evidence
+      ?.append("lock", { event: "released", resources: released, worker: deps.workerId }, a.data.actor)
+      .catch(() => {});
+  }
+  if (evidence && deps.evidenceSigner)
+    await (marked
+      ? signFinal(evidence, deps.evidenceSigner, marked)
+      : sealEvidence(evidence, deps.evidenceSigner, deps.redis)
+    ).catch((err: Error) => a.log.error({ error: err.message }, "evidence: could not sign the chain head"));
+  await evidence?.close();
+}
+
+/**
+ * This job had already ended when this delivery took its locks: BullMQ lost the word of its completion (a failover
+ * to a replica that had not seen it) or took it for stalled while its worker was finishing it. Nothing is run again;
+ * BullMQ hears the stored outcome.
+ */
+function endedBefore(a: Admitted, result: JobResult): JobSummary {
+  if (result.status === "succeeded")
+    return { jobId: a.jobId, status: result.status, outcome: result.outcome, resultKey: resultKey(a.jobId) };
+  throw new UnrecoverableError(`${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`);
 }
 
 /** Will BullMQ run this job again after this attempt's result (a retryable failure with attempts left)? */
@@ -203,7 +243,8 @@ async function scope(
   deps: JobProcessDeps,
   a: Admitted,
   held: Locked,
-): Promise<{ result: JobResult; evidence: EvidenceLog }> {
+  opened: { evidence?: EvidenceLog },
+): Promise<{ result: JobResult; evidence: EvidenceLog } | { endedBefore: string; stored: JobResult }> {
   const { redis, metrics } = deps;
   const { locks } = held;
   const cancel = watchCancel(redis, a.jobId, deps.cancelPollMs, a.log);
@@ -212,13 +253,15 @@ async function scope(
     onChannelClose: () => metrics?.shellChannels(-1),
   });
   const shells = JobShells.forFleet(deps.fleet, lease);
-  let evidence: EvidenceLog | undefined;
   const progress = new ProgressReporter((p) => a.job.updateProgress(p));
   let succeeded = false;
   try {
-    // Three reads of this job's own keys, asked together: one round trip on the auto-pipelined connection.
+    // Five reads of this job's own keys, asked together: one round trip on the auto-pipelined connection.
     // (The log is kept as soon as it opens, so that it is closed even if another read fails.)
-    const [cancelled, checkpoints, opened] = await Promise.all([
+    const [ended, stored, cancelled, checkpoints, log] = await Promise.all([
+      // Read under the job's locks: a worker marks its job ended before it lets them go (settle).
+      redis.get(finalMarkKey(a.jobId)),
+      storedJobResult(redis, a.jobId),
       redis.exists(cancelKey(a.jobId)),
       progressCheckpoints({
         redis: deps.redis,
@@ -228,17 +271,17 @@ async function scope(
         stepFinished: (stepId, seconds) =>
           deps.metrics?.stepFinished(a.runbook.name, stepId.split(":")[0] ?? stepId, seconds),
       }),
-      EvidenceLog.open(redis, deps.dataDir, a.jobId, { groupCommit: true }).then((log) => {
-        evidence = log;
-        return log;
+      EvidenceLog.open(redis, deps.dataDir, a.jobId, { groupCommit: true }).then((l) => {
+        opened.evidence = l;
+        return l;
       }),
     ]);
     if (cancelled > 0) cancel.abort();
     // An earlier attempt that got as far as the request record (then crashed, stalled or failed) makes this one
     // a resumption, whatever BullMQ counted (a stall or a wait for locks does not count as an attempt).
-    const requestedBefore = opened.knownRecords().some((r) => r.kind === "requested");
+    const requestedBefore = log.knownRecords().some((r) => r.kind === "requested");
     if (locks)
-      await opened.append(
+      await log.append(
         "lock",
         {
           event: "acquired",
@@ -251,6 +294,18 @@ async function scope(
     const facts: JobFacts | undefined = a.plan
       ? { jobId: a.jobId, runbook: a.runbook.name, planDigest: a.plan.planDigest, requester: a.data.actor }
       : undefined;
+    if (ended && stored) {
+      await log.append(
+        "note",
+        { event: "ended-before", outcome: ended, worker: deps.workerId, attempt: a.job.attemptsMade + 1 },
+        a.data.actor,
+      );
+      a.log.warn({ outcome: ended }, "job had already ended; delivered again, nothing is run");
+      return { endedBefore: ended, stored };
+    }
+    // Marked ended but its result was not stored (the write failed): the job runs again from its checkpoints, so
+    // no finished step runs twice and its result is recorded once more.
+    if (ended) a.log.warn({ outcome: ended }, "job was marked ended without a stored result; it resumes");
     const result = await runJob({
       runbook: a.runbook,
       params: a.data.params,
@@ -260,7 +315,7 @@ async function scope(
       shells,
       files: jobFiles(deps.fleet, lease),
       hostChecks: hostChecks(deps.fleet, lease),
-      evidence: opened,
+      evidence: log,
       checkpoints,
       signal: cancel.signal,
       ...(locks
@@ -273,7 +328,7 @@ async function scope(
               fleet: deps.fleet,
               jobId: a.jobId,
               locks,
-              evidence: opened,
+              evidence: log,
               actor: a.data.actor,
               runbook: a.runbook.name,
               redis,
@@ -288,7 +343,7 @@ async function scope(
       ...(deps.keyVault ? { keyVault: deps.keyVault } : {}),
       // Requests carry the requester; a granted one is re-verified (signatures, registry, plan) when read.
       approvals: facts
-        ? signedApprovalsStore(deps.approvals, facts, deps.fleet, opened, () =>
+        ? signedApprovalsStore(deps.approvals, facts, deps.fleet, log, () =>
             loadApproverKeys(redis, deps.fleet, { checkCounters: false }),
           )
         : deps.approvals,
@@ -297,18 +352,12 @@ async function scope(
       facts: deps.facts,
     });
     succeeded = result.status === "succeeded";
-    return { result, evidence: opened };
+    return { result, evidence: log };
   } finally {
     cancel.stop();
     await progress.end(!succeeded);
-    // Shells first (confirmed closed), then the locks: nobody else's session may start while ours lives.
+    // Shells are confirmed closed here, before the locks go (letGo): nobody else's session may start while ours lives.
     await shells.close();
-    if (locks) {
-      const released = await locks.release().catch(() => [] as string[]);
-      await evidence
-        ?.append("lock", { event: "released", resources: released, worker: deps.workerId }, a.data.actor)
-        .catch(() => {});
-    }
   }
 }
 
@@ -335,15 +384,23 @@ async function settle(
   a: Admitted,
   result: JobResult,
   evidence: EvidenceLog,
-): Promise<JobSummary> {
+): Promise<{ marked: string | undefined } & ({ summary: JobSummary } | { failure: Error })> {
   const { redis } = deps;
   const retrying = willRetry(a.job, result);
   const finishedAt = new Date().toISOString();
-  // Three independent writes, asked together: one round trip instead of three (measured on the 1,000-device sweep,
-  // each sequential round trip held a worker slot ~10 ms). The two bookkeeping writes log and carry on; a result
-  // that could not be stored fails the attempt.
-  await Promise.all([
+  // Independent writes, asked together: one round trip instead of four (measured on the 1,000-device sweep, each
+  // sequential round trip held a worker slot ~10 ms). The bookkeeping writes log and carry on; a result that could
+  // not be stored fails the attempt.
+  const [, marked] = await Promise.all([
     redis.set(resultKey(a.jobId), JSON.stringify(result), "EX", 30 * 86_400),
+    // A job that will not run again is marked ended while it still holds its locks: a second delivery of it (BullMQ
+    // lost its completion in a failover, or took it for stalled) takes them after this and runs nothing (scope).
+    retrying
+      ? undefined
+      : markFinal(redis, a.jobId, result.outcome).catch((err: unknown) => {
+          a.log.error({ error: (err as Error).message }, "could not mark the job ended");
+          return undefined;
+        }),
     // A job that will not come back leaves no approval request open: approving it later is refused with its outcome.
     retrying
       ? undefined
@@ -366,10 +423,17 @@ async function settle(
     ),
   ]);
   if (result.status === "succeeded")
-    return { jobId: a.jobId, status: result.status, outcome: result.outcome, resultKey: resultKey(a.jobId) };
+    return {
+      marked,
+      summary: {
+        jobId: a.jobId,
+        status: result.status,
+        outcome: result.outcome,
+        resultKey: resultKey(a.jobId),
+      },
+    };
   const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
-  if (!retrying) throw new UnrecoverableError(why);
-  throw new Error(why);
+  return { marked, failure: retrying ? new Error(why) : new UnrecoverableError(why) };
 }
 
 function child(log: JobLogger, bindings: Record<string, unknown>): JobLogger {
