@@ -6,16 +6,17 @@
 //   lock    the locks of every device and client host the admitted job declares (one fixed order, all or nothing);
 //           busy devices send the job back to the queue for a moment (not a failed attempt)
 //   scope   the job's cancel watch, shells, evidence and checkpoints around one runJob(); shells are closed (and the
-//           close confirmed) before the locks are given back
-//   settle  the result is stored; the job's verdict becomes its outcome (src/engine/outcome.ts); an approval request
-//           the job leaves behind is closed with the job's outcome; BullMQ hears success, a retryable failure
-//           (resumes after the last checkpoint), or an UnrecoverableError (never retried)
+//           close confirmed) before the locks are given back (job-end.ts, letGo)
+//   settle  (job-end.ts) the result is stored; a job that will not run again is marked ended before its locks go;
+//           an approval request the job leaves behind is closed with the job's outcome; BullMQ hears success, a
+//           retryable failure (resumes after the last checkpoint), or an UnrecoverableError (never retried). A
+//           delivery of a job that had already ended runs nothing and reports the stored outcome.
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import { getRunbook } from "../../runbooks/index.ts";
 import { deviceLockResource, getDevice } from "../config/model.ts";
 import type { Fleet } from "../config/schema.ts";
 import { redact } from "../config/secret.ts";
-import { type ApprovalsStore, closeApproval } from "../coord/approvals.ts";
+import type { ApprovalsStore } from "../coord/approvals.ts";
 import { acquireDeviceLocks, type DeviceLockSet, LockUnavailableError } from "../coord/locks.ts";
 import { type JobFacts, signedApprovalsStore } from "../coord/signed-approvals.ts";
 import { loadApproverKeys } from "../coord/webauthn-credentials.ts";
@@ -26,13 +27,7 @@ import type { AzurePort, JobLogger, StateStore } from "../engine/ports.ts";
 import type { Runbook } from "../engine/runbook.ts";
 import { type JobResult, runJob } from "../engine/runner.ts";
 import { EvidenceLog } from "../evidence/log.ts";
-import {
-  type EvidenceSigner,
-  finalMarkKey,
-  markFinal,
-  sealEvidence,
-  signFinal,
-} from "../evidence/signing.ts";
+import { type EvidenceSigner, finalMarkKey } from "../evidence/signing.ts";
 import type { RedisFactStore } from "../facts/store.ts";
 import type { LoginGuard } from "../guard/guard.ts";
 import { jobGuard } from "../guard/job-guard.ts";
@@ -42,8 +37,9 @@ import { jobFiles } from "../shell/job-files.ts";
 import { JobShells } from "../shell/job-shells.ts";
 import type { SshPool } from "../transport/pool.ts";
 import { watchCancel } from "./cancel-watch.ts";
+import { endedBefore, letGo, settle } from "./job-end.ts";
 import { storedJobResult } from "./job-outcome.ts";
-import { cancelKey, type JobData, type JobSummary, resultKey } from "./jobs.ts";
+import { cancelKey, type JobData, type JobSummary } from "./jobs.ts";
 import { ProgressReporter, progressCheckpoints } from "./progress.ts";
 import { delayUntilWindow, findWindow } from "./schedules.ts";
 import type { WorkerMetrics } from "./worker.ts";
@@ -76,7 +72,7 @@ export interface JobProcessDeps {
 }
 
 /** A job past admission: its runbook and, unless its request does not resolve, the admitted plan. */
-interface Admitted {
+export interface Admitted {
   job: Job<JobData, JobSummary>;
   jobId: string;
   data: JobData;
@@ -86,7 +82,7 @@ interface Admitted {
   plan: AdmittedJob | undefined;
 }
 
-interface Locked {
+export interface Locked {
   locks: DeviceLockSet | undefined;
   startedAt: number;
 }
@@ -119,50 +115,6 @@ export async function processJob(
     deps.metrics?.jobFinished(admitted.runbook.name, outcome);
     await letGo(deps, admitted, held, opened.evidence, marked);
   }
-}
-
-/**
- * The end of every delivery, in this order: the job is already marked ended if it will not run again (settle), then
- * the device locks go, then the daemon's signature over the chain head — final when the job is marked ended, so a
- * copy cut back to an earlier seal no longer verifies on its own (src/evidence/signing.ts) — then the group commit
- * (src/evidence/log.ts): every record on the chain and in the fsynced file before BullMQ hears that the job is done.
- */
-async function letGo(
-  deps: JobProcessDeps,
-  a: Admitted,
-  held: Locked,
-  evidence: EvidenceLog | undefined,
-  marked: string | undefined,
-): Promise<void> {
-  if (held.locks) {
-    const released = await held.locks.release().catch(() => [] as string[]);
-    await evidence
-      ?.append("lock", { event: "released", resources: released, worker: deps.workerId }, a.data.actor)
-      .catch(() => {});
-  }
-  if (evidence && deps.evidenceSigner)
-    await (marked
-      ? signFinal(evidence, deps.evidenceSigner, marked)
-      : sealEvidence(evidence, deps.evidenceSigner, deps.redis)
-    ).catch((err: Error) => a.log.error({ error: err.message }, "evidence: could not sign the chain head"));
-  await evidence?.close();
-}
-
-/**
- * This job had already ended when this delivery took its locks: BullMQ lost the word of its completion (a failover
- * to a replica that had not seen it) or took it for stalled while its worker was finishing it. Nothing is run again;
- * BullMQ hears the stored outcome.
- */
-function endedBefore(a: Admitted, result: JobResult): JobSummary {
-  if (result.status === "succeeded")
-    return { jobId: a.jobId, status: result.status, outcome: result.outcome, resultKey: resultKey(a.jobId) };
-  throw new UnrecoverableError(`${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`);
-}
-
-/** Will BullMQ run this job again after this attempt's result (a retryable failure with attempts left)? */
-function willRetry(job: Job<JobData, JobSummary>, result: JobResult): boolean {
-  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-  return result.status === "failed" && result.error?.retryable === true && !lastAttempt;
 }
 
 // ---- admit ----
@@ -375,65 +327,6 @@ function lockPort(locks: DeviceLockSet, waitMs: number, fleet: Fleet): JobLocksP
       ),
     widen: (resources) => locks.take(resources, waitMs),
   };
-}
-
-// ---- settle ----
-
-async function settle(
-  deps: JobProcessDeps,
-  a: Admitted,
-  result: JobResult,
-  evidence: EvidenceLog,
-): Promise<{ marked: string | undefined } & ({ summary: JobSummary } | { failure: Error })> {
-  const { redis } = deps;
-  const retrying = willRetry(a.job, result);
-  const finishedAt = new Date().toISOString();
-  // Independent writes, asked together: one round trip instead of four (measured on the 1,000-device sweep, each
-  // sequential round trip held a worker slot ~10 ms). The bookkeeping writes log and carry on; a result that could
-  // not be stored fails the attempt.
-  const [, marked] = await Promise.all([
-    redis.set(resultKey(a.jobId), JSON.stringify(result), "EX", 30 * 86_400),
-    // A job that will not run again is marked ended while it still holds its locks: a second delivery of it (BullMQ
-    // lost its completion in a failover, or took it for stalled) takes them after this and runs nothing (scope).
-    retrying
-      ? undefined
-      : markFinal(redis, a.jobId, result.outcome).catch((err: unknown) => {
-          a.log.error({ error: (err as Error).message }, "could not mark the job ended");
-          return undefined;
-        }),
-    // A job that will not come back leaves no approval request open: approving it later is refused with its outcome.
-    retrying
-      ? undefined
-      : closeApproval(redis, a.jobId, result.outcome, { evidence }).catch((err: unknown) =>
-          a.log.warn({ error: (err as Error).message }, "could not close the job's approval request"),
-        ),
-    // Every device the job touched keeps it in its history (`report <device>`), whatever came of it.
-    ...(result.targets?.devices ?? a.plan?.targets.devices ?? []).map((device) =>
-      deps.facts
-        .recordJob(device, {
-          jobId: a.jobId,
-          runbook: a.runbook.name,
-          outcome: retrying ? "failed (will resume)" : result.outcome,
-          actor: a.data.actor,
-          finishedAt,
-        })
-        .catch((err: unknown) =>
-          a.log.warn({ error: (err as Error).message }, "could not record the job in device history"),
-        ),
-    ),
-  ]);
-  if (result.status === "succeeded")
-    return {
-      marked,
-      summary: {
-        jobId: a.jobId,
-        status: result.status,
-        outcome: result.outcome,
-        resultKey: resultKey(a.jobId),
-      },
-    };
-  const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
-  return { marked, failure: retrying ? new Error(why) : new UnrecoverableError(why) };
 }
 
 function child(log: JobLogger, bindings: Record<string, unknown>): JobLogger {
