@@ -1,6 +1,7 @@
 // Step checkpoints in Redis: a job is a log of finished steps. Recording a step is one atomic script (write the
 // result and append the step to the job's order, or do nothing if it is already there), so a crash never leaves a
 // half-recorded step and two workers can never both "finish" the same step.
+import { redact } from "../config/secret.ts";
 import { type LuaScript, luaScript, type RedisClient, runScript } from "../redis/client.ts";
 import { awaitReplicaAck } from "../redis/replica-ack.ts";
 import { CheckpointConflict } from "./errors.ts";
@@ -85,13 +86,16 @@ export class RedisCheckpointStore implements CheckpointStore {
    */
   async recordStepResult(jobId: string, stepId: string, result: unknown, meta: StepTiming): Promise<void> {
     const [results, order] = this.#keys(jobId);
+    // Every field redacted once: the result walked here, the strings beside it each scanned (redacting the whole
+    // record again walked the result a second time).
     const record: CheckpointRecord = {
-      stepId,
-      title: meta.title,
+      stepId: redact(stepId),
+      title: redact(meta.title),
       result: toRedactedJson(result),
-      ...pick(meta),
+      startedAt: redact(meta.startedAt),
+      finishedAt: redact(meta.finishedAt),
     };
-    const json = JSON.stringify(toRedactedJson(record));
+    const json = JSON.stringify(record);
     const written = await runScript(
       this.redis,
       recordStepResultOnce,
@@ -130,8 +134,4 @@ export class RedisCheckpointStore implements CheckpointStore {
   async deleteJob(jobId: string): Promise<void> {
     await this.redis.del(...this.#keys(jobId));
   }
-}
-
-function pick(meta: StepTiming): Pick<CheckpointRecord, "startedAt" | "finishedAt"> {
-  return { startedAt: meta.startedAt, finishedAt: meta.finishedAt };
 }

@@ -43,12 +43,33 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1`,
 );
 
+/**
+ * How long a store trusts that a subject it put in the index is still there. The index only grows, so re-adding a
+ * subject on every observation (two per step on a sweep) was a command per write that changed nothing; it is sent
+ * again after this long all the same, so an index that Redis lost (a failover, a restart without persistence) fills
+ * again while the daemon runs.
+ */
+const INDEX_REFRESH_MS = 10 * 60_000;
+
 export class RedisFactStore implements FactSink {
-  constructor(private readonly redis: RedisClient) {}
+  /** Subjects this store put in the index, and when (ms). */
+  readonly #indexed = new Map<string, number>();
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async record(observations: readonly Observation[]): Promise<void> {
     for (const o of observations) checkObservation(o);
-    const subjects = new Set(observations.map((o) => o.subject));
+    const at = this.now();
+    const subjects = new Set(
+      observations
+        .map((o) => o.subject)
+        .filter(
+          (subject) => at - (this.#indexed.get(subject) ?? Number.NEGATIVE_INFINITY) >= INDEX_REFRESH_MS,
+        ),
+    );
     // Issued together: each script keeps the later observation of its own fact whatever the order, so one
     // round trip (one auto-pipelined write) serves the whole step instead of one per observation.
     await Promise.all([
@@ -62,6 +83,7 @@ export class RedisFactStore implements FactSink {
       ),
       ...(subjects.size > 0 ? [this.redis.sadd(SUBJECTS_KEY, ...subjects)] : []),
     ]);
+    for (const subject of subjects) this.#indexed.set(subject, at);
   }
 
   /** The facts of one subject, by fact name (corrupt entries are skipped: they are not observations). */
