@@ -16,9 +16,9 @@
 //          --quick (N=10: a smoke run of a few seconds)  --json (one JSON document on stdout)  --no-daemon
 //          --daemon-breakdown (also run the direct jobs with each real part alone: evidence, checkpoints, locks)
 //          --latency-devices 1000 --latency-concurrency 64 (the realistic-latency case, bench/latency.ts)
-//          --no-latency (skip it)  --daemon-concurrency 128 (the worker's jobs at once in the daemon benchmark:
-//          on 2 cores, 96-192 all give ~10-15 % more jobs/s than 64 — more jobs per event-loop turn share each write
-//          to Redis and each wake-up — for ~10 MB more RSS; 256 no more)
+//          --no-latency (skip it)  --daemon-concurrency 96 (the worker's jobs at once in the daemon benchmark:
+//          on 2 cores, 96-192 all gave ~10-15 % more jobs/s than 64 — more jobs per event-loop turn share each write
+//          to Redis and each wake-up —, 256 no more; 96 costs the least RSS of those)
 //          --fsync-attempts 1000 (appendfsync always vs everysec on guard-ledger writes, bench/appendfsync.ts)
 //          --no-fsync (skip that)  --daemons K (also the scale-out figure: 1..K daemon processes on one Redis,
 //          bench/scale-out.ts; --scale-devices 300 devices)
@@ -46,7 +46,7 @@ const { values: opts } = parseArgs({
     "daemon-breakdown": { type: "boolean", default: false },
     "daemon-only": { type: "boolean", default: false },
     "no-latency": { type: "boolean", default: false },
-    "daemon-concurrency": { type: "string", default: "128" },
+    "daemon-concurrency": { type: "string", default: "96" },
     "no-fsync": { type: "boolean", default: false },
     "fsync-attempts": { type: "string" },
     daemons: { type: "string" },
@@ -321,7 +321,7 @@ let daemon: DaemonFigures | undefined;
 if (!opts["no-daemon"]) {
   const devices = Math.max(...sizes);
   log(`\n== daemon (issue 4 item 8, issue 15): N = ${devices} devices, tcp-check + patch-verify as jobs ==`);
-  const daemonConcurrency = intList(opts["daemon-concurrency"], "daemon-concurrency")[0] ?? 128;
+  const daemonConcurrency = intList(opts["daemon-concurrency"], "daemon-concurrency")[0] ?? 96;
   daemon = await runDaemonBenchmark({
     devices,
     log,
