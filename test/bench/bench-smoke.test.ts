@@ -70,7 +70,7 @@ describe("npm run bench -- --quick", () => {
     expect(report).toMatch(/\(b\) queue \+ worker \(locks, checkpoints, evidence\): 10\/10 jobs, 25 steps/);
     expect(report).toMatch(/evidence: 10 JSONL files, 10 sampled chains verified/);
     // Issue 15's daemon targets are judged on the 1,000-device sweep only: at N=5 measured, and n/a.
-    expect(report).toMatch(/daemon overhead per device-step, CPU .*-?\d+\.\d\d ms .*N=5 @64.* n\/a/);
+    expect(report).toMatch(/daemon overhead per device-step, CPU .*-?\d+\.\d\d ms .*N=5 @96.* n\/a/);
     expect(report).toMatch(/jobs through the queue .*\d+\.\d jobs\/s \(direct \d+\.\d jobs\/s\) +n\/a/);
     expect(report).toMatch(/daemon peak RSS \(queued sweep\) .*\d+ MB \(direct \d+ MB\) +n\/a/);
     // The realistic-latency case (one wave of 8 in --quick) and the appendfsync figure.
