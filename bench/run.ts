@@ -3,8 +3,8 @@
 // `npm run bench`: how fast lunafleet sweeps a fleet over SSH, against what a shell script with OpenSSH does.
 //
 // For each fleet size N (default 50, 200, 1000) a twin of N appliances runs in a child process (so this process's
-// CPU is the client's alone), each appliance on its own loopback address. After 400 fresh sessions not counted (JIT
-// on both sides: the figures are a running lunafleet's), then:
+// CPU is the client's alone), each appliance on its own loopback address. After fresh sessions not counted (400 before
+// the first size, this process's JIT; 16 before each later one, its twin's), then:
 //   1. fresh sweep   — per device: connect (pinned host key), open lunash, `hsm show`, parse, exit, disconnect;
 //   2. OpenSSH       — the same fresh sweep by `ssh` under `xargs -P` (default algorithms and settings);
 //   3. reuse         — every device's lunash kept open through SshPool/JobShells, then repeated sweeps of
@@ -25,6 +25,7 @@
 //          bench/scale-out.ts; --scale-devices 300 devices)
 //          LUNAFLEET_BENCH_PROF=<dir>: CPU profiles of the daemon section's measured phases
 import { parseArgs } from "node:util";
+import { applyHeapGrowth } from "../src/daemon/heap.ts";
 import { type AppendfsyncFigures, runAppendfsyncBenchmark } from "./appendfsync.ts";
 import { type DaemonFigures, runDaemonBenchmark } from "./daemon.ts";
 import { benchFleet, pinFleet } from "./fleet.ts";
@@ -74,6 +75,12 @@ const log = (line: string) => {
   if (!opts.json) process.stdout.write(`${line}\n`);
   else process.stderr.write(`${line}\n`);
 };
+// The figures are a running daemon's: this process holds its heap to the growth policy the daemon applies at start
+// (src/daemon/heap.ts, LUNAFLEET_HEAP_GROWING_PERCENT) from the first sweep on, not only in the daemon section.
+const heapGrowth = applyHeapGrowth();
+log(
+  `heap growth: ${heapGrowth === undefined ? "V8's own policy" : `${heapGrowth} % over the live set`}, as the daemon's`,
+);
 
 interface SizeResult {
   devices: number;
@@ -94,8 +101,13 @@ function reuseRounds(n: number): number {
   return Math.max(3, Math.ceil(3000 / n));
 }
 
-/** Fresh sessions run, not counted, before each size's measured sweeps (--quick: a few). */
+/**
+ * Fresh sessions run, not counted, before the first size's measured sweeps (--quick: a few): this process's JIT. Each
+ * later size runs on warm code and only warms its new twin (16 sessions); 400 there too only grew the heap.
+ */
 const WARM_SESSIONS = quick ? 10 : 400;
+const TWIN_WARM_SESSIONS = 16;
+let processWarm = false;
 
 async function runSize(n: number): Promise<SizeResult> {
   log(`\n== N = ${n} devices, concurrency ${concurrency} ==`);
@@ -104,15 +116,17 @@ async function runSize(n: number): Promise<SizeResult> {
     log(`twin: ${n} appliances up in ${twin.startMs} ms (child pid ${twin.pid})`);
     const fleet = pinFleet(benchFleet(n), twin.endpoints);
 
-    // Warm-up (not counted): JIT on both sides and the twin's first sessions, WARM_SESSIONS fresh sessions over the
-    // first devices. The figures are a running daemon's: with 16 sessions, the first size measured was half
+    // Warm-up (not counted): JIT and the twin's first sessions, fresh sessions over the first devices. The figures are
+    // a running daemon's: with 16 sessions before every size, the first size measured was half
     // compiled code (the same N=50 sweep measured three times in one process: 3.85, 2.28 and 2.09 ms of client CPU
     // per device, 5.1×, 6.7× and 7.7× OpenSSH's rate); OpenSSH, a native program started per device, has no warm-up.
-    const warmFleet = { ...fleet, devices: fleet.devices.slice(0, Math.min(n, 50)) };
-    for (let done = 0; done < WARM_SESSIONS; done += warmFleet.devices.length) {
+    const sessions = processWarm ? TWIN_WARM_SESSIONS : WARM_SESSIONS;
+    const warmFleet = { ...fleet, devices: fleet.devices.slice(0, Math.min(n, 50, sessions)) };
+    for (let done = 0; done < sessions; done += warmFleet.devices.length) {
       const warm = await freshSweep(warmFleet, concurrency);
       if (warm.errors.length > 0) throw new Error(`warm-up failed: ${warm.errors[0]}`);
     }
+    processWarm = true;
 
     let twinCpu = (await twin.cpu()).cpuUs;
     const fresh = await freshSweep(fleet, concurrency);
