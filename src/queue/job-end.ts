@@ -43,9 +43,23 @@ export async function letGo(
  * BullMQ hears the stored outcome.
  */
 export function endedBefore(a: Admitted, result: JobResult): JobSummary {
+  const heard = whatBullmqHears(a.jobId, result, false);
+  if ("failure" in heard) throw heard.failure;
+  return heard.summary;
+}
+
+/** A result as BullMQ takes it: a summary of a success, or the error that fails the attempt (retried or not). */
+function whatBullmqHears(
+  jobId: string,
+  result: JobResult,
+  retrying: boolean,
+): { summary: JobSummary } | { failure: Error } {
   if (result.status === "succeeded")
-    return { jobId: a.jobId, status: result.status, outcome: result.outcome, resultKey: resultKey(a.jobId) };
-  throw new UnrecoverableError(`${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`);
+    return {
+      summary: { jobId, status: result.status, outcome: result.outcome, resultKey: resultKey(jobId) },
+    };
+  const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
+  return { failure: retrying ? new Error(why) : new UnrecoverableError(why) };
 }
 
 /** Will BullMQ run this job again after this attempt's result (a retryable failure with attempts left)? */
@@ -97,16 +111,5 @@ export async function settle(
         ),
     ),
   ]);
-  if (result.status === "succeeded")
-    return {
-      marked,
-      summary: {
-        jobId: a.jobId,
-        status: result.status,
-        outcome: result.outcome,
-        resultKey: resultKey(a.jobId),
-      },
-    };
-  const why = `${result.error?.type ?? "Error"}: ${result.error?.message ?? "failed"}`;
-  return { marked, failure: retrying ? new Error(why) : new UnrecoverableError(why) };
+  return { marked, ...whatBullmqHears(a.jobId, result, retrying) };
 }

@@ -208,12 +208,11 @@ async function scope(
   const progress = new ProgressReporter((p) => a.job.updateProgress(p));
   let succeeded = false;
   try {
-    // Five reads of this job's own keys, asked together: one round trip on the auto-pipelined connection.
+    // Four reads of this job's own keys, asked together: one round trip on the auto-pipelined connection.
     // (The log is kept as soon as it opens, so that it is closed even if another read fails.)
-    const [ended, stored, cancelled, checkpoints, log] = await Promise.all([
+    const [ended, cancelled, checkpoints, log] = await Promise.all([
       // Read under the job's locks: a worker marks its job ended before it lets them go (settle).
       redis.get(finalMarkKey(a.jobId)),
-      storedJobResult(redis, a.jobId),
       redis.exists(cancelKey(a.jobId)),
       progressCheckpoints({
         redis: deps.redis,
@@ -243,9 +242,8 @@ async function scope(
         },
         a.data.actor,
       );
-    const facts: JobFacts | undefined = a.plan
-      ? { jobId: a.jobId, runbook: a.runbook.name, planDigest: a.plan.planDigest, requester: a.data.actor }
-      : undefined;
+    // Its stored result is read only for a job marked ended (rare): every other delivery is spared the read.
+    const stored = ended ? await storedJobResult(redis, a.jobId) : undefined;
     if (ended && stored) {
       await log.append(
         "note",
@@ -258,6 +256,9 @@ async function scope(
     // Marked ended but its result was not stored (the write failed): the job runs again from its checkpoints, so
     // no finished step runs twice and its result is recorded once more.
     if (ended) a.log.warn({ outcome: ended }, "job was marked ended without a stored result; it resumes");
+    const facts: JobFacts | undefined = a.plan
+      ? { jobId: a.jobId, runbook: a.runbook.name, planDigest: a.plan.planDigest, requester: a.data.actor }
+      : undefined;
     const result = await runJob({
       runbook: a.runbook,
       params: a.data.params,

@@ -31,7 +31,10 @@ export interface WorkerMetrics {
   lockWait(seconds: number, acquired: boolean): void;
   stepFinished(runbook: string, step: string, seconds: number): void;
   jobStarted(runbook: string): void;
-  /** `outcome`: the job's outcome word (src/engine/outcome.ts), `error` when the worker itself failed, `ended-before` for a delivery of a job that had already ended (nothing run). */
+  /**
+   * `outcome`: the job's outcome word (src/engine/outcome.ts), `error` when the worker itself failed, `ended-before`
+   * for a delivery of a job that had already ended (nothing run).
+   */
   jobFinished(runbook: string, outcome: string): void;
   sshConnections(delta: number): void;
   shellChannels(delta: number): void;
