@@ -3,8 +3,9 @@
 //   admit   the runbook exists; a scheduled job is inside its window (else it is delayed to the next one); the
 //           parameters are parsed, the targets resolved and the steps expanded ONCE (engine/admit.ts) — the runner
 //           gets this admitted job and does not compute it again
-//   lock    the locks of every device and client host the admitted job declares (one fixed order, all or nothing);
-//           busy devices send the job back to the queue for a moment (not a failed attempt)
+//   lock    the locks of every device and client host the admitted job declares (one fixed order, all or nothing),
+//           or, for a job that declares none, a lock of its own id; busy devices send the job back to the queue for
+//           a moment (not a failed attempt)
 //   scope   the job's cancel watch, shells, evidence and checkpoints around one runJob(); shells are closed (and the
 //           close confirmed) before the locks are given back (job-end.ts, letGo)
 //   settle  (job-end.ts) the result is stored; a job that will not run again is marked ended before its locks go;
@@ -160,7 +161,7 @@ async function admit(deps: JobProcessDeps, job: Job<JobData, JobSummary>, token?
 async function lock(deps: JobProcessDeps, a: Admitted, token?: string): Promise<Locked> {
   const startedAt = Date.now();
   const targets = a.plan?.targets;
-  const resources = targets
+  const targeted = targets
     ? [
         // By the appliance's identity: two names for one appliance (two fleet files) take one lock.
         ...targets.devices.map((d) => deviceLockResource(getDevice(deps.fleet, d))),
@@ -168,6 +169,10 @@ async function lock(deps: JobProcessDeps, a: Admitted, token?: string): Promise<
         ...(targets.azure ?? []).map((n) => `azure:${n}`),
       ]
     : [];
+  // A job that locks nothing it targets (vault-placement only reads) takes a lock of its own id instead: two
+  // deliveries of one job (a stall overlap) must not run side by side, and the ended mark is only read under a lock
+  // (scope). A job that was not admitted runs no step and needs none.
+  const resources = targeted.length === 0 && a.plan ? [jobLockResource(a.jobId)] : targeted;
   if (resources.length === 0) return { locks: undefined, startedAt };
   try {
     const locks = await acquireDeviceLocks(deps.redis, resources, {
@@ -273,7 +278,7 @@ async function scope(
       signal: cancel.signal,
       ...(locks
         ? {
-            locks: lockPort(locks, deps.lockWaitMs, deps.fleet),
+            locks: lockPort(locks, deps.lockWaitMs, deps.fleet, a.jobId),
             // Logins go through the guard only, under this job's locks, on this job's shells.
             guard: jobGuard({
               guard: deps.loginGuard,
@@ -314,18 +319,25 @@ async function scope(
   }
 }
 
+/** The lock a job that locks none of its targets holds instead (lock). */
+export function jobLockResource(jobId: string): string {
+  return `job:${jobId}`;
+}
+
 /** The job's locks as the engine sees them: a wait for approvals keeps only the devices it will change. */
-function lockPort(locks: DeviceLockSet, waitMs: number, fleet: Fleet): JobLocksPort {
+function lockPort(locks: DeviceLockSet, waitMs: number, fleet: Fleet, jobId: string): JobLocksPort {
   return {
     throwIfLost: () => locks.throwIfLost(),
-    // A Managed HSM a job will change is locked as `azure:<name>` and kept like a device.
+    // A Managed HSM a job will change is locked as `azure:<name>` and kept like a device; the job's own lock (if it
+    // holds one) is always kept.
     narrowTo: (devices) =>
-      locks.releaseExcept(
-        devices.flatMap((d) => {
+      locks.releaseExcept([
+        jobLockResource(jobId),
+        ...devices.flatMap((d) => {
           const device = fleet.devices.find((x) => x.name === d);
           return [...(device ? [deviceLockResource(device)] : []), `azure:${d}`];
         }),
-      ),
+      ]),
     widen: (resources) => locks.take(resources, waitMs),
   };
 }

@@ -111,8 +111,9 @@ describe("npm start --once (in-process, rebased twin)", () => {
     expect(metrics).toMatch(
       /lunafleet_step_duration_seconds_count\{runbook="patch-verify",step="hsm-show"\} 7/,
     );
-    // 14 device jobs and the two Managed HSM jobs that lock their pools (vault-placement only reads, locks none).
-    expect(metrics).toMatch(/lunafleet_device_lock_wait_seconds_count\{acquired="true"\} 16/);
+    // 14 device jobs, the two Managed HSM jobs that lock their pools, and vault-placement, which locks none of its
+    // targets (it only reads) and takes the lock of its own job id instead.
+    expect(metrics).toMatch(/lunafleet_device_lock_wait_seconds_count\{acquired="true"\} 17/);
     expect(metrics).toMatch(/lunafleet_ssh_connections [1-9]/);
     expect(metrics).toMatch(/lunafleet_shell_sessions 0/);
   });

@@ -5,11 +5,13 @@
 //   stall overlap    BullMQ takes a job whose lock it could not renew for stalled and hands it to another worker
 //                    while the first is still finishing it (here: the job's BullMQ lock removed while the twin holds
 //                    the reply to its `hagroup recover`).
+// A job that locks none of its targets (vault-placement) takes a lock of its own id for the same end.
 // Either way the second delivery takes the device locks after the first let them go, finds the job marked ended,
 // records that it ran nothing, and BullMQ hears the stored outcome: one result in the evidence, one command sent,
 // a chain that still ends with a final seal. (Found by the Cluster failover test: one job in ~40 runs had two
 // "succeeded" results.)
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keyVaultAccessFor } from "../../src/azure/key-vault-access.ts";
 import { evidenceKeys, verifyJobEvidence } from "../../src/evidence/log.ts";
 import type { EvidenceRecord } from "../../src/evidence/record.ts";
 import {
@@ -49,6 +51,8 @@ beforeAll(async () => {
         // The second delivery waits for the first's device locks rather than going back to the queue.
         lockWaitMs: 120_000,
         stalledIntervalMs: 200,
+        // Key Vault reads (vault-placement) go to the twin's ARM over HTTPS, trusting its CA.
+        keyVault: keyVaultAccessFor(twin.fleet, { caPems: [twin.arm!.caPem, twin.keyVault!.caPem] })!,
       }),
     );
   await Promise.all(workers.map((w) => w.worker.waitUntilReady()));
@@ -165,6 +169,48 @@ describe("a job delivered again after it ended", () => {
     expect(markSet).toBeGreaterThanOrEqual(0);
     expect(firstLockLetGo).toBeGreaterThan(markSet);
     sub.disconnect();
+    await queue.close();
+  }, 120_000);
+
+  it("stall overlap of a job that locks none of its targets (vault-placement only reads): its own lock keeps the second delivery out", async () => {
+    const r = redis.client();
+    const queue = createJobQueue(r);
+    const arm = twin.arm!;
+    const seenBefore = arm.requestLog.length;
+    arm.setFault({ kind: "hold" });
+    let jobId = "";
+    try {
+      ({ jobId } = await submitJob(queue, {
+        fleet: twin.fleet,
+        runbook: "vault-placement",
+        target: "fleet",
+        actor: "operator:test",
+      }));
+      // The job sits in its first ARM read.
+      await until(async () => arm.heldRequests() === 1);
+      await r.del(`${QUEUE_PREFIX}:${QUEUE_NAME}:${jobId}:lock`);
+      await until(async () => ((await queue.getJob(jobId))?.attemptsStarted ?? 0) >= 2);
+    } finally {
+      arm.clearFaults();
+    }
+    await until(async () => (await queue.getJobState(jobId)) === "completed");
+
+    const stored = await storedJobResult(r, jobId);
+    expect(stored?.status).toBe("succeeded");
+    const recs = await expectRanOnce(jobId, stored!.outcome);
+    // Each vault was read once: the second delivery sent ARM nothing.
+    expect(arm.requestLog.slice(seenBefore).map((x) => `${x.method} ${x.path.split("/").pop()}`)).toEqual([
+      "GET kv-app-std",
+      "GET kv-sign",
+    ]);
+    // Both deliveries took the lock of the job's own id, the second only after the first let it go.
+    const acquired = recs.filter((x) => x.kind === "lock" && data(x).event === "acquired");
+    const released = recs.filter((x) => x.kind === "lock" && data(x).event === "released");
+    const resources = (x: EvidenceRecord) =>
+      ((x.data as { locks?: { resource: string }[] }).locks ?? []).map((l) => l.resource);
+    expect(acquired.map(resources)).toEqual([[`job:${jobId}`], [`job:${jobId}`]]);
+    expect(released).toHaveLength(2);
+    expect(recs.indexOf(released[0]!)).toBeLessThan(recs.indexOf(acquired[1]!));
     await queue.close();
   }, 120_000);
 });

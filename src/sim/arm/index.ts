@@ -63,7 +63,10 @@ export interface ArmTwin {
   /** Every request, in the order answered. */
   requestLog: ArmRequestLogEntry[];
   setFault(fault: ArmFault): void;
+  /** Clears every fault (a hold lets its requests go). */
   clearFaults(): void;
+  /** Requests a `hold` fault keeps back right now. */
+  heldRequests(): number;
   hsmState(resourceId: string): HsmState;
   /** Someone creates a Dedicated HSM in the subscription meanwhile (its group is created if missing). */
   addHsm(spec: ArmTwinHsmSpec): void;
@@ -120,6 +123,7 @@ export async function startArmTwin(options: ArmTwinOptions): Promise<ArmTwin> {
     requestLog: frontDoor.requestLog,
     setFault: (fault) => model.setFault(fault),
     clearFaults: () => model.clearFaults(),
+    heldRequests: () => model.heldRequests(),
     hsmState: (id) => model.hsmState(id),
     addHsm: (spec) => model.addHsm(spec, options.hsms.length + ++added),
     addResource: (resource) => model.addOther(resource),

@@ -62,6 +62,11 @@ export type ArmFault =
     }
   /** The next `requests` requests (any route) answer 429 with this Retry-After. */
   | { kind: "throttle"; requests: number; retryAfterSeconds: number }
+  /**
+   * Every request waits, and is then answered as usual, until the faults are cleared: an ARM that is slow to answer,
+   * for exactly as long as a test needs (it awaits `heldRequests`, then clears).
+   */
+  | { kind: "hold" }
   /** Every status poll is answered only after `delayMs`. */
   | { kind: "slow-polls"; delayMs: number }
   /** Switches the shape in which a delete of a non-zeroized HSM is refused. */
@@ -144,6 +149,7 @@ export class ArmModel {
   private readonly others: ArmTwinOtherResource[] = [];
   private readonly operations = new Map<string, Operation>();
   private faults: ArmFault[] = [];
+  private hold: { released: Promise<void>; release: () => void; waiting: number } | undefined;
   private opCounter = 0;
 
   constructor(
@@ -184,6 +190,16 @@ export class ArmModel {
   // ---- faults ----
 
   setFault(fault: ArmFault): void {
+    if (fault.kind === "hold") {
+      if (!this.hold) {
+        let release = () => {};
+        const released = new Promise<void>((r) => {
+          release = r;
+        });
+        this.hold = { released, release, waiting: 0 };
+      }
+      return;
+    }
     if (fault.kind === "refuse-not-zeroized") {
       this.notZeroizedRefusal = fault.shape;
       return;
@@ -193,6 +209,25 @@ export class ArmModel {
 
   clearFaults(): void {
     this.faults = [];
+    this.hold?.release();
+    this.hold = undefined;
+  }
+
+  /** Resolves once no hold fault keeps requests back (at once when there is none). */
+  async waitWhileHeld(): Promise<void> {
+    const h = this.hold;
+    if (!h) return;
+    h.waiting += 1;
+    try {
+      await h.released;
+    } finally {
+      h.waiting -= 1;
+    }
+  }
+
+  /** Requests a hold fault keeps back right now. */
+  heldRequests(): number {
+    return this.hold?.waiting ?? 0;
   }
 
   /** Consumes one throttled request if a throttle fault is active; returns its Retry-After. */

@@ -111,6 +111,7 @@ export class ArmFrontDoor {
         "Authentication failed. The 'Authorization' header is missing.",
       );
 
+    await this.model.waitWhileHeld();
     const throttle = this.model.takeThrottle();
     if (throttle !== undefined)
       return {
