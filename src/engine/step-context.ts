@@ -180,6 +180,8 @@ export function createStepContext<P>(
       );
     return r;
   };
+  let probes: StepProbes | undefined;
+  let files: StepFiles | undefined;
   const capability = <T>(value: T | undefined, name: string): T => {
     if (value === undefined)
       throw new CapabilityUnavailable(`step '${step.id}': ctx.${name} is not wired into this engine`);
@@ -200,8 +202,15 @@ export function createStepContext<P>(
       recordedShell(await deps.shells.lunacm(scope.clientHost(name)), "lunacm", name, record, deps),
     hostShell: async (name) =>
       recordedShell(await deps.shells.hostShell(scope.clientHost(name)), "host", name, record, deps),
-    tcp: recordedProbes(deps.probes, scope),
-    files: recordedFiles(deps.files, scope),
+    // Made when a step first reaches for them: most steps use neither, and every step makes a context.
+    get tcp(): StepProbes {
+      probes ??= recordedProbes(deps.probes, scope);
+      return probes;
+    },
+    get files(): StepFiles {
+      files ??= recordedFiles(deps.files, scope);
+      return files;
+    },
     get state(): StateStore {
       return capability(deps.state, "state");
     },

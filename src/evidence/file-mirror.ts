@@ -105,7 +105,7 @@ export class FileMirror {
     const fd = await openFd(this.path, "a", 0o600);
     try {
       if (lines.length > 0) {
-        const bytes = Buffer.from(lines.map((l) => `${l}\n`).join(""), "utf8");
+        const bytes = Buffer.from(`${lines.join("\n")}\n`, "utf8");
         let written = 0;
         while (written < bytes.length) written += writeSync(fd, bytes, written);
         if (this.#known)

@@ -1,6 +1,7 @@
 // One evidence record and its hash. The chain: record n carries prevHash = hash of record n-1 (record 1: the genesis
 // hash, sha256 of the job id), and hash = sha256(canonical JSON of the record without its hash field). Changing,
 // removing, inserting or reordering any record changes a hash that a later record has already committed to.
+import { createHash } from "node:crypto";
 import { canonicalJson, sha256Hex } from "./canonical.ts";
 
 /** What a record says happened. Verification accepts any non-empty kind (older logs may use newer names). */
@@ -77,8 +78,9 @@ export function buildRecordLine(
   dataJson: string,
 ): { hash: string; line: string } {
   // canonicalJson sorts keys: actor, at, data, [hash], jobId, kind, prevHash, seq.
-  const head = `${fields.actor !== undefined ? `"actor":${JSON.stringify(fields.actor)},` : ""}"at":${JSON.stringify(fields.at)},"data":${dataJson}`;
-  const tail = `"jobId":${JSON.stringify(fields.jobId)},"kind":${JSON.stringify(fields.kind)},"prevHash":${JSON.stringify(fields.prevHash)},"seq":${canonicalJson(fields.seq)}`;
-  const hash = sha256Hex(`{${head},${tail}}`);
-  return { hash, line: `{${head},"hash":${JSON.stringify(hash)},${tail}}` };
+  const head = `{${fields.actor !== undefined ? `"actor":${JSON.stringify(fields.actor)},` : ""}"at":${JSON.stringify(fields.at)},"data":`;
+  const tail = `"jobId":${JSON.stringify(fields.jobId)},"kind":${JSON.stringify(fields.kind)},"prevHash":${JSON.stringify(fields.prevHash)},"seq":${canonicalJson(fields.seq)}}`;
+  // Hashed piece by piece: the same bytes as the whole text without the hash, never made as one more string.
+  const hash = createHash("sha256").update(head).update(dataJson).update(",").update(tail).digest("hex");
+  return { hash, line: `${head}${dataJson},"hash":"${hash}",${tail}` };
 }
