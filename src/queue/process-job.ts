@@ -169,11 +169,10 @@ async function lock(deps: JobProcessDeps, a: Admitted, token?: string): Promise<
         ...(targets.azure ?? []).map((n) => `azure:${n}`),
       ]
     : [];
-  // A job that locks nothing it targets (vault-placement only reads) takes a lock of its own id instead: two
-  // deliveries of one job (a stall overlap) must not run side by side, and the ended mark is only read under a lock
-  // (scope). A job that was not admitted runs no step and needs none.
-  const resources = targeted.length === 0 && a.plan ? [jobLockResource(a.jobId)] : targeted;
-  if (resources.length === 0) return { locks: undefined, startedAt };
+  // A job that locks nothing it targets (vault-placement only reads; a job that could not be admitted, which fails
+  // without a step but still records its result) takes a lock of its own id instead: two deliveries of one job (a
+  // stall overlap) must not run side by side, and the ended mark is only read under a lock (scope).
+  const resources = targeted.length > 0 ? targeted : [jobLockResource(a.jobId)];
   try {
     const locks = await acquireDeviceLocks(deps.redis, resources, {
       owner: a.jobId,

@@ -213,4 +213,29 @@ describe("a job delivered again after it ended", () => {
     expect(recs.indexOf(released[0]!)).toBeLessThan(recs.indexOf(acquired[1]!));
     await queue.close();
   }, 120_000);
+
+  it("a job its worker cannot admit (the worker's fleet no longer names its device) holds its own lock while it records its one failed result", async () => {
+    const r = redis.client();
+    const queue = createJobQueue(r);
+    // Submitted against a fleet that still had the device; the workers' fleet does not.
+    const retired = { ...twin.fleet.devices[0]!, name: "hsm-retired" };
+    const submittedFleet = { ...twin.fleet, devices: [...twin.fleet.devices, retired] };
+    const { jobId } = await submitJob(queue, {
+      fleet: submittedFleet,
+      runbook: "patch-verify",
+      target: "hsm-retired",
+      actor: "operator:test",
+    });
+    await until(async () => (await queue.getJobState(jobId)) === "failed");
+    const recs = await records(jobId);
+    expect(recs.filter((x) => x.kind === "result").map((x) => data(x).status)).toEqual(["failed"]);
+    const acquired = recs.filter((x) => x.kind === "lock" && data(x).event === "acquired");
+    expect(
+      acquired.map((x) => (x.data as { locks: { resource: string }[] }).locks.map((l) => l.resource)),
+    ).toEqual([[`job:${jobId}`]]);
+    expect(recs.findIndex((x) => x.kind === "result")).toBeLessThan(
+      recs.findIndex((x) => x.kind === "lock" && data(x).event === "released"),
+    );
+    await queue.close();
+  }, 120_000);
 });
