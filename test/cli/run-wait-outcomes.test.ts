@@ -96,6 +96,8 @@ describe("run --wait: outcomes and exit codes", () => {
 
   it("a check that finds something: succeeded-with-findings, exit 5", async () => {
     const r = await lunafleet(["run", "patch-verify", "hsm-b3", "--wait"]);
+    // The submit line says what the worker will lock.
+    expect(r.stdout).toMatch(/^queued \S+: patch-verify on hsm-b3 \(3 steps; locks hsm-b3\)$/m);
     expect(r.stdout).toMatch(/finding: hsm-b3: KB0019789 reboot patch missing: REBOOT-UNSAFE/);
     expect(r.stdout).toMatch(/: succeeded-with-findings\n$/);
     expect(r.code).toBe(5);

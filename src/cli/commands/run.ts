@@ -55,9 +55,13 @@ export function registerRunCommand(program: Command): void {
         // The requester is whoever authenticated; --as only asserts who that is.
         await assertPrincipal(client, opts.as);
         const submitted = await client.submit({ runbook, params });
+        // What the worker will lock (process-job.ts): every device, client host and Managed HSM it targets, or else
+        // the job's own id.
+        const t = submitted.plan.targets;
+        const locked = [...t.devices, ...t.clientHosts, ...(t.azure ?? [])];
         console.log(
           `queued ${submitted.jobId}: ${runbook}${target ? ` on ${target}` : ""} ` +
-            `(${submitted.plan.steps.length} steps; locks ${[...submitted.plan.targets.devices, ...submitted.plan.targets.clientHosts].join(", ") || "none"})`,
+            `(${submitted.plan.steps.length} steps; locks ${locked.join(", ") || "no target, only the job's own id"})`,
         );
         return opts.wait ? waitAndPrint(client, submitted.jobId, opts.timeout * 1000) : undefined;
       });
