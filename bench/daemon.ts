@@ -600,7 +600,7 @@ export async function runDaemonBenchmark(opts: DaemonBenchOptions): Promise<Daem
     const overheadWallMsPerStep = (queued.wallMs - direct.wallMs) / steps;
     const overheadCpuMsPerStep =
       (queued.cpuMs + queued.redisCpuMs - (direct.cpuMs + direct.redisCpuMs)) / steps;
-    const jobsPerSecond = perSecond(queued.ok, queued.wallMs);
+    const jobsPerSecond = rate(median);
     const roundJobsPerSecond = rounds.map(rate);
     log(
       `daemon: ${fmt(jobsPerSecond)} jobs/s through the queue (median of ${QUEUED_ROUNDS} sweeps: ` +

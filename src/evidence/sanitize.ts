@@ -42,17 +42,25 @@ const SECRET_PAIRS = new Set([
  */
 const PUBLIC_NUMERIC_FIELDS = new Set(["fencingtoken", "fencetoken", "fencingtokens"]);
 
-/** Field names repeat (every record has "step", "command", ...): each is judged once. Bounded, then cleared. */
-const judged = new Map<string, boolean>();
-const JUDGED_MAX = 10_000;
+/**
+ * Field names repeat (every record has "step", "command", ...): each is judged, and its `"name":` written, once.
+ * Bounded, then cleared.
+ */
+const fieldNames = new Map<string, { secret: boolean; prefix: string }>();
+const FIELD_NAMES_MAX = 10_000;
+
+function fieldName(name: string): { secret: boolean; prefix: string } {
+  let known = fieldNames.get(name);
+  if (known === undefined) {
+    known = { secret: judgeFieldName(name), prefix: `${JSON.stringify(name)}:` };
+    if (fieldNames.size >= FIELD_NAMES_MAX) fieldNames.clear();
+    fieldNames.set(name, known);
+  }
+  return known;
+}
 
 export function isSecretFieldName(name: string): boolean {
-  const known = judged.get(name);
-  if (known !== undefined) return known;
-  const verdict = judgeFieldName(name);
-  if (judged.size >= JUDGED_MAX) judged.clear();
-  judged.set(name, verdict);
-  return verdict;
+  return fieldName(name).secret;
 }
 
 function judgeFieldName(name: string): boolean {
@@ -130,14 +138,15 @@ function cleanObjectJson(obj: Record<string, unknown>, depth: number, seen: Weak
   for (const key of keys) {
     const v = obj[key];
     if (v === undefined || typeof v === "function" || typeof v === "symbol") continue;
-    out += `${out.length > 1 ? "," : ""}${keyJson(key)}${fieldJson(key, v, depth, seen)}`;
+    const name = fieldName(key);
+    out += `${out.length > 1 ? "," : ""}${name.prefix}${fieldJson(key, name.secret, v, depth, seen)}`;
   }
   return `${out}}`;
 }
 
 /** The JSON of one field's value: whole fields under a secret name are replaced (see the header). */
-function fieldJson(key: string, v: unknown, depth: number, seen: WeakSet<object>): string {
-  if (!isSecretFieldName(key)) return cleanJson(v, depth + 1, seen);
+function fieldJson(key: string, secret: boolean, v: unknown, depth: number, seen: WeakSet<object>): string {
+  if (!secret) return cleanJson(v, depth + 1, seen);
   return PUBLIC_NUMERIC_FIELDS.has(key.toLowerCase().replace(/[^a-z]/g, "")) && typeof v === "number"
     ? canonicalJson(v)
     : JSON.stringify(REDACTED);
@@ -148,7 +157,7 @@ function renamedObjectJson(obj: Record<string, unknown>, depth: number, seen: We
   const out = new Map<string, string>();
   for (const [key, v] of Object.entries(obj)) {
     if (v === undefined || typeof v === "function" || typeof v === "symbol") continue;
-    out.set(redact(key), fieldJson(key, v, depth, seen));
+    out.set(redact(key), fieldJson(key, isSecretFieldName(key), v, depth, seen));
   }
   const keys = [...out.keys()].sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${out.get(k)}`).join(",")}}`;
@@ -168,17 +177,4 @@ function sortCodeUnits(keys: string[]): void {
     }
     keys[j + 1] = k;
   }
-}
-
-/** `"key":` for each field name seen (names repeat in every record): made once. Bounded, then cleared. */
-const keyPrefixes = new Map<string, string>();
-
-function keyJson(key: string): string {
-  let prefix = keyPrefixes.get(key);
-  if (prefix === undefined) {
-    prefix = `${JSON.stringify(key)}:`;
-    if (keyPrefixes.size >= JUDGED_MAX) keyPrefixes.clear();
-    keyPrefixes.set(key, prefix);
-  }
-  return prefix;
 }

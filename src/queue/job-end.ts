@@ -23,12 +23,10 @@ export async function letGo(
   evidence: EvidenceLog | undefined,
   marked: string | undefined,
 ): Promise<void> {
-  if (held.locks) {
-    const released = await held.locks.release().catch(() => [] as string[]);
-    await evidence
-      ?.append("lock", { event: "released", resources: released, worker: deps.workerId }, a.data.actor)
-      .catch(() => {});
-  }
+  const released = await held.locks.release().catch(() => [] as string[]);
+  await evidence
+    ?.append("lock", { event: "released", resources: released, worker: deps.workerId }, a.data.actor)
+    .catch(() => {});
   if (evidence && deps.evidenceSigner)
     await (marked
       ? signFinal(evidence, deps.evidenceSigner, marked)

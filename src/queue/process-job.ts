@@ -84,7 +84,8 @@ export interface Admitted {
 }
 
 export interface Locked {
-  locks: DeviceLockSet | undefined;
+  /** Every delivery holds locks: its targets', or its own id's (lock). */
+  locks: DeviceLockSet;
   startedAt: number;
 }
 
@@ -235,17 +236,16 @@ async function scope(
     // An earlier attempt that got as far as the request record (then crashed, stalled or failed) makes this one
     // a resumption, whatever BullMQ counted (a stall or a wait for locks does not count as an attempt).
     const requestedBefore = log.knownRecords().some((r) => r.kind === "requested");
-    if (locks)
-      await log.append(
-        "lock",
-        {
-          event: "acquired",
-          locks: locks.locks,
-          waitedMs: Date.now() - held.startedAt,
-          worker: deps.workerId,
-        },
-        a.data.actor,
-      );
+    await log.append(
+      "lock",
+      {
+        event: "acquired",
+        locks: locks.locks,
+        waitedMs: Date.now() - held.startedAt,
+        worker: deps.workerId,
+      },
+      a.data.actor,
+    );
     // Its stored result is read only for a job marked ended (rare): every other delivery is spared the read.
     const stored = ended ? await storedJobResult(redis, a.jobId) : undefined;
     if (ended && stored) {
@@ -275,24 +275,20 @@ async function scope(
       evidence: log,
       checkpoints,
       signal: cancel.signal,
-      ...(locks
-        ? {
-            locks: lockPort(locks, deps.lockWaitMs, deps.fleet, a.jobId),
-            // Logins go through the guard only, under this job's locks, on this job's shells.
-            guard: jobGuard({
-              guard: deps.loginGuard,
-              shells,
-              fleet: deps.fleet,
-              jobId: a.jobId,
-              locks,
-              evidence: log,
-              actor: a.data.actor,
-              runbook: a.runbook.name,
-              redis,
-              ...(facts ? { approvalFacts: facts } : {}),
-            }),
-          }
-        : {}),
+      locks: lockPort(locks, deps.lockWaitMs, deps.fleet, a.jobId),
+      // Logins go through the guard only, under this job's locks, on this job's shells.
+      guard: jobGuard({
+        guard: deps.loginGuard,
+        shells,
+        fleet: deps.fleet,
+        jobId: a.jobId,
+        locks,
+        evidence: log,
+        actor: a.data.actor,
+        runbook: a.runbook.name,
+        redis,
+        ...(facts ? { approvalFacts: facts } : {}),
+      }),
       attempt: requestedBefore ? Math.max(2, a.job.attemptsMade + 1) : a.job.attemptsMade + 1,
       actor: a.data.actor,
       log: a.log,
@@ -319,7 +315,7 @@ async function scope(
 }
 
 /** The lock a job that locks none of its targets holds instead (lock). */
-export function jobLockResource(jobId: string): string {
+function jobLockResource(jobId: string): string {
   return `job:${jobId}`;
 }
 
