@@ -61,6 +61,14 @@ const VIA_LABEL: Record<PlannedCommand["via"], string> = {
   sftp: "sftp",
 };
 
+/**
+ * The targets the worker locks for a job (src/queue/process-job.ts, lock): its devices, client hosts and Managed
+ * HSMs. None: it locks its own id instead.
+ */
+export function lockedTargets(targets: JobPlan["targets"]): string[] {
+  return [...targets.devices, ...targets.clientHosts, ...(targets.azure ?? [])];
+}
+
 /** Human-readable plan: header, locks, then one block per step with its commands. */
 export function renderPlan(plan: JobPlan): string {
   const out: string[] = [];
@@ -69,6 +77,10 @@ export function renderPlan(plan: JobPlan): string {
   out.push(`Locks devices: ${plan.targets.devices.join(", ") || "none"}`);
   out.push(`Client hosts: ${plan.targets.clientHosts.join(", ") || "none"}`);
   if (plan.targets.azure?.length) out.push(`Locks Managed HSMs: ${plan.targets.azure.join(", ")}`);
+  if (lockedTargets(plan.targets).length === 0)
+    out.push(
+      "Locks no target: the job holds a lock of its own id, so two deliveries of it never run side by side.",
+    );
   out.push(
     plan.changes
       ? "This job CHANGES devices or resources (steps marked [change])."

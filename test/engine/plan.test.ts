@@ -27,10 +27,19 @@ describe("planJob", () => {
     expect(plan.steps[6]?.commands).toEqual([]);
     const text = renderPlan(plan);
     expect(text).toContain("Locks devices: hsm-b1, hsm-b2, hsm-b3");
+    expect(text).not.toContain("Locks no target");
     expect(text).toContain("Read-only");
     expect(text).toContain("lunash hsm-b2> hsm show");
     expect(text).toContain("lunash hsm-b3> package list");
     expect(text).toMatch(/7\. \[read\] verdict/);
+  });
+
+  it("says that a job locking none of its targets (vault-placement) holds a lock of its own id", () => {
+    const plan = planJob(getRunbook("vault-placement"), { target: "fleet" }, fleet);
+    expect(plan.targets).toEqual({ devices: [], clientHosts: [] });
+    expect(renderPlan(plan)).toContain(
+      "Locks no target: the job holds a lock of its own id, so two deliveries of it never run side by side.",
+    );
   });
 
   it("lists tcp-check's probes with endpoints and vtl verify on the client hosts", () => {

@@ -2,6 +2,7 @@
 // published fleet, or --fleet), queue it, and with --wait print each step as it finishes.
 import type { Command } from "commander";
 import { getRunbook } from "../../../runbooks/index.ts";
+import { lockedTargets } from "../../engine/plan.ts";
 import { waitAndPrint } from "../job-wait.ts";
 import {
   assertPrincipal,
@@ -55,10 +56,7 @@ export function registerRunCommand(program: Command): void {
         // The requester is whoever authenticated; --as only asserts who that is.
         await assertPrincipal(client, opts.as);
         const submitted = await client.submit({ runbook, params });
-        // What the worker will lock (process-job.ts): every device, client host and Managed HSM it targets, or else
-        // the job's own id.
-        const t = submitted.plan.targets;
-        const locked = [...t.devices, ...t.clientHosts, ...(t.azure ?? [])];
+        const locked = lockedTargets(submitted.plan.targets);
         console.log(
           `queued ${submitted.jobId}: ${runbook}${target ? ` on ${target}` : ""} ` +
             `(${submitted.plan.steps.length} steps; locks ${locked.join(", ") || "no target, only the job's own id"})`,
